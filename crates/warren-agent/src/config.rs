@@ -1,0 +1,82 @@
+//! Agent configuration: what `warren agent` flags set.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Everything the agent needs to know at start. Built by the CLI; tests build
+/// it directly with [`AgentConfig::for_tests`].
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    /// Bearer token every request must carry; `None` means `--no-token`.
+    pub token: Option<String>,
+    /// Directory relative paths (file paths and `cwd`) resolve against.
+    pub workdir: PathBuf,
+    /// Default environment of every process (request `env` is merged over it).
+    pub env: BTreeMap<String, String>,
+    /// Optional jail: file routes refuse any path that resolves outside it.
+    pub root: Option<PathBuf>,
+    /// Limits that protect the agent.
+    pub limits: Limits,
+}
+
+/// Resource limits. Going over one is a 429 or 413 problem, never a crash.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Default `timeout_ms` of `processes/run`.
+    pub default_run_timeout: Duration,
+    /// Largest `timeout_ms` a request may ask for.
+    pub max_run_timeout: Duration,
+    /// Default `max_output_bytes` per stream of `processes/run`.
+    pub default_max_output: u64,
+    /// Largest `max_output_bytes` a request may ask for.
+    pub max_output_cap: u64,
+    /// Size of each managed process's output ring.
+    pub ring_bytes: usize,
+    /// Processes (run and managed, running) at once.
+    pub max_processes: usize,
+    /// Exited managed processes kept for `get`/`logs` before being forgotten.
+    pub max_exited_kept: usize,
+    /// How long an exited managed process is kept.
+    pub exited_ttl: Duration,
+    /// Largest JSON body.
+    pub max_json_body: usize,
+    /// Largest stdin payload of one request (decoded bytes).
+    pub max_stdin_bytes: usize,
+    /// Largest tar upload.
+    pub max_upload_bytes: u64,
+    /// Concurrent file watches.
+    pub max_watches: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            default_run_timeout: Duration::from_secs(60),
+            max_run_timeout: Duration::from_secs(24 * 3600),
+            default_max_output: 1 << 20,
+            max_output_cap: 64 << 20,
+            ring_bytes: 1 << 20,
+            max_processes: 1024,
+            max_exited_kept: 256,
+            exited_ttl: Duration::from_secs(600),
+            max_json_body: 4 << 20,
+            max_stdin_bytes: 1 << 20,
+            max_upload_bytes: 64 << 30,
+            max_watches: 64,
+        }
+    }
+}
+
+impl AgentConfig {
+    /// No token, the given workdir, default limits, empty default env, no jail.
+    pub fn for_tests(workdir: impl Into<PathBuf>) -> Self {
+        AgentConfig {
+            token: None,
+            workdir: workdir.into(),
+            env: BTreeMap::new(),
+            root: None,
+            limits: Limits::default(),
+        }
+    }
+}

@@ -1,0 +1,118 @@
+//! [`AgentError`]: every way an agent operation fails, each mapped to exactly
+//! one problem code at the HTTP edge ([`From<AgentError> for Problem`]).
+//! Internal errors are logged with their cause; the response says only that
+//! something failed on our side.
+
+use std::io;
+
+use warren_api::{ErrorCode, Problem};
+
+/// Failures of agent operations.
+#[derive(Debug, thiserror::Error)]
+pub enum AgentError {
+    /// The request is malformed or names invalid values.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// No managed process with this id.
+    #[error("no process with id {0}")]
+    ProcessNotFound(String),
+    /// The process has exited, so it cannot take stdin, signals or resizes.
+    #[error("process {0} is not running")]
+    ProcessNotRunning(String),
+    /// The process is still running and `force` was not given.
+    #[error("process {0} is still running; pass force=true to kill it first")]
+    ProcessStillRunning(String),
+    /// Too many processes at once.
+    #[error("too many processes running (limit {0})")]
+    TooManyProcesses(usize),
+    /// Too many watches at once.
+    #[error("too many watches (limit {0})")]
+    TooManyWatches(usize),
+    /// A body or payload over its limit.
+    #[error("{what} is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// The program could not be started.
+    #[error("cannot start {program}: {source}")]
+    Spawn {
+        /// The program that failed to start.
+        program: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Nothing exists at this path.
+    #[error("no such file or directory: {0}")]
+    FileNotFound(String),
+    /// The path escapes the agent's root jail.
+    #[error("path {0} is outside the agent's root")]
+    PathNotAllowed(String),
+    /// The destination already exists.
+    #[error("{0} already exists")]
+    AlreadyExists(String),
+    /// `edit` found its text zero or several times.
+    #[error("old_text occurs {count} times in {path}; it must occur exactly once")]
+    EditConflict {
+        /// The file edited.
+        path: String,
+        /// How many times `old_text` occurs.
+        count: usize,
+    },
+    /// A `Range` header that cannot be satisfied.
+    #[error("range not satisfiable for a file of {size} bytes")]
+    RangeNotSatisfiable {
+        /// The file's size.
+        size: u64,
+    },
+    /// An I/O failure on the given operation, not caused by the request.
+    #[error("{op}: {source}")]
+    Io {
+        /// The operation that failed.
+        op: &'static str,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl AgentError {
+    /// The stable problem code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            AgentError::InvalidRequest(_) | AgentError::Spawn { .. } => ErrorCode::InvalidRequest,
+            AgentError::ProcessNotFound(_) => ErrorCode::ProcessNotFound,
+            AgentError::ProcessNotRunning(_) => ErrorCode::ProcessNotRunning,
+            AgentError::ProcessStillRunning(_) => ErrorCode::Conflict,
+            AgentError::TooManyProcesses(_) | AgentError::TooManyWatches(_) => {
+                ErrorCode::TooManyRequests
+            }
+            AgentError::TooLarge { .. } => ErrorCode::PayloadTooLarge,
+            AgentError::FileNotFound(_) => ErrorCode::FileNotFound,
+            AgentError::PathNotAllowed(_) => ErrorCode::PathNotAllowed,
+            AgentError::AlreadyExists(_) => ErrorCode::AlreadyExists,
+            AgentError::EditConflict { .. } => ErrorCode::EditConflict,
+            AgentError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            AgentError::Io { .. } => ErrorCode::Internal,
+        }
+    }
+}
+
+impl From<AgentError> for Problem {
+    fn from(err: AgentError) -> Problem {
+        let code = err.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %err, "internal error");
+            Problem::new(code, "the agent failed to complete the operation")
+        } else {
+            Problem::new(code, err.to_string())
+        }
+    }
+}
+
+impl axum::response::IntoResponse for AgentError {
+    fn into_response(self) -> axum::response::Response {
+        Problem::from(self).into_response()
+    }
+}

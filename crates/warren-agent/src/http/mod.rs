@@ -1,0 +1,79 @@
+//! The agent's HTTP surface: one router built from one module per resource.
+//!
+//! - [`auth`]: the bearer-token layer (constant-time, `?access_token=` too).
+//! - [`health`]: `/v1/health`.
+//! - [`processes`]: `/v1/processes/...`.
+//! - [`files`]: `/v1/files/...`.
+//!
+//! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
+//! render; they hold no logic of their own. The OpenAPI document is collected
+//! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`.
+
+pub mod auth;
+pub mod files;
+pub mod health;
+pub mod processes;
+
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+
+use self::auth::SecurityAddon;
+use crate::AppState;
+
+/// Top-level OpenAPI metadata; paths come from the route modules.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Warren agent API",
+        description = "The in-sandbox agent: processes, terminals and files over HTTP.",
+        license(name = "Apache-2.0")
+    ),
+    components(schemas(warren_api::Problem, warren_api::ErrorCode)),
+    modifiers(&SecurityAddon),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// The routes and the OpenAPI document they describe.
+fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.config.limits.max_json_body;
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(processes::routes())
+        .merge(files::routes())
+        .split_for_parts();
+    let router = router
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .fallback(warren_api::extract::not_found)
+        .with_state(state);
+    (router, api)
+}
+
+/// The agent's router, with `/v1/openapi.json` served from the same document.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = parts(state);
+    let json = api.to_pretty_json().expect("OpenAPI document serializes");
+    router.route(
+        "/v1/openapi.json",
+        axum::routing::get(move || async move {
+            ([(http::header::CONTENT_TYPE, "application/json")], json)
+        }),
+    )
+}
+
+/// The OpenAPI document of the agent API, as committed in `docs/openapi/agent.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let config = crate::AgentConfig::for_tests("/");
+    // The state is only needed to build the router; no process is started.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    rt.block_on(async { parts(AppState::new(config)).1 })
+}

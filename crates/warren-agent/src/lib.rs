@@ -1,0 +1,50 @@
+//! `warren agent`: the daemon inside every sandbox (and standalone on any
+//! Linux host). It serves the agent API of `API.md` over TCP and unix sockets.
+//!
+//! Layout:
+//! - [`config`]: [`AgentConfig`], everything the command line sets.
+//! - [`http`]: the axum router, auth, OpenAPI; handlers are thin and call the
+//!   domain modules below.
+//! - [`process`]: the process supervisor (spawn, process groups, PTYs, output
+//!   rings with byte cursors, the SIGCHLD reaper).
+//! - [`files`]: file operations under an optional root jail, tar, inotify watch.
+//! - [`error`]: [`AgentError`], every failure mapped to one problem code.
+//! - [`serve`]: binds listeners and runs until SIGTERM, then stops every
+//!   process it started.
+
+pub mod config;
+pub mod error;
+pub mod files;
+pub mod http;
+pub mod process;
+pub mod serve;
+
+pub use config::AgentConfig;
+pub use error::AgentError;
+pub use serve::{run, Listen};
+
+use std::sync::Arc;
+
+/// Shared state handed to every handler.
+#[derive(Clone)]
+pub struct AppState {
+    /// Immutable configuration.
+    pub config: Arc<AgentConfig>,
+    /// The process supervisor.
+    pub processes: process::Supervisor,
+    /// File operations (path resolution under the jail).
+    pub files: files::Files,
+}
+
+impl AppState {
+    /// State for a configuration. Must be called inside a tokio runtime (the
+    /// supervisor starts its reaper task).
+    pub fn new(config: AgentConfig) -> Self {
+        let config = Arc::new(config);
+        AppState {
+            processes: process::Supervisor::new(config.clone()),
+            files: files::Files::new(config.clone()),
+            config,
+        }
+    }
+}

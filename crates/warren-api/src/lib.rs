@@ -1,0 +1,20 @@
+//! Wire types shared by every Warren component.
+//!
+//! - [`problem`]: the RFC 7807 error body and its stable [`problem::ErrorCode`]s.
+//! - [`ids`]: prefixed random identifiers (`sbx_`, `proc_`, ...).
+//! - [`agent`]: request and response bodies of the in-sandbox agent API.
+//! - `extract` (feature `axum`): axum extractors whose rejections are problems.
+//!
+//! Nothing here performs I/O; the crate is safe to use from clients, the
+//! server and the agent alike.
+
+pub mod agent;
+#[cfg(feature = "axum")]
+pub mod extract;
+pub mod ids;
+pub mod problem;
+
+pub use problem::{ErrorCode, Problem};
+
+/// The version every component reports in `/v1/health`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

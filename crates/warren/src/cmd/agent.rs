@@ -1,0 +1,80 @@
+//! `warren agent`: flags to [`warren_agent::AgentConfig`], then [`warren_agent::run`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use clap::Args;
+use warren_agent::{config::Limits, AgentConfig, Listen};
+
+/// Flags of `warren agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// Where to listen: HOST:PORT or unix:/path. Repeatable.
+    #[arg(long = "listen", default_value = "127.0.0.1:7071")]
+    listen: Vec<Listen>,
+    /// Token every request must carry (Authorization: Bearer, or ?access_token=).
+    #[arg(long, env = "WARREN_AGENT_TOKEN", conflicts_with = "no_token")]
+    token: Option<String>,
+    /// Serve without a token (only for sockets that nothing untrusted can reach).
+    #[arg(long)]
+    no_token: bool,
+    /// Directory that relative paths resolve against (default: the current directory).
+    #[arg(long)]
+    workdir: Option<PathBuf>,
+    /// Default environment of every process, K=V. Repeatable.
+    #[arg(long = "env", value_parser = parse_env)]
+    env: Vec<(String, String)>,
+    /// Refuse every file path that resolves outside this directory.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// Largest timeout_ms a run may ask for, in milliseconds.
+    #[arg(long, default_value_t = 24 * 3600 * 1000)]
+    max_timeout_ms: u64,
+    /// Bytes of output kept per managed process.
+    #[arg(long, default_value_t = 1 << 20)]
+    ring_bytes: usize,
+    /// Processes running at once.
+    #[arg(long, default_value_t = 1024)]
+    max_processes: usize,
+}
+
+fn parse_env(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected K=V, got {s:?}")),
+    }
+}
+
+/// Runs the agent until SIGTERM.
+pub fn run(args: AgentArgs) -> anyhow::Result<()> {
+    super::init_logging();
+    if args.token.is_none() && !args.no_token {
+        bail!("give --token TOKEN (or WARREN_AGENT_TOKEN), or --no-token to serve without one");
+    }
+    let workdir = match args.workdir {
+        Some(dir) => dir,
+        None => std::env::current_dir().context("reading the current directory")?,
+    };
+    let limits = Limits {
+        max_run_timeout: std::time::Duration::from_millis(args.max_timeout_ms),
+        ring_bytes: args.ring_bytes.max(4096),
+        max_processes: args.max_processes.max(1),
+        ..Limits::default()
+    };
+    let config = AgentConfig {
+        token: args.token,
+        workdir,
+        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        root: args.root,
+        limits,
+    };
+    // PID 1 inside a sandbox, or a subreaper standalone: orphans come to us.
+    warren_agent::process::become_subreaper();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the tokio runtime")?;
+    rt.block_on(warren_agent::run(config, args.listen))
+}

@@ -1,0 +1,27 @@
+//! The `warren` binary: dispatches to the library crates and decides nothing
+//! itself. `warren agent` runs the in-sandbox daemon ([`warren_agent`]).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Self-hosted sandboxes for AI agents.
+#[derive(Debug, Parser)]
+#[command(name = "warren", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the agent daemon (inside a sandbox, or standalone on any Linux host).
+    Agent(cmd::agent::AgentArgs),
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Agent(args) => cmd::agent::run(args),
+    }
+}
