@@ -1,0 +1,82 @@
+//! Isolation and storage for sandboxes. Knows nothing of HTTP, tenants or the
+//! database: the server hands it a [`SandboxSpec`] and a storage path and gets
+//! back a running, isolated `warren agent`.
+//!
+//! The two seams are traits:
+//! - [`Runtime`]: starts, stops, freezes and finds sandboxes
+//!   ([`namespaces::NamespaceRuntime`] today; a micro-VM later).
+//! - [`storage::StorageDriver`]: templates, writable roots and read-only
+//!   snapshots ([`storage::btrfs::BtrfsDriver`], [`storage::copy::CopyDriver`]).
+//!
+//! Layout: [`spec`] (what a sandbox is made of), [`namespaces`] (clone, mounts,
+//! pivot_root, uid maps, capabilities, seccomp; the code that runs in the
+//! single-threaded `warren __sandbox-init` helper), [`cgroups`] (v2 and v1/hybrid),
+//! [`storage`] (drivers and the btrfs pool), [`template`] (debootstrap, spec
+//! builds, OCI import).
+
+pub mod spec;
+
+pub use spec::{Resources, SandboxSpec};
+
+/// Errors of the runtime seam.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    /// The sandbox could not be started; `stage` names the step that failed.
+    #[error("starting sandbox {id} failed at {stage}: {reason}")]
+    Start {
+        /// Sandbox id.
+        id: String,
+        /// Step that failed (e.g. "clone", "pivot_root", "cgroup").
+        stage: String,
+        /// What the failing step reported.
+        reason: String,
+    },
+    /// An operation on cgroups failed.
+    #[error("cgroup {op} for {id}: {source}")]
+    Cgroup {
+        /// Operation.
+        op: &'static str,
+        /// Sandbox id.
+        id: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Requested resources exceed what the host has.
+    #[error("{0}")]
+    ResourcesTooLarge(String),
+    /// No running sandbox with this id.
+    #[error("sandbox {0} is not running")]
+    NotRunning(String),
+}
+
+/// A started sandbox as the host sees it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Started {
+    /// Host pid of the sandbox's PID 1 (the agent).
+    pub pid: i32,
+    /// The agent's unix socket on the host side.
+    pub agent_socket: std::path::PathBuf,
+}
+
+/// The isolation seam: how sandboxes are run.
+///
+/// Implementations must not make sandboxes children of the calling process:
+/// a `kill -9` of the server leaves them running, and [`Runtime::running`]
+/// finds them again after a restart.
+pub trait Runtime: Send + Sync + 'static {
+    /// Starts the sandbox and returns once its agent accepts connections on
+    /// `spec.run_dir/agent.sock`.
+    fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError>;
+    /// Kills every process of the sandbox and removes its cgroups and mounts.
+    /// Stopping a sandbox that is not running is not an error.
+    fn stop(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Host pid of the sandbox's PID 1 if it is running.
+    fn pid(&self, id: &str) -> Option<i32>;
+    /// Freezes every process of the sandbox (cgroup freezer).
+    fn freeze(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Thaws a frozen sandbox.
+    fn thaw(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Ids of every sandbox this runtime finds running on the machine (after
+    /// a restart: the ones to reattach).
+    fn running(&self) -> Vec<String>;
+}

@@ -1,0 +1,1 @@
+//! The Warren control plane (`warren server`).
