@@ -45,12 +45,12 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(files::routes())
         .split_for_parts();
     let router = router
+        .fallback(warren_api::extract::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
-        .fallback(warren_api::extract::not_found)
         .with_state(state);
     (router, api)
 }
