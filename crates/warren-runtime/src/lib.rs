@@ -15,6 +15,7 @@
 //! builds, OCI import).
 
 pub mod spec;
+pub mod storage;
 
 pub use spec::{Resources, SandboxSpec};
 
