@@ -17,7 +17,7 @@
 pub mod spec;
 pub mod storage;
 
-pub use spec::{Resources, SandboxSpec};
+pub use spec::{Resources, SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 
 /// Errors of the runtime seam.
 #[derive(Debug, thiserror::Error)]

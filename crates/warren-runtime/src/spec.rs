@@ -46,3 +46,11 @@ pub struct SandboxSpec {
     /// Limits.
     pub resources: Resources,
 }
+
+/// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a
+/// sandbox is this uid on the host. All sandboxes share the range (templates
+/// are shifted into it once, at build time); namespaces keep them apart.
+pub const SANDBOX_ID_BASE: u32 = 100_000;
+
+/// Number of ids mapped into each sandbox (0..65535 inside).
+pub const SANDBOX_ID_COUNT: u32 = 65_536;
