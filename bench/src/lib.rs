@@ -1,0 +1,162 @@
+//! Shared pieces of the benchmark programs: latency statistics, child
+//! processes that are killed on drop, and locating the binaries under test.
+//!
+//! Every benchmark prints a table with medians, p99 and the ratio against
+//! the peer measured in the same run; the README quotes those tables.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// Latency samples of one measured operation.
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    values: Vec<Duration>,
+}
+
+impl Samples {
+    /// Records one sample.
+    pub fn push(&mut self, d: Duration) {
+        self.values.push(d);
+    }
+
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.values.len()
+    }
+
+    /// Whether no sample was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.values.is_empty()
+    }
+
+    /// The q-quantile (0.0..=1.0), nearest-rank.
+    pub fn quantile(&self, q: f64) -> Duration {
+        let mut v = self.values.clone();
+        v.sort();
+        if v.is_empty() {
+            return Duration::ZERO;
+        }
+        let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
+        v[rank - 1]
+    }
+
+    /// Median.
+    pub fn p50(&self) -> Duration {
+        self.quantile(0.50)
+    }
+
+    /// 99th percentile.
+    pub fn p99(&self) -> Duration {
+        self.quantile(0.99)
+    }
+}
+
+/// Milliseconds with three decimals.
+pub fn ms(d: Duration) -> String {
+    format!("{:.3} ms", d.as_secs_f64() * 1000.0)
+}
+
+/// Prints one row comparing Warren with a peer: p50, p99 and the p50 ratio.
+pub fn print_compare(what: &str, ours: &Samples, peer_name: &str, peer: &Samples) {
+    let ratio = ours.p50().as_secs_f64() / peer.p50().as_secs_f64().max(1e-9);
+    println!(
+        "| {what} | warren p50 {} p99 {} | {peer_name} p50 {} p99 {} | ratio (p50) {ratio:.2}x | n={} |",
+        ms(ours.p50()),
+        ms(ours.p99()),
+        ms(peer.p50()),
+        ms(peer.p99()),
+        ours.len()
+    );
+}
+
+/// Prints one row of Warren-only figures.
+pub fn print_row(what: &str, s: &Samples) {
+    println!(
+        "| {what} | p50 {} | p99 {} | n={} |",
+        ms(s.p50()),
+        ms(s.p99()),
+        s.len()
+    );
+}
+
+/// A child process killed (SIGKILL) and reaped when dropped.
+pub struct Guard {
+    /// The child.
+    pub child: Child,
+}
+
+impl Guard {
+    /// Spawns `cmd` with stdout/stderr sent to /dev/null unless `BENCH_VERBOSE` is set.
+    pub fn spawn(mut cmd: Command) -> anyhow::Result<Guard> {
+        if std::env::var_os("BENCH_VERBOSE").is_none() {
+            cmd.stdout(Stdio::null()).stderr(Stdio::null());
+        }
+        let child = cmd.spawn()?;
+        Ok(Guard { child })
+    }
+
+    /// The child's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Resident set size of a process in KiB (VmRSS).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// The repository root (the bench crate's parent).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf()
+}
+
+/// The `warren` binary to measure: `$WARREN_BIN`, else target/release/warren.
+pub fn warren_bin() -> PathBuf {
+    std::env::var_os("WARREN_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/release/warren"))
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Polls `url` until it answers 2xx or `timeout` passes.
+pub async fn wait_ready(
+    http: &reqwest::Client,
+    url: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if let Ok(r) = http.get(url).send().await {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if start.elapsed() > timeout {
+            anyhow::bail!("{url} did not answer within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
