@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds release binaries, installs the peers the benchmarks compare against,
+# and runs a benchmark: `scripts/bench.sh agent`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+which=${1:-agent}
+cargo build --release -p warren -p warren-bench
+
+peer_dir=.bench/peers
+case "$which" in
+  agent)
+    if [ ! -x "$peer_dir/node_modules/@sandbox-agent/cli-linux-x64/bin/sandbox-agent" ]; then
+      mkdir -p "$peer_dir"
+      (cd "$peer_dir" && npm install --no-save --no-audit --no-fund --silent @sandbox-agent/cli-linux-x64@0.4.2)
+    fi
+    SANDBOX_AGENT_BIN="$PWD/$peer_dir/node_modules/@sandbox-agent/cli-linux-x64/bin/sandbox-agent" \
+      target/release/bench-agent
+    ;;
+  *)
+    echo "unknown benchmark: $which (known: agent)" >&2
+    exit 2
+    ;;
+esac

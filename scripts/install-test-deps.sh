@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs, on top of scripts/install-deps.sh:
+# cargo-nextest (if missing) and a Python venv with schemathesis.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+"$here/install-deps.sh"
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+
+venv=${WARREN_TEST_VENV:-/var/cache/warren-test/venv}
+if [ ! -x "$venv/bin/schemathesis" ]; then
+  mkdir -p "$(dirname "$venv")"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5'
+fi

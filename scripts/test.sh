@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it (.ci/run calls exactly this):
+# installs what the tests need, runs every Rust test with nextest, then
+# fuzzes the running agent with schemathesis against its committed OpenAPI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install-test-deps.sh
+
+export CARGO_TERM_COLOR=never
+cargo build --workspace --all-targets
+cargo nextest run --workspace --no-fail-fast
+
+scripts/schemathesis.sh
