@@ -1,14 +1,35 @@
 //! Storage: where templates, sandbox roots and checkpoints live.
 //!
 //! A [`StorageDriver`] makes volumes (directories that can be snapshotted)
-//! and snapshots of them. With btrfs every volume is a subvolume and every
-//! snapshot O(1) in the size of the data; the copy driver does the same with
-//! plain directories and `cp -a`-like copies (slower, same behaviour).
+//! and snapshots of them. With btrfs ([`btrfs::BtrfsDriver`]) every volume is
+//! a subvolume and every snapshot O(1) in the size of the data; the copy
+//! driver ([`copy::CopyDriver`]) does the same with plain directories and
+//! `cp -a`-like copies (slower, same behaviour).
 //!
-//! The [`Pool`] owns the on-disk layout under the state directory:
-//! `templates/<name>`, `sandboxes/<id>`, `checkpoints/<id>`, `layers/<hash>`.
+//! The [`Pool`] owns the on-disk layout under the state directory (see
+//! [`pool`] for how it is found, created and mounted):
+//!
+//! ```text
+//! STATE_DIR/
+//!   pool.driver         "btrfs" or "copy": the driver this pool was made with
+//!   pool.lock           flock held while a process opens or closes the pool
+//!   pool.img            sparse btrfs image (only when STATE_DIR is not on btrfs)
+//!   pool/               the pool root (the image's mount point, or a plain dir)
+//!     templates/<name>  read-only volume: a template's root file system
+//!     sandboxes/<id>    writable volume: a sandbox's root
+//!     checkpoints/<id>  read-only volume: a checkpoint of a sandbox
+//!     layers/<hash>     read-only volume: a cached template build step
+//!     tmp/              volumes under construction, lock files
+//! ```
+
+pub mod btrfs;
+pub mod copy;
+mod loopdev;
+pub mod pool;
 
 use std::path::Path;
+
+pub use pool::{Driver, Pool, PoolOptions};
 
 /// Errors of storage operations; each names the operation and path.
 #[derive(Debug, thiserror::Error)]
@@ -37,20 +58,151 @@ pub enum StorageError {
     /// The destination already exists.
     #[error("{0} already exists")]
     AlreadyExists(String),
+    /// The path exists but is not a volume of this driver (a plain directory
+    /// or file), so the driver refuses to snapshot or delete it.
+    #[error("{0} is not a volume")]
+    NotAVolume(String),
+    /// A template name, sandbox id, checkpoint id or layer hash that cannot be
+    /// used as one path component.
+    #[error("invalid name {0:?}: use 1 to 128 of [A-Za-z0-9._-], not starting with '.' or '-'")]
+    InvalidName(String),
+    /// The pool was made with another driver than the one asked for.
+    #[error("the pool in {state_dir} uses the {found} driver, not {requested}")]
+    DriverMismatch {
+        /// The state directory.
+        state_dir: String,
+        /// Driver recorded in `pool.driver`.
+        found: String,
+        /// Driver asked for.
+        requested: &'static str,
+    },
+    /// Something else is mounted where the pool should be.
+    #[error("{path} is a mount of {fstype}, not a btrfs pool")]
+    ForeignMount {
+        /// The pool directory.
+        path: String,
+        /// File system type found there.
+        fstype: String,
+    },
+}
+
+impl StorageError {
+    /// Shorthand for [`StorageError::Io`].
+    pub(crate) fn io(op: &'static str, path: &Path, source: std::io::Error) -> Self {
+        StorageError::Io {
+            op,
+            path: path.display().to_string(),
+            source,
+        }
+    }
 }
 
 /// The storage seam: volumes and snapshots.
+///
+/// Paths are host paths inside the pool. A snapshot does not include the
+/// contents of volumes nested inside its source: they appear as empty
+/// directories (btrfs semantics, which the copy driver reproduces).
 pub trait StorageDriver: Send + Sync + 'static {
     /// `"btrfs"` or `"copy"`.
     fn name(&self) -> &'static str;
     /// Creates an empty writable volume at `path` (its parent must exist).
     fn create_volume(&self, path: &Path) -> Result<(), StorageError>;
     /// Makes `dst` a snapshot of the volume `src`: read-only if asked, else writable.
-    /// O(1) on btrfs.
+    /// O(1) on btrfs. A writable snapshot of a read-only volume is allowed.
     fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError>;
-    /// Deletes the volume at `path` and everything in it. Deleting a missing
-    /// volume is not an error.
+    /// Deletes the volume at `path` and everything in it, read-only or not,
+    /// including volumes nested inside it. Deleting a missing volume is not
+    /// an error.
     fn delete(&self, path: &Path) -> Result<(), StorageError>;
+    /// Makes an existing volume read-only or writable again (templates and
+    /// layers are built writable, then frozen before they are published).
+    fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;
     /// Whether `path` is a volume of this driver.
     fn is_volume(&self, path: &Path) -> bool;
+}
+
+/// Checks that `name` can be used as one path component of the pool layout.
+pub fn validate_name(name: &str) -> Result<(), StorageError> {
+    let ok = !name.is_empty()
+        && name.len() <= 128
+        && !name.starts_with('.')
+        && !name.starts_with('-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(StorageError::InvalidName(name.to_string()))
+    }
+}
+
+/// Finds an executable in `PATH` and the sbin directories (which a root
+/// `PATH` may lack when set by a service manager).
+pub(crate) fn find_program(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(Into::into))
+        .map(|dir| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Runs `cmd` to completion (stdin closed) and maps failure to
+/// [`StorageError::Command`] with the tail of its stderr.
+pub(crate) fn run_command(cmd: &mut std::process::Command) -> Result<(), StorageError> {
+    let line = format!("{cmd:?}");
+    let out = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| StorageError::Command {
+            command: line.clone(),
+            stderr: e.to_string(),
+        })?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(10).collect();
+    Err(StorageError::Command {
+        command: line,
+        stderr: format!(
+            "{}: {}",
+            out.status,
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        ),
+    })
+}
+
+/// Splits a volume path into its parent directory and final component.
+pub(crate) fn split_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), StorageError> {
+    match (path.parent(), path.file_name()) {
+        (Some(parent), Some(name)) => {
+            let parent = if parent.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                parent
+            };
+            Ok((parent, name))
+        }
+        _ => Err(StorageError::io(
+            "split path",
+            path,
+            std::io::Error::from(std::io::ErrorKind::InvalidInput),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["base", "sbx_01J", "a.b-c_d", "0"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", ".", "..", ".hidden", "-x", "a/b", "a b", &"x".repeat(129)] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }
