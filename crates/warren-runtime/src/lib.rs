@@ -14,6 +14,8 @@
 //! [`storage`] (drivers and the btrfs pool), [`template`] (debootstrap, spec
 //! builds, OCI import).
 
+pub mod cgroups;
+pub mod namespaces;
 pub mod spec;
 pub mod storage;
 
@@ -45,6 +47,9 @@ pub enum RuntimeError {
     /// Requested resources exceed what the host has.
     #[error("{0}")]
     ResourcesTooLarge(String),
+    /// Requested resources are malformed or too small to run a sandbox.
+    #[error("{0}")]
+    InvalidResources(String),
     /// No running sandbox with this id.
     #[error("sandbox {0} is not running")]
     NotRunning(String),

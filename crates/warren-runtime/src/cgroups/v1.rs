@@ -1,0 +1,201 @@
+//! cgroup v1 (and hybrid hosts): one directory per hierarchy.
+//!
+//! Limits go to the cpu (`cpu.cfs_quota_us` over `cpu.cfs_period_us`),
+//! memory (`memory.limit_in_bytes`, and `memory.memsw.limit_in_bytes` where
+//! swap accounting is on, so that swap counts too) and pids (`pids.max`)
+//! controllers; the freezer freezes and stops. cpuacct, `name=systemd` and the
+//! unified hierarchy of a hybrid host are joined too (no limits there) so
+//! that the sandbox leaves the server's own cgroups everywhere.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::{
+    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, subdirs, wait_until, write_file, Backend,
+    CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
+};
+use crate::Resources;
+
+/// Hierarchies that must be mounted: limits and the freezer.
+const REQUIRED: [&str; 4] = ["cpu", "memory", "pids", "freezer"];
+
+/// Hierarchies joined when present, for accounting and process tracking.
+const OPTIONAL: [&str; 3] = ["cpuacct", "systemd", "unified"];
+
+/// The v1/hybrid layout.
+#[derive(Debug)]
+pub struct V1 {
+    parent: String,
+    cpu: PathBuf,
+    memory: PathBuf,
+    pids: PathBuf,
+    freezer: PathBuf,
+    /// Every hierarchy joined (deduplicated: `cpu` and `cpuacct` are often
+    /// one mount reached through two symlinks).
+    all: Vec<PathBuf>,
+}
+
+impl V1 {
+    /// Finds the hierarchies under `root`; fails if a required controller is
+    /// not mounted.
+    pub fn new(root: &Path, parent: &str) -> io::Result<V1> {
+        let mount = |name: &str| -> Option<PathBuf> {
+            let path = std::fs::canonicalize(root.join(name)).ok()?;
+            let fs = nix::sys::statfs::statfs(&path).ok()?;
+            let t = fs.filesystem_type();
+            (t == nix::sys::statfs::CGROUP_SUPER_MAGIC
+                || t == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
+                .then_some(path)
+        };
+        let mut required = Vec::with_capacity(REQUIRED.len());
+        for name in REQUIRED {
+            let path = mount(name).ok_or_else(|| {
+                io::Error::new(
+                    io::ErrorKind::NotFound,
+                    format!(
+                        "cgroup v1 controller {name} is not mounted under {}",
+                        root.display()
+                    ),
+                )
+            })?;
+            required.push(path);
+        }
+        let mut all = required.clone();
+        for path in OPTIONAL.iter().filter_map(|name| mount(name)) {
+            if !all.contains(&path) {
+                all.push(path);
+            }
+        }
+        all.dedup();
+        let [cpu, memory, pids, freezer] = <[PathBuf; 4]>::try_from(required)
+            .map_err(|_| io::Error::other("required controllers"))?;
+        Ok(V1 {
+            parent: parent.to_string(),
+            cpu,
+            memory,
+            pids,
+            freezer,
+            all,
+        })
+    }
+
+    fn dir(&self, hierarchy: &Path, id: &str) -> PathBuf {
+        hierarchy.join(&self.parent).join(id)
+    }
+
+    fn freezer_state(&self, id: &str) -> io::Result<String> {
+        let path = self.dir(&self.freezer, id).join("freezer.state");
+        Ok(std::fs::read_to_string(path)?.trim().to_string())
+    }
+
+    fn set_memory(&self, id: &str, bytes: u64) -> io::Result<()> {
+        let dir = self.dir(&self.memory, id);
+        let limit = dir.join("memory.limit_in_bytes");
+        let memsw = dir.join("memory.memsw.limit_in_bytes");
+        let value = bytes.to_string();
+        // memsw must stay >= limit at every step: lowering goes limit then
+        // memsw, raising memsw then limit. Trying limit first covers both.
+        let first = write_file(&limit, &value);
+        if memsw.exists() {
+            write_file(&memsw, &value)?;
+        }
+        if first.is_err() {
+            write_file(&limit, &value)?;
+        }
+        Ok(())
+    }
+}
+
+impl Backend for V1 {
+    fn name(&self) -> &'static str {
+        "v1"
+    }
+
+    fn create(&self, id: &str, resources: &Resources) -> io::Result<()> {
+        for hierarchy in &self.all {
+            mkdir_all(&self.dir(hierarchy, id))?;
+        }
+        let cpu = self.dir(&self.cpu, id);
+        write_file(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
+        write_file(
+            &cpu.join("cpu.cfs_quota_us"),
+            &cpu_quota_us(resources.cpus).to_string(),
+        )?;
+        self.set_memory(id, resources.memory_mb << 20)?;
+        write_file(
+            &self.dir(&self.pids, id).join("pids.max"),
+            &resources.pids.to_string(),
+        )?;
+        Ok(())
+    }
+
+    fn procs_files(&self, id: &str) -> Vec<PathBuf> {
+        self.all
+            .iter()
+            .map(|h| self.dir(h, id).join("cgroup.procs"))
+            .collect()
+    }
+
+    fn exists(&self, id: &str) -> bool {
+        self.dir(&self.freezer, id).is_dir()
+    }
+
+    fn pids(&self, id: &str) -> Vec<i32> {
+        read_pids(&self.dir(&self.freezer, id).join("cgroup.procs"))
+    }
+
+    fn freeze(&self, id: &str) -> io::Result<()> {
+        let state = self.dir(&self.freezer, id).join("freezer.state");
+        write_file(&state, "FROZEN")?;
+        // A task in an uninterruptible sleep can leave the cgroup FREEZING;
+        // writing FROZEN again retries it.
+        wait_until(FREEZE_TIMEOUT, "freezing", || {
+            match self.freezer_state(id).as_deref() {
+                Ok("FROZEN") => true,
+                _ => {
+                    let _ = write_file(&state, "FROZEN");
+                    false
+                }
+            }
+        })
+    }
+
+    fn thaw(&self, id: &str) -> io::Result<()> {
+        write_file(&self.dir(&self.freezer, id).join("freezer.state"), "THAWED")
+    }
+
+    fn kill_all(&self, id: &str) -> io::Result<()> {
+        // Frozen tasks cannot fork while we collect their pids; a SIGKILL
+        // sent to a frozen task takes effect at thaw.
+        // A freeze that does not complete still leaves the kill below to
+        // retry until the cgroup is empty.
+        if let Err(e) = self.freeze(id) {
+            tracing::warn!(id, error = %e, "freezing before the kill");
+        }
+        kill_pids(&self.pids(id));
+        self.thaw(id)?;
+        wait_until(KILL_TIMEOUT, "emptying the cgroup", || {
+            let pids = self.pids(id);
+            kill_pids(&pids);
+            pids.is_empty()
+                && self
+                    .procs_files(id)
+                    .iter()
+                    .all(|procs| read_pids(procs).is_empty())
+        })
+    }
+
+    fn remove(&self, id: &str) -> io::Result<()> {
+        let mut first_error = None;
+        for hierarchy in &self.all {
+            if let Err(e) = rmdir(&self.dir(hierarchy, id)) {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn list(&self) -> Vec<String> {
+        subdirs(&self.freezer.join(&self.parent))
+    }
+}

@@ -1,0 +1,134 @@
+//! The sandbox's init (PID 1 of its pid namespace) before it becomes the
+//! agent: file system, hostname, loopback, capabilities, seccomp, `execve`.
+//!
+//! Runs in a child of the single-threaded `__sandbox-init` helper, already in
+//! every new namespace, as root of its user namespace with all capabilities
+//! of that namespace. Any failure is returned as a [`StageError`] that the
+//! caller sends to the helper before exiting.
+
+use std::convert::Infallible;
+use std::ffi::CString;
+use std::path::Path;
+
+use super::mounts::{build_and_pivot, RootPlan};
+use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY};
+use crate::SandboxSpec;
+
+/// `PATH` of the agent and, unless the spec's env overrides it, of every
+/// process it starts.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// Sets the sandbox up and execs the agent; returns only on failure.
+pub fn setup_and_exec(spec: &SandboxSpec, rootfs: &Path) -> Result<Infallible, StageError> {
+    // Detach from the server's session and controlling terminal.
+    nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    build_and_pivot(&RootPlan {
+        rootfs,
+        run_dir: &spec.run_dir,
+        warren_binary: &spec.warren_binary,
+    })?;
+    nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
+    loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
+    workdir(&spec.workdir)?;
+    let (argv, envp) = agent_command(spec)?;
+    caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
+    seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
+    let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
+    let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    Err(StageError::new(
+        "exec",
+        format!("{SANDBOX_WARREN_BINARY}: {err}"),
+    ))
+}
+
+/// Creates the agent's working directory if needed (inside the new root) and
+/// enters it.
+fn workdir(dir: &str) -> Result<(), StageError> {
+    if !dir.starts_with('/') {
+        return Err(StageError::new(
+            "workdir",
+            format!("{dir:?} is not an absolute path"),
+        ));
+    }
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::env::set_current_dir(dir))
+        .map_err(|e| StageError::new("workdir", format!("{dir}: {e}")))
+}
+
+/// `warren agent --listen unix:/run/warren/agent.sock --no-token --workdir
+/// DIR --env K=V...` with a minimal environment.
+fn agent_command(spec: &SandboxSpec) -> Result<(Vec<CString>, Vec<CString>), StageError> {
+    let mut argv = vec![
+        "warren".to_string(),
+        "agent".to_string(),
+        "--listen".to_string(),
+        format!("unix:{AGENT_SOCKET_IN_SANDBOX}"),
+        "--no-token".to_string(),
+        "--workdir".to_string(),
+        spec.workdir.clone(),
+    ];
+    for (key, value) in &spec.env {
+        if key.is_empty() || key.contains('=') {
+            return Err(StageError::new(
+                "exec",
+                format!("bad environment name {key:?}"),
+            ));
+        }
+        argv.push("--env".to_string());
+        argv.push(format!("{key}={value}"));
+    }
+    let mut env = vec![
+        format!("PATH={DEFAULT_PATH}"),
+        "HOME=/root".to_string(),
+        format!("HOSTNAME={}", spec.id),
+    ];
+    // The agent's own log level follows the server's.
+    if let Ok(level) = std::env::var("RUST_LOG") {
+        env.push(format!("RUST_LOG={level}"));
+    }
+    let argv = argv
+        .iter()
+        .map(|a| cstring("argument", a))
+        .collect::<Result<_, _>>()?;
+    let env = env
+        .iter()
+        .map(|e| cstring("environment", e))
+        .collect::<Result<_, _>>()?;
+    Ok((argv, env))
+}
+
+fn cstring(what: &str, s: &str) -> Result<CString, StageError> {
+    CString::new(s)
+        .map_err(|_| StageError::new("exec", format!("{what} contains a NUL byte: {s:?}")))
+}
+
+/// Brings `lo` up in the sandbox's new network namespace (it starts down).
+fn loopback_up() -> std::io::Result<()> {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and is owned by nothing else.
+    let sock = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: ifreq is plain old data; all-zero is a valid value.
+    let mut req: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (dst, src) in req.ifr_name.iter_mut().zip(b"lo\0") {
+        *dst = *src as libc::c_char;
+    }
+    // SAFETY: SIOCGIFFLAGS fills `req`, which lives across the call.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCGIFFLAGS, &mut req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: after SIOCGIFFLAGS the union holds the flags.
+    unsafe {
+        req.ifr_ifru.ifru_flags |= (libc::IFF_UP | libc::IFF_RUNNING) as libc::c_short;
+    }
+    // SAFETY: SIOCSIFFLAGS reads `req`.
+    if unsafe { libc::ioctl(sock.as_raw_fd(), libc::SIOCSIFFLAGS, &req) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}

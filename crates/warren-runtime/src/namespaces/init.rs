@@ -1,0 +1,405 @@
+//! `warren __sandbox-init`: the single-threaded helper that starts one
+//! sandbox and exits.
+//!
+//! ```text
+//! server (multithreaded)
+//!   └─ helper: reads the InitRequest on stdin, creates the cgroups,
+//!      │        writes uid_map/gid_map, answers one InitReport line on stdout
+//!      └─ intermediate: joins the cgroups, unshare(user, pid, mount, uts,
+//!         │             ipc, net, cgroup), becomes root, forks, exits
+//!         └─ sandbox init (PID 1 inside): mounts, pivot_root, hostname, lo,
+//!                capabilities, seccomp, execve(warren agent)
+//! ```
+//!
+//! The helper is a fresh process with one thread, so `fork` is safe and the
+//! children may allocate. The intermediate exits as soon as the sandbox's
+//! init exists, so that init is reparented away from the server: a `kill -9`
+//! of the server leaves the sandbox running.
+//!
+//! Children report over one close-on-exec pipe: `Unshared`, then the init's
+//! host pid, then either a failure or end-of-file, which means the `execve`
+//! of the agent succeeded.
+
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::sched::CloneFlags;
+use nix::sys::wait::waitpid;
+use nix::unistd::{ForkResult, Gid, Pid, Uid};
+use serde::{Deserialize, Serialize};
+
+use super::{child, StageError, AGENT_LOG, PID_FILE};
+use crate::cgroups::{self, Backend};
+use crate::{SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
+
+/// What the runtime sends the helper on stdin.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct InitRequest {
+    /// The sandbox (resources already validated).
+    pub spec: SandboxSpec,
+    /// Parent cgroup of every sandbox.
+    pub cgroup_parent: String,
+}
+
+/// The helper's one line of answer on stdout.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InitReport {
+    /// The agent was exec'd as PID 1 of the sandbox.
+    Started {
+        /// Host pid of the sandbox's init.
+        pid: i32,
+    },
+    /// A step failed; everything it made was removed.
+    Failed {
+        /// The failing step.
+        stage: String,
+        /// What it reported.
+        reason: String,
+    },
+}
+
+/// Runs the helper: one request from `input`, one report line to `output`.
+/// Returns the process exit code (0 when the sandbox started).
+pub fn run(input: impl Read, mut output: impl Write) -> i32 {
+    let report = match serde_json::from_reader::<_, InitRequest>(input) {
+        Ok(request) => match launch(&request) {
+            Ok(pid) => InitReport::Started { pid },
+            Err(e) => InitReport::Failed {
+                stage: e.stage,
+                reason: e.reason,
+            },
+        },
+        Err(e) => InitReport::Failed {
+            stage: "request".into(),
+            reason: e.to_string(),
+        },
+    };
+    let code = i32::from(!matches!(report, InitReport::Started { .. }));
+    let line = serde_json::to_string(&report).expect("reports serialize");
+    // If the runtime is gone nobody reads this; the exit code still tells.
+    let _ = writeln!(output, "{line}").and_then(|()| output.flush());
+    code
+}
+
+/// Messages from the children to the helper.
+enum Msg {
+    Unshared,
+    Pid(i32),
+    Failed(StageError),
+}
+
+const TAG_UNSHARED: u8 = b'U';
+const TAG_PID: u8 = b'P';
+const TAG_FAILED: u8 = b'F';
+
+/// Starts the sandbox; on failure removes what was made.
+fn launch(req: &InitRequest) -> Result<i32, StageError> {
+    let spec = &req.spec;
+    let cg = cgroups::detect(&req.cgroup_parent)
+        .map_err(|e| StageError::new("cgroup", e.to_string()))?;
+    if cg.exists(&spec.id) && !cg.pids(&spec.id).is_empty() {
+        return Err(StageError::new(
+            "cgroup",
+            format!("sandbox {} is already running", spec.id),
+        ));
+    }
+    cg.create(&spec.id, &spec.resources)
+        .map_err(|e| StageError::new("cgroup", e.to_string()))?;
+    let result = launch_in(req, cg.as_ref());
+    if result.is_err() {
+        if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {
+            tracing::warn!(id = %spec.id, error = %e, "cleaning up after a failed start");
+        }
+    }
+    result
+}
+
+fn launch_in(req: &InitRequest, cg: &dyn Backend) -> Result<i32, StageError> {
+    let spec = &req.spec;
+    let rootfs = std::fs::canonicalize(&spec.rootfs)
+        .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
+    let stdio = prepare_run_dir(&spec.run_dir)?;
+    let procs = cg.procs_files(&spec.id);
+    let (report_r, report_w) = pipe()?;
+    let (go_r, go_w) = pipe()?;
+    // SAFETY: this process has a single thread (it is the freshly exec'd
+    // helper), so the child may do anything the parent could.
+    match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
+        ForkResult::Child => {
+            drop(report_r);
+            drop(go_w);
+            intermediate(
+                spec,
+                &rootfs,
+                &procs,
+                &stdio,
+                File::from(report_w),
+                File::from(go_r),
+            )
+        }
+        ForkResult::Parent { child } => {
+            drop(report_w);
+            drop(go_r);
+            let result = supervise(child, File::from(report_r), go_w);
+            // The intermediate exits on its own once it has reported (or on
+            // end-of-file from us); reap it either way.
+            let _ = waitpid(child, None);
+            let pid = result?;
+            write_pid_file(&spec.run_dir, pid)?;
+            Ok(pid)
+        }
+    }
+}
+
+/// The helper's side of the protocol.
+fn supervise(child: Pid, mut report: File, go: OwnedFd) -> Result<i32, StageError> {
+    match read_msg(&mut report)? {
+        Some(Msg::Unshared) => {}
+        Some(Msg::Failed(e)) => return Err(e),
+        other => return Err(unexpected(other)),
+    }
+    write_id_maps(child)?;
+    File::from(go)
+        .write_all(b"G")
+        .map_err(|e| StageError::new("id map", e.to_string()))?;
+    let pid = match read_msg(&mut report)? {
+        Some(Msg::Pid(pid)) => pid,
+        Some(Msg::Failed(e)) => return Err(e),
+        other => return Err(unexpected(other)),
+    };
+    // End-of-file: the init exec'd the agent (the pipe is close-on-exec).
+    match read_msg(&mut report)? {
+        None => Ok(pid),
+        Some(Msg::Failed(e)) => Err(e),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(msg: Option<Msg>) -> StageError {
+    let what = match msg {
+        None => "end of file",
+        Some(Msg::Unshared) => "a second unshare report",
+        Some(Msg::Pid(_)) => "an early pid",
+        Some(Msg::Failed(_)) => "a failure",
+    };
+    StageError::new(
+        "protocol",
+        format!("unexpected {what} from the sandbox's children"),
+    )
+}
+
+/// Sandbox ids 0..65535 are host ids SANDBOX_ID_BASE.. . Written by the
+/// helper, which is root on the host, so setgroups stays allowed inside.
+fn write_id_maps(child: Pid) -> Result<(), StageError> {
+    let map = format!("0 {SANDBOX_ID_BASE} {SANDBOX_ID_COUNT}\n");
+    for file in ["uid_map", "gid_map"] {
+        let path = format!("/proc/{child}/{file}");
+        std::fs::write(&path, &map)
+            .map_err(|e| StageError::new("id map", format!("{path}: {e}")))?;
+    }
+    Ok(())
+}
+
+/// The intermediate child: never returns.
+fn intermediate(
+    spec: &SandboxSpec,
+    rootfs: &Path,
+    procs: &[PathBuf],
+    stdio: &Stdio,
+    report: File,
+    mut go: File,
+) -> ! {
+    let result = (|| -> Result<i32, StageError> {
+        stdio.install()?;
+        let me = std::process::id().to_string();
+        for file in procs {
+            std::fs::write(file, &me).map_err(|e| {
+                StageError::new("cgroup", format!("joining {}: {e}", file.display()))
+            })?;
+        }
+        nix::sched::unshare(
+            CloneFlags::CLONE_NEWUSER
+                | CloneFlags::CLONE_NEWPID
+                | CloneFlags::CLONE_NEWNS
+                | CloneFlags::CLONE_NEWUTS
+                | CloneFlags::CLONE_NEWIPC
+                | CloneFlags::CLONE_NEWNET
+                | CloneFlags::CLONE_NEWCGROUP,
+        )
+        .map_err(|e| StageError::new("unshare", e.to_string()))?;
+        send(&report, &Msg::Unshared);
+        let mut byte = [0u8; 1];
+        if go.read_exact(&mut byte).is_err() {
+            // The helper gave up; it reports why.
+            std::process::exit(1);
+        }
+        become_root()?;
+        // SAFETY: this process is single-threaded (a fork of the helper).
+        match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
+            ForkResult::Child => {
+                let err = match child::setup_and_exec(spec, rootfs) {
+                    Ok(never) => match never {},
+                    Err(e) => e,
+                };
+                send(&report, &Msg::Failed(err));
+                // SAFETY: leave without running the parent's atexit handlers.
+                unsafe { libc::_exit(1) }
+            }
+            ForkResult::Parent { child } => Ok(child.as_raw()),
+        }
+    })();
+    let code = match result {
+        Ok(pid) => {
+            send(&report, &Msg::Pid(pid));
+            0
+        }
+        Err(e) => {
+            send(&report, &Msg::Failed(e));
+            1
+        }
+    };
+    // SAFETY: leave without running the helper's atexit handlers or flushing
+    // its buffers twice.
+    unsafe { libc::_exit(code) }
+}
+
+/// uid and gid 0 of the new user namespace, no supplementary groups.
+fn become_root() -> Result<(), StageError> {
+    let fail = |what: &str, e: nix::Error| StageError::new("setuid", format!("{what}: {e}"));
+    let root_gid = Gid::from_raw(0);
+    let root_uid = Uid::from_raw(0);
+    nix::unistd::setresgid(root_gid, root_gid, root_gid).map_err(|e| fail("setresgid", e))?;
+    nix::unistd::setgroups(&[]).map_err(|e| fail("setgroups", e))?;
+    nix::unistd::setresuid(root_uid, root_uid, root_uid).map_err(|e| fail("setresuid", e))
+}
+
+/// Standard streams of the sandbox's init: stdin from /dev/null, stdout and
+/// stderr appended to `run_dir/agent.log`.
+struct Stdio {
+    null: File,
+    log: File,
+}
+
+impl Stdio {
+    fn install(&self) -> Result<(), StageError> {
+        let fail = |e: nix::Error| StageError::new("stdio", e.to_string());
+        nix::unistd::dup2(self.null.as_raw_fd(), 0).map_err(fail)?;
+        nix::unistd::dup2(self.log.as_raw_fd(), 1).map_err(fail)?;
+        nix::unistd::dup2(self.log.as_raw_fd(), 2).map_err(fail)?;
+        Ok(())
+    }
+}
+
+/// Makes the run directory usable by the sandbox's root and opens the log.
+///
+/// The sandbox can write to its run directory, so nothing in it is trusted:
+/// a stale socket is removed, and files the helper writes there are opened
+/// without following symlinks and must be regular files.
+fn prepare_run_dir(run_dir: &Path) -> Result<Stdio, StageError> {
+    let fail = |what: &str, e: std::io::Error| {
+        StageError::new("run_dir", format!("{what} {}: {e}", run_dir.display()))
+    };
+    std::fs::create_dir_all(run_dir).map_err(|e| fail("creating", e))?;
+    std::os::unix::fs::chown(run_dir, Some(SANDBOX_ID_BASE), Some(SANDBOX_ID_BASE))
+        .map_err(|e| fail("chown", e))?;
+    match std::fs::remove_file(run_dir.join(super::AGENT_SOCKET)) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(fail("removing the old socket in", e))
+        }
+        _ => {}
+    }
+    let log = open_regular(&run_dir.join(AGENT_LOG), false)?;
+    let null = File::open("/dev/null").map_err(|e| StageError::new("stdio", e.to_string()))?;
+    Ok(Stdio { null, log })
+}
+
+/// Opens `path` for appending (or creates it fresh with `truncate`), never
+/// through a symlink and never anything but a regular file: whatever else
+/// the sandbox left there is removed first.
+fn open_regular(path: &Path, truncate: bool) -> Result<File, StageError> {
+    let fail = |e: std::io::Error| StageError::new("run_dir", format!("{}: {e}", path.display()));
+    if let Ok(meta) = std::fs::symlink_metadata(path) {
+        if truncate || !meta.file_type().is_file() {
+            std::fs::remove_file(path).map_err(fail)?;
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    if truncate {
+        options.write(true).create_new(true);
+    } else {
+        options.append(true).create(true);
+    }
+    let file = options
+        .mode(0o640)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(fail)?;
+    if !file.metadata().map_err(fail)?.file_type().is_file() {
+        return Err(fail(std::io::Error::other("not a regular file")));
+    }
+    Ok(file)
+}
+
+fn write_pid_file(run_dir: &Path, pid: i32) -> Result<(), StageError> {
+    let mut file = open_regular(&run_dir.join(PID_FILE), true)?;
+    writeln!(file, "{pid}")
+        .map_err(|e| StageError::new("run_dir", format!("writing the pid file: {e}")))
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), StageError> {
+    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| StageError::new("pipe", e.to_string()))
+}
+
+/// Sends one message: a tag byte, a u32 length, the payload. Messages are
+/// small enough for one atomic pipe write. A helper that is gone cannot be
+/// told anything, so errors are ignored.
+fn send(mut report: &File, msg: &Msg) {
+    let (tag, payload) = match msg {
+        Msg::Unshared => (TAG_UNSHARED, Vec::new()),
+        Msg::Pid(pid) => (TAG_PID, pid.to_le_bytes().to_vec()),
+        Msg::Failed(e) => {
+            let mut text = format!("{}\n{}", e.stage, e.reason).into_bytes();
+            text.truncate(3000);
+            (TAG_FAILED, text)
+        }
+    };
+    let mut frame = Vec::with_capacity(5 + payload.len());
+    frame.push(tag);
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&payload);
+    let _ = report.write_all(&frame);
+}
+
+/// Reads one message; `None` at end-of-file.
+fn read_msg(report: &mut File) -> Result<Option<Msg>, StageError> {
+    let fail =
+        |e: std::io::Error| StageError::new("protocol", format!("reading from the sandbox: {e}"));
+    let mut header = [0u8; 5];
+    match report.read(&mut header[..1]).map_err(fail)? {
+        0 => return Ok(None),
+        _ => report.read_exact(&mut header[1..]).map_err(fail)?,
+    }
+    let len = u32::from_le_bytes(header[1..5].try_into().expect("4 bytes")) as usize;
+    let mut payload = vec![0u8; len.min(4096)];
+    report.read_exact(&mut payload).map_err(fail)?;
+    match header[0] {
+        TAG_UNSHARED => Ok(Some(Msg::Unshared)),
+        TAG_PID if len == 4 => Ok(Some(Msg::Pid(i32::from_le_bytes(
+            payload[..4].try_into().expect("4 bytes"),
+        )))),
+        TAG_FAILED => {
+            let text = String::from_utf8_lossy(&payload);
+            let (stage, reason) = text.split_once('\n').unwrap_or(("sandbox", &text));
+            Ok(Some(Msg::Failed(StageError::new(stage, reason))))
+        }
+        tag => Err(StageError::new(
+            "protocol",
+            format!("unknown message tag {tag}"),
+        )),
+    }
+}

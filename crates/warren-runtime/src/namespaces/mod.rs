@@ -1,0 +1,540 @@
+//! The namespace runtime: every sandbox is the `warren agent` as PID 1 of new
+//! user, pid, mount, uts, ipc, net and cgroup namespaces, in its own cgroups.
+//!
+//! [`NamespaceRuntime::start`] runs in the multithreaded server, where
+//! forking and then allocating is unsafe, so it only spawns
+//! `warren __sandbox-init` (a fresh single-threaded process, see [`init`]),
+//! hands it the spec, reads one report line and waits for the agent's socket.
+//! Everything else ([`stop`](NamespaceRuntime::stop), freeze, finding
+//! sandboxes) works on the cgroups alone, so it works the same after a
+//! server restart.
+//!
+//! Security layers of a sandbox: a user namespace mapping its ids 0..65535 to
+//! host ids [`SANDBOX_ID_BASE`]..; Docker's default capability set
+//! ([`caps`]); no_new_privs and a Docker-like seccomp denylist ([`seccomp`]);
+//! a minimal `/dev`, read-only `/sys`, masked `/proc` entries ([`mounts`]);
+//! cgroup limits on cpu, memory and pids ([`crate::cgroups`]).
+
+pub mod caps;
+mod child;
+pub mod init;
+mod mounts;
+pub mod seccomp;
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::cgroups::{self, Backend};
+use crate::{Resources, Runtime, RuntimeError, SandboxSpec, Started};
+
+/// Where the host's `warren` binary appears inside every sandbox.
+pub const SANDBOX_WARREN_BINARY: &str = "/run/warren-bin/warren";
+
+/// The agent's socket as the sandbox sees it (`run_dir` is `/run/warren`).
+pub const AGENT_SOCKET_IN_SANDBOX: &str = "/run/warren/agent.sock";
+
+/// File names in a sandbox's run directory.
+pub const AGENT_SOCKET: &str = "agent.sock";
+/// The agent's stdout and stderr, appended.
+pub const AGENT_LOG: &str = "agent.log";
+/// Host pid of the sandbox's init (informational: the cgroup is authoritative).
+pub const PID_FILE: &str = "pid";
+
+/// The hidden subcommand of the `warren` binary that runs [`init::run`].
+pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
+
+/// How long the helper may take to set a sandbox up.
+const HELPER_TIMEOUT: Duration = Duration::from_secs(20);
+/// How long the agent may take to accept connections once exec'd.
+const AGENT_TIMEOUT: Duration = Duration::from_secs(20);
+/// Smallest memory limit a sandbox can run its agent in.
+const MIN_MEMORY_MB: u64 = 16;
+/// Smallest pids limit that leaves the agent room to run commands.
+const MIN_PIDS: u64 = 8;
+/// `sun_path` is 108 bytes, NUL included.
+const MAX_SOCKET_PATH: usize = 107;
+
+/// A step of starting a sandbox that failed, as reported by the helper.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StageError {
+    /// The step (e.g. "cgroup", "unshare", "mounts", "pivot_root", "exec").
+    pub stage: String,
+    /// What it reported.
+    pub reason: String,
+}
+
+impl StageError {
+    /// A failure of `stage`.
+    pub fn new(stage: impl Into<String>, reason: impl Into<String>) -> Self {
+        StageError {
+            stage: stage.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Runs sandboxes in Linux namespaces with cgroup limits.
+#[derive(Debug)]
+pub struct NamespaceRuntime {
+    cgroups: Box<dyn Backend>,
+    cgroup_parent: String,
+}
+
+impl NamespaceRuntime {
+    /// A runtime whose sandboxes live under the `warren` cgroup.
+    pub fn new() -> Result<Self, RuntimeError> {
+        Self::with_cgroup_parent(cgroups::DEFAULT_PARENT)
+    }
+
+    /// A runtime whose sandboxes live under the cgroup `parent` (one name,
+    /// used in every hierarchy). Two runtimes with different parents do not
+    /// see each other's sandboxes.
+    pub fn with_cgroup_parent(parent: &str) -> Result<Self, RuntimeError> {
+        let cgroups = cgroups::detect(parent).map_err(|source| RuntimeError::Cgroup {
+            op: "detect",
+            id: String::new(),
+            source,
+        })?;
+        Ok(NamespaceRuntime {
+            cgroups,
+            cgroup_parent: parent.to_string(),
+        })
+    }
+
+    /// The cgroup layout in use.
+    pub fn cgroups(&self) -> &dyn Backend {
+        self.cgroups.as_ref()
+    }
+
+    /// Ids of every sandbox with a cgroup, live or not (a dead one is left
+    /// by a sandbox whose agent exited; [`Runtime::stop`] removes it).
+    pub fn known(&self) -> Vec<String> {
+        self.cgroups.list()
+    }
+
+    fn start_failed(&self, id: &str, stage: &str, reason: impl Into<String>) -> RuntimeError {
+        if let Err(e) = self.stop(id) {
+            tracing::warn!(id, error = %e, "cleaning up after a failed start");
+        }
+        RuntimeError::Start {
+            id: id.to_string(),
+            stage: stage.to_string(),
+            reason: reason.into(),
+        }
+    }
+
+    /// Spawns the helper and returns its report.
+    fn run_helper(&self, spec: &SandboxSpec) -> Result<init::InitReport, (String, String)> {
+        let fail =
+            |what: &str, e: &dyn std::fmt::Display| ("helper".to_string(), format!("{what}: {e}"));
+        let request = init::InitRequest {
+            spec: spec.clone(),
+            cgroup_parent: self.cgroup_parent.clone(),
+        };
+        let body = serde_json::to_vec(&request).map_err(|e| fail("encoding the request", &e))?;
+        let mut helper = Command::new(&spec.warren_binary)
+            .arg(INIT_SUBCOMMAND)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .map_err(|e| fail(&format!("running {}", spec.warren_binary.display()), &e))?;
+        let written = {
+            use std::io::Write;
+            let mut stdin = helper.stdin.take().expect("piped stdin");
+            stdin.write_all(&body)
+        };
+        let stdout = helper.stdout.take().expect("piped stdout");
+        let line = written
+            .map_err(|e| fail("sending the request", &e))
+            .and_then(|()| {
+                read_line(stdout.into(), HELPER_TIMEOUT).map_err(|e| fail("reading the report", &e))
+            });
+        if line.is_err() {
+            let _ = helper.kill();
+        }
+        let status = helper.wait();
+        let line = line?;
+        serde_json::from_str(&line).map_err(|e| {
+            let status = status.map(|s| s.to_string()).unwrap_or_default();
+            fail(&format!("bad report {line:?} ({status})"), &e)
+        })
+    }
+}
+
+impl Runtime for NamespaceRuntime {
+    fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError> {
+        let resources = validate_resources(&spec.resources)?;
+        let start_error = |stage: &str, reason: String| RuntimeError::Start {
+            id: spec.id.clone(),
+            stage: stage.to_string(),
+            reason,
+        };
+        validate_id(&spec.id).map_err(|reason| start_error("spec", reason))?;
+        let agent_socket = spec.run_dir.join(AGENT_SOCKET);
+        if agent_socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(start_error(
+                "spec",
+                format!(
+                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
+                    agent_socket.display()
+                ),
+            ));
+        }
+        if !spec.rootfs.is_absolute()
+            || !spec.run_dir.is_absolute()
+            || !spec.warren_binary.is_absolute()
+        {
+            return Err(start_error(
+                "spec",
+                "rootfs, run_dir and warren_binary must be absolute paths".into(),
+            ));
+        }
+        let begun = Instant::now();
+        let mut spec = spec.clone();
+        spec.resources = resources;
+        let pid = match self.run_helper(&spec) {
+            Ok(init::InitReport::Started { pid }) => pid,
+            Ok(init::InitReport::Failed { stage, reason }) => {
+                return Err(self.start_failed(&spec.id, &stage, reason))
+            }
+            Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
+        };
+        let set_up = begun.elapsed();
+        if let Err(reason) = wait_for_agent(&agent_socket, pid, AGENT_TIMEOUT) {
+            let log = log_tail(&spec.run_dir.join(AGENT_LOG));
+            return Err(self.start_failed(
+                &spec.id,
+                "agent",
+                format!("{reason}; agent log: {log}"),
+            ));
+        }
+        tracing::debug!(id = %spec.id, pid, ?set_up, total = ?begun.elapsed(), "sandbox started");
+        Ok(Started { pid, agent_socket })
+    }
+
+    fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.cgroups.exists(id) {
+            return Ok(());
+        }
+        let cgroup = |op: &'static str| {
+            move |source| RuntimeError::Cgroup {
+                op,
+                id: id.to_string(),
+                source,
+            }
+        };
+        self.cgroups.kill_all(id).map_err(cgroup("kill"))?;
+        self.cgroups.remove(id).map_err(cgroup("remove"))
+    }
+
+    fn pid(&self, id: &str) -> Option<i32> {
+        self.cgroups
+            .pids(id)
+            .into_iter()
+            .find(|&pid| is_live_init(pid))
+    }
+
+    fn freeze(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.cgroups.exists(id) {
+            return Err(RuntimeError::NotRunning(id.to_string()));
+        }
+        self.cgroups
+            .freeze(id)
+            .map_err(|source| RuntimeError::Cgroup {
+                op: "freeze",
+                id: id.to_string(),
+                source,
+            })
+    }
+
+    fn thaw(&self, id: &str) -> Result<(), RuntimeError> {
+        if !self.cgroups.exists(id) {
+            return Err(RuntimeError::NotRunning(id.to_string()));
+        }
+        self.cgroups
+            .thaw(id)
+            .map_err(|source| RuntimeError::Cgroup {
+                op: "thaw",
+                id: id.to_string(),
+                source,
+            })
+    }
+
+    fn running(&self) -> Vec<String> {
+        self.cgroups
+            .list()
+            .into_iter()
+            .filter(|id| self.pid(id).is_some())
+            .collect()
+    }
+}
+
+/// Resources with zeros replaced by the defaults, checked against the host.
+pub fn validate_resources(requested: &Resources) -> Result<Resources, RuntimeError> {
+    let defaults = Resources::default();
+    let cpus = if requested.cpus == 0.0 {
+        defaults.cpus
+    } else {
+        requested.cpus
+    };
+    let memory_mb = if requested.memory_mb == 0 {
+        defaults.memory_mb
+    } else {
+        requested.memory_mb
+    };
+    let pids = if requested.pids == 0 {
+        defaults.pids
+    } else {
+        requested.pids
+    };
+    if !cpus.is_finite() || cpus < 0.01 {
+        return Err(RuntimeError::InvalidResources(format!(
+            "cpus must be at least 0.01, got {cpus}"
+        )));
+    }
+    if memory_mb < MIN_MEMORY_MB {
+        return Err(RuntimeError::InvalidResources(format!(
+            "memory_mb must be at least {MIN_MEMORY_MB}, got {memory_mb}"
+        )));
+    }
+    if pids < MIN_PIDS {
+        return Err(RuntimeError::InvalidResources(format!(
+            "pids must be at least {MIN_PIDS}, got {pids}"
+        )));
+    }
+    let host_cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    if cpus > host_cpus as f64 {
+        return Err(RuntimeError::ResourcesTooLarge(format!(
+            "cpus {cpus} exceeds the host's {host_cpus}"
+        )));
+    }
+    let host_mb = host_memory_mb();
+    if memory_mb > host_mb {
+        return Err(RuntimeError::ResourcesTooLarge(format!(
+            "memory_mb {memory_mb} exceeds the host's {host_mb} MiB"
+        )));
+    }
+    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(4_194_304);
+    if pids > pid_max {
+        return Err(RuntimeError::ResourcesTooLarge(format!(
+            "pids {pids} exceeds the host's pid_max {pid_max}"
+        )));
+    }
+    Ok(Resources {
+        cpus,
+        memory_mb,
+        pids,
+    })
+}
+
+/// Total RAM of the host in MiB.
+fn host_memory_mb() -> u64 {
+    // SAFETY: sysinfo fills the zeroed struct it is given.
+    let mut info: libc::sysinfo = unsafe { std::mem::zeroed() };
+    // SAFETY: `info` is a valid, writable sysinfo struct.
+    if unsafe { libc::sysinfo(&mut info) } != 0 {
+        return u64::MAX;
+    }
+    (info.totalram as u64).saturating_mul(info.mem_unit as u64) >> 20
+}
+
+/// Sandbox ids name cgroups, the hostname and run files: 1..=63 characters
+/// of `[A-Za-z0-9_-]`, not starting with `-`.
+fn validate_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && !id.starts_with('-')
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad sandbox id {id:?}: 1 to 63 characters of A-Z a-z 0-9 _ -"
+        ))
+    }
+}
+
+/// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.
+fn is_live_init(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let mut nspid_is_init = false;
+    let mut alive = false;
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("NSpid:") {
+            let ids: Vec<&str> = rest.split_whitespace().collect();
+            nspid_is_init = ids.len() >= 2 && ids.last() == Some(&"1");
+        } else if let Some(rest) = line.strip_prefix("State:") {
+            alive = !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'));
+        }
+    }
+    nspid_is_init && alive
+}
+
+/// Reads one line from `fd`, giving up after `timeout`.
+fn read_line(fd: OwnedFd, timeout: Duration) -> std::io::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut file = std::fs::File::from(fd);
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end);
+            return String::from_utf8(line).map_err(std::io::Error::other);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !wait_readable(file.as_raw_fd(), left)? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no report in time",
+            ));
+        }
+        match file.read(&mut buf)? {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the helper exited without a report",
+                ))
+            }
+            n => line.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Polls `fd` for input for at most `timeout`; true if readable (or closed).
+fn wait_readable(fd: i32, timeout: Duration) -> std::io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    loop {
+        // SAFETY: one valid pollfd and a valid timespec, no signal mask.
+        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Waits until the agent accepts a connection on `socket`; fails early if
+/// the sandbox's init exits.
+fn wait_for_agent(socket: &Path, pid: i32, timeout: Duration) -> Result<(), String> {
+    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(format!(
+            "the sandbox's init (pid {pid}) is gone: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
+    let deadline = Instant::now() + timeout;
+    loop {
+        if UnixStream::connect(socket).is_ok() {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "the agent did not listen on {} within {timeout:?}",
+                socket.display()
+            ));
+        }
+        // The pause doubles as the liveness check: a pidfd is readable once
+        // the process has exited.
+        if wait_readable(pidfd.as_raw_fd(), Duration::from_micros(250))
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!("the agent (pid {pid}) exited before listening"));
+        }
+    }
+}
+
+/// The last lines of the agent's log, for error messages.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read(path).unwrap_or_default();
+    let start = text.len().saturating_sub(2000);
+    String::from_utf8_lossy(&text[start..]).trim().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zero_resources_become_defaults() {
+        let r = validate_resources(&Resources {
+            cpus: 0.0,
+            memory_mb: 0,
+            pids: 0,
+        })
+        .unwrap();
+        assert_eq!(r, Resources::default());
+    }
+
+    #[test]
+    fn resources_over_the_host_are_refused() {
+        let too_many_cpus = Resources {
+            cpus: 10_000.0,
+            ..Resources::default()
+        };
+        assert!(matches!(
+            validate_resources(&too_many_cpus),
+            Err(RuntimeError::ResourcesTooLarge(_))
+        ));
+        let too_much_memory = Resources {
+            memory_mb: u64::MAX >> 21,
+            ..Resources::default()
+        };
+        assert!(matches!(
+            validate_resources(&too_much_memory),
+            Err(RuntimeError::ResourcesTooLarge(_))
+        ));
+        let tiny = Resources {
+            memory_mb: 1,
+            ..Resources::default()
+        };
+        assert!(matches!(
+            validate_resources(&tiny),
+            Err(RuntimeError::InvalidResources(_))
+        ));
+        let nan = Resources {
+            cpus: f64::NAN,
+            ..Resources::default()
+        };
+        assert!(matches!(
+            validate_resources(&nan),
+            Err(RuntimeError::InvalidResources(_))
+        ));
+    }
+
+    #[test]
+    fn ids_are_checked() {
+        assert!(validate_id("sbx_01HXYZ-abc").is_ok());
+        for bad in ["", "-x", "a/b", "a b", "..", &"x".repeat(64)] {
+            assert!(validate_id(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

@@ -1,0 +1,311 @@
+//! The sandbox's file system view, built by its init inside the new mount and
+//! user namespaces, then entered with `pivot_root`.
+//!
+//! Layout (like a Docker container's, plus Warren's two binds):
+//!
+//! | path | what |
+//! |---|---|
+//! | `/` | the sandbox's root (bound onto itself so it can be pivoted to) |
+//! | `/proc` | the sandbox's own proc; kcore, keys, timer_list, sched_debug masked; bus, fs, irq, sys, sysrq-trigger read-only |
+//! | `/sys` | sysfs, read-only; `/sys/firmware` masked |
+//! | `/dev` | tmpfs with null, zero, full, random, urandom, tty bound from the host, a private devpts at `/dev/pts`, `/dev/shm`, `/dev/mqueue` and the usual symlinks |
+//! | `/tmp` | tmpfs |
+//! | `/run` | tmpfs; `/run/lock` |
+//! | `/run/warren` | the host's run directory (the agent's socket) |
+//! | [`super::SANDBOX_WARREN_BINARY`] | the host's `warren` binary, read-only |
+//!
+//! Every mount happens in the sandbox's private mount namespace: even a
+//! mount point that a hostile root file system turns into a symlink could
+//! only land on the old root, which is detached after the pivot. Symlinked
+//! mount points are refused anyway, so that the layout above is what the
+//! sandbox gets.
+
+use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sys::statvfs::{statvfs, FsFlags};
+
+use super::StageError;
+
+/// Host device nodes bound into the sandbox's `/dev`.
+const DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Symlinks created in `/dev`: (name, target).
+const DEV_LINKS: [(&str, &str); 5] = [
+    ("ptmx", "pts/ptmx"),
+    ("fd", "/proc/self/fd"),
+    ("stdin", "/proc/self/fd/0"),
+    ("stdout", "/proc/self/fd/1"),
+    ("stderr", "/proc/self/fd/2"),
+];
+
+/// `/proc` files hidden behind `/dev/null` (host-wide kernel state).
+const PROC_MASKED_FILES: [&str; 5] = [
+    "kcore",
+    "keys",
+    "timer_list",
+    "sched_debug",
+    "latency_stats",
+];
+
+/// Directories hidden behind an empty read-only tmpfs.
+const MASKED_DIRS: [&str; 3] = ["proc/acpi", "proc/scsi", "sys/firmware"];
+
+/// `/proc` entries made read-only.
+const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
+
+/// What the sandbox's root is made of, on the host side.
+#[derive(Debug)]
+pub struct RootPlan<'a> {
+    /// The sandbox's root file system (absolute, canonical).
+    pub rootfs: &'a Path,
+    /// Host directory bound at `/run/warren`.
+    pub run_dir: &'a Path,
+    /// Host `warren` binary bound at [`super::SANDBOX_WARREN_BINARY`].
+    pub warren_binary: &'a Path,
+}
+
+/// Builds the layout under `plan.rootfs`, then pivots into it. On return the
+/// calling process's root and working directory are the sandbox's `/`.
+pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
+    let root = plan.rootfs;
+    // Nothing we mount may propagate back to the host.
+    mount_fs(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    // pivot_root needs the new root to be a mount point.
+    bind(root, root, MsFlags::MS_REC)?;
+
+    let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let proc = ensure_dir(root, "proc", 0o555)?;
+    mount_fs(Some("proc"), &proc, Some("proc"), nosuid_nodev_noexec, None)?;
+    let sys = ensure_dir(root, "sys", 0o555)?;
+    mount_fs(
+        Some("sysfs"),
+        &sys,
+        Some("sysfs"),
+        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        None,
+    )?;
+    dev(root)?;
+    let tmp = ensure_dir(root, "tmp", 0o1777)?;
+    tmpfs(&tmp, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "mode=1777")?;
+    run(root, plan)?;
+    mask(root)?;
+    pivot(root)
+}
+
+/// `/dev`: a small tmpfs with the host's harmless devices and a private devpts.
+fn dev(root: &Path) -> Result<(), StageError> {
+    let dev = ensure_dir(root, "dev", 0o755)?;
+    tmpfs(
+        &dev,
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        "mode=755,size=65536k",
+    )?;
+    for name in DEVICES {
+        let target = dev.join(name);
+        create_file(&target, 0o666)?;
+        bind(&Path::new("/dev").join(name), &target, MsFlags::empty())?;
+    }
+    let pts = make_dir(&dev.join("pts"), 0o755)?;
+    mount_fs(
+        Some("devpts"),
+        &pts,
+        Some("devpts"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+        Some("newinstance,ptmxmode=0666,mode=0620,gid=5"),
+    )?;
+    for (name, target) in DEV_LINKS {
+        symlink(target, dev.join(name)).map_err(|e| {
+            StageError::new("mounts", format!("linking /dev/{name} to {target}: {e}"))
+        })?;
+    }
+    let no_all = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
+    let shm = make_dir(&dev.join("shm"), 0o1777)?;
+    tmpfs(&shm, no_all, "mode=1777,size=65536k")?;
+    let mqueue = make_dir(&dev.join("mqueue"), 0o755)?;
+    mount_fs(Some("mqueue"), &mqueue, Some("mqueue"), no_all, None)
+}
+
+/// `/run`: a tmpfs holding the lock directory, the run directory and the binary.
+fn run(root: &Path, plan: &RootPlan<'_>) -> Result<(), StageError> {
+    let run = ensure_dir(root, "run", 0o755)?;
+    tmpfs(&run, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "mode=755")?;
+    make_dir(&run.join("lock"), 0o1777)?;
+    let warren = make_dir(&run.join("warren"), 0o755)?;
+    bind(plan.run_dir, &warren, MsFlags::empty())?;
+    remount_bind(
+        &warren,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+    )?;
+    let binary = root.join(
+        super::SANDBOX_WARREN_BINARY
+            .strip_prefix('/')
+            .unwrap_or(super::SANDBOX_WARREN_BINARY),
+    );
+    if let Some(dir) = binary.parent() {
+        make_dir(dir, 0o755)?;
+    }
+    create_file(&binary, 0o755)?;
+    bind(plan.warren_binary, &binary, MsFlags::empty())?;
+    remount_bind(
+        &binary,
+        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+    )
+}
+
+/// Hides host-wide kernel state in `/proc` and `/sys`, as Docker does.
+fn mask(root: &Path) -> Result<(), StageError> {
+    for name in PROC_MASKED_FILES {
+        let target = root.join("proc").join(name);
+        if target.exists() {
+            bind(Path::new("/dev/null"), &target, MsFlags::empty())?;
+        }
+    }
+    for dir in MASKED_DIRS {
+        let target = root.join(dir);
+        if target.is_dir() {
+            tmpfs(&target, MsFlags::MS_RDONLY, "mode=755,size=0")?;
+        }
+    }
+    for name in PROC_READONLY {
+        let target = root.join("proc").join(name);
+        if target.exists() {
+            bind(&target, &target, MsFlags::MS_REC)?;
+            remount_bind(
+                &target,
+                MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `pivot_root(".", ".")` stacks the old root on top of the new one; a lazy
+/// unmount of "." then drops it, and no directory for it is needed.
+fn pivot(root: &Path) -> Result<(), StageError> {
+    let fail = |what: &str, e: nix::Error| StageError::new("pivot_root", format!("{what}: {e}"));
+    nix::unistd::chdir(root).map_err(|e| fail("entering the new root", e))?;
+    nix::unistd::pivot_root(".", ".").map_err(|e| fail("pivot_root", e))?;
+    umount2(".", MntFlags::MNT_DETACH).map_err(|e| fail("detaching the old root", e))?;
+    nix::unistd::chdir("/").map_err(|e| fail("entering /", e))
+}
+
+/// `root/name` as a directory: created if missing, refused if it is a
+/// symlink or something else.
+fn ensure_dir(root: &Path, name: &str, mode: u32) -> Result<PathBuf, StageError> {
+    let path = root.join(name);
+    match std::fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_dir() => Ok(path),
+        Ok(meta) if meta.file_type().is_symlink() => Err(StageError::new(
+            "mounts",
+            format!("refusing to mount over /{name}: it is a symlink in the root file system"),
+        )),
+        Ok(_) => Err(StageError::new(
+            "mounts",
+            format!("/{name} in the root file system is not a directory"),
+        )),
+        Err(_) => make_dir(&path, mode),
+    }
+}
+
+/// Creates a directory with exactly `mode` (no umask).
+fn make_dir(path: &Path, mode: u32) -> Result<PathBuf, StageError> {
+    std::fs::DirBuilder::new()
+        .mode(mode)
+        .create(path)
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        })
+        .map_err(|e| StageError::new("mounts", format!("creating {}: {e}", path.display())))?;
+    Ok(path.to_path_buf())
+}
+
+/// Creates an empty file to bind something onto.
+fn create_file(path: &Path, mode: u32) -> Result<(), StageError> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)
+        .map(drop)
+        .map_err(|e| StageError::new("mounts", format!("creating {}: {e}", path.display())))
+}
+
+fn mount_fs(
+    source: Option<&str>,
+    target: &Path,
+    fstype: Option<&str>,
+    flags: MsFlags,
+    data: Option<&str>,
+) -> Result<(), StageError> {
+    mount(source, target, fstype, flags, data).map_err(|e| {
+        StageError::new(
+            "mounts",
+            format!(
+                "mounting {} on {}: {e}",
+                fstype.or(source).unwrap_or("propagation"),
+                target.display()
+            ),
+        )
+    })
+}
+
+fn tmpfs(target: &Path, flags: MsFlags, data: &str) -> Result<(), StageError> {
+    mount_fs(Some("tmpfs"), target, Some("tmpfs"), flags, Some(data))
+}
+
+fn bind(source: &Path, target: &Path, extra: MsFlags) -> Result<(), StageError> {
+    mount(
+        Some(source),
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | extra,
+        None::<&str>,
+    )
+    .map_err(|e| {
+        StageError::new(
+            "mounts",
+            format!("binding {} on {}: {e}", source.display(), target.display()),
+        )
+    })
+}
+
+/// Remounts a bind mount with `flags`, keeping the flags the kernel locks
+/// for mounts inherited from a more privileged namespace (a remount that
+/// would clear them is refused with EPERM).
+fn remount_bind(target: &Path, flags: MsFlags) -> Result<(), StageError> {
+    let fail =
+        |e: nix::Error| StageError::new("mounts", format!("remounting {}: {e}", target.display()));
+    let current = statvfs(target).map_err(fail)?.flags();
+    let mut locked = MsFlags::empty();
+    for (fs, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
+        (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(fs) {
+            locked |= ms;
+        }
+    }
+    mount(
+        None::<&str>,
+        target,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | flags | locked,
+        None::<&str>,
+    )
+    .map_err(fail)
+}
