@@ -17,11 +17,16 @@ struct Cli {
 enum Command {
     /// Run the agent daemon (inside a sandbox, or standalone on any Linux host).
     Agent(cmd::agent::AgentArgs),
+    /// Internal: start one sandbox (spec on stdin, report on stdout). Run by
+    /// the namespace runtime as a fresh single-threaded process.
+    #[command(name = "__sandbox-init", hide = true)]
+    SandboxInit,
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Agent(args) => cmd::agent::run(args),
+        Command::SandboxInit => cmd::sandbox_init::run(),
     }
 }

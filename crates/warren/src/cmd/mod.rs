@@ -1,6 +1,7 @@
 //! One module per subcommand; each turns its flags into a library call.
 
 pub mod agent;
+pub mod sandbox_init;
 
 /// Logs as text to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {
