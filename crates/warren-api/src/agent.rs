@@ -295,6 +295,46 @@ pub struct PathQuery {
     pub path: String,
 }
 
+/// `PUT /v1/files?path=&mode=`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WriteQuery {
+    /// Absolute, or relative to the agent's workdir.
+    pub path: String,
+    /// Permission bits in octal, e.g. `644` or `0755`. Default: an existing
+    /// file keeps its mode, a new one gets 0666 minus the agent's umask.
+    #[serde(default)]
+    pub mode: Option<String>,
+}
+
+/// `DELETE /v1/files?path=&recursive=`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteQuery {
+    /// Absolute, or relative to the agent's workdir.
+    pub path: String,
+    /// Remove a non-empty directory and everything in it.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// `GET /v1/files/watch?path=&recursive=`.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct WatchQuery {
+    /// The directory to watch: absolute, or relative to the agent's workdir.
+    pub path: String,
+    /// Watch every subdirectory too, including ones created later.
+    #[serde(default)]
+    pub recursive: bool,
+}
+
+/// Raw bytes: how the OpenAPI document describes binary bodies (`GET` and
+/// `PUT /v1/files`, tar `upload` and `download`), which travel as they are.
+#[derive(Debug, Clone, ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct RawBytes(pub Vec<u8>);
+
 /// One directory entry.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileEntry {
@@ -384,6 +424,17 @@ pub enum WatchEventKind {
     Delete,
     /// Renamed (`from` set when known).
     Rename,
+}
+
+/// Payload of the SSE `event: ready` of `watch` (sent once the watch is
+/// armed: changes after it are reported) and of `event: overflow` (the kernel
+/// queue overflowed and events were lost: rescan).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WatchInfo {
+    /// The watched directory, as the caller named it.
+    pub path: String,
+    /// Whether subdirectories are watched too.
+    pub recursive: bool,
 }
 
 /// One SSE `event: fs` payload of `watch`.

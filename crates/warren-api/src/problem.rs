@@ -44,6 +44,14 @@ pub enum ErrorCode {
     EditConflict,
     /// The target already exists and `overwrite` was not asked (409).
     AlreadyExists,
+    /// A directory is not empty and `recursive` was not asked (409).
+    DirectoryNotEmpty,
+    /// The path names a directory where a file is needed (400).
+    IsADirectory,
+    /// The path, or one of its parents, is not a directory where one is needed (400).
+    NotADirectory,
+    /// The file system is full or over its quota (507).
+    InsufficientStorage,
     /// The process is not in a state that allows this (409).
     ProcessNotRunning,
     /// The body is larger than the limit (413).
@@ -77,7 +85,8 @@ impl ErrorCode {
             NotFound | SandboxNotFound | ProcessNotFound | FileNotFound | CheckpointNotFound
             | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound => 404,
             MethodNotAllowed => 405,
-            Conflict | EditConflict | AlreadyExists | ProcessNotRunning => 409,
+            IsADirectory | NotADirectory => 400,
+            Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning => 409,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             RangeNotSatisfiable => 416,
@@ -85,6 +94,7 @@ impl ErrorCode {
             Internal => 500,
             Unavailable => 503,
             Timeout => 504,
+            InsufficientStorage => 507,
         }
     }
 
@@ -108,6 +118,10 @@ impl ErrorCode {
             Conflict => "conflict",
             EditConflict => "edit_conflict",
             AlreadyExists => "already_exists",
+            DirectoryNotEmpty => "directory_not_empty",
+            IsADirectory => "is_a_directory",
+            NotADirectory => "not_a_directory",
+            InsufficientStorage => "insufficient_storage",
             ProcessNotRunning => "process_not_running",
             PayloadTooLarge => "payload_too_large",
             RangeNotSatisfiable => "range_not_satisfiable",
@@ -141,6 +155,10 @@ impl ErrorCode {
             Conflict => "Conflict",
             EditConflict => "Edit conflict",
             AlreadyExists => "Already exists",
+            DirectoryNotEmpty => "Directory not empty",
+            IsADirectory => "Is a directory",
+            NotADirectory => "Not a directory",
+            InsufficientStorage => "Insufficient storage",
             ProcessNotRunning => "Process not running",
             PayloadTooLarge => "Payload too large",
             RangeNotSatisfiable => "Range not satisfiable",
