@@ -67,6 +67,41 @@ pub enum AgentError {
         /// The file's size.
         size: u64,
     },
+    /// A file-system call on a caller's path failed; the code follows the
+    /// errno (`ENOENT` is `file_not_found`, `EACCES` is `forbidden`, ...).
+    #[error("{op} {path}: {source}")]
+    Fs {
+        /// The operation that failed.
+        op: &'static str,
+        /// The path as the caller named it.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A file operation was asked of a directory.
+    #[error("{0} is a directory")]
+    IsADirectory(String),
+    /// A directory operation was asked of something else.
+    #[error("{0} is not a directory")]
+    NotADirectory(String),
+    /// The path names a device, socket or FIFO where a regular file is needed.
+    #[error("{0} is not a regular file")]
+    NotARegularFile(String),
+    /// A non-empty directory and `recursive` was not asked.
+    #[error("directory {0} is not empty; pass recursive=true to remove it and its contents")]
+    DirectoryNotEmpty(String),
+    /// The kernel's inotify limits (instances or watches per user) are reached.
+    #[error("the system's inotify limit is reached: {0}")]
+    InotifyLimit(io::Error),
+    /// The tar stream of an upload is malformed.
+    #[error("invalid tar archive: {0}")]
+    InvalidTar(io::Error),
+    /// An upload's tar entry would land outside the target directory.
+    #[error("tar entry {0:?} is not allowed: {1}")]
+    UnsafeTarEntry(String, &'static str),
+    /// The request body could not be read to its end (the client went away).
+    #[error("reading the request body failed: {0}")]
+    BodyRead(String),
     /// An I/O failure on the given operation, not caused by the request.
     #[error("{op}: {source}")]
     Io {
@@ -94,8 +129,43 @@ impl AgentError {
             AgentError::AlreadyExists(_) => ErrorCode::AlreadyExists,
             AgentError::EditConflict { .. } => ErrorCode::EditConflict,
             AgentError::RangeNotSatisfiable { .. } => ErrorCode::RangeNotSatisfiable,
+            AgentError::Fs { source, .. } => fs_code(source),
+            AgentError::IsADirectory(_) => ErrorCode::IsADirectory,
+            AgentError::NotADirectory(_) => ErrorCode::NotADirectory,
+            AgentError::NotARegularFile(_)
+            | AgentError::InvalidTar(_)
+            | AgentError::BodyRead(_) => ErrorCode::InvalidRequest,
+            AgentError::DirectoryNotEmpty(_) => ErrorCode::DirectoryNotEmpty,
+            AgentError::InotifyLimit(_) => ErrorCode::TooManyRequests,
+            AgentError::UnsafeTarEntry(..) => ErrorCode::PathNotAllowed,
             AgentError::Io { .. } => ErrorCode::Internal,
         }
+    }
+}
+
+/// The problem code of a failed file-system call on a caller's path: errors
+/// the caller can cause or fix are 4xx; the rest are internal.
+fn fs_code(err: &io::Error) -> ErrorCode {
+    match err.raw_os_error() {
+        Some(libc::ENOENT) => ErrorCode::FileNotFound,
+        Some(libc::EACCES | libc::EPERM | libc::EROFS) => ErrorCode::Forbidden,
+        Some(libc::ENOTDIR) => ErrorCode::NotADirectory,
+        Some(libc::EISDIR) => ErrorCode::IsADirectory,
+        Some(libc::ENOTEMPTY) => ErrorCode::DirectoryNotEmpty,
+        Some(libc::EEXIST) => ErrorCode::AlreadyExists,
+        Some(libc::ENOSPC | libc::EDQUOT) => ErrorCode::InsufficientStorage,
+        Some(libc::EFBIG) => ErrorCode::PayloadTooLarge,
+        // ENXIO/ENODEV: opening a socket or a device without a driver.
+        Some(
+            libc::ENAMETOOLONG
+            | libc::ELOOP
+            | libc::EINVAL
+            | libc::EILSEQ
+            | libc::ENXIO
+            | libc::ENODEV,
+        ) => ErrorCode::InvalidRequest,
+        Some(libc::EXDEV | libc::EBUSY | libc::ETXTBSY | libc::EMLINK) => ErrorCode::Conflict,
+        _ => ErrorCode::Internal,
     }
 }
 

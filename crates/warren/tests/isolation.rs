@@ -10,7 +10,7 @@ mod rootfs;
 
 use std::time::Duration;
 
-use harness::{cgroup_dirs, eventually, proc_status_field, TestSandbox};
+use harness::{cgroup_dirs, eventually, is_alive, proc_status_field, TestSandbox};
 use warren_runtime::namespaces::caps;
 use warren_runtime::{Resources, Runtime, SANDBOX_ID_BASE};
 
@@ -48,4 +48,312 @@ fn sandbox_runs_debian_with_its_own_hostname_and_processes() {
     assert_eq!(links.lines().count(), 1, "{links}");
     assert!(links.contains("lo:") && links.contains("UP"), "{links}");
     eprintln!("start latency (debug build): {:?}", sbx.start_time);
+}
+
+#[test]
+fn sandbox_root_is_an_unprivileged_host_uid_with_docker_caps_and_seccomp() {
+    let sbx = TestSandbox::start("uid", Resources::default());
+    let pid = sbx.started.pid;
+    let base = SANDBOX_ID_BASE.to_string();
+    for field in ["Uid", "Gid"] {
+        let ids = proc_status_field(pid, field).expect("host status");
+        assert!(
+            ids.split_whitespace().all(|id| id == base),
+            "host {field}: {ids}"
+        );
+    }
+    // Not a child of the process that started it.
+    let ppid: i32 = proc_status_field(pid, "PPid").unwrap().parse().unwrap();
+    assert_ne!(ppid, std::process::id() as i32);
+
+    assert_eq!(sbx.ok("id -u").trim(), "0");
+    let map = sbx.ok("cat /proc/self/uid_map");
+    let map: Vec<&str> = map.split_whitespace().collect();
+    assert_eq!(map, ["0", base.as_str(), "65536"]);
+    let status = sbx.ok("cat /proc/self/status");
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(&format!("{name}:"))
+                    .map(|v| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("{name} missing from {status}"))
+    };
+    let docker = format!("{:016x}", caps::default_mask());
+    assert_eq!(field("CapBnd"), docker);
+    assert_eq!(field("CapEff"), docker);
+    assert_eq!(field("CapAmb"), "0000000000000000");
+    assert_eq!(field("NoNewPrivs"), "1");
+    assert_eq!(field("Seccomp"), "2");
+}
+
+#[test]
+fn sandbox_cannot_mount_unshare_or_touch_host_kernel_state() {
+    let sbx = TestSandbox::start("deny", Resources::default());
+    let fails = |cmd: &str| {
+        let out = sbx.sh(cmd);
+        assert_ne!(out.exit_code, Some(0), "{cmd:?} succeeded: {:?}", out.raw);
+    };
+    fails("mkdir -p /mnt && mount -t tmpfs x /mnt");
+    fails("umount /proc");
+    fails("unshare -U true");
+    fails("unshare -m true");
+    fails("mknod /tmp/mem c 1 1");
+    fails("touch /sys/kernel/x");
+    fails("echo 1 > /proc/sys/kernel/sysrq");
+    fails("echo b > /proc/sysrq-trigger");
+    fails("dmesg");
+    fails("hostname other");
+    // Masked: reads as empty instead of host kernel memory and timers.
+    for masked in ["keys", "timer_list"] {
+        let cmd = format!("wc -c < /proc/{masked}");
+        assert_eq!(sbx.ok(&cmd).trim(), "0", "/proc/{masked} is not masked");
+    }
+    // What a normal root user does still works.
+    sbx.ok("echo hi > /dev/null && head -c 8 /dev/urandom | wc -c");
+    sbx.ok("test -c /dev/pts/ptmx && test -L /dev/ptmx && test -d /dev/shm");
+    sbx.ok("apt-config dump >/dev/null && chown nobody /tmp && touch /tmp/x && rm /tmp/x");
+    sbx.ok("test -S /run/warren/agent.sock && test -x /run/warren-bin/warren");
+    assert_eq!(
+        sbx.ok("findmnt -no OPTIONS /sys").split(',').next(),
+        Some("ro")
+    );
+}
+
+#[test]
+fn sandboxes_do_not_see_each_others_files_or_processes() {
+    let a = TestSandbox::start("a", Resources::default());
+    let b = TestSandbox::start("b", Resources::default());
+    a.ok("echo secret > /root/only-in-a && sleep 60 >/dev/null 2>&1 &");
+    assert_eq!(a.ok("cat /root/only-in-a").trim(), "secret");
+    let out = b.sh("cat /root/only-in-a");
+    assert_ne!(out.exit_code, Some(0), "{:?}", out.raw);
+    assert!(!b.ok("ps -e -o comm=").contains("sleep"));
+    assert_eq!(b.ok("ls /run/warren"), "agent.log\nagent.sock\npid\n");
+}
+
+#[test]
+fn memory_hog_is_killed_inside_its_limit_and_the_agent_survives() {
+    let sbx = TestSandbox::start(
+        "oom",
+        Resources {
+            memory_mb: 64,
+            ..Resources::default()
+        },
+    );
+    // tail keeps the whole "line" of zeros in memory.
+    let out = sbx.sh_with("head -c 1G /dev/zero | tail | wc -c", 60_000);
+    assert_ne!(
+        out.stdout.trim(),
+        "1073741824",
+        "the hog finished: {:?}",
+        out.raw
+    );
+    let oom = harness::cgroup_read(sbx.id(), ("memory", "memory.oom_control"), "memory.events")
+        .expect("memory cgroup");
+    assert!(harness::keyed(&oom, "oom_kill").unwrap_or(0) >= 1, "{oom}");
+    if let Some(peak) = harness::cgroup_read(
+        sbx.id(),
+        ("memory", "memory.max_usage_in_bytes"),
+        "memory.peak",
+    ) {
+        assert!(
+            peak.trim().parse::<u64>().unwrap() <= 64 << 20,
+            "peak {peak}"
+        );
+    }
+    assert!(sbx.healthy(Duration::from_secs(5)));
+    assert_eq!(sbx.ok("echo alive").trim(), "alive");
+}
+
+#[test]
+fn fork_bomb_stops_at_the_pids_limit() {
+    let limit = 64;
+    let sbx = TestSandbox::start(
+        "bomb",
+        Resources {
+            pids: limit,
+            ..Resources::default()
+        },
+    );
+    let pids_current = || {
+        harness::cgroup_read(sbx.id(), ("pids", "pids.current"), "pids.current")
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let mut peak = 0;
+    let mut answered_during = false;
+    std::thread::scope(|s| {
+        // timeout puts itself and the bomb in one process group and kills
+        // the whole group at the end; until then the bomb keeps refilling
+        // every slot that frees up.
+        let bomb = s.spawn(|| {
+            sbx.sh_with(
+                "timeout -s KILL 3 bash -c 'bomb() { bomb | bomb & }; bomb; sleep 5'",
+                30_000,
+            )
+        });
+        while !bomb.is_finished() {
+            peak = peak.max(pids_current());
+            if peak >= limit - 8 && !answered_during {
+                answered_during = sbx.healthy(Duration::from_secs(5));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let out = bomb.join().expect("bomb thread");
+        assert_eq!(
+            out.raw["duration_ms"].as_u64().map(|ms| ms >= 2_500),
+            Some(true),
+            "the bomb did not last: {:?}",
+            out.raw
+        );
+    });
+    eprintln!("peak pids.current {peak}");
+    assert!(peak <= limit, "pids.current reached {peak}");
+    assert!(
+        peak >= limit - 8,
+        "the bomb never got near the limit: {peak}"
+    );
+    let events = harness::cgroup_read(sbx.id(), ("pids", "pids.events"), "pids.events").unwrap();
+    assert!(harness::keyed(&events, "max").unwrap_or(0) > 0, "{events}");
+    assert!(answered_during, "the agent did not answer during the bomb");
+    assert!(
+        eventually(Duration::from_secs(20), || sbx.sh("echo ok").stdout.trim()
+            == "ok"),
+        "the sandbox did not recover"
+    );
+}
+
+#[test]
+fn stop_leaves_no_cgroup_and_no_process_and_is_idempotent() {
+    let sbx = TestSandbox::start("stop", Resources::default());
+    let (id, pid) = (sbx.id().to_string(), sbx.started.pid);
+    sbx.ok("sleep 60 >/dev/null 2>&1 &");
+    assert_eq!(sbx.runtime.pid(&id), Some(pid));
+    assert!(sbx.runtime.running().contains(&id));
+    sbx.runtime.stop(&id).expect("stop");
+    assert!(!is_alive(pid));
+    for dir in cgroup_dirs(&id) {
+        assert!(!dir.exists(), "{} is left", dir.display());
+    }
+    assert_eq!(sbx.runtime.pid(&id), None);
+    assert!(!sbx.runtime.running().contains(&id));
+    sbx.runtime.stop(&id).expect("second stop");
+    assert!(matches!(
+        sbx.runtime.freeze(&id),
+        Err(warren_runtime::RuntimeError::NotRunning(_))
+    ));
+}
+
+#[test]
+fn freeze_stops_the_agent_answering_until_thaw() {
+    let sbx = TestSandbox::start("freeze", Resources::default());
+    sbx.runtime.freeze(sbx.id()).expect("freeze");
+    assert!(
+        !sbx.healthy(Duration::from_millis(500)),
+        "a frozen agent answered"
+    );
+    sbx.runtime.thaw(sbx.id()).expect("thaw");
+    assert!(sbx.healthy(Duration::from_secs(5)));
+    assert_eq!(sbx.ok("echo thawed").trim(), "thawed");
+}
+
+#[test]
+fn failed_starts_name_the_stage_and_leave_nothing_behind() {
+    let runtime = harness::runtime();
+    let mut bad_workdir = harness::prepare("badwd", Resources::default());
+    bad_workdir.spec.workdir = "relative/dir".into();
+    let mut no_root = harness::prepare("noroot", Resources::default());
+    no_root.spec.rootfs = no_root.run.path().join("missing");
+    for (prepared, stage) in [(&bad_workdir, "workdir"), (&no_root, "rootfs")] {
+        match runtime.start(&prepared.spec) {
+            Err(warren_runtime::RuntimeError::Start { stage: got, .. }) => {
+                assert_eq!(got, stage)
+            }
+            other => panic!("expected a {stage} failure, got {other:?}"),
+        }
+        for dir in cgroup_dirs(&prepared.spec.id) {
+            assert!(!dir.exists(), "{} is left", dir.display());
+        }
+    }
+    let mut huge = harness::prepare("huge", Resources::default());
+    huge.spec.resources.cpus = 4096.0;
+    assert!(matches!(
+        runtime.start(&huge.spec),
+        Err(warren_runtime::RuntimeError::ResourcesTooLarge(_))
+    ));
+}
+
+/// The child half of `sandbox_outlives_the_process_that_started_it`: run as
+/// a separate process, starts a sandbox from the spec in the environment,
+/// prints its pid and waits to be killed.
+#[test]
+#[ignore = "run as a child process by sandbox_outlives_the_process_that_started_it"]
+fn caller_child() {
+    let Ok(spec) = std::env::var("WARREN_TEST_CALLER_SPEC") else {
+        return;
+    };
+    let spec: warren_runtime::SandboxSpec = serde_json::from_str(&spec).unwrap();
+    let started = harness::runtime().start(&spec).expect("start in the child");
+    println!("STARTED {}", started.pid);
+    std::thread::sleep(Duration::from_secs(600));
+}
+
+#[test]
+fn sandbox_outlives_the_process_that_started_it() {
+    use std::io::BufRead;
+    let prepared = harness::prepare("orphan", Resources::default());
+    let runtime = harness::runtime();
+    let mut child = harness::ChildGuard(
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "caller_child",
+                "--exact",
+                "--include-ignored",
+                "--nocapture",
+            ])
+            .env(
+                "WARREN_TEST_CALLER_SPEC",
+                serde_json::to_string(&prepared.spec).unwrap(),
+            )
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawning the caller"),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let pid: i32 = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("STARTED ").map(|p| p.parse().unwrap()))
+        .expect("the caller started a sandbox");
+    let started = warren_runtime::Started {
+        pid,
+        agent_socket: prepared.spec.run_dir.join("agent.sock"),
+    };
+    let sbx = TestSandbox::adopt(runtime, prepared, started, Duration::ZERO);
+    let caller = child.0.id() as i32;
+    child.0.kill().unwrap();
+    child.0.wait().unwrap();
+    assert!(!is_alive(caller));
+    assert!(sbx.healthy(Duration::from_secs(5)));
+    assert_eq!(sbx.ok("echo still here").trim(), "still here");
+    assert_eq!(sbx.runtime.pid(sbx.id()), Some(pid));
+}
+
+#[test]
+fn start_latency() {
+    let mut times: Vec<Duration> = (0..5)
+        .map(|i| TestSandbox::start(&format!("lat{i}"), Resources::default()).start_time)
+        .collect();
+    times.sort();
+    eprintln!(
+        "start latency over 5 sequential starts: min {:?}, median {:?}, max {:?}",
+        times[0], times[2], times[4]
+    );
+    assert!(
+        times[2] < Duration::from_secs(5),
+        "median start {:?}",
+        times[2]
+    );
 }

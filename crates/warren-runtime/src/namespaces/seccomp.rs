@@ -106,13 +106,13 @@ const DENIED_ARCH: &[libc::c_long] = &[
 #[cfg(target_arch = "aarch64")]
 const DENIED_ARCH: &[libc::c_long] = &[];
 
-// Classic BPF opcodes (linux/bpf_common.h).
-const BPF_LD_W_ABS: u16 = 0x00 | 0x00 | 0x20;
-const BPF_JMP_JEQ_K: u16 = 0x05 | 0x10;
+// Classic BPF opcodes (linux/bpf_common.h): class | size/op | mode/source.
+const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
+const BPF_JMP_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
 #[cfg(target_arch = "x86_64")]
-const BPF_JMP_JGE_K: u16 = 0x05 | 0x30;
-const BPF_ALU_AND_K: u16 = 0x04 | 0x50;
-const BPF_RET_K: u16 = 0x06;
+const BPF_JMP_JGE_K: u16 = 0x35; // BPF_JMP | BPF_JGE | BPF_K
+const BPF_ALU_AND_K: u16 = 0x54; // BPF_ALU | BPF_AND | BPF_K
+const BPF_RET_K: u16 = 0x06; // BPF_RET | BPF_K
 
 const RET_ALLOW: u32 = 0x7fff_0000;
 const RET_KILL_PROCESS: u32 = 0x8000_0000;

@@ -40,8 +40,8 @@ pub struct Prepared {
     pub spec: SandboxSpec,
     /// Holds the run directory.
     pub run: tempfile::TempDir,
-    /// Holds the root.
-    pub root: Overlay,
+    /// Holds the root (unmounted on drop).
+    _root: Overlay,
 }
 
 /// A spec over a fresh overlay root and run directory.
@@ -60,7 +60,11 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         workdir: "/root".to_string(),
         resources,
     };
-    Prepared { spec, run, root }
+    Prepared {
+        spec,
+        run,
+        _root: root,
+    }
 }
 
 /// A running sandbox; stopped and cleaned up on drop.
@@ -73,7 +77,6 @@ pub struct TestSandbox {
     pub started: Started,
     /// How long `start` took.
     pub start_time: Duration,
-    io: tokio::runtime::Runtime,
     // Dropped after the sandbox is stopped (fields drop in order).
     _prepared: Prepared,
 }
@@ -85,8 +88,6 @@ pub struct RunOutput {
     pub exit_code: Option<i64>,
     /// Standard output.
     pub stdout: String,
-    /// Standard error.
-    pub stderr: String,
     /// The whole response.
     pub raw: Value,
 }
@@ -103,15 +104,21 @@ impl TestSandbox {
             "{}: started in {start_time:?} (pid {})",
             prepared.spec.id, started.pid
         );
+        Self::adopt(runtime, prepared, started, start_time)
+    }
+
+    /// Takes charge of a sandbox started elsewhere (stopped on drop).
+    pub fn adopt(
+        runtime: Arc<NamespaceRuntime>,
+        prepared: Prepared,
+        started: Started,
+        start_time: Duration,
+    ) -> TestSandbox {
         TestSandbox {
             runtime,
             spec: prepared.spec.clone(),
             started,
             start_time,
-            io: tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("tokio"),
             _prepared: prepared,
         }
     }
@@ -131,7 +138,12 @@ impl TestSandbox {
     ) -> Result<(u16, Value), String> {
         let socket = self.started.agent_socket.clone();
         let (method, path) = (method.to_string(), path.to_string());
-        self.io.block_on(async move {
+        // A runtime per call keeps the sandbox usable from several threads.
+        let io = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("tokio");
+        io.block_on(async move {
             tokio::time::timeout(timeout, request(&socket, &method, &path, body))
                 .await
                 .map_err(|_| format!("{method} {path}: no answer within {timeout:?}"))?
@@ -159,7 +171,6 @@ impl TestSandbox {
         RunOutput {
             exit_code: raw["exit_code"].as_i64(),
             stdout: raw["stdout"].as_str().unwrap_or_default().to_string(),
-            stderr: raw["stderr"].as_str().unwrap_or_default().to_string(),
             raw,
         }
     }
@@ -252,5 +263,39 @@ pub fn eventually(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
             return false;
         }
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Reads a cgroup file of a sandbox: `v1` = (controller, file) on v1/hybrid
+/// hosts, `v2` = file on cgroup v2.
+pub fn cgroup_read(id: &str, v1: (&str, &str), v2: &str) -> Option<String> {
+    let root = Path::new("/sys/fs/cgroup");
+    let v2_path = root.join(CGROUP_PARENT).join(id).join(v2);
+    let v1_path = root.join(v1.0).join(CGROUP_PARENT).join(id).join(v1.1);
+    std::fs::read_to_string(v2_path)
+        .or_else(|_| std::fs::read_to_string(v1_path))
+        .ok()
+}
+
+/// The value of `key` in a flat-keyed cgroup file ("key value" lines).
+pub fn keyed(text: &str, key: &str) -> Option<u64> {
+    text.lines().find_map(|l| {
+        let (k, v) = l.split_once(' ')?;
+        (k == key).then(|| v.trim().parse().ok())?
+    })
+}
+
+/// Whether host pid `pid` exists and is not a zombie.
+pub fn is_alive(pid: i32) -> bool {
+    proc_status_field(pid, "State").is_some_and(|s| !s.starts_with('Z') && !s.starts_with('X'))
+}
+
+/// Kills and reaps a child process on drop.
+pub struct ChildGuard(pub std::process::Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
