@@ -3,6 +3,7 @@
 //! - [`problem`]: the RFC 7807 error body and its stable [`problem::ErrorCode`]s.
 //! - [`ids`]: prefixed random identifiers (`sbx_`, `proc_`, ...).
 //! - [`agent`]: request and response bodies of the in-sandbox agent API.
+//! - [`server`]: request and response bodies of the control plane.
 //! - `extract` (feature `axum`): axum extractors whose rejections are problems.
 //!
 //! Nothing here performs I/O; the crate is safe to use from clients, the
@@ -13,6 +14,7 @@ pub mod agent;
 pub mod extract;
 pub mod ids;
 pub mod problem;
+pub mod server;
 
 pub use problem::{ErrorCode, Problem};
 

@@ -17,6 +17,8 @@ struct Cli {
 enum Command {
     /// Run the agent daemon (inside a sandbox, or standalone on any Linux host).
     Agent(cmd::agent::AgentArgs),
+    /// Run the control plane: the sandbox API, state and runtime of this machine.
+    Server(cmd::server::ServerArgs),
     /// Internal: start one sandbox (spec on stdin, report on stdout). Run by
     /// the namespace runtime as a fresh single-threaded process.
     #[command(name = "__sandbox-init", hide = true)]
@@ -27,6 +29,7 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
         Command::Agent(args) => cmd::agent::run(args),
+        Command::Server(args) => cmd::server::run(args),
         Command::SandboxInit => cmd::sandbox_init::run(),
     }
 }

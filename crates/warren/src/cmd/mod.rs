@@ -2,6 +2,7 @@
 
 pub mod agent;
 pub mod sandbox_init;
+pub mod server;
 
 /// Logs as text to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

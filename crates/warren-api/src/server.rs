@@ -1,0 +1,299 @@
+//! Request and response bodies of the control plane (`warren server`):
+//! sandboxes, tenants, API keys and templates. The agent routes a sandbox
+//! exposes under `/v1/sandboxes/{id}/...` use the types of [`crate::agent`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+/// Lifecycle state of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SandboxState {
+    /// Its disk and processes are being set up; calls on it answer 409.
+    Creating,
+    /// Its agent answers; commands can run.
+    Running,
+    /// No process runs; the disk is kept. `start` brings it back.
+    Stopped,
+    /// Frozen: no compute; `wake` brings it back.
+    Hibernated,
+    /// It failed to start or died unexpectedly; `start` retries, `delete` removes it.
+    Error,
+    /// Being destroyed; gone (404) moments later.
+    Destroyed,
+}
+
+impl SandboxState {
+    /// The snake_case name, as on the wire and in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SandboxState::Creating => "creating",
+            SandboxState::Running => "running",
+            SandboxState::Stopped => "stopped",
+            SandboxState::Hibernated => "hibernated",
+            SandboxState::Error => "error",
+            SandboxState::Destroyed => "destroyed",
+        }
+    }
+
+    /// Every state, in lifecycle order.
+    pub const ALL: [SandboxState; 6] = [
+        SandboxState::Creating,
+        SandboxState::Running,
+        SandboxState::Stopped,
+        SandboxState::Hibernated,
+        SandboxState::Error,
+        SandboxState::Destroyed,
+    ];
+}
+
+impl std::str::FromStr for SandboxState {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        SandboxState::ALL
+            .into_iter()
+            .find(|state| state.as_str() == s)
+            .ok_or_else(|| format!("unknown sandbox state {s:?}"))
+    }
+}
+
+/// Requested limits; an absent field takes the server's default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesRequest {
+    /// CPUs, fractional allowed (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// Memory limit in MiB (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_mb: Option<u64>,
+    /// Maximum number of tasks (default 512).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<u64>,
+}
+
+/// The limits a sandbox runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxResources {
+    /// CPUs (fractional allowed).
+    pub cpus: f64,
+    /// Memory limit in MiB.
+    pub memory_mb: u64,
+    /// Maximum number of tasks.
+    pub pids: u64,
+}
+
+/// Outbound network policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Egress {
+    /// Outbound connections allowed.
+    Allow,
+    /// Loopback only.
+    #[default]
+    Deny,
+}
+
+/// Network settings of a sandbox.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkPolicy {
+    /// `allow` or `deny` (default `deny`).
+    #[serde(default)]
+    pub egress: Egress,
+}
+
+/// `POST /v1/sandboxes`: every field is optional.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSandboxRequest {
+    /// Template name (default `base`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Idle timeout: with no API activity for this long the sandbox is
+    /// stopped (default 300; 0 disables it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+    /// Lifetime: the sandbox is destroyed this long after creation (plus
+    /// extensions). Absent: it lives until deleted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ttl_secs: Option<u64>,
+    /// Default environment of every process in the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub envs: Option<BTreeMap<String, String>>,
+    /// Free-form key/value pairs, filterable with `metadata.KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// Key/value labels, filterable with `label=KEY=VALUE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// CPU, memory and pid limits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesRequest>,
+    /// Network policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkPolicy>,
+    /// Take a checkpoint after every `processes/run`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_checkpoint: Option<bool>,
+    /// Start from this checkpoint's disk instead of the template's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_checkpoint: Option<String>,
+}
+
+/// A sandbox as `GET /v1/sandboxes/{id}` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Sandbox {
+    /// `sbx_…`.
+    pub id: String,
+    /// Lifecycle state.
+    pub state: SandboxState,
+    /// The template its disk was made from.
+    pub template: String,
+    /// Owning tenant; null for sandboxes created with the admin key.
+    pub tenant_id: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// When the sandbox is destroyed (creation + `ttl_secs` + extensions);
+    /// null when it has no ttl.
+    pub expires_at: Option<String>,
+    /// Last API activity (RFC 3339 UTC); the idle timeout counts from here.
+    pub last_active_at: String,
+    /// Idle timeout in seconds (0: never stopped for idleness).
+    pub timeout_secs: u64,
+    /// Lifetime in seconds, if any.
+    pub ttl_secs: Option<u64>,
+    /// Free-form key/value pairs.
+    pub metadata: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Limits.
+    pub resources: SandboxResources,
+    /// Network policy.
+    pub network: NetworkPolicy,
+    /// Whether a checkpoint is taken after every `processes/run`.
+    pub auto_checkpoint: bool,
+}
+
+/// A page of sandboxes.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct SandboxList {
+    /// Sandboxes in creation order.
+    pub items: Vec<Sandbox>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// `PATCH /v1/sandboxes/{id}`: given fields replace the stored ones.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSandboxRequest {
+    /// New metadata (replaces all of it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<BTreeMap<String, String>>,
+    /// New labels (replace all of them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// New idle timeout in seconds (0 disables it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_secs: Option<u64>,
+}
+
+/// `POST /v1/sandboxes/{id}/extend`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExtendRequest {
+    /// Seconds added to `expires_at` (counted from now if it has passed);
+    /// the idle clock restarts too.
+    pub seconds: u64,
+}
+
+/// `POST /v1/admin/tenants`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// Unique name, 1 to 64 characters.
+    pub name: String,
+    /// Most sandboxes the tenant may have creating or running at once; null
+    /// for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_sandboxes: Option<u32>,
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Tenant {
+    /// `ten_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Quota on creating and running sandboxes; null for no limit.
+    pub max_sandboxes: Option<u32>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// A page of tenants.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TenantList {
+    /// Tenants in creation order.
+    pub items: Vec<Tenant>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A new API key: the only time the key itself is shown.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyCreated {
+    /// `key_…`, used to revoke it.
+    pub id: String,
+    /// The secret, for `Authorization: Bearer`. Only its hash is stored.
+    pub key: String,
+    /// The tenant it acts for.
+    pub tenant_id: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// An API key as listed (without the secret).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyInfo {
+    /// `key_…`.
+    pub id: String,
+    /// The tenant it acts for.
+    pub tenant_id: String,
+    /// The first characters of the key, to tell keys apart.
+    pub prefix: String,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// The keys of one tenant.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct ApiKeyList {
+    /// Keys in creation order.
+    pub items: Vec<ApiKeyInfo>,
+}
+
+/// A template sandboxes are created from.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Template {
+    /// Name, as given to `POST /v1/sandboxes`.
+    pub name: String,
+    /// Working directory of processes in sandboxes made from it.
+    pub workdir: String,
+    /// Default environment of sandboxes made from it.
+    pub env: BTreeMap<String, String>,
+    /// RFC 3339 UTC, when it was built.
+    pub created_at: Option<String>,
+}
+
+/// Every template on the host.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct TemplateList {
+    /// Templates by name.
+    pub items: Vec<Template>,
+}

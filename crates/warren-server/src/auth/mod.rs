@@ -1,0 +1,234 @@
+//! Who is calling: the admin key or a tenant's API key.
+//!
+//! Every route but `/v1/health` and `/v1/openapi.json` needs a key, as
+//! `Authorization: Bearer <key>` or `?access_token=<key>` (WebSocket and
+//! browser clients). The admin key is compared in constant time; a tenant key
+//! is looked up by its SHA-256 (keys are 256 random bits, so a plain hash is
+//! as good as a slow one and keeps the hot path cheap). Known keys are cached
+//! in memory; revoking one drops it from the cache in the same process that
+//! deletes it from the database, so the cache is never stale.
+
+pub mod admin_key;
+pub mod keys;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use axum::extract::{FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use subtle::ConstantTimeEq;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use warren_api::{ErrorCode, Problem};
+
+use crate::store::{Store, StoreError};
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The admin key: sees and manages everything.
+    Admin,
+    /// A tenant's key: sees only that tenant's sandboxes.
+    Tenant(String),
+}
+
+impl Caller {
+    /// The tenant sandboxes created by this caller belong to (`None`: admin).
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Caller::Admin => None,
+            Caller::Tenant(id) => Some(id),
+        }
+    }
+
+    /// Whether this caller may see a sandbox owned by `owner`.
+    pub fn can_see(&self, owner: Option<&str>) -> bool {
+        match self {
+            Caller::Admin => true,
+            Caller::Tenant(id) => owner == Some(id.as_str()),
+        }
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<Caller>()
+            .cloned()
+            .ok_or_else(|| Problem::new(ErrorCode::Unauthorized, "missing API key"))
+    }
+}
+
+/// Extractor for admin-only routes: a tenant key gets `403 forbidden`.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminOnly;
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminOnly {
+    type Rejection = Problem;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match Caller::from_request_parts(parts, state).await? {
+            Caller::Admin => Ok(AdminOnly),
+            Caller::Tenant(_) => Err(Problem::new(
+                ErrorCode::Forbidden,
+                "this route needs the admin key",
+            )),
+        }
+    }
+}
+
+/// A tenant key as cached after its first use.
+#[derive(Debug, Clone)]
+struct CachedKey {
+    key_id: String,
+    tenant_id: String,
+}
+
+/// Key checks; cheap to clone.
+#[derive(Clone)]
+pub struct Auth {
+    admin_key: Arc<str>,
+    store: Store,
+    /// SHA-256 of a tenant key → the key. A std lock: held for a map lookup
+    /// only, never across an await.
+    cache: Arc<RwLock<HashMap<[u8; 32], CachedKey>>>,
+}
+
+impl Auth {
+    /// Checks keys against `admin_key` and the tenant keys in `store`.
+    pub fn new(admin_key: String, store: Store) -> Self {
+        Auth {
+            admin_key: admin_key.into(),
+            store,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The caller a key stands for, or `None` for an unknown key.
+    pub async fn authenticate(&self, token: &str) -> Result<Option<Caller>, StoreError> {
+        if bool::from(token.as_bytes().ct_eq(self.admin_key.as_bytes())) {
+            return Ok(Some(Caller::Admin));
+        }
+        let hash = keys::hash(token);
+        if let Some(key) = self.cache.read().expect("auth cache lock").get(&hash) {
+            return Ok(Some(Caller::Tenant(key.tenant_id.clone())));
+        }
+        let Some(record) = self.store.key_by_hash(&hash).await? else {
+            return Ok(None);
+        };
+        self.cache.write().expect("auth cache lock").insert(
+            hash,
+            CachedKey {
+                key_id: record.id,
+                tenant_id: record.tenant_id.clone(),
+            },
+        );
+        Ok(Some(Caller::Tenant(record.tenant_id)))
+    }
+
+    /// Drops a revoked key from the cache.
+    pub fn forget_key(&self, key_id: &str) {
+        self.cache
+            .write()
+            .expect("auth cache lock")
+            .retain(|_, key| key.key_id != key_id);
+    }
+}
+
+/// Paths anyone may call.
+const PUBLIC_PATHS: &[&str] = &["/v1/health", "/v1/openapi.json"];
+
+/// Middleware: resolves the caller into the request's extensions, or answers
+/// `401 unauthorized`.
+pub async fn require_key(State(auth): State<Auth>, mut req: Request, next: Next) -> Response {
+    if PUBLIC_PATHS.contains(&req.uri().path()) {
+        return next.run(req).await;
+    }
+    let Some(token) = presented_token(&req) else {
+        return Problem::new(
+            ErrorCode::Unauthorized,
+            "missing API key: send Authorization: Bearer <key> or ?access_token=",
+        )
+        .into_response();
+    };
+    match auth.authenticate(&token).await {
+        Ok(Some(caller)) => {
+            req.extensions_mut().insert(caller);
+            next.run(req).await
+        }
+        Ok(None) => Problem::new(ErrorCode::Unauthorized, "invalid API key").into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "checking an API key failed");
+            Problem::new(
+                ErrorCode::Internal,
+                "the server failed to check the API key",
+            )
+            .into_response()
+        }
+    }
+}
+
+/// The key from the `Authorization` header, else from `?access_token=`.
+fn presented_token(req: &Request) -> Option<String> {
+    if let Some(value) = req.headers().get(http::header::AUTHORIZATION) {
+        let value = value.to_str().ok()?;
+        return value
+            .strip_prefix("Bearer ")
+            .or_else(|| value.strip_prefix("bearer "))
+            .map(|t| t.trim().to_string());
+    }
+    access_token_param(req.uri().query()?)
+}
+
+/// The decoded `access_token` query parameter.
+fn access_token_param(query: &str) -> Option<String> {
+    form_pairs(query)
+        .into_iter()
+        .find_map(|(k, v)| (k == "access_token").then_some(v))
+}
+
+/// `application/x-www-form-urlencoded` pairs of a query string.
+fn form_pairs(query: &str) -> Vec<(String, String)> {
+    serde_urlencoded::from_str(query).unwrap_or_default()
+}
+
+/// Adds the `bearer` security scheme to the OpenAPI document.
+pub struct SecurityAddon;
+
+impl utoipa::Modify for SecurityAddon {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_access_token_from_query() {
+        assert_eq!(
+            access_token_param("a=1&access_token=k%2By&b=2").as_deref(),
+            Some("k+y")
+        );
+        assert_eq!(access_token_param("a=1"), None);
+    }
+
+    #[test]
+    fn tenants_see_only_their_own() {
+        let a = Caller::Tenant("ten_a".into());
+        assert!(a.can_see(Some("ten_a")));
+        assert!(!a.can_see(Some("ten_b")));
+        assert!(!a.can_see(None));
+        assert!(Caller::Admin.can_see(Some("ten_b")));
+        assert!(Caller::Admin.can_see(None));
+    }
+}

@@ -1,0 +1,71 @@
+//! Server configuration: what `warren server` flags set.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use warren_runtime::storage::Driver;
+use warren_runtime::Resources;
+
+/// Everything the server needs to know at start.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// `HOST:PORT` to serve the API on.
+    pub listen: String,
+    /// Database, admin key, storage pool and run directories live here.
+    pub state_dir: PathBuf,
+    /// Storage driver of the pool.
+    pub storage: Driver,
+    /// The admin key from the environment; `None`: read or generate
+    /// `STATE_DIR/admin.key`.
+    pub admin_key: Option<String>,
+    /// The `warren` binary: run as every sandbox's agent, and as the
+    /// single-threaded helper that creates containers.
+    pub warren_binary: PathBuf,
+    /// Name of the cgroup every sandbox's cgroup is created under. Two
+    /// servers on one machine need different ones, or each would take the
+    /// other's sandboxes for orphans.
+    pub cgroup_parent: String,
+    /// Limits and timings.
+    pub limits: Limits,
+}
+
+/// Limits on requests and the timing of background work.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest JSON body of a control-plane route (agent routes stream their
+    /// bodies through and are limited by the agent).
+    pub max_json_body: usize,
+    /// Idle timeout of sandboxes that do not ask for one.
+    pub default_timeout_secs: u64,
+    /// Largest idle timeout.
+    pub max_timeout_secs: u64,
+    /// Largest ttl, and largest single extension.
+    pub max_ttl_secs: u64,
+    /// Resources of sandboxes that do not ask for some.
+    pub default_resources: Resources,
+    /// Most entries in `metadata`, `labels` or `envs`.
+    pub max_map_entries: usize,
+    /// Longest key of `metadata`, `labels` or `envs`.
+    pub max_key_len: usize,
+    /// Longest value of `metadata`, `labels` or `envs`.
+    pub max_value_len: usize,
+    /// How often the reaper flushes activity and looks for idle and expired
+    /// sandboxes.
+    pub reaper_interval: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_json_body: 1 << 20,
+            default_timeout_secs: 300,
+            max_timeout_secs: 30 * 24 * 3600,
+            max_ttl_secs: 365 * 24 * 3600,
+            default_resources: Resources::default(),
+            max_map_entries: 256,
+            max_key_len: 256,
+            max_value_len: 16 * 1024,
+            reaper_interval: Duration::from_secs(1),
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! `/v1/admin` routes (admin key only): tenants and their API keys.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use warren_api::extract::{Json, Query};
+use warren_api::server::{ApiKeyCreated, ApiKeyList, CreateTenantRequest, Tenant, TenantList};
+use warren_api::Problem;
+
+use crate::auth::AdminOnly;
+use crate::paging::{Page, PageQuery};
+use crate::tenants::TenantError;
+use crate::AppState;
+
+/// Routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_tenant, list_tenants))
+        .routes(routes!(get_tenant))
+        .routes(routes!(create_key, list_keys))
+        .routes(routes!(revoke_key))
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/v1/admin/tenants", tag = "admin",
+    request_body = CreateTenantRequest,
+    responses(
+        (status = 201, description = "Created", body = Tenant),
+        (status = 400, description = "Invalid name", body = Problem),
+        (status = 403, description = "Not the admin key", body = Problem),
+        (status = 409, description = "The name is taken", body = Problem)))]
+async fn create_tenant(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Json(req): Json<CreateTenantRequest>,
+) -> Result<(StatusCode, Json<Tenant>), TenantError> {
+    let tenant = app.tenants.create(&req.name, req.max_sandboxes).await?;
+    Ok((StatusCode::CREATED, Json(tenant)))
+}
+
+/// List tenants, in creation order.
+#[utoipa::path(get, path = "/v1/admin/tenants", tag = "admin",
+    params(PageQuery),
+    responses(
+        (status = 200, description = "A page of tenants", body = TenantList),
+        (status = 400, description = "Invalid page", body = Problem),
+        (status = 403, description = "Not the admin key", body = Problem)))]
+async fn list_tenants(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<TenantList>, Problem> {
+    let page = Page::parse(page.limit, page.cursor.as_deref())?;
+    Ok(Json(app.tenants.list(page).await?))
+}
+
+/// One tenant.
+#[utoipa::path(get, path = "/v1/admin/tenants/{id}", tag = "admin",
+    params(("id" = String, Path, description = "`ten_…`")),
+    responses(
+        (status = 200, description = "The tenant", body = Tenant),
+        (status = 403, description = "Not the admin key", body = Problem),
+        (status = 404, description = "No such tenant", body = Problem)))]
+async fn get_tenant(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Path(id): Path<String>,
+) -> Result<Json<Tenant>, TenantError> {
+    Ok(Json(app.tenants.get(&id).await?))
+}
+
+/// Create an API key for a tenant. The key is shown only in this response.
+#[utoipa::path(post, path = "/v1/admin/tenants/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "`ten_…`")),
+    responses(
+        (status = 201, description = "Created", body = ApiKeyCreated),
+        (status = 403, description = "Not the admin key", body = Problem),
+        (status = 404, description = "No such tenant", body = Problem)))]
+async fn create_key(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), TenantError> {
+    let key = app.tenants.create_key(&id).await?;
+    Ok((StatusCode::CREATED, Json(key)))
+}
+
+/// A tenant's API keys, without their secrets.
+#[utoipa::path(get, path = "/v1/admin/tenants/{id}/keys", tag = "admin",
+    params(("id" = String, Path, description = "`ten_…`")),
+    responses(
+        (status = 200, description = "The keys", body = ApiKeyList),
+        (status = 403, description = "Not the admin key", body = Problem),
+        (status = 404, description = "No such tenant", body = Problem)))]
+async fn list_keys(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Path(id): Path<String>,
+) -> Result<Json<ApiKeyList>, TenantError> {
+    Ok(Json(app.tenants.list_keys(&id).await?))
+}
+
+/// Revoke an API key: requests with it answer 401 from now on.
+#[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "admin",
+    params(("id" = String, Path, description = "`key_…`")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 403, description = "Not the admin key", body = Problem),
+        (status = 404, description = "No such key", body = Problem)))]
+async fn revoke_key(
+    State(app): State<AppState>,
+    _: AdminOnly,
+    Path(id): Path<String>,
+) -> Result<StatusCode, TenantError> {
+    app.tenants.revoke_key(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

@@ -1,0 +1,149 @@
+//! The control plane's HTTP surface: one router built from one module per
+//! resource, plus the agent proxy.
+//!
+//! - [`health`]: `/v1/health` and `/metrics`.
+//! - [`sandboxes`]: `/v1/sandboxes/...` (lifecycle).
+//! - [`admin`]: `/v1/admin/...` (tenants and keys).
+//! - [`templates`]: `/v1/templates` routes.
+//! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
+//!
+//! Layers, outermost first: tracing (tower-http), metrics
+//! ([`crate::metrics::track`]), authentication ([`crate::auth::require_key`]),
+//! the JSON body limit. Handlers parse, call the domain and render; the
+//! OpenAPI document is collected from their `#[utoipa::path]` attributes.
+
+pub mod admin;
+pub mod health;
+pub mod sandboxes;
+pub mod templates;
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, FromRequest, Request};
+use axum::http::StatusCode;
+use axum::routing::any;
+use axum::Router;
+use serde::de::DeserializeOwned;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use warren_api::{ErrorCode, Problem};
+
+use crate::auth::{self, SecurityAddon};
+use crate::{metrics, proxy, AppState};
+
+/// Top-level OpenAPI metadata; paths come from the route modules.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Warren server API",
+        description = "The control plane: sandboxes, tenants, keys and templates. Every agent \
+            route (see the agent's document) is also served under `/v1/sandboxes/{id}/`.",
+        license(name = "Apache-2.0")
+    ),
+    paths(proxy::forward),
+    components(schemas(warren_api::Problem, warren_api::ErrorCode)),
+    modifiers(&SecurityAddon),
+    security(("bearer" = []))
+)]
+struct ApiDoc;
+
+/// The routes and the OpenAPI document they describe.
+fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.limits.max_json_body;
+    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(sandboxes::routes())
+        .merge(admin::routes())
+        .merge(templates::routes())
+        .split_for_parts();
+    let router = router
+        .route("/v1/sandboxes/{id}/{*agent_path}", any(proxy::forward))
+        .fallback(warren_api::extract::not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.auth.clone(),
+            auth::require_key,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.metrics.clone(),
+            metrics::track,
+        ))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state);
+    (router, api)
+}
+
+async fn method_not_allowed() -> Problem {
+    Problem::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    )
+}
+
+/// The server's router, with `/v1/openapi.json` served from the same document.
+pub fn router(state: AppState) -> Router {
+    let (router, api) = parts(state);
+    let json = api.to_pretty_json().expect("OpenAPI document serializes");
+    router.route(
+        "/v1/openapi.json",
+        axum::routing::get(move || async move {
+            ([(http::header::CONTENT_TYPE, "application/json")], json)
+        }),
+    )
+}
+
+/// The OpenAPI document of the server API, as committed in
+/// `docs/openapi/server.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+        .merge(health::routes())
+        .merge(sandboxes::routes())
+        .merge(admin::routes())
+        .merge(templates::routes())
+        .split_for_parts();
+    api
+}
+
+/// A JSON body that may be absent: an empty body is `T::default()`.
+/// Rejections are problems (400 bad JSON, 413 too large, 415 not JSON).
+#[derive(Debug, Clone, Default)]
+pub struct OptionalJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for OptionalJson<T>
+where
+    T: DeserializeOwned + Default,
+    S: Send + Sync,
+{
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json_type = req
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|ct| {
+                let mime = ct.split(';').next().unwrap_or("").trim();
+                mime.eq_ignore_ascii_case("application/json") || mime.ends_with("+json")
+            });
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                Problem::new(ErrorCode::PayloadTooLarge, "request body is too large")
+            } else {
+                Problem::invalid(rejection.body_text())
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        if json_type == Some(false) {
+            return Err(Problem::new(
+                ErrorCode::UnsupportedMediaType,
+                "expected a body with Content-Type: application/json",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(OptionalJson)
+            .map_err(|e| Problem::invalid(format!("invalid JSON body: {e}")))
+    }
+}

@@ -1,0 +1,96 @@
+//! The reaper: one background task that, every tick,
+//!
+//! 1. writes the activity recorded in memory since the last tick to the
+//!    database (one transaction, however many requests came in),
+//! 2. stops running sandboxes idle for longer than their `timeout_secs`,
+//! 3. destroys sandboxes past their ttl (`expires_at`),
+//! 4. every few ticks, marks running sandboxes whose init has died as `error`.
+//!
+//! On shutdown it flushes the activity one last time.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::sandboxes::Sandboxes;
+use crate::time::now_ms;
+
+/// Liveness of running sandboxes is checked every this many ticks.
+const LIVENESS_EVERY: u64 = 5;
+
+/// Runs the reaper until `shutdown` turns true.
+pub async fn run(sandboxes: Sandboxes, interval: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => break,
+        }
+        ticks += 1;
+        flush_activity(&sandboxes).await;
+        stop_idle(&sandboxes).await;
+        destroy_expired(&sandboxes).await;
+        if ticks.is_multiple_of(LIVENESS_EVERY) {
+            sandboxes.reap_dead().await;
+        }
+    }
+    flush_activity(&sandboxes).await;
+}
+
+/// Writes recorded activity to the database.
+pub async fn flush_activity(sandboxes: &Sandboxes) {
+    let touches = sandboxes.registry().take_activity();
+    if let Err(e) = sandboxes.store().touch_sandboxes(&touches).await {
+        tracing::error!(error = %e, "recording sandbox activity");
+    }
+}
+
+async fn stop_idle(sandboxes: &Sandboxes) {
+    let idle = match sandboxes.store().idle_sandboxes(now_ms()).await {
+        Ok(idle) => idle,
+        Err(e) => {
+            tracing::error!(error = %e, "finding idle sandboxes");
+            return;
+        }
+    };
+    let mut tasks = JoinSet::new();
+    for (id, timeout_secs) in idle {
+        let Some(entry) = sandboxes.registry().get(&id) else {
+            continue;
+        };
+        let sandboxes = sandboxes.clone();
+        tasks.spawn(async move {
+            if let Err(e) = sandboxes.stop_entry(entry, Some(timeout_secs * 1000)).await {
+                tracing::warn!(%id, error = %e, "stopping an idle sandbox");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}
+
+async fn destroy_expired(sandboxes: &Sandboxes) {
+    let expired = match sandboxes.store().expired_sandboxes(now_ms()).await {
+        Ok(expired) => expired,
+        Err(e) => {
+            tracing::error!(error = %e, "finding expired sandboxes");
+            return;
+        }
+    };
+    let mut tasks = JoinSet::new();
+    for id in expired {
+        let Some(entry) = sandboxes.registry().get(&id) else {
+            continue;
+        };
+        let sandboxes = sandboxes.clone();
+        tasks.spawn(async move {
+            tracing::info!(%id, "ttl reached: destroying the sandbox");
+            if let Err(e) = sandboxes.destroy(entry).await {
+                tracing::warn!(%id, error = %e, "destroying an expired sandbox");
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+}

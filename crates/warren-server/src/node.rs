@@ -1,0 +1,252 @@
+//! The machine under the control plane: the runtime that runs sandboxes, the
+//! storage pool that holds their disks, and the host-side run directories.
+//!
+//! Everything here blocks (syscalls, ioctls, child processes); async callers
+//! go through `spawn_blocking`. Knows nothing of tenants or the database.
+//!
+//! Layout under the state directory (the pool's own is in
+//! [`warren_runtime::storage`]):
+//!
+//! ```text
+//! STATE_DIR/run/<id>/        host side of the sandbox's /run/warren
+//! STATE_DIR/run/<id>/agent.sock   the agent's socket, which the proxy dials
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use warren_api::ids::{self, IdKind};
+use warren_runtime::storage::{Pool, StorageError};
+use warren_runtime::{Runtime, RuntimeError, SandboxSpec, Started};
+
+/// Default working directory of sandboxes whose template names none.
+pub const DEFAULT_WORKDIR: &str = "/root";
+
+/// Failures of storage and run directories.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// No template with this name on the host.
+    #[error("no template named {0:?}")]
+    TemplateNotFound(String),
+    /// A storage operation failed.
+    #[error(transparent)]
+    Storage(#[from] StorageError),
+    /// The runtime failed.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// A run directory could not be made or removed.
+    #[error("{op} run directory {path}: {source}")]
+    RunDir {
+        /// What was done.
+        op: &'static str,
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+impl NodeError {
+    /// Whether the error means the template does not exist.
+    pub fn is_template_not_found(&self) -> bool {
+        matches!(self, NodeError::TemplateNotFound(_))
+    }
+
+    /// Whether the runtime refused the sandbox's resources (too large for
+    /// the host, or too small to run in).
+    pub fn is_bad_resources(&self) -> bool {
+        matches!(
+            self,
+            NodeError::Runtime(
+                RuntimeError::ResourcesTooLarge(_) | RuntimeError::InvalidResources(_)
+            )
+        )
+    }
+}
+
+/// What a sandbox takes from its template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateConfig {
+    /// Working directory of the agent.
+    pub workdir: String,
+    /// Default environment (the sandbox's `envs` go over it).
+    pub env: BTreeMap<String, String>,
+}
+
+/// The runtime, the pool and the run directories; cheap to clone.
+#[derive(Clone)]
+pub struct Node {
+    runtime: Arc<dyn Runtime>,
+    pool: Pool,
+    run_root: PathBuf,
+    warren_binary: PathBuf,
+}
+
+impl Node {
+    /// A node that runs `warren_binary` as every sandbox's agent.
+    pub fn new(
+        runtime: Arc<dyn Runtime>,
+        pool: Pool,
+        state_dir: &Path,
+        warren_binary: PathBuf,
+    ) -> Result<Node, NodeError> {
+        let run_root = state_dir.join("run");
+        std::fs::create_dir_all(&run_root).map_err(|source| NodeError::RunDir {
+            op: "create",
+            path: run_root.clone(),
+            source,
+        })?;
+        Ok(Node {
+            runtime,
+            pool,
+            run_root,
+            warren_binary,
+        })
+    }
+
+    /// The storage pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// `STATE_DIR/run`: every sandbox's run directory is in here.
+    pub fn run_root(&self) -> &Path {
+        &self.run_root
+    }
+
+    /// The host side of a sandbox's `/run/warren`.
+    pub fn run_dir(&self, id: &str) -> PathBuf {
+        self.run_root.join(id)
+    }
+
+    /// What sandboxes made from `template` inherit; the template must exist.
+    pub fn template_config(&self, template: &str) -> Result<TemplateConfig, NodeError> {
+        let path = self.template_path(template)?;
+        if !self.pool.driver().is_volume(&path) {
+            return Err(NodeError::TemplateNotFound(template.to_string()));
+        }
+        Ok(TemplateConfig {
+            workdir: DEFAULT_WORKDIR.to_string(),
+            env: BTreeMap::new(),
+        })
+    }
+
+    fn template_path(&self, template: &str) -> Result<PathBuf, NodeError> {
+        self.pool.template_path(template).map_err(|e| match e {
+            StorageError::InvalidName(_) => NodeError::TemplateNotFound(template.to_string()),
+            other => NodeError::Storage(other),
+        })
+    }
+
+    /// Makes the sandbox's writable root (a snapshot of the template) and its
+    /// empty run directory; returns the spec to start it with.
+    pub fn prepare(
+        &self,
+        id: &str,
+        template: &str,
+        env: BTreeMap<String, String>,
+        workdir: String,
+        resources: warren_runtime::Resources,
+    ) -> Result<SandboxSpec, NodeError> {
+        let rootfs = self.pool.sandbox_path(id)?;
+        if !self.pool.driver().is_volume(&rootfs) {
+            let source = self.template_path(template)?;
+            if !self.pool.driver().is_volume(&source) {
+                return Err(NodeError::TemplateNotFound(template.to_string()));
+            }
+            self.pool.driver().snapshot(&source, &rootfs, false)?;
+        }
+        let run_dir = self.run_dir(id);
+        self.reset_run_dir(&run_dir)?;
+        Ok(SandboxSpec {
+            id: id.to_string(),
+            rootfs,
+            run_dir,
+            warren_binary: self.warren_binary.clone(),
+            env,
+            workdir,
+            resources,
+        })
+    }
+
+    fn reset_run_dir(&self, run_dir: &Path) -> Result<(), NodeError> {
+        self.remove_run_dir(run_dir)?;
+        std::fs::create_dir_all(run_dir).map_err(|source| NodeError::RunDir {
+            op: "create",
+            path: run_dir.to_path_buf(),
+            source,
+        })
+    }
+
+    fn remove_run_dir(&self, run_dir: &Path) -> Result<(), NodeError> {
+        match std::fs::remove_dir_all(run_dir) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(NodeError::RunDir {
+                op: "remove",
+                path: run_dir.to_path_buf(),
+                source,
+            }),
+        }
+    }
+
+    /// Starts a prepared sandbox.
+    pub fn start(&self, spec: &SandboxSpec) -> Result<Started, NodeError> {
+        Ok(self.runtime.start(spec)?)
+    }
+
+    /// Stops a sandbox's processes; its disk is kept.
+    pub fn stop(&self, id: &str) -> Result<(), NodeError> {
+        Ok(self.runtime.stop(id)?)
+    }
+
+    /// Stops a sandbox if it runs and removes its disk and run directory.
+    /// Removing what is already gone is not an error.
+    pub fn destroy(&self, id: &str) -> Result<(), NodeError> {
+        self.runtime.stop(id)?;
+        let rootfs = self.pool.sandbox_path(id)?;
+        self.pool.driver().delete(&rootfs)?;
+        self.remove_run_dir(&self.run_dir(id))
+    }
+
+    /// Host pid of the sandbox's init, if it runs.
+    pub fn pid(&self, id: &str) -> Option<i32> {
+        self.runtime.pid(id)
+    }
+
+    /// Freezes a sandbox.
+    pub fn freeze(&self, id: &str) -> Result<(), NodeError> {
+        Ok(self.runtime.freeze(id)?)
+    }
+
+    /// Thaws a frozen sandbox.
+    pub fn thaw(&self, id: &str) -> Result<(), NodeError> {
+        Ok(self.runtime.thaw(id)?)
+    }
+
+    /// Ids of sandboxes the runtime finds running.
+    pub fn running(&self) -> Vec<String> {
+        self.runtime.running()
+    }
+
+    /// Ids of sandboxes with a disk or a run directory on this host: what a
+    /// restart must account for.
+    pub fn sandboxes_on_disk(&self) -> Vec<String> {
+        let mut ids = Vec::new();
+        let sandboxes_dir = self.pool.root().join("sandboxes");
+        for dir in [sandboxes_dir.as_path(), self.run_root.as_path()] {
+            let Ok(entries) = std::fs::read_dir(dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if let Some(name) = entry.file_name().to_str() {
+                    if ids::is_valid(IdKind::Sandbox, name) && !ids.iter().any(|i| i == name) {
+                        ids.push(name.to_string());
+                    }
+                }
+            }
+        }
+        ids
+    }
+}

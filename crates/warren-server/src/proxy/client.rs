@@ -1,0 +1,146 @@
+//! An HTTP/1 client for sandbox agents over their unix sockets, with
+//! keep-alive connections pooled per sandbox.
+//!
+//! Requests are addressed `http://<sandbox id>/v1/...`: the connector maps
+//! the host (validated as a sandbox id, so no path can be smuggled in) to
+//! `RUN_ROOT/<id>/agent.sock`, and hyper's pool keys idle connections by that
+//! host, which gives each sandbox its own reusable connections.
+
+use std::future::Future;
+use std::io;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::Body;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::net::UnixStream;
+use warren_api::ids::{self, IdKind};
+
+/// File name of the agent's socket in a sandbox's run directory.
+pub const AGENT_SOCKET: &str = "agent.sock";
+
+/// How long an idle pooled connection is kept.
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+/// Idle connections kept per sandbox.
+const POOL_MAX_IDLE_PER_SANDBOX: usize = 32;
+
+/// Dials `RUN_ROOT/<host>/agent.sock`.
+#[derive(Clone)]
+pub struct UnixConnector {
+    run_root: Arc<PathBuf>,
+}
+
+impl tower::Service<Uri> for UnixConnector {
+    type Response = UnixConnection;
+    type Error = io::Error;
+    type Future = Pin<Box<dyn Future<Output = io::Result<UnixConnection>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let socket = match uri.host() {
+            Some(id) if ids::is_valid(IdKind::Sandbox, id) => {
+                self.run_root.join(id).join(AGENT_SOCKET)
+            }
+            _ => {
+                return Box::pin(async move {
+                    Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("not a sandbox address: {uri}"),
+                    ))
+                })
+            }
+        };
+        Box::pin(async move {
+            let stream = UnixStream::connect(&socket).await?;
+            Ok(UnixConnection(TokioIo::new(stream)))
+        })
+    }
+}
+
+/// A connection to an agent.
+pub struct UnixConnection(TokioIo<UnixStream>);
+
+impl Connection for UnixConnection {
+    fn connected(&self) -> Connected {
+        Connected::new()
+    }
+}
+
+impl hyper::rt::Read for UnixConnection {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+    }
+}
+
+impl hyper::rt::Write for UnixConnection {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().0).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.0.is_write_vectored()
+    }
+}
+
+/// The pooled client; cheap to clone.
+#[derive(Clone)]
+pub struct AgentClient {
+    client: Client<UnixConnector, Body>,
+}
+
+impl AgentClient {
+    /// A client for the agents whose run directories are in `run_root`.
+    pub fn new(run_root: PathBuf) -> Self {
+        let connector = UnixConnector {
+            run_root: Arc::new(run_root),
+        };
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE)
+            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_SANDBOX)
+            .build(connector);
+        AgentClient { client }
+    }
+
+    /// Sends a request addressed `http://<sandbox id>/...`.
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        self.client.request(req).await
+    }
+}

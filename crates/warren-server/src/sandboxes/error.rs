@@ -1,0 +1,111 @@
+//! [`SandboxError`]: every way a sandbox operation fails, each mapped to one
+//! problem code at the HTTP edge. Server-side failures are logged with their
+//! cause; the response only says that the operation failed on our side.
+
+use warren_api::{ErrorCode, Problem};
+
+use crate::node::NodeError;
+use crate::store::StoreError;
+use crate::templates::TemplateError;
+
+/// Failures of sandbox operations.
+#[derive(Debug, thiserror::Error)]
+pub enum SandboxError {
+    /// No such sandbox, or one the caller may not see.
+    #[error("no sandbox with id {0}")]
+    NotFound(String),
+    /// A field of the request is invalid.
+    #[error("{field}: {reason}")]
+    Invalid {
+        /// The offending field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The requested resources are more than the host has.
+    #[error("{0}")]
+    OverHostLimits(String),
+    /// The template is missing or could not be prepared.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// No checkpoint with this id.
+    #[error("no checkpoint with id {0}")]
+    CheckpointNotFound(String),
+    /// The tenant already has its maximum of sandboxes holding compute.
+    #[error("tenant {tenant} already has {max} sandboxes running (its quota)")]
+    QuotaExceeded {
+        /// The tenant.
+        tenant: String,
+        /// Its quota.
+        max: u32,
+    },
+    /// The sandbox is in a transition or state that excludes the operation.
+    #[error("sandbox {id} is {phase}")]
+    Conflict {
+        /// The sandbox.
+        id: String,
+        /// Its phase, as words ("being created", "stopped").
+        phase: &'static str,
+    },
+    /// The runtime, storage or templates failed.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A background task of the operation panicked or was cancelled.
+    #[error("task of {op} failed: {source}")]
+    Task {
+        /// The operation.
+        op: &'static str,
+        /// Cause.
+        source: tokio::task::JoinError,
+    },
+}
+
+impl SandboxError {
+    /// The stable problem code of this error.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            SandboxError::NotFound(_) => ErrorCode::SandboxNotFound,
+            SandboxError::Invalid { .. } | SandboxError::OverHostLimits(_) => {
+                ErrorCode::InvalidRequest
+            }
+            SandboxError::Node(e) if e.is_bad_resources() => ErrorCode::InvalidRequest,
+            SandboxError::Template(e) => e.code(),
+            SandboxError::Node(e) if e.is_template_not_found() => ErrorCode::TemplateNotFound,
+            SandboxError::CheckpointNotFound(_) => ErrorCode::CheckpointNotFound,
+            SandboxError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            SandboxError::Conflict { .. } => ErrorCode::Conflict,
+            SandboxError::Node(_) | SandboxError::Store(_) | SandboxError::Task { .. } => {
+                ErrorCode::Internal
+            }
+        }
+    }
+
+    /// Shorthand for [`SandboxError::Invalid`].
+    pub fn invalid(field: &'static str, reason: impl Into<String>) -> Self {
+        SandboxError::Invalid {
+            field,
+            reason: reason.into(),
+        }
+    }
+}
+
+impl From<SandboxError> for Problem {
+    fn from(err: SandboxError) -> Problem {
+        let code = err.code();
+        if code == ErrorCode::Internal {
+            tracing::error!(error = %err, "sandbox operation failed");
+            Problem::new(code, "the server failed to complete the sandbox operation")
+        } else {
+            Problem::new(code, err.to_string())
+        }
+    }
+}
+
+impl axum::response::IntoResponse for SandboxError {
+    fn into_response(self) -> axum::response::Response {
+        Problem::from(self).into_response()
+    }
+}

@@ -1,0 +1,231 @@
+//! The in-memory view of every sandbox the server manages.
+//!
+//! The database is the durable record; this registry is what the hot path
+//! (the proxy) reads without touching it: who owns a sandbox, which phase it
+//! is in, and when it was last used. Phases change only under the sandbox's
+//! operation lock and only after the database write they mirror has
+//! committed, so the two never disagree for longer than one transition.
+//!
+//! Activity is recorded here with an atomic store per request and written to
+//! the database in batches by the reaper ([`Registry::take_activity`]).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+
+use crate::store::StoredState;
+use crate::time::now_ms;
+
+/// Where a sandbox is in its lifecycle, including the transitions the
+/// database does not distinguish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Being created: everything else answers 409.
+    Creating,
+    /// Its agent answers.
+    Running,
+    /// Being stopped.
+    Stopping,
+    /// Being started again.
+    Starting,
+    /// Stopped; its disk is kept.
+    Stopped,
+    /// Frozen.
+    Hibernated,
+    /// Failed.
+    Error,
+    /// Being destroyed: everything else answers 409.
+    Destroying,
+}
+
+impl Phase {
+    /// The phase a stored state is in when nothing is in flight.
+    pub fn settled(state: StoredState) -> Phase {
+        match state {
+            StoredState::Creating => Phase::Creating,
+            StoredState::Running => Phase::Running,
+            StoredState::Stopped => Phase::Stopped,
+            StoredState::Hibernated => Phase::Hibernated,
+            StoredState::Error => Phase::Error,
+            StoredState::Destroying => Phase::Destroying,
+        }
+    }
+
+    /// Lower-case name for messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Creating => "being created",
+            Phase::Running => "running",
+            Phase::Stopping => "stopping",
+            Phase::Starting => "starting",
+            Phase::Stopped => "stopped",
+            Phase::Hibernated => "hibernated",
+            Phase::Error => "in the error state",
+            Phase::Destroying => "being destroyed",
+        }
+    }
+}
+
+/// One sandbox.
+#[derive(Debug)]
+pub struct Entry {
+    /// `sbx_…`.
+    pub id: String,
+    /// Owner (immutable); `None` for the admin's sandboxes.
+    pub tenant: Option<String>,
+    /// Serializes lifecycle operations (create, stop, start, delete, ...) on
+    /// this sandbox. A tokio mutex: it is held across the runtime calls.
+    pub ops: tokio::sync::Mutex<()>,
+    /// A std mutex: read on every proxied request, held for a copy only.
+    phase: Mutex<Phase>,
+    /// Unix ms of the last API activity.
+    last_active: AtomicI64,
+    /// Whether `last_active` changed since the last flush.
+    dirty: AtomicBool,
+    /// Proxied responses and WebSockets still streaming: while any is open
+    /// the sandbox is in use, however long ago the request came.
+    streams: AtomicUsize,
+}
+
+impl Entry {
+    /// The current phase.
+    pub fn phase(&self) -> Phase {
+        *self.phase.lock().expect("phase lock")
+    }
+
+    /// Sets the phase. Callers hold [`Entry::ops`].
+    pub fn set_phase(&self, phase: Phase) {
+        *self.phase.lock().expect("phase lock") = phase;
+    }
+
+    /// Records API activity now.
+    pub fn touch(&self) {
+        self.last_active.fetch_max(now_ms(), Ordering::Relaxed);
+        self.dirty.store(true, Ordering::Relaxed);
+    }
+
+    /// Unix ms of the last recorded activity.
+    pub fn last_active(&self) -> i64 {
+        self.last_active.load(Ordering::Relaxed)
+    }
+
+    /// Marks a stream open until the guard drops (activity at both ends).
+    pub fn open_stream(self: &Arc<Self>) -> StreamGuard {
+        self.touch();
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        StreamGuard(self.clone())
+    }
+
+    /// Whether a proxied stream is open.
+    pub fn has_open_streams(&self) -> bool {
+        self.streams.load(Ordering::Relaxed) > 0
+    }
+}
+
+/// Keeps a sandbox counted as in use; see [`Entry::open_stream`].
+#[derive(Debug)]
+pub struct StreamGuard(Arc<Entry>);
+
+impl Drop for StreamGuard {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+/// Every sandbox by id; cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct Registry {
+    /// A std lock: held for map operations only.
+    map: Arc<RwLock<HashMap<String, Arc<Entry>>>>,
+}
+
+impl Registry {
+    /// Adds a sandbox (replacing any entry with the same id).
+    pub fn insert(
+        &self,
+        id: &str,
+        tenant: Option<String>,
+        phase: Phase,
+        last_active: i64,
+    ) -> Arc<Entry> {
+        let entry = Arc::new(Entry {
+            id: id.to_string(),
+            tenant,
+            ops: tokio::sync::Mutex::new(()),
+            phase: Mutex::new(phase),
+            last_active: AtomicI64::new(last_active),
+            dirty: AtomicBool::new(false),
+            streams: AtomicUsize::new(0),
+        });
+        self.map
+            .write()
+            .expect("registry lock")
+            .insert(id.to_string(), entry.clone());
+        entry
+    }
+
+    /// The sandbox with this id.
+    pub fn get(&self, id: &str) -> Option<Arc<Entry>> {
+        self.map.read().expect("registry lock").get(id).cloned()
+    }
+
+    /// Forgets a sandbox.
+    pub fn remove(&self, id: &str) {
+        self.map.write().expect("registry lock").remove(id);
+    }
+
+    /// Every sandbox.
+    pub fn all(&self) -> Vec<Arc<Entry>> {
+        self.map
+            .read()
+            .expect("registry lock")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Activity recorded since the last call, as `(id, unix ms)`, for the
+    /// database. Sandboxes with open streams count as active now.
+    pub fn take_activity(&self) -> Vec<(String, i64)> {
+        let map = self.map.read().expect("registry lock");
+        let mut out = Vec::new();
+        for entry in map.values() {
+            if entry.has_open_streams() {
+                entry.touch();
+            }
+            if entry.dirty.swap(false, Ordering::Relaxed) {
+                out.push((entry.id.clone(), entry.last_active()));
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activity_is_batched_and_streams_count() {
+        let registry = Registry::default();
+        let a = registry.insert("sbx_a", None, Phase::Running, 0);
+        registry.insert("sbx_b", None, Phase::Running, 0);
+        assert!(registry.take_activity().is_empty());
+        a.touch();
+        let touched = registry.take_activity();
+        assert_eq!(touched.len(), 1);
+        assert_eq!(touched[0].0, "sbx_a");
+        assert!(touched[0].1 > 0);
+        assert!(registry.take_activity().is_empty());
+        let guard = registry.get("sbx_b").unwrap().open_stream();
+        registry.take_activity();
+        // Still streaming: active again at the next flush.
+        assert_eq!(registry.take_activity().len(), 1);
+        drop(guard);
+        assert_eq!(registry.take_activity().len(), 1);
+        assert!(registry.take_activity().is_empty());
+        registry.remove("sbx_a");
+        assert!(registry.get("sbx_a").is_none());
+    }
+}

@@ -1,0 +1,403 @@
+//! Lifecycle transitions: create, delete, stop, start, hibernate, wake, and
+//! the reaper's idle stop and ttl destroy.
+//!
+//! Protocol of every transition: take the sandbox's operation lock, check the
+//! phase (409 while creating or destroying), set a transitional phase, do the
+//! work on the node, commit the new state to the database, then settle the
+//! phase. A failure on the node leaves the sandbox in `error` (or, for a
+//! create, removes every trace of it) and never a phase without a state.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use warren_api::ids::{self, IdKind};
+use warren_api::server::{CreateSandboxRequest, Sandbox};
+
+use super::registry::{Entry, Phase};
+use super::validate::{self, CreatePlan};
+use super::{blocking, detached, ensure_settled, view, SandboxError, Sandboxes};
+use crate::auth::Caller;
+use crate::store::{SandboxRecord, StoredState};
+use crate::time::now_ms;
+
+impl Sandboxes {
+    /// Creates a sandbox and returns once its agent answers.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        req: CreateSandboxRequest,
+    ) -> Result<Sandbox, SandboxError> {
+        let plan = validate::create_plan(req, &self.inner.limits, &self.inner.host)?;
+        let tenant = caller.tenant().map(str::to_owned);
+        let this = self.clone();
+        detached(
+            "create",
+            async move { this.create_detached(tenant, plan).await },
+        )
+        .await
+    }
+
+    async fn create_detached(
+        self,
+        tenant: Option<String>,
+        plan: CreatePlan,
+    ) -> Result<Sandbox, SandboxError> {
+        let started = Instant::now();
+        let template = self.inner.templates.ensure(&plan.template).await?;
+        let now = now_ms();
+        let mut env = template.env;
+        env.extend(plan.envs);
+        let mut record = SandboxRecord {
+            seq: 0,
+            id: ids::new_id(IdKind::Sandbox),
+            tenant_id: tenant,
+            state: StoredState::Creating,
+            template: plan.template,
+            created_at: now,
+            last_active_at: now,
+            timeout_secs: plan.timeout_secs,
+            ttl_secs: plan.ttl_secs,
+            expires_at: plan.ttl_secs.map(|ttl| now + ttl as i64 * 1000),
+            envs: env,
+            metadata: plan.metadata,
+            labels: plan.labels,
+            workdir: template.workdir,
+            resources: plan.resources,
+            egress: plan.egress,
+            auto_checkpoint: false,
+            pid: None,
+        };
+        if !self.inner.store.insert_sandbox(&record).await? {
+            return Err(self.quota_error(record.tenant_id.as_deref()).await);
+        }
+        let entry =
+            self.inner
+                .registry
+                .insert(&record.id, record.tenant_id.clone(), Phase::Creating, now);
+        let _op = entry.ops.lock().await;
+        match self.boot(&record).await {
+            Ok(pid) => {
+                record.state = StoredState::Running;
+                record.pid = Some(pid);
+                entry.set_phase(Phase::Running);
+                self.inner.metrics.observe_create(started.elapsed());
+                tracing::info!(id = %record.id, pid, took_ms = started.elapsed().as_millis() as u64, "sandbox created");
+                Ok(view(&record, Some(&entry)))
+            }
+            Err(err) => {
+                tracing::warn!(id = %record.id, error = %err, "sandbox create failed; removing it");
+                let id = record.id.clone();
+                let node = self.inner.node.clone();
+                if let Err(e) = blocking("clean up", move || node.destroy(&id)).await {
+                    tracing::error!(id = %record.id, error = %e, "cleaning up a failed create");
+                }
+                self.inner.store.delete_sandbox(&record.id).await?;
+                self.inner.registry.remove(&record.id);
+                Err(err)
+            }
+        }
+    }
+
+    /// Makes the disk, starts the sandbox and records it as running.
+    async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
+        let node = self.inner.node.clone();
+        let (id, template, env, workdir, resources) = (
+            record.id.clone(),
+            record.template.clone(),
+            record.envs.clone(),
+            record.workdir.clone(),
+            record.resources,
+        );
+        let started = blocking("start", move || {
+            let spec = node.prepare(&id, &template, env, workdir, resources)?;
+            node.start(&spec)
+        })
+        .await?;
+        self.inner
+            .store
+            .set_state(&record.id, StoredState::Running, Some(started.pid))
+            .await?;
+        Ok(started.pid)
+    }
+
+    async fn quota_error(&self, tenant: Option<&str>) -> SandboxError {
+        let tenant = tenant.unwrap_or_default().to_string();
+        let max = match self.inner.store.tenant(&tenant).await {
+            Ok(Some(t)) => t.max_sandboxes.unwrap_or(0),
+            Ok(None) => 0,
+            Err(e) => return SandboxError::Store(e),
+        };
+        SandboxError::QuotaExceeded { tenant, max }
+    }
+
+    /// Destroys a sandbox: its processes, disk, run directory and row.
+    pub async fn delete(&self, caller: &Caller, id: &str) -> Result<(), SandboxError> {
+        let entry = self.entry(caller, id)?;
+        let this = self.clone();
+        detached("delete", async move { this.destroy(entry).await }).await
+    }
+
+    pub(crate) async fn destroy(&self, entry: Arc<Entry>) -> Result<(), SandboxError> {
+        ensure_settled(&entry)?;
+        let _op = entry.ops.lock().await;
+        ensure_settled(&entry)?;
+        if self.inner.registry.get(&entry.id).is_none() {
+            return Err(SandboxError::NotFound(entry.id.clone()));
+        }
+        let id = entry.id.clone();
+        let previous = entry.phase();
+        entry.set_phase(Phase::Destroying);
+        if let Err(e) = self
+            .inner
+            .store
+            .set_state(&id, StoredState::Destroying, None)
+            .await
+        {
+            entry.set_phase(previous);
+            return Err(e.into());
+        }
+        let node = self.inner.node.clone();
+        let cleanup_id = id.clone();
+        if let Err(err) = blocking("destroy", move || node.destroy(&cleanup_id)).await {
+            self.settle(&entry, StoredState::Error).await;
+            return Err(err);
+        }
+        self.inner.store.delete_sandbox(&id).await?;
+        self.inner.registry.remove(&id);
+        tracing::info!(%id, "sandbox destroyed");
+        Ok(())
+    }
+
+    /// Records `state` after a failed transition, best effort (the database
+    /// error, if any, is logged: the original failure is what the caller sees).
+    async fn settle(&self, entry: &Entry, state: StoredState) {
+        if let Err(e) = self.inner.store.set_state(&entry.id, state, None).await {
+            tracing::error!(id = %entry.id, error = %e, "recording the sandbox's state");
+        }
+        entry.set_phase(Phase::settled(state));
+    }
+
+    /// Stops every process of a sandbox; its disk is kept.
+    pub async fn stop(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
+        let entry = self.entry(caller, id)?;
+        entry.touch();
+        let this = self.clone();
+        detached("stop", async move { this.stop_entry(entry, None).await }).await
+    }
+
+    /// Stops `entry`. With `idle_timeout_ms`, only if it is still idle that
+    /// long once the lock is held (activity may have come in meanwhile).
+    pub(crate) async fn stop_entry(
+        &self,
+        entry: Arc<Entry>,
+        idle_timeout_ms: Option<i64>,
+    ) -> Result<Sandbox, SandboxError> {
+        ensure_settled(&entry)?;
+        let _op = entry.ops.lock().await;
+        ensure_settled(&entry)?;
+        let phase = entry.phase();
+        let still_idle = |e: &Entry, t| !e.has_open_streams() && e.last_active() + t <= now_ms();
+        let skip = match idle_timeout_ms {
+            Some(t) => phase != Phase::Running || !still_idle(&entry, t),
+            None => phase == Phase::Stopped,
+        };
+        if !skip {
+            entry.set_phase(Phase::Stopping);
+            let node = self.inner.node.clone();
+            let id = entry.id.clone();
+            let stopped = blocking("stop", move || {
+                if phase == Phase::Hibernated {
+                    node.thaw(&id)?;
+                }
+                node.stop(&id)
+            })
+            .await;
+            if let Err(err) = stopped {
+                self.settle(&entry, StoredState::Error).await;
+                return Err(err);
+            }
+            self.inner
+                .store
+                .set_state(&entry.id, StoredState::Stopped, None)
+                .await?;
+            entry.set_phase(Phase::Stopped);
+            tracing::info!(id = %entry.id, idle = idle_timeout_ms.is_some(), "sandbox stopped");
+        }
+        self.current(&entry).await
+    }
+
+    /// Starts a stopped (or failed) sandbox again on its kept disk.
+    pub async fn start(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
+        let entry = self.entry(caller, id)?;
+        entry.touch();
+        let this = self.clone();
+        detached("start", async move { this.start_entry(entry).await }).await
+    }
+
+    async fn start_entry(&self, entry: Arc<Entry>) -> Result<Sandbox, SandboxError> {
+        ensure_settled(&entry)?;
+        let _op = entry.ops.lock().await;
+        ensure_settled(&entry)?;
+        match entry.phase() {
+            Phase::Running => return self.current(&entry).await,
+            Phase::Hibernated => return self.thaw_locked(&entry).await,
+            _ => {}
+        }
+        if !self.inner.store.reserve_start(&entry.id).await? {
+            return Err(self.quota_error(entry.tenant.as_deref()).await);
+        }
+        let previous = entry.phase();
+        entry.set_phase(Phase::Starting);
+        let Some(record) = self.inner.store.sandbox(&entry.id).await? else {
+            entry.set_phase(previous);
+            return Err(SandboxError::NotFound(entry.id.clone()));
+        };
+        match self.boot(&record).await {
+            Ok(pid) => {
+                entry.set_phase(Phase::Running);
+                entry.touch();
+                tracing::info!(id = %entry.id, pid, "sandbox started");
+                self.current(&entry).await
+            }
+            Err(err) => {
+                let node = self.inner.node.clone();
+                let id = entry.id.clone();
+                if let Err(e) = blocking("stop after failed start", move || node.stop(&id)).await {
+                    tracing::error!(id = %entry.id, error = %e, "stopping a sandbox that failed to start");
+                }
+                self.settle(&entry, StoredState::Error).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Freezes a running sandbox: no compute until `wake`.
+    pub async fn hibernate(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
+        let entry = self.entry(caller, id)?;
+        entry.touch();
+        let this = self.clone();
+        detached("hibernate", async move {
+            ensure_settled(&entry)?;
+            let _op = entry.ops.lock().await;
+            match entry.phase() {
+                Phase::Hibernated => return this.current(&entry).await,
+                Phase::Running => {}
+                phase => {
+                    return Err(SandboxError::Conflict {
+                        id: entry.id.clone(),
+                        phase: phase.as_str(),
+                    })
+                }
+            }
+            let node = this.inner.node.clone();
+            let id = entry.id.clone();
+            blocking("freeze", move || node.freeze(&id)).await?;
+            this.inner
+                .store
+                .set_state_keep_pid(&entry.id, StoredState::Hibernated)
+                .await?;
+            entry.set_phase(Phase::Hibernated);
+            this.current(&entry).await
+        })
+        .await
+    }
+
+    /// Thaws a hibernated sandbox.
+    pub async fn wake(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
+        let entry = self.entry(caller, id)?;
+        entry.touch();
+        let this = self.clone();
+        detached("wake", async move {
+            ensure_settled(&entry)?;
+            let _op = entry.ops.lock().await;
+            match entry.phase() {
+                Phase::Running => this.current(&entry).await,
+                Phase::Hibernated => this.thaw_locked(&entry).await,
+                phase => Err(SandboxError::Conflict {
+                    id: entry.id.clone(),
+                    phase: phase.as_str(),
+                }),
+            }
+        })
+        .await
+    }
+
+    /// Thaws `entry`; the caller holds its lock.
+    async fn thaw_locked(&self, entry: &Entry) -> Result<Sandbox, SandboxError> {
+        let node = self.inner.node.clone();
+        let id = entry.id.clone();
+        blocking("thaw", move || node.thaw(&id)).await?;
+        self.inner
+            .store
+            .set_state_keep_pid(&entry.id, StoredState::Running)
+            .await?;
+        entry.set_phase(Phase::Running);
+        self.current(entry).await
+    }
+
+    /// Marks running sandboxes whose init has died (killed from outside, out
+    /// of memory) as `error` and removes what is left of their processes.
+    pub(crate) async fn reap_dead(&self) {
+        let running: Vec<Arc<Entry>> = self
+            .inner
+            .registry
+            .all()
+            .into_iter()
+            .filter(|e| e.phase() == Phase::Running)
+            .collect();
+        if running.is_empty() {
+            return;
+        }
+        let node = self.inner.node.clone();
+        let ids: Vec<String> = running.iter().map(|e| e.id.clone()).collect();
+        let dead = match blocking("check liveness", move || {
+            Ok(ids
+                .into_iter()
+                .map(|id| node.pid(&id).is_none())
+                .collect::<Vec<_>>())
+        })
+        .await
+        {
+            Ok(dead) => dead,
+            Err(e) => {
+                tracing::error!(error = %e, "checking sandbox liveness");
+                return;
+            }
+        };
+        for (entry, dead) in running.into_iter().zip(dead) {
+            if !dead {
+                continue;
+            }
+            let _op = entry.ops.lock().await;
+            if entry.phase() != Phase::Running {
+                continue;
+            }
+            let node = self.inner.node.clone();
+            let id = entry.id.clone();
+            let cleaned = blocking("clean up a dead sandbox", move || match node.pid(&id) {
+                Some(_) => Ok(false),
+                None => node.stop(&id).map(|()| true),
+            })
+            .await;
+            match cleaned {
+                Ok(false) => {}
+                Ok(true) => {
+                    tracing::warn!(id = %entry.id, "sandbox died; marking it as error");
+                    self.settle(&entry, StoredState::Error).await;
+                }
+                Err(e) => tracing::error!(id = %entry.id, error = %e, "cleaning up a dead sandbox"),
+            }
+        }
+    }
+
+    /// The sandbox as stored now.
+    pub(crate) async fn current(&self, entry: &Entry) -> Result<Sandbox, SandboxError> {
+        let record = self
+            .inner
+            .store
+            .sandbox(&entry.id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        Ok(view(&record, Some(entry)))
+    }
+}

@@ -1,0 +1,221 @@
+//! Running the server.
+//!
+//! Start-up order: the state directory; the admin key (printed once when it
+//! is generated); the database (migrated); the storage pool (mounted if it
+//! lives in an image); the namespace runtime; reconciliation with what runs
+//! on the machine; then the listener and the reaper.
+//!
+//! Shutdown protocol: on SIGTERM or SIGINT the listener stops accepting,
+//! open requests get [`SHUTDOWN_GRACE`] to finish (streams are cut after it),
+//! the reaper flushes recorded activity, the database is closed. Sandboxes
+//! are left running: the next start reattaches them.
+
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::serve::ListenerExt;
+use tokio::net::TcpListener;
+use warren_runtime::namespaces::NamespaceRuntime;
+use warren_runtime::storage::{Pool, StorageError};
+use warren_runtime::RuntimeError;
+
+use crate::auth::admin_key::{self, AdminKeyError, Source};
+use crate::auth::Auth;
+use crate::host::HostLimits;
+use crate::metrics::Metrics;
+use crate::node::{Node, NodeError};
+use crate::reconcile::{reconcile, ReconcileError};
+use crate::sandboxes::registry::Registry;
+use crate::sandboxes::Sandboxes;
+use crate::store::{Store, StoreError};
+use crate::templates::Templates;
+use crate::tenants::Tenants;
+use crate::{http, lifecycle, proxy, AppState, ServerConfig};
+
+/// How long open requests may run on after a stop signal.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// File name of the database in the state directory.
+pub const DATABASE: &str = "warren.db";
+
+/// Failures of start-up and serving.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    /// The state directory could not be made.
+    #[error("state directory {path}: {source}")]
+    StateDir {
+        /// The directory.
+        path: PathBuf,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The admin key could not be read or written.
+    #[error(transparent)]
+    AdminKey(#[from] AdminKeyError),
+    /// The database could not be opened or migrated.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The storage pool could not be opened.
+    #[error("opening the storage pool: {0}")]
+    Pool(StorageError),
+    /// The runtime could not be set up.
+    #[error("setting up the runtime: {0}")]
+    Runtime(RuntimeError),
+    /// The run directories could not be made.
+    #[error(transparent)]
+    Node(#[from] NodeError),
+    /// Reconciliation failed.
+    #[error("reconciling sandboxes: {0}")]
+    Reconcile(#[from] ReconcileError),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// Installing the signal handlers failed.
+    #[error("installing signal handlers: {0}")]
+    Signals(std::io::Error),
+    /// A start-up task panicked.
+    #[error("start-up task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// Starts the server and serves until SIGTERM or SIGINT.
+pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
+    std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::StateDir {
+        path: config.state_dir.clone(),
+        source,
+    })?;
+    let admin = admin_key::resolve(config.admin_key.as_deref(), &config.state_dir)?;
+    if let Source::Generated(path) = &admin.source {
+        // Shown once: afterwards it is only in the 0600 file.
+        println!(
+            "warren: generated the admin key (saved in {}):\n{}",
+            path.display(),
+            admin.key
+        );
+    }
+    let store = open_store(&config.state_dir).await?;
+
+    let state_dir = config.state_dir.clone();
+    let (driver, cgroup_parent) = (config.storage, config.cgroup_parent.clone());
+    let (pool, runtime) = tokio::task::spawn_blocking(move || {
+        let pool = Pool::open(&state_dir, driver).map_err(ServeError::Pool)?;
+        let runtime =
+            NamespaceRuntime::with_cgroup_parent(&cgroup_parent).map_err(ServeError::Runtime)?;
+        Ok::<_, ServeError>((pool, runtime))
+    })
+    .await??;
+    tracing::info!(driver = pool.driver().name(), root = %pool.root().display(), "storage pool ready");
+    let state_dir = pool.state_dir().to_path_buf();
+    let node = Node::new(
+        Arc::new(runtime),
+        pool,
+        &state_dir,
+        config.warren_binary.clone(),
+    )?;
+
+    let metrics = Metrics::new();
+    let templates = Templates::new(node.clone());
+    let sandboxes = Sandboxes::new(
+        store.clone(),
+        Registry::default(),
+        node.clone(),
+        templates.clone(),
+        metrics.clone(),
+        config.limits.clone(),
+        HostLimits::detect(),
+    );
+    reconcile(&sandboxes).await?;
+
+    let auth = Auth::new(admin.key, store.clone());
+    let state = AppState {
+        tenants: Tenants::new(store.clone(), auth.clone()),
+        agent: proxy::AgentClient::new(node.run_root().to_path_buf()),
+        sandboxes: sandboxes.clone(),
+        templates,
+        auth,
+        metrics,
+        store: store.clone(),
+        limits: config.limits.clone(),
+    };
+    let app = http::router(state);
+    let listener = TcpListener::bind(&config.listen)
+        .await
+        .map_err(|source| ServeError::Bind {
+            addr: config.listen.clone(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(|source| ServeError::Bind {
+        addr: config.listen.clone(),
+        source,
+    })?;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let reaper = tokio::spawn(lifecycle::run(
+        sandboxes,
+        config.limits.reaper_interval,
+        stop_rx.clone(),
+    ));
+    let mut stop = stop_rx.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.wait_for(|s| *s).await;
+            })
+            .await
+    });
+    tracing::info!(%addr, state_dir = %config.state_dir.display(), "warren server listening");
+    println!("warren server listening on http://{addr}");
+
+    wait_for_stop_signal().await?;
+    tracing::info!("stopping: sandboxes keep running");
+    let _ = stop_tx.send(true);
+    if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
+        tracing::info!("cutting the streams still open");
+    }
+    let _ = reaper.await;
+    store.close().await;
+    Ok(())
+}
+
+/// Opens the database, creating its file readable by root only first: it
+/// holds key hashes and sandbox environments.
+async fn open_store(state_dir: &Path) -> Result<Store, ServeError> {
+    let path = state_dir.join(DATABASE);
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+    {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(source) => {
+            return Err(ServeError::StateDir {
+                path: path.clone(),
+                source,
+            })
+        }
+    }
+    Ok(Store::open(&path).await?)
+}
+
+async fn wait_for_stop_signal() -> Result<(), ServeError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

@@ -1,0 +1,123 @@
+//! The state of the control plane in SQLite (through sqlx): tenants, API keys
+//! and sandboxes. The store is the only module that speaks SQL.
+//!
+//! Durability: WAL journal with `synchronous = FULL`, so a write is on disk
+//! when its `await` returns; callers answer a request only after that. The
+//! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
+
+mod sandboxes;
+mod tenants;
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::SqlitePool;
+
+pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
+pub use tenants::{KeyRecord, TenantRecord};
+
+/// Failures of the store. Every one is a server-side problem (500 at the
+/// edge) except where a caller maps a specific case itself.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database file could not be opened or created.
+    #[error("opening the database {path}: {source}")]
+    Open {
+        /// The database file.
+        path: String,
+        /// Cause.
+        source: sqlx::Error,
+    },
+    /// Applying the migrations failed.
+    #[error("migrating the database: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A query failed; `op` names it.
+    #[error("{op}: {source}")]
+    Query {
+        /// What the query was doing.
+        op: &'static str,
+        /// Cause.
+        source: sqlx::Error,
+    },
+    /// A stored value does not parse (a JSON map or a state).
+    #[error("corrupt {what} in row {id}: {reason}")]
+    Corrupt {
+        /// Which column.
+        what: &'static str,
+        /// The row's id.
+        id: String,
+        /// Why it does not parse.
+        reason: String,
+    },
+}
+
+/// Shorthand used by the query modules: wraps a sqlx error with its operation.
+fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Query { op, source }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if needed) the database at `path` and migrates it.
+    pub async fn open(path: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        };
+        let options = SqliteConnectOptions::from_str("sqlite://")
+            .map_err(open_err)?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await
+            .map_err(open_err)?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(Store { pool })
+    }
+
+    /// Closes every connection (after a final checkpoint of the WAL).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Page cursors: opaque to clients, the `seq` of the last row of a page.
+pub mod cursor {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+
+    /// Encodes the `seq` of the last item of a page.
+    pub fn encode(seq: i64) -> String {
+        URL_SAFE_NO_PAD.encode(format!("seq:{seq}"))
+    }
+
+    /// Decodes a cursor from [`encode`]; `None` when it is not one.
+    pub fn decode(cursor: &str) -> Option<i64> {
+        let bytes = URL_SAFE_NO_PAD.decode(cursor).ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        text.strip_prefix("seq:")?.parse().ok()
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn round_trips_and_rejects_garbage() {
+            assert_eq!(super::decode(&super::encode(42)), Some(42));
+            assert_eq!(super::decode("nope"), None);
+            assert_eq!(super::decode(""), None);
+        }
+    }
+}

@@ -1,0 +1,477 @@
+//! Sandbox rows: insert (with the tenant's quota checked in the same
+//! statement), state changes, filters and pages, activity and deadlines.
+
+use std::collections::BTreeMap;
+
+use sqlx::{QueryBuilder, Sqlite};
+use warren_api::server::{Egress, SandboxState};
+use warren_runtime::Resources;
+
+use super::{query_err, Store, StoreError};
+
+/// A sandbox's state as stored. `Destroying` is internal: the row is on its
+/// way out (a restart finishes the job) and the API shows it as `destroyed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoredState {
+    /// Being set up.
+    Creating,
+    /// Its agent answers.
+    Running,
+    /// Disk kept, nothing runs.
+    Stopped,
+    /// Frozen.
+    Hibernated,
+    /// Failed to start or died.
+    Error,
+    /// Being destroyed.
+    Destroying,
+}
+
+impl StoredState {
+    fn as_str(self) -> &'static str {
+        match self {
+            StoredState::Creating => "creating",
+            StoredState::Running => "running",
+            StoredState::Stopped => "stopped",
+            StoredState::Hibernated => "hibernated",
+            StoredState::Error => "error",
+            StoredState::Destroying => "destroying",
+        }
+    }
+
+    fn parse(s: &str) -> Option<StoredState> {
+        Some(match s {
+            "creating" => StoredState::Creating,
+            "running" => StoredState::Running,
+            "stopped" => StoredState::Stopped,
+            "hibernated" => StoredState::Hibernated,
+            "error" => StoredState::Error,
+            "destroying" => StoredState::Destroying,
+            _ => return None,
+        })
+    }
+
+    /// The state as the API shows it.
+    pub fn api(self) -> SandboxState {
+        match self {
+            StoredState::Creating => SandboxState::Creating,
+            StoredState::Running => SandboxState::Running,
+            StoredState::Stopped => SandboxState::Stopped,
+            StoredState::Hibernated => SandboxState::Hibernated,
+            StoredState::Error => SandboxState::Error,
+            StoredState::Destroying => SandboxState::Destroyed,
+        }
+    }
+
+    /// The stored state an API state filter selects.
+    pub fn from_api(state: SandboxState) -> StoredState {
+        match state {
+            SandboxState::Creating => StoredState::Creating,
+            SandboxState::Running => StoredState::Running,
+            SandboxState::Stopped => StoredState::Stopped,
+            SandboxState::Hibernated => StoredState::Hibernated,
+            SandboxState::Error => StoredState::Error,
+            SandboxState::Destroyed => StoredState::Destroying,
+        }
+    }
+}
+
+/// States that count against a tenant's quota: the sandbox holds compute.
+const QUOTA_STATES: &str = "('creating', 'running', 'hibernated')";
+
+/// A sandbox row, parsed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SandboxRecord {
+    /// Insertion order, for pagination.
+    pub seq: i64,
+    /// `sbx_…`.
+    pub id: String,
+    /// Owner; `None` for the admin key.
+    pub tenant_id: Option<String>,
+    /// Lifecycle state.
+    pub state: StoredState,
+    /// Template name.
+    pub template: String,
+    /// Unix ms.
+    pub created_at: i64,
+    /// Unix ms of the last API activity (as last flushed).
+    pub last_active_at: i64,
+    /// Idle timeout; 0 disables it.
+    pub timeout_secs: u64,
+    /// Lifetime, if any.
+    pub ttl_secs: Option<u64>,
+    /// Destruction deadline, unix ms.
+    pub expires_at: Option<i64>,
+    /// Default environment.
+    pub envs: BTreeMap<String, String>,
+    /// Metadata.
+    pub metadata: BTreeMap<String, String>,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Working directory of the agent.
+    pub workdir: String,
+    /// Limits.
+    pub resources: Resources,
+    /// Egress policy.
+    pub egress: Egress,
+    /// Checkpoint after every run.
+    pub auto_checkpoint: bool,
+    /// Host pid of the sandbox's init while running.
+    pub pid: Option<i32>,
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    seq: i64,
+    id: String,
+    tenant_id: Option<String>,
+    state: String,
+    template: String,
+    created_at: i64,
+    last_active_at: i64,
+    timeout_secs: i64,
+    ttl_secs: Option<i64>,
+    expires_at: Option<i64>,
+    envs: String,
+    metadata: String,
+    labels: String,
+    workdir: String,
+    cpus: f64,
+    memory_mb: i64,
+    pids: i64,
+    egress: String,
+    auto_checkpoint: bool,
+    pid: Option<i64>,
+}
+
+const COLUMNS: &str = "seq, id, tenant_id, state, template, created_at, last_active_at, \
+    timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, pids, \
+    egress, auto_checkpoint, pid";
+
+impl Row {
+    fn parse(self) -> Result<SandboxRecord, StoreError> {
+        let corrupt = |what, reason: String| StoreError::Corrupt {
+            what,
+            id: self.id.clone(),
+            reason,
+        };
+        let map = |what, text: &str| -> Result<BTreeMap<String, String>, StoreError> {
+            serde_json::from_str(text).map_err(|e| corrupt(what, e.to_string()))
+        };
+        let state = StoredState::parse(&self.state)
+            .ok_or_else(|| corrupt("state", format!("unknown state {:?}", self.state)))?;
+        let egress = match self.egress.as_str() {
+            "allow" => Egress::Allow,
+            "deny" => Egress::Deny,
+            other => return Err(corrupt("egress", format!("unknown policy {other:?}"))),
+        };
+        Ok(SandboxRecord {
+            envs: map("envs", &self.envs)?,
+            metadata: map("metadata", &self.metadata)?,
+            labels: map("labels", &self.labels)?,
+            seq: self.seq,
+            state,
+            egress,
+            tenant_id: self.tenant_id,
+            template: self.template,
+            created_at: self.created_at,
+            last_active_at: self.last_active_at,
+            timeout_secs: self.timeout_secs.max(0) as u64,
+            ttl_secs: self.ttl_secs.map(|t| t.max(0) as u64),
+            expires_at: self.expires_at,
+            workdir: self.workdir,
+            resources: Resources {
+                cpus: self.cpus,
+                memory_mb: self.memory_mb.max(0) as u64,
+                pids: self.pids.max(0) as u64,
+            },
+            auto_checkpoint: self.auto_checkpoint,
+            pid: self.pid.and_then(|p| i32::try_from(p).ok()),
+            id: self.id,
+        })
+    }
+}
+
+fn parse_all(rows: Vec<Row>) -> Result<Vec<SandboxRecord>, StoreError> {
+    rows.into_iter().map(Row::parse).collect()
+}
+
+fn json(map: &BTreeMap<String, String>) -> String {
+    serde_json::to_string(map).expect("a map of strings serializes")
+}
+
+fn egress_str(egress: Egress) -> &'static str {
+    match egress {
+        Egress::Allow => "allow",
+        Egress::Deny => "deny",
+    }
+}
+
+/// Filters and page of a sandbox list.
+#[derive(Debug, Clone, Default)]
+pub struct SandboxFilter {
+    /// Only this tenant's sandboxes (`Some(None)`: only the admin's own).
+    pub tenant: Option<Option<String>>,
+    /// Only sandboxes in this state.
+    pub state: Option<StoredState>,
+    /// Every label must match.
+    pub labels: Vec<(String, String)>,
+    /// Every metadata pair must match.
+    pub metadata: Vec<(String, String)>,
+    /// Rows after this `seq`.
+    pub after_seq: Option<i64>,
+    /// Page size.
+    pub limit: u32,
+}
+
+impl Store {
+    /// Inserts a new sandbox in state `creating`, unless its tenant already
+    /// has `max_sandboxes` sandboxes holding compute: `Ok(false)` then. The
+    /// check and the insert are one statement, so concurrent creates cannot
+    /// both slip under the quota. `seq`, `state` and `pid` of `s` are ignored.
+    pub async fn insert_sandbox(&self, s: &SandboxRecord) -> Result<bool, StoreError> {
+        let sql = format!(
+            "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
+             timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
+             pids, egress, auto_checkpoint, pid) \
+             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
+             WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND t.max_sandboxes IS NOT NULL \
+               AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
+                   >= t.max_sandboxes)"
+        );
+        let result = sqlx::query(&sql)
+            .bind(&s.id)
+            .bind(&s.tenant_id)
+            .bind(&s.template)
+            .bind(s.created_at)
+            .bind(s.last_active_at)
+            .bind(s.timeout_secs as i64)
+            .bind(s.ttl_secs.map(|t| t as i64))
+            .bind(s.expires_at)
+            .bind(json(&s.envs))
+            .bind(json(&s.metadata))
+            .bind(json(&s.labels))
+            .bind(&s.workdir)
+            .bind(s.resources.cpus)
+            .bind(s.resources.memory_mb as i64)
+            .bind(s.resources.pids as i64)
+            .bind(egress_str(s.egress))
+            .bind(s.auto_checkpoint)
+            .bind(&s.tenant_id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("insert sandbox"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// Moves a stopped or failed sandbox to `running` ahead of starting it,
+    /// unless that would put its tenant over quota: `Ok(false)` then.
+    pub async fn reserve_start(&self, id: &str) -> Result<bool, StoreError> {
+        let sql = format!(
+            "UPDATE sandboxes SET state = 'running', pid = NULL WHERE id = ?1 \
+             AND NOT EXISTS (SELECT 1 FROM tenants t \
+               WHERE t.id = sandboxes.tenant_id AND t.max_sandboxes IS NOT NULL \
+               AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
+                   >= t.max_sandboxes)"
+        );
+        let result = sqlx::query(&sql)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("reserve sandbox start"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// One sandbox by id.
+    pub async fn sandbox(&self, id: &str) -> Result<Option<SandboxRecord>, StoreError> {
+        let row: Option<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM sandboxes WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(query_err("get sandbox"))?;
+        row.map(Row::parse).transpose()
+    }
+
+    /// Every sandbox (startup and reconciliation).
+    pub async fn all_sandboxes(&self) -> Result<Vec<SandboxRecord>, StoreError> {
+        let rows: Vec<Row> =
+            sqlx::query_as(&format!("SELECT {COLUMNS} FROM sandboxes ORDER BY seq"))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("list all sandboxes"))?;
+        parse_all(rows)
+    }
+
+    /// A page of sandboxes matching `filter`, in creation order.
+    pub async fn list_sandboxes(
+        &self,
+        filter: &SandboxFilter,
+    ) -> Result<Vec<SandboxRecord>, StoreError> {
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new(format!("SELECT {COLUMNS} FROM sandboxes WHERE seq > "));
+        q.push_bind(filter.after_seq.unwrap_or(0));
+        match &filter.tenant {
+            Some(Some(tenant)) => {
+                q.push(" AND tenant_id = ").push_bind(tenant.clone());
+            }
+            Some(None) => {
+                q.push(" AND tenant_id IS NULL");
+            }
+            None => {}
+        }
+        if let Some(state) = filter.state {
+            q.push(" AND state = ").push_bind(state.as_str());
+        }
+        for (column, pairs) in [("labels", &filter.labels), ("metadata", &filter.metadata)] {
+            for (key, value) in pairs {
+                q.push(format!(
+                    " AND EXISTS (SELECT 1 FROM json_each(sandboxes.{column}) WHERE key = "
+                ))
+                .push_bind(key.clone())
+                .push(" AND value = ")
+                .push_bind(value.clone())
+                .push(")");
+            }
+        }
+        q.push(" ORDER BY seq LIMIT ").push_bind(filter.limit);
+        let rows: Vec<Row> = q
+            .build_query_as()
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("list sandboxes"))?;
+        parse_all(rows)
+    }
+
+    /// Sets the state (and the pid: `None` clears it).
+    pub async fn set_state(
+        &self,
+        id: &str,
+        state: StoredState,
+        pid: Option<i32>,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sandboxes SET state = ?, pid = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(pid)
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("set sandbox state"))?;
+        Ok(())
+    }
+
+    /// Sets the state and keeps the pid (freeze and thaw).
+    pub async fn set_state_keep_pid(&self, id: &str, state: StoredState) -> Result<(), StoreError> {
+        sqlx::query("UPDATE sandboxes SET state = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("set sandbox state"))?;
+        Ok(())
+    }
+
+    /// Replaces the given fields.
+    pub async fn patch_sandbox(
+        &self,
+        id: &str,
+        metadata: Option<&BTreeMap<String, String>>,
+        labels: Option<&BTreeMap<String, String>>,
+        timeout_secs: Option<u64>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sandboxes SET metadata = COALESCE(?, metadata), labels = COALESCE(?, labels), \
+             timeout_secs = COALESCE(?, timeout_secs) WHERE id = ?",
+        )
+        .bind(metadata.map(json))
+        .bind(labels.map(json))
+        .bind(timeout_secs.map(|t| t as i64))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("patch sandbox"))?;
+        Ok(())
+    }
+
+    /// Pushes the ttl deadline `ms` further (from `now` if it has passed).
+    pub async fn extend_sandbox(&self, id: &str, ms: i64, now: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE sandboxes SET expires_at = MAX(expires_at, ?1) + ?2 \
+             WHERE id = ?3 AND expires_at IS NOT NULL",
+        )
+        .bind(now)
+        .bind(ms)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("extend sandbox"))?;
+        Ok(())
+    }
+
+    /// Records API activity, batched: one transaction for many sandboxes.
+    /// A time never moves backwards.
+    pub async fn touch_sandboxes(&self, touches: &[(String, i64)]) -> Result<(), StoreError> {
+        if touches.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(query_err("begin touch"))?;
+        for (id, at) in touches {
+            sqlx::query(
+                "UPDATE sandboxes SET last_active_at = MAX(last_active_at, ?) WHERE id = ?",
+            )
+            .bind(at)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(query_err("touch sandbox"))?;
+        }
+        tx.commit().await.map_err(query_err("commit touch"))
+    }
+
+    /// Running sandboxes idle since before their timeout, with that timeout.
+    pub async fn idle_sandboxes(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, timeout_secs FROM sandboxes WHERE state = 'running' AND timeout_secs > 0 \
+             AND last_active_at + timeout_secs * 1000 <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("find idle sandboxes"))
+    }
+
+    /// Sandboxes past their ttl deadline.
+    pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<String>, StoreError> {
+        sqlx::query_scalar(
+            "SELECT id FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ? \
+             AND state != 'creating'",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("find expired sandboxes"))
+    }
+
+    /// Removes a sandbox's row.
+    pub async fn delete_sandbox(&self, id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sandboxes WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("delete sandbox"))?;
+        Ok(())
+    }
+
+    /// How many sandboxes are in each stored state.
+    pub async fn count_by_state(&self) -> Result<Vec<(StoredState, i64)>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT state, COUNT(*) FROM sandboxes GROUP BY state")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(query_err("count sandboxes"))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(state, n)| StoredState::parse(&state).map(|s| (s, n)))
+            .collect())
+    }
+}

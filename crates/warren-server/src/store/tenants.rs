@@ -1,0 +1,134 @@
+//! Tenants and their API keys.
+
+use super::{query_err, Store, StoreError};
+
+/// A tenant row.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TenantRecord {
+    /// Insertion order, for pagination.
+    pub seq: i64,
+    /// `ten_…`.
+    pub id: String,
+    /// Unique name.
+    pub name: String,
+    /// Quota on creating + running sandboxes.
+    pub max_sandboxes: Option<u32>,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// An API key row (the hash is not read back).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct KeyRecord {
+    /// `key_…`.
+    pub id: String,
+    /// The tenant it acts for.
+    pub tenant_id: String,
+    /// The first characters of the key.
+    pub prefix: String,
+    /// Unix milliseconds.
+    pub created_at: i64,
+}
+
+const TENANT_COLUMNS: &str = "seq, id, name, max_sandboxes, created_at";
+
+impl Store {
+    /// Inserts a tenant; `Ok(false)` when the name is taken.
+    pub async fn insert_tenant(
+        &self,
+        id: &str,
+        name: &str,
+        max_sandboxes: Option<u32>,
+        created_at: i64,
+    ) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO tenants (id, name, max_sandboxes, created_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(max_sandboxes)
+        .bind(created_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+            Err(e) => Err(query_err("insert tenant")(e)),
+        }
+    }
+
+    /// One tenant by id.
+    pub async fn tenant(&self, id: &str) -> Result<Option<TenantRecord>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(query_err("get tenant"))
+    }
+
+    /// Up to `limit` tenants after `after_seq`, in creation order.
+    pub async fn list_tenants(
+        &self,
+        after_seq: Option<i64>,
+        limit: u32,
+    ) -> Result<Vec<TenantRecord>, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT {TENANT_COLUMNS} FROM tenants WHERE seq > ? ORDER BY seq LIMIT ?"
+        ))
+        .bind(after_seq.unwrap_or(0))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list tenants"))
+    }
+
+    /// Stores a key's hash for a tenant; `Ok(false)` when the tenant is gone.
+    pub async fn insert_key(&self, key: &KeyRecord, hash: &[u8; 32]) -> Result<bool, StoreError> {
+        let result = sqlx::query(
+            "INSERT INTO api_keys (id, tenant_id, hash, prefix, created_at) \
+             SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM tenants WHERE id = ?)",
+        )
+        .bind(&key.id)
+        .bind(&key.tenant_id)
+        .bind(&hash[..])
+        .bind(&key.prefix)
+        .bind(key.created_at)
+        .bind(&key.tenant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(query_err("insert api key"))?;
+        Ok(result.rows_affected() == 1)
+    }
+
+    /// The key id and tenant of the key with this hash.
+    pub async fn key_by_hash(&self, hash: &[u8; 32]) -> Result<Option<KeyRecord>, StoreError> {
+        sqlx::query_as("SELECT id, tenant_id, prefix, created_at FROM api_keys WHERE hash = ?")
+            .bind(&hash[..])
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(query_err("find api key"))
+    }
+
+    /// Every key of a tenant, in creation order.
+    pub async fn list_keys(&self, tenant_id: &str) -> Result<Vec<KeyRecord>, StoreError> {
+        sqlx::query_as(
+            "SELECT id, tenant_id, prefix, created_at FROM api_keys WHERE tenant_id = ? ORDER BY seq",
+        )
+        .bind(tenant_id)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(query_err("list api keys"))
+    }
+
+    /// Deletes a key; `Ok(false)` when there was none.
+    pub async fn delete_key(&self, id: &str) -> Result<bool, StoreError> {
+        let result = sqlx::query("DELETE FROM api_keys WHERE id = ?")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(query_err("delete api key"))?;
+        Ok(result.rows_affected() == 1)
+    }
+}
