@@ -1,0 +1,65 @@
+// @warren-sh/sdk: the TypeScript client of Warren, the self-hosted sandbox
+// platform for AI agents.
+
+export { Sandbox, SandboxPaginator, CREATE_TIMEOUT_MS } from './sandbox.js';
+export type { SandboxOptions, SandboxListOptions, SandboxUpdate } from './sandbox.js';
+export { Exec, CommandHandle } from './exec.js';
+export type {
+  ProcessOptions,
+  RunOptions,
+  StartOptions,
+  OutputHandlers,
+  ProcessResult,
+  OutputChunk,
+  Signal,
+} from './exec.js';
+export { Files, WatchHandle } from './files.js';
+export type {
+  WriteData,
+  ReadOptions,
+  WriteOptions,
+  WriteEntry,
+  WriteInfo,
+  EntryInfo,
+  FileStat,
+  FilesystemEvent,
+  WatchOptions,
+  UploadSource,
+} from './files.js';
+export { Pty, PtyHandle } from './pty.js';
+export type { PtyCreateOptions, PtyHandlers, PtyResult } from './pty.js';
+export { Checkpoints } from './checkpoints.js';
+export type { RestoreOptions } from './checkpoints.js';
+export { packTar, unpackTar } from './tar.js';
+export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';
+export {
+  WarrenError,
+  InvalidRequestError,
+  AuthError,
+  ForbiddenError,
+  NotFoundError,
+  ConflictError,
+  EditConflictError,
+  PayloadTooLargeError,
+  RateLimitError,
+  TimeoutError,
+  UnavailableError,
+  ConnectionError,
+} from './errors.js';
+export type { ErrorCode, ProblemDetails } from './errors.js';
+export { DEFAULT_API_URL, DEFAULT_REQUEST_TIMEOUT_MS } from './config.js';
+export type { ConnectionOptions } from './config.js';
+export type { CallOptions } from './http.js';
+export type { WebSocketConstructor, WebSocketLike } from './ws.js';
+export type {
+  SandboxInfo,
+  SandboxState,
+  SandboxResources,
+  NetworkPolicy,
+  CommandResult,
+  ProcessInfo,
+  CheckpointInfo,
+} from './types.js';
+
+/** Version of this SDK. */
+export const VERSION = '0.1.0';
