@@ -53,6 +53,9 @@ pub enum RuntimeError {
     /// No running sandbox with this id.
     #[error("sandbox {0} is not running")]
     NotRunning(String),
+    /// A sandbox with this id is already running.
+    #[error("sandbox {0} is already running")]
+    AlreadyRunning(String),
 }
 
 /// A started sandbox as the host sees it.

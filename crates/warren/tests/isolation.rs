@@ -232,6 +232,12 @@ fn stop_leaves_no_cgroup_and_no_process_and_is_idempotent() {
     sbx.ok("sleep 60 >/dev/null 2>&1 &");
     assert_eq!(sbx.runtime.pid(&id), Some(pid));
     assert!(sbx.runtime.running().contains(&id));
+    // A second start of a running sandbox is refused and harms nothing.
+    assert!(matches!(
+        sbx.runtime.start(&sbx.spec),
+        Err(warren_runtime::RuntimeError::AlreadyRunning(_))
+    ));
+    assert!(sbx.healthy(Duration::from_secs(5)));
     sbx.runtime.stop(&id).expect("stop");
     assert!(!is_alive(pid));
     for dir in cgroup_dirs(&id) {
@@ -356,4 +362,28 @@ fn start_latency() {
         "median start {:?}",
         times[2]
     );
+}
+
+#[test]
+fn descriptors_of_the_caller_do_not_leak_into_the_sandbox() {
+    use std::os::unix::fs::MetadataExt;
+    // A host directory opened without O_CLOEXEC, as a careless library might.
+    let dir = tempfile::tempdir().unwrap();
+    let path = std::ffi::CString::new(dir.path().as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: open(2) of a NUL-terminated path; closed at the end.
+    let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_DIRECTORY) };
+    assert!(fd >= 0);
+    let leaked = std::fs::metadata(dir.path()).unwrap();
+    let sbx = TestSandbox::start("fds", Resources::default());
+    for entry in std::fs::read_dir(format!("/proc/{}/fd", sbx.started.pid)).unwrap() {
+        let Ok(meta) = std::fs::metadata(entry.unwrap().path()) else {
+            continue;
+        };
+        assert!(
+            (meta.dev(), meta.ino()) != (leaked.dev(), leaked.ino()),
+            "the caller's directory descriptor reached the sandbox"
+        );
+    }
+    // SAFETY: closing the descriptor opened above.
+    unsafe { libc::close(fd) };
 }

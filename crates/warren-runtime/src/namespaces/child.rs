@@ -32,6 +32,10 @@ pub fn setup_and_exec(spec: &SandboxSpec, rootfs: &Path) -> Result<Infallible, S
     loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
     workdir(&spec.workdir)?;
     let (argv, envp) = agent_command(spec)?;
+    // Nothing the server or the helper had open may reach the sandbox: an
+    // inherited descriptor of a host directory would be a way out of the
+    // new root. The report pipe stays usable until the exec closes it.
+    close_inherited_fds().map_err(|e| StageError::new("close fds", e.to_string()))?;
     caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
     seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
     let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
@@ -101,6 +105,17 @@ fn agent_command(spec: &SandboxSpec) -> Result<(Vec<CString>, Vec<CString>), Sta
 fn cstring(what: &str, s: &str) -> Result<CString, StageError> {
     CString::new(s)
         .map_err(|_| StageError::new("exec", format!("{what} contains a NUL byte: {s:?}")))
+}
+
+/// Marks every descriptor above stderr close-on-exec.
+fn close_inherited_fds() -> std::io::Result<()> {
+    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+    // SAFETY: close_range only changes flags of this process's descriptors.
+    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Brings `lo` up in the sandbox's new network namespace (it starts down).

@@ -31,7 +31,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
-use super::{child, StageError, AGENT_LOG, PID_FILE};
+use super::{child, StageError, AGENT_LOG, PID_FILE, STAGE_ALREADY_RUNNING};
 use crate::cgroups::{self, Backend};
 use crate::{SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 
@@ -103,7 +103,7 @@ fn launch(req: &InitRequest) -> Result<i32, StageError> {
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
     if cg.exists(&spec.id) && !cg.pids(&spec.id).is_empty() {
         return Err(StageError::new(
-            "cgroup",
+            STAGE_ALREADY_RUNNING,
             format!("sandbox {} is already running", spec.id),
         ));
     }

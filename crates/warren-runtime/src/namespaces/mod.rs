@@ -47,6 +47,10 @@ pub const PID_FILE: &str = "pid";
 /// The hidden subcommand of the `warren` binary that runs [`init::run`].
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 
+/// The stage the helper reports when the sandbox's cgroup already has
+/// processes: nothing was made, so nothing may be cleaned up.
+const STAGE_ALREADY_RUNNING: &str = "already running";
+
 /// How long the helper may take to set a sandbox up.
 const HELPER_TIMEOUT: Duration = Duration::from_secs(20);
 /// How long the agent may take to accept connections once exec'd.
@@ -194,11 +198,17 @@ impl Runtime for NamespaceRuntime {
                 "rootfs, run_dir and warren_binary must be absolute paths".into(),
             ));
         }
+        if self.cgroups.exists(&spec.id) && !self.cgroups.pids(&spec.id).is_empty() {
+            return Err(RuntimeError::AlreadyRunning(spec.id.clone()));
+        }
         let begun = Instant::now();
         let mut spec = spec.clone();
         spec.resources = resources;
         let pid = match self.run_helper(&spec) {
             Ok(init::InitReport::Started { pid }) => pid,
+            Ok(init::InitReport::Failed { stage, .. }) if stage == STAGE_ALREADY_RUNNING => {
+                return Err(RuntimeError::AlreadyRunning(spec.id.clone()))
+            }
             Ok(init::InitReport::Failed { stage, reason }) => {
                 return Err(self.start_failed(&spec.id, &stage, reason))
             }
