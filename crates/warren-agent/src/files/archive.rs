@@ -6,9 +6,10 @@
 //! directory's fd, walking one component at a time without following
 //! symlinks; an entry that is absolute, contains `..`, or would pass through
 //! a symlink is refused (so a symlink entry cannot carry a later entry out of
-//! the target or the jail). Regular files are written atomically. Directory
-//! modes are applied at the end, so a read-only directory can still receive
-//! its entries.
+//! the target or the jail). Regular files are written atomically with their
+//! mode and mtime; owners are not restored (files belong to the agent's
+//! user). Directory modes are applied at the end, so a read-only directory
+//! can still receive its entries. Devices and FIFOs are skipped.
 //!
 //! Download: a blocking task walks the tree (again fd-relative, symlinks
 //! archived as symlinks, never followed) and writes the archive into a
@@ -16,6 +17,9 @@
 //! client reads. Entry names are relative to the directory (`a.txt`,
 //! `sub/b.txt`), or the file's own name, so uploading a download to another
 //! path makes a copy.
+//!
+//! Both hold a blocking-pool thread for the transfer's duration (the `tar`
+//! crate is synchronous), unlike plain `GET` and `PUT`.
 
 use std::ffi::{OsStr, OsString};
 use std::fmt::Display;
@@ -302,7 +306,10 @@ fn extract(target: &OwnedFd, reader: ChannelReader, user: &str) -> Result<u64, A
     // Deepest first, so a read-only parent is closed after its children.
     for (comps, mode) in dir_modes.iter().rev() {
         let (name, parents) = comps.split_last().expect("non-empty");
-        let parent = walk(target, parents, false, Path::new(""))?;
+        // A directory removed or replaced meanwhile keeps what it has.
+        let Ok(parent) = walk(target, parents, false, Path::new("")) else {
+            continue;
+        };
         if let Ok(dir) = open_at(&parent, name, OFlag::O_RDONLY | OFlag::O_DIRECTORY) {
             let _ = nix::sys::stat::fchmod(dir.as_raw_fd(), Mode::from_bits_truncate(*mode));
         }

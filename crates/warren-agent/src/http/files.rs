@@ -207,7 +207,9 @@ async fn edit_file(
 /// `..` or pass through a symlink are refused with `403 path_not_allowed`
 /// (entries before the refused one stay extracted).
 #[utoipa::path(post, path = "/v1/files/upload", tag = "files", params(PathQuery),
-    request_body(content = inline(RawBytes), content_type = "application/x-tar", description = "A tar archive"),
+    request_body(description = "A tar archive (any content type is accepted)", content(
+        (inline(RawBytes) = "application/x-tar"),
+        (inline(RawBytes) = "application/octet-stream"))),
     responses(
         (status = 200, description = "Extracted; `bytes` counts file contents written", body = FileWritten),
         (status = 400, description = "Bad path, or not a tar archive", content_type = PROBLEM, body = Problem),
