@@ -142,3 +142,70 @@ impl Backend for V2 {
         subdirs(&self.root.join(&self.parent))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A cgroup2 mount on this host: `/sys/fs/cgroup` itself, or the
+    /// controller-less unified hierarchy of a hybrid host (enough for
+    /// freeze, kill, list and remove; limits need the controllers).
+    fn cgroup2_mount() -> Option<PathBuf> {
+        ["/sys/fs/cgroup", "/sys/fs/cgroup/unified"]
+            .into_iter()
+            .map(PathBuf::from)
+            .find(|p| super::super::is_cgroup2(p).unwrap_or(false))
+    }
+
+    #[test]
+    fn freeze_kill_list_and_remove_on_a_real_cgroup2_tree() {
+        let Some(root) = cgroup2_mount() else {
+            eprintln!("no cgroup2 mount on this host; skipped");
+            return;
+        };
+        let parent = format!("warren-unit-{}", std::process::id());
+        let v2 = V2::new(&root, &parent);
+        let id = "sbx_v2";
+        mkdir_all(&v2.dir(id)).unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let _cleanup = Cleanup {
+            pid: sleeper.id() as i32,
+            dirs: vec![v2.dir(id), root.join(&parent)],
+        };
+        write_file(&v2.procs_files(id)[0], &sleeper.id().to_string()).unwrap();
+        assert_eq!(v2.list(), [id]);
+        assert_eq!(v2.pids(id), [sleeper.id() as i32]);
+        v2.freeze(id).unwrap();
+        assert!(v2.frozen(id));
+        v2.thaw(id).unwrap();
+        assert!(!v2.frozen(id));
+        v2.kill_all(id).unwrap();
+        assert!(v2.pids(id).is_empty());
+        let status = sleeper.wait().unwrap();
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&status),
+            Some(9)
+        );
+        v2.remove(id).unwrap();
+        assert!(!v2.exists(id));
+        v2.remove(id).unwrap();
+    }
+
+    /// Kills the test process and removes the test cgroups, even on failure.
+    struct Cleanup {
+        pid: i32,
+        dirs: Vec<PathBuf>,
+    }
+
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            kill_pids(&[self.pid]);
+            for dir in &self.dirs {
+                let _ = rmdir(dir);
+            }
+        }
+    }
+}
