@@ -18,6 +18,7 @@ pub mod cgroups;
 pub mod namespaces;
 pub mod spec;
 pub mod storage;
+pub mod template;
 
 pub use spec::{Resources, SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 

@@ -107,7 +107,11 @@ fn exercise(pool: &Pool) {
     std::os::unix::fs::chown(&tool, Some(101_234), Some(105_678)).unwrap();
     fs::set_permissions(&tool, fs::Permissions::from_mode(0o4750)).unwrap();
     std::os::unix::fs::symlink("/etc/hello", a.join("link")).unwrap();
-    nix::unistd::mkfifo(&a.join("fifo"), nix::sys::stat::Mode::from_bits(0o600).unwrap()).unwrap();
+    nix::unistd::mkfifo(
+        &a.join("fifo"),
+        nix::sys::stat::Mode::from_bits(0o600).unwrap(),
+    )
+    .unwrap();
     let nested = a.join("nested");
     d.create_volume(&nested).unwrap();
     fs::write(nested.join("inner"), "nested data").unwrap();
@@ -118,8 +122,14 @@ fn exercise(pool: &Pool) {
     assert!(d.is_volume(&b));
     assert_eq!(fs::read_to_string(b.join("etc/hello")).unwrap(), "hi");
     let m = fs::symlink_metadata(b.join("bin/tool")).unwrap();
-    assert_eq!((m.uid(), m.gid(), m.mode() & 0o7777), (101_234, 105_678, 0o4750));
-    assert_eq!(fs::read_link(b.join("link")).unwrap(), Path::new("/etc/hello"));
+    assert_eq!(
+        (m.uid(), m.gid(), m.mode() & 0o7777),
+        (101_234, 105_678, 0o4750)
+    );
+    assert_eq!(
+        fs::read_link(b.join("link")).unwrap(),
+        Path::new("/etc/hello")
+    );
     assert_eq!(
         fs::metadata(b.join("etc/hello")).unwrap().ino(),
         fs::metadata(b.join("etc/hello2")).unwrap().ino(),
@@ -129,9 +139,19 @@ fn exercise(pool: &Pool) {
         xattr::get(b.join("etc/hello"), "user.warren-test").unwrap(),
         Some(b"v".to_vec())
     );
-    assert!(fs::symlink_metadata(b.join("fifo")).unwrap().file_type().is_fifo());
-    assert!(b.join("nested").is_dir(), "nested volume leaves a directory");
-    assert_eq!(fs::read_dir(b.join("nested")).unwrap().count(), 0, "but not its data");
+    assert!(fs::symlink_metadata(b.join("fifo"))
+        .unwrap()
+        .file_type()
+        .is_fifo());
+    assert!(
+        b.join("nested").is_dir(),
+        "nested volume leaves a directory"
+    );
+    assert_eq!(
+        fs::read_dir(b.join("nested")).unwrap().count(),
+        0,
+        "but not its data"
+    );
     fs::write(b.join("etc/hello"), "changed").unwrap();
     assert_eq!(fs::read_to_string(a.join("etc/hello")).unwrap(), "hi");
 
@@ -183,18 +203,28 @@ fn exercise(pool: &Pool) {
         Err(StorageError::NotAVolume(_))
     ));
     assert!(matches!(
-        d.snapshot(&pool.sandbox_path("missing").unwrap(), &pool.sandbox_path("p3").unwrap(), false),
+        d.snapshot(
+            &pool.sandbox_path("missing").unwrap(),
+            &pool.sandbox_path("p3").unwrap(),
+            false
+        ),
         Err(StorageError::NotFound(_))
     ));
     fs::remove_dir(&plain).unwrap();
-    assert_eq!(fs::read_dir(pool.root().join("sandboxes")).unwrap().count(), 0);
+    assert_eq!(
+        fs::read_dir(pool.root().join("sandboxes")).unwrap().count(),
+        0
+    );
 }
 
 #[test]
 fn btrfs_volumes_snapshots_and_deletes() {
     let t = TestPool::new(Driver::Btrfs);
     assert_eq!(t.pool().driver().name(), "btrfs");
-    assert!(t.pool().image().is_some(), "/var/tmp is not btrfs here, so an image is used");
+    assert!(
+        t.pool().image().is_some(),
+        "/var/tmp is not btrfs here, so an image is used"
+    );
     exercise(t.pool());
 }
 
@@ -281,7 +311,13 @@ fn pool_refuses_a_different_driver() {
         "{err}"
     );
     // Auto follows the recorded driver.
-    assert_eq!(Pool::open(t.dir.path(), Driver::Auto).unwrap().driver().name(), "copy");
+    assert_eq!(
+        Pool::open(t.dir.path(), Driver::Auto)
+            .unwrap()
+            .driver()
+            .name(),
+        "copy"
+    );
     assert!(matches!(
         t.pool().template_path("../etc"),
         Err(StorageError::InvalidName(_))

@@ -238,7 +238,13 @@ fn child_subvolumes(dir: &File, path: &Path) -> Result<Vec<PathBuf>, StorageErro
             // More than one buffer of children: the kernel filled this one and
             // advanced `min_treeid` for the next call.
             Err(Errno::EOVERFLOW) => true,
-            Err(e) => return Err(StorageError::io("list nested subvolumes", path, errno_io(e))),
+            Err(e) => {
+                return Err(StorageError::io(
+                    "list nested subvolumes",
+                    path,
+                    errno_io(e),
+                ))
+            }
         };
         refs.extend_from_slice(&args.rootref[..args.num_items as usize]);
         if !more {

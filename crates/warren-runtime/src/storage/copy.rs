@@ -106,7 +106,9 @@ impl StorageDriver for CopyDriver {
             // Do not leave a partial copy that looks like a volume.
             let _ = force_remove(dst);
             return Err(match e.kind() {
-                io::ErrorKind::AlreadyExists => StorageError::AlreadyExists(dst.display().to_string()),
+                io::ErrorKind::AlreadyExists => {
+                    StorageError::AlreadyExists(dst.display().to_string())
+                }
                 _ => StorageError::io("snapshot", dst, e),
             });
         }
@@ -135,7 +137,8 @@ impl StorageDriver for CopyDriver {
         // The immutable flag also freezes the root's xattrs: write the marker
         // before setting it and after clearing it.
         if readonly {
-            xattr::set(path, MARKER, b"ro").map_err(|e| StorageError::io("mark volume", path, e))?;
+            xattr::set(path, MARKER, b"ro")
+                .map_err(|e| StorageError::io("mark volume", path, e))?;
         }
         let enforced = set_immutable_tree(path, readonly)
             .map_err(|e| StorageError::io("set immutable flags", path, e))?;
@@ -146,7 +149,8 @@ impl StorageDriver for CopyDriver {
             );
         }
         if !readonly {
-            xattr::set(path, MARKER, b"rw").map_err(|e| StorageError::io("mark volume", path, e))?;
+            xattr::set(path, MARKER, b"rw")
+                .map_err(|e| StorageError::io("mark volume", path, e))?;
         }
         Ok(())
     }
@@ -291,7 +295,13 @@ impl Copier {
         self.attributes(src, dst, meta, root)
     }
 
-    fn attributes(&self, src: &Path, dst: &Path, meta: &fs::Metadata, root: bool) -> io::Result<()> {
+    fn attributes(
+        &self,
+        src: &Path,
+        dst: &Path,
+        meta: &fs::Metadata,
+        root: bool,
+    ) -> io::Result<()> {
         let (uid, gid) = self.owner.unwrap_or((meta.uid(), meta.gid()));
         std::os::unix::fs::lchown(dst, Some(uid), Some(gid))?;
         let symlink = meta.file_type().is_symlink();

@@ -29,6 +29,7 @@ pub mod pool;
 
 use std::path::Path;
 
+pub(crate) use loopdev::mounts_under;
 pub use pool::{Driver, Pool, PoolOptions};
 
 /// Errors of storage operations; each names the operation and path.
@@ -201,7 +202,16 @@ mod tests {
         for ok in ["base", "sbx_01J", "a.b-c_d", "0"] {
             validate_name(ok).unwrap();
         }
-        for bad in ["", ".", "..", ".hidden", "-x", "a/b", "a b", &"x".repeat(129)] {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".hidden",
+            "-x",
+            "a/b",
+            "a b",
+            &"x".repeat(129),
+        ] {
             assert!(validate_name(bad).is_err(), "{bad:?}");
         }
     }

@@ -1,0 +1,215 @@
+//! Running programs for template builds: their output as progress lines,
+//! and build steps inside a rootfs as the sandbox's root.
+//!
+//! A step runs in a new user namespace mapping ids `0..65536` to
+//! `SANDBOX_ID_BASE..`, so that every file it creates is owned by the
+//! shifted ids, plus new mount and pid namespaces, chrooted into the rootfs,
+//! with the host's network (apt needs it). We write the id maps ourselves
+//! (Debian's `unshare --map-users` needs `newuidmap` and `/etc/subuid`): the
+//! child unshares its user namespace before exec, hands us its pid through a
+//! pipe, and waits on a second pipe until we have written its maps. It then
+//! execs util-linux `unshare` for the mount and pid namespaces, which runs
+//! [`STEP_SCRIPT`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{BufRead, BufReader, Read};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use super::TemplateError;
+use crate::{SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
+
+/// Sets up `/dev` (with its own devpts), `/proc` and DNS in the rootfs (host tools, new mount
+/// namespace), then chroots and runs the step with `sh -c` in its workdir.
+/// Arguments: rootfs, workdir, command, path of the host's `chroot`.
+const STEP_SCRIPT: &str = r#"set -eu
+root=$1
+sbxpath=$PATH
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+mkdir -p "$root/dev" "$root/proc"
+mount -t tmpfs -o mode=755,nosuid,size=16m warren-dev "$root/dev"
+for n in null zero full random urandom tty; do
+  : > "$root/dev/$n"
+  mount --bind "/dev/$n" "$root/dev/$n"
+done
+ln -s /proc/self/fd "$root/dev/fd"
+ln -s /proc/self/fd/0 "$root/dev/stdin"
+ln -s /proc/self/fd/1 "$root/dev/stdout"
+ln -s /proc/self/fd/2 "$root/dev/stderr"
+mkdir "$root/dev/pts" "$root/dev/shm"
+mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5 warren-pts "$root/dev/pts"
+ln -s pts/ptmx "$root/dev/ptmx"
+mount -t tmpfs -o mode=1777,nosuid,nodev warren-shm "$root/dev/shm"
+mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
+if [ -f "$root/etc/resolv.conf" ] && [ ! -L "$root/etc/resolv.conf" ]; then
+  mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
+fi
+PATH=$sbxpath
+exec "$4" "$root" /bin/sh -c 'mkdir -p "$1" && cd "$1" && exec /bin/sh -c "$2"' warren-step "$2" "$3"
+"#;
+
+/// Runs `cmd` with stdout and stderr merged, handing each output line to
+/// `progress`; fails with the last lines when it exits unsuccessfully.
+pub(crate) fn run_streaming(
+    cmd: &mut Command,
+    step: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), TemplateError> {
+    let program = cmd.get_program().to_string_lossy().into_owned();
+    let spawn_err = |source| TemplateError::Spawn {
+        program: program.clone(),
+        source,
+    };
+    let (reader, writer) = std::io::pipe().map_err(spawn_err)?;
+    cmd.stdin(Stdio::null())
+        .stdout(writer.try_clone().map_err(spawn_err)?)
+        .stderr(writer);
+    let spawned = cmd.spawn();
+    // `cmd` holds the pipe's write end: replace it, or we never see EOF.
+    cmd.stdout(Stdio::null()).stderr(Stdio::null());
+    let mut child = spawned.map_err(spawn_err)?;
+    let tail = relay_lines(reader, progress);
+    let status = child.wait().map_err(spawn_err)?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(TemplateError::StepFailed {
+            step: step.to_string(),
+            status: status.to_string(),
+            output: tail.into_iter().collect::<Vec<_>>().join("\n"),
+        })
+    }
+}
+
+/// Forwards lines to `progress` until EOF; returns the last 20.
+fn relay_lines(reader: impl Read, progress: &mut dyn FnMut(&str)) -> VecDeque<String> {
+    let mut tail = VecDeque::with_capacity(20);
+    for line in BufReader::new(reader).split(b'\n') {
+        let Ok(line) = line else {
+            break;
+        };
+        let text = String::from_utf8_lossy(&line);
+        // Progress meters redraw with '\r': keep the final state.
+        let text = text.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("");
+        progress(text);
+        if tail.len() == 20 {
+            tail.pop_front();
+        }
+        tail.push_back(text.to_string());
+    }
+    tail
+}
+
+/// Runs `command` with `sh -c` inside `rootfs` as the sandbox's root (see
+/// the module docs), with exactly `env` as its environment.
+pub(crate) fn run_in_rootfs(
+    rootfs: &Path,
+    command: &str,
+    env: &BTreeMap<String, String>,
+    workdir: &str,
+    step: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), TemplateError> {
+    let find = |name: &str| {
+        crate::storage::find_program(name).ok_or_else(|| TemplateError::Spawn {
+            program: name.to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })
+    };
+    let unshare = find("unshare")?;
+    let chroot = find("chroot")?;
+    let spawn_err = |source| TemplateError::Spawn {
+        program: "unshare".to_string(),
+        source,
+    };
+    // Close-on-exec from birth: other threads may be spawning too.
+    let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
+    let (ready_r, ready_w) = nix::unistd::pipe2(cloexec).map_err(|e| spawn_err(e.into()))?;
+    let (go_r, go_w) = nix::unistd::pipe2(cloexec).map_err(|e| spawn_err(e.into()))?;
+    let mut cmd = Command::new(unshare);
+    cmd.args(["--mount", "--pid", "--fork", "--kill-child"])
+        .args([
+            "--propagation",
+            "private",
+            "--",
+            "/bin/sh",
+            "-c",
+            STEP_SCRIPT,
+            "warren-step",
+        ])
+        .arg(rootfs)
+        .arg(workdir)
+        .arg(command)
+        .arg(chroot)
+        .current_dir("/")
+        .env_clear()
+        .envs(env);
+    let (ready_fd, go_fd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
+    // SAFETY: the closure runs in the forked child before exec and only
+    // makes async-signal-safe system calls (unshare, getpid, write, read,
+    // setresgid, setgroups, setresuid) on fds that stay open until the
+    // parent drops them after spawn returns.
+    unsafe {
+        cmd.pre_exec(move || enter_user_namespace(ready_fd, go_fd));
+    }
+    let mapper = std::thread::spawn(move || write_id_maps(ready_r, go_w));
+    let result = run_streaming(&mut cmd, step, progress);
+    drop(cmd);
+    drop((ready_w, go_r));
+    let mapped = mapper
+        .join()
+        .unwrap_or_else(|_| Err(std::io::Error::other("id map writer panicked")));
+    match (result, mapped) {
+        (Ok(()), _) => Ok(()),
+        (Err(TemplateError::Spawn { source, .. }), Err(map_err)) => Err(TemplateError::Spawn {
+            program: "unshare".to_string(),
+            source: std::io::Error::new(source.kind(), format!("{source}; id maps: {map_err}")),
+        }),
+        (Err(e), _) => Err(e),
+    }
+}
+
+/// In the child, before exec: new user namespace, report our pid, wait for
+/// the maps, become its root.
+fn enter_user_namespace(ready: i32, go: i32) -> std::io::Result<()> {
+    // SAFETY (whole function): raw system calls on plain integers and
+    // stack buffers; no allocation, no locks, as required after fork.
+    unsafe {
+        if libc::unshare(libc::CLONE_NEWUSER) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let pid = libc::getpid().to_ne_bytes();
+        if libc::write(ready, pid.as_ptr().cast(), pid.len()) != pid.len() as isize {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut ok = 0u8;
+        if libc::read(go, (&mut ok as *mut u8).cast(), 1) != 1 || ok != 1 {
+            return Err(std::io::Error::from_raw_os_error(libc::EPERM));
+        }
+        if libc::setresgid(0, 0, 0) != 0
+            || libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setresuid(0, 0, 0) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    Ok(())
+}
+
+/// In the parent: wait for the child's pid, write its uid and gid maps, and
+/// tell it to go on (or not, if writing failed).
+fn write_id_maps(ready: OwnedFd, go: OwnedFd) -> std::io::Result<()> {
+    let mut pid = [0u8; 4];
+    let mut ready = std::fs::File::from(ready);
+    // EOF here means the child died (or spawn failed) before unsharing.
+    ready.read_exact(&mut pid)?;
+    let pid = i32::from_ne_bytes(pid);
+    let map = format!("0 {SANDBOX_ID_BASE} {SANDBOX_ID_COUNT}\n");
+    let result = std::fs::write(format!("/proc/{pid}/uid_map"), &map)
+        .and_then(|()| std::fs::write(format!("/proc/{pid}/gid_map"), &map));
+    let verdict = [u8::from(result.is_ok())];
+    nix::unistd::write(&go, &verdict)?;
+    result
+}
