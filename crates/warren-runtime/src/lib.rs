@@ -57,6 +57,15 @@ pub enum RuntimeError {
     /// A sandbox with this id is already running.
     #[error("sandbox {0} is already running")]
     AlreadyRunning(String),
+    /// A connection to a sandbox's agent socket reached something other than
+    /// that sandbox's agent (the sandbox tampered with its run directory).
+    #[error("the agent socket of sandbox {id} is not its agent: {reason}")]
+    UntrustedAgent {
+        /// Sandbox id.
+        id: String,
+        /// What was found instead.
+        reason: String,
+    },
 }
 
 /// A started sandbox as the host sees it.

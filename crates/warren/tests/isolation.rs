@@ -387,3 +387,30 @@ fn descriptors_of_the_caller_do_not_leak_into_the_sandbox() {
     // SAFETY: closing the descriptor opened above.
     unsafe { libc::close(fd) };
 }
+
+#[test]
+fn a_socket_planted_in_the_run_dir_is_not_trusted_as_the_agent() {
+    use std::os::fd::AsFd;
+    let a = TestSandbox::start("plant_a", Resources::default());
+    let b = TestSandbox::start("plant_b", Resources::default());
+    let connect = |sbx: &TestSandbox| {
+        std::os::unix::net::UnixStream::connect(&sbx.started.agent_socket).expect("connect")
+    };
+    a.runtime
+        .verify_agent(a.id(), connect(&a).as_fd())
+        .expect("a's own agent");
+    // A's root points its socket at B's agent, hoping the server follows.
+    let planted = format!(
+        "rm /run/warren/agent.sock && ln -s {} /run/warren/agent.sock",
+        b.started.agent_socket.display()
+    );
+    a.ok(&planted);
+    let through_a = connect(&a);
+    assert!(matches!(
+        a.runtime.verify_agent(a.id(), through_a.as_fd()),
+        Err(warren_runtime::RuntimeError::UntrustedAgent { .. })
+    ));
+    b.runtime
+        .verify_agent(b.id(), connect(&b).as_fd())
+        .expect("b's own agent");
+}

@@ -22,7 +22,7 @@ mod mounts;
 pub mod seccomp;
 
 use std::io::Read;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -118,6 +118,27 @@ impl NamespaceRuntime {
     /// by a sandbox whose agent exited; [`Runtime::stop`] removes it).
     pub fn known(&self) -> Vec<String> {
         self.cgroups.list()
+    }
+
+    /// Checks that a connection made to a sandbox's agent socket reached
+    /// that sandbox's agent. The sandbox's root can replace
+    /// `run_dir/agent.sock` with a symlink (to another sandbox's socket, or
+    /// any host socket), so the server must check every connection before
+    /// sending anything: the listening peer (`SO_PEERCRED`, recorded by the
+    /// kernel at `listen`) must be a process in the sandbox's cgroup.
+    pub fn verify_agent(&self, id: &str, connection: BorrowedFd<'_>) -> Result<(), RuntimeError> {
+        let untrusted = |reason: String| RuntimeError::UntrustedAgent {
+            id: id.to_string(),
+            reason,
+        };
+        let pid = peer_pid(connection).map_err(|e| untrusted(format!("reading the peer: {e}")))?;
+        if self.cgroups.pids(id).contains(&pid) {
+            Ok(())
+        } else {
+            Err(untrusted(format!(
+                "the socket is served by pid {pid}, which is not in the sandbox"
+            )))
+        }
     }
 
     fn start_failed(&self, id: &str, stage: &str, reason: impl Into<String>) -> RuntimeError {
@@ -463,8 +484,15 @@ fn wait_for_agent(socket: &Path, pid: i32, timeout: Duration) -> Result<(), Stri
     let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
     let deadline = Instant::now() + timeout;
     loop {
-        if UnixStream::connect(socket).is_ok() {
-            return Ok(());
+        if let Ok(stream) = UnixStream::connect(socket) {
+            return match peer_pid(stream.as_fd()) {
+                Ok(peer) if peer == pid => Ok(()),
+                Ok(peer) => Err(format!(
+                    "{} is served by pid {peer}, not the agent",
+                    socket.display()
+                )),
+                Err(e) => Err(format!("reading the peer of {}: {e}", socket.display())),
+            };
         }
         if Instant::now() >= deadline {
             return Err(format!(
@@ -480,6 +508,30 @@ fn wait_for_agent(socket: &Path, pid: i32, timeout: Duration) -> Result<(), Stri
             return Err(format!("the agent (pid {pid}) exited before listening"));
         }
     }
+}
+
+/// Pid of the process that listens on the other end of a unix connection.
+fn peer_pid(connection: BorrowedFd<'_>) -> std::io::Result<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size is `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            connection.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.pid)
 }
 
 /// The last lines of the agent's log, for error messages.
