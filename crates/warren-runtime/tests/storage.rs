@@ -115,6 +115,10 @@ fn exercise(pool: &Pool) {
     let nested = a.join("nested");
     d.create_volume(&nested).unwrap();
     fs::write(nested.join("inner"), "nested data").unwrap();
+    // Nested deeper, and nested twice.
+    d.create_volume(&a.join("etc/deep")).unwrap();
+    d.create_volume(&a.join("etc/deep/deeper")).unwrap();
+    fs::write(a.join("etc/deep/deeper/x"), "x").unwrap();
 
     // A writable snapshot: same content, metadata preserved, independent.
     let b = pool.sandbox_path("b").unwrap();
@@ -191,7 +195,26 @@ fn exercise(pool: &Pool) {
     d.set_readonly(&e, true).unwrap();
     d.delete(&e).unwrap();
     assert!(!e.exists());
+    // A mount inside a volume is detached by the delete, and what it shows
+    // is not deleted through it.
+    let outside = tempfile::tempdir().unwrap();
+    fs::write(outside.path().join("keep"), "keep").unwrap();
+    fs::create_dir(b.join("mnt")).unwrap();
+    nix::mount::mount(
+        Some(outside.path()),
+        &b.join("mnt"),
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
     d.delete(&b).unwrap();
+    assert!(!b.exists());
+    assert!(!is_mount_point(&b.join("mnt")));
+    assert_eq!(
+        fs::read_to_string(outside.path().join("keep")).unwrap(),
+        "keep"
+    );
 
     // Plain directories are not volumes: never deleted or snapshotted.
     let plain = pool.sandbox_path("plain").unwrap();
@@ -282,7 +305,10 @@ fn pool_reopen_remounts_the_same_data() {
     t.pool().driver().create_volume(&vol).unwrap();
     fs::write(vol.join("data"), "still here").unwrap();
     assert!(is_mount_point(&root));
-    assert_eq!(loop_devices_for(&image).len(), 1);
+    let devices = loop_devices_for(&image);
+    assert_eq!(devices.len(), 1);
+    let dio = fs::read_to_string(format!("/sys/block/{}/loop/dio", devices[0])).unwrap();
+    eprintln!("{} direct I/O: {}", devices[0], dio.trim());
 
     // Opening again while mounted reuses the mount.
     let again = Pool::open(t.dir.path(), Driver::Auto).unwrap();

@@ -127,6 +127,14 @@ impl StorageDriver for CopyDriver {
             }
             Ok(_) => {}
         }
+        // remove_dir_all would descend into a mount and empty it. Deleting a
+        // btrfs subvolume detaches the mounts inside it: do the same first.
+        let mounts =
+            super::mounts_under(path).map_err(|e| StorageError::io("read mounts", path, e))?;
+        for mount in mounts {
+            nix::mount::umount2(&mount, nix::mount::MntFlags::MNT_DETACH)
+                .map_err(|e| StorageError::io("detach mount", &mount, io::Error::from(e)))?;
+        }
         force_remove(path).map_err(|e| StorageError::io("delete volume", path, e))
     }
 

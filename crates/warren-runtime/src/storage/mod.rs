@@ -113,7 +113,8 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError>;
     /// Deletes the volume at `path` and everything in it, read-only or not,
     /// including volumes nested inside it. Deleting a missing volume is not
-    /// an error.
+    /// an error. Mounts inside the volume are detached (btrfs does so when
+    /// it deletes a subvolume; the copy driver does it before deleting).
     fn delete(&self, path: &Path) -> Result<(), StorageError>;
     /// Makes an existing volume read-only or writable again (templates and
     /// layers are built writable, then frozen before they are published).

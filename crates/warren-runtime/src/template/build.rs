@@ -39,6 +39,12 @@ use crate::SANDBOX_ID_BASE;
 /// env = { APP_MODE = "dev" }         # added to the parent's, used by `run`
 /// workdir = "/app"                   # default: the parent's
 /// ```
+///
+/// A spec is trusted input, like a Dockerfile given to `docker build`:
+/// `files` reads any host path the caller can read, and `run` commands get
+/// the host's network and no resource limits (they do run as the sandbox
+/// root in a user namespace, not as host root). Do not build specs from
+/// untrusted callers without restricting `files` to a context directory.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TemplateSpec {

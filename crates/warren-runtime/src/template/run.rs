@@ -174,8 +174,8 @@ pub(crate) fn run_in_rootfs(
 /// In the child, before exec: new user namespace, report our pid, wait for
 /// the maps, become its root.
 fn enter_user_namespace(ready: i32, go: i32) -> std::io::Result<()> {
-    // SAFETY (whole function): raw system calls on plain integers and
-    // stack buffers; no allocation, no locks, as required after fork.
+    // SAFETY: raw system calls on plain integers and stack buffers; no
+    // allocation, no locks, as required between fork and exec.
     unsafe {
         if libc::unshare(libc::CLONE_NEWUSER) != 0 {
             return Err(std::io::Error::last_os_error());
