@@ -288,7 +288,7 @@ pub struct Template {
     /// Default environment of sandboxes made from it.
     pub env: BTreeMap<String, String>,
     /// RFC 3339 UTC, when it was built.
-    pub created_at: Option<String>,
+    pub created_at: String,
 }
 
 /// Every template on the host.

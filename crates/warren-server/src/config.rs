@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use warren_runtime::storage::Driver;
+use warren_runtime::template::BaseOptions;
 use warren_runtime::Resources;
 
 /// Everything the server needs to know at start.
@@ -25,6 +26,9 @@ pub struct ServerConfig {
     /// servers on one machine need different ones, or each would take the
     /// other's sandboxes for orphans.
     pub cgroup_parent: String,
+    /// How the `base` template is built on first use (suite, mirror,
+    /// debootstrap's package cache).
+    pub base_template: BaseOptions,
     /// Limits and timings.
     pub limits: Limits,
 }

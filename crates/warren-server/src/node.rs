@@ -20,9 +20,6 @@ use warren_api::ids::{self, IdKind};
 use warren_runtime::storage::{Pool, StorageError};
 use warren_runtime::{Runtime, RuntimeError, SandboxSpec, Started};
 
-/// Default working directory of sandboxes whose template names none.
-pub const DEFAULT_WORKDIR: &str = "/root";
-
 /// Failures of storage and run directories.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -63,15 +60,6 @@ impl NodeError {
             )
         )
     }
-}
-
-/// What a sandbox takes from its template.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TemplateConfig {
-    /// Working directory of the agent.
-    pub workdir: String,
-    /// Default environment (the sandbox's `envs` go over it).
-    pub env: BTreeMap<String, String>,
 }
 
 /// The runtime, the pool and the run directories; cheap to clone.
@@ -118,18 +106,6 @@ impl Node {
     /// The host side of a sandbox's `/run/warren`.
     pub fn run_dir(&self, id: &str) -> PathBuf {
         self.run_root.join(id)
-    }
-
-    /// What sandboxes made from `template` inherit; the template must exist.
-    pub fn template_config(&self, template: &str) -> Result<TemplateConfig, NodeError> {
-        let path = self.template_path(template)?;
-        if !self.pool.driver().is_volume(&path) {
-            return Err(NodeError::TemplateNotFound(template.to_string()));
-        }
-        Ok(TemplateConfig {
-            workdir: DEFAULT_WORKDIR.to_string(),
-            env: BTreeMap::new(),
-        })
     }
 
     fn template_path(&self, template: &str) -> Result<PathBuf, NodeError> {

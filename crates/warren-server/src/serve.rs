@@ -121,7 +121,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     )?;
 
     let metrics = Metrics::new();
-    let templates = Templates::new(node.clone());
+    let templates = Templates::new(node.clone(), config.base_template.clone());
     let sandboxes = Sandboxes::new(
         store.clone(),
         Registry::default(),

@@ -1,14 +1,18 @@
-//! Templates: the read-only root file systems sandboxes are snapshots of.
-//! Listed and deleted through the API; looked up (and, for `base`, built on
-//! first use) when a sandbox is created.
+//! Templates: the read-only root file systems sandboxes are snapshots of
+//! ([`warren_runtime::template`] holds and builds them). Listed and deleted
+//! through the API; looked up when a sandbox is created, and `base` is built
+//! (debootstrap, minutes) on first use, with its progress in the log.
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use warren_api::server::{Template, TemplateList};
 use warren_api::{ErrorCode, Problem};
+use warren_runtime::storage::StorageError;
+use warren_runtime::template::{self, BaseOptions, TemplateMeta, BASE_TEMPLATE};
 
-use crate::node::{Node, NodeError, TemplateConfig};
+use std::collections::BTreeMap;
+
+use crate::node::Node;
 use crate::time::rfc3339;
 
 /// Failures of template operations.
@@ -17,12 +21,12 @@ pub enum TemplateError {
     /// No template with this name.
     #[error("no template named {0:?}")]
     NotFound(String),
-    /// Storage failed.
-    #[error(transparent)]
-    Node(#[from] NodeError),
-    /// Reading the templates directory failed.
-    #[error("listing templates: {0}")]
-    List(std::io::Error),
+    /// Building the `base` template failed.
+    #[error("building the base template: {0}")]
+    BuildBase(template::TemplateError),
+    /// Reading, listing or deleting templates failed.
+    #[error("templates: {0}")]
+    Pool(template::TemplateError),
     /// The blocking task doing the work panicked.
     #[error("task of {op} failed: {source}")]
     Task {
@@ -38,10 +42,21 @@ impl TemplateError {
     pub fn code(&self) -> ErrorCode {
         match self {
             TemplateError::NotFound(_) => ErrorCode::TemplateNotFound,
-            TemplateError::Node(e) if e.is_template_not_found() => ErrorCode::TemplateNotFound,
-            TemplateError::Node(_) | TemplateError::List(_) | TemplateError::Task { .. } => {
+            TemplateError::BuildBase(_) | TemplateError::Pool(_) | TemplateError::Task { .. } => {
                 ErrorCode::Internal
             }
+        }
+    }
+
+    /// Sorts a template-module error: a missing or impossible name is
+    /// [`TemplateError::NotFound`], anything else a pool failure.
+    fn from_pool(name: &str, err: template::TemplateError) -> Self {
+        match err {
+            template::TemplateError::NotFound(_)
+            | template::TemplateError::Storage(StorageError::InvalidName(_)) => {
+                TemplateError::NotFound(name.to_string())
+            }
+            other => TemplateError::Pool(other),
         }
     }
 }
@@ -64,33 +79,58 @@ impl axum::response::IntoResponse for TemplateError {
     }
 }
 
+/// What a sandbox takes from its template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateConfig {
+    /// Working directory of the agent.
+    pub workdir: String,
+    /// Default environment (the sandbox's `envs` go over it).
+    pub env: BTreeMap<String, String>,
+}
+
+fn config(meta: TemplateMeta) -> TemplateConfig {
+    TemplateConfig {
+        workdir: meta.workdir,
+        env: meta.env,
+    }
+}
+
 /// Template operations; cheap to clone.
 #[derive(Clone)]
 pub struct Templates {
     node: Node,
-    /// Serializes builds and deletes: two creates that both find `base`
-    /// missing build it once.
-    builds: Arc<tokio::sync::Mutex<()>>,
+    base: Arc<BaseOptions>,
 }
 
 impl Templates {
-    /// Templates in the node's pool.
-    pub fn new(node: Node) -> Self {
+    /// Templates in the node's pool; `base` is built with `base` options.
+    pub fn new(node: Node, base: BaseOptions) -> Self {
         Templates {
             node,
-            builds: Arc::default(),
+            base: Arc::new(base),
         }
     }
 
-    /// What sandboxes made from `name` inherit.
+    /// What sandboxes made from `name` inherit. `base` is built first if
+    /// the pool has none (concurrent callers wait for one build).
     pub async fn ensure(&self, name: &str) -> Result<TemplateConfig, TemplateError> {
         let node = self.node.clone();
+        let options = self.base.clone();
         let name = name.to_string();
         blocking("look up template", move || {
-            node.template_config(&name).map_err(|e| match e {
-                NodeError::TemplateNotFound(n) => TemplateError::NotFound(n),
-                other => TemplateError::Node(other),
-            })
+            let pool = node.pool();
+            match template::get(pool, &name) {
+                Ok(meta) => Ok(config(meta)),
+                Err(template::TemplateError::NotFound(_)) if name == BASE_TEMPLATE => {
+                    tracing::info!("template base is missing: building it (minutes, once)");
+                    let meta = template::ensure_base(pool, &options, &mut |line| {
+                        tracing::info!(template = BASE_TEMPLATE, "{line}");
+                    })
+                    .map_err(TemplateError::BuildBase)?;
+                    Ok(config(meta))
+                }
+                Err(e) => Err(TemplateError::from_pool(&name, e)),
+            }
         })
         .await
     }
@@ -99,31 +139,18 @@ impl Templates {
     pub async fn list(&self) -> Result<TemplateList, TemplateError> {
         let node = self.node.clone();
         blocking("list templates", move || {
-            let dir = node.pool().templates_dir();
-            let mut items = Vec::new();
-            for entry in std::fs::read_dir(&dir).map_err(TemplateError::List)? {
-                let entry = entry.map_err(TemplateError::List)?;
-                let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
-                    continue;
-                };
-                let Ok(config) = node.template_config(&name) else {
-                    continue;
-                };
-                let created_at = entry
-                    .metadata()
-                    .and_then(|m| m.modified())
-                    .ok()
-                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-                    .map(|d| rfc3339(d.as_millis() as i64));
-                items.push(Template {
-                    name,
-                    workdir: config.workdir,
-                    env: config.env,
-                    created_at,
-                });
-            }
-            items.sort_by(|a, b| a.name.cmp(&b.name));
-            Ok(TemplateList { items })
+            let metas = template::list(node.pool()).map_err(TemplateError::Pool)?;
+            Ok(TemplateList {
+                items: metas
+                    .into_iter()
+                    .map(|meta| Template {
+                        created_at: rfc3339(meta.created_at as i64 * 1000),
+                        name: meta.name,
+                        workdir: meta.workdir,
+                        env: meta.env,
+                    })
+                    .collect(),
+            })
         })
         .await
     }
@@ -131,20 +158,10 @@ impl Templates {
     /// Deletes a template. Sandboxes made from it keep their disks (they are
     /// snapshots, not references).
     pub async fn delete(&self, name: &str) -> Result<(), TemplateError> {
-        let _build = self.builds.lock().await;
         let node = self.node.clone();
         let name = name.to_string();
         blocking("delete template", move || {
-            node.template_config(&name).map_err(|e| match e {
-                NodeError::TemplateNotFound(n) => TemplateError::NotFound(n),
-                other => TemplateError::Node(other),
-            })?;
-            let path = node.pool().template_path(&name).map_err(NodeError::from)?;
-            node.pool()
-                .driver()
-                .delete(&path)
-                .map_err(NodeError::from)?;
-            Ok(())
+            template::delete(node.pool(), &name).map_err(|e| TemplateError::from_pool(&name, e))
         })
         .await
     }

@@ -26,9 +26,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
     request_body = CreateTenantRequest,
     responses(
         (status = 201, description = "Created", body = Tenant),
-        (status = 400, description = "Invalid name", body = Problem),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 409, description = "The name is taken", body = Problem)))]
+        (status = 400, description = "Invalid name", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The name is taken", body = Problem, content_type = "application/problem+json")))]
 async fn create_tenant(
     State(app): State<AppState>,
     _: AdminOnly,
@@ -43,8 +43,8 @@ async fn create_tenant(
     params(PageQuery),
     responses(
         (status = 200, description = "A page of tenants", body = TenantList),
-        (status = 400, description = "Invalid page", body = Problem),
-        (status = 403, description = "Not the admin key", body = Problem)))]
+        (status = 400, description = "Invalid page", body = Problem, content_type = "application/problem+json"),
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json")))]
 async fn list_tenants(
     State(app): State<AppState>,
     _: AdminOnly,
@@ -59,8 +59,8 @@ async fn list_tenants(
     params(("id" = String, Path, description = "`ten_…`")),
     responses(
         (status = 200, description = "The tenant", body = Tenant),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 404, description = "No such tenant", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json")))]
 async fn get_tenant(
     State(app): State<AppState>,
     _: AdminOnly,
@@ -74,8 +74,8 @@ async fn get_tenant(
     params(("id" = String, Path, description = "`ten_…`")),
     responses(
         (status = 201, description = "Created", body = ApiKeyCreated),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 404, description = "No such tenant", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json")))]
 async fn create_key(
     State(app): State<AppState>,
     _: AdminOnly,
@@ -90,8 +90,8 @@ async fn create_key(
     params(("id" = String, Path, description = "`ten_…`")),
     responses(
         (status = 200, description = "The keys", body = ApiKeyList),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 404, description = "No such tenant", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json")))]
 async fn list_keys(
     State(app): State<AppState>,
     _: AdminOnly,
@@ -105,8 +105,8 @@ async fn list_keys(
     params(("id" = String, Path, description = "`key_…`")),
     responses(
         (status = 204, description = "Revoked"),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 404, description = "No such key", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such key", body = Problem, content_type = "application/problem+json")))]
 async fn revoke_key(
     State(app): State<AppState>,
     _: AdminOnly,

@@ -31,7 +31,7 @@ async fn health() -> Json<Health> {
 #[utoipa::path(get, path = "/metrics", tag = "health",
     responses(
         (status = 200, description = "Metrics", content_type = "text/plain; version=0.0.4", body = String),
-        (status = 403, description = "Not the admin key", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json")))]
 async fn metrics(State(app): State<AppState>, _: AdminOnly) -> axum::response::Response {
     match app.store.count_by_state().await {
         Ok(counts) => {

@@ -61,6 +61,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .fallback(warren_api::extract::not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(close_after_refused_body))
         .layer(axum::middleware::from_fn_with_state(
             state.auth.clone(),
             auth::require_key,
@@ -72,6 +73,21 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .layer(TraceLayer::new_for_http())
         .with_state(state);
     (router, api)
+}
+
+/// A body refused as too large was not read to its end, so the connection
+/// cannot carry another request: say so, or a keep-alive client would send
+/// its next request into a connection the server is closing.
+async fn close_after_refused_body(
+    mut response: axum::response::Response,
+) -> axum::response::Response {
+    if response.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        response.headers_mut().insert(
+            http::header::CONNECTION,
+            http::HeaderValue::from_static("close"),
+        );
+    }
+    response
 }
 
 async fn method_not_allowed() -> Problem {

@@ -32,10 +32,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
     request_body(content = Option<CreateSandboxRequest>, description = "Every field is optional; an empty body is fine."),
     responses(
         (status = 201, description = "The sandbox runs", body = Sandbox),
-        (status = 400, description = "Invalid request or resources over the host's", body = Problem),
-        (status = 404, description = "No such template or checkpoint", body = Problem),
-        (status = 413, description = "Body too large", body = Problem),
-        (status = 429, description = "The tenant's quota is reached", body = Problem)))]
+        (status = 400, description = "Invalid request or resources over the host's", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such template or checkpoint", body = Problem, content_type = "application/problem+json"),
+        (status = 413, description = "Body too large", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant's quota is reached", body = Problem, content_type = "application/problem+json")))]
 async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -56,7 +56,7 @@ async fn create(
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page")),
     responses(
         (status = 200, description = "A page of sandboxes", body = SandboxList),
-        (status = 400, description = "Invalid filter or cursor", body = Problem)))]
+        (status = 400, description = "Invalid filter or cursor", body = Problem, content_type = "application/problem+json")))]
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -109,7 +109,7 @@ fn parse_list_query(pairs: Vec<(String, String)>) -> Result<(ListQuery, Page), P
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 200, description = "The sandbox", body = Sandbox),
-        (status = 404, description = "No such sandbox (or another tenant's)", body = Problem)))]
+        (status = 404, description = "No such sandbox (or another tenant's)", body = Problem, content_type = "application/problem+json")))]
 async fn get_one(
     State(app): State<AppState>,
     caller: Caller,
@@ -124,9 +124,9 @@ async fn get_one(
     request_body = PatchSandboxRequest,
     responses(
         (status = 200, description = "The updated sandbox", body = Sandbox),
-        (status = 400, description = "Invalid request", body = Problem),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Being created or destroyed", body = Problem)))]
+        (status = 400, description = "Invalid request", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being created or destroyed", body = Problem, content_type = "application/problem+json")))]
 async fn patch(
     State(app): State<AppState>,
     caller: Caller,
@@ -141,8 +141,8 @@ async fn patch(
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 204, description = "Destroyed"),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Being created or destroyed", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being created or destroyed", body = Problem, content_type = "application/problem+json")))]
 async fn delete(
     State(app): State<AppState>,
     caller: Caller,
@@ -158,9 +158,9 @@ async fn delete(
     request_body = ExtendRequest,
     responses(
         (status = 200, description = "The extended sandbox", body = Sandbox),
-        (status = 400, description = "Invalid seconds", body = Problem),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Being created or destroyed", body = Problem)))]
+        (status = 400, description = "Invalid seconds", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being created or destroyed", body = Problem, content_type = "application/problem+json")))]
 async fn extend(
     State(app): State<AppState>,
     caller: Caller,
@@ -175,8 +175,8 @@ async fn extend(
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 200, description = "Stopped", body = Sandbox),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Being created or destroyed", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being created or destroyed", body = Problem, content_type = "application/problem+json")))]
 async fn stop(
     State(app): State<AppState>,
     caller: Caller,
@@ -190,9 +190,9 @@ async fn stop(
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 200, description = "Running", body = Sandbox),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Being created or destroyed", body = Problem),
-        (status = 429, description = "The tenant's quota is reached", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Being created or destroyed", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The tenant's quota is reached", body = Problem, content_type = "application/problem+json")))]
 async fn start(
     State(app): State<AppState>,
     caller: Caller,
@@ -206,8 +206,8 @@ async fn start(
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 200, description = "Hibernated", body = Sandbox),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Not running", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not running", body = Problem, content_type = "application/problem+json")))]
 async fn hibernate(
     State(app): State<AppState>,
     caller: Caller,
@@ -221,8 +221,8 @@ async fn hibernate(
     params(("id" = String, Path, description = "`sbx_…`")),
     responses(
         (status = 200, description = "Running", body = Sandbox),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "Not hibernated", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not hibernated", body = Problem, content_type = "application/problem+json")))]
 async fn wake(
     State(app): State<AppState>,
     caller: Caller,

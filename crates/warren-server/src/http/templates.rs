@@ -30,8 +30,8 @@ async fn list(State(app): State<AppState>) -> Result<Json<TemplateList>, Templat
     params(("name" = String, Path, description = "Template name")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 403, description = "Not the admin key", body = Problem),
-        (status = 404, description = "No such template", body = Problem)))]
+        (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such template", body = Problem, content_type = "application/problem+json")))]
 async fn delete(
     State(app): State<AppState>,
     _: AdminOnly,

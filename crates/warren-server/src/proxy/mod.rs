@@ -56,9 +56,9 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     responses(
         (status = 200, description = "The agent's answer, streamed as it comes"),
         (status = 101, description = "WebSocket routes: the agent's socket, spliced through"),
-        (status = 404, description = "No such sandbox", body = Problem),
-        (status = 409, description = "The sandbox is not running", body = Problem),
-        (status = 503, description = "The sandbox's agent does not answer", body = Problem)))]
+        (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The sandbox is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 503, description = "The sandbox's agent does not answer", body = Problem, content_type = "application/problem+json")))]
 pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let Some((id, agent_path)) = split_path(req.uri().path()) else {
         return Problem::new(ErrorCode::NotFound, "no such route").into_response();

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use warren_runtime::storage::Driver;
+use warren_runtime::template::BaseOptions;
 use warren_server::{Limits, ServerConfig};
 
 /// Flags of `warren server`.
@@ -28,6 +29,13 @@ pub struct ServerArgs {
     /// different ones.
     #[arg(long, default_value = "warren")]
     cgroup_parent: String,
+    /// Debian mirror the `base` template is built from (default: the first
+    /// one serving bookworm in this machine's apt sources).
+    #[arg(long)]
+    debian_mirror: Option<String>,
+    /// debootstrap's package cache for building `base`.
+    #[arg(long, default_value = "/var/cache/warren/debootstrap")]
+    debootstrap_cache: PathBuf,
 }
 
 fn parse_driver(s: &str) -> Result<Driver, String> {
@@ -47,6 +55,11 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         admin_key: args.admin_key,
         warren_binary,
         cgroup_parent: args.cgroup_parent,
+        base_template: BaseOptions {
+            mirror: args.debian_mirror,
+            cache_dir: args.debootstrap_cache,
+            ..BaseOptions::default()
+        },
         limits: Limits::default(),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()

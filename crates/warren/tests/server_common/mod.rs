@@ -1,0 +1,454 @@
+//! A real `warren server` for tests: the binary under test, started as a
+//! child process on a loopback port with its own state directory and its own
+//! cgroup parent, spoken to over real HTTP.
+//!
+//! The `base` template takes minutes to debootstrap, so it is built once per
+//! machine in the shared test pool (`$WARREN_TEST_CACHE/state`, default
+//! `/var/cache/warren-test`, the same pool and lock protocol as the template
+//! tests: mounted while a test holds a shared lock on `users.lock`, unmounted
+//! by the last user). Each server's state directory lives inside that btrfs
+//! pool, so its pool uses btrfs directly and gets `base` as an O(1) snapshot.
+//!
+//! [`TestServer`]'s drop kills the server (by pid), stops every sandbox of
+//! its cgroup parent, deletes its subvolumes, state directory and cgroup
+//! parents, and releases the shared pool, even when the test failed.
+
+#![allow(dead_code)]
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::fcntl::{Flock, FlockArg};
+use serde_json::{json, Value};
+use warren_runtime::namespaces::NamespaceRuntime;
+use warren_runtime::storage::btrfs::BtrfsDriver;
+use warren_runtime::storage::{Driver, Pool, PoolOptions, StorageDriver};
+use warren_runtime::template::{self, BaseOptions};
+use warren_runtime::Runtime;
+
+/// The admin key every test server runs with.
+pub const ADMIN_KEY: &str = "wadm_test-admin-key-0123456789";
+
+fn cache_dir() -> PathBuf {
+    std::env::var_os("WARREN_TEST_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/warren-test"))
+}
+
+fn users_lock() -> File {
+    fs::create_dir_all(cache_dir()).expect("test cache dir");
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache_dir().join("users.lock"))
+        .expect("users.lock")
+}
+
+/// The shared pool with `base`, held open by a shared flock.
+struct SharedPool {
+    pool: Option<Pool>,
+    users: Option<Flock<File>>,
+}
+
+impl SharedPool {
+    fn open() -> SharedPool {
+        let users = Flock::lock(users_lock(), FlockArg::LockShared).expect("locking users.lock");
+        let options = PoolOptions {
+            image_size: 16 << 30,
+        };
+        let pool = Pool::open_with(&cache_dir().join("state"), Driver::Btrfs, &options)
+            .expect("opening the shared test pool");
+        let base = BaseOptions {
+            cache_dir: cache_dir().join("debootstrap"),
+            ..BaseOptions::default()
+        };
+        template::ensure_base(&pool, &base, &mut |line| eprintln!("base: {line}"))
+            .expect("building the base template");
+        SharedPool {
+            pool: Some(pool),
+            users: Some(users),
+        }
+    }
+
+    fn pool(&self) -> &Pool {
+        self.pool.as_ref().expect("open pool")
+    }
+}
+
+impl Drop for SharedPool {
+    fn drop(&mut self) {
+        self.pool.take();
+        if let Some(users) = self.users.take() {
+            drop(users.unlock());
+        }
+        // Whoever gets the exclusive lock is the last user.
+        if let Ok(_last) = Flock::lock(users_lock(), FlockArg::LockExclusiveNonblock) {
+            if let Err(e) = Pool::release(&cache_dir().join("state")) {
+                eprintln!("releasing the shared pool: {e}");
+            }
+        }
+    }
+}
+
+/// Options of a test server.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// Do not give the server the `base` template.
+    pub no_base: bool,
+    /// Put the state directory on the host's own file system, so that the
+    /// server makes its pool in a loop-mounted btrfs image (no `base`).
+    pub image_pool: bool,
+}
+
+/// A running `warren server` and a client for it.
+pub struct TestServer {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// Keep-alive client (no proxies).
+    pub http: reqwest::Client,
+    /// The server's state directory.
+    pub state_dir: PathBuf,
+    /// The cgroup parent of its sandboxes.
+    pub cgroup_parent: String,
+    child: Option<Child>,
+    image_pool: bool,
+    // Dropped last: the state dir lives in it (unless `image_pool`).
+    shared: Option<SharedPool>,
+}
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+impl TestServer {
+    /// A server with `base`.
+    pub async fn start() -> TestServer {
+        Self::start_with(Options::default()).await
+    }
+
+    /// A server with `options`.
+    pub async fn start_with(options: Options) -> TestServer {
+        tokio::task::spawn_blocking(move || Self::start_blocking(options))
+            .await
+            .expect("starting the test server")
+    }
+
+    fn start_blocking(options: Options) -> TestServer {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tag = format!("{}-{n}", std::process::id());
+        let (shared, state_dir) = if options.image_pool {
+            (
+                None,
+                PathBuf::from("/var/tmp").join(format!("warren-srv-{tag}")),
+            )
+        } else {
+            let shared = SharedPool::open();
+            let dir = shared.pool().root().join("server-tests").join(&tag);
+            (Some(shared), dir)
+        };
+        let _ = fs::remove_dir_all(&state_dir);
+        fs::create_dir_all(&state_dir).expect("state dir");
+        let cgroup_parent = format!("warren-test-srv-{tag}");
+        let mut server = TestServer {
+            base: String::new(),
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("http client"),
+            state_dir,
+            cgroup_parent,
+            child: None,
+            image_pool: options.image_pool,
+            shared,
+        };
+        if !options.no_base && !options.image_pool {
+            server.seed_base();
+        }
+        server.spawn();
+        server
+    }
+
+    /// Puts a read-only snapshot of the shared `base` (and its metadata)
+    /// into this server's pool.
+    fn seed_base(&self) {
+        let pool = Pool::open(&self.state_dir, Driver::Btrfs).expect("opening the test pool");
+        let shared = self.shared.as_ref().expect("the shared pool");
+        let src = shared.pool().template_path("base").unwrap();
+        let dst = pool.template_path("base").unwrap();
+        BtrfsDriver::new()
+            .snapshot(&src, &dst, true)
+            .expect("snapshotting base");
+        let meta = |p: &Path| PathBuf::from(format!("{}.json", p.display()));
+        fs::copy(meta(&src), meta(&dst)).expect("copying base.json");
+    }
+
+    /// Starts the server process (again, after [`Self::kill9`]).
+    pub fn spawn(&mut self) {
+        assert!(self.child.is_none(), "the server is running");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+            .args(["server", "--listen", "127.0.0.1:0", "--storage", "btrfs"])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .arg("--cgroup-parent")
+            .arg(&self.cgroup_parent)
+            .env("WARREN_ADMIN_KEY", ADMIN_KEY)
+            .env("RUST_LOG", "info,warren_server=debug")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawning warren server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        self.child = Some(child);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(addr) = line.strip_prefix("warren server listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+            }
+        });
+        self.base = rx
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server did not say where it listens");
+    }
+
+    /// `kill -9` of the server (its sandboxes keep running).
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The server's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Full URL of a path.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A request with a bearer key.
+    pub fn req(&self, method: reqwest::Method, path: &str, key: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path)).bearer_auth(key)
+    }
+
+    /// Sends a request with an optional JSON body; (status, JSON body or null).
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        key: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.req(method, path, key);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Creates a sandbox; panics unless 201.
+    pub async fn create(&self, key: &str, body: Value) -> Value {
+        let (status, sandbox) = self.call("POST", "/v1/sandboxes", key, Some(body)).await;
+        assert_eq!(status, 201, "create: {sandbox}");
+        sandbox
+    }
+
+    /// Runs `cmd` in sandbox `id` through the proxy; panics unless 200.
+    pub async fn run(&self, key: &str, id: &str, cmd: &str) -> Value {
+        let (status, out) = self
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/processes/run"),
+                key,
+                Some(json!({ "cmd": cmd })),
+            )
+            .await;
+        assert_eq!(status, 200, "run {cmd:?}: {out}");
+        out
+    }
+
+    /// Creates a tenant and a key for it: (tenant id, key).
+    pub async fn tenant(&self, name: &str, max_sandboxes: Option<u32>) -> (String, String) {
+        let (status, tenant) = self
+            .call(
+                "POST",
+                "/v1/admin/tenants",
+                ADMIN_KEY,
+                Some(json!({ "name": name, "max_sandboxes": max_sandboxes })),
+            )
+            .await;
+        assert_eq!(status, 201, "tenant: {tenant}");
+        let id = tenant["id"].as_str().unwrap().to_string();
+        let (status, key) = self
+            .call(
+                "POST",
+                &format!("/v1/admin/tenants/{id}/keys"),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(status, 201, "key: {key}");
+        (id, key["key"].as_str().unwrap().to_string())
+    }
+
+    /// Polls `GET /v1/sandboxes/{id}` until `done` holds for (status, body),
+    /// for at most `timeout`.
+    pub async fn wait_for(
+        &self,
+        id: &str,
+        timeout: Duration,
+        done: impl Fn(u16, &Value) -> bool,
+    ) -> (u16, Value) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let (status, body) = self
+                .call("GET", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+                .await;
+            if done(status, &body) || Instant::now() > deadline {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// The runtime of this server's sandboxes (same cgroup parent).
+    pub fn runtime(&self) -> NamespaceRuntime {
+        NamespaceRuntime::with_cgroup_parent(&self.cgroup_parent).expect("cgroups")
+    }
+
+    /// Subvolumes and directories in the server's `pool/sandboxes`.
+    pub fn sandbox_volumes(&self) -> Vec<String> {
+        list_dir(&self.state_dir.join("pool/sandboxes"))
+    }
+
+    /// Entries of the server's run directory.
+    pub fn run_dirs(&self) -> Vec<String> {
+        list_dir(&self.state_dir.join("run"))
+    }
+}
+
+/// Names in a directory (empty when it does not exist).
+pub fn list_dir(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Cgroup directories named `parent` in every hierarchy.
+pub fn cgroup_dirs(parent: &str) -> Vec<PathBuf> {
+    let root = Path::new("/sys/fs/cgroup");
+    let mut dirs = vec![root.join(parent)];
+    if let Ok(entries) = fs::read_dir(root) {
+        for entry in entries.flatten() {
+            dirs.push(entry.path().join(parent));
+        }
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Host pids whose cgroups are under `parent`.
+pub fn processes_in(parent: &str) -> Vec<i32> {
+    let needle = format!("/{parent}/");
+    let mut pids = Vec::new();
+    for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(cgroups) = fs::read_to_string(entry.path().join("cgroup")) {
+            if cgroups.contains(&needle) {
+                pids.push(pid);
+            }
+        }
+    }
+    pids
+}
+
+/// Mount points at or under `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split_whitespace().nth(4).map(str::to_owned))
+        .filter(|mount| mount == &prefix || mount.starts_with(&format!("{prefix}/")))
+        .collect()
+}
+
+/// Loop devices in use (backing files).
+pub fn loop_devices() -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/sys/block").into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if !name.starts_with("loop") {
+            continue;
+        }
+        if let Ok(backing) = fs::read_to_string(entry.path().join("loop/backing_file")) {
+            out.push(format!("{name}:{}", backing.trim()));
+        }
+    }
+    out.sort();
+    out
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill9();
+        let runtime = self.runtime();
+        for id in runtime.known() {
+            if let Err(e) = runtime.stop(&id) {
+                eprintln!("stopping {id}: {e}");
+            }
+        }
+        let btrfs = BtrfsDriver::new();
+        for dir in ["sandboxes", "templates", "checkpoints", "layers", "tmp"] {
+            let dir = self.state_dir.join("pool").join(dir);
+            for name in list_dir(&dir) {
+                let path = dir.join(&name);
+                if btrfs.is_volume(&path) {
+                    if let Err(e) = btrfs.delete(&path) {
+                        eprintln!("deleting {}: {e}", path.display());
+                    }
+                }
+            }
+        }
+        if self.image_pool {
+            if let Err(e) = Pool::release(&self.state_dir) {
+                eprintln!("releasing {}: {e}", self.state_dir.display());
+            }
+        }
+        if let Err(e) = fs::remove_dir_all(&self.state_dir) {
+            eprintln!("removing {}: {e}", self.state_dir.display());
+        }
+        for dir in cgroup_dirs(&self.cgroup_parent) {
+            if let Err(e) = fs::remove_dir(&dir) {
+                eprintln!("removing {}: {e}", dir.display());
+            }
+        }
+    }
+}

@@ -1,0 +1,144 @@
+//! Lifecycle on a real server: sandboxes outlive a `kill -9` of the server
+//! and are reattached (the dead marked, orphans removed) by the next start;
+//! the idle timeout stops a sandbox; the ttl destroys it.
+
+mod server_common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use server_common::{TestServer, ADMIN_KEY};
+use warren_runtime::storage::btrfs::BtrfsDriver;
+use warren_runtime::storage::StorageDriver;
+use warren_runtime::Runtime;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_and_restart_reattaches_marks_the_dead_and_removes_orphans() {
+    let mut server = TestServer::start().await;
+    let (_, key) = server.tenant("t", None).await;
+    let alive = server
+        .create(&key, json!({"labels": {"role": "alive"}}))
+        .await;
+    let doomed = server.create(&key, json!({})).await;
+    let (alive, doomed) = (
+        alive["id"].as_str().unwrap().to_string(),
+        doomed["id"].as_str().unwrap().to_string(),
+    );
+    server.run(&key, &alive, "echo before > /root/state").await;
+    let (status, proc_) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{alive}/processes"),
+            &key,
+            Some(json!({"cmd": "sleep 300"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{proc_}");
+    let sleeper = proc_["id"].as_str().unwrap().to_string();
+
+    server.kill9();
+    let runtime = server.runtime();
+    let agent_pid = runtime
+        .pid(&alive)
+        .expect("the sandbox outlives the server");
+    // While the server is down: one sandbox dies, and an orphan disk appears
+    // (as an interrupted create would leave).
+    runtime.stop(&doomed).unwrap();
+    let orphan = "sbx_orphanorphanorphanor";
+    let orphan_disk = server.state_dir.join("pool/sandboxes").join(orphan);
+    BtrfsDriver::new().create_volume(&orphan_disk).unwrap();
+
+    server.spawn();
+    let (status, sandbox) = server
+        .call("GET", &format!("/v1/sandboxes/{alive}"), &key, None)
+        .await;
+    assert_eq!(
+        (status, sandbox["state"].as_str()),
+        (200, Some("running")),
+        "{sandbox}"
+    );
+    assert_eq!(
+        runtime.pid(&alive),
+        Some(agent_pid),
+        "reattached, not restarted"
+    );
+    let out = server.run(&key, &alive, "cat /root/state").await;
+    assert_eq!(out["stdout"], "before\n");
+    let (status, proc_) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{alive}/processes/{sleeper}"),
+            &key,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, proc_["state"].as_str()),
+        (200, Some("running")),
+        "{proc_}"
+    );
+    let (_, dead) = server
+        .call("GET", &format!("/v1/sandboxes/{doomed}"), &key, None)
+        .await;
+    assert_eq!(dead["state"], "stopped", "{dead}");
+    assert!(!orphan_disk.exists(), "the orphan disk was not removed");
+    // The dead one starts again on its disk.
+    let (status, started) = server
+        .call("POST", &format!("/v1/sandboxes/{doomed}/start"), &key, None)
+        .await;
+    assert_eq!(
+        (status, started["state"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    server.run(&key, &doomed, "true").await;
+    let (_, list) = server
+        .call("GET", "/v1/sandboxes?label=role=alive", &key, None)
+        .await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_idle_timeout_stops_a_sandbox() {
+    let server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({"timeout_secs": 2})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    // Activity keeps it running past its timeout.
+    let busy_until = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < busy_until {
+        server.run(ADMIN_KEY, &id, "true").await;
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let (_, still) = server
+        .call("GET", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(still["state"], "running", "stopped while in use: {still}");
+    // Idle: stopped within a few seconds of the timeout; the disk is kept.
+    let (_, stopped) = server
+        .wait_for(&id, Duration::from_secs(15), |_, s| s["state"] == "stopped")
+        .await;
+    assert_eq!(stopped["state"], "stopped", "{stopped}");
+    assert_eq!(server.runtime().pid(&id), None);
+    assert_eq!(server.sandbox_volumes(), vec![id.clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_ttl_destroys_a_sandbox() {
+    let server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({"ttl_secs": 2})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    let (created, expires) = (
+        sandbox["created_at"].as_str().unwrap(),
+        sandbox["expires_at"].as_str().unwrap(),
+    );
+    assert!(
+        expires > created,
+        "expires_at {expires} is not after {created}"
+    );
+    let (status, gone) = server
+        .wait_for(&id, Duration::from_secs(15), |status, _| status == 404)
+        .await;
+    assert_eq!(status, 404, "still there: {gone}");
+    assert!(server.sandbox_volumes().is_empty());
+    assert!(server.runtime().known().is_empty());
+}
