@@ -44,6 +44,42 @@ pub enum AgentError {
         /// Why.
         source: io::Error,
     },
+    /// `argv[0]` names no executable file in `PATH`.
+    #[error("program {program:?} not found in PATH ({path})")]
+    ProgramNotFound {
+        /// The program as given.
+        program: String,
+        /// The `PATH` that was searched.
+        path: String,
+    },
+    /// The working directory cannot be used.
+    #[error("working directory {cwd}: {source}")]
+    BadCwd {
+        /// The directory, resolved against the workdir.
+        cwd: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// A signal name or number that does not exist.
+    #[error("unknown signal {0}: give a name such as SIGTERM or TERM, or a number")]
+    UnknownSignal(String),
+    /// `stdin` data that does not decode in its encoding.
+    #[error("stdin data is not valid base64: {0}")]
+    BadStdinEncoding(String),
+    /// The process has no terminal, so it cannot be resized.
+    #[error("process {0} has no terminal (start it with tty: true)")]
+    NotATty(String),
+    /// stdin was closed (by `eof`, or by the process).
+    #[error("stdin of process {0} is closed")]
+    StdinClosed(String),
+    /// The process does not read its stdin, so the write could not finish.
+    #[error("process {id} did not read its stdin within {secs} s")]
+    StdinStalled {
+        /// The process.
+        id: String,
+        /// How long the write waited.
+        secs: u64,
+    },
     /// Nothing exists at this path.
     #[error("no such file or directory: {0}")]
     FileNotFound(String),
@@ -116,10 +152,21 @@ impl AgentError {
     /// The stable problem code of this error.
     pub fn code(&self) -> ErrorCode {
         match self {
-            AgentError::InvalidRequest(_) | AgentError::Spawn { .. } => ErrorCode::InvalidRequest,
+            AgentError::Spawn { source, .. } if is_resource_exhaustion(source) => {
+                ErrorCode::TooManyRequests
+            }
+            AgentError::InvalidRequest(_)
+            | AgentError::Spawn { .. }
+            | AgentError::ProgramNotFound { .. }
+            | AgentError::BadCwd { .. }
+            | AgentError::UnknownSignal(_)
+            | AgentError::BadStdinEncoding(_) => ErrorCode::InvalidRequest,
             AgentError::ProcessNotFound(_) => ErrorCode::ProcessNotFound,
             AgentError::ProcessNotRunning(_) => ErrorCode::ProcessNotRunning,
-            AgentError::ProcessStillRunning(_) => ErrorCode::Conflict,
+            AgentError::ProcessStillRunning(_)
+            | AgentError::NotATty(_)
+            | AgentError::StdinClosed(_) => ErrorCode::Conflict,
+            AgentError::StdinStalled { .. } => ErrorCode::Timeout,
             AgentError::TooManyProcesses(_) | AgentError::TooManyWatches(_) => {
                 ErrorCode::TooManyRequests
             }
@@ -167,6 +214,15 @@ fn fs_code(err: &io::Error) -> ErrorCode {
         Some(libc::EXDEV | libc::EBUSY | libc::ETXTBSY | libc::EMLINK) => ErrorCode::Conflict,
         _ => ErrorCode::Internal,
     }
+}
+
+/// Whether a spawn failed for lack of resources (processes, memory, file
+/// descriptors) rather than because of the request: worth a retry later.
+fn is_resource_exhaustion(err: &io::Error) -> bool {
+    matches!(
+        err.raw_os_error(),
+        Some(libc::EAGAIN | libc::ENOMEM | libc::EMFILE | libc::ENFILE)
+    )
 }
 
 impl From<AgentError> for Problem {
