@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::net::SocketAddr;
 
 use axum::serve::ListenerExt;
@@ -58,5 +60,13 @@ impl TestAgent {
     /// Full URL of a path such as `/v1/health`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
+    }
+}
+
+impl Drop for TestAgent {
+    /// Kills every process group the agent still runs, so a failed test
+    /// leaves nothing behind.
+    fn drop(&mut self) {
+        self.state.processes.kill_all();
     }
 }
