@@ -4,7 +4,7 @@
 // whatever happened.
 
 import { spawn } from 'node:child_process';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SDK_ROOT, serverSkipReason, startServer, warmUp } from '../test/harness.mjs';
 
@@ -12,6 +12,8 @@ const files = readdirSync(join(SDK_ROOT, 'test'))
   .filter((f) => f.endsWith('.test.mjs'))
   .sort()
   .map((f) => join('test', f));
+
+const tailOf = (path) => readFileSync(path, 'utf8').split('\n').slice(-40).join('\n');
 
 const env = { ...process.env };
 let server;
@@ -32,6 +34,7 @@ if (reason) {
     await warmUp(server.url, server.apiKey);
     console.log(`# base template ready in ${Math.round((Date.now() - started) / 1000)} s`);
   } catch (err) {
+    console.error(`# warm-up failed; the server's log ends with:\n${tailOf(server.logPath)}`);
     await server.stop();
     throw err;
   }

@@ -10,7 +10,7 @@
 // Tests are skipped only when the binary has no `server` subcommand.
 
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, readdirSync, closeSync } from 'node:fs';
+import { chmodSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, rmdirSync, readdirSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -83,6 +83,9 @@ function mountsUnder(dir) {
 export async function startServer() {
   const bin = warrenBinary();
   const root = mkdtempSync(join(tmpdir(), 'warren-sdk-ts-'));
+  // mkdtemp makes it 0700; the sandboxes' mapped root must be able to
+  // traverse it to reach their disks in the pool below.
+  chmodSync(root, 0o755);
   const stateDir = join(root, 'state');
   const logPath = join(root, 'server.log');
   const apiKey = `test-admin-${randomBytes(16).toString('hex')}`;
