@@ -229,6 +229,25 @@ async fn bad_run_requests_are_problems() {
         .post(run, json!({"cmd": "cat", "stdin": "x".repeat(17)}))
         .await;
     assert_problem(&got, 413, "payload_too_large");
+
+    // Exec failures after the fork (posix_spawn for run, fork+exec with
+    // setsid for managed processes, with a terminal or not).
+    let got = agent
+        .post(run, json!({"argv": ["/nonexistent/prog"]}))
+        .await;
+    assert_problem(&got, 400, "invalid_request");
+    assert!(got.1["detail"].as_str().unwrap().contains("cannot start"));
+    for tty in [false, true] {
+        let got = agent
+            .post(
+                "/v1/processes",
+                json!({"argv": ["/nonexistent/prog"], "tty": tty}),
+            )
+            .await;
+        assert_problem(&got, 400, "invalid_request");
+    }
+    let (_, list) = agent.get("/v1/processes").await;
+    assert_eq!(list["items"], json!([]));
 }
 
 #[tokio::test]
