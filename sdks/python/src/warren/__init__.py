@@ -1,0 +1,105 @@
+"""Warren: self-hosted sandboxes for AI agents.
+
+``Sandbox`` is the blocking client, ``AsyncSandbox`` the asyncio one; both
+read ``WARREN_URL`` and ``WARREN_API_KEY`` unless given ``api_url`` and
+``api_key``::
+
+    from warren import Sandbox
+
+    with Sandbox.create() as sbx:
+        print(sbx.exec.run("cat /etc/os-release").stdout)
+"""
+
+from ._async.exec import AsyncExec, AsyncProcessHandle
+from ._async.files import AsyncFiles, AsyncWatchHandle
+from ._async.pty import AsyncPty, AsyncPtyHandle
+from ._async.sandbox import AsyncCheckpoints, AsyncSandbox
+from ._sync.exec import Exec, ProcessHandle
+from ._sync.files import Files, WatchHandle
+from ._sync.pty import Pty, PtyHandle
+from ._sync.sandbox import Checkpoints, Sandbox
+from ._version import __version__
+from .errors import (
+    AuthenticationError,
+    CheckpointNotFoundError,
+    CommandExitError,
+    ConflictError,
+    EditConflictError,
+    InvalidRequestError,
+    NetworkError,
+    NotFoundError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+    ProcessNotFoundError,
+    ProtocolError,
+    RateLimitError,
+    SandboxNotFoundError,
+    ServerError,
+    TemplateNotFoundError,
+    UnavailableError,
+    WarrenError,
+    WarrenTimeoutError,
+)
+from .models import (
+    Checkpoint,
+    ExecResult,
+    ExitStatus,
+    FileEntry,
+    FileStat,
+    FsEvent,
+    ProcessInfo,
+    ProcessOutput,
+    Resources,
+    SandboxInfo,
+    WriteInfo,
+)
+
+__all__ = [
+    "__version__",
+    "Sandbox",
+    "AsyncSandbox",
+    "Exec",
+    "AsyncExec",
+    "ProcessHandle",
+    "AsyncProcessHandle",
+    "Files",
+    "AsyncFiles",
+    "WatchHandle",
+    "AsyncWatchHandle",
+    "Pty",
+    "AsyncPty",
+    "PtyHandle",
+    "AsyncPtyHandle",
+    "Checkpoints",
+    "AsyncCheckpoints",
+    "Checkpoint",
+    "ExecResult",
+    "ExitStatus",
+    "FileEntry",
+    "FileStat",
+    "FsEvent",
+    "ProcessInfo",
+    "ProcessOutput",
+    "Resources",
+    "SandboxInfo",
+    "WriteInfo",
+    "WarrenError",
+    "InvalidRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "SandboxNotFoundError",
+    "ProcessNotFoundError",
+    "CheckpointNotFoundError",
+    "TemplateNotFoundError",
+    "ConflictError",
+    "EditConflictError",
+    "PayloadTooLargeError",
+    "RateLimitError",
+    "ServerError",
+    "UnavailableError",
+    "WarrenTimeoutError",
+    "NetworkError",
+    "ProtocolError",
+    "CommandExitError",
+]

@@ -1,0 +1,375 @@
+"""The asyncio :class:`AsyncSandbox` and its checkpoints."""
+
+from __future__ import annotations
+
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    Generator,
+    Generic,
+    List,
+    Mapping,
+    Optional,
+    Type,
+    TypeVar,
+)
+
+from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path, seg
+from .._http import AsyncTransport
+from .._wire import ResourcesLike, create_body, list_params
+from .._sync.sandbox import CheckpointRef, checkpoint_id, sandbox_items
+from ..errors import NotFoundError
+from ..models import Checkpoint, SandboxInfo, as_object, get_list, get_opt_str
+from .exec import AsyncExec
+from .files import AsyncFiles
+from .pty import AsyncPty
+
+A = TypeVar("A", bound="AsyncSandbox")
+
+
+class SandboxPromise(Generic[A]):
+    """What ``AsyncSandbox.create`` and ``connect`` return: await it for the
+    sandbox, or use it directly in ``async with`` (the sandbox is killed on
+    exit)::
+
+        async with AsyncSandbox.create() as sbx: ...
+        sbx = await AsyncSandbox.create()
+    """
+
+    def __init__(self, factory: Callable[[], Awaitable[A]]) -> None:
+        self._factory = factory
+        self._sandbox: Optional[A] = None
+
+    def __await__(self) -> Generator[Any, None, A]:
+        return self._factory().__await__()
+
+    async def __aenter__(self) -> A:
+        self._sandbox = await self._factory()
+        return self._sandbox
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._sandbox is not None:
+            await self._sandbox.__aexit__(*exc)
+
+
+class AsyncCheckpoints:
+    """Checkpoints of one sandbox (see :class:`warren.Checkpoints`)."""
+
+    def __init__(self, transport: AsyncTransport, sandbox_id: str) -> None:
+        self._transport = transport
+        self._sandbox_id = sandbox_id
+
+    async def create(self, name: Optional[str] = None) -> Checkpoint:
+        """Takes a checkpoint."""
+        body = {"name": name} if name is not None else {}
+        obj = await self._transport.json(
+            "POST", sandbox_path(self._sandbox_id, "/checkpoints"), json_body=body, timeout=CREATE_TIMEOUT
+        )
+        return Checkpoint.from_json(as_object(obj, "checkpoint"))
+
+    async def list(self) -> List[Checkpoint]:
+        """The sandbox's checkpoints, oldest first."""
+        found: List[Checkpoint] = []
+        cursor: Optional[str] = None
+        while True:
+            params = [("cursor", cursor)] if cursor else None
+            obj = await self._transport.json(
+                "GET", sandbox_path(self._sandbox_id, "/checkpoints"), params=params
+            )
+            if isinstance(obj, list):
+                return [Checkpoint.from_json(as_object(item, "checkpoint")) for item in obj]
+            page = as_object(obj, "checkpoint list")
+            found.extend(Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items"))
+            cursor = get_opt_str(page, "next_cursor")
+            if not cursor:
+                return found
+
+    async def get(self, checkpoint: CheckpointRef) -> Checkpoint:
+        """One checkpoint by id."""
+        obj = await self._transport.json("GET", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
+        return Checkpoint.from_json(as_object(obj, "checkpoint"))
+
+    async def restore(self, checkpoint: CheckpointRef, *, discard_later: bool = False) -> None:
+        """Rewinds the sandbox's disk to a checkpoint, in place."""
+        body: Dict[str, Any] = {"checkpoint_id": checkpoint_id(checkpoint)}
+        if discard_later:
+            body["discard_later"] = True
+        await self._transport.request(
+            "POST", sandbox_path(self._sandbox_id, "/restore"), json_body=body, timeout=CREATE_TIMEOUT
+        )
+
+    async def delete(self, checkpoint: CheckpointRef) -> None:
+        """Deletes a checkpoint."""
+        await self._transport.request("DELETE", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
+
+
+class AsyncSandbox:
+    """A Warren sandbox, for asyncio (the same surface as
+    :class:`warren.Sandbox`, awaitable)::
+
+        async with AsyncSandbox.create() as sbx:
+            print((await sbx.exec.run("uname -a")).stdout)
+    """
+
+    def __init__(self, info: SandboxInfo, transport: AsyncTransport) -> None:
+        self._transport = transport
+        self.info = info
+        """The sandbox as last fetched (``get_info()`` refreshes it)."""
+        self.exec = AsyncExec(transport, info.sandbox_id)
+        """Commands and background processes."""
+        self.files = AsyncFiles(transport, info.sandbox_id)
+        """The file system."""
+        self.pty = AsyncPty(transport, info.sandbox_id)
+        """Interactive terminals."""
+        self.checkpoints = AsyncCheckpoints(transport, info.sandbox_id)
+        """Snapshots of the disk; restore in place."""
+
+    @property
+    def sandbox_id(self) -> str:
+        """``sbx_…``."""
+        return self.info.sandbox_id
+
+    def __repr__(self) -> str:
+        return f"AsyncSandbox(sandbox_id={self.sandbox_id!r}, state={self.info.state!r})"
+
+    @classmethod
+    def create(
+        cls: Type[A],
+        template: Optional[str] = None,
+        *,
+        timeout: Optional[int] = None,
+        ttl: Optional[int] = None,
+        envs: Optional[Mapping[str, str]] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        resources: Optional[ResourcesLike] = None,
+        egress: Optional[str] = None,
+        auto_checkpoint: Optional[bool] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> SandboxPromise[A]:
+        """Creates a sandbox (arguments as :meth:`warren.Sandbox.create`)."""
+        body = create_body(
+            template=template,
+            timeout=timeout,
+            ttl=ttl,
+            envs=envs,
+            metadata=metadata,
+            labels=labels,
+            resources=resources,
+            egress=egress,
+            auto_checkpoint=auto_checkpoint,
+        )
+        config = ConnectionConfig.resolve(api_url, api_key, request_timeout)
+        return SandboxPromise(lambda: cls._create(body, config))
+
+    @classmethod
+    def create_from_checkpoint(
+        cls: Type[A],
+        checkpoint: CheckpointRef,
+        *,
+        timeout: Optional[int] = None,
+        ttl: Optional[int] = None,
+        envs: Optional[Mapping[str, str]] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        resources: Optional[ResourcesLike] = None,
+        egress: Optional[str] = None,
+        auto_checkpoint: Optional[bool] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> SandboxPromise[A]:
+        """Creates an independent sandbox whose disk starts as a checkpoint's."""
+        body = create_body(
+            template=None,
+            timeout=timeout,
+            ttl=ttl,
+            envs=envs,
+            metadata=metadata,
+            labels=labels,
+            resources=resources,
+            egress=egress,
+            auto_checkpoint=auto_checkpoint,
+            from_checkpoint=checkpoint_id(checkpoint),
+        )
+        config = ConnectionConfig.resolve(api_url, api_key, request_timeout)
+        return SandboxPromise(lambda: cls._create(body, config))
+
+    @classmethod
+    async def _create(cls: Type[A], body: Mapping[str, Any], config: ConnectionConfig) -> A:
+        transport = AsyncTransport(config)
+        try:
+            obj = await transport.json(
+                "POST",
+                "/v1/sandboxes",
+                json_body=body,
+                timeout=max(CREATE_TIMEOUT, config.request_timeout),
+            )
+            return cls(SandboxInfo.from_json(as_object(obj, "sandbox")), transport)
+        except BaseException:
+            await transport.close()
+            raise
+
+    @classmethod
+    def connect(
+        cls: Type[A],
+        sandbox_id: str,
+        *,
+        resume: bool = True,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> SandboxPromise[A]:
+        """Connects to an existing sandbox (see :meth:`warren.Sandbox.connect`)."""
+        config = ConnectionConfig.resolve(api_url, api_key, request_timeout)
+        return SandboxPromise(lambda: cls._connect(sandbox_id, resume, config))
+
+    @classmethod
+    async def _connect(cls: Type[A], sandbox_id: str, resume: bool, config: ConnectionConfig) -> A:
+        transport = AsyncTransport(config)
+        try:
+            obj = await transport.json("GET", sandbox_path(sandbox_id))
+            sandbox = cls(SandboxInfo.from_json(as_object(obj, "sandbox")), transport)
+            if resume and sandbox.info.state == "hibernated":
+                await sandbox.wake()
+            elif resume and sandbox.info.state == "stopped":
+                await sandbox.start()
+            return sandbox
+        except BaseException:
+            await transport.close()
+            raise
+
+    @classmethod
+    async def list(
+        cls,
+        *,
+        state: Optional[str] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        metadata: Optional[Mapping[str, str]] = None,
+        tenant: Optional[str] = None,
+        page_size: Optional[int] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> AsyncIterator[SandboxInfo]:
+        """Sandboxes visible to the key, oldest first, page by page
+        (``async for info in AsyncSandbox.list(...)``)."""
+        params = list_params(
+            state=state, labels=labels, metadata=metadata, tenant=tenant, limit=page_size
+        )
+        transport = AsyncTransport(ConnectionConfig.resolve(api_url, api_key, request_timeout))
+        try:
+            cursor: Optional[str] = None
+            while True:
+                page_params = params + ([("cursor", cursor)] if cursor else [])
+                page = as_object(
+                    await transport.json("GET", "/v1/sandboxes", params=page_params), "page"
+                )
+                for item in sandbox_items(page):
+                    yield SandboxInfo.from_json(item)
+                cursor = get_opt_str(page, "next_cursor")
+                if not cursor:
+                    return
+        finally:
+            await transport.close()
+
+    async def _lifecycle(
+        self, method: str, rest: str, body: Optional[Mapping[str, Any]] = None
+    ) -> SandboxInfo:
+        obj = await self._transport.json(
+            method, sandbox_path(self.sandbox_id, rest), json_body=body, timeout=CREATE_TIMEOUT
+        )
+        self.info = SandboxInfo.from_json(as_object(obj, "sandbox"))
+        return self.info
+
+    async def get_info(self) -> SandboxInfo:
+        """Fetches the sandbox's current description."""
+        obj = await self._transport.json("GET", sandbox_path(self.sandbox_id))
+        self.info = SandboxInfo.from_json(as_object(obj, "sandbox"))
+        return self.info
+
+    async def is_running(self) -> bool:
+        """Whether the sandbox is in state ``running``."""
+        return (await self.get_info()).state == "running"
+
+    async def update(
+        self,
+        *,
+        metadata: Optional[Mapping[str, str]] = None,
+        labels: Optional[Mapping[str, str]] = None,
+        timeout: Optional[int] = None,
+    ) -> SandboxInfo:
+        """Replaces the metadata, the labels or the idle timeout (seconds)."""
+        body: Dict[str, Any] = {}
+        if metadata is not None:
+            body["metadata"] = dict(metadata)
+        if labels is not None:
+            body["labels"] = dict(labels)
+        if timeout is not None:
+            body["timeout_secs"] = int(timeout)
+        return await self._lifecycle("PATCH", "", body)
+
+    async def set_timeout(self, timeout: int) -> SandboxInfo:
+        """Sets the idle timeout in seconds (0: never stop for idleness)."""
+        return await self.update(timeout=timeout)
+
+    async def extend(self, seconds: int) -> SandboxInfo:
+        """Pushes the end of the sandbox's lifetime back by ``seconds``."""
+        return await self._lifecycle("POST", "/extend", {"seconds": int(seconds)})
+
+    async def hibernate(self) -> SandboxInfo:
+        """Puts the sandbox to sleep: no compute, its disk kept."""
+        return await self._lifecycle("POST", "/hibernate")
+
+    async def wake(self) -> SandboxInfo:
+        """Wakes a hibernated sandbox."""
+        return await self._lifecycle("POST", "/wake")
+
+    async def stop(self) -> SandboxInfo:
+        """Stops every process, keeping the disk."""
+        return await self._lifecycle("POST", "/stop")
+
+    async def start(self) -> SandboxInfo:
+        """Starts a stopped sandbox again."""
+        return await self._lifecycle("POST", "/start")
+
+    async def fork(self, n: int = 1) -> List["AsyncSandbox"]:
+        """Checkpoints the sandbox once and returns ``n`` new sandboxes made from it."""
+        obj = await self._transport.json(
+            "POST",
+            sandbox_path(self.sandbox_id, "/fork"),
+            json_body={"count": n},
+            timeout=CREATE_TIMEOUT,
+        )
+        return [
+            AsyncSandbox(SandboxInfo.from_json(item), AsyncTransport(self._transport.config))
+            for item in sandbox_items(obj)
+        ]
+
+    async def kill(self) -> bool:
+        """Destroys the sandbox; ``False`` when it was already gone."""
+        try:
+            await self._transport.request(
+                "DELETE", sandbox_path(self.sandbox_id), timeout=CREATE_TIMEOUT
+            )
+        except NotFoundError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        """Closes the HTTP connections (the sandbox keeps running)."""
+        await self._transport.close()
+
+    async def __aenter__(self: A) -> A:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        try:
+            await self.kill()
+        finally:
+            await self.close()

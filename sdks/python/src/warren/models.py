@@ -1,0 +1,480 @@
+"""The values the SDK returns: plain, immutable dataclasses parsed from the
+API's JSON (snake_case fields keep their wire names; ``id`` becomes
+``sandbox_id``/``process_id``/``checkpoint_id`` where that reads better).
+
+Time fields are timezone-aware :class:`datetime.datetime` objects in UTC.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any, Dict, List, Mapping, Optional
+
+from .errors import ProtocolError
+
+__all__ = [
+    "Resources",
+    "SandboxInfo",
+    "ExecResult",
+    "ExitStatus",
+    "ProcessInfo",
+    "ProcessOutput",
+    "FileEntry",
+    "FileStat",
+    "WriteInfo",
+    "FsEvent",
+    "Checkpoint",
+]
+
+JsonObject = Mapping[str, Any]
+
+_RFC3339 = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
+    r"(Z|z|[+-]\d{2}:\d{2})$"
+)
+
+
+def parse_time(value: str) -> datetime:
+    """Parses an RFC 3339 timestamp (any number of fraction digits, ``Z`` or an
+    offset) into an aware UTC datetime; Python 3.9's ``fromisoformat`` takes
+    neither ``Z`` nor nanoseconds."""
+    m = _RFC3339.match(value)
+    if m is None:
+        raise ProtocolError("invalid_response", None, f"not an RFC 3339 time: {value!r}")
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    micros = int((m.group(7) or "0")[:6].ljust(6, "0"))
+    zone = m.group(8)
+    tz = timezone.utc
+    if zone not in ("Z", "z"):
+        sign = 1 if zone[0] == "+" else -1
+        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
+    return datetime(year, month, day, hour, minute, second, micros, tzinfo=tz).astimezone(
+        timezone.utc
+    )
+
+
+def _bad(key: str, want: str, obj: JsonObject) -> ProtocolError:
+    return ProtocolError(
+        "invalid_response", None, f"field {key!r} should be {want}, got {obj.get(key)!r}"
+    )
+
+
+def get_str(obj: JsonObject, key: str) -> str:
+    """A required string field."""
+    value = obj.get(key)
+    if not isinstance(value, str):
+        raise _bad(key, "a string", obj)
+    return value
+
+
+def get_opt_str(obj: JsonObject, key: str) -> Optional[str]:
+    """An optional (absent or null) string field."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise _bad(key, "a string or null", obj)
+    return value
+
+
+def get_int(obj: JsonObject, key: str, default: Optional[int] = None) -> int:
+    """A required integer field (``default`` when absent)."""
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(key, "an integer", obj)
+    return value
+
+
+def get_opt_int(obj: JsonObject, key: str) -> Optional[int]:
+    """An optional (absent or null) integer field."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _bad(key, "an integer or null", obj)
+    return value
+
+
+def get_float(obj: JsonObject, key: str) -> float:
+    """A required number field."""
+    value = obj.get(key)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise _bad(key, "a number", obj)
+    return float(value)
+
+
+def get_bool(obj: JsonObject, key: str, default: Optional[bool] = None) -> bool:
+    """A required boolean field (``default`` when absent)."""
+    value = obj.get(key, default)
+    if not isinstance(value, bool):
+        raise _bad(key, "a boolean", obj)
+    return value
+
+
+def get_str_map(obj: JsonObject, key: str) -> Dict[str, str]:
+    """A string-to-string map field (absent or null: empty)."""
+    value = obj.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise _bad(key, "a map of strings", obj)
+    return dict(value)
+
+
+def get_obj(obj: JsonObject, key: str) -> JsonObject:
+    """A required object field."""
+    value = obj.get(key)
+    if not isinstance(value, dict):
+        raise _bad(key, "an object", obj)
+    return value
+
+
+def get_list(obj: JsonObject, key: str) -> List[Any]:
+    """A required array field."""
+    value = obj.get(key)
+    if not isinstance(value, list):
+        raise _bad(key, "an array", obj)
+    return value
+
+
+def as_object(value: Any, what: str) -> JsonObject:
+    """``value`` if it is a JSON object, else a :class:`ProtocolError`."""
+    if not isinstance(value, dict):
+        raise ProtocolError("invalid_response", None, f"{what} should be an object, got {value!r}")
+    return value
+
+
+def get_time(obj: JsonObject, key: str) -> datetime:
+    """A required RFC 3339 time field."""
+    return parse_time(get_str(obj, key))
+
+
+def get_opt_time(obj: JsonObject, key: str) -> Optional[datetime]:
+    """An optional RFC 3339 time field."""
+    value = get_opt_str(obj, key)
+    return None if value is None else parse_time(value)
+
+
+@dataclass(frozen=True)
+class Resources:
+    """CPU, memory and task limits. When creating a sandbox, ``None`` fields
+    take the server's defaults; in :class:`SandboxInfo` every field is set."""
+
+    cpus: Optional[float] = None
+    memory_mb: Optional[int] = None
+    pids: Optional[int] = None
+
+    def to_json(self) -> Dict[str, Any]:
+        """The request body form, without unset fields."""
+        body: Dict[str, Any] = {}
+        if self.cpus is not None:
+            body["cpus"] = self.cpus
+        if self.memory_mb is not None:
+            body["memory_mb"] = self.memory_mb
+        if self.pids is not None:
+            body["pids"] = self.pids
+        return body
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "Resources":
+        """Parses the API's ``resources`` object."""
+        return cls(
+            cpus=get_float(obj, "cpus"),
+            memory_mb=get_int(obj, "memory_mb"),
+            pids=get_int(obj, "pids"),
+        )
+
+
+@dataclass(frozen=True)
+class SandboxInfo:
+    """A sandbox as the server describes it (``GET /v1/sandboxes/{id}``)."""
+
+    sandbox_id: str
+    """``sbx_…``."""
+    state: str
+    """``creating``, ``running``, ``stopped``, ``hibernated``, ``error`` or ``destroyed``."""
+    template: str
+    created_at: datetime
+    expires_at: Optional[datetime]
+    """When the sandbox is destroyed (its ttl); ``None`` when it has none."""
+    last_active_at: Optional[datetime]
+    timeout_secs: int
+    """Idle timeout: stopped after this long without API activity (0: never)."""
+    ttl_secs: Optional[int]
+    metadata: Dict[str, str]
+    labels: Dict[str, str]
+    resources: Resources
+    egress: str
+    """Outbound network policy: ``allow`` or ``deny``."""
+    auto_checkpoint: bool
+    tenant_id: Optional[str]
+    raw: Dict[str, Any] = field(repr=False, compare=False)
+    """The whole JSON object, including fields newer than this SDK."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "SandboxInfo":
+        """Parses a sandbox object."""
+        network = obj.get("network")
+        egress = network.get("egress") if isinstance(network, dict) else None
+        resources = obj.get("resources")
+        return cls(
+            sandbox_id=get_str(obj, "id"),
+            state=get_str(obj, "state"),
+            template=get_str(obj, "template"),
+            created_at=get_time(obj, "created_at"),
+            expires_at=get_opt_time(obj, "expires_at"),
+            last_active_at=get_opt_time(obj, "last_active_at"),
+            timeout_secs=get_int(obj, "timeout_secs", 0),
+            ttl_secs=get_opt_int(obj, "ttl_secs"),
+            metadata=get_str_map(obj, "metadata"),
+            labels=get_str_map(obj, "labels"),
+            resources=Resources.from_json(resources) if isinstance(resources, dict) else Resources(),
+            egress=egress if isinstance(egress, str) else "deny",
+            auto_checkpoint=get_bool(obj, "auto_checkpoint", False),
+            tenant_id=get_opt_str(obj, "tenant_id"),
+            raw=dict(obj),
+        )
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """How a process ended: ``exit_code`` when it exited, ``signal`` when killed."""
+
+    exit_code: Optional[int]
+    signal: Optional[int]
+
+    @property
+    def ok(self) -> bool:
+        """Whether it exited with code 0."""
+        return self.exit_code == 0
+
+
+@dataclass(frozen=True)
+class ExecResult:
+    """The outcome of a command: its output and how it ended. A non-zero exit
+    is a result, not an error (pass ``check=True`` to ``exec.run`` to raise)."""
+
+    stdout: str
+    stderr: str
+    exit_code: Optional[int]
+    """Exit status, or ``None`` when the process was killed by a signal."""
+    signal: Optional[int]
+    """The signal number that ended the process, if any."""
+    timed_out: bool
+    """Whether ``timeout`` fired and the process group was killed (``exec.run`` only)."""
+    duration_ms: int
+    checkpoint: Optional[str] = None
+    """Id of the checkpoint taken after the command (``auto_checkpoint`` sandboxes)."""
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        """Whether the command exited with code 0."""
+        return self.exit_code == 0
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "ExecResult":
+        """Parses a ``processes/run`` response."""
+        return cls(
+            stdout=get_str(obj, "stdout"),
+            stderr=get_str(obj, "stderr"),
+            exit_code=get_opt_int(obj, "exit_code"),
+            signal=get_opt_int(obj, "signal"),
+            timed_out=get_bool(obj, "timed_out", False),
+            duration_ms=get_int(obj, "duration_ms", 0),
+            checkpoint=get_opt_str(obj, "checkpoint"),
+            stdout_truncated=get_bool(obj, "stdout_truncated", False),
+            stderr_truncated=get_bool(obj, "stderr_truncated", False),
+        )
+
+
+@dataclass(frozen=True)
+class ProcessInfo:
+    """A managed process in a sandbox."""
+
+    process_id: str
+    """``proc_…``: what ``exec.attach`` and the process routes take."""
+    pid: int
+    cmd: Optional[str]
+    argv: Optional[List[str]]
+    tty: bool
+    state: str
+    """``running`` or ``exited``."""
+    exit_code: Optional[int]
+    signal: Optional[int]
+    started_at: datetime
+    exited_at: Optional[datetime]
+    output_cursor: int
+
+    @property
+    def running(self) -> bool:
+        """Whether the process is still running."""
+        return self.state == "running"
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "ProcessInfo":
+        """Parses a process object."""
+        argv = obj.get("argv")
+        if argv is not None and not (
+            isinstance(argv, list) and all(isinstance(a, str) for a in argv)
+        ):
+            raise _bad("argv", "an array of strings", obj)
+        return cls(
+            process_id=get_str(obj, "id"),
+            pid=get_int(obj, "pid"),
+            cmd=get_opt_str(obj, "cmd"),
+            argv=list(argv) if argv is not None else None,
+            tty=get_bool(obj, "tty", False),
+            state=get_str(obj, "state"),
+            exit_code=get_opt_int(obj, "exit_code"),
+            signal=get_opt_int(obj, "signal"),
+            started_at=get_time(obj, "started_at"),
+            exited_at=get_opt_time(obj, "exited_at"),
+            output_cursor=get_int(obj, "output_cursor", 0),
+        )
+
+
+@dataclass(frozen=True)
+class ProcessOutput:
+    """One chunk of a process's output."""
+
+    stream: str
+    """``stdout`` or ``stderr`` (a terminal's output is ``stdout``)."""
+    data: bytes
+    cursor: int
+    """Byte offset of the chunk's first byte (one counter over both streams)."""
+
+    @property
+    def text(self) -> str:
+        """The bytes decoded as UTF-8 (invalid or split sequences replaced)."""
+        return self.data.decode("utf-8", errors="replace")
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "ProcessOutput":
+        """Parses an output chunk (``utf8`` or ``base64`` data)."""
+        data = get_str(obj, "data")
+        raw = base64.b64decode(data) if obj.get("encoding") == "base64" else data.encode("utf-8")
+        return cls(stream=get_str(obj, "stream"), data=raw, cursor=get_int(obj, "cursor", 0))
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One entry of a directory listing."""
+
+    name: str
+    path: str
+    size: int
+    is_dir: bool
+    is_symlink: bool
+    mode: int
+    """Permission bits, e.g. ``0o644``."""
+    modified_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "FileEntry":
+        """Parses a ``files/list`` item."""
+        return cls(
+            name=get_str(obj, "name"),
+            path=get_str(obj, "path"),
+            size=get_int(obj, "size", 0),
+            is_dir=get_bool(obj, "is_dir", False),
+            is_symlink=get_bool(obj, "is_symlink", False),
+            mode=get_int(obj, "mode", 0),
+            modified_at=get_opt_time(obj, "modified_at"),
+        )
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What is at a path; ``exists`` is false for a missing path."""
+
+    exists: bool
+    is_file: bool
+    is_dir: bool
+    size: int
+    mode: int
+    modified_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "FileStat":
+        """Parses a ``files/stat`` response."""
+        return cls(
+            exists=get_bool(obj, "exists"),
+            is_file=get_bool(obj, "is_file", False),
+            is_dir=get_bool(obj, "is_dir", False),
+            size=get_int(obj, "size", 0),
+            mode=get_int(obj, "mode", 0),
+            modified_at=get_opt_time(obj, "modified_at"),
+        )
+
+
+@dataclass(frozen=True)
+class WriteInfo:
+    """The result of a file operation: the path acted on and the bytes written
+    (for ``edit``: the new size)."""
+
+    path: str
+    bytes: int
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "WriteInfo":
+        """Parses a ``FileWritten`` response."""
+        return cls(path=get_str(obj, "path"), bytes=get_int(obj, "bytes", 0))
+
+
+@dataclass(frozen=True)
+class FsEvent:
+    """A change seen by ``files.watch``.
+
+    ``kind`` is ``create``, ``modify``, ``delete`` or ``rename`` (then
+    ``from_path`` is the old path when known), or ``overflow`` when the kernel
+    dropped events and the directory should be rescanned (``path`` is then the
+    watched directory)."""
+
+    kind: str
+    path: str
+    is_dir: bool
+    from_path: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "FsEvent":
+        """Parses an ``fs`` event payload."""
+        return cls(
+            kind=get_str(obj, "kind"),
+            path=get_str(obj, "path"),
+            is_dir=get_bool(obj, "is_dir", False),
+            from_path=get_opt_str(obj, "from"),
+        )
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A read-only snapshot of a sandbox's disk."""
+
+    checkpoint_id: str
+    """``ckpt_…``."""
+    name: Optional[str]
+    sandbox_id: str
+    created_at: datetime
+    command: Optional[str]
+    """The command after which an ``auto_checkpoint`` sandbox took it."""
+    raw: Dict[str, Any] = field(repr=False, compare=False)
+    """The whole JSON object, including fields newer than this SDK."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> "Checkpoint":
+        """Parses a checkpoint object."""
+        return cls(
+            checkpoint_id=get_str(obj, "id"),
+            name=get_opt_str(obj, "name"),
+            sandbox_id=get_str(obj, "sandbox_id"),
+            created_at=get_time(obj, "created_at"),
+            command=get_opt_str(obj, "command"),
+            raw=dict(obj),
+        )
