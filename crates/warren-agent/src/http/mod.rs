@@ -1,9 +1,9 @@
 //! The agent's HTTP surface: one router built from one module per resource.
 //!
-//! - [`auth`]: the bearer-token layer (constant-time, `?access_token=` too).
-//! - [`health`]: `/v1/health`.
-//! - [`processes`]: `/v1/processes/...`.
-//! - [`files`]: `/v1/files/...`.
+//! - [`auth`], the bearer-token layer (constant-time, `?access_token=` too);
+//! - [`health`] for `/v1/health`;
+//! - [`processes`] for `/v1/processes/...`;
+//! - [`files`] for `/v1/files/...`.
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
 //! render; they hold no logic of their own. The OpenAPI document is collected
