@@ -29,6 +29,8 @@ export type {
 export { Pty, PtyHandle } from './pty.js';
 export type { PtyCreateOptions, PtyHandlers, PtyResult } from './pty.js';
 export { Checkpoints } from './checkpoints.js';
+export { Admin, Templates } from './admin.js';
+export type { TemplateInfo, Tenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
 export type { RestoreOptions } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';

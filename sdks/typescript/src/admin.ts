@@ -1,0 +1,159 @@
+// The server-wide parts of the API: templates (anyone lists them, the admin
+// key deletes them) and, with the admin key, tenants and their API keys.
+
+import { type ConnectionOptions, resolveConfig } from './config.js';
+import { ApiClient, type CallOptions } from './http.js';
+import { toDate } from './types.js';
+
+/** A template sandboxes are created from. */
+export interface TemplateInfo {
+  /** Name, as given to `Sandbox.create({ template })`. */
+  name: string;
+  /** Working directory of processes in sandboxes made from it. */
+  workdir: string;
+  /** Default environment of sandboxes made from it. */
+  env: Record<string, string>;
+  /** When it was built, if known. */
+  createdAt: Date | null;
+}
+
+/** A tenant: the owner of API keys and of the sandboxes they create. */
+export interface Tenant {
+  /** `ten_…`. */
+  id: string;
+  name: string;
+  /** Most sandboxes it may have creating or running at once; `null`: no limit. */
+  maxSandboxes: number | null;
+  createdAt: Date;
+}
+
+/** A new API key: the only time the secret is shown. */
+export interface ApiKeyCreated {
+  /** `key_…`, used to revoke it. */
+  id: string;
+  /** The secret, for `apiKey`. */
+  key: string;
+  tenantId: string;
+  createdAt: Date;
+}
+
+/** An API key as listed, without its secret. */
+export interface ApiKeyInfo {
+  /** `key_…`. */
+  id: string;
+  tenantId: string;
+  /** The first characters of the key, to tell keys apart. */
+  prefix: string;
+  createdAt: Date;
+}
+
+interface WireTenant {
+  id: string;
+  name: string;
+  max_sandboxes: number | null;
+  created_at: string;
+}
+
+function toTenant(w: WireTenant): Tenant {
+  return { id: w.id, name: w.name, maxSandboxes: w.max_sandboxes ?? null, createdAt: toDate(w.created_at) };
+}
+
+/** Templates on the server. */
+export class Templates {
+  /** Every template on the server, by name. */
+  static async list(opts: ConnectionOptions & CallOptions = {}): Promise<TemplateInfo[]> {
+    const api = new ApiClient(resolveConfig(opts));
+    const body = await api.json<{ items: Array<{ name: string; workdir: string; env: Record<string, string>; created_at: string | null }> }>(
+      'GET',
+      '/v1/templates',
+      { timeoutMs: opts.requestTimeoutMs, signal: opts.signal },
+    );
+    return body.items.map((w) => ({ name: w.name, workdir: w.workdir, env: w.env ?? {}, createdAt: toDate(w.created_at) }));
+  }
+
+  /** Deletes a template (admin key); sandboxes made from it keep their disks. */
+  static async delete(name: string, opts: ConnectionOptions & CallOptions = {}): Promise<void> {
+    const api = new ApiClient(resolveConfig(opts));
+    await api.json('DELETE', `/v1/templates/${encodeURIComponent(name)}`, {
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+  }
+}
+
+/**
+ * Tenants and API keys, with the admin key (`apiKey`, or `WARREN_API_KEY`).
+ * Other keys get `ForbiddenError`.
+ */
+export class Admin {
+  readonly #api: ApiClient;
+
+  constructor(opts: ConnectionOptions = {}) {
+    this.#api = new ApiClient(resolveConfig(opts));
+  }
+
+  /** Creates a tenant; `maxSandboxes` caps its sandboxes creating or running at once. */
+  async createTenant(tenant: { name: string; maxSandboxes?: number }, opts: CallOptions = {}): Promise<Tenant> {
+    const json: Record<string, unknown> = { name: tenant.name };
+    if (tenant.maxSandboxes !== undefined) json.max_sandboxes = tenant.maxSandboxes;
+    const wire = await this.#api.json<WireTenant>('POST', '/v1/admin/tenants', {
+      json,
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+    return toTenant(wire);
+  }
+
+  /** Every tenant, in creation order (all pages). */
+  async listTenants(opts: CallOptions = {}): Promise<Tenant[]> {
+    const out: Tenant[] = [];
+    let cursor: string | undefined;
+    do {
+      const page = await this.#api.json<{ items: WireTenant[]; next_cursor: string | null }>('GET', '/v1/admin/tenants', {
+        query: { cursor, limit: 1000 },
+        timeoutMs: opts.requestTimeoutMs,
+        signal: opts.signal,
+      });
+      out.push(...page.items.map(toTenant));
+      cursor = page.next_cursor ?? undefined;
+    } while (cursor);
+    return out;
+  }
+
+  /** One tenant. */
+  async getTenant(tenantId: string, opts: CallOptions = {}): Promise<Tenant> {
+    const wire = await this.#api.json<WireTenant>('GET', `/v1/admin/tenants/${encodeURIComponent(tenantId)}`, {
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+    return toTenant(wire);
+  }
+
+  /** Issues an API key for a tenant; its secret is only in this answer. */
+  async createKey(tenantId: string, opts: CallOptions = {}): Promise<ApiKeyCreated> {
+    const w = await this.#api.json<{ id: string; key: string; tenant_id: string; created_at: string }>(
+      'POST',
+      `/v1/admin/tenants/${encodeURIComponent(tenantId)}/keys`,
+      { timeoutMs: opts.requestTimeoutMs, signal: opts.signal },
+    );
+    return { id: w.id, key: w.key, tenantId: w.tenant_id, createdAt: toDate(w.created_at) };
+  }
+
+  /** A tenant's keys, without their secrets. */
+  async listKeys(tenantId: string, opts: CallOptions = {}): Promise<ApiKeyInfo[]> {
+    const body = await this.#api.json<{ items: Array<{ id: string; tenant_id: string; prefix: string; created_at: string }> }>(
+      'GET',
+      `/v1/admin/tenants/${encodeURIComponent(tenantId)}/keys`,
+      { timeoutMs: opts.requestTimeoutMs, signal: opts.signal },
+    );
+    return body.items.map((w) => ({ id: w.id, tenantId: w.tenant_id, prefix: w.prefix, createdAt: toDate(w.created_at) }));
+  }
+
+  /** Revokes an API key at once. */
+  async revokeKey(keyId: string, opts: CallOptions = {}): Promise<void> {
+    await this.#api.json('DELETE', `/v1/admin/keys/${encodeURIComponent(keyId)}`, {
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+  }
+}
