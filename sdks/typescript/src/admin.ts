@@ -88,6 +88,7 @@ export class Templates {
 export class Admin {
   readonly #api: ApiClient;
 
+  /** A client for the admin routes of the server `opts` (or the environment) names. */
   constructor(opts: ConnectionOptions = {}) {
     this.#api = new ApiClient(resolveConfig(opts));
   }

@@ -76,6 +76,23 @@ describe('pty', { skip: env.skip }, () => {
     assert.deepEqual(await again.wait(), { exitCode: null, signal: 9 });
   });
 
+  it('uses a WebSocket class given in the options', async () => {
+    const { WebSocket } = await import('ws');
+    let opened = 0;
+    class Counting extends WebSocket {
+      constructor(url) {
+        super(url);
+        opened++;
+      }
+    }
+    const same = await Sandbox.connect(sbx.sandboxId, { ...env.opts, WebSocket: Counting });
+    const term = screen();
+    const pty = await same.pty.create({ cmd: 'echo via-$((3*3))', onData: term.onData });
+    assert.equal((await pty.wait()).exitCode, 0);
+    assert.match(term.text, /via-9/);
+    assert.equal(opened, 1);
+  });
+
   it('refuses to connect to unknown or non-terminal processes', async () => {
     await assert.rejects(sbx.pty.connect('proc_doesnotexist0000000'), (err) => err instanceof NotFoundError && err.code === 'process_not_found');
     const plain = await sbx.exec.start('sleep 30');
