@@ -3,23 +3,25 @@
 //! A read is a `tokio::fs::File` positioned at the range's start and limited
 //! to its length, so a slow client holds no thread and at most one chunk in
 //! memory. A write goes to a temporary file in the target's directory
-//! (`.warren-<pid>-<n>.tmp`), coalesced into 1 MiB writes, and is renamed
-//! over the target only once the whole body has arrived: a reader sees the
-//! old file or the new one, never half of one. A failed or abandoned write
-//! removes its temporary file ([`AtomicFile`]'s `Drop`).
+//! (`.warren-<pid>-<n>.tmp`) in vectored writes of about 1 MiB (one on the
+//! blocking pool while the next arrives, the body's buffers never copied)
+//! and is renamed over the target only once the whole body has arrived: a
+//! reader sees the old file or the new one, never half of one. A failed or
+//! abandoned write removes its temporary file ([`AtomicFile`]'s `Drop`).
 
 use std::ffi::OsString;
 use std::fmt::Display;
-use std::io::{Seek, SeekFrom};
+use std::io::{IoSlice, Seek, SeekFrom, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::{Stream, StreamExt};
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::{FileStat, Mode, SFlag};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio_util::io::ReaderStream;
 use warren_api::agent::FileWritten;
 
@@ -29,8 +31,10 @@ use crate::AgentError;
 
 /// Size of the chunks a read is sent in.
 const READ_CHUNK: usize = 256 << 10;
-/// Writes are coalesced to this size before they go to the disk.
+/// Writes are batched to this size before they go to the disk.
 const WRITE_CHUNK: usize = 1 << 20;
+/// Most buffers one `writev` takes (the kernel's `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
 /// Prefix and suffix of temporary files (hidden from watches).
 pub(crate) const TMP_PREFIX: &str = ".warren-";
 pub(crate) const TMP_SUFFIX: &str = ".tmp";
@@ -196,33 +200,91 @@ impl Files {
                 AtomicFile::create(entry, mode, &user)
             })
             .await?;
-        let mut file = tokio::fs::File::from_std(tmp.take_file());
         let write_err = |source| AgentError::Fs {
             op: "write",
             path: path.clone(),
             source,
         };
-        let mut pending = BytesMut::new();
+        // A second descriptor of the temporary file for the writer tasks;
+        // the `AtomicFile` keeps its own for the rename (or the cleanup).
+        let file = Arc::new(tmp.file().try_clone().map_err(write_err)?);
+        let mut batch = Batch::default();
+        let mut in_flight: Option<tokio::task::JoinHandle<std::io::Result<()>>> = None;
         let mut total = 0u64;
         let mut body = std::pin::pin!(body);
-        while let Some(chunk) = body.next().await {
-            let chunk = chunk.map_err(|e| AgentError::BodyRead(e.to_string()))?;
-            total += chunk.len() as u64;
-            pending.extend_from_slice(&chunk);
-            if pending.len() >= WRITE_CHUNK {
-                file.write_all(&pending).await.map_err(write_err)?;
-                pending.clear();
+        loop {
+            let chunk = body.next().await;
+            let last = chunk.is_none();
+            if let Some(chunk) = chunk {
+                let chunk = chunk.map_err(|e| AgentError::BodyRead(e.to_string()))?;
+                total += chunk.len() as u64;
+                batch.push(chunk);
+            }
+            if batch.is_full() || (last && !batch.chunks.is_empty()) {
+                // One batch on the disk while the next one arrives.
+                if let Some(previous) = in_flight.take() {
+                    join_write(previous).await.map_err(write_err)?;
+                }
+                let chunks = std::mem::take(&mut batch).chunks;
+                let file = file.clone();
+                in_flight = Some(tokio::task::spawn_blocking(move || {
+                    write_chunks(&file, &chunks)
+                }));
+            }
+            if last {
+                break;
             }
         }
-        file.write_all(&pending).await.map_err(write_err)?;
-        // tokio's File finishes its last write in the background; flush
-        // waits for it and reports its error.
-        file.flush().await.map_err(write_err)?;
-        tmp.put_file(file.into_std().await);
+        if let Some(previous) = in_flight.take() {
+            join_write(previous).await.map_err(write_err)?;
+        }
+        drop(file);
         let written = path.clone();
         self.blocking(move |_| tmp.commit(&written)).await?;
         Ok(FileWritten { path, bytes: total })
     }
+}
+
+/// Body chunks waiting to be written together with one `writev`.
+#[derive(Default)]
+struct Batch {
+    chunks: Vec<Bytes>,
+    len: usize,
+}
+
+impl Batch {
+    fn push(&mut self, chunk: Bytes) {
+        if !chunk.is_empty() {
+            self.len += chunk.len();
+            self.chunks.push(chunk);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len >= WRITE_CHUNK || self.chunks.len() >= MAX_IOVECS
+    }
+}
+
+/// Writes `chunks` in order with vectored writes: the body's buffers go to
+/// the kernel without being copied into one.
+fn write_chunks(file: &std::fs::File, chunks: &[Bytes]) -> std::io::Result<()> {
+    let mut slices: Vec<IoSlice<'_>> = chunks.iter().map(|c| IoSlice::new(c)).collect();
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        let n = slices.len().min(MAX_IOVECS);
+        match (&*file).write_vectored(&slices[..n]) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(written) => IoSlice::advance_slices(&mut slices, written),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+async fn join_write(task: tokio::task::JoinHandle<std::io::Result<()>>) -> std::io::Result<()> {
+    task.await
+        .map_err(|e| std::io::Error::other(e.to_string()))?
 }
 
 /// Parses an octal permission mode: `644`, `0755`, `0o600`.
@@ -322,14 +384,6 @@ impl AtomicFile {
     /// The open temporary file (for writing).
     pub(crate) fn file(&mut self) -> &mut std::fs::File {
         self.file.as_mut().expect("file present until commit")
-    }
-
-    fn take_file(&mut self) -> std::fs::File {
-        self.file.take().expect("file present until commit")
-    }
-
-    fn put_file(&mut self, file: std::fs::File) {
-        self.file = Some(file);
     }
 
     /// Renames the temporary file over the target.
