@@ -12,14 +12,17 @@
 //! pivot_root, uid maps, capabilities, seccomp; the code that runs in the
 //! single-threaded `warren __sandbox-init` helper), [`cgroups`] (v2 and v1/hybrid),
 //! [`storage`] (drivers and the btrfs pool), [`template`] (debootstrap, spec
-//! builds, OCI import).
+//! builds, OCI import), [`network`] (egress policies: veths, nftables, the
+//! sandboxes' resolver).
 
 pub mod cgroups;
 pub mod namespaces;
+pub mod network;
 pub mod spec;
 pub mod storage;
 pub mod template;
 
+pub use network::{Egress, NetworkPolicy};
 pub use spec::{Resources, SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 
 /// Errors of the runtime seam.
@@ -57,6 +60,17 @@ pub enum RuntimeError {
     /// A sandbox with this id is already running.
     #[error("sandbox {0} is already running")]
     AlreadyRunning(String),
+    /// The sandbox's network could not be set up, changed or removed.
+    #[error("network of sandbox {id}: {source}")]
+    Network {
+        /// Sandbox id.
+        id: String,
+        /// Cause.
+        source: network::NetworkError,
+    },
+    /// The policy asks for an interface and this runtime has no network.
+    #[error("sandbox {0} asks for outbound network, which this runtime does not provide")]
+    NetworkUnavailable(String),
     /// A connection to a sandbox's agent socket reached something other than
     /// that sandbox's agent (the sandbox tampered with its run directory).
     #[error("the agent socket of sandbox {id} is not its agent: {reason}")]
@@ -98,4 +112,10 @@ pub trait Runtime: Send + Sync + 'static {
     /// Ids of every sandbox this runtime finds running on the machine (after
     /// a restart: the ones to reattach).
     fn running(&self) -> Vec<String>;
+    /// Applies an egress policy to the running sandbox `id` without
+    /// restarting it (idempotent: a restarted server applies every running
+    /// sandbox's stored policy again).
+    fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError>;
+    /// Whether sandboxes can be given outbound access at all.
+    fn egress_available(&self) -> bool;
 }

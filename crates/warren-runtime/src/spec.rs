@@ -45,6 +45,10 @@ pub struct SandboxSpec {
     pub workdir: String,
     /// Limits.
     pub resources: Resources,
+    /// Egress policy; specs written before networking existed have none
+    /// and get loopback only.
+    #[serde(default)]
+    pub network: crate::network::NetworkPolicy,
 }
 
 /// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a

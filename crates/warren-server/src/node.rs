@@ -143,6 +143,7 @@ impl Node {
             env,
             workdir,
             resources,
+            network: Default::default(),
         })
     }
 

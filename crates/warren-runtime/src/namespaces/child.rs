@@ -8,6 +8,7 @@
 
 use std::convert::Infallible;
 use std::ffi::CString;
+use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan};
@@ -19,7 +20,12 @@ use crate::SandboxSpec;
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// Sets the sandbox up and execs the agent; returns only on failure.
-pub fn setup_and_exec(spec: &SandboxSpec, rootfs: &Path) -> Result<Infallible, StageError> {
+/// `resolver`, if given, becomes the sandbox's only nameserver.
+pub fn setup_and_exec(
+    spec: &SandboxSpec,
+    rootfs: &Path,
+    resolver: Option<Ipv4Addr>,
+) -> Result<Infallible, StageError> {
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
@@ -30,6 +36,9 @@ pub fn setup_and_exec(spec: &SandboxSpec, rootfs: &Path) -> Result<Infallible, S
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
     loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
+    if let Some(resolver) = resolver {
+        write_resolv_conf(resolver).map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
+    }
     workdir(&spec.workdir)?;
     let (argv, envp) = agent_command(spec)?;
     // Nothing the server or the helper had open may reach the sandbox: an
@@ -116,6 +125,23 @@ fn close_inherited_fds() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// Points `/etc/resolv.conf` at the server's resolver. Runs inside the new
+/// root, so a symlink there can only lead within the sandbox; it is replaced
+/// by a plain file all the same, as the image's target may not exist.
+fn write_resolv_conf(resolver: Ipv4Addr) -> std::io::Result<()> {
+    let path = Path::new("/etc/resolv.conf");
+    if !Path::new("/etc").is_dir() {
+        return Ok(());
+    }
+    if path.is_symlink() {
+        std::fs::remove_file(path)?;
+    }
+    std::fs::write(
+        path,
+        format!("# written by warren: the sandbox's resolver\nnameserver {resolver}\n"),
+    )
 }
 
 /// Brings `lo` up in the sandbox's new network namespace (it starts down).

@@ -42,6 +42,10 @@ pub struct InitRequest {
     pub spec: SandboxSpec,
     /// Parent cgroup of every sandbox.
     pub cgroup_parent: String,
+    /// The nameserver written to the sandbox's `/etc/resolv.conf` (the
+    /// network's gateway); `None` leaves the file alone.
+    #[serde(default)]
+    pub resolver: Option<std::net::Ipv4Addr>,
 }
 
 /// The helper's one line of answer on stdout.
@@ -137,6 +141,7 @@ fn launch_in(req: &InitRequest, cg: &dyn Backend) -> Result<i32, StageError> {
                 &rootfs,
                 &procs,
                 &stdio,
+                req.resolver,
                 File::from(report_w),
                 File::from(go_r),
             )
@@ -210,6 +215,7 @@ fn intermediate(
     rootfs: &Path,
     procs: &[PathBuf],
     stdio: &Stdio,
+    resolver: Option<std::net::Ipv4Addr>,
     report: File,
     mut go: File,
 ) -> ! {
@@ -241,7 +247,7 @@ fn intermediate(
         // SAFETY: this process is single-threaded (a fork of the helper).
         match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
             ForkResult::Child => {
-                let err = match child::setup_and_exec(spec, rootfs) {
+                let err = match child::setup_and_exec(spec, rootfs, resolver) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };

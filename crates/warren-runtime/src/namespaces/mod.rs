@@ -29,7 +29,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::cgroups::{self, Backend};
-use crate::{Resources, Runtime, RuntimeError, SandboxSpec, Started};
+use crate::network::Network;
+use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
 
 /// Where the host's `warren` binary appears inside every sandbox.
 pub const SANDBOX_WARREN_BINARY: &str = "/run/warren-bin/warren";
@@ -86,6 +87,8 @@ impl StageError {
 pub struct NamespaceRuntime {
     cgroups: Box<dyn Backend>,
     cgroup_parent: String,
+    /// The sandbox network; without it every sandbox has loopback only.
+    network: Option<Network>,
 }
 
 impl NamespaceRuntime {
@@ -106,7 +109,21 @@ impl NamespaceRuntime {
         Ok(NamespaceRuntime {
             cgroups,
             cgroup_parent: parent.to_string(),
+            network: None,
         })
+    }
+
+    /// This runtime with outbound networking: sandboxes whose policy asks
+    /// for it get an interface on `network`, and every sandbox's
+    /// `/etc/resolv.conf` names its resolver.
+    pub fn with_network(mut self, network: Network) -> Self {
+        self.network = Some(network);
+        self
+    }
+
+    /// The sandbox network, if there is one.
+    pub fn network(&self) -> Option<&Network> {
+        self.network.as_ref()
     }
 
     /// The cgroup layout in use.
@@ -159,6 +176,7 @@ impl NamespaceRuntime {
         let request = init::InitRequest {
             spec: spec.clone(),
             cgroup_parent: self.cgroup_parent.clone(),
+            resolver: self.network.as_ref().map(Network::gateway),
         };
         let body = serde_json::to_vec(&request).map_err(|e| fail("encoding the request", &e))?;
         let mut helper = Command::new(&spec.warren_binary)
@@ -222,10 +240,28 @@ impl Runtime for NamespaceRuntime {
         if self.cgroups.exists(&spec.id) && !self.cgroups.pids(&spec.id).is_empty() {
             return Err(RuntimeError::AlreadyRunning(spec.id.clone()));
         }
+        let network_error = |source| RuntimeError::Network {
+            id: spec.id.clone(),
+            source,
+        };
         let begun = Instant::now();
+        // The sandbox's rules go in (an `nft` run of a few milliseconds)
+        // while the helper starts it; its interface follows once it exists.
+        let mut prepared = match (&self.network, spec.network.needs_interface()) {
+            (Some(network), true) => network
+                .prepare(&spec.id, &spec.network)
+                .map_err(network_error)?,
+            (None, true) => return Err(RuntimeError::NetworkUnavailable(spec.id.clone())),
+            (_, false) => None,
+        };
         let mut spec = spec.clone();
         spec.resources = resources;
-        let pid = match self.run_helper(&spec) {
+        let report = self.run_helper(&spec);
+        if !matches!(report, Ok(init::InitReport::Started { .. })) {
+            // Its nft batch must be done before the clean-up below undoes it.
+            drop(prepared.take());
+        }
+        let pid = match report {
             Ok(init::InitReport::Started { pid }) => pid,
             Ok(init::InitReport::Failed { stage, .. }) if stage == STAGE_ALREADY_RUNNING => {
                 return Err(RuntimeError::AlreadyRunning(spec.id.clone()))
@@ -235,6 +271,11 @@ impl Runtime for NamespaceRuntime {
             }
             Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
         };
+        if let (Some(network), Some(prepared)) = (&self.network, prepared) {
+            if let Err(e) = network.connect(prepared, pid) {
+                return Err(self.start_failed(&spec.id, "network", e.to_string()));
+            }
+        }
         let set_up = begun.elapsed();
         if let Err(reason) = wait_for_agent(&agent_socket, pid, AGENT_TIMEOUT) {
             let log = log_tail(&spec.run_dir.join(AGENT_LOG));
@@ -249,6 +290,14 @@ impl Runtime for NamespaceRuntime {
     }
 
     fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        if let Some(network) = &self.network {
+            network
+                .release(id)
+                .map_err(|source| RuntimeError::Network {
+                    id: id.to_string(),
+                    source,
+                })?;
+        }
         if !self.cgroups.exists(id) {
             return Ok(());
         }
@@ -302,6 +351,29 @@ impl Runtime for NamespaceRuntime {
             .into_iter()
             .filter(|id| self.pid(id).is_some())
             .collect()
+    }
+
+    fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError> {
+        let Some(network) = &self.network else {
+            return if policy.needs_interface() {
+                Err(RuntimeError::NetworkUnavailable(id.to_string()))
+            } else {
+                Ok(())
+            };
+        };
+        let pid = self
+            .pid(id)
+            .ok_or_else(|| RuntimeError::NotRunning(id.to_string()))?;
+        network
+            .apply(id, pid, policy)
+            .map_err(|source| RuntimeError::Network {
+                id: id.to_string(),
+                source,
+            })
+    }
+
+    fn egress_available(&self) -> bool {
+        self.network.is_some()
     }
 }
 

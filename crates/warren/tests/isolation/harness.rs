@@ -59,6 +59,7 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         env: [("WARREN_TEST".to_string(), "1".to_string())].into(),
         workdir: "/root".to_string(),
         resources,
+        network: Default::default(),
     };
     Prepared {
         spec,
