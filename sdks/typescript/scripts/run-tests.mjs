@@ -42,8 +42,15 @@ if (reason) {
   env.WARREN_TEST_API_KEY = server.apiKey;
 }
 
+// One file at a time (each makes real sandboxes), and no test may hang
+// forever; older Node versions lack these flags and run with their defaults.
+const [major, minor] = process.versions.node.split('.').map(Number);
+const flags = [];
+if (major > 20 || (major === 20 && minor >= 10)) flags.push('--test-concurrency=1');
+if (major > 20 || (major === 20 && minor >= 11)) flags.push('--test-timeout=300000');
+
 const code = await new Promise((resolveCode) => {
-  const runner = spawn(process.execPath, ['--test', '--test-concurrency=1', '--test-timeout=300000', ...files], {
+  const runner = spawn(process.execPath, ['--test', ...flags, ...files], {
     cwd: SDK_ROOT,
     env,
     stdio: 'inherit',
