@@ -70,6 +70,9 @@ pub enum ErrorCode {
     Timeout,
     /// A dependency (a sandbox's agent, the runtime) is not reachable (503).
     Unavailable,
+    /// Nothing accepts connections on a sandbox's port (502): a preview
+    /// whose server is not (yet) listening.
+    PortUnreachable,
     /// An unexpected failure on our side (500). Details are logged, not returned.
     Internal,
 }
@@ -92,6 +95,7 @@ impl ErrorCode {
             RangeNotSatisfiable => 416,
             TooManyRequests | QuotaExceeded => 429,
             Internal => 500,
+            PortUnreachable => 502,
             Unavailable => 503,
             Timeout => 504,
             InsufficientStorage => 507,
@@ -131,6 +135,7 @@ impl ErrorCode {
             QuotaExceeded => "quota_exceeded",
             Timeout => "timeout",
             Unavailable => "unavailable",
+            PortUnreachable => "port_unreachable",
             Internal => "internal",
         }
     }
@@ -168,6 +173,7 @@ impl ErrorCode {
             QuotaExceeded => "Quota exceeded",
             Timeout => "Timeout",
             Unavailable => "Unavailable",
+            PortUnreachable => "Port unreachable",
             Internal => "Internal error",
         }
     }

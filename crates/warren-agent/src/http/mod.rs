@@ -3,7 +3,8 @@
 //! - [`auth`], the bearer-token layer (constant-time, `?access_token=` too);
 //! - [`health`] for `/v1/health`;
 //! - [`processes`] for `/v1/processes/...`;
-//! - [`files`] for `/v1/files/...`.
+//! - [`files`] for `/v1/files/...`;
+//! - [`ports`] for `/v1/ports/{port}/tunnel` (preview URLs).
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
 //! render; they hold no logic of their own. The OpenAPI document is collected
@@ -12,6 +13,7 @@
 pub mod auth;
 pub mod files;
 pub mod health;
+pub mod ports;
 pub mod processes;
 
 use axum::extract::DefaultBodyLimit;
@@ -43,6 +45,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(health::routes())
         .merge(processes::routes())
         .merge(files::routes())
+        .merge(ports::routes())
         .split_for_parts();
     let router = router
         .fallback(warren_api::extract::not_found)
