@@ -9,6 +9,12 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# The SDK tests need Node 18+ and npm (this machine kind ships them).
+if ! command -v npm >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
 venv=${WARREN_TEST_VENV:-/var/cache/warren-test/venv}
 if [ ! -x "$venv/bin/schemathesis" ]; then
   mkdir -p "$(dirname "$venv")"

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it (.ci/run calls exactly this):
-# installs what the tests need, runs every Rust test with nextest, then
-# fuzzes the running agent with schemathesis against its committed OpenAPI.
+# The whole test suite, as CI runs it (.ci/run calls exactly this): installs
+# what the tests need, runs every Rust test with nextest, fuzzes the running
+# agent with schemathesis against its committed OpenAPI document, then runs
+# the TypeScript and Python SDKs' tests against a real `warren server`.
+# Needs root (sandboxes, btrfs pools, cgroups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
@@ -11,3 +13,5 @@ cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast
 
 scripts/schemathesis.sh
+bash sdks/typescript/scripts/test.sh
+bash sdks/python/scripts/test.sh
