@@ -62,6 +62,31 @@ fn sandbox_root_is_an_unprivileged_host_uid_with_docker_caps_and_seccomp() {
             "host {field}: {ids}"
         );
     }
+    // In the sandbox's cgroup in every hierarchy it joins (v1 controllers,
+    // name=systemd, and the cgroup2 tree of a hybrid or v2 host).
+    let cgroups = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap();
+    let own = format!("/{}/{}", harness::CGROUP_PARENT, sbx.id());
+    for line in cgroups.lines() {
+        let mut fields = line.splitn(3, ':');
+        let (_, controllers, path) = (
+            fields.next(),
+            fields.next().unwrap(),
+            fields.next().unwrap(),
+        );
+        let joined = [
+            "",
+            "cpu",
+            "cpuacct",
+            "cpu,cpuacct",
+            "memory",
+            "pids",
+            "freezer",
+            "name=systemd",
+        ];
+        if joined.contains(&controllers) {
+            assert_eq!(path, own, "{line}");
+        }
+    }
     // Not a child of the process that started it.
     let ppid: i32 = proc_status_field(pid, "PPid").unwrap().parse().unwrap();
     assert_ne!(ppid, std::process::id() as i32);

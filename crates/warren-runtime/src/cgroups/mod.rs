@@ -45,9 +45,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Creates the sandbox's cgroups (and parents) and writes its limits.
     fn create(&self, id: &str, resources: &Resources) -> io::Result<()>;
-    /// The `cgroup.procs` files a process writes its pid into to join the
-    /// sandbox (one per hierarchy).
-    fn procs_files(&self, id: &str) -> Vec<PathBuf>;
+    /// How a new process joins the sandbox's cgroups; see [`Join`].
+    fn join(&self, id: &str) -> Join;
     /// Whether the sandbox's cgroup exists.
     fn exists(&self, id: &str) -> bool;
     /// Host pids of every process in the sandbox.
@@ -64,6 +63,21 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn remove(&self, id: &str) -> io::Result<()>;
     /// Ids of every sandbox cgroup under the parent, live or not.
     fn list(&self) -> Vec<String>;
+}
+
+/// How the sandbox's first process enters its cgroups without paying for a
+/// migration of a whole thread group (`cgroup.procs` writes take a global
+/// lock whose first writer waits for an RCU grace period, 10+ ms here):
+/// - it is cloned straight into `cgroup2` with `clone3(CLONE_INTO_CGROUP)`
+///   (the v2 cgroup, or the unified hierarchy of a hybrid host);
+/// - then, single-threaded, it moves only itself into each v1 hierarchy by
+///   writing `0` to the `tasks` files (no global lock for that).
+#[derive(Debug, Clone, Default)]
+pub struct Join {
+    /// A cgroup2 directory to clone the process into.
+    pub cgroup2: Option<PathBuf>,
+    /// v1 `tasks` files the process writes `0` into.
+    pub v1_tasks: Vec<PathBuf>,
 }
 
 /// Detects the host's layout under `/sys/fs/cgroup` with `parent` as the

@@ -12,15 +12,18 @@ use std::path::{Path, PathBuf};
 
 use super::{
     cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, subdirs, wait_until, write_file, Backend,
-    CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
+    Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
 };
 use crate::Resources;
 
 /// Hierarchies that must be mounted: limits and the freezer.
 const REQUIRED: [&str; 4] = ["cpu", "memory", "pids", "freezer"];
 
-/// Hierarchies joined when present, for accounting and process tracking.
-const OPTIONAL: [&str; 3] = ["cpuacct", "systemd", "unified"];
+/// v1 hierarchies joined when present, for accounting and process tracking.
+const OPTIONAL: [&str; 2] = ["cpuacct", "systemd"];
+
+/// Where a hybrid host mounts its cgroup2 hierarchy (joined when present).
+const UNIFIED: &str = "unified";
 
 /// The v1/hybrid layout.
 #[derive(Debug)]
@@ -33,23 +36,23 @@ pub struct V1 {
     /// Every hierarchy joined (deduplicated: `cpu` and `cpuacct` are often
     /// one mount reached through two symlinks).
     all: Vec<PathBuf>,
+    /// The cgroup2 hierarchy of a hybrid host, if mounted.
+    unified: Option<PathBuf>,
 }
 
 impl V1 {
     /// Finds the hierarchies under `root`; fails if a required controller is
     /// not mounted.
     pub fn new(root: &Path, parent: &str) -> io::Result<V1> {
-        let mount = |name: &str| -> Option<PathBuf> {
+        let mount = |name: &str, magic| -> Option<PathBuf> {
             let path = std::fs::canonicalize(root.join(name)).ok()?;
             let fs = nix::sys::statfs::statfs(&path).ok()?;
-            let t = fs.filesystem_type();
-            (t == nix::sys::statfs::CGROUP_SUPER_MAGIC
-                || t == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
-                .then_some(path)
+            (fs.filesystem_type() == magic).then_some(path)
         };
+        let v1 = nix::sys::statfs::CGROUP_SUPER_MAGIC;
         let mut required = Vec::with_capacity(REQUIRED.len());
         for name in REQUIRED {
-            let path = mount(name).ok_or_else(|| {
+            let path = mount(name, v1).ok_or_else(|| {
                 io::Error::new(
                     io::ErrorKind::NotFound,
                     format!(
@@ -61,12 +64,13 @@ impl V1 {
             required.push(path);
         }
         let mut all = required.clone();
-        for path in OPTIONAL.iter().filter_map(|name| mount(name)) {
+        for path in OPTIONAL.iter().filter_map(|name| mount(name, v1)) {
             if !all.contains(&path) {
                 all.push(path);
             }
         }
-        all.dedup();
+        let unified = mount(UNIFIED, nix::sys::statfs::CGROUP2_SUPER_MAGIC);
+        all.extend(unified.clone());
         let [cpu, memory, pids, freezer] = <[PathBuf; 4]>::try_from(required)
             .map_err(|_| io::Error::other("required controllers"))?;
         Ok(V1 {
@@ -76,6 +80,7 @@ impl V1 {
             pids,
             freezer,
             all,
+            unified,
         })
     }
 
@@ -129,11 +134,17 @@ impl Backend for V1 {
         Ok(())
     }
 
-    fn procs_files(&self, id: &str) -> Vec<PathBuf> {
-        self.all
-            .iter()
-            .map(|h| self.dir(h, id).join("cgroup.procs"))
-            .collect()
+    fn join(&self, id: &str) -> Join {
+        let mut join = Join::default();
+        for hierarchy in &self.all {
+            let dir = self.dir(hierarchy, id);
+            if Some(hierarchy) == self.unified.as_ref() {
+                join.cgroup2 = Some(dir);
+            } else {
+                join.v1_tasks.push(dir.join("tasks"));
+            }
+        }
+        join
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -179,9 +190,9 @@ impl Backend for V1 {
             kill_pids(&pids);
             pids.is_empty()
                 && self
-                    .procs_files(id)
+                    .all
                     .iter()
-                    .all(|procs| read_pids(procs).is_empty())
+                    .all(|h| read_pids(&self.dir(h, id).join("cgroup.procs")).is_empty())
         })
     }
 

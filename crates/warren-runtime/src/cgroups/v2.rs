@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, subdirs, wait_until, write_file, Backend,
-    CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
+    Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
 };
 use crate::Resources;
 
@@ -95,8 +95,11 @@ impl Backend for V2 {
         write_file(&dir.join("pids.max"), &resources.pids.to_string())
     }
 
-    fn procs_files(&self, id: &str) -> Vec<PathBuf> {
-        vec![self.dir(id).join("cgroup.procs")]
+    fn join(&self, id: &str) -> Join {
+        Join {
+            cgroup2: Some(self.dir(id)),
+            v1_tasks: Vec::new(),
+        }
     }
 
     fn exists(&self, id: &str) -> bool {
@@ -175,7 +178,8 @@ mod tests {
             pid: sleeper.id() as i32,
             dirs: vec![v2.dir(id), root.join(&parent)],
         };
-        write_file(&v2.procs_files(id)[0], &sleeper.id().to_string()).unwrap();
+        let procs = v2.join(id).cgroup2.unwrap().join("cgroup.procs");
+        write_file(&procs, &sleeper.id().to_string()).unwrap();
         assert_eq!(v2.list(), [id]);
         assert_eq!(v2.pids(id), [sleeper.id() as i32]);
         v2.freeze(id).unwrap();

@@ -24,7 +24,7 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::sched::CloneFlags;
 use nix::sys::wait::waitpid;
@@ -32,7 +32,7 @@ use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
 use super::{child, StageError, AGENT_LOG, PID_FILE, STAGE_ALREADY_RUNNING};
-use crate::cgroups::{self, Backend};
+use crate::cgroups::{self, Backend, Join};
 use crate::{SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 
 /// What the runtime sends the helper on stdin.
@@ -127,19 +127,22 @@ fn launch_in(req: &InitRequest, cg: &dyn Backend) -> Result<i32, StageError> {
     let rootfs = std::fs::canonicalize(&spec.rootfs)
         .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
     let stdio = prepare_run_dir(&spec.run_dir)?;
-    let procs = cg.procs_files(&spec.id);
+    let join = cg.join(&spec.id);
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
-    // SAFETY: this process has a single thread (it is the freshly exec'd
-    // helper), so the child may do anything the parent could.
-    match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
+    let (forked, joined_cgroup2) = fork_into(join.cgroup2.as_deref())?;
+    match forked {
         ForkResult::Child => {
             drop(report_r);
             drop(go_w);
+            let join = Join {
+                cgroup2: join.cgroup2.filter(|_| !joined_cgroup2),
+                v1_tasks: join.v1_tasks,
+            };
             intermediate(
                 spec,
                 &rootfs,
-                &procs,
+                &join,
                 &stdio,
                 req.resolver,
                 File::from(report_w),
@@ -213,7 +216,7 @@ fn write_id_maps(child: Pid) -> Result<(), StageError> {
 fn intermediate(
     spec: &SandboxSpec,
     rootfs: &Path,
-    procs: &[PathBuf],
+    join: &Join,
     stdio: &Stdio,
     resolver: Option<std::net::Ipv4Addr>,
     report: File,
@@ -221,12 +224,7 @@ fn intermediate(
 ) -> ! {
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
-        let me = std::process::id().to_string();
-        for file in procs {
-            std::fs::write(file, &me).map_err(|e| {
-                StageError::new("cgroup", format!("joining {}: {e}", file.display()))
-            })?;
-        }
+        join_cgroups(join)?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER
                 | CloneFlags::CLONE_NEWPID
@@ -271,6 +269,92 @@ fn intermediate(
     // SAFETY: leave without running the helper's atexit handlers or flushing
     // its buffers twice.
     unsafe { libc::_exit(code) }
+}
+
+/// The fields of `struct clone_args` up to `cgroup` (Linux 5.7).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// Forks, with the child born in the cgroup2 directory `cgroup` when one is
+/// given (`clone3(CLONE_INTO_CGROUP)`, no migration). Returns whether that
+/// worked; on kernels without it the child must join by itself.
+fn fork_into(cgroup: Option<&Path>) -> Result<(ForkResult, bool), StageError> {
+    if let Some(dir) = cgroup {
+        let dir_fd = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+            .open(dir)
+            .map_err(|e| StageError::new("cgroup", format!("{}: {e}", dir.display())))?;
+        let args = CloneArgs {
+            flags: CLONE_INTO_CGROUP,
+            exit_signal: libc::SIGCHLD as u64,
+            cgroup: dir_fd.as_raw_fd() as u64,
+            ..CloneArgs::default()
+        };
+        // SAFETY: without CLONE_VM and with no stack, clone3 is a fork: the
+        // child continues here on a copy of the address space. This process
+        // has one thread and holds no lock, so the child may allocate. (The
+        // child's glibc keeps the parent's tid in its thread block; nothing
+        // the intermediate child calls depends on it.)
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_clone3,
+                &args as *const CloneArgs,
+                std::mem::size_of::<CloneArgs>(),
+            )
+        };
+        match rc {
+            0 => return Ok((ForkResult::Child, true)),
+            pid if pid > 0 => {
+                let child = Pid::from_raw(pid as i32);
+                return Ok((ForkResult::Parent { child }, true));
+            }
+            _ => {
+                let err = std::io::Error::last_os_error();
+                let unsupported = [libc::ENOSYS, libc::E2BIG, libc::EINVAL];
+                if !unsupported.contains(&err.raw_os_error().unwrap_or(0)) {
+                    return Err(StageError::new("clone3", err.to_string()));
+                }
+            }
+        }
+    }
+    // SAFETY: this process has a single thread (it is the freshly exec'd
+    // helper), so the child may do anything the parent could.
+    let forked =
+        unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))?;
+    Ok((forked, false))
+}
+
+/// Moves the calling single-threaded process into the sandbox's cgroups:
+/// its pid into `cgroup2` if still needed, then `0` (this thread, which is
+/// the whole process) into every v1 `tasks` file.
+fn join_cgroups(join: &Join) -> Result<(), StageError> {
+    let write = |file: &Path, value: &str| {
+        std::fs::write(file, value)
+            .map_err(|e| StageError::new("cgroup", format!("joining {}: {e}", file.display())))
+    };
+    if let Some(dir) = &join.cgroup2 {
+        write(&dir.join("cgroup.procs"), &std::process::id().to_string())?;
+    }
+    for tasks in &join.v1_tasks {
+        write(tasks, "0")?;
+    }
+    Ok(())
 }
 
 /// uid and gid 0 of the new user namespace, no supplementary groups.
