@@ -56,6 +56,18 @@ def _query(params: Query) -> Optional[httpx.QueryParams]:
     return httpx.QueryParams(tuple(params)) if params else None
 
 
+IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
+RETRIES = 2
+"""Extra attempts of an idempotent request whose connection broke: a pooled
+keep-alive connection the server closed just as it was reused."""
+
+
+def _retryable(err: NetworkError, method: str, content: Body, attempt: int) -> bool:
+    broken = isinstance(err.__cause__, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+    replayable = content is None or isinstance(content, bytes)
+    return broken and replayable and method in IDEMPOTENT and attempt <= RETRIES
+
+
 def _describe(method: str, path: str) -> str:
     return f"{method} {path}"
 
@@ -83,16 +95,24 @@ class SyncTransport:
         timeout: Optional[float] = None,
     ) -> httpx.Response:
         """Sends a request; raises the mapped error for a 4xx/5xx answer."""
-        with mapped_errors(_describe(method, path)):
-            response = self._client.request(
-                method,
-                path,
-                json=json_body,
-                params=_query(params),
-                content=content,
-                headers=headers,
-                timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+        attempt = 0
+        while True:
+            try:
+                with mapped_errors(_describe(method, path)):
+                    response = self._client.request(
+                        method,
+                        path,
+                        json=json_body,
+                        params=_query(params),
+                        content=content,
+                        headers=headers,
+                        timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
+                break
+            except NetworkError as err:
+                attempt += 1
+                if not _retryable(err, method, content, attempt):
+                    raise
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content, response.reason_phrase)
         return response
@@ -184,16 +204,24 @@ class AsyncTransport:
         timeout: Optional[float] = None,
     ) -> httpx.Response:
         """Sends a request; raises the mapped error for a 4xx/5xx answer."""
-        with mapped_errors(_describe(method, path)):
-            response = await self._client.request(
-                method,
-                path,
-                json=json_body,
-                params=_query(params),
-                content=content,
-                headers=headers,
-                timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-            )
+        attempt = 0
+        while True:
+            try:
+                with mapped_errors(_describe(method, path)):
+                    response = await self._client.request(
+                        method,
+                        path,
+                        json=json_body,
+                        params=_query(params),
+                        content=content,
+                        headers=headers,
+                        timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                    )
+                break
+            except NetworkError as err:
+                attempt += 1
+                if not _retryable(err, method, content, attempt):
+                    raise
         if response.status_code >= 400:
             raise error_from_response(response.status_code, response.content, response.reason_phrase)
         return response

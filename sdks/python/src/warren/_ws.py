@@ -27,7 +27,7 @@ OPEN_TIMEOUT = 30.0
 """Seconds the WebSocket handshake may take."""
 
 STREAM_STDOUT = 1
-STREAM_STDERR = 2
+"""First byte of an output frame from stdout (2 is stderr)."""
 
 
 def shell_body(

@@ -126,14 +126,6 @@ def get_str_map(obj: JsonObject, key: str) -> Dict[str, str]:
     return dict(value)
 
 
-def get_obj(obj: JsonObject, key: str) -> JsonObject:
-    """A required object field."""
-    value = obj.get(key)
-    if not isinstance(value, dict):
-        raise _bad(key, "an object", obj)
-    return value
-
-
 def get_list(obj: JsonObject, key: str) -> List[Any]:
     """A required array field."""
     value = obj.get(key)

@@ -50,23 +50,31 @@ class AsyncWatchHandle:
         self._stream = stream
         self._events = events
         self._task: Optional["asyncio.Task[None]"] = None
+        self._closed = False
+        self.error: Optional[BaseException] = None
+        """What ended a callback watch early, if anything."""
         if on_event is not None:
             self._task = asyncio.ensure_future(self._pump(on_event))
 
     async def _pump(self, on_event: AsyncFsCallback) -> None:
-        async for event in self._events:
-            await call_back(on_event, event)
+        try:
+            async for event in self._events:
+                await call_back(on_event, event)
+        except Exception as err:  # noqa: BLE001 - kept for the caller
+            if not self._closed:
+                self.error = err
 
     def __aiter__(self) -> AsyncIterator[FsEvent]:
         return self._events
 
     async def close(self) -> None:
         """Stops watching."""
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             try:
                 await self._task
-            except BaseException:  # noqa: BLE001 - closing, whatever ended the pump
+            except asyncio.CancelledError:
                 pass
         await self._stream.close()
 
