@@ -38,6 +38,11 @@ pub struct BaseOptions {
     /// debootstrap's package cache (`--cache-dir`), kept across builds so
     /// that a rebuild downloads nothing.
     pub cache_dir: PathBuf,
+    /// Where finished base root file systems are kept as tar archives, keyed
+    /// by suite, mirror and package list. A new pool on the same machine (a
+    /// second state dir, a test run) unpacks the seed in seconds instead of
+    /// running debootstrap again. `None` disables seeds.
+    pub seed_dir: Option<PathBuf>,
 }
 
 impl Default for BaseOptions {
@@ -47,6 +52,7 @@ impl Default for BaseOptions {
             mirror: None,
             apt_dir: PathBuf::from("/etc/apt"),
             cache_dir: PathBuf::from("/var/cache/warren/debootstrap"),
+            seed_dir: Some(PathBuf::from("/var/cache/warren/seeds")),
         }
     }
 }
@@ -84,37 +90,35 @@ pub fn ensure_base(
             }
         })?,
     };
-    progress(&format!(
-        "building template {BASE_TEMPLATE}: debootstrap {} from {}",
-        options.suite, mirrors.debian
-    ));
-    std::fs::create_dir_all(&options.cache_dir)
-        .map_err(|e| TemplateError::io("create cache dir", &options.cache_dir, e))?;
+    let seed = options.seed_dir.as_ref().map(|dir| {
+        let key = hash_parts(&[
+            options.suite.as_bytes(),
+            mirrors.debian.as_bytes(),
+            BASE_PACKAGES.join(",").as_bytes(),
+        ]);
+        dir.join(format!("base-{}-{}.tar", options.suite, &key[..16]))
+    });
     let tmp = TmpVolume::create(pool, BASE_TEMPLATE)?;
-    let debootstrap =
-        crate::storage::find_program("debootstrap").ok_or_else(|| TemplateError::Spawn {
-            program: "debootstrap".to_string(),
-            source: std::io::Error::from(std::io::ErrorKind::NotFound),
-        })?;
-    let mut cmd = Command::new(debootstrap);
-    cmd.arg("--variant=minbase")
-        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
-        .arg(format!("--cache-dir={}", options.cache_dir.display()))
-        .arg(&options.suite)
-        .arg(tmp.path())
-        .arg(&mirrors.debian)
-        .env_clear()
-        .env(
-            "PATH",
-            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-        )
-        .env("LANG", "C.UTF-8")
-        .env("DEBIAN_FRONTEND", "noninteractive");
-    super::run::run_streaming(&mut cmd, "debootstrap", progress)?;
-
-    progress("shifting ownership into the sandbox id range");
-    let files = shift::shift_ownership(tmp.path())
-        .map_err(|e| TemplateError::io("shift ownership", tmp.path(), e))?;
+    let files = match seed.as_deref().filter(|p| p.is_file()) {
+        Some(seed) => {
+            progress(&format!(
+                "building template {BASE_TEMPLATE} from the seed {}",
+                seed.display()
+            ));
+            tar_seed(seed, tmp.path(), SeedOp::Unpack, progress)?;
+            0
+        }
+        None => {
+            let files = debootstrap(options, &mirrors, tmp.path(), progress)?;
+            if let Some(seed) = &seed {
+                // A failed seed only costs the next pool a debootstrap.
+                if let Err(e) = tar_seed(seed, tmp.path(), SeedOp::Pack, progress) {
+                    progress(&format!("could not keep a seed of the base template: {e}"));
+                }
+            }
+            files
+        }
+    };
     finish_rootfs(tmp.path())?;
     write_sources(tmp.path(), &mirrors, &options.suite)?;
     let meta = TemplateMeta {
@@ -137,8 +141,98 @@ pub fn ensure_base(
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;
-    progress(&format!("template {BASE_TEMPLATE} ready ({files} files)"));
+    progress(&format!(
+        "template {BASE_TEMPLATE} ready ({files} files shifted)"
+    ));
     Ok(meta)
+}
+
+/// Runs debootstrap into `rootfs` and shifts ownership into the sandbox id
+/// range; returns the number of files shifted.
+fn debootstrap(
+    options: &BaseOptions,
+    mirrors: &Mirrors,
+    rootfs: &Path,
+    progress: &mut dyn FnMut(&str),
+) -> Result<u64, TemplateError> {
+    progress(&format!(
+        "building template {BASE_TEMPLATE}: debootstrap {} from {}",
+        options.suite, mirrors.debian
+    ));
+    std::fs::create_dir_all(&options.cache_dir)
+        .map_err(|e| TemplateError::io("create cache dir", &options.cache_dir, e))?;
+    let debootstrap =
+        crate::storage::find_program("debootstrap").ok_or_else(|| TemplateError::Spawn {
+            program: "debootstrap".to_string(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        })?;
+    let mut cmd = Command::new(debootstrap);
+    cmd.arg("--variant=minbase")
+        .arg(format!("--include={}", BASE_PACKAGES.join(",")))
+        .arg(format!("--cache-dir={}", options.cache_dir.display()))
+        .arg(&options.suite)
+        .arg(rootfs)
+        .arg(&mirrors.debian)
+        .env_clear()
+        .env(
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+        )
+        .env("LANG", "C.UTF-8")
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    super::run::run_streaming(&mut cmd, "debootstrap", progress)?;
+
+    progress("shifting ownership into the sandbox id range");
+    let files = shift::shift_ownership(rootfs)
+        .map_err(|e| TemplateError::io("shift ownership", rootfs, e))?;
+    Ok(files)
+}
+
+/// Which way [`tar_seed`] goes.
+#[derive(Clone, Copy)]
+enum SeedOp {
+    Pack,
+    Unpack,
+}
+
+/// Packs `rootfs` into the seed archive (written to a temporary name, then
+/// renamed, so a reader never sees half a seed) or unpacks the seed into it,
+/// keeping numeric owners, modes and extended attributes (file capabilities).
+fn tar_seed(
+    seed: &Path,
+    rootfs: &Path,
+    op: SeedOp,
+    progress: &mut dyn FnMut(&str),
+) -> Result<(), TemplateError> {
+    let mut cmd = Command::new("tar");
+    cmd.arg("-C").arg(rootfs).args([
+        "--numeric-owner",
+        "--xattrs",
+        "--xattrs-include=*",
+        "--acls",
+    ]);
+    match op {
+        SeedOp::Unpack => {
+            cmd.arg("-xpf").arg(seed);
+            super::run::run_streaming(&mut cmd, "unpack base seed", progress)
+        }
+        SeedOp::Pack => {
+            let dir = seed.parent().unwrap_or(Path::new("/"));
+            std::fs::create_dir_all(dir)
+                .map_err(|e| TemplateError::io("create seed dir", dir, e))?;
+            let partial = seed.with_extension(format!("tar.{}.partial", std::process::id()));
+            cmd.arg("-cf").arg(&partial).arg(".");
+            let packed =
+                super::run::run_streaming(&mut cmd, "pack base seed", progress).and_then(|()| {
+                    std::fs::rename(&partial, seed)
+                        .map_err(|e| TemplateError::io("rename seed", seed, e))
+                });
+            if packed.is_err() {
+                let _ = std::fs::remove_file(&partial);
+            }
+            packed
+        }
+    }
 }
 
 fn now_nanos() -> u128 {
