@@ -29,6 +29,8 @@ pub enum IdKind {
     Tenant,
     /// A preview URL: `prv_`.
     Preview,
+    /// A checkpoint patch: `pat_`.
+    Patch,
 }
 
 impl IdKind {
@@ -42,6 +44,7 @@ impl IdKind {
             IdKind::Key => "key_",
             IdKind::Tenant => "ten_",
             IdKind::Preview => "prv_",
+            IdKind::Patch => "pat_",
         }
     }
 }

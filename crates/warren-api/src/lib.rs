@@ -4,12 +4,14 @@
 //! - [`ids`]: prefixed random identifiers (`sbx_`, `proc_`, ...).
 //! - [`agent`]: request and response bodies of the in-sandbox agent API.
 //! - [`server`]: request and response bodies of the control plane.
+//! - [`checkpoint`]: checkpoints, restore, forks, patches (time travel).
 //! - `extract` (feature `axum`): axum extractors whose rejections are problems.
 //!
 //! Nothing here performs I/O; the crate is safe to use from clients, the
 //! server and the agent alike.
 
 pub mod agent;
+pub mod checkpoint;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod ids;

@@ -73,6 +73,9 @@ pub enum ErrorCode {
     /// Nothing accepts connections on a sandbox's port (502): a preview
     /// whose server is not (yet) listening.
     PortUnreachable,
+    /// A patch of the checkpoint a sandbox is made from failed; the detail
+    /// has its exit code and output (422).
+    PatchFailed,
     /// An unexpected failure on our side (500). Details are logged, not returned.
     Internal,
 }
@@ -94,6 +97,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             RangeNotSatisfiable => 416,
             TooManyRequests | QuotaExceeded => 429,
+            PatchFailed => 422,
             Internal => 500,
             PortUnreachable => 502,
             Unavailable => 503,
@@ -136,6 +140,7 @@ impl ErrorCode {
             Timeout => "timeout",
             Unavailable => "unavailable",
             PortUnreachable => "port_unreachable",
+            PatchFailed => "patch_failed",
             Internal => "internal",
         }
     }
@@ -174,6 +179,7 @@ impl ErrorCode {
             Timeout => "Timeout",
             Unavailable => "Unavailable",
             PortUnreachable => "Port unreachable",
+            PatchFailed => "Patch failed",
             Internal => "Internal error",
         }
     }
