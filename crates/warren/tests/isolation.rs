@@ -369,7 +369,9 @@ fn sandbox_outlives_the_process_that_started_it() {
     assert!(!is_alive(caller));
     assert!(sbx.healthy(Duration::from_secs(5)));
     assert_eq!(sbx.ok("echo still here").trim(), "still here");
+    // A runtime that did not start it (as after a server restart) finds it.
     assert_eq!(sbx.runtime.pid(sbx.id()), Some(pid));
+    assert!(sbx.runtime.running().contains(&sbx.id().to_string()));
 }
 
 #[test]
