@@ -99,6 +99,47 @@ async fn kill_9_and_restart_reattaches_marks_the_dead_and_removes_orphans() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_server_and_not_its_sandboxes() {
+    let mut server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    // An open stream does not hold the shutdown up for long.
+    let (status, proc_) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes"),
+            ADMIN_KEY,
+            Some(json!({"cmd": "sleep 300"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{proc_}");
+    let follow = server
+        .req(
+            reqwest::Method::GET,
+            &format!(
+                "/v1/sandboxes/{id}/processes/{}/logs?follow=true",
+                proc_["id"].as_str().unwrap()
+            ),
+            ADMIN_KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(follow.status(), 200);
+    let pid = server.runtime().pid(&id).expect("running");
+    tokio::task::block_in_place(|| server.terminate(Duration::from_secs(10)));
+    drop(follow);
+    assert_eq!(
+        server.runtime().pid(&id),
+        Some(pid),
+        "the sandbox went down with the server"
+    );
+    server.spawn();
+    let out = server.run(ADMIN_KEY, &id, "echo back").await;
+    assert_eq!(out["stdout"], "back\n");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn the_idle_timeout_stops_a_sandbox() {
     let server = TestServer::start().await;
     let sandbox = server.create(ADMIN_KEY, json!({"timeout_secs": 2})).await;

@@ -23,7 +23,9 @@ use axum::http::StatusCode;
 use axum::routing::any;
 use axum::Router;
 use serde::de::DeserializeOwned;
-use tower_http::trace::TraceLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::LatencyUnit;
+use tracing::Level;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use warren_api::{ErrorCode, Problem};
@@ -70,7 +72,15 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             state.metrics.clone(),
             metrics::track,
         ))
-        .layer(TraceLayer::new_for_http())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(request_span)
+                .on_response(
+                    DefaultOnResponse::new()
+                        .level(Level::INFO)
+                        .latency_unit(LatencyUnit::Micros),
+                ),
+        )
         .with_state(state);
     (router, api)
 }
@@ -88,6 +98,12 @@ async fn close_after_refused_body(
         );
     }
     response
+}
+
+/// The span of a request: its method and path. Not the query, which may
+/// carry an `access_token`.
+fn request_span(req: &http::Request<axum::body::Body>) -> tracing::Span {
+    tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
 }
 
 async fn method_not_allowed() -> Problem {

@@ -224,6 +224,27 @@ impl TestServer {
         }
     }
 
+    /// SIGTERM to the server; returns once it has exited (panics unless it
+    /// exits successfully within `timeout`).
+    pub fn terminate(&mut self, timeout: Duration) {
+        let mut child = self.child.take().expect("running");
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).expect("SIGTERM");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("waiting for the server") {
+                assert!(status.success(), "the server exited with {status}");
+                return;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("the server did not exit within {timeout:?} of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// The server's pid.
     pub fn pid(&self) -> u32 {
         self.child.as_ref().expect("running").id()
