@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import uuid
 from pathlib import Path
@@ -15,6 +16,7 @@ from warren import (
     AsyncSandbox,
     AuthenticationError,
     CommandExitError,
+    ConflictError,
     EditConflictError,
     ExitStatus,
     FsEvent,
@@ -109,6 +111,9 @@ async def test_files_round_trip(base_ready: Server, tmp_path: Path) -> None:
         assert await files.read("/tmp/a/t.txt") == "text ✓"
         await files.write("/tmp/a/b.bin", b"\x00\xff" * 1000)
         assert await files.read_bytes("/tmp/a/b.bin") == b"\x00\xff" * 1000
+        await files.write("/tmp/a/c.bin", io.BytesIO(b"streamed" * 100_000))
+        assert await files.read_bytes("/tmp/a/c.bin") == b"streamed" * 100_000
+        await files.remove("/tmp/a/c.bin")
         assert [e.name for e in await files.list("/tmp/a")] == ["b.bin", "t.txt"]
         stat = await files.stat("/tmp/a/t.txt")
         assert stat.is_file and stat.mode & 0o777 == 0o640
@@ -163,6 +168,8 @@ async def test_pty(base_ready: Server) -> None:
         await async_wait_until(lambda: b"43 132" in output, "the new size")
         await terminal.send("exit 5\n")
         assert (await terminal.wait(timeout=SLOW)).exit_code == 5
+        with pytest.raises(ConflictError):
+            await terminal.resize(10, 10)
 
         shell = await sbx.pty.create(cmd=["/bin/sh"])
         await shell.send("echo iterated; exit\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import List
 import pytest
 from helpers import SLOW, wait_until
 
-from warren import EditConflictError, FsEvent, NotFoundError, Sandbox, WarrenError
+from warren import ConflictError, EditConflictError, FsEvent, NotFoundError, Sandbox, WarrenError
 
 
 def test_text_and_bytes_round_trip(shared_sandbox: Sandbox) -> None:
@@ -23,6 +24,8 @@ def test_text_and_bytes_round_trip(shared_sandbox: Sandbox) -> None:
     blob = bytes(range(256)) * 64
     files.write("/tmp/rt/blob.bin", blob)
     assert files.read_bytes("/tmp/rt/blob.bin") == blob
+    files.write("/tmp/rt/streamed.bin", io.BytesIO(blob))
+    assert files.read_bytes("/tmp/rt/streamed.bin") == blob
     digest = shared_sandbox.exec.run("md5sum < /tmp/rt/blob.bin").stdout.split()[0]
     assert digest == hashlib.md5(blob).hexdigest()
 
@@ -116,7 +119,7 @@ def test_upload_and_download(shared_sandbox: Sandbox, tmp_path: Path) -> None:
     one = shared_sandbox.files.download("/work/project/README", tmp_path)
     assert one == tmp_path / "README"
     assert one.read_text() == "read me\n"
-    renamed = shared_sandbox.files.download("/work/project/README", tmp_path / "copy.txt")
+    renamed = shared_sandbox.files.download("/work/project/README", tmp_path / "new" / "copy.txt")
     assert renamed.read_text() == "read me\n"
 
 
@@ -174,6 +177,9 @@ def test_pty_echo_resize_and_exit(shared_sandbox: Sandbox) -> None:
     assert (status.exit_code, status.signal) == (7, None)
     assert terminal.exit_code == 7
     assert terminal.errors == []
+    with pytest.raises(ConflictError) as closed:
+        terminal.send("echo too late\n")
+    assert closed.value.code == "process_not_running"
 
 
 def test_pty_iteration_reconnect_and_close(shared_sandbox: Sandbox) -> None:

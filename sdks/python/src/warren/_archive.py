@@ -78,7 +78,9 @@ def unpack_dir(archive: IO[bytes], dest: Path) -> None:
 
 
 def unpack_file(archive: IO[bytes], dest: Path) -> None:
-    """Writes the one regular file of a file's tar to ``dest`` (its mode kept)."""
+    """Writes the one regular file of a file's tar to ``dest`` (its mode
+    kept), creating missing parent directories."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
     with tarfile.open(fileobj=archive, mode="r:") as tar:
         for member in tar:
             if member.isfile():

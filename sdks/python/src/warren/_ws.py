@@ -114,6 +114,13 @@ def decode_frame(message: Union[str, bytes]) -> Frame:
     return Frame()
 
 
+def closed_error(process_id: str) -> WarrenError:
+    """The error for keystrokes or a resize sent after the terminal closed."""
+    return error_for(
+        "process_not_running", None, f"the terminal of {process_id} is closed (exited or disconnected)"
+    )
+
+
 def handshake_error(err: BaseException, url: str) -> WarrenError:
     """Maps a failed WebSocket connection to an SDK error (a problem answer
     to the handshake keeps its code)."""

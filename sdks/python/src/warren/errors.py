@@ -174,6 +174,7 @@ _BY_CODE: Dict[str, Type[WarrenError]] = {
     "checkpoint_not_found": CheckpointNotFoundError,
     "template_not_found": TemplateNotFoundError,
     "edit_conflict": EditConflictError,
+    "process_not_running": ConflictError,
     "timeout": WarrenTimeoutError,
     "unavailable": UnavailableError,
     "too_many_requests": RateLimitError,

@@ -107,10 +107,17 @@ class AsyncFiles:
         return (await self.read_bytes(path)).decode(encoding)
 
     async def write(
-        self, path: str, data: Union[str, bytes], *, mode: Optional[int] = None
+        self, path: str, data: Union[str, bytes, IO[bytes]], *, mode: Optional[int] = None
     ) -> WriteInfo:
-        """Writes a file atomically, creating missing parents."""
-        content = data.encode("utf-8") if isinstance(data, str) else data
+        """Writes a file atomically, creating missing parents (``data``: text,
+        bytes or a binary file object, streamed)."""
+        content: Union[bytes, AsyncIterator[bytes]]
+        if isinstance(data, str):
+            content = data.encode("utf-8")
+        elif isinstance(data, bytes):
+            content = data
+        else:
+            content = _read_chunks(data)
         params = [("path", path)]
         octal = mode_param(mode)
         if octal is not None:

@@ -76,6 +76,8 @@ class AsyncPtyHandle:
         except ConnectionClosed:
             pass
         finally:
+            # Done either way: closing now makes later sends fail at once.
+            await self._socket.close()
             self._queue.put_nowait(None)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
@@ -89,11 +91,17 @@ class AsyncPtyHandle:
 
     async def send(self, data: Union[str, bytes]) -> None:
         """Sends keystrokes (text is UTF-8 encoded)."""
-        await self._socket.send(_ws.data_bytes(data))
+        try:
+            await self._socket.send(_ws.data_bytes(data))
+        except ConnectionClosed as err:
+            raise _ws.closed_error(self.process_id) from err
 
     async def resize(self, cols: int, rows: int) -> None:
         """Resizes the terminal; its foreground process gets SIGWINCH."""
-        await self._socket.send(_ws.resize_message(cols, rows))
+        try:
+            await self._socket.send(_ws.resize_message(cols, rows))
+        except ConnectionClosed as err:
+            raise _ws.closed_error(self.process_id) from err
 
     async def kill(self, signal: Signal = "SIGKILL") -> bool:
         """Signals the terminal's process group; ``False`` if it had exited."""

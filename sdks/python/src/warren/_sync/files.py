@@ -6,7 +6,7 @@ import os
 import tempfile
 import threading
 from pathlib import Path
-from typing import Callable, Iterator, List, Optional, Union
+from typing import IO, Callable, Iterator, List, Optional, Union
 
 from .. import _archive
 from .._config import sandbox_path
@@ -89,10 +89,19 @@ class Files:
         """The file's contents as text."""
         return self.read_bytes(path).decode(encoding)
 
-    def write(self, path: str, data: Union[str, bytes], *, mode: Optional[int] = None) -> WriteInfo:
-        """Writes a file atomically, creating missing parents. ``mode`` sets
+    def write(
+        self, path: str, data: Union[str, bytes, IO[bytes]], *, mode: Optional[int] = None
+    ) -> WriteInfo:
+        """Writes a file atomically, creating missing parents. ``data`` is
+        text (UTF-8), bytes, or a binary file object (streamed). ``mode`` sets
         the permission bits (``0o755``); an existing file keeps its own."""
-        content = data.encode("utf-8") if isinstance(data, str) else data
+        content: Union[bytes, Iterator[bytes]]
+        if isinstance(data, str):
+            content = data.encode("utf-8")
+        elif isinstance(data, bytes):
+            content = data
+        else:
+            content = _archive.chunks(data)
         params = [("path", path)]
         octal = mode_param(mode)
         if octal is not None:

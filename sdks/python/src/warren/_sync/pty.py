@@ -84,6 +84,8 @@ class PtyHandle:
         except BaseException as err:  # noqa: BLE001 - raised again by wait()
             self._reader_error = err
         finally:
+            # Done either way: closing now makes later sends fail at once.
+            self._socket.close()
             self._queue.put(None)
             self._done.set()
 
@@ -98,11 +100,17 @@ class PtyHandle:
 
     def send(self, data: Union[str, bytes]) -> None:
         """Sends keystrokes (text is UTF-8 encoded), e.g. ``"ls\\n"``."""
-        self._socket.send(_ws.data_bytes(data))
+        try:
+            self._socket.send(_ws.data_bytes(data))
+        except ConnectionClosed as err:
+            raise _ws.closed_error(self.process_id) from err
 
     def resize(self, cols: int, rows: int) -> None:
         """Resizes the terminal; its foreground process gets SIGWINCH."""
-        self._socket.send(_ws.resize_message(cols, rows))
+        try:
+            self._socket.send(_ws.resize_message(cols, rows))
+        except ConnectionClosed as err:
+            raise _ws.closed_error(self.process_id) from err
 
     def kill(self, signal: Signal = "SIGKILL") -> bool:
         """Signals the terminal's process group; ``False`` if it had exited."""
