@@ -29,6 +29,7 @@ __all__ = [
     "TemplateNotFoundError",
     "ConflictError",
     "EditConflictError",
+    "PatchFailedError",
     "PayloadTooLargeError",
     "RateLimitError",
     "ServerError",
@@ -120,6 +121,11 @@ class EditConflictError(ConflictError):
     """``files.edit`` found its ``old_text`` zero or several times (``edit_conflict``)."""
 
 
+class PatchFailedError(WarrenError):
+    """A patch of the checkpoint a sandbox is made from failed; ``detail``
+    has its exit code and output (422 ``patch_failed``)."""
+
+
 class PayloadTooLargeError(WarrenError):
     """The body is over a limit (413)."""
 
@@ -175,6 +181,7 @@ _BY_CODE: Dict[str, Type[WarrenError]] = {
     "template_not_found": TemplateNotFoundError,
     "edit_conflict": EditConflictError,
     "process_not_running": ConflictError,
+    "patch_failed": PatchFailedError,
     "timeout": WarrenTimeoutError,
     "unavailable": UnavailableError,
     "too_many_requests": RateLimitError,

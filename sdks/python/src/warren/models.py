@@ -451,11 +451,20 @@ class Checkpoint:
 
     checkpoint_id: str
     """``ckpt_…``."""
-    name: Optional[str]
+    name: str
+    """Its name (``cmd_<unix ms>`` for automatic checkpoints)."""
     sandbox_id: str
+    """The sandbox it was taken of (the checkpoint outlives it)."""
     created_at: datetime
+    template: Optional[str]
+    """The template the sandbox's disk was first made from."""
     command: Optional[str]
     """The command after which an ``auto_checkpoint`` sandbox took it."""
+    exit_code: Optional[int]
+    """That command's exit code."""
+    auto: bool
+    """Whether ``auto_checkpoint`` took it (retention deletes the oldest of those)."""
+    tenant_id: Optional[str]
     raw: Dict[str, Any] = field(repr=False, compare=False)
     """The whole JSON object, including fields newer than this SDK."""
 
@@ -464,9 +473,13 @@ class Checkpoint:
         """Parses a checkpoint object."""
         return cls(
             checkpoint_id=get_str(obj, "id"),
-            name=get_opt_str(obj, "name"),
+            name=get_opt_str(obj, "name") or "",
             sandbox_id=get_str(obj, "sandbox_id"),
             created_at=get_time(obj, "created_at"),
+            template=get_opt_str(obj, "template"),
             command=get_opt_str(obj, "command"),
+            exit_code=get_opt_int(obj, "exit_code"),
+            auto=get_bool(obj, "auto", False),
+            tenant_id=get_opt_str(obj, "tenant_id"),
             raw=dict(obj),
         )

@@ -338,12 +338,13 @@ class AsyncSandbox:
         """Starts a stopped sandbox again."""
         return await self._lifecycle("POST", "/start")
 
-    async def fork(self, n: int = 1) -> List["AsyncSandbox"]:
-        """Checkpoints the sandbox once and returns ``n`` new sandboxes made from it."""
+    async def fork(self, n: int = 1, *, name: Optional[str] = None) -> List["AsyncSandbox"]:
+        """Checkpoints the sandbox once (``name`` names that checkpoint) and
+        returns ``n`` new, independent, running sandboxes made from it."""
         obj = await self._transport.json(
             "POST",
             sandbox_path(self.sandbox_id, "/fork"),
-            json_body={"count": n},
+            json_body={"count": n, **({"name": name} if name is not None else {})},
             timeout=CREATE_TIMEOUT,
         )
         return [

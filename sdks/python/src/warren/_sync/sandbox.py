@@ -328,13 +328,13 @@ class Sandbox:
         """Starts a stopped sandbox again."""
         return self._lifecycle("POST", "/start")
 
-    def fork(self, n: int = 1) -> List["Sandbox"]:
-        """Checkpoints the sandbox once and returns ``n`` new, independent
-        sandboxes made from that checkpoint."""
+    def fork(self, n: int = 1, *, name: Optional[str] = None) -> List["Sandbox"]:
+        """Checkpoints the sandbox once (``name`` names that checkpoint) and
+        returns ``n`` new, independent, running sandboxes made from it."""
         obj = self._transport.json(
             "POST",
             sandbox_path(self.sandbox_id, "/fork"),
-            json_body={"count": n},
+            json_body={"count": n, **({"name": name} if name is not None else {})},
             timeout=CREATE_TIMEOUT,
         )
         return [
