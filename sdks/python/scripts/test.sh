@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Tests of the Python SDK (warren-sdk) against a real `warren server`:
 # makes or reuses a venv, installs the package in editable mode with its test
-# extras, type-checks it with `mypy --strict`, checks that it needs no newer
+# extras, lints it (ruff), type-checks it with `mypy --strict`, checks that it needs no newer
 # Python than 3.9 (vermin), then runs pytest. Extra arguments go to pytest.
 #
 # Environment:
@@ -25,6 +25,9 @@ pip=("$venv/bin/pip" install -q --disable-pip-version-check)
 "${pip[@]}" --no-build-isolation -e "$sdk[test]"
 
 cd "$sdk"
+echo "== ruff (lint and format)"
+"$venv/bin/ruff" check src tests
+"$venv/bin/ruff" format --check src tests
 echo "== mypy --strict (warren package)"
 "$venv/bin/mypy" --strict src/warren
 echo "== vermin: Python 3.9 compatibility"

@@ -132,7 +132,9 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
     ``WARREN_URL``/``WARREN_API_KEY`` at it."""
     binary = warren_binary()
     if not binary.exists():
-        pytest.fail(f"{binary} does not exist: build it with `cargo build -p warren` (or set WARREN_BIN)")
+        pytest.fail(
+            f"{binary} does not exist: build it with `cargo build -p warren` (or set WARREN_BIN)"
+        )
     if not _has_server_subcommand(binary):
         pytest.skip(f"{binary} has no `server` subcommand yet: the control plane is not built")
     state_dir = Path(tempfile.mkdtemp(prefix="warren-py-sdk-"))
@@ -189,11 +191,13 @@ def server(request: pytest.FixtureRequest) -> Iterator[Server]:
         log.unlink(missing_ok=True)
 
 
-def _wait_healthy(proc: "subprocess.Popen[bytes]", url: str, log: Path) -> None:
+def _wait_healthy(proc: subprocess.Popen[bytes], url: str, log: Path) -> None:
     deadline = time.monotonic() + HEALTH_TIMEOUT
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"warren server exited with {proc.returncode}:\n{log.read_text()[-4000:]}")
+            raise RuntimeError(
+                f"warren server exited with {proc.returncode}:\n{log.read_text()[-4000:]}"
+            )
         try:
             if httpx.get(f"{url}/v1/health", timeout=2).status_code == 200:
                 return

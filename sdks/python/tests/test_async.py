@@ -180,9 +180,10 @@ async def test_pty(base_ready: Server) -> None:
 
 async def test_list_and_errors(base_ready: Server) -> None:
     tag = uuid.uuid4().hex
-    async with AsyncSandbox.create(labels={"suite": tag}) as one, AsyncSandbox.create(
-        labels={"suite": tag}
-    ) as two:
+    async with (
+        AsyncSandbox.create(labels={"suite": tag}) as one,
+        AsyncSandbox.create(labels={"suite": tag}) as two,
+    ):
         found = [i.sandbox_id async for i in AsyncSandbox.list(labels={"suite": tag}, page_size=1)]
         assert found == [one.sandbox_id, two.sandbox_id]
     with pytest.raises(AuthenticationError):

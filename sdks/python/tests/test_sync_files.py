@@ -149,7 +149,7 @@ def test_watch_with_callback(shared_sandbox: Sandbox) -> None:
         wait_until(lambda: any(e.kind == "delete" for e in seen), "a delete event")
     finally:
         handle.close()
-    assert [e.kind for e in seen][0] == "create"
+    assert seen[0].kind == "create"
     assert handle.error is None
 
 

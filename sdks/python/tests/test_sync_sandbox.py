@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from typing import Dict
 
-import httpx
 import pytest
 from conftest import Server
 from helpers import unless_missing_route
 
 from warren import (
+    Admin,
     AuthenticationError,
     CheckpointNotFoundError,
     InvalidRequestError,
@@ -96,9 +95,9 @@ def test_list_filters_and_pages(base_ready: Server) -> None:
         ids = [s.sandbox_id for s in made]
         assert [i.sandbox_id for i in Sandbox.list(labels={"suite": tag})] == ids
         assert [i.sandbox_id for i in Sandbox.list(labels={"suite": tag, "n": "1"})] == [ids[1]]
-        assert [i.sandbox_id for i in Sandbox.list(labels={"suite": tag}, metadata={"idx": "2"})] == [
-            ids[2]
-        ]
+        assert [
+            i.sandbox_id for i in Sandbox.list(labels={"suite": tag}, metadata={"idx": "2"})
+        ] == [ids[2]]
         paged = list(Sandbox.list(labels={"suite": tag}, page_size=1))
         assert [i.sandbox_id for i in paged] == ids
         running = {i.sandbox_id for i in Sandbox.list(state="running", labels={"suite": tag})}
@@ -178,18 +177,14 @@ def test_explicit_settings_override_the_environment(
         assert sbx.exec.run("echo ok").stdout == "ok\n"
 
 
-def _tenant_key(server: Server, name: str) -> str:
-    headers: Dict[str, str] = {"Authorization": f"Bearer {server.admin_key}"}
-    tenant = httpx.post(f"{server.url}/v1/admin/tenants", json={"name": name}, headers=headers)
-    tenant.raise_for_status()
-    key = httpx.post(f"{server.url}/v1/admin/tenants/{tenant.json()['id']}/keys", headers=headers)
-    key.raise_for_status()
-    return str(key.json()["key"])
+def _tenant_key(name: str) -> str:
+    with Admin() as admin:
+        return admin.create_key(admin.create_tenant(name).tenant_id).key or ""
 
 
 def test_other_tenants_sandboxes_are_not_found(base_ready: Server) -> None:
-    alice = _tenant_key(base_ready, f"alice-{uuid.uuid4().hex[:8]}")
-    bob = _tenant_key(base_ready, f"bob-{uuid.uuid4().hex[:8]}")
+    alice = _tenant_key(f"alice-{uuid.uuid4().hex[:8]}")
+    bob = _tenant_key(f"bob-{uuid.uuid4().hex[:8]}")
     with Sandbox.create(api_key=alice) as mine:
         with pytest.raises(SandboxNotFoundError):
             Sandbox.connect(mine.sandbox_id, api_key=bob)

@@ -23,7 +23,17 @@ from warren.models import parse_time
 
 def test_sse_parser_follows_the_whatwg_rules() -> None:
     parser = SseParser()
-    lines = [":keep-alive", "", "event: output", "id: 7", "data: {\"a\":", "data:1}", "", "data: x", ""]
+    lines = [
+        ":keep-alive",
+        "",
+        "event: output",
+        "id: 7",
+        'data: {"a":',
+        "data:1}",
+        "",
+        "data: x",
+        "",
+    ]
     events = [e for e in (parser.feed(line) for line in lines) if e is not None]
     assert [(e.event, e.data, e.id) for e in events] == [
         ("output", '{"a":\n1}', "7"),
@@ -55,7 +65,9 @@ def test_bodies_and_params() -> None:
     assert command_body(["ls", "-l"], env={"A": "b"}) == {"argv": ["ls", "-l"], "env": {"A": "b"}}
     with pytest.raises(WarrenError):
         command_body([])
-    assert list_params(state="running", labels={"a": "b=c"}, metadata={"k": "v"}, tenant=None, limit=5) == [
+    assert list_params(
+        state="running", labels={"a": "b=c"}, metadata={"k": "v"}, tenant=None, limit=5
+    ) == [
         ("state", "running"),
         ("label", "a=b=c"),
         ("metadata.k", "v"),
@@ -64,11 +76,15 @@ def test_bodies_and_params() -> None:
 
 
 def _problem(code: str, status: int) -> bytes:
-    return json.dumps({"type": "t", "title": "T", "status": status, "detail": "d", "code": code}).encode()
+    return json.dumps(
+        {"type": "t", "title": "T", "status": status, "detail": "d", "code": code}
+    ).encode()
 
 
 def test_errors_map_by_code_then_status() -> None:
-    assert isinstance(error_from_response(404, _problem("sandbox_not_found", 404)), SandboxNotFoundError)
+    assert isinstance(
+        error_from_response(404, _problem("sandbox_not_found", 404)), SandboxNotFoundError
+    )
     assert isinstance(error_from_response(404, _problem("file_not_found", 404)), NotFoundError)
     assert isinstance(error_from_response(409, _problem("edit_conflict", 409)), EditConflictError)
     assert isinstance(error_from_response(429, _problem("quota_exceeded", 429)), RateLimitError)

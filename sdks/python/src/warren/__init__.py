@@ -10,10 +10,12 @@ read ``WARREN_URL`` and ``WARREN_API_KEY`` unless given ``api_url`` and
         print(sbx.exec.run("cat /etc/os-release").stdout)
 """
 
+from ._async.admin import AsyncAdmin, AsyncTemplates
 from ._async.exec import AsyncExec, AsyncProcessHandle
 from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncCheckpoints, AsyncSandbox
+from ._sync.admin import Admin, Templates
 from ._sync.exec import Exec, ProcessHandle
 from ._sync.files import Files, WatchHandle
 from ._sync.pty import Pty, PtyHandle
@@ -42,6 +44,7 @@ from .errors import (
     WarrenTimeoutError,
 )
 from .models import (
+    ApiKey,
     Checkpoint,
     ExecResult,
     ExitStatus,
@@ -52,6 +55,8 @@ from .models import (
     ProcessOutput,
     Resources,
     SandboxInfo,
+    TemplateInfo,
+    Tenant,
     WriteInfo,
 )
 
@@ -72,6 +77,13 @@ __all__ = [
     "PtyHandle",
     "AsyncPtyHandle",
     "Checkpoints",
+    "Admin",
+    "AsyncAdmin",
+    "Templates",
+    "AsyncTemplates",
+    "ApiKey",
+    "TemplateInfo",
+    "Tenant",
     "AsyncCheckpoints",
     "Checkpoint",
     "ExecResult",

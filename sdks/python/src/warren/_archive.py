@@ -50,10 +50,14 @@ def _checked_members(tar: tarfile.TarFile, dest: Path) -> List[tarfile.TarInfo]:
         name = member.name
         parts = Path(name).parts
         if os.path.isabs(name) or ".." in parts:
-            raise ProtocolError("invalid_response", None, f"archive entry {name!r} escapes the target")
+            raise ProtocolError(
+                "invalid_response", None, f"archive entry {name!r} escapes the target"
+            )
         target = os.path.realpath(os.path.join(root, os.path.dirname(name)))
         if not _inside(root, target):
-            raise ProtocolError("invalid_response", None, f"archive entry {name!r} escapes the target")
+            raise ProtocolError(
+                "invalid_response", None, f"archive entry {name!r} escapes the target"
+            )
         if member.islnk():
             link = os.path.realpath(os.path.join(root, member.linkname))
             if not _inside(root, link):

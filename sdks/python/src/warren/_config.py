@@ -36,14 +36,16 @@ class ConnectionConfig:
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
-    ) -> "ConnectionConfig":
+    ) -> ConnectionConfig:
         """Settings from the arguments, else the environment, else defaults."""
         url = api_url or os.environ.get("WARREN_URL") or DEFAULT_API_URL
         key = api_key if api_key is not None else os.environ.get("WARREN_API_KEY")
         return cls(
             api_url=url.rstrip("/"),
             api_key=key or None,
-            request_timeout=request_timeout if request_timeout is not None else DEFAULT_REQUEST_TIMEOUT,
+            request_timeout=request_timeout
+            if request_timeout is not None
+            else DEFAULT_REQUEST_TIMEOUT,
         )
 
     def headers(self) -> Dict[str, str]:

@@ -35,7 +35,9 @@ def mapped_errors(what: str) -> Iterator[None]:
     try:
         yield
     except httpx.TimeoutException as err:
-        raise WarrenTimeoutError("timeout", None, f"{what}: timed out ({type(err).__name__})") from err
+        raise WarrenTimeoutError(
+            "timeout", None, f"{what}: timed out ({type(err).__name__})"
+        ) from err
     except httpx.TransportError as err:
         raise NetworkError("network_error", None, f"{what}: {type(err).__name__}: {err}") from err
 
@@ -63,7 +65,9 @@ keep-alive connection the server closed just as it was reused."""
 
 
 def _retryable(err: NetworkError, method: str, content: Body, attempt: int) -> bool:
-    broken = isinstance(err.__cause__, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError))
+    broken = isinstance(
+        err.__cause__, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError)
+    )
     replayable = content is None or isinstance(content, bytes)
     return broken and replayable and method in IDEMPOTENT and attempt <= RETRIES
 
@@ -106,7 +110,9 @@ class SyncTransport:
                         params=_query(params),
                         content=content,
                         headers=headers,
-                        timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                        timeout=_timeout(timeout)
+                        if timeout is not None
+                        else httpx.USE_CLIENT_DEFAULT,
                     )
                 break
             except NetworkError as err:
@@ -114,7 +120,9 @@ class SyncTransport:
                 if not _retryable(err, method, content, attempt):
                     raise
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.content, response.reason_phrase)
+            raise error_from_response(
+                response.status_code, response.content, response.reason_phrase
+            )
         return response
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -149,7 +157,7 @@ class SyncTransport:
                 raise error_from_response(response.status_code, body, response.reason_phrase)
         return response
 
-    def events(self, method: str, path: str, *, params: Query = None) -> "SseStream":
+    def events(self, method: str, path: str, *, params: Query = None) -> SseStream:
         """Opens a ``text/event-stream`` route."""
         response = self.open_stream(
             method, path, params=params, headers={"Accept": "text/event-stream"}
@@ -215,7 +223,9 @@ class AsyncTransport:
                         params=_query(params),
                         content=content,
                         headers=headers,
-                        timeout=_timeout(timeout) if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                        timeout=_timeout(timeout)
+                        if timeout is not None
+                        else httpx.USE_CLIENT_DEFAULT,
                     )
                 break
             except NetworkError as err:
@@ -223,7 +233,9 @@ class AsyncTransport:
                 if not _retryable(err, method, content, attempt):
                     raise
         if response.status_code >= 400:
-            raise error_from_response(response.status_code, response.content, response.reason_phrase)
+            raise error_from_response(
+                response.status_code, response.content, response.reason_phrase
+            )
         return response
 
     async def json(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -258,7 +270,7 @@ class AsyncTransport:
                 raise error_from_response(response.status_code, body, response.reason_phrase)
         return response
 
-    async def events(self, method: str, path: str, *, params: Query = None) -> "AsyncSseStream":
+    async def events(self, method: str, path: str, *, params: Query = None) -> AsyncSseStream:
         """Opens a ``text/event-stream`` route."""
         response = await self.open_stream(
             method, path, params=params, headers={"Accept": "text/event-stream"}

@@ -39,7 +39,7 @@ def to_ms(seconds: Optional[float]) -> Optional[int]:
         return None
     if seconds < 0:
         raise InvalidRequestError("invalid_request", None, "a timeout cannot be negative")
-    return max(1, int(round(seconds * 1000)))
+    return max(1, round(seconds * 1000))
 
 
 def command_body(

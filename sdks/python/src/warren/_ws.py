@@ -117,7 +117,9 @@ def decode_frame(message: Union[str, bytes]) -> Frame:
 def closed_error(process_id: str) -> WarrenError:
     """The error for keystrokes or a resize sent after the terminal closed."""
     return error_for(
-        "process_not_running", None, f"the terminal of {process_id} is closed (exited or disconnected)"
+        "process_not_running",
+        None,
+        f"the terminal of {process_id} is closed (exited or disconnected)",
     )
 
 

@@ -162,9 +162,9 @@ class CommandExitError(WarrenError):
         result: The full result, with ``stdout``, ``stderr`` and ``exit_code``.
     """
 
-    result: "ExecResult"
+    result: ExecResult
 
-    def __init__(self, result: "ExecResult") -> None:
+    def __init__(self, result: ExecResult) -> None:
         how = (
             f"exit code {result.exit_code}"
             if result.exit_code is not None
@@ -231,9 +231,7 @@ def error_from_response(status: int, body: bytes, reason: str = "") -> WarrenErr
             title=title if isinstance(title, str) else None,
         )
     text = body.decode("utf-8", errors="replace").strip()[:500]
-    return error_for(
-        _fallback_code(status), status, text or reason or f"HTTP {status}"
-    )
+    return error_for(_fallback_code(status), status, text or reason or f"HTTP {status}")
 
 
 def _fallback_code(status: int) -> str:

@@ -27,6 +27,9 @@ __all__ = [
     "WriteInfo",
     "FsEvent",
     "Checkpoint",
+    "TemplateInfo",
+    "Tenant",
+    "ApiKey",
 ]
 
 JsonObject = Mapping[str, Any]
@@ -173,7 +176,7 @@ class Resources:
         return body
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "Resources":
+    def from_json(cls, obj: JsonObject) -> Resources:
         """Parses the API's ``resources`` object."""
         return cls(
             cpus=get_float(obj, "cpus"),
@@ -209,7 +212,7 @@ class SandboxInfo:
     """The whole JSON object, including fields newer than this SDK."""
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "SandboxInfo":
+    def from_json(cls, obj: JsonObject) -> SandboxInfo:
         """Parses a sandbox object."""
         network = obj.get("network")
         egress = network.get("egress") if isinstance(network, dict) else None
@@ -225,7 +228,9 @@ class SandboxInfo:
             ttl_secs=get_opt_int(obj, "ttl_secs"),
             metadata=get_str_map(obj, "metadata"),
             labels=get_str_map(obj, "labels"),
-            resources=Resources.from_json(resources) if isinstance(resources, dict) else Resources(),
+            resources=Resources.from_json(resources)
+            if isinstance(resources, dict)
+            else Resources(),
             egress=egress if isinstance(egress, str) else "deny",
             auto_checkpoint=get_bool(obj, "auto_checkpoint", False),
             tenant_id=get_opt_str(obj, "tenant_id"),
@@ -271,7 +276,7 @@ class ExecResult:
         return self.exit_code == 0
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "ExecResult":
+    def from_json(cls, obj: JsonObject) -> ExecResult:
         """Parses a ``processes/run`` response."""
         return cls(
             stdout=get_str(obj, "stdout"),
@@ -310,7 +315,7 @@ class ProcessInfo:
         return self.state == "running"
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "ProcessInfo":
+    def from_json(cls, obj: JsonObject) -> ProcessInfo:
         """Parses a process object."""
         argv = obj.get("argv")
         if argv is not None and not (
@@ -348,7 +353,7 @@ class ProcessOutput:
         return self.data.decode("utf-8", errors="replace")
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "ProcessOutput":
+    def from_json(cls, obj: JsonObject) -> ProcessOutput:
         """Parses an output chunk (``utf8`` or ``base64`` data)."""
         data = get_str(obj, "data")
         raw = base64.b64decode(data) if obj.get("encoding") == "base64" else data.encode("utf-8")
@@ -369,7 +374,7 @@ class FileEntry:
     modified_at: Optional[datetime]
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "FileEntry":
+    def from_json(cls, obj: JsonObject) -> FileEntry:
         """Parses a ``files/list`` item."""
         return cls(
             name=get_str(obj, "name"),
@@ -394,7 +399,7 @@ class FileStat:
     modified_at: Optional[datetime]
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "FileStat":
+    def from_json(cls, obj: JsonObject) -> FileStat:
         """Parses a ``files/stat`` response."""
         return cls(
             exists=get_bool(obj, "exists"),
@@ -415,7 +420,7 @@ class WriteInfo:
     bytes: int
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "WriteInfo":
+    def from_json(cls, obj: JsonObject) -> WriteInfo:
         """Parses a ``FileWritten`` response."""
         return cls(path=get_str(obj, "path"), bytes=get_int(obj, "bytes", 0))
 
@@ -435,7 +440,7 @@ class FsEvent:
     from_path: Optional[str] = None
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "FsEvent":
+    def from_json(cls, obj: JsonObject) -> FsEvent:
         """Parses an ``fs`` event payload."""
         return cls(
             kind=get_str(obj, "kind"),
@@ -469,7 +474,7 @@ class Checkpoint:
     """The whole JSON object, including fields newer than this SDK."""
 
     @classmethod
-    def from_json(cls, obj: JsonObject) -> "Checkpoint":
+    def from_json(cls, obj: JsonObject) -> Checkpoint:
         """Parses a checkpoint object."""
         return cls(
             checkpoint_id=get_str(obj, "id"),
@@ -482,4 +487,73 @@ class Checkpoint:
             auto=get_bool(obj, "auto", False),
             tenant_id=get_opt_str(obj, "tenant_id"),
             raw=dict(obj),
+        )
+
+
+@dataclass(frozen=True)
+class TemplateInfo:
+    """A template sandboxes are created from."""
+
+    name: str
+    """As given to ``Sandbox.create(template=...)``."""
+    workdir: str
+    """Working directory of processes in sandboxes made from it."""
+    env: Dict[str, str]
+    """Default environment of sandboxes made from it."""
+    created_at: Optional[datetime]
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> TemplateInfo:
+        """Parses a template object."""
+        return cls(
+            name=get_str(obj, "name"),
+            workdir=get_str(obj, "workdir"),
+            env=get_str_map(obj, "env"),
+            created_at=get_opt_time(obj, "created_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """A tenant: the owner of API keys and of the sandboxes they create."""
+
+    tenant_id: str
+    """``ten_…``."""
+    name: str
+    max_sandboxes: Optional[int]
+    """Most sandboxes it may have creating or running at once (``None``: no limit)."""
+    created_at: datetime
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> Tenant:
+        """Parses a tenant object."""
+        return cls(
+            tenant_id=get_str(obj, "id"),
+            name=get_str(obj, "name"),
+            max_sandboxes=get_opt_int(obj, "max_sandboxes"),
+            created_at=get_time(obj, "created_at"),
+        )
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key. ``key`` (the secret) is only set in the answer of
+    ``Admin.create_key``; listed keys show a ``prefix`` instead."""
+
+    key_id: str
+    """``key_…``, used to revoke it."""
+    tenant_id: str
+    created_at: datetime
+    key: Optional[str] = field(default=None, repr=False)
+    prefix: Optional[str] = None
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> ApiKey:
+        """Parses a created or listed key."""
+        return cls(
+            key_id=get_str(obj, "id"),
+            tenant_id=get_str(obj, "tenant_id"),
+            created_at=get_time(obj, "created_at"),
+            key=get_opt_str(obj, "key"),
+            prefix=get_opt_str(obj, "prefix"),
         )

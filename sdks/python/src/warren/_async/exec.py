@@ -5,10 +5,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Mapping, Optional, TypeVar, Union
+from typing import (
+    Any,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Dict,
+    List,
+    Mapping,
+    Optional,
+    TypeVar,
+    Union,
+)
 
 from .._config import sandbox_path, seg
 from .._http import AsyncSseStream, AsyncTransport
+from .._sync.exec import DEFAULT_RUN_TIMEOUT, RUN_MARGIN, WAIT_SLICE
 from .._wire import (
     RECONNECTS,
     Command,
@@ -24,7 +36,6 @@ from .._wire import (
 )
 from ..errors import CommandExitError, NetworkError, WarrenError, WarrenTimeoutError
 from ..models import ExecResult, ExitStatus, ProcessInfo, ProcessOutput, as_object, get_list
-from .._sync.exec import DEFAULT_RUN_TIMEOUT, RUN_MARGIN, WAIT_SLICE
 
 T = TypeVar("T")
 MaybeAwaitable = Union[T, Awaitable[T]]
@@ -67,7 +78,7 @@ class AsyncProcessHandle:
         self._collector: Optional[OutputCollector] = None
         self._stream: Optional[AsyncSseStream] = None
         self._stopped = False
-        self._task: Optional["asyncio.Task[None]"] = None
+        self._task: Optional[asyncio.Task[None]] = None
         if on_stdout or on_stderr or on_exit:
             self._collector = OutputCollector()
             self._task = asyncio.ensure_future(self._pump(on_stdout, on_stderr, on_exit))
@@ -154,7 +165,9 @@ class AsyncProcessHandle:
         while True:
             left = WAIT_SLICE if deadline is None else min(WAIT_SLICE, deadline - time.monotonic())
             if left <= 0:
-                raise WarrenTimeoutError("timeout", None, f"process {self.process_id} still running")
+                raise WarrenTimeoutError(
+                    "timeout", None, f"process {self.process_id} still running"
+                )
             obj = await self._transport.json(
                 "GET",
                 self._path(),
@@ -200,7 +213,9 @@ class AsyncProcessHandle:
         """Signals the process's whole group (default ``SIGKILL``). Returns
         ``False`` when it had already exited."""
         try:
-            await self._transport.request("POST", self._path("/signal"), json_body={"signal": signal})
+            await self._transport.request(
+                "POST", self._path("/signal"), json_body={"signal": signal}
+            )
         except WarrenError as err:
             if err.code in ("process_not_running", "conflict"):
                 return False
@@ -213,7 +228,9 @@ class AsyncProcessHandle:
 
     async def close_stdin(self) -> None:
         """Closes the process's stdin (on a terminal: sends Ctrl-D)."""
-        await self._transport.request("POST", self._path("/stdin"), json_body=stdin_body("", eof=True))
+        await self._transport.request(
+            "POST", self._path("/stdin"), json_body=stdin_body("", eof=True)
+        )
 
     async def resize(self, cols: int, rows: int) -> None:
         """Resizes the terminal of a ``tty`` process."""
@@ -328,7 +345,9 @@ class AsyncExec:
             await self._transport.json("GET", sandbox_path(self._sandbox_id, "/processes")),
             "process list",
         )
-        return [ProcessInfo.from_json(as_object(item, "process")) for item in get_list(obj, "items")]
+        return [
+            ProcessInfo.from_json(as_object(item, "process")) for item in get_list(obj, "items")
+        ]
 
     async def kill(self, process_id: str, signal: Signal = "SIGKILL") -> bool:
         """Signals a process by id; ``False`` when it had already exited."""

@@ -11,8 +11,8 @@ from typing import IO, AsyncIterator, Callable, List, Optional, Union
 from .. import _archive
 from .._config import sandbox_path
 from .._http import AsyncSseStream, AsyncTransport
-from .._wire import SseEvent, mode_param
 from .._sync.files import TRANSFER_TIMEOUT, StrPath
+from .._wire import SseEvent, mode_param
 from ..errors import ProtocolError
 from ..models import FileEntry, FileStat, FsEvent, WriteInfo, as_object, get_list
 from .exec import MaybeAwaitable, call_back
@@ -49,7 +49,7 @@ class AsyncWatchHandle:
     ) -> None:
         self._stream = stream
         self._events = events
-        self._task: Optional["asyncio.Task[None]"] = None
+        self._task: Optional[asyncio.Task[None]] = None
         self._closed = False
         self.error: Optional[BaseException] = None
         """What ended a callback watch early, if anything."""
@@ -78,7 +78,7 @@ class AsyncWatchHandle:
                 pass
         await self._stream.close()
 
-    async def __aenter__(self) -> "AsyncWatchHandle":
+    async def __aenter__(self) -> AsyncWatchHandle:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -138,7 +138,9 @@ class AsyncFiles:
             await self._transport.json("GET", self._path("/files/list"), params=[("path", path)]),
             "file list",
         )
-        return [FileEntry.from_json(as_object(item, "file entry")) for item in get_list(obj, "items")]
+        return [
+            FileEntry.from_json(as_object(item, "file entry")) for item in get_list(obj, "items")
+        ]
 
     async def stat(self, path: str) -> FileStat:
         """What is at ``path`` (``exists`` is false when nothing is)."""
@@ -151,7 +153,9 @@ class AsyncFiles:
 
     async def make_dir(self, path: str) -> WriteInfo:
         """``mkdir -p``."""
-        obj = await self._transport.json("POST", self._path("/files/mkdir"), params=[("path", path)])
+        obj = await self._transport.json(
+            "POST", self._path("/files/mkdir"), params=[("path", path)]
+        )
         return WriteInfo.from_json(as_object(obj, "mkdir result"))
 
     async def remove(self, path: str, *, recursive: bool = False) -> None:
@@ -206,7 +210,10 @@ class AsyncFiles:
             local = local / os.path.basename(src.rstrip("/"))
         with tempfile.TemporaryFile() as archive:
             response = await self._transport.open_stream(
-                "GET", self._path("/files/download"), params=[("path", src)], read_timeout=TRANSFER_TIMEOUT
+                "GET",
+                self._path("/files/download"),
+                params=[("path", src)],
+                read_timeout=TRANSFER_TIMEOUT,
             )
             try:
                 async for piece in response.aiter_bytes(_archive.CHUNK):
@@ -233,11 +240,15 @@ class AsyncFiles:
             first = await events.__anext__()
         except StopAsyncIteration:
             await stream.close()
-            raise ProtocolError("invalid_response", None, "watch stream ended before it was ready") from None
+            raise ProtocolError(
+                "invalid_response", None, "watch stream ended before it was ready"
+            ) from None
         except BaseException:
             await stream.close()
             raise
         if first.event != "ready":
             await stream.close()
-            raise ProtocolError("invalid_response", None, f"watch began with {first.event!r}, not ready")
+            raise ProtocolError(
+                "invalid_response", None, f"watch began with {first.event!r}, not ready"
+            )
         return AsyncWatchHandle(stream, _watch_events(events, path), on_event)

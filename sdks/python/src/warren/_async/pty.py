@@ -35,7 +35,7 @@ class AsyncPtyHandle:
         self._process = process
         self._socket = socket
         self._on_data = on_data
-        self._queue: "asyncio.Queue[Optional[bytes]]" = asyncio.Queue()
+        self._queue: asyncio.Queue[Optional[bytes]] = asyncio.Queue()
         self._status: Optional[ExitStatus] = None
         self.dropped_bytes = 0
         """Output lost because the terminal produced it faster than it was read."""
@@ -138,7 +138,7 @@ class AsyncPtyHandle:
         finally:
             await self.disconnect()
 
-    async def __aenter__(self) -> "AsyncPtyHandle":
+    async def __aenter__(self) -> AsyncPtyHandle:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -19,8 +19,8 @@ from typing import (
 
 from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path, seg
 from .._http import AsyncTransport
-from .._wire import ResourcesLike, create_body, list_params
 from .._sync.sandbox import CheckpointRef, checkpoint_id, sandbox_items
+from .._wire import ResourcesLike, create_body, list_params
 from ..errors import NotFoundError
 from ..models import Checkpoint, SandboxInfo, as_object, get_list, get_opt_str
 from .exec import AsyncExec
@@ -66,7 +66,10 @@ class AsyncCheckpoints:
         """Takes a checkpoint."""
         body = {"name": name} if name is not None else {}
         obj = await self._transport.json(
-            "POST", sandbox_path(self._sandbox_id, "/checkpoints"), json_body=body, timeout=CREATE_TIMEOUT
+            "POST",
+            sandbox_path(self._sandbox_id, "/checkpoints"),
+            json_body=body,
+            timeout=CREATE_TIMEOUT,
         )
         return Checkpoint.from_json(as_object(obj, "checkpoint"))
 
@@ -82,7 +85,9 @@ class AsyncCheckpoints:
             if isinstance(obj, list):
                 return [Checkpoint.from_json(as_object(item, "checkpoint")) for item in obj]
             page = as_object(obj, "checkpoint list")
-            found.extend(Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items"))
+            found.extend(
+                Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items")
+            )
             cursor = get_opt_str(page, "next_cursor")
             if not cursor:
                 return found
@@ -98,7 +103,10 @@ class AsyncCheckpoints:
         if discard_later:
             body["discard_later"] = True
         await self._transport.request(
-            "POST", sandbox_path(self._sandbox_id, "/restore"), json_body=body, timeout=CREATE_TIMEOUT
+            "POST",
+            sandbox_path(self._sandbox_id, "/restore"),
+            json_body=body,
+            timeout=CREATE_TIMEOUT,
         )
 
     async def delete(self, checkpoint: CheckpointRef) -> None:
@@ -338,7 +346,7 @@ class AsyncSandbox:
         """Starts a stopped sandbox again."""
         return await self._lifecycle("POST", "/start")
 
-    async def fork(self, n: int = 1, *, name: Optional[str] = None) -> List["AsyncSandbox"]:
+    async def fork(self, n: int = 1, *, name: Optional[str] = None) -> List[AsyncSandbox]:
         """Checkpoints the sandbox once (``name`` names that checkpoint) and
         returns ``n`` new, independent, running sandboxes made from it."""
         obj = await self._transport.json(

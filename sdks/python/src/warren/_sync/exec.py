@@ -232,7 +232,9 @@ class ProcessHandle:
 
     def resize(self, cols: int, rows: int) -> None:
         """Resizes the terminal of a ``tty`` process."""
-        self._transport.request("POST", self._path("/resize"), json_body={"cols": cols, "rows": rows})
+        self._transport.request(
+            "POST", self._path("/resize"), json_body={"cols": cols, "rows": rows}
+        )
 
     def disconnect(self) -> None:
         """Stops delivering output to the callbacks; the process keeps running."""
@@ -346,9 +348,12 @@ class Exec:
     def list(self) -> List[ProcessInfo]:
         """The sandbox's managed processes, running and recently exited."""
         obj = as_object(
-            self._transport.json("GET", sandbox_path(self._sandbox_id, "/processes")), "process list"
+            self._transport.json("GET", sandbox_path(self._sandbox_id, "/processes")),
+            "process list",
         )
-        return [ProcessInfo.from_json(as_object(item, "process")) for item in get_list(obj, "items")]
+        return [
+            ProcessInfo.from_json(as_object(item, "process")) for item in get_list(obj, "items")
+        ]
 
     def kill(self, process_id: str, signal: Signal = "SIGKILL") -> bool:
         """Signals a process by id; ``False`` when it had already exited

@@ -26,7 +26,9 @@ class WatchHandle:
     """A running ``files.watch``: iterate for :class:`FsEvent` s (or pass
     ``on_event``), ``close()`` to stop. Usable as a context manager."""
 
-    def __init__(self, stream: SseStream, events: Iterator[FsEvent], on_event: Optional[FsCallback]) -> None:
+    def __init__(
+        self, stream: SseStream, events: Iterator[FsEvent], on_event: Optional[FsCallback]
+    ) -> None:
         self._stream = stream
         self._events = events
         self._closed = False
@@ -53,7 +55,7 @@ class WatchHandle:
         self._closed = True
         self._stream.close()
 
-    def __enter__(self) -> "WatchHandle":
+    def __enter__(self) -> WatchHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -119,9 +121,12 @@ class Files:
     def list(self, path: str = ".") -> List[FileEntry]:
         """A directory's entries, sorted by name."""
         obj = as_object(
-            self._transport.json("GET", self._path("/files/list"), params=[("path", path)]), "file list"
+            self._transport.json("GET", self._path("/files/list"), params=[("path", path)]),
+            "file list",
         )
-        return [FileEntry.from_json(as_object(item, "file entry")) for item in get_list(obj, "items")]
+        return [
+            FileEntry.from_json(as_object(item, "file entry")) for item in get_list(obj, "items")
+        ]
 
     def stat(self, path: str) -> FileStat:
         """What is at ``path`` (``exists`` is false when nothing is)."""
@@ -193,7 +198,10 @@ class Files:
             local = local / os.path.basename(src.rstrip("/"))
         with tempfile.TemporaryFile() as archive:
             response = self._transport.open_stream(
-                "GET", self._path("/files/download"), params=[("path", src)], read_timeout=TRANSFER_TIMEOUT
+                "GET",
+                self._path("/files/download"),
+                params=[("path", src)],
+                read_timeout=TRANSFER_TIMEOUT,
             )
             try:
                 for piece in response.iter_bytes(_archive.CHUNK):
@@ -223,12 +231,15 @@ class Files:
             first = next(events)
         except StopIteration:
             stream.close()
-            raise ProtocolError("invalid_response", None, "watch stream ended before it was ready")
+            raise ProtocolError(
+                "invalid_response", None, "watch stream ended before it was ready"
+            ) from None
         except BaseException:
             stream.close()
             raise
         if first.event != "ready":
             stream.close()
-            raise ProtocolError("invalid_response", None, f"watch began with {first.event!r}, not ready")
+            raise ProtocolError(
+                "invalid_response", None, f"watch began with {first.event!r}, not ready"
+            )
         return WatchHandle(stream, _watch_events(events, path), on_event)
-

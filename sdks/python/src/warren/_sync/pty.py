@@ -36,7 +36,7 @@ class PtyHandle:
         self._process = process
         self._socket = socket
         self._on_data = on_data
-        self._queue: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self._queue: queue.Queue[Optional[bytes]] = queue.Queue()
         self._done = threading.Event()
         self._status: Optional[ExitStatus] = None
         self._reader_error: Optional[BaseException] = None
@@ -144,7 +144,7 @@ class PtyHandle:
         finally:
             self.disconnect()
 
-    def __enter__(self) -> "PtyHandle":
+    def __enter__(self) -> PtyHandle:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -204,4 +204,3 @@ class Pty:
             raise _ws.handshake_error(err, url) from err
         process = ProcessHandle(self._transport, self._sandbox_id, info)
         return PtyHandle(process, socket, on_data)
-

@@ -40,7 +40,10 @@ class Checkpoints:
         """Takes a checkpoint (the sandbox's processes are frozen meanwhile)."""
         body = {"name": name} if name is not None else {}
         obj = self._transport.json(
-            "POST", sandbox_path(self._sandbox_id, "/checkpoints"), json_body=body, timeout=CREATE_TIMEOUT
+            "POST",
+            sandbox_path(self._sandbox_id, "/checkpoints"),
+            json_body=body,
+            timeout=CREATE_TIMEOUT,
         )
         return Checkpoint.from_json(as_object(obj, "checkpoint"))
 
@@ -56,7 +59,9 @@ class Checkpoints:
             if isinstance(obj, list):
                 return [Checkpoint.from_json(as_object(item, "checkpoint")) for item in obj]
             page = as_object(obj, "checkpoint list")
-            found.extend(Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items"))
+            found.extend(
+                Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items")
+            )
             cursor = get_opt_str(page, "next_cursor")
             if not cursor:
                 return found
@@ -74,7 +79,10 @@ class Checkpoints:
         if discard_later:
             body["discard_later"] = True
         self._transport.request(
-            "POST", sandbox_path(self._sandbox_id, "/restore"), json_body=body, timeout=CREATE_TIMEOUT
+            "POST",
+            sandbox_path(self._sandbox_id, "/restore"),
+            json_body=body,
+            timeout=CREATE_TIMEOUT,
         )
 
     def delete(self, checkpoint: CheckpointRef) -> None:
@@ -269,7 +277,9 @@ class Sandbox:
         finally:
             transport.close()
 
-    def _lifecycle(self, method: str, rest: str, body: Optional[Mapping[str, Any]] = None) -> SandboxInfo:
+    def _lifecycle(
+        self, method: str, rest: str, body: Optional[Mapping[str, Any]] = None
+    ) -> SandboxInfo:
         obj = self._transport.json(
             method, sandbox_path(self.sandbox_id, rest), json_body=body, timeout=CREATE_TIMEOUT
         )
@@ -328,7 +338,7 @@ class Sandbox:
         """Starts a stopped sandbox again."""
         return self._lifecycle("POST", "/start")
 
-    def fork(self, n: int = 1, *, name: Optional[str] = None) -> List["Sandbox"]:
+    def fork(self, n: int = 1, *, name: Optional[str] = None) -> List[Sandbox]:
         """Checkpoints the sandbox once (``name`` names that checkpoint) and
         returns ``n`` new, independent, running sandboxes made from it."""
         obj = self._transport.json(
