@@ -90,20 +90,42 @@ pub struct SandboxResources {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Egress {
-    /// Outbound connections allowed.
+    /// The public internet (never the host, other sandboxes, link-local
+    /// metadata or private ranges).
     Allow,
-    /// Loopback only.
+    /// Nothing but what `allow` names; with an empty `allow`, loopback only.
     #[default]
     Deny,
 }
 
-/// Network settings of a sandbox.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+/// Network settings of a sandbox, as shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkPolicy {
-    /// `allow` or `deny` (default `deny`).
+    /// `allow` (the public internet) or `deny`.
     #[serde(default)]
     pub egress: Egress,
+    /// With `egress: "deny"`: the only destinations admitted. IPv4
+    /// addresses, IPv4 CIDRs (these may name private ranges), host names
+    /// (exactly that name) and `*.domain` (any name under it); names are
+    /// admitted through the sandbox's resolver.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// Network settings asked for on create or `PATCH` (the whole policy is
+/// replaced). `egress` defaults to `deny` when `allow` is given and to the
+/// server's default (`allow` unless configured otherwise) when not.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRequest {
+    /// `allow` or `deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub egress: Option<Egress>,
+    /// Destinations admitted under `egress: "deny"`: IPv4 addresses and
+    /// CIDRs, host names and `*.domain` wildcards (at most 256).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow: Option<Vec<String>>,
 }
 
 /// `POST /v1/sandboxes`: every field is optional.
@@ -135,7 +157,7 @@ pub struct CreateSandboxRequest {
     pub resources: Option<ResourcesRequest>,
     /// Network policy.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub network: Option<NetworkPolicy>,
+    pub network: Option<NetworkRequest>,
     /// Take a checkpoint after every `processes/run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_checkpoint: Option<bool>,
@@ -200,6 +222,69 @@ pub struct PatchSandboxRequest {
     /// New idle timeout in seconds (0 disables it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_secs: Option<u64>,
+    /// New network policy, applied to a running sandbox at once (no
+    /// restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<NetworkRequest>,
+}
+
+/// Who may open a preview URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PreviewAuth {
+    /// Anyone with the URL.
+    Public,
+    /// Only requests carrying the preview's token (`X-Warren-Preview-Token`
+    /// header, `?token=`, or the cookie set after a `?token=` visit).
+    #[default]
+    Token,
+}
+
+/// `POST /v1/sandboxes/{id}/previews`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePreviewRequest {
+    /// The TCP port inside the sandbox (1 to 65535).
+    pub port: u16,
+    /// `public` or `token` (default `token`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<PreviewAuth>,
+    /// The domain under which the URL is made (`{port}-{id}.{domain}`);
+    /// default: the server's `--preview-domain`. Point a wildcard DNS
+    /// record (and TLS) of this domain at the server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+/// A preview URL: a sandbox port reachable through the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Preview {
+    /// `prv_…`.
+    pub id: String,
+    /// The sandbox.
+    pub sandbox_id: String,
+    /// The port inside the sandbox.
+    pub port: u16,
+    /// Who may open it.
+    pub auth: PreviewAuth,
+    /// The domain of its URL.
+    pub domain: String,
+    /// Open this: `{scheme}://{port}-{id without sbx_}.{domain}[:{port}]/`.
+    pub url: String,
+    /// The same preview by path, for hosts without wildcard DNS.
+    pub path_url: String,
+    /// The token of a `token` preview.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+}
+
+/// The previews of a sandbox.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct PreviewList {
+    /// In port order.
+    pub items: Vec<Preview>,
 }
 
 /// `POST /v1/sandboxes/{id}/extend`.

@@ -29,6 +29,11 @@ pub struct ServerConfig {
     /// How the `base` template is built on first use (suite, mirror,
     /// debootstrap's package cache).
     pub base_template: BaseOptions,
+    /// The sandbox network (egress); `None`: every sandbox has loopback
+    /// only.
+    pub network: Option<warren_runtime::network::NetworkConfig>,
+    /// How preview URLs are made.
+    pub previews: crate::previews::PreviewSettings,
     /// Limits and timings.
     pub limits: Limits,
 }
@@ -47,6 +52,9 @@ pub struct Limits {
     pub max_ttl_secs: u64,
     /// Resources of sandboxes that do not ask for some.
     pub default_resources: Resources,
+    /// Egress of sandboxes that do not ask for a policy (`deny` when the
+    /// server has no outbound network).
+    pub default_egress: warren_runtime::Egress,
     /// Most entries in `metadata`, `labels` or `envs`.
     pub max_map_entries: usize,
     /// Longest key of `metadata`, `labels` or `envs`.
@@ -66,6 +74,7 @@ impl Default for Limits {
             max_timeout_secs: 30 * 24 * 3600,
             max_ttl_secs: 365 * 24 * 3600,
             default_resources: Resources::default(),
+            default_egress: warren_runtime::Egress::Allow,
             max_map_entries: 256,
             max_key_len: 256,
             max_value_len: 16 * 1024,

@@ -12,6 +12,8 @@
 //!   in-memory registry the hot path reads).
 //! - [`tenants`], [`templates`]: the other domains.
 //! - [`proxy`]: agent routes forwarded over unix sockets, streamed.
+//! - [`previews`]: preview URLs (a sandbox port by Host or by path, through
+//!   a tunnel the agent opens), with the sandboxes' network settings.
 //! - [`lifecycle`]: the reaper (activity flush, idle stop, ttl destroy).
 //! - [`reconcile`]: matching the database with the machine at start-up.
 //! - [`node`]: runtime + storage pool + run directories.
@@ -31,6 +33,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod paging;
+pub mod previews;
 pub mod proxy;
 pub mod reconcile;
 pub mod sandboxes;
@@ -58,6 +61,8 @@ pub struct AppState {
     pub metrics: metrics::Metrics,
     /// The pooled client of sandbox agents.
     pub agent: proxy::AgentClient,
+    /// Preview URLs.
+    pub previews: previews::Previews,
     /// The database.
     pub store: store::Store,
     /// Request limits.

@@ -124,6 +124,7 @@ impl Node {
         env: BTreeMap<String, String>,
         workdir: String,
         resources: warren_runtime::Resources,
+        network: warren_runtime::NetworkPolicy,
     ) -> Result<SandboxSpec, NodeError> {
         let rootfs = self.pool.sandbox_path(id)?;
         if !self.pool.driver().is_volume(&rootfs) {
@@ -143,7 +144,7 @@ impl Node {
             env,
             workdir,
             resources,
-            network: Default::default(),
+            network,
         })
     }
 
@@ -200,6 +201,20 @@ impl Node {
     /// Thaws a frozen sandbox.
     pub fn thaw(&self, id: &str) -> Result<(), NodeError> {
         Ok(self.runtime.thaw(id)?)
+    }
+
+    /// Applies an egress policy to a running sandbox.
+    pub fn set_network(
+        &self,
+        id: &str,
+        policy: &warren_runtime::NetworkPolicy,
+    ) -> Result<(), NodeError> {
+        Ok(self.runtime.set_network(id, policy)?)
+    }
+
+    /// Whether sandboxes can be given outbound access.
+    pub fn egress_available(&self) -> bool {
+        self.runtime.egress_available()
     }
 
     /// Ids of sandboxes the runtime finds running.

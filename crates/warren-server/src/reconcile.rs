@@ -121,6 +121,15 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
             record.last_active_at,
         );
         if keep_running {
+            // The runtime's resolver and rules learn the policy again (the
+            // interface and rules themselves survived the restart).
+            let node = node.clone();
+            let (target, policy) = (id.clone(), record.network.clone());
+            if let Err(e) =
+                tokio::task::spawn_blocking(move || node.set_network(&target, &policy)).await?
+            {
+                log_failure(&id, "restoring the network policy", &e);
+            }
             // While the server was down nobody could use the sandbox: its
             // idle clock starts again now.
             entry.touch();

@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::serve::ListenerExt;
 use tokio::net::TcpListener;
 use warren_runtime::namespaces::NamespaceRuntime;
+use warren_runtime::network::Network;
 use warren_runtime::storage::{Pool, StorageError};
 use warren_runtime::RuntimeError;
 
@@ -26,6 +27,7 @@ use crate::auth::Auth;
 use crate::host::HostLimits;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeError};
+use crate::previews::Previews;
 use crate::reconcile::{reconcile, ReconcileError};
 use crate::sandboxes::registry::Registry;
 use crate::sandboxes::Sandboxes;
@@ -104,13 +106,26 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
 
     let state_dir = config.state_dir.clone();
     let (driver, cgroup_parent) = (config.storage, config.cgroup_parent.clone());
+    let network_config = config.network.clone();
     let (pool, runtime) = tokio::task::spawn_blocking(move || {
         let pool = Pool::open(&state_dir, driver).map_err(ServeError::Pool)?;
-        let runtime =
+        let mut runtime =
             NamespaceRuntime::with_cgroup_parent(&cgroup_parent).map_err(ServeError::Runtime)?;
+        // Without its network a server still runs sandboxes, with loopback only.
+        match network_config.map(Network::open) {
+            Some(Ok(network)) => runtime = runtime.with_network(network),
+            Some(Err(e)) => {
+                tracing::warn!(error = %e, "outbound network unavailable: sandboxes get loopback only")
+            }
+            None => tracing::info!("outbound network disabled: sandboxes get loopback only"),
+        }
         Ok::<_, ServeError>((pool, runtime))
     })
     .await??;
+    let mut limits = config.limits.clone();
+    if runtime.network().is_none() {
+        limits.default_egress = warren_runtime::Egress::Deny;
+    }
     tracing::info!(driver = pool.driver().name(), root = %pool.root().display(), "storage pool ready");
     let state_dir = pool.state_dir().to_path_buf();
     let node = Node::new(
@@ -128,10 +143,17 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         node.clone(),
         templates.clone(),
         metrics.clone(),
-        config.limits.clone(),
+        limits.clone(),
         HostLimits::detect(),
     );
     reconcile(&sandboxes).await?;
+    let previews = Previews::new(
+        store.clone(),
+        sandboxes.clone(),
+        config.previews.clone(),
+        node.run_root().to_path_buf(),
+    )
+    .await?;
 
     let auth = Auth::new(admin.key, store.clone());
     let state = AppState {
@@ -142,7 +164,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         auth,
         metrics,
         store: store.clone(),
-        limits: config.limits.clone(),
+        previews: previews.clone(),
+        limits,
     };
     let app = http::router(state);
     let listener = TcpListener::bind(&config.listen)
@@ -155,6 +178,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         addr: config.listen.clone(),
         source,
     })?;
+    previews.set_listen_port(addr.port());
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });

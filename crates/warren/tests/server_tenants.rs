@@ -376,7 +376,11 @@ async fn served_openapi_is_the_committed_document() {
         .unwrap(),
     )
     .unwrap();
-    assert_eq!(served, committed);
+    assert!(
+        served == committed,
+        "the served /v1/openapi.json is not docs/openapi/server.json: regenerate it with \
+         `UPDATE_OPENAPI=1 cargo nextest run -p warren-server openapi`"
+    );
     let health: Value = server
         .http
         .get(server.url("/v1/health"))

@@ -446,7 +446,8 @@ impl Inner {
     fn wire(&self, id: &str, addr: Ipv4Addr, pid: i32) -> Result<(), NetworkError> {
         let interface = veth_name(&self.tables, addr);
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
-        match host.add_veth(&interface, id, SANDBOX_INTERFACE, pid) {
+        tracing::debug!(%id, pid, %interface, netns = ?std::fs::read_link(format!("/proc/{pid}/ns/net")).ok(), "wiring a sandbox");
+        match host.add_veth(&interface, SANDBOX_INTERFACE, pid) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
                 let owner = host
@@ -472,6 +473,8 @@ impl Inner {
                 .link_index(&interface)
                 .map_err(netlink_err(format!("finding {interface}")))?
                 .ok_or_else(|| NetworkError::BadConfig(format!("{interface} vanished")))?;
+            host.set_alias(index, id)
+                .map_err(netlink_err(format!("naming {interface}")))?;
             host.set_up(index)
                 .map_err(netlink_err(format!("bringing {interface} up")))?;
             host.add_route(addr, 32, None, index)

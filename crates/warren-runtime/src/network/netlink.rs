@@ -174,20 +174,12 @@ impl Netlink {
         self.exchange(msg, false).map(drop)
     }
 
-    /// Creates a veth pair: `name` (with `alias`) here, `peer` in the
-    /// network namespace of host process `peer_pid`. Fails with `EEXIST`
-    /// when `name` exists.
-    pub fn add_veth(
-        &mut self,
-        name: &str,
-        alias: &str,
-        peer: &str,
-        peer_pid: i32,
-    ) -> io::Result<()> {
+    /// Creates a veth pair: `name` here, `peer` in the network namespace of
+    /// host process `peer_pid`. Fails with `EEXIST` when `name` exists.
+    pub fn add_veth(&mut self, name: &str, peer: &str, peer_pid: i32) -> io::Result<()> {
         let mut msg = Message::new(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
         msg.ifinfo(0, 0, 0);
         msg.attr_str(IFLA_IFNAME, name);
-        msg.attr(IFLA_IFALIAS, alias.as_bytes());
         let info = msg.begin(IFLA_LINKINFO);
         msg.attr(IFLA_INFO_KIND, b"veth");
         let data = msg.begin(IFLA_INFO_DATA);
@@ -211,6 +203,14 @@ impl Netlink {
             Err(e) if e.raw_os_error() == Some(libc::ENODEV) => Ok(false),
             Err(e) => Err(e),
         }
+    }
+
+    /// Sets the `ifalias` of link `index` (the kernel ignores it on create).
+    pub fn set_alias(&mut self, index: u32, alias: &str) -> io::Result<()> {
+        let mut msg = Message::new(RTM_NEWLINK, 0);
+        msg.ifinfo(index, 0, 0);
+        msg.attr(IFLA_IFALIAS, alias.as_bytes());
+        self.exchange(msg, false).map(drop)
     }
 
     /// Brings link `index` up.

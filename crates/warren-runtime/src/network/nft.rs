@@ -262,7 +262,7 @@ impl Tables {
     /// Addresses of the sandboxes that have a chain in the table.
     pub fn sandbox_chains(&self) -> Result<Vec<Ipv4Addr>, NetworkError> {
         let out = Command::new(&self.nft)
-            .args(["-j", "list", "chains", "inet", &self.table])
+            .args(["-j", "list", "table", "inet", &self.table])
             .output()
             .map_err(|source| NetworkError::NftSpawn {
                 nft: self.nft.clone(),
@@ -271,13 +271,13 @@ impl Tables {
         if !out.status.success() {
             return Err(NetworkError::Nft {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-                script: "list chains".into(),
+                script: "list table".into(),
             });
         }
         let doc: serde_json::Value =
             serde_json::from_slice(&out.stdout).map_err(|e| NetworkError::Nft {
                 stderr: format!("unreadable JSON from nft: {e}"),
-                script: "list chains".into(),
+                script: "list table".into(),
             })?;
         let chains = doc["nftables"].as_array().cloned().unwrap_or_default();
         Ok(chains

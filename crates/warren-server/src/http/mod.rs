@@ -14,6 +14,7 @@
 
 pub mod admin;
 pub mod health;
+pub mod previews;
 pub mod sandboxes;
 pub mod templates;
 
@@ -55,6 +56,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
+        .merge(previews::routes())
         .merge(admin::routes())
         .merge(templates::routes())
         .split_for_parts();
@@ -81,6 +83,12 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
                         .latency_unit(LatencyUnit::Micros),
                 ),
         )
+        // Preview URLs (by Host or by path) are served before any API
+        // routing or key check.
+        .layer(axum::middleware::from_fn_with_state(
+            state.previews.clone(),
+            crate::previews::forward::dispatch,
+        ))
         .with_state(state);
     (router, api)
 }
@@ -131,6 +139,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
+        .merge(previews::routes())
         .merge(admin::routes())
         .merge(templates::routes())
         .split_for_parts();

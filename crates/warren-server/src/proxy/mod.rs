@@ -168,7 +168,7 @@ fn agent_uri(id: &str, agent_path: &str, query: Option<&str>) -> Option<http::Ur
 }
 
 /// The protocol asked for by an HTTP/1 upgrade request (`websocket`), if any.
-fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+pub(crate) fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
     let connection_upgrade = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -184,7 +184,7 @@ fn requested_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
 
 /// The end-to-end headers of `headers`: hop-by-hop ones, those named by
 /// `Connection`, `Upgrade` and `Host` are left out.
-fn forwardable(headers: &HeaderMap) -> HeaderMap {
+pub(crate) fn forwardable(headers: &HeaderMap) -> HeaderMap {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -208,7 +208,7 @@ fn forwardable(headers: &HeaderMap) -> HeaderMap {
 
 /// Splices the client's and the agent's upgraded connections until either
 /// side closes.
-async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: StreamGuard) {
+pub(crate) async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: StreamGuard) {
     let (client, agent) = match tokio::try_join!(client, agent) {
         Ok(pair) => pair,
         Err(err) => {
@@ -224,9 +224,9 @@ async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: StreamGuard) {
 }
 
 /// A response body that keeps its sandbox counted as in use until it ends.
-struct Guarded<B> {
-    inner: B,
-    _guard: StreamGuard,
+pub(crate) struct Guarded<B> {
+    pub(crate) inner: B,
+    pub(crate) _guard: StreamGuard,
 }
 
 impl<B> hyper::body::Body for Guarded<B>

@@ -12,6 +12,7 @@
 //! like a lookup of an id that does not exist ([`SandboxError::NotFound`]).
 
 mod error;
+pub mod network;
 mod query;
 pub mod registry;
 mod transitions;
@@ -21,7 +22,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use warren_api::ids::{self, IdKind};
-use warren_api::server::{NetworkPolicy, Sandbox, SandboxResources};
+use warren_api::server::{Sandbox, SandboxResources};
 
 pub use error::SandboxError;
 pub use query::ListQuery;
@@ -176,9 +177,7 @@ fn view(record: &SandboxRecord, entry: Option<&Entry>) -> Sandbox {
             memory_mb: record.resources.memory_mb,
             pids: record.resources.pids,
         },
-        network: NetworkPolicy {
-            egress: record.egress,
-        },
+        network: network::view(&record.network),
         auto_checkpoint: record.auto_checkpoint,
     }
 }

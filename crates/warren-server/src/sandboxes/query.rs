@@ -79,6 +79,10 @@ impl Sandboxes {
         let entry = self.entry(caller, id)?;
         ensure_settled(&entry)?;
         entry.touch();
+        if let Some(network) = req.network.clone() {
+            let policy = super::network::resolve(Some(network), self.inner.limits.default_egress)?;
+            self.set_network(&entry, policy).await?;
+        }
         self.inner
             .store
             .patch_sandbox(

@@ -28,6 +28,7 @@ impl Sandboxes {
         req: CreateSandboxRequest,
     ) -> Result<Sandbox, SandboxError> {
         let plan = validate::create_plan(req, &self.inner.limits, &self.inner.host)?;
+        self.check_egress_available(&plan.network)?;
         let tenant = caller.tenant().map(str::to_owned);
         let this = self.clone();
         detached(
@@ -63,7 +64,7 @@ impl Sandboxes {
             labels: plan.labels,
             workdir: template.workdir,
             resources: plan.resources,
-            egress: plan.egress,
+            network: plan.network,
             auto_checkpoint: false,
             pid: None,
         };
@@ -101,15 +102,16 @@ impl Sandboxes {
     /// Makes the disk, starts the sandbox and records it as running.
     async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
-        let (id, template, env, workdir, resources) = (
+        let (id, template, env, workdir, resources, network) = (
             record.id.clone(),
             record.template.clone(),
             record.envs.clone(),
             record.workdir.clone(),
             record.resources,
+            record.network.clone(),
         );
         let started = blocking("start", move || {
-            let spec = node.prepare(&id, &template, env, workdir, resources)?;
+            let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
             node.start(&spec)
         })
         .await?;

@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use warren_api::server::{CreateSandboxRequest, Egress, PatchSandboxRequest, ResourcesRequest};
-use warren_runtime::Resources;
+use warren_api::server::{CreateSandboxRequest, PatchSandboxRequest, ResourcesRequest};
+use warren_runtime::{NetworkPolicy, Resources};
 
 use super::SandboxError;
 use crate::config::Limits;
@@ -39,7 +39,7 @@ pub struct CreatePlan {
     /// Limits.
     pub resources: Resources,
     /// Egress policy.
-    pub egress: Egress,
+    pub network: NetworkPolicy,
 }
 
 /// Checks a create request against the server's limits and the host's size.
@@ -59,13 +59,7 @@ pub fn create_plan(
             "checkpoints are not available on this server",
         ));
     }
-    let egress = req.network.map(|n| n.egress).unwrap_or_default();
-    if egress == Egress::Allow {
-        return Err(SandboxError::invalid(
-            "network.egress",
-            "outbound network is not available on this server: sandboxes have loopback only",
-        ));
-    }
+    let network = super::network::resolve(req.network, limits.default_egress)?;
     let timeout_secs = req.timeout_secs.unwrap_or(limits.default_timeout_secs);
     check_timeout(timeout_secs, limits)?;
     if let Some(ttl) = req.ttl_secs {
@@ -91,7 +85,7 @@ pub fn create_plan(
         metadata,
         labels,
         resources,
-        egress,
+        network,
     })
 }
 
@@ -105,6 +99,9 @@ pub fn patch(req: &PatchSandboxRequest, limits: &Limits) -> Result<(), SandboxEr
     }
     if let Some(timeout) = req.timeout_secs {
         check_timeout(timeout, limits)?;
+    }
+    if let Some(network) = &req.network {
+        super::network::resolve(Some(network.clone()), limits.default_egress)?;
     }
     Ok(())
 }
@@ -250,7 +247,7 @@ mod tests {
         assert_eq!(plan.timeout_secs, 300);
         assert_eq!(plan.ttl_secs, None);
         assert_eq!(plan.resources, Resources::default());
-        assert_eq!(plan.egress, Egress::Deny);
+        assert_eq!(plan.network, NetworkPolicy::allow_all());
     }
 
     #[test]

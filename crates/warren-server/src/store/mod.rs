@@ -1,10 +1,11 @@
-//! The state of the control plane in SQLite (through sqlx): tenants, API keys
-//! and sandboxes. The store is the only module that speaks SQL.
+//! The state of the control plane in SQLite (through sqlx): tenants, API keys,
+//! sandboxes and their previews. The store is the only module that speaks SQL.
 //!
 //! Durability: WAL journal with `synchronous = FULL`, so a write is on disk
 //! when its `await` returns; callers answer a request only after that. The
 //! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
 
+mod previews;
 mod sandboxes;
 mod tenants;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use previews::PreviewRecord;
 pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
 pub use tenants::{KeyRecord, TenantRecord};
 

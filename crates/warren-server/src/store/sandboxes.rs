@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use sqlx::{QueryBuilder, Sqlite};
-use warren_api::server::{Egress, SandboxState};
-use warren_runtime::Resources;
+use warren_api::server::SandboxState;
+use warren_runtime::{Egress, NetworkPolicy, Resources};
 
 use super::{query_err, Store, StoreError};
 
@@ -113,7 +113,7 @@ pub struct SandboxRecord {
     /// Limits.
     pub resources: Resources,
     /// Egress policy.
-    pub egress: Egress,
+    pub network: NetworkPolicy,
     /// Checkpoint after every run.
     pub auto_checkpoint: bool,
     /// Host pid of the sandbox's init while running.
@@ -140,13 +140,14 @@ struct Row {
     memory_mb: i64,
     pids: i64,
     egress: String,
+    network_allow: String,
     auto_checkpoint: bool,
     pid: Option<i64>,
 }
 
 const COLUMNS: &str = "seq, id, tenant_id, state, template, created_at, last_active_at, \
     timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, pids, \
-    egress, auto_checkpoint, pid";
+    egress, network_allow, auto_checkpoint, pid";
 
 impl Row {
     fn parse(self) -> Result<SandboxRecord, StoreError> {
@@ -165,13 +166,15 @@ impl Row {
             "deny" => Egress::Deny,
             other => return Err(corrupt("egress", format!("unknown policy {other:?}"))),
         };
+        let allow: Vec<String> = serde_json::from_str(&self.network_allow)
+            .map_err(|e| corrupt("network_allow", e.to_string()))?;
         Ok(SandboxRecord {
             envs: map("envs", &self.envs)?,
             metadata: map("metadata", &self.metadata)?,
             labels: map("labels", &self.labels)?,
             seq: self.seq,
             state,
-            egress,
+            network: NetworkPolicy { egress, allow },
             tenant_id: self.tenant_id,
             template: self.template,
             created_at: self.created_at,
@@ -200,12 +203,6 @@ fn json(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).expect("a map of strings serializes")
 }
 
-fn egress_str(egress: Egress) -> &'static str {
-    match egress {
-        Egress::Allow => "allow",
-        Egress::Deny => "deny",
-    }
-}
 
 /// Filters and page of a sandbox list.
 #[derive(Debug, Clone, Default)]
@@ -233,8 +230,8 @@ impl Store {
         let sql = format!(
             "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
              timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
-             pids, egress, auto_checkpoint, pid) \
-             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
+             pids, egress, network_allow, auto_checkpoint, pid) \
+             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
              WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND t.max_sandboxes IS NOT NULL \
                AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
                    >= t.max_sandboxes)"
@@ -255,7 +252,8 @@ impl Store {
             .bind(s.resources.cpus)
             .bind(s.resources.memory_mb as i64)
             .bind(s.resources.pids as i64)
-            .bind(egress_str(s.egress))
+            .bind(super::previews::egress_str(s.network.egress))
+            .bind(serde_json::to_string(&s.network.allow).expect("strings serialize"))
             .bind(s.auto_checkpoint)
             .bind(&s.tenant_id)
             .execute(&self.pool)

@@ -4,8 +4,10 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
+use warren_runtime::network::{Cidr, NetworkConfig};
 use warren_runtime::storage::Driver;
 use warren_runtime::template::BaseOptions;
+use warren_server::previews::PreviewSettings;
 use warren_server::{Limits, ServerConfig};
 
 /// Flags of `warren server`.
@@ -33,6 +35,36 @@ pub struct ServerArgs {
     /// one serving bookworm in this machine's apt sources).
     #[arg(long)]
     debian_mirror: Option<String>,
+    /// Name of the sandbox network: nft table `inet NAME`, bridge `NAME0`,
+    /// veths `NAME-<hex>` (1 to 8 of a-z 0-9). Servers sharing a machine
+    /// need different names and ranges.
+    #[arg(long, default_value = "warren")]
+    network_name: String,
+    /// Addresses of sandboxes (IPv4 CIDR); the first is the gateway and the
+    /// sandboxes' resolver.
+    #[arg(long, default_value = "10.213.0.0/16", value_parser = parse_cidr)]
+    network_cidr: Cidr,
+    /// DNS server the sandboxes' resolver forwards to, IP or IP:PORT
+    /// (repeatable; default: the nameservers of /etc/resolv.conf).
+    #[arg(long = "network-dns", value_parser = parse_socket)]
+    network_dns: Vec<std::net::SocketAddr>,
+    /// No outbound network: every sandbox has loopback only.
+    #[arg(long)]
+    no_network: bool,
+    /// Egress of sandboxes created without a network policy.
+    #[arg(long, default_value = "allow", value_parser = parse_egress)]
+    default_egress: warren_runtime::Egress,
+    /// Domain of preview URLs: `{port}-{id}.{domain}` (`localhost` needs no
+    /// DNS set-up in a local browser).
+    #[arg(long, default_value = "localhost")]
+    preview_domain: String,
+    /// Scheme shown in preview URLs (`https` behind a TLS proxy).
+    #[arg(long, default_value = "http")]
+    preview_scheme: String,
+    /// Port shown in preview URLs (default: the port the server listens
+    /// on; 0 for none).
+    #[arg(long)]
+    preview_port: Option<u16>,
     /// debootstrap's package cache for building `base`.
     #[arg(long, default_value = "/var/cache/warren/debootstrap")]
     debootstrap_cache: PathBuf,
@@ -40,6 +72,24 @@ pub struct ServerArgs {
 
 fn parse_driver(s: &str) -> Result<Driver, String> {
     s.parse()
+}
+
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse().map_err(|e: warren_runtime::network::PolicyError| e.to_string())
+}
+
+fn parse_socket(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse()
+        .or_else(|_| s.parse::<std::net::IpAddr>().map(|ip| (ip, 53).into()))
+        .map_err(|_| format!("{s:?} is not IP or IP:PORT"))
+}
+
+fn parse_egress(s: &str) -> Result<warren_runtime::Egress, String> {
+    match s {
+        "allow" => Ok(warren_runtime::Egress::Allow),
+        "deny" => Ok(warren_runtime::Egress::Deny),
+        _ => Err(format!("{s:?}: expected allow or deny")),
+    }
 }
 
 /// Runs the server until SIGTERM. Sandboxes keep running after it exits.
@@ -60,7 +110,20 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             cache_dir: args.debootstrap_cache,
             ..BaseOptions::default()
         },
-        limits: Limits::default(),
+        network: (!args.no_network).then(|| NetworkConfig {
+            name: args.network_name,
+            cidr: args.network_cidr,
+            upstreams: args.network_dns,
+        }),
+        previews: PreviewSettings {
+            domain: args.preview_domain,
+            scheme: args.preview_scheme,
+            port: args.preview_port,
+        },
+        limits: Limits {
+            default_egress: args.default_egress,
+            ..Limits::default()
+        },
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

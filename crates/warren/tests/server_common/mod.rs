@@ -103,6 +103,8 @@ pub struct Options {
     /// Put the state directory on the host's own file system, so that the
     /// server makes its pool in a loop-mounted btrfs image (no `base`).
     pub image_pool: bool,
+    /// More command-line arguments of `warren server`.
+    pub args: Vec<String>,
 }
 
 /// A running `warren server` and a client for it.
@@ -117,6 +119,7 @@ pub struct TestServer {
     pub cgroup_parent: String,
     child: Option<Child>,
     image_pool: bool,
+    args: Vec<String>,
     // Dropped last: the state dir lives in it (unless `image_pool`).
     shared: Option<SharedPool>,
 }
@@ -162,6 +165,7 @@ impl TestServer {
             cgroup_parent,
             child: None,
             image_pool: options.image_pool,
+            args: options.args.clone(),
             shared,
         };
         if !options.no_base && !options.image_pool {
@@ -194,6 +198,7 @@ impl TestServer {
             .arg(&self.state_dir)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            .args(&self.args)
             .env("WARREN_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "info,warren_server=debug")
             .stdout(Stdio::piped())
