@@ -1,4 +1,4 @@
-"""Sandbox lifecycle, listing, configuration, errors and time travel (sync)."""
+"""Sandbox lifecycle, listing, configuration and errors (sync)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,10 @@ import uuid
 
 import pytest
 from conftest import Server
-from helpers import unless_missing_route
 
 from warren import (
     Admin,
     AuthenticationError,
-    CheckpointNotFoundError,
     InvalidRequestError,
     NetworkError,
     Resources,
@@ -191,66 +189,6 @@ def test_other_tenants_sandboxes_are_not_found(base_ready: Server) -> None:
         assert mine.sandbox_id not in {i.sandbox_id for i in Sandbox.list(api_key=bob)}
         assert mine.sandbox_id in {i.sandbox_id for i in Sandbox.list(api_key=alice)}
         assert mine.info.tenant_id is not None
-
-
-def test_checkpoint_restore_and_delete(sandbox: Sandbox) -> None:
-    sandbox.files.write("/root/state.txt", "v1")
-    first = unless_missing_route(lambda: sandbox.checkpoints.create("first"), "checkpoints")
-    assert first.checkpoint_id.startswith("ckpt_")
-    assert (first.name, first.sandbox_id) == ("first", sandbox.sandbox_id)
-    sandbox.files.write("/root/state.txt", "v2")
-    sandbox.files.write("/root/later.txt", "later")
-    second = sandbox.checkpoints.create("second")
-    assert [c.checkpoint_id for c in sandbox.checkpoints.list()] == [
-        first.checkpoint_id,
-        second.checkpoint_id,
-    ]
-    assert sandbox.checkpoints.get(first.checkpoint_id) == first
-
-    sandbox.checkpoints.restore(first)
-    assert sandbox.sandbox_id == sandbox.get_info().sandbox_id
-    assert sandbox.files.read("/root/state.txt") == "v1"
-    assert not sandbox.files.exists("/root/later.txt")
-
-    sandbox.checkpoints.delete(second.checkpoint_id)
-    with pytest.raises(CheckpointNotFoundError):
-        sandbox.checkpoints.get(second.checkpoint_id)
-
-
-def test_fork_and_create_from_checkpoint(sandbox: Sandbox) -> None:
-    sandbox.files.write("/root/origin.txt", "origin")
-    forks = unless_missing_route(lambda: sandbox.fork(2), "fork")
-    try:
-        assert len(forks) == 2
-        assert len({f.sandbox_id for f in forks} | {sandbox.sandbox_id}) == 3
-        forks[0].files.write("/root/origin.txt", "changed in fork 0")
-        assert forks[1].files.read("/root/origin.txt") == "origin"
-        assert sandbox.files.read("/root/origin.txt") == "origin"
-    finally:
-        for fork in forks:
-            with fork:
-                pass
-    checkpoint = sandbox.checkpoints.create("seed")
-    with Sandbox.create_from_checkpoint(checkpoint) as copy:
-        assert copy.files.read("/root/origin.txt") == "origin"
-        assert copy.sandbox_id != sandbox.sandbox_id
-
-
-def test_auto_checkpoint_after_each_run(base_ready: Server) -> None:
-    try:
-        sbx = Sandbox.create(auto_checkpoint=True)
-    except InvalidRequestError as err:
-        if "checkpoint" not in err.detail:
-            raise
-        pytest.skip(f"the server does not take checkpoints yet ({err.detail})")
-    with sbx:
-        result = sbx.exec.run("echo one > /root/f")
-        if result.checkpoint is None:
-            pytest.skip("the server does not take automatic checkpoints yet")
-        assert result.checkpoint.startswith("ckpt_")
-        sbx.exec.run("rm -rf /root/f")
-        sbx.checkpoints.restore(result.checkpoint)
-        assert sbx.files.read("/root/f") == "one\n"
 
 
 def test_problem_detail_is_in_the_message(base_ready: Server) -> None:

@@ -11,15 +11,17 @@ read ``WARREN_URL`` and ``WARREN_API_KEY`` unless given ``api_url`` and
 """
 
 from ._async.admin import AsyncAdmin, AsyncTemplates
+from ._async.checkpoints import AsyncCheckpoints
 from ._async.exec import AsyncExec, AsyncProcessHandle
 from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.pty import AsyncPty, AsyncPtyHandle
-from ._async.sandbox import AsyncCheckpoints, AsyncSandbox
+from ._async.sandbox import AsyncSandbox
 from ._sync.admin import Admin, Templates
+from ._sync.checkpoints import Checkpoints
 from ._sync.exec import Exec, ProcessHandle
 from ._sync.files import Files, WatchHandle
 from ._sync.pty import Pty, PtyHandle
-from ._sync.sandbox import Checkpoints, Sandbox
+from ._sync.sandbox import Sandbox
 from ._version import __version__
 from .errors import (
     AuthenticationError,
@@ -82,6 +84,7 @@ __all__ = [
     "Templates",
     "AsyncTemplates",
     "ApiKey",
+    "Patch",
     "TemplateInfo",
     "Tenant",
     "AsyncCheckpoints",

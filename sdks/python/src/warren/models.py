@@ -30,6 +30,7 @@ __all__ = [
     "TemplateInfo",
     "Tenant",
     "ApiKey",
+    "Patch",
 ]
 
 JsonObject = Mapping[str, Any]
@@ -556,4 +557,30 @@ class ApiKey:
             created_at=get_time(obj, "created_at"),
             key=get_opt_str(obj, "key"),
             prefix=get_opt_str(obj, "prefix"),
+        )
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A script run in every sandbox made from its checkpoint, before the
+    sandbox is handed out."""
+
+    patch_id: str
+    """``pat_…``."""
+    checkpoint_id: str
+    name: Optional[str]
+    script: str
+    timeout_ms: int
+    created_at: datetime
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> Patch:
+        """Parses a patch object."""
+        return cls(
+            patch_id=get_str(obj, "id"),
+            checkpoint_id=get_str(obj, "checkpoint_id"),
+            name=get_opt_str(obj, "name"),
+            script=get_str(obj, "script"),
+            timeout_ms=get_int(obj, "timeout_ms", 0),
+            created_at=get_time(obj, "created_at"),
         )

@@ -20,7 +20,8 @@ from .exec import MaybeAwaitable, call_back
 AsyncFsCallback = Callable[[FsEvent], MaybeAwaitable[None]]
 
 
-async def _read_chunks(f: IO[bytes]) -> AsyncIterator[bytes]:
+async def read_chunks(f: IO[bytes]) -> AsyncIterator[bytes]:
+    """The rest of ``f`` in pieces, read off the event loop."""
     while True:
         piece = await asyncio.to_thread(f.read, _archive.CHUNK)
         if not piece:
@@ -117,7 +118,7 @@ class AsyncFiles:
         elif isinstance(data, bytes):
             content = data
         else:
-            content = _read_chunks(data)
+            content = read_chunks(data)
         params = [("path", path)]
         octal = mode_param(mode)
         if octal is not None:
@@ -195,7 +196,7 @@ class AsyncFiles:
                 "POST",
                 self._path("/files/upload"),
                 params=[("path", dest)],
-                content=_read_chunks(archive),
+                content=read_chunks(archive),
                 headers={"Content-Type": "application/x-tar", "Content-Length": str(size)},
                 timeout=TRANSFER_TIMEOUT,
             )

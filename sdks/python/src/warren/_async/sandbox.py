@@ -17,12 +17,14 @@ from typing import (
     TypeVar,
 )
 
-from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path, seg
+from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
 from .._http import AsyncTransport
-from .._sync.sandbox import CheckpointRef, checkpoint_id, sandbox_items
+from .._sync.checkpoints import CheckpointRef, checkpoint_id
+from .._sync.sandbox import sandbox_items
 from .._wire import ResourcesLike, create_body, list_params
 from ..errors import NotFoundError
-from ..models import Checkpoint, SandboxInfo, as_object, get_list, get_opt_str
+from ..models import SandboxInfo, as_object, get_opt_str
+from .checkpoints import AsyncCheckpoints
 from .exec import AsyncExec
 from .files import AsyncFiles
 from .pty import AsyncPty
@@ -55,65 +57,6 @@ class SandboxPromise(Generic[A]):
             await self._sandbox.__aexit__(*exc)
 
 
-class AsyncCheckpoints:
-    """Checkpoints of one sandbox (see :class:`warren.Checkpoints`)."""
-
-    def __init__(self, transport: AsyncTransport, sandbox_id: str) -> None:
-        self._transport = transport
-        self._sandbox_id = sandbox_id
-
-    async def create(self, name: Optional[str] = None) -> Checkpoint:
-        """Takes a checkpoint."""
-        body = {"name": name} if name is not None else {}
-        obj = await self._transport.json(
-            "POST",
-            sandbox_path(self._sandbox_id, "/checkpoints"),
-            json_body=body,
-            timeout=CREATE_TIMEOUT,
-        )
-        return Checkpoint.from_json(as_object(obj, "checkpoint"))
-
-    async def list(self) -> List[Checkpoint]:
-        """The sandbox's checkpoints, oldest first."""
-        found: List[Checkpoint] = []
-        cursor: Optional[str] = None
-        while True:
-            params = [("cursor", cursor)] if cursor else None
-            obj = await self._transport.json(
-                "GET", sandbox_path(self._sandbox_id, "/checkpoints"), params=params
-            )
-            if isinstance(obj, list):
-                return [Checkpoint.from_json(as_object(item, "checkpoint")) for item in obj]
-            page = as_object(obj, "checkpoint list")
-            found.extend(
-                Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items")
-            )
-            cursor = get_opt_str(page, "next_cursor")
-            if not cursor:
-                return found
-
-    async def get(self, checkpoint: CheckpointRef) -> Checkpoint:
-        """One checkpoint by id."""
-        obj = await self._transport.json("GET", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
-        return Checkpoint.from_json(as_object(obj, "checkpoint"))
-
-    async def restore(self, checkpoint: CheckpointRef, *, discard_later: bool = False) -> None:
-        """Rewinds the sandbox's disk to a checkpoint, in place."""
-        body: Dict[str, Any] = {"checkpoint_id": checkpoint_id(checkpoint)}
-        if discard_later:
-            body["discard_later"] = True
-        await self._transport.request(
-            "POST",
-            sandbox_path(self._sandbox_id, "/restore"),
-            json_body=body,
-            timeout=CREATE_TIMEOUT,
-        )
-
-    async def delete(self, checkpoint: CheckpointRef) -> None:
-        """Deletes a checkpoint."""
-        await self._transport.request("DELETE", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
-
-
 class AsyncSandbox:
     """A Warren sandbox, for asyncio (the same surface as
     :class:`warren.Sandbox`, awaitable)::
@@ -132,7 +75,7 @@ class AsyncSandbox:
         """The file system."""
         self.pty = AsyncPty(transport, info.sandbox_id)
         """Interactive terminals."""
-        self.checkpoints = AsyncCheckpoints(transport, info.sandbox_id)
+        self.checkpoints = AsyncCheckpoints(transport, info.sandbox_id, self._set_info)
         """Snapshots of the disk; restore in place."""
 
     @property
@@ -295,6 +238,9 @@ class AsyncSandbox:
         self.info = SandboxInfo.from_json(as_object(obj, "sandbox"))
         return self.info
 
+    def _set_info(self, info: SandboxInfo) -> None:
+        self.info = info
+
     async def get_info(self) -> SandboxInfo:
         """Fetches the sandbox's current description."""
         obj = await self._transport.json("GET", sandbox_path(self.sandbox_id))
@@ -345,6 +291,10 @@ class AsyncSandbox:
     async def start(self) -> SandboxInfo:
         """Starts a stopped sandbox again."""
         return await self._lifecycle("POST", "/start")
+
+    async def wipe(self) -> SandboxInfo:
+        """Resets the sandbox's disk to its template (no checkpoint is taken)."""
+        return await self._lifecycle("POST", "/wipe")
 
     async def fork(self, n: int = 1, *, name: Optional[str] = None) -> List[AsyncSandbox]:
         """Checkpoints the sandbox once (``name`` names that checkpoint) and

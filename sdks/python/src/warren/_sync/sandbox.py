@@ -1,93 +1,25 @@
-"""The synchronous :class:`Sandbox` and its checkpoints."""
+"""The synchronous :class:`Sandbox`."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, TypeVar, Union
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, TypeVar
 
-from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path, seg
+from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
 from .._http import SyncTransport
 from .._wire import ResourcesLike, create_body, list_params
 from ..errors import NotFoundError
-from ..models import Checkpoint, SandboxInfo, as_object, get_list, get_opt_str
+from ..models import SandboxInfo, as_object, get_list, get_opt_str
+from .checkpoints import CheckpointRef, Checkpoints, checkpoint_id
 from .exec import Exec
 from .files import Files
 from .pty import Pty
 
 S = TypeVar("S", bound="Sandbox")
-CheckpointRef = Union[str, Checkpoint]
-"""A checkpoint, or its id (``ckpt_…``)."""
-
-
-def checkpoint_id(ref: CheckpointRef) -> str:
-    """The id of a checkpoint reference."""
-    return ref.checkpoint_id if isinstance(ref, Checkpoint) else ref
 
 
 def sandbox_items(obj: Any) -> List[Mapping[str, Any]]:
-    """Sandbox objects from a list answer (a bare array or ``{items}``)."""
-    items = obj if isinstance(obj, list) else get_list(as_object(obj, "sandbox list"), "items")
-    return [as_object(item, "sandbox") for item in items]
-
-
-class Checkpoints:
-    """Checkpoints of one sandbox: read-only snapshots of its disk."""
-
-    def __init__(self, transport: SyncTransport, sandbox_id: str) -> None:
-        self._transport = transport
-        self._sandbox_id = sandbox_id
-
-    def create(self, name: Optional[str] = None) -> Checkpoint:
-        """Takes a checkpoint (the sandbox's processes are frozen meanwhile)."""
-        body = {"name": name} if name is not None else {}
-        obj = self._transport.json(
-            "POST",
-            sandbox_path(self._sandbox_id, "/checkpoints"),
-            json_body=body,
-            timeout=CREATE_TIMEOUT,
-        )
-        return Checkpoint.from_json(as_object(obj, "checkpoint"))
-
-    def list(self) -> List[Checkpoint]:
-        """The sandbox's checkpoints, oldest first."""
-        found: List[Checkpoint] = []
-        cursor: Optional[str] = None
-        while True:
-            params = [("cursor", cursor)] if cursor else None
-            obj = self._transport.json(
-                "GET", sandbox_path(self._sandbox_id, "/checkpoints"), params=params
-            )
-            if isinstance(obj, list):
-                return [Checkpoint.from_json(as_object(item, "checkpoint")) for item in obj]
-            page = as_object(obj, "checkpoint list")
-            found.extend(
-                Checkpoint.from_json(as_object(i, "checkpoint")) for i in get_list(page, "items")
-            )
-            cursor = get_opt_str(page, "next_cursor")
-            if not cursor:
-                return found
-
-    def get(self, checkpoint: CheckpointRef) -> Checkpoint:
-        """One checkpoint by id."""
-        obj = self._transport.json("GET", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
-        return Checkpoint.from_json(as_object(obj, "checkpoint"))
-
-    def restore(self, checkpoint: CheckpointRef, *, discard_later: bool = False) -> None:
-        """Rewinds the sandbox's disk to a checkpoint, in place: the sandbox
-        keeps its id, its processes are ended and its agent restarts.
-        ``discard_later`` deletes the checkpoints taken after it."""
-        body: Dict[str, Any] = {"checkpoint_id": checkpoint_id(checkpoint)}
-        if discard_later:
-            body["discard_later"] = True
-        self._transport.request(
-            "POST",
-            sandbox_path(self._sandbox_id, "/restore"),
-            json_body=body,
-            timeout=CREATE_TIMEOUT,
-        )
-
-    def delete(self, checkpoint: CheckpointRef) -> None:
-        """Deletes a checkpoint (sandboxes forked from it keep working)."""
-        self._transport.request("DELETE", f"/v1/checkpoints/{seg(checkpoint_id(checkpoint))}")
+    """The sandbox objects of a ``{items}`` answer."""
+    return [as_object(item, "sandbox") for item in get_list(as_object(obj, "sandboxes"), "items")]
 
 
 class Sandbox:
@@ -112,7 +44,7 @@ class Sandbox:
         """The file system."""
         self.pty = Pty(transport, info.sandbox_id)
         """Interactive terminals."""
-        self.checkpoints = Checkpoints(transport, info.sandbox_id)
+        self.checkpoints = Checkpoints(transport, info.sandbox_id, self._set_info)
         """Snapshots of the disk; restore in place."""
 
     @property
@@ -286,6 +218,9 @@ class Sandbox:
         self.info = SandboxInfo.from_json(as_object(obj, "sandbox"))
         return self.info
 
+    def _set_info(self, info: SandboxInfo) -> None:
+        self.info = info
+
     def get_info(self) -> SandboxInfo:
         """Fetches the sandbox's current description."""
         obj = self._transport.json("GET", sandbox_path(self.sandbox_id))
@@ -337,6 +272,11 @@ class Sandbox:
     def start(self) -> SandboxInfo:
         """Starts a stopped sandbox again."""
         return self._lifecycle("POST", "/start")
+
+    def wipe(self) -> SandboxInfo:
+        """Resets the sandbox's disk to its template (no checkpoint is taken;
+        existing ones are kept); processes are ended as by a restore."""
+        return self._lifecycle("POST", "/wipe")
 
     def fork(self, n: int = 1, *, name: Optional[str] = None) -> List[Sandbox]:
         """Checkpoints the sandbox once (``name`` names that checkpoint) and
