@@ -1,0 +1,367 @@
+//! Egress policies on real sandboxes of a real server, against a stand-in
+//! internet in a network namespace of the test's own: `deny` reaches
+//! nothing, `allow` reaches it, an allow-list only what it names (by CIDR and
+//! by host name through the server's resolver); the host's services and the
+//! other sandboxes are out of reach in every mode; `PATCH` changes a running
+//! sandbox's reachability; deleting sandboxes leaves no interface or rule.
+
+mod network_support;
+mod server_common;
+
+use std::net::TcpListener;
+use std::process::Command;
+
+use network_support::{Internet, Slot, PROBE, PROBE_PATH};
+use serde_json::{json, Value};
+use server_common::{Options, TestServer, ADMIN_KEY};
+
+/// Runs the probe in sandbox `id`; its one line of output.
+async fn probe(server: &TestServer, id: &str, args: &str) -> String {
+    let out = server
+        .run(ADMIN_KEY, id, &format!("python3 {PROBE_PATH} {args}"))
+        .await;
+    out["stdout"]
+        .as_str()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+async fn create(server: &TestServer, network: Value) -> String {
+    let sandbox = server
+        .create(ADMIN_KEY, json!({ "network": network }))
+        .await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    let resp = server
+        .req(
+            reqwest::Method::PUT,
+            &format!("/v1/sandboxes/{id}/files?path={PROBE_PATH}"),
+            ADMIN_KEY,
+        )
+        .body(PROBE)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    id
+}
+
+/// Host interfaces and nft chains of the test network.
+fn host_state(slot: &Slot) -> (Vec<String>, Vec<String>) {
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let prefix = format!("{}-", slot.name());
+    let veths = String::from_utf8_lossy(&links.stdout)
+        .lines()
+        .filter_map(|l| l.split(": ").nth(1))
+        .map(|name| name.split('@').next().unwrap_or(name).to_string())
+        .filter(|name| name.starts_with(&prefix))
+        .collect();
+    let chains = Command::new("nft")
+        .args(["list", "table", "inet", &slot.name()])
+        .output()
+        .unwrap();
+    let chains = String::from_utf8_lossy(&chains.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("chain sb_"))
+        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
+        .collect();
+    (veths, chains)
+}
+
+#[tokio::test]
+async fn egress_policies_on_running_sandboxes() {
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let server = TestServer::start_with(Options {
+        args: slot.server_args(Some(internet.a())),
+        ..Options::default()
+    })
+    .await;
+    let (a, b) = (internet.a().to_string(), internet.b().to_string());
+
+    // Host services: on the host's loopback, on the sandboxes' gateway, on
+    // the host's side of the stand-in link. Connecting to any of them from
+    // a sandbox must fail (the listeners never accept; the kernel would
+    // complete a handshake if a packet got through).
+    let on_loopback = TcpListener::bind("127.0.0.1:0").unwrap();
+    let on_gateway = TcpListener::bind((slot.gateway(), 0)).unwrap();
+    let on_host_side = TcpListener::bind((internet.host_side(), 0)).unwrap();
+    let host_services = [
+        format!("127.0.0.1 {}", on_loopback.local_addr().unwrap().port()),
+        format!(
+            "{} {}",
+            slot.gateway(),
+            on_gateway.local_addr().unwrap().port()
+        ),
+        format!(
+            "{} {}",
+            internet.host_side(),
+            on_host_side.local_addr().unwrap().port()
+        ),
+    ];
+
+    let deny = create(&server, json!({ "egress": "deny" })).await;
+    let allow = create(&server, json!({})).await;
+    let by_cidr = create(&server, json!({ "allow": [format!("{a}/32")] })).await;
+    let by_name = create(&server, json!({ "allow": ["b.test"] })).await;
+    let neighbour = create(&server, json!({ "egress": "allow" })).await;
+
+    let (_, shown) = server
+        .call("GET", &format!("/v1/sandboxes/{by_name}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(
+        shown["network"],
+        json!({ "egress": "deny", "allow": ["b.test"] })
+    );
+    let (_, shown) = server
+        .call("GET", &format!("/v1/sandboxes/{allow}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(shown["network"], json!({ "egress": "allow", "allow": [] }));
+
+    // A server in the neighbour sandbox, and its address.
+    server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{neighbour}/processes"),
+            ADMIN_KEY,
+            Some(json!({ "cmd": "python3 -m http.server 8080" })),
+        )
+        .await;
+    let out = server
+        .run(
+            ADMIN_KEY,
+            &neighbour,
+            "ip -4 -o addr show eth0 | awk '{print $4}' | cut -d/ -f1",
+        )
+        .await;
+    let neighbour_ip = out["stdout"].as_str().unwrap().trim().to_string();
+    assert!(neighbour_ip.starts_with("10.214."), "{out}");
+    let neighbour_up = format!("tcp {neighbour_ip} 8080");
+    let mut tries = 0;
+    while !probe(&server, &neighbour, "tcp 127.0.0.1 8080")
+        .await
+        .starts_with("ok")
+    {
+        tries += 1;
+        assert!(tries < 50, "the neighbour's server did not start");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+
+    // deny: loopback only.
+    let out = server
+        .run(ADMIN_KEY, &deny, "ip -o link | awk -F': ' '{print $2}'")
+        .await;
+    assert_eq!(out["stdout"].as_str().unwrap().trim(), "lo", "{out}");
+    assert!(probe(&server, &deny, &format!("http {a} 80"))
+        .await
+        .starts_with("err"));
+
+    // allow: the stand-in internet, by address and by name.
+    assert_eq!(
+        probe(&server, &allow, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    assert_eq!(
+        probe(&server, &allow, &format!("http {b} 80")).await,
+        "ok stand-in b"
+    );
+    assert_eq!(
+        probe(&server, &allow, "resolve a.test").await,
+        format!("ok {a}")
+    );
+    let resolv = server.run(ADMIN_KEY, &allow, "cat /etc/resolv.conf").await;
+    assert!(
+        resolv["stdout"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("nameserver {}", slot.gateway())),
+        "{resolv}"
+    );
+
+    // An allow-list by CIDR: only that address; no names at all.
+    assert_eq!(
+        probe(&server, &by_cidr, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    assert!(probe(&server, &by_cidr, &format!("http {b} 80"))
+        .await
+        .starts_with("err"));
+    assert!(probe(&server, &by_cidr, "resolve a.test")
+        .await
+        .starts_with("err"));
+
+    // An allow-list by name: reachable once resolved through the server's
+    // resolver; the other name neither resolves nor connects.
+    assert!(probe(&server, &by_name, &format!("http {b} 80"))
+        .await
+        .starts_with("err"));
+    assert_eq!(
+        probe(&server, &by_name, "resolve b.test").await,
+        format!("ok {b}")
+    );
+    assert_eq!(
+        probe(&server, &by_name, &format!("http {b} 80")).await,
+        "ok stand-in b"
+    );
+    assert!(probe(&server, &by_name, "resolve a.test")
+        .await
+        .starts_with("err"));
+    assert!(probe(&server, &by_name, &format!("http {a} 80"))
+        .await
+        .starts_with("err"));
+
+    // In every mode: no host service, no other sandbox.
+    for id in [&deny, &allow, &by_cidr, &by_name] {
+        for service in &host_services {
+            let got = probe(&server, id, &format!("tcp {service}")).await;
+            assert!(
+                got.starts_with("err"),
+                "{id} reached host service {service}: {got}"
+            );
+        }
+        let got = probe(&server, id, &neighbour_up).await;
+        assert!(got.starts_with("err"), "{id} reached the neighbour: {got}");
+    }
+
+    // PATCH a running sandbox: deny → allow → allow-list → deny, same process.
+    let pid_before = server
+        .run(ADMIN_KEY, &deny, "cat /proc/1/stat | cut -d' ' -f22")
+        .await;
+    let (status, body) = server
+        .call(
+            "PATCH",
+            &format!("/v1/sandboxes/{deny}"),
+            ADMIN_KEY,
+            Some(json!({ "network": { "egress": "allow" } })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["network"]["egress"], "allow");
+    assert_eq!(
+        probe(&server, &deny, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    assert_eq!(
+        probe(&server, &deny, "resolve b.test").await,
+        format!("ok {b}")
+    );
+    let (status, _) = server
+        .call(
+            "PATCH",
+            &format!("/v1/sandboxes/{deny}"),
+            ADMIN_KEY,
+            Some(json!({ "network": { "allow": [format!("{b}")] } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(probe(&server, &deny, &format!("http {a} 80"))
+        .await
+        .starts_with("err"));
+    assert_eq!(
+        probe(&server, &deny, &format!("http {b} 80")).await,
+        "ok stand-in b"
+    );
+    let (status, _) = server
+        .call(
+            "PATCH",
+            &format!("/v1/sandboxes/{deny}"),
+            ADMIN_KEY,
+            Some(json!({ "network": { "egress": "deny" } })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert!(probe(&server, &deny, &format!("http {b} 80"))
+        .await
+        .starts_with("err"));
+    let out = server
+        .run(ADMIN_KEY, &deny, "ip -o link | awk -F': ' '{print $2}'")
+        .await;
+    assert_eq!(out["stdout"].as_str().unwrap().trim(), "lo", "{out}");
+    let pid_after = server
+        .run(ADMIN_KEY, &deny, "cat /proc/1/stat | cut -d' ' -f22")
+        .await;
+    assert_eq!(
+        pid_before["stdout"], pid_after["stdout"],
+        "the sandbox was not restarted"
+    );
+
+    // Bad policies are refused with a problem.
+    for bad in [
+        json!({ "egress": "allow", "allow": ["1.2.3.4"] }),
+        json!({ "allow": ["not a host"] }),
+        json!({ "allow": ["::1"] }),
+        json!({ "egress": "sometimes" }),
+    ] {
+        let (status, body) = server
+            .call(
+                "POST",
+                "/v1/sandboxes",
+                ADMIN_KEY,
+                Some(json!({ "network": bad })),
+            )
+            .await;
+        assert_eq!(status, 400, "{bad}: {body}");
+        assert_eq!(body["code"], "invalid_request", "{body}");
+        let (status, _) = server
+            .call(
+                "PATCH",
+                &format!("/v1/sandboxes/{allow}"),
+                ADMIN_KEY,
+                Some(json!({ "network": bad })),
+            )
+            .await;
+        assert_eq!(status, 400, "PATCH {bad}");
+    }
+
+    // Stop and start keep the policy; delete leaves no veth and no chain.
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{by_cidr}/stop"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{by_cidr}/start"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let probe_again = server
+        .req(
+            reqwest::Method::PUT,
+            &format!("/v1/sandboxes/{by_cidr}/files?path={PROBE_PATH}"),
+            ADMIN_KEY,
+        )
+        .body(PROBE)
+        .send()
+        .await
+        .unwrap();
+    assert!(probe_again.status().is_success());
+    assert_eq!(
+        probe(&server, &by_cidr, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    assert!(probe(&server, &by_cidr, &format!("http {b} 80"))
+        .await
+        .starts_with("err"));
+
+    let (veths, chains) = host_state(&slot);
+    assert_eq!(veths.len(), 4, "{veths:?}");
+    assert_eq!(chains.len(), 4, "{chains:?}");
+    for id in [&deny, &allow, &by_cidr, &by_name, &neighbour] {
+        let (status, _) = server
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 204);
+    }
+    let (veths, chains) = host_state(&slot);
+    assert!(veths.is_empty(), "{veths:?}");
+    assert!(chains.is_empty(), "{chains:?}");
+    drop(server);
+}
