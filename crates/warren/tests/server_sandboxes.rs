@@ -524,6 +524,7 @@ async fn metrics_count_requests_sandboxes_and_latencies() {
 async fn a_pool_in_a_loop_image_is_mounted_and_served() {
     let server = TestServer::start_with(server_common::Options {
         image_pool: true,
+        args: vec!["--no-network".into()],
         ..Default::default()
     })
     .await;

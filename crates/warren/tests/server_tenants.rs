@@ -355,6 +355,7 @@ async fn lists_filter_and_page() {
 async fn served_openapi_is_the_committed_document() {
     let server = TestServer::start_with(server_common::Options {
         no_base: true,
+        args: vec!["--no-network".into()],
         ..Default::default()
     })
     .await;

@@ -127,9 +127,14 @@ pub struct TestServer {
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl TestServer {
-    /// A server with `base`.
+    /// A server with `base` and no outbound network (sandboxes have
+    /// loopback only; the machine's network instances are left alone).
     pub async fn start() -> TestServer {
-        Self::start_with(Options::default()).await
+        Self::start_with(Options {
+            args: vec!["--no-network".into()],
+            ..Options::default()
+        })
+        .await
     }
 
     /// A server with `options`.
