@@ -91,7 +91,7 @@ mod tests {
             "8000-short.localhost",
             &format!("0-{}.localhost", &id[4..]),
             &format!("99999-{}.localhost", &id[4..]),
-            &format!("{l}"),
+            &l,
             &format!("x{l}.localhost"),
         ] {
             assert_eq!(parse(not_preview), None, "{not_preview}");
@@ -100,7 +100,10 @@ mod tests {
 
     #[test]
     fn domains_are_checked() {
-        assert_eq!(normalize_domain("Apps.Example.com."), Some("apps.example.com".into()));
+        assert_eq!(
+            normalize_domain("Apps.Example.com."),
+            Some("apps.example.com".into())
+        );
         assert_eq!(normalize_domain("localhost"), Some("localhost".into()));
         for bad in ["", "a..b", "-a.com", "a_b.com", "a b"] {
             assert_eq!(normalize_domain(bad), None, "{bad}");
