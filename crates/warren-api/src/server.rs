@@ -17,7 +17,8 @@ pub enum SandboxState {
     Running,
     /// No process runs; the disk is kept. `start` brings it back.
     Stopped,
-    /// Frozen: no compute; `wake` brings it back.
+    /// Asleep: no process runs and it holds no memory; its disk is kept.
+    /// `wake` (or, with `auto_wake`, any agent call) starts it again.
     Hibernated,
     /// It failed to start or died unexpectedly; `start` retries, `delete` removes it.
     Error,
@@ -161,9 +162,19 @@ pub struct CreateSandboxRequest {
     /// Take a checkpoint after every `processes/run`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_checkpoint: Option<bool>,
-    /// Start from this checkpoint's disk instead of the template's.
+    /// Start from this checkpoint's disk instead of the template's (its
+    /// environment and working directory too; `envs` go over them). The
+    /// checkpoint's patches run before the sandbox is handed out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub from_checkpoint: Option<String>,
+    /// How many automatic checkpoints to keep, newest first (1 to 10000,
+    /// default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_checkpoint_keep: Option<u32>,
+    /// While hibernated, a call to an agent route wakes the sandbox first
+    /// (default false: such calls answer 409).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_wake: Option<bool>,
 }
 
 /// A sandbox as `GET /v1/sandboxes/{id}` shows it.
@@ -198,6 +209,12 @@ pub struct Sandbox {
     pub network: NetworkPolicy,
     /// Whether a checkpoint is taken after every `processes/run`.
     pub auto_checkpoint: bool,
+    /// How many automatic checkpoints are kept.
+    pub auto_checkpoint_keep: u32,
+    /// Whether an agent call wakes the sandbox while it is hibernated.
+    pub auto_wake: bool,
+    /// The checkpoint its disk was made from, if any.
+    pub from_checkpoint: Option<String>,
 }
 
 /// A page of sandboxes.

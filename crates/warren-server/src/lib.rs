@@ -10,6 +10,8 @@
 //! - [`auth`]: admin and tenant keys, the [`auth::Caller`] of a request.
 //! - [`sandboxes`]: the sandbox domain (lifecycle transitions, queries, the
 //!   in-memory registry the hot path reads).
+//! - [`checkpoints`]: time travel (checkpoints, restore, fork, wipe,
+//!   patches, export and import).
 //! - [`tenants`], [`templates`]: the other domains.
 //! - [`proxy`]: agent routes forwarded over unix sockets, streamed.
 //! - [`previews`]: preview URLs (a sandbox port by Host or by path, through
@@ -26,6 +28,7 @@
 //! 404 of a missing one.
 
 pub mod auth;
+pub mod checkpoints;
 pub mod config;
 pub mod host;
 pub mod http;
@@ -51,6 +54,8 @@ pub use serve::{run, ServeError};
 pub struct AppState {
     /// Sandbox lifecycle and queries.
     pub sandboxes: sandboxes::Sandboxes,
+    /// Checkpoints and what is made of them.
+    pub checkpoints: checkpoints::Checkpoints,
     /// Tenants and keys.
     pub tenants: tenants::Tenants,
     /// Templates.

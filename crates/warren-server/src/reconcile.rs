@@ -3,10 +3,11 @@
 //! crash or `kill -9` their agents are still running; this finds them.
 //!
 //! For every sandbox in the database:
-//! - `running`, `hibernated` or `creating` and alive → reattached (a
-//!   `creating` one whose agent came up is recorded as `running`);
+//! - `running` or `creating` and alive → reattached (a `creating` one whose
+//!   agent came up is recorded as `running`);
 //! - the same but dead → `stopped` (`error` for a create that never
 //!   finished), with its leftover cgroups removed;
+//! - `hibernated` → kept hibernated (nothing of it runs);
 //! - `stopped` or `error` but alive → stopped, as the database says;
 //! - `destroying` → the destroy is finished.
 //!
@@ -79,10 +80,13 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
                     }
                 }
             }
-            (StoredState::Running | StoredState::Hibernated, true) => {
+            (StoredState::Running, true) => {
                 report.reattached += 1;
                 record.state
             }
+            // Nothing of a hibernated sandbox runs; whatever does (a
+            // hibernate cut short) is stopped below.
+            (StoredState::Hibernated, _) => StoredState::Hibernated,
             (StoredState::Creating, true) => {
                 report.reattached += 1;
                 StoredState::Running
@@ -91,13 +95,13 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
                 report.marked_dead += 1;
                 StoredState::Error
             }
-            (StoredState::Running | StoredState::Hibernated, false) => {
+            (StoredState::Running, false) => {
                 report.marked_dead += 1;
                 StoredState::Stopped
             }
             (StoredState::Stopped | StoredState::Error, _) => record.state,
         };
-        let keep_running = matches!(settled, StoredState::Running | StoredState::Hibernated);
+        let keep_running = settled == StoredState::Running;
         let pid = if keep_running {
             let node = node.clone();
             let target = id.clone();
@@ -120,6 +124,7 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
             Phase::settled(settled),
             record.last_active_at,
         );
+        entry.set_options(record.auto_checkpoint, record.auto_wake);
         if keep_running {
             // The runtime's resolver and rules learn the policy again (the
             // interface and rules themselves survived the restart).

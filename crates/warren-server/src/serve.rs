@@ -24,6 +24,7 @@ use warren_runtime::RuntimeError;
 
 use crate::auth::admin_key::{self, AdminKeyError, Source};
 use crate::auth::Auth;
+use crate::checkpoints::Checkpoints;
 use crate::host::HostLimits;
 use crate::metrics::Metrics;
 use crate::node::{Node, NodeError};
@@ -147,6 +148,10 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         HostLimits::detect(),
     );
     reconcile(&sandboxes).await?;
+    let checkpoints = Checkpoints::new(sandboxes.clone());
+    if let Err(e) = checkpoints.sweep().await {
+        tracing::error!(error = %e, "sweeping leftovers of checkpoint operations");
+    }
     let previews = Previews::new(
         store.clone(),
         sandboxes.clone(),
@@ -160,6 +165,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         tenants: Tenants::new(store.clone(), auth.clone()),
         agent: proxy::AgentClient::new(node.run_root().to_path_buf()),
         sandboxes: sandboxes.clone(),
+        checkpoints,
         templates,
         auth,
         metrics,

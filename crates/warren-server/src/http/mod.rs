@@ -3,6 +3,8 @@
 //!
 //! - [`health`]: `/v1/health` and `/metrics`.
 //! - [`sandboxes`]: `/v1/sandboxes/...` (lifecycle).
+//! - [`checkpoints`]: checkpoints, restore, fork, wipe, patches, export and
+//!   import.
 //! - [`admin`]: `/v1/admin/...` (tenants and keys).
 //! - [`templates`]: `/v1/templates` routes.
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
@@ -13,6 +15,7 @@
 //! OpenAPI document is collected from their `#[utoipa::path]` attributes.
 
 pub mod admin;
+pub mod checkpoints;
 pub mod health;
 pub mod previews;
 pub mod sandboxes;
@@ -56,6 +59,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
+        .merge(checkpoints::routes())
         .merge(previews::routes())
         .merge(admin::routes())
         .merge(templates::routes())
@@ -139,6 +143,7 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
+        .merge(checkpoints::routes())
         .merge(previews::routes())
         .merge(admin::routes())
         .merge(templates::routes())

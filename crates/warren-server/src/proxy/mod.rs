@@ -57,13 +57,13 @@ const HOP_BY_HOP: [HeaderName; 8] = [
         (status = 200, description = "The agent's answer, streamed as it comes"),
         (status = 101, description = "WebSocket routes: the agent's socket, spliced through"),
         (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "The sandbox is not running", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The sandbox is not running (a hibernated one created with `auto_wake` is woken instead)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The sandbox's agent does not answer", body = Problem, content_type = "application/problem+json")))]
 pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let Some((id, agent_path)) = split_path(req.uri().path()) else {
         return Problem::new(ErrorCode::NotFound, "no such route").into_response();
     };
-    let entry = match app.sandboxes.entry_for_proxy(&caller, id) {
+    let entry = match app.sandboxes.entry_for_agent(&caller, id).await {
         Ok(entry) => entry,
         Err(err) => return err.into_response(),
     };
@@ -95,6 +95,9 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
         let headers = forwarded.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(header::UPGRADE, protocol.clone());
+    }
+    if is_run && upgrade.is_none() && entry.auto_checkpoint() {
+        return crate::checkpoints::auto::forward_run(&app, entry, forwarded, route).await;
     }
 
     let started = Instant::now();

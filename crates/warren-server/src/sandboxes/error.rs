@@ -31,6 +31,13 @@ pub enum SandboxError {
     /// No checkpoint with this id.
     #[error("no checkpoint with id {0}")]
     CheckpointNotFound(String),
+    /// A patch of the checkpoint the sandbox was made from failed; the
+    /// message has its exit code and output.
+    #[error("{0}")]
+    PatchFailed(String),
+    /// An agent call to a hibernated sandbox without `auto_wake`.
+    #[error("sandbox {0} is hibernated: wake it with POST /v1/sandboxes/{0}/wake first (sandboxes created with auto_wake: true wake on their first call)")]
+    Hibernated(String),
     /// The tenant already has its maximum of sandboxes holding compute.
     #[error("tenant {tenant} already has {max} sandboxes running (its quota)")]
     QuotaExceeded {
@@ -76,7 +83,8 @@ impl SandboxError {
             SandboxError::Node(e) if e.is_template_not_found() => ErrorCode::TemplateNotFound,
             SandboxError::CheckpointNotFound(_) => ErrorCode::CheckpointNotFound,
             SandboxError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
-            SandboxError::Conflict { .. } => ErrorCode::Conflict,
+            SandboxError::Conflict { .. } | SandboxError::Hibernated(_) => ErrorCode::Conflict,
+            SandboxError::PatchFailed(_) => ErrorCode::PatchFailed,
             SandboxError::Node(_) | SandboxError::Store(_) | SandboxError::Task { .. } => {
                 ErrorCode::Internal
             }

@@ -1,6 +1,7 @@
 //! The sandbox domain: what the control-plane routes do, independent of HTTP.
 //!
-//! - [`transitions`]: create, delete, stop, start, hibernate, wake. Each runs
+//! - [`transitions`]: create (from a template or a checkpoint), delete,
+//!   stop, start; [`hibernate`]: hibernate, wake, auto-wake. Each runs
 //!   in a task of its own, so a client that hangs up mid-way does not leave
 //!   a half-made or half-destroyed sandbox; each holds the sandbox's
 //!   operation lock, writes the database, and only then updates the registry.
@@ -12,9 +13,11 @@
 //! like a lookup of an id that does not exist ([`SandboxError::NotFound`]).
 
 mod error;
+mod hibernate;
 pub mod network;
 mod query;
 pub mod registry;
+mod seeded;
 mod transitions;
 pub mod validate;
 
@@ -33,6 +36,7 @@ use crate::config::Limits;
 use crate::host::HostLimits;
 use crate::metrics::Metrics;
 use crate::node::Node;
+use crate::proxy::AgentClient;
 use crate::store::{SandboxRecord, Store};
 use crate::templates::Templates;
 use crate::time::rfc3339;
@@ -45,6 +49,8 @@ struct Inner {
     metrics: Metrics,
     limits: Limits,
     host: HostLimits,
+    /// Runs the patches of checkpoints sandboxes are made from.
+    agent: AgentClient,
 }
 
 /// The sandbox service; cheap to clone.
@@ -64,8 +70,10 @@ impl Sandboxes {
         limits: Limits,
         host: HostLimits,
     ) -> Self {
+        let agent = AgentClient::new(node.run_root().to_path_buf());
         Sandboxes {
             inner: Arc::new(Inner {
+                agent,
                 store,
                 registry,
                 node,
@@ -179,5 +187,8 @@ fn view(record: &SandboxRecord, entry: Option<&Entry>) -> Sandbox {
         },
         network: network::view(&record.network),
         auto_checkpoint: record.auto_checkpoint,
+        auto_checkpoint_keep: record.auto_checkpoint_keep,
+        auto_wake: record.auto_wake,
+        from_checkpoint: record.from_checkpoint.clone(),
     }
 }

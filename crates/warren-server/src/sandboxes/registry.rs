@@ -30,7 +30,7 @@ pub enum Phase {
     Starting,
     /// Stopped; its disk is kept.
     Stopped,
-    /// Frozen.
+    /// Hibernated: nothing runs, the disk is kept.
     Hibernated,
     /// Failed.
     Error,
@@ -85,6 +85,10 @@ pub struct Entry {
     /// Proxied responses and WebSockets still streaming: while any is open
     /// the sandbox is in use, however long ago the request came.
     streams: AtomicUsize,
+    /// `auto_checkpoint`, for the proxy (set once, at create or start-up).
+    auto_checkpoint: AtomicBool,
+    /// `auto_wake`, for the proxy (set once, at create or start-up).
+    auto_wake: AtomicBool,
 }
 
 impl Entry {
@@ -119,6 +123,23 @@ impl Entry {
     /// Whether a proxied stream is open.
     pub fn has_open_streams(&self) -> bool {
         self.streams.load(Ordering::Relaxed) > 0
+    }
+
+    /// Records the sandbox's time-travel options (they never change).
+    pub fn set_options(&self, auto_checkpoint: bool, auto_wake: bool) {
+        self.auto_checkpoint
+            .store(auto_checkpoint, Ordering::Relaxed);
+        self.auto_wake.store(auto_wake, Ordering::Relaxed);
+    }
+
+    /// Whether a checkpoint follows every `processes/run`.
+    pub fn auto_checkpoint(&self) -> bool {
+        self.auto_checkpoint.load(Ordering::Relaxed)
+    }
+
+    /// Whether an agent call wakes the sandbox while it is hibernated.
+    pub fn auto_wake(&self) -> bool {
+        self.auto_wake.load(Ordering::Relaxed)
     }
 }
 
@@ -157,6 +178,8 @@ impl Registry {
             last_active: AtomicI64::new(last_active),
             dirty: AtomicBool::new(false),
             streams: AtomicUsize::new(0),
+            auto_checkpoint: AtomicBool::new(false),
+            auto_wake: AtomicBool::new(false),
         });
         self.map
             .write()

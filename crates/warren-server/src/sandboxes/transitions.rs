@@ -1,5 +1,5 @@
-//! Lifecycle transitions: create, delete, stop, start, hibernate, wake, and
-//! the reaper's idle stop and ttl destroy.
+//! Lifecycle transitions: create, delete, stop, start, and the reaper's idle
+//! stop and ttl destroy (hibernate and wake are in [`super::hibernate`]).
 //!
 //! Protocol of every transition: take the sandbox's operation lock, check the
 //! phase (409 while creating or destroying), set a transitional phase, do the
@@ -17,6 +17,10 @@ use super::registry::{Entry, Phase};
 use super::validate::{self, CreatePlan};
 use super::{blocking, detached, ensure_settled, view, SandboxError, Sandboxes};
 use crate::auth::Caller;
+use crate::checkpoints::{
+    self,
+    seed::{self, Seed},
+};
 use crate::store::{SandboxRecord, StoredState};
 use crate::time::now_ms;
 
@@ -28,23 +32,44 @@ impl Sandboxes {
         req: CreateSandboxRequest,
     ) -> Result<Sandbox, SandboxError> {
         let plan = validate::create_plan(req, &self.inner.limits, &self.inner.host)?;
+        self.create_planned(caller, plan).await
+    }
+
+    /// Creates a sandbox from a checked plan (a fork makes its plan from the
+    /// sandbox it forks).
+    pub(crate) async fn create_planned(
+        &self,
+        caller: &Caller,
+        plan: CreatePlan,
+    ) -> Result<Sandbox, SandboxError> {
         self.check_egress_available(&plan.network)?;
+        let seed = match &plan.from_checkpoint {
+            Some(id) => Some(seed::resolve(&self.inner.store, caller, id).await?),
+            None => None,
+        };
         let tenant = caller.tenant().map(str::to_owned);
         let this = self.clone();
-        detached(
-            "create",
-            async move { this.create_detached(tenant, plan).await },
-        )
+        detached("create", async move {
+            this.create_detached(tenant, plan, seed).await
+        })
         .await
     }
 
     async fn create_detached(
         self,
         tenant: Option<String>,
-        plan: CreatePlan,
+        mut plan: CreatePlan,
+        seed: Option<Seed>,
     ) -> Result<Sandbox, SandboxError> {
         let started = Instant::now();
-        let template = self.inner.templates.ensure(&plan.template).await?;
+        let template = match &seed {
+            None => self.inner.templates.ensure(&plan.template).await?,
+            Some(seed) => {
+                let config = seed.config(&plan.template)?;
+                plan.template = seed.checkpoint.template.clone();
+                config
+            }
+        };
         let now = now_ms();
         let mut env = template.env;
         env.extend(plan.envs);
@@ -65,7 +90,10 @@ impl Sandboxes {
             workdir: template.workdir,
             resources: plan.resources,
             network: plan.network,
-            auto_checkpoint: false,
+            auto_checkpoint: plan.auto_checkpoint,
+            auto_checkpoint_keep: plan.auto_checkpoint_keep,
+            auto_wake: plan.auto_wake,
+            from_checkpoint: plan.from_checkpoint,
             pid: None,
         };
         if !self.inner.store.insert_sandbox(&record).await? {
@@ -75,8 +103,9 @@ impl Sandboxes {
             self.inner
                 .registry
                 .insert(&record.id, record.tenant_id.clone(), Phase::Creating, now);
+        entry.set_options(record.auto_checkpoint, record.auto_wake);
         let _op = entry.ops.lock().await;
-        match self.boot(&record).await {
+        match self.boot_new(&record, seed.as_ref()).await {
             Ok(pid) => {
                 record.state = StoredState::Running;
                 record.pid = Some(pid);
@@ -100,7 +129,7 @@ impl Sandboxes {
     }
 
     /// Makes the disk, starts the sandbox and records it as running.
-    async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
+    pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network) = (
             record.id.clone(),
@@ -122,7 +151,8 @@ impl Sandboxes {
         Ok(started.pid)
     }
 
-    async fn quota_error(&self, tenant: Option<&str>) -> SandboxError {
+    /// The error of a create or start over the tenant's quota.
+    pub(crate) async fn quota_error(&self, tenant: Option<&str>) -> SandboxError {
         let tenant = tenant.unwrap_or_default().to_string();
         let max = match self.inner.store.tenant(&tenant).await {
             Ok(Some(t)) => t.max_sandboxes.unwrap_or(0),
@@ -167,12 +197,16 @@ impl Sandboxes {
         self.inner.store.delete_sandbox(&id).await?;
         self.inner.registry.remove(&id);
         tracing::info!(%id, "sandbox destroyed");
+        if let Err(e) = checkpoints::remove_auto_of(&self.inner.store, &self.inner.node, &id).await
+        {
+            tracing::error!(%id, error = %e, "removing the automatic checkpoints of a destroyed sandbox");
+        }
         Ok(())
     }
 
     /// Records `state` after a failed transition, best effort (the database
     /// error, if any, is logged: the original failure is what the caller sees).
-    async fn settle(&self, entry: &Entry, state: StoredState) {
+    pub(crate) async fn settle(&self, entry: &Entry, state: StoredState) {
         if let Err(e) = self.inner.store.set_state(&entry.id, state, None).await {
             tracing::error!(id = %entry.id, error = %e, "recording the sandbox's state");
         }
@@ -207,13 +241,8 @@ impl Sandboxes {
             entry.set_phase(Phase::Stopping);
             let node = self.inner.node.clone();
             let id = entry.id.clone();
-            let stopped = blocking("stop", move || {
-                if phase == Phase::Hibernated {
-                    node.thaw(&id)?;
-                }
-                node.stop(&id)
-            })
-            .await;
+            // A hibernated sandbox has nothing running: this only records it.
+            let stopped = blocking("stop", move || node.stop(&id)).await;
             if let Err(err) = stopped {
                 self.settle(&entry, StoredState::Error).await;
                 return Err(err);
@@ -242,7 +271,7 @@ impl Sandboxes {
         ensure_settled(&entry)?;
         match entry.phase() {
             Phase::Running => return self.current(&entry).await,
-            Phase::Hibernated => return self.thaw_locked(&entry).await,
+            Phase::Hibernated => return self.wake_locked(&entry).await,
             _ => {}
         }
         if !self.inner.store.reserve_start(&entry.id).await? {
@@ -271,70 +300,6 @@ impl Sandboxes {
                 Err(err)
             }
         }
-    }
-
-    /// Freezes a running sandbox: no compute until `wake`.
-    pub async fn hibernate(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
-        let entry = self.entry(caller, id)?;
-        entry.touch();
-        let this = self.clone();
-        detached("hibernate", async move {
-            ensure_settled(&entry)?;
-            let _op = entry.ops.lock().await;
-            match entry.phase() {
-                Phase::Hibernated => return this.current(&entry).await,
-                Phase::Running => {}
-                phase => {
-                    return Err(SandboxError::Conflict {
-                        id: entry.id.clone(),
-                        phase: phase.as_str(),
-                    })
-                }
-            }
-            let node = this.inner.node.clone();
-            let id = entry.id.clone();
-            blocking("freeze", move || node.freeze(&id)).await?;
-            this.inner
-                .store
-                .set_state_keep_pid(&entry.id, StoredState::Hibernated)
-                .await?;
-            entry.set_phase(Phase::Hibernated);
-            this.current(&entry).await
-        })
-        .await
-    }
-
-    /// Thaws a hibernated sandbox.
-    pub async fn wake(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
-        let entry = self.entry(caller, id)?;
-        entry.touch();
-        let this = self.clone();
-        detached("wake", async move {
-            ensure_settled(&entry)?;
-            let _op = entry.ops.lock().await;
-            match entry.phase() {
-                Phase::Running => this.current(&entry).await,
-                Phase::Hibernated => this.thaw_locked(&entry).await,
-                phase => Err(SandboxError::Conflict {
-                    id: entry.id.clone(),
-                    phase: phase.as_str(),
-                }),
-            }
-        })
-        .await
-    }
-
-    /// Thaws `entry`; the caller holds its lock.
-    async fn thaw_locked(&self, entry: &Entry) -> Result<Sandbox, SandboxError> {
-        let node = self.inner.node.clone();
-        let id = entry.id.clone();
-        blocking("thaw", move || node.thaw(&id)).await?;
-        self.inner
-            .store
-            .set_state_keep_pid(&entry.id, StoredState::Running)
-            .await?;
-        entry.set_phase(Phase::Running);
-        self.current(entry).await
     }
 
     /// Marks running sandboxes whose init has died (killed from outside, out

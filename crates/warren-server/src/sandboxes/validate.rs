@@ -21,10 +21,20 @@ pub const MIN_PIDS: u64 = 16;
 /// Smallest CPU share.
 pub const MIN_CPUS: f64 = 0.01;
 
+/// Smallest `auto_checkpoint_keep`.
+pub const MIN_AUTO_CHECKPOINT_KEEP: u32 = 1;
+
+/// Largest `auto_checkpoint_keep`.
+pub const MAX_AUTO_CHECKPOINT_KEEP: u32 = 10_000;
+
+/// `auto_checkpoint_keep` of sandboxes that do not give one.
+pub const DEFAULT_AUTO_CHECKPOINT_KEEP: u32 = 100;
+
 /// A create request, checked and with every default filled in.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CreatePlan {
-    /// Template name.
+    /// Template name. With `from_checkpoint`, the template asked for, if
+    /// any (empty: the checkpoint's); it must be the checkpoint's.
     pub template: String,
     /// Idle timeout (0: none).
     pub timeout_secs: u64,
@@ -40,6 +50,14 @@ pub struct CreatePlan {
     pub resources: Resources,
     /// Egress policy.
     pub network: NetworkPolicy,
+    /// Checkpoint after every `processes/run`.
+    pub auto_checkpoint: bool,
+    /// Automatic checkpoints kept.
+    pub auto_checkpoint_keep: u32,
+    /// Wake on an agent call while hibernated.
+    pub auto_wake: bool,
+    /// Make the disk from this checkpoint.
+    pub from_checkpoint: Option<String>,
 }
 
 /// Checks a create request against the server's limits and the host's size.
@@ -48,15 +66,13 @@ pub fn create_plan(
     limits: &Limits,
     host: &HostLimits,
 ) -> Result<CreatePlan, SandboxError> {
-    if let Some(checkpoint) = req.from_checkpoint {
-        // No checkpoint exists on this server yet (checkpoints are their own
-        // feature); say so the way a missing one is reported.
-        return Err(SandboxError::CheckpointNotFound(checkpoint));
-    }
-    if req.auto_checkpoint == Some(true) {
+    let auto_checkpoint_keep = req
+        .auto_checkpoint_keep
+        .unwrap_or(DEFAULT_AUTO_CHECKPOINT_KEEP);
+    if !(MIN_AUTO_CHECKPOINT_KEEP..=MAX_AUTO_CHECKPOINT_KEEP).contains(&auto_checkpoint_keep) {
         return Err(SandboxError::invalid(
-            "auto_checkpoint",
-            "checkpoints are not available on this server",
+            "auto_checkpoint_keep",
+            format!("must be between {MIN_AUTO_CHECKPOINT_KEEP} and {MAX_AUTO_CHECKPOINT_KEEP}"),
         ));
     }
     let network = super::network::resolve(req.network, limits.default_egress)?;
@@ -77,8 +93,16 @@ pub fn create_plan(
     let labels = req.labels.unwrap_or_default();
     check_map("labels", &labels, limits)?;
     let resources = resources(req.resources.unwrap_or_default(), limits, host)?;
+    let template = match (&req.from_checkpoint, req.template) {
+        (None, template) => template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string()),
+        (Some(_), template) => template.unwrap_or_default(),
+    };
     Ok(CreatePlan {
-        template: req.template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string()),
+        template,
+        auto_checkpoint: req.auto_checkpoint.unwrap_or(false),
+        auto_checkpoint_keep,
+        auto_wake: req.auto_wake.unwrap_or(false),
+        from_checkpoint: req.from_checkpoint,
         timeout_secs,
         ttl_secs: req.ttl_secs,
         envs,

@@ -5,6 +5,7 @@
 //! when its `await` returns; callers answer a request only after that. The
 //! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
 
+mod checkpoints;
 mod previews;
 mod sandboxes;
 mod tenants;
@@ -16,6 +17,7 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+pub use checkpoints::{CheckpointFilter, CheckpointRecord, PatchRecord};
 pub use previews::PreviewRecord;
 pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
 pub use tenants::{KeyRecord, TenantRecord};

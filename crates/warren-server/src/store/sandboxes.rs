@@ -116,6 +116,12 @@ pub struct SandboxRecord {
     pub network: NetworkPolicy,
     /// Checkpoint after every run.
     pub auto_checkpoint: bool,
+    /// Automatic checkpoints kept.
+    pub auto_checkpoint_keep: u32,
+    /// Wake on an agent call while hibernated.
+    pub auto_wake: bool,
+    /// The checkpoint the disk was made from.
+    pub from_checkpoint: Option<String>,
     /// Host pid of the sandbox's init while running.
     pub pid: Option<i32>,
 }
@@ -142,12 +148,15 @@ struct Row {
     egress: String,
     network_allow: String,
     auto_checkpoint: bool,
+    auto_checkpoint_keep: i64,
+    auto_wake: bool,
+    from_checkpoint: Option<String>,
     pid: Option<i64>,
 }
 
 const COLUMNS: &str = "seq, id, tenant_id, state, template, created_at, last_active_at, \
     timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, pids, \
-    egress, network_allow, auto_checkpoint, pid";
+    egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, from_checkpoint, pid";
 
 impl Row {
     fn parse(self) -> Result<SandboxRecord, StoreError> {
@@ -189,6 +198,10 @@ impl Row {
                 pids: self.pids.max(0) as u64,
             },
             auto_checkpoint: self.auto_checkpoint,
+            auto_checkpoint_keep: u32::try_from(self.auto_checkpoint_keep.max(1))
+                .unwrap_or(u32::MAX),
+            auto_wake: self.auto_wake,
+            from_checkpoint: self.from_checkpoint,
             pid: self.pid.and_then(|p| i32::try_from(p).ok()),
             id: self.id,
         })
@@ -202,7 +215,6 @@ fn parse_all(rows: Vec<Row>) -> Result<Vec<SandboxRecord>, StoreError> {
 fn json(map: &BTreeMap<String, String>) -> String {
     serde_json::to_string(map).expect("a map of strings serializes")
 }
-
 
 /// Filters and page of a sandbox list.
 #[derive(Debug, Clone, Default)]
@@ -230,8 +242,9 @@ impl Store {
         let sql = format!(
             "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
              timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
-             pids, egress, network_allow, auto_checkpoint, pid) \
-             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
+             pids, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
+             from_checkpoint, pid) \
+             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
              WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND t.max_sandboxes IS NOT NULL \
                AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
                    >= t.max_sandboxes)"
@@ -255,6 +268,9 @@ impl Store {
             .bind(super::previews::egress_str(s.network.egress))
             .bind(serde_json::to_string(&s.network.allow).expect("strings serialize"))
             .bind(s.auto_checkpoint)
+            .bind(s.auto_checkpoint_keep)
+            .bind(s.auto_wake)
+            .bind(&s.from_checkpoint)
             .bind(&s.tenant_id)
             .execute(&self.pool)
             .await

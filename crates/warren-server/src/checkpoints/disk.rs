@@ -1,0 +1,228 @@
+//! The disk side of time travel, on the [`Node`]. Everything here blocks
+//! (ioctls, renames, syncfs); async callers go through `spawn_blocking`.
+//!
+//! - A checkpoint is a read-only snapshot `checkpoints/<ckpt>` of
+//!   `sandboxes/<id>`, taken with the sandbox's processes frozen (cgroup
+//!   freezer) and its file system synced, so it holds no write half done.
+//! - A restore or wipe first stages a writable snapshot of the source in
+//!   `tmp/tt-<id>-<random>` (the sandbox still runs: a missing source changes
+//!   nothing), then, with the sandbox stopped, swaps it with the root in one
+//!   `renameat2(RENAME_EXCHANGE)` (a crash leaves either root, never none)
+//!   and deletes what is now the old root.
+//! - A sandbox made from a checkpoint gets a writable snapshot of it as its
+//!   root before it starts.
+//!
+//! On btrfs each of these is O(1) in the size of the disk; with the copy
+//! driver they are copies.
+//!
+//! Leftovers of a crash (`tmp/tt-*`, checkpoint volumes without a row) are
+//! removed at start-up by [`Node::sweep_time_travel`].
+
+use std::collections::HashSet;
+use std::ffi::CString;
+use std::os::fd::AsRawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+use warren_runtime::storage::StorageError;
+use warren_runtime::RuntimeError;
+
+use crate::node::{Node, NodeError};
+
+/// Prefix of every entry time travel makes in the pool's `tmp/`.
+pub const TMP_PREFIX: &str = "tt-";
+
+fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> NodeError {
+    NodeError::Storage(StorageError::Io {
+        op,
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+/// A fresh name under the pool's `tmp/` for `what` of `id`.
+pub fn tmp_name(what: &str) -> String {
+    let n: u64 = rand::thread_rng().gen();
+    format!("{TMP_PREFIX}{what}-{n:016x}")
+}
+
+/// Flushes the file system holding `path` (`syncfs(2)`).
+fn sync_fs(path: &Path) -> Result<(), NodeError> {
+    let dir = std::fs::File::open(path).map_err(|e| io_err("open for syncfs", path, e))?;
+    // SAFETY: syncfs takes an open descriptor, which `dir` keeps alive.
+    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
+        return Err(io_err("syncfs", path, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Atomically swaps two paths on one file system (`RENAME_EXCHANGE`).
+fn exchange(a: &Path, b: &Path) -> Result<(), NodeError> {
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes()).map_err(|_| {
+            io_err(
+                "exchange",
+                p,
+                std::io::Error::from(std::io::ErrorKind::InvalidInput),
+            )
+        })
+    };
+    let (ca, cb) = (c(a)?, c(b)?);
+    // SAFETY: both paths are NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            ca.as_ptr(),
+            libc::AT_FDCWD,
+            cb.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    if rc != 0 {
+        return Err(io_err("exchange", b, std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// Whether a storage error says the source volume does not exist.
+pub fn is_missing(err: &NodeError) -> bool {
+    matches!(err, NodeError::Storage(StorageError::NotFound(_)))
+}
+
+impl Node {
+    /// `checkpoints/<ckpt>` in the pool.
+    pub fn checkpoint_volume(&self, ckpt: &str) -> Result<PathBuf, NodeError> {
+        Ok(self.pool().checkpoint_path(ckpt)?)
+    }
+
+    /// Takes checkpoint `ckpt` of sandbox `id`: freeze (when `running`),
+    /// syncfs, read-only snapshot, thaw. The sandbox is thawed whatever
+    /// happened in between; a failed thaw fails the checkpoint (and removes
+    /// it) rather than leave a frozen sandbox unnoticed.
+    pub fn snapshot_sandbox(&self, id: &str, ckpt: &str, running: bool) -> Result<(), NodeError> {
+        let root = self.pool().sandbox_path(id)?;
+        let dst = self.checkpoint_volume(ckpt)?;
+        let frozen = running
+            && match self.freeze(id) {
+                Ok(()) => true,
+                // Its init died under us (the reaper will notice): nothing
+                // runs, so there is nothing to freeze.
+                Err(NodeError::Runtime(RuntimeError::NotRunning(_))) => false,
+                Err(e) => return Err(e),
+            };
+        let taken =
+            sync_fs(&root).and_then(|()| Ok(self.pool().driver().snapshot(&root, &dst, true)?));
+        if frozen {
+            if let Err(thaw) = self.thaw(id) {
+                tracing::error!(%id, error = %thaw, "thawing after a checkpoint");
+                if taken.is_ok() {
+                    self.delete_checkpoint_volume(ckpt)?;
+                }
+                return Err(thaw);
+            }
+        }
+        taken
+    }
+
+    /// Deletes a checkpoint's volume (a missing one is fine).
+    pub fn delete_checkpoint_volume(&self, ckpt: &str) -> Result<(), NodeError> {
+        let path = self.checkpoint_volume(ckpt)?;
+        Ok(self.pool().driver().delete(&path)?)
+    }
+
+    /// Makes sandbox `id`'s root a writable snapshot of checkpoint `ckpt`
+    /// (before its first start).
+    pub fn seed_root(&self, id: &str, ckpt: &str) -> Result<(), NodeError> {
+        let root = self.pool().sandbox_path(id)?;
+        let source = self.checkpoint_volume(ckpt)?;
+        Ok(self.pool().driver().snapshot(&source, &root, false)?)
+    }
+
+    /// A writable snapshot of `source` (a checkpoint or template volume) in
+    /// `tmp/`, to become sandbox `id`'s root through [`Node::swap_root`].
+    pub fn stage_root(&self, id: &str, source: &Path) -> Result<PathBuf, NodeError> {
+        let staged = self.pool().tmp_dir().join(tmp_name(id));
+        self.pool().driver().snapshot(source, &staged, false)?;
+        Ok(staged)
+    }
+
+    /// Makes `staged` sandbox `id`'s root and deletes the old root. The
+    /// sandbox must be stopped.
+    pub fn swap_root(&self, id: &str, staged: &Path) -> Result<(), NodeError> {
+        let root = self.pool().sandbox_path(id)?;
+        if self.pool().driver().is_volume(&root) {
+            exchange(staged, &root)?;
+            // `staged` is the old root now.
+            self.pool().driver().delete(staged)?;
+        } else {
+            std::fs::rename(staged, &root).map_err(|e| io_err("rename", &root, e))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes a staged root that will not be used (best effort, logged).
+    pub fn discard_staged(&self, staged: &Path) {
+        if let Err(e) = self.pool().driver().delete(staged) {
+            tracing::warn!(path = %staged.display(), error = %e, "deleting a staged root");
+        }
+    }
+
+    /// Removes a `tmp/` entry made here: a volume, or an import directory
+    /// with the volume `btrfs receive` made in it, if any.
+    pub fn remove_tmp(&self, path: &Path) -> Result<(), NodeError> {
+        let driver = self.pool().driver();
+        if driver.is_volume(path) {
+            return Ok(driver.delete(path)?);
+        }
+        for (_, inner) in entries(path) {
+            driver.delete(&inner)?;
+        }
+        match std::fs::remove_dir(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("remove", path, e)),
+            _ => Ok(()),
+        }
+    }
+
+    /// Removes what an interrupted restore, wipe or import left in `tmp/`,
+    /// and checkpoint volumes not in `known` (their row was never written,
+    /// or was deleted before the volume). Returns how many were removed.
+    pub fn sweep_time_travel(&self, known: &HashSet<String>) -> usize {
+        let mut removed = 0;
+        let driver = self.pool().driver();
+        let tmp = self.pool().tmp_dir();
+        for (name, path) in entries(&tmp) {
+            if !name.starts_with(TMP_PREFIX) {
+                continue;
+            }
+            match self.remove_tmp(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "sweeping tmp"),
+            }
+        }
+        let checkpoints = self.pool().root().join("checkpoints");
+        for (name, path) in entries(&checkpoints) {
+            if known.contains(&name) || !driver.is_volume(&path) {
+                continue;
+            }
+            match driver.delete(&path) {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "sweeping a checkpoint")
+                }
+            }
+        }
+        removed
+    }
+}
+
+/// `(name, path)` of every entry of `dir` (none when it cannot be read).
+pub fn entries(dir: &Path) -> Vec<(String, PathBuf)> {
+    std::fs::read_dir(dir)
+        .map(|it| {
+            it.flatten()
+                .filter_map(|e| Some((e.file_name().to_str()?.to_string(), e.path())))
+                .collect()
+        })
+        .unwrap_or_default()
+}
