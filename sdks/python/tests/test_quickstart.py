@@ -1,8 +1,8 @@
 """Runs every Python example of docs/quickstart-python.md against the test
 server, so the quickstart never rots: each ``python`` block runs as its own
 script, and when a ``text`` block follows it, the script must print exactly
-those lines. A block preceded by ``<!-- needs: checkpoints -->`` is skipped
-while the server has no checkpoint routes."""
+those lines. A block preceded by ``<!-- needs: checkpoints -->`` (or
+``previews``) is skipped while the server does not serve those routes."""
 
 from __future__ import annotations
 
@@ -59,10 +59,13 @@ def examples() -> List[Example]:
     return found
 
 
-def _has_checkpoints() -> bool:
+def _served(feature: str) -> bool:
+    """Whether the server serves a feature's routes (a generic ``not_found``
+    says it does not)."""
     with Sandbox.create() as sbx:
+        probe = sbx.checkpoints.list if feature == "checkpoints" else sbx.previews.list
         try:
-            sbx.checkpoints.create("probe")
+            probe()
         except NotFoundError as err:
             if err.code == "not_found":
                 return False
@@ -78,8 +81,8 @@ def test_the_quickstart_has_examples() -> None:
 
 @pytest.mark.parametrize("example", examples(), ids=lambda e: f"line{e.line}")
 def test_quickstart_example(example: Example, base_ready: Server, tmp_path: Path) -> None:
-    if example.needs == "checkpoints" and not _has_checkpoints():
-        pytest.skip("the server does not serve checkpoints yet")
+    if example.needs is not None and not _served(example.needs):
+        pytest.skip(f"the server does not serve {example.needs} yet")
     script = tmp_path / "example.py"
     script.write_text(example.code)
     proc = subprocess.run(

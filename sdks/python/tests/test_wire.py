@@ -93,3 +93,9 @@ def test_errors_map_by_code_then_status() -> None:
     assert (plain.code, plain.status) == ("unavailable", 502)
     unknown = error_from_response(418, b"", "teapot")
     assert (type(unknown), unknown.code, unknown.detail) == (WarrenError, "http_418", "teapot")
+
+
+def test_public_names_all_exist() -> None:
+    import warren
+
+    assert [name for name in warren.__all__ if not hasattr(warren, name)] == []

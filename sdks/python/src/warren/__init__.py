@@ -14,12 +14,14 @@ from ._async.admin import AsyncAdmin, AsyncTemplates
 from ._async.checkpoints import AsyncCheckpoints
 from ._async.exec import AsyncExec, AsyncProcessHandle
 from ._async.files import AsyncFiles, AsyncWatchHandle
+from ._async.previews import AsyncPreviews
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncSandbox
 from ._sync.admin import Admin, Templates
 from ._sync.checkpoints import Checkpoints
 from ._sync.exec import Exec, ProcessHandle
 from ._sync.files import Files, WatchHandle
+from ._sync.previews import Previews
 from ._sync.pty import Pty, PtyHandle
 from ._sync.sandbox import Sandbox
 from ._version import __version__
@@ -53,6 +55,8 @@ from .models import (
     FileEntry,
     FileStat,
     FsEvent,
+    Patch,
+    Preview,
     ProcessInfo,
     ProcessOutput,
     Resources,
@@ -85,6 +89,9 @@ __all__ = [
     "AsyncTemplates",
     "ApiKey",
     "Patch",
+    "Preview",
+    "Previews",
+    "AsyncPreviews",
     "TemplateInfo",
     "Tenant",
     "AsyncCheckpoints",

@@ -84,6 +84,7 @@ def create_body(
     labels: Optional[Mapping[str, str]],
     resources: Optional[ResourcesLike],
     egress: Optional[str],
+    egress_allow: Optional[Sequence[str]],
     auto_checkpoint: Optional[bool],
     from_checkpoint: Optional[str] = None,
 ) -> Dict[str, Any]:
@@ -105,13 +106,28 @@ def create_body(
         body["resources"] = (
             resources.to_json() if isinstance(resources, Resources) else dict(resources)
         )
-    if egress is not None:
-        body["network"] = {"egress": egress}
+    network = network_body(egress, egress_allow)
+    if network is not None:
+        body["network"] = network
     if auto_checkpoint is not None:
         body["auto_checkpoint"] = auto_checkpoint
     if from_checkpoint is not None:
         body["from_checkpoint"] = from_checkpoint
     return body
+
+
+def network_body(
+    egress: Optional[str], egress_allow: Optional[Sequence[str]]
+) -> Optional[Dict[str, Any]]:
+    """The ``network`` object of a create or update, or ``None`` for no change."""
+    if egress is None and egress_allow is None:
+        return None
+    network: Dict[str, Any] = {}
+    if egress is not None:
+        network["egress"] = egress
+    if egress_allow is not None:
+        network["allow"] = list(egress_allow)
+    return network
 
 
 def list_params(

@@ -31,6 +31,7 @@ __all__ = [
     "Tenant",
     "ApiKey",
     "Patch",
+    "Preview",
 ]
 
 JsonObject = Mapping[str, Any]
@@ -207,6 +208,9 @@ class SandboxInfo:
     resources: Resources
     egress: str
     """Outbound network policy: ``allow`` or ``deny``."""
+    egress_allow: List[str]
+    """With ``egress == "deny"``: the destinations still admitted (IPv4
+    addresses and CIDRs, host names, ``*.domain`` wildcards)."""
     auto_checkpoint: bool
     tenant_id: Optional[str]
     raw: Dict[str, Any] = field(repr=False, compare=False)
@@ -216,7 +220,9 @@ class SandboxInfo:
     def from_json(cls, obj: JsonObject) -> SandboxInfo:
         """Parses a sandbox object."""
         network = obj.get("network")
-        egress = network.get("egress") if isinstance(network, dict) else None
+        network = network if isinstance(network, dict) else {}
+        egress = network.get("egress")
+        allow = network.get("allow")
         resources = obj.get("resources")
         return cls(
             sandbox_id=get_str(obj, "id"),
@@ -233,6 +239,9 @@ class SandboxInfo:
             if isinstance(resources, dict)
             else Resources(),
             egress=egress if isinstance(egress, str) else "deny",
+            egress_allow=[a for a in allow if isinstance(a, str)]
+            if isinstance(allow, list)
+            else [],
             auto_checkpoint=get_bool(obj, "auto_checkpoint", False),
             tenant_id=get_opt_str(obj, "tenant_id"),
             raw=dict(obj),
@@ -583,4 +592,39 @@ class Patch:
             script=get_str(obj, "script"),
             timeout_ms=get_int(obj, "timeout_ms", 0),
             created_at=get_time(obj, "created_at"),
+        )
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A sandbox port reachable through the server at ``url`` (by host
+    name: needs wildcard DNS of ``domain``) or ``path_url`` (by path)."""
+
+    preview_id: str
+    """``prv_…``."""
+    sandbox_id: str
+    port: int
+    auth: str
+    """``public`` (anyone with the URL) or ``token``."""
+    domain: str
+    url: str
+    path_url: str
+    token: Optional[str] = field(default=None, repr=False)
+    """For ``token`` previews: send it as the ``X-Warren-Preview-Token``
+    header or ``?token=`` (which also sets a cookie)."""
+    created_at: Optional[datetime] = None
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> Preview:
+        """Parses a preview object."""
+        return cls(
+            preview_id=get_str(obj, "id"),
+            sandbox_id=get_str(obj, "sandbox_id"),
+            port=get_int(obj, "port"),
+            auth=get_str(obj, "auth"),
+            domain=get_str(obj, "domain"),
+            url=get_str(obj, "url"),
+            path_url=get_str(obj, "path_url"),
+            token=get_opt_str(obj, "token"),
+            created_at=get_opt_time(obj, "created_at"),
         )

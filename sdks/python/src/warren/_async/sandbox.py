@@ -13,6 +13,7 @@ from typing import (
     List,
     Mapping,
     Optional,
+    Sequence,
     Type,
     TypeVar,
 )
@@ -21,12 +22,13 @@ from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
 from .._http import AsyncTransport
 from .._sync.checkpoints import CheckpointRef, checkpoint_id
 from .._sync.sandbox import sandbox_items
-from .._wire import ResourcesLike, create_body, list_params
+from .._wire import ResourcesLike, create_body, list_params, network_body
 from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_opt_str
 from .checkpoints import AsyncCheckpoints
 from .exec import AsyncExec
 from .files import AsyncFiles
+from .previews import AsyncPreviews
 from .pty import AsyncPty
 
 A = TypeVar("A", bound="AsyncSandbox")
@@ -77,6 +79,8 @@ class AsyncSandbox:
         """Interactive terminals."""
         self.checkpoints = AsyncCheckpoints(transport, info.sandbox_id, self._set_info)
         """Snapshots of the disk; restore in place."""
+        self.previews = AsyncPreviews(transport, info.sandbox_id)
+        """URLs that reach ports inside the sandbox."""
 
     @property
     def sandbox_id(self) -> str:
@@ -98,6 +102,7 @@ class AsyncSandbox:
         labels: Optional[Mapping[str, str]] = None,
         resources: Optional[ResourcesLike] = None,
         egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
@@ -113,6 +118,7 @@ class AsyncSandbox:
             labels=labels,
             resources=resources,
             egress=egress,
+            egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
         )
         config = ConnectionConfig.resolve(api_url, api_key, request_timeout)
@@ -130,6 +136,7 @@ class AsyncSandbox:
         labels: Optional[Mapping[str, str]] = None,
         resources: Optional[ResourcesLike] = None,
         egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
@@ -145,6 +152,7 @@ class AsyncSandbox:
             labels=labels,
             resources=resources,
             egress=egress,
+            egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
             from_checkpoint=checkpoint_id(checkpoint),
         )
@@ -257,8 +265,12 @@ class AsyncSandbox:
         metadata: Optional[Mapping[str, str]] = None,
         labels: Optional[Mapping[str, str]] = None,
         timeout: Optional[int] = None,
+        egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
     ) -> SandboxInfo:
-        """Replaces the metadata, the labels or the idle timeout (seconds)."""
+        """Replaces the metadata, the labels, the idle timeout (seconds) or
+        the network policy (applied at once, without a restart; giving
+        either network argument replaces the whole policy)."""
         body: Dict[str, Any] = {}
         if metadata is not None:
             body["metadata"] = dict(metadata)
@@ -266,6 +278,9 @@ class AsyncSandbox:
             body["labels"] = dict(labels)
         if timeout is not None:
             body["timeout_secs"] = int(timeout)
+        network = network_body(egress, egress_allow)
+        if network is not None:
+            body["network"] = network
         return await self._lifecycle("PATCH", "", body)
 
     async def set_timeout(self, timeout: int) -> SandboxInfo:

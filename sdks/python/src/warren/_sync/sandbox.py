@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Type, TypeVar
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar
 
 from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
 from .._http import SyncTransport
-from .._wire import ResourcesLike, create_body, list_params
+from .._wire import ResourcesLike, create_body, list_params, network_body
 from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_list, get_opt_str
 from .checkpoints import CheckpointRef, Checkpoints, checkpoint_id
 from .exec import Exec
 from .files import Files
+from .previews import Previews
 from .pty import Pty
 
 S = TypeVar("S", bound="Sandbox")
@@ -46,6 +47,8 @@ class Sandbox:
         """Interactive terminals."""
         self.checkpoints = Checkpoints(transport, info.sandbox_id, self._set_info)
         """Snapshots of the disk; restore in place."""
+        self.previews = Previews(transport, info.sandbox_id)
+        """URLs that reach ports inside the sandbox."""
 
     @property
     def sandbox_id(self) -> str:
@@ -67,6 +70,7 @@ class Sandbox:
         labels: Optional[Mapping[str, str]] = None,
         resources: Optional[ResourcesLike] = None,
         egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
@@ -84,6 +88,9 @@ class Sandbox:
             labels: Labels, filterable in :meth:`list`.
             resources: ``Resources(cpus=, memory_mb=, pids=)`` or a dict.
             egress: Outbound network: ``"allow"`` or ``"deny"``.
+            egress_allow: Destinations admitted under ``egress="deny"`` (IPv4
+                addresses and CIDRs, host names, ``*.domain``); giving it
+                alone implies ``"deny"``.
             auto_checkpoint: Take a checkpoint after every ``exec.run``.
             api_url: Server URL (default ``WARREN_URL``).
             api_key: API key (default ``WARREN_API_KEY``).
@@ -98,6 +105,7 @@ class Sandbox:
             labels=labels,
             resources=resources,
             egress=egress,
+            egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
         )
         return cls._create(body, ConnectionConfig.resolve(api_url, api_key, request_timeout))
@@ -114,6 +122,7 @@ class Sandbox:
         labels: Optional[Mapping[str, str]] = None,
         resources: Optional[ResourcesLike] = None,
         egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
@@ -130,6 +139,7 @@ class Sandbox:
             labels=labels,
             resources=resources,
             egress=egress,
+            egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
             from_checkpoint=checkpoint_id(checkpoint),
         )
@@ -237,8 +247,12 @@ class Sandbox:
         metadata: Optional[Mapping[str, str]] = None,
         labels: Optional[Mapping[str, str]] = None,
         timeout: Optional[int] = None,
+        egress: Optional[str] = None,
+        egress_allow: Optional[Sequence[str]] = None,
     ) -> SandboxInfo:
-        """Replaces the metadata, the labels or the idle timeout (seconds)."""
+        """Replaces the metadata, the labels, the idle timeout (seconds) or
+        the network policy (applied at once, without a restart; giving
+        either network argument replaces the whole policy)."""
         body: Dict[str, Any] = {}
         if metadata is not None:
             body["metadata"] = dict(metadata)
@@ -246,6 +260,9 @@ class Sandbox:
             body["labels"] = dict(labels)
         if timeout is not None:
             body["timeout_secs"] = int(timeout)
+        network = network_body(egress, egress_allow)
+        if network is not None:
+            body["network"] = network
         return self._lifecycle("PATCH", "", body)
 
     def set_timeout(self, timeout: int) -> SandboxInfo:
