@@ -88,19 +88,17 @@ def get_opt_str(obj: JsonObject, key: str) -> Optional[str]:
 def get_int(obj: JsonObject, key: str, default: Optional[int] = None) -> int:
     """A required integer field (``default`` when absent)."""
     value = obj.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(key, "an integer", obj)
-    return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise _bad(key, "an integer", obj)
 
 
 def get_opt_int(obj: JsonObject, key: str) -> Optional[int]:
     """An optional (absent or null) integer field."""
     value = obj.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise _bad(key, "an integer or null", obj)
-    return value
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return value
+    raise _bad(key, "an integer or null", obj)
 
 
 def get_float(obj: JsonObject, key: str) -> float:

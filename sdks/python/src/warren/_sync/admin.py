@@ -3,7 +3,7 @@ their API keys."""
 
 from __future__ import annotations
 
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from .._config import ConnectionConfig, seg
 from .._http import SyncTransport
@@ -63,7 +63,7 @@ class Admin:
     def create_tenant(self, name: str, *, max_sandboxes: Optional[int] = None) -> Tenant:
         """Creates a tenant; ``max_sandboxes`` caps its sandboxes creating or
         running at once."""
-        body = (
+        body: Dict[str, Any] = (
             {"name": name}
             if max_sandboxes is None
             else {"name": name, "max_sandboxes": max_sandboxes}

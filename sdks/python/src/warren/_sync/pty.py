@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import Callable, Iterator, List, Mapping, Optional, Union
+from typing import Any, Callable, Iterator, List, Mapping, Optional, Union
 
 from websockets.exceptions import ConnectionClosed, WebSocketException
 from websockets.sync.client import ClientConnection, connect
@@ -193,13 +193,14 @@ class Pty:
             # Entering the context opens the connection with every websockets
             # release: older ones return the connection from connect(), newer
             # ones a connector whose __enter__ connects. The handle closes it.
-            socket = connect(
+            opened: Any = connect(
                 url,
                 additional_headers=_ws.auth_headers(config),
                 open_timeout=_ws.OPEN_TIMEOUT,
                 compression=None,
                 max_size=None,
             ).__enter__()
+            socket: ClientConnection = opened
         except (OSError, WebSocketException) as err:
             raise _ws.handshake_error(err, url) from err
         process = ProcessHandle(self._transport, self._sandbox_id, info)
