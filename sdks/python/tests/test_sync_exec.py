@@ -47,6 +47,16 @@ def test_run_env_cwd_stdin_and_argv(shared_sandbox: Sandbox) -> None:
     assert argv.stdout == "a b|$HOME"
 
 
+def test_run_output_limit(shared_sandbox: Sandbox) -> None:
+    result = shared_sandbox.exec.run(
+        "head -c 100000 /dev/zero | tr '\\0' a; echo err >&2", max_output_bytes=1000
+    )
+    assert result.exit_code == 0
+    assert result.stdout == "a" * 1000
+    assert result.stdout_truncated and not result.stderr_truncated
+    assert result.stderr == "err\n"
+
+
 def test_run_timeout_kills_the_group(shared_sandbox: Sandbox) -> None:
     result = shared_sandbox.exec.run("sleep 30 & sleep 30", timeout=1)
     assert result.timed_out

@@ -145,6 +145,16 @@ def test_stop_and_start(sandbox: Sandbox) -> None:
     assert sandbox.stop().state == "stopped"
     assert sandbox.start().state == "running"
     assert sandbox.files.read("/root/disk.txt") == "kept"
+    sandbox.stop()
+    untouched = Sandbox.connect(sandbox.sandbox_id, resume=False)
+    untouched.close()
+    assert untouched.info.state == "stopped"
+    again = Sandbox.connect(sandbox.sandbox_id)  # resumes it
+    try:
+        assert again.info.state == "running"
+        assert again.files.read("/root/disk.txt") == "kept"
+    finally:
+        again.close()
 
 
 def test_error_codes(base_ready: Server) -> None:
