@@ -93,6 +93,8 @@ async def test_iterate_kill_stdin_attach_and_list(base_ready: Server) -> None:
         assert await sleeper.kill()
         assert (await sleeper.wait(timeout=SLOW)).signal == 9
         assert await sleeper.kill() is False
+        await sleeper.remove()
+        assert sleeper.process_id not in {p.process_id for p in await sbx.exec.list()}
 
         cat = await sbx.exec.start("cat")
         await cat.send_stdin("abc")
@@ -111,6 +113,7 @@ async def test_files_round_trip(base_ready: Server, tmp_path: Path) -> None:
         assert await files.read("/tmp/a/t.txt") == "text ✓"
         await files.write("/tmp/a/b.bin", b"\x00\xff" * 1000)
         assert await files.read_bytes("/tmp/a/b.bin") == b"\x00\xff" * 1000
+        assert await files.read_bytes("/tmp/a/b.bin", offset=1, length=2) == b"\xff\x00"
         await files.write("/tmp/a/c.bin", io.BytesIO(b"streamed" * 100_000))
         assert await files.read_bytes("/tmp/a/c.bin") == b"streamed" * 100_000
         await files.remove("/tmp/a/c.bin")

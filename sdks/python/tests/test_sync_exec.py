@@ -8,7 +8,14 @@ from typing import List
 import pytest
 from helpers import SLOW, wait_until
 
-from warren import CommandExitError, ExitStatus, ProcessNotFoundError, Sandbox, WarrenTimeoutError
+from warren import (
+    CommandExitError,
+    ConflictError,
+    ExitStatus,
+    ProcessNotFoundError,
+    Sandbox,
+    WarrenTimeoutError,
+)
 
 
 def test_run_shows_debian(shared_sandbox: Sandbox) -> None:
@@ -107,6 +114,14 @@ def test_start_kill_and_list(shared_sandbox: Sandbox) -> None:
     assert result.signal == 9
     assert handle.kill() is False
     assert handle.refresh().state == "exited"
+    handle.remove()
+    assert handle.process_id not in {p.process_id for p in shared_sandbox.exec.list()}
+    running = shared_sandbox.exec.start("sleep 300")
+    with pytest.raises(ConflictError):
+        running.remove()
+    running.remove(force=True)
+    with pytest.raises(ProcessNotFoundError):
+        running.refresh()
 
 
 def test_kill_with_sigterm_ends_iteration(shared_sandbox: Sandbox) -> None:

@@ -24,6 +24,12 @@ def test_text_and_bytes_round_trip(shared_sandbox: Sandbox) -> None:
     blob = bytes(range(256)) * 64
     files.write("/tmp/rt/blob.bin", blob)
     assert files.read_bytes("/tmp/rt/blob.bin") == blob
+    assert files.read_bytes("/tmp/rt/blob.bin", offset=10, length=5) == blob[10:15]
+    assert files.read_bytes("/tmp/rt/blob.bin", offset=len(blob) - 3) == blob[-3:]
+    assert files.read_bytes("/tmp/rt/blob.bin", length=4) == blob[:4]
+    with pytest.raises(WarrenError) as beyond:
+        files.read_bytes("/tmp/rt/blob.bin", offset=len(blob) + 10)
+    assert (beyond.value.code, beyond.value.status) == ("range_not_satisfiable", 416)
     files.write("/tmp/rt/streamed.bin", io.BytesIO(blob))
     assert files.read_bytes("/tmp/rt/streamed.bin") == blob
     digest = shared_sandbox.exec.run("md5sum < /tmp/rt/blob.bin").stdout.split()[0]

@@ -161,6 +161,17 @@ def stdin_body(data: Union[str, bytes], eof: bool = False) -> Dict[str, Any]:
     return {"data": base64.b64encode(data).decode("ascii"), "encoding": "base64", "eof": eof}
 
 
+def range_header(offset: Optional[int], length: Optional[int]) -> Optional[Dict[str, str]]:
+    """The ``Range`` header of a partial read, or ``None`` for the whole file."""
+    if offset is None and length is None:
+        return None
+    start = offset or 0
+    if start < 0 or (length is not None and length <= 0):
+        raise InvalidRequestError("invalid_request", None, "offset must be >= 0 and length > 0")
+    end = "" if length is None else str(start + length - 1)
+    return {"Range": f"bytes={start}-{end}"}
+
+
 def mode_param(mode: Optional[int]) -> Optional[str]:
     """Permission bits (``0o755``) as the octal string ``files?mode=`` takes."""
     return None if mode is None else format(mode, "o")

@@ -238,6 +238,13 @@ class AsyncProcessHandle:
             "POST", self._path("/resize"), json_body={"cols": cols, "rows": rows}
         )
 
+    async def remove(self, *, force: bool = False) -> None:
+        """Forgets the process and its output; a running one needs ``force``
+        (which kills its group first), else :class:`ConflictError`."""
+        await self._transport.request(
+            "DELETE", self._path(), params=[("force", "true" if force else "false")]
+        )
+
     async def disconnect(self) -> None:
         """Stops delivering output to the callbacks; the process keeps running."""
         self._stopped = True

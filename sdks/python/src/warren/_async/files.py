@@ -12,7 +12,7 @@ from .. import _archive
 from .._config import sandbox_path
 from .._http import AsyncSseStream, AsyncTransport
 from .._sync.files import TRANSFER_TIMEOUT, StrPath
-from .._wire import SseEvent, mode_param
+from .._wire import SseEvent, mode_param, range_header
 from ..errors import ProtocolError
 from ..models import FileEntry, FileStat, FsEvent, WriteInfo, as_object, get_list
 from .exec import MaybeAwaitable, call_back
@@ -96,10 +96,16 @@ class AsyncFiles:
     def _path(self, rest: str) -> str:
         return sandbox_path(self._sandbox_id, rest)
 
-    async def read_bytes(self, path: str) -> bytes:
-        """The file's contents (:class:`NotFoundError` ``file_not_found`` when missing)."""
+    async def read_bytes(
+        self, path: str, *, offset: Optional[int] = None, length: Optional[int] = None
+    ) -> bytes:
+        """The file's contents; with ``offset`` and/or ``length``, only those bytes."""
         response = await self._transport.request(
-            "GET", self._path("/files"), params=[("path", path)], timeout=TRANSFER_TIMEOUT
+            "GET",
+            self._path("/files"),
+            params=[("path", path)],
+            headers=range_header(offset, length),
+            timeout=TRANSFER_TIMEOUT,
         )
         return response.content
 

@@ -236,6 +236,13 @@ class ProcessHandle:
             "POST", self._path("/resize"), json_body={"cols": cols, "rows": rows}
         )
 
+    def remove(self, *, force: bool = False) -> None:
+        """Forgets the process and its output; a running one needs ``force``
+        (which kills its group first), else :class:`ConflictError`."""
+        self._transport.request(
+            "DELETE", self._path(), params=[("force", "true" if force else "false")]
+        )
+
     def disconnect(self) -> None:
         """Stops delivering output to the callbacks; the process keeps running."""
         self._stopped = True

@@ -11,7 +11,7 @@ from typing import IO, Callable, Iterator, List, Optional, Union
 from .. import _archive
 from .._config import sandbox_path
 from .._http import SseStream, SyncTransport
-from .._wire import SseEvent, mode_param
+from .._wire import SseEvent, mode_param, range_header
 from ..errors import ProtocolError
 from ..models import FileEntry, FileStat, FsEvent, WriteInfo, as_object, get_list
 
@@ -81,10 +81,17 @@ class Files:
     def _path(self, rest: str) -> str:
         return sandbox_path(self._sandbox_id, rest)
 
-    def read_bytes(self, path: str) -> bytes:
-        """The file's contents (:class:`NotFoundError` ``file_not_found`` when missing)."""
+    def read_bytes(
+        self, path: str, *, offset: Optional[int] = None, length: Optional[int] = None
+    ) -> bytes:
+        """The file's contents (:class:`NotFoundError` ``file_not_found`` when
+        missing); with ``offset`` and/or ``length``, only those bytes."""
         return self._transport.request(
-            "GET", self._path("/files"), params=[("path", path)], timeout=TRANSFER_TIMEOUT
+            "GET",
+            self._path("/files"),
+            params=[("path", path)],
+            headers=range_header(offset, length),
+            timeout=TRANSFER_TIMEOUT,
         ).content
 
     def read(self, path: str, encoding: str = "utf-8") -> str:
