@@ -16,8 +16,12 @@ case "$which" in
     SANDBOX_AGENT_BIN="$PWD/$peer_dir/node_modules/@sandbox-agent/cli-linux-x64/bin/sandbox-agent" \
       target/release/bench-agent
     ;;
+  preview)
+    # A server of its own on network wb/10.215.0.0/24; the first run builds `base`.
+    target/release/bench-preview
+    ;;
   *)
-    echo "unknown benchmark: $which (known: agent)" >&2
+    echo "unknown benchmark: $which (known: agent, preview)" >&2
     exit 2
     ;;
 esac

@@ -9,6 +9,12 @@ if ! command -v cargo-nextest >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+# The networking tests run python3 servers in a stand-in internet (ip netns).
+if ! command -v python3 >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+fi
+
 # The SDK tests need Node 18+ and npm (this machine kind ships them).
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq
