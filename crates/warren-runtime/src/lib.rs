@@ -118,4 +118,14 @@ pub trait Runtime: Send + Sync + 'static {
     fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError>;
     /// Whether sandboxes can be given outbound access at all.
     fn egress_available(&self) -> bool;
+    /// Checks that `connection`, just made to the sandbox's agent socket,
+    /// reached that sandbox's own agent. A sandbox's root owns its run
+    /// directory and can replace `agent.sock` with a symlink to another
+    /// sandbox's socket (or a host socket), so callers check every new
+    /// connection before sending anything on it.
+    fn verify_agent(
+        &self,
+        id: &str,
+        connection: std::os::fd::BorrowedFd<'_>,
+    ) -> Result<(), RuntimeError>;
 }

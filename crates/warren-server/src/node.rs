@@ -20,6 +20,9 @@ use warren_api::ids::{self, IdKind};
 use warren_runtime::storage::{Pool, StorageError};
 use warren_runtime::{Runtime, RuntimeError, SandboxSpec, Started};
 
+/// File name of the agent's socket in a sandbox's run directory.
+pub const AGENT_SOCKET: &str = "agent.sock";
+
 /// Failures of storage and run directories.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -101,6 +104,20 @@ impl Node {
     /// `STATE_DIR/run`: every sandbox's run directory is in here.
     pub fn run_root(&self) -> &Path {
         &self.run_root
+    }
+
+    /// Connects to sandbox `id`'s agent socket and checks, before anything is
+    /// sent, that the listener is that sandbox's own agent (see
+    /// [`Runtime::verify_agent`]); a planted symlink answers
+    /// `PermissionDenied`.
+    pub async fn connect_agent(&self, id: &str) -> std::io::Result<tokio::net::UnixStream> {
+        let stream = tokio::net::UnixStream::connect(self.run_dir(id).join(AGENT_SOCKET)).await?;
+        self.runtime
+            .verify_agent(id, std::os::fd::AsFd::as_fd(&stream))
+            .map_err(|e| {
+                std::io::Error::new(std::io::ErrorKind::PermissionDenied, e.to_string())
+            })?;
+        Ok(stream)
     }
 
     /// The host side of a sandbox's `/run/warren`.

@@ -156,14 +156,14 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         store.clone(),
         sandboxes.clone(),
         config.previews.clone(),
-        node.run_root().to_path_buf(),
+        node.clone(),
     )
     .await?;
 
     let auth = Auth::new(admin.key, store.clone());
     let state = AppState {
         tenants: Tenants::new(store.clone(), auth.clone()),
-        agent: proxy::AgentClient::new(node.run_root().to_path_buf()),
+        agent: proxy::AgentClient::new(node.clone()),
         sandboxes: sandboxes.clone(),
         checkpoints,
         templates,

@@ -137,27 +137,6 @@ impl NamespaceRuntime {
         self.cgroups.list()
     }
 
-    /// Checks that a connection made to a sandbox's agent socket reached
-    /// that sandbox's agent. The sandbox's root can replace
-    /// `run_dir/agent.sock` with a symlink (to another sandbox's socket, or
-    /// any host socket), so the server must check every connection before
-    /// sending anything: the listening peer (`SO_PEERCRED`, recorded by the
-    /// kernel at `listen`) must be a process in the sandbox's cgroup.
-    pub fn verify_agent(&self, id: &str, connection: BorrowedFd<'_>) -> Result<(), RuntimeError> {
-        let untrusted = |reason: String| RuntimeError::UntrustedAgent {
-            id: id.to_string(),
-            reason,
-        };
-        let pid = peer_pid(connection).map_err(|e| untrusted(format!("reading the peer: {e}")))?;
-        if self.cgroups.pids(id).contains(&pid) {
-            Ok(())
-        } else {
-            Err(untrusted(format!(
-                "the socket is served by pid {pid}, which is not in the sandbox"
-            )))
-        }
-    }
-
     fn start_failed(&self, id: &str, stage: &str, reason: impl Into<String>) -> RuntimeError {
         if let Err(e) = self.stop(id) {
             tracing::warn!(id, error = %e, "cleaning up after a failed start");
@@ -210,6 +189,27 @@ impl NamespaceRuntime {
 }
 
 impl Runtime for NamespaceRuntime {
+    /// Checks that a connection made to a sandbox's agent socket reached
+    /// that sandbox's agent. The sandbox's root can replace
+    /// `run_dir/agent.sock` with a symlink (to another sandbox's socket, or
+    /// any host socket), so the server must check every connection before
+    /// sending anything: the listening peer (`SO_PEERCRED`, recorded by the
+    /// kernel at `listen`) must be a process in the sandbox's cgroup.
+    fn verify_agent(&self, id: &str, connection: BorrowedFd<'_>) -> Result<(), RuntimeError> {
+        let untrusted = |reason: String| RuntimeError::UntrustedAgent {
+            id: id.to_string(),
+            reason,
+        };
+        let pid = peer_pid(connection).map_err(|e| untrusted(format!("reading the peer: {e}")))?;
+        if self.cgroups.pids(id).contains(&pid) {
+            Ok(())
+        } else {
+            Err(untrusted(format!(
+                "the socket is served by pid {pid}, which is not in the sandbox"
+            )))
+        }
+    }
+
     fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError> {
         let resources = validate_resources(&spec.resources)?;
         let start_error = |stage: &str, reason: String| RuntimeError::Start {

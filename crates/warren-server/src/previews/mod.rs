@@ -21,8 +21,8 @@ pub mod forward;
 pub mod host;
 pub mod tunnel;
 
+use crate::node::Node;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -86,13 +86,18 @@ pub enum PreviewError {
 impl From<PreviewError> for Problem {
     fn from(err: PreviewError) -> Problem {
         match err {
-            PreviewError::NotFound { .. } => Problem::new(ErrorCode::PreviewNotFound, err.to_string()),
+            PreviewError::NotFound { .. } => {
+                Problem::new(ErrorCode::PreviewNotFound, err.to_string())
+            }
             PreviewError::Invalid(_) => Problem::new(ErrorCode::InvalidRequest, err.to_string()),
             PreviewError::Unauthorized => Problem::new(ErrorCode::Unauthorized, err.to_string()),
             PreviewError::Sandbox(e) => e.into(),
             PreviewError::Store(e) => {
                 tracing::error!(error = %e, "preview operation failed");
-                Problem::new(ErrorCode::Internal, "the server failed to complete the preview operation")
+                Problem::new(
+                    ErrorCode::Internal,
+                    "the server failed to complete the preview operation",
+                )
             }
         }
     }
@@ -127,7 +132,7 @@ impl Previews {
         store: Store,
         sandboxes: Sandboxes,
         settings: PreviewSettings,
-        run_root: PathBuf,
+        node: Node,
     ) -> Result<Previews, StoreError> {
         let cache = store
             .all_previews()
@@ -142,7 +147,7 @@ impl Previews {
                 settings,
                 listen_port: AtomicU16::new(0),
                 cache: RwLock::new(cache),
-                client: tunnel::TunnelClient::new(run_root),
+                client: tunnel::TunnelClient::new(node),
             }),
         })
     }
@@ -166,7 +171,9 @@ impl Previews {
     ) -> Result<Preview, PreviewError> {
         let entry = self.inner.sandboxes.entry(caller, id)?;
         if req.port == 0 {
-            return Err(PreviewError::Invalid("port: must be between 1 and 65535".into()));
+            return Err(PreviewError::Invalid(
+                "port: must be between 1 and 65535".into(),
+            ));
         }
         let domain = match req.domain {
             Some(d) => host::normalize_domain(&d).ok_or_else(|| {
@@ -252,7 +259,11 @@ impl Previews {
             .get(&key)
             .cloned()?;
         if self.inner.sandboxes.registry().get(sandbox).is_none() {
-            self.inner.cache.write().expect("preview cache lock").remove(&key);
+            self.inner
+                .cache
+                .write()
+                .expect("preview cache lock")
+                .remove(&key);
             return None;
         }
         Some(found)

@@ -8,9 +8,7 @@
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -22,10 +20,9 @@ use hyper::upgrade::Upgraded;
 use hyper_util::client::legacy::connect::{Connected, Connection};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::net::UnixStream;
 use warren_api::ids::{self, IdKind};
 
-use crate::proxy::AGENT_SOCKET;
+use crate::node::Node;
 
 /// How long an idle tunnel is kept for reuse.
 const POOL_IDLE: Duration = Duration::from_secs(30);
@@ -55,7 +52,7 @@ pub enum TunnelError {
 /// Opens tunnels for hyper's client.
 #[derive(Clone)]
 pub struct TunnelConnector {
-    run_root: Arc<PathBuf>,
+    node: Node,
 }
 
 impl tower::Service<Uri> for TunnelConnector {
@@ -70,20 +67,21 @@ impl tower::Service<Uri> for TunnelConnector {
     fn call(&mut self, uri: Uri) -> Self::Future {
         let target = match (uri.host(), uri.port_u16()) {
             (Some(id), Some(port)) if ids::is_valid(IdKind::Sandbox, id) => {
-                Ok((self.run_root.join(id).join(AGENT_SOCKET), port))
+                Ok((id.to_string(), port))
             }
             _ => Err(TunnelError::BadAddress(uri.to_string())),
         };
+        let node = self.node.clone();
         Box::pin(async move {
-            let (socket, port) = target?;
-            open(socket, port).await
+            let (id, port) = target?;
+            open(&node, &id, port).await
         })
     }
 }
 
 /// Connects to the agent and upgrades the connection into a tunnel.
-async fn open(socket: PathBuf, port: u16) -> Result<TunnelStream, TunnelError> {
-    let stream = UnixStream::connect(&socket).await.map_err(TunnelError::Agent)?;
+async fn open(node: &Node, id: &str, port: u16) -> Result<TunnelStream, TunnelError> {
+    let stream = node.connect_agent(id).await.map_err(TunnelError::Agent)?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .map_err(TunnelError::Handshake)?;
@@ -98,7 +96,10 @@ async fn open(socket: PathBuf, port: u16) -> Result<TunnelStream, TunnelError> {
         .header(header::UPGRADE, HeaderValue::from_static("tcp"))
         .body(Empty::<Bytes>::new())
         .expect("a valid request");
-    let response = sender.send_request(req).await.map_err(TunnelError::Handshake)?;
+    let response = sender
+        .send_request(req)
+        .await
+        .map_err(TunnelError::Handshake)?;
     match response.status() {
         StatusCode::SWITCHING_PROTOCOLS => {}
         StatusCode::BAD_GATEWAY => return Err(TunnelError::PortUnreachable(port)),
@@ -130,7 +131,11 @@ impl hyper::rt::Read for TunnelStream {
 }
 
 impl hyper::rt::Write for TunnelStream {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
 
@@ -150,11 +155,9 @@ pub struct TunnelClient {
 }
 
 impl TunnelClient {
-    /// A client for the sandboxes whose run directories are in `run_root`.
-    pub fn new(run_root: PathBuf) -> Self {
-        let connector = TunnelConnector {
-            run_root: Arc::new(run_root),
-        };
+    /// A client for the ports of `node`'s sandboxes.
+    pub fn new(node: Node) -> Self {
+        let connector = TunnelConnector { node };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(POOL_MAX_IDLE)

@@ -2,15 +2,15 @@
 //! keep-alive connections pooled per sandbox.
 //!
 //! Requests are addressed `http://<sandbox id>/v1/...`: the connector maps
-//! the host (validated as a sandbox id, so no path can be smuggled in) to
-//! `RUN_ROOT/<id>/agent.sock`, and hyper's pool keys idle connections by that
-//! host, which gives each sandbox its own reusable connections.
+//! the host (validated as a sandbox id, so no path can be smuggled in) to the
+//! sandbox's agent socket through [`Node::connect_agent`], which also checks
+//! that the listener is that sandbox's own agent; hyper's pool keys idle
+//! connections by that host, which gives each sandbox its own reusable
+//! connections.
 
 use std::future::Future;
 use std::io;
-use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -23,8 +23,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::UnixStream;
 use warren_api::ids::{self, IdKind};
 
-/// File name of the agent's socket in a sandbox's run directory.
-pub const AGENT_SOCKET: &str = "agent.sock";
+use crate::node::Node;
 
 /// How long an idle pooled connection is kept.
 const POOL_IDLE: Duration = Duration::from_secs(60);
@@ -32,10 +31,10 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Idle connections kept per sandbox.
 const POOL_MAX_IDLE_PER_SANDBOX: usize = 32;
 
-/// Dials `RUN_ROOT/<host>/agent.sock`.
+/// Dials the agent of the sandbox named by the URI's host.
 #[derive(Clone)]
 pub struct UnixConnector {
-    run_root: Arc<PathBuf>,
+    node: Node,
 }
 
 impl tower::Service<Uri> for UnixConnector {
@@ -48,10 +47,8 @@ impl tower::Service<Uri> for UnixConnector {
     }
 
     fn call(&mut self, uri: Uri) -> Self::Future {
-        let socket = match uri.host() {
-            Some(id) if ids::is_valid(IdKind::Sandbox, id) => {
-                self.run_root.join(id).join(AGENT_SOCKET)
-            }
+        let id = match uri.host() {
+            Some(id) if ids::is_valid(IdKind::Sandbox, id) => id.to_string(),
             _ => {
                 return Box::pin(async move {
                     Err(io::Error::new(
@@ -61,8 +58,9 @@ impl tower::Service<Uri> for UnixConnector {
                 })
             }
         };
+        let node = self.node.clone();
         Box::pin(async move {
-            let stream = UnixStream::connect(&socket).await?;
+            let stream = node.connect_agent(&id).await?;
             Ok(UnixConnection(TokioIo::new(stream)))
         })
     }
@@ -124,11 +122,9 @@ pub struct AgentClient {
 }
 
 impl AgentClient {
-    /// A client for the agents whose run directories are in `run_root`.
-    pub fn new(run_root: PathBuf) -> Self {
-        let connector = UnixConnector {
-            run_root: Arc::new(run_root),
-        };
+    /// A client for the agents of `node`'s sandboxes.
+    pub fn new(node: Node) -> Self {
+        let connector = UnixConnector { node };
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(POOL_IDLE)
             .pool_max_idle_per_host(POOL_MAX_IDLE_PER_SANDBOX)

@@ -70,7 +70,7 @@ impl Sandboxes {
         limits: Limits,
         host: HostLimits,
     ) -> Self {
-        let agent = AgentClient::new(node.run_root().to_path_buf());
+        let agent = AgentClient::new(node.clone());
         Sandboxes {
             inner: Arc::new(Inner {
                 agent,
