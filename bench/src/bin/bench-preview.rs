@@ -58,7 +58,9 @@ fn main() -> anyhow::Result<()> {
     let result = rt.block_on(run(&base, port, &state_dir));
     drop(server);
     // The server leaves its sandboxes running; remove what we made.
-    let _ = Command::new("nft").args(["delete", "table", "inet", "wb"]).status();
+    let _ = Command::new("nft")
+        .args(["delete", "table", "inet", "wb"])
+        .status();
     let _ = Command::new("ip").args(["link", "del", "wb0"]).status();
     result
 }
@@ -67,7 +69,10 @@ async fn run(base: &str, port: u16, state_dir: &std::path::Path) -> anyhow::Resu
     let http = reqwest::Client::builder().no_proxy().build()?;
     // The first start may build `base` (minutes).
     wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
-    let api = Api { http: http.clone(), base: base.to_string() };
+    let api = Api {
+        http: http.clone(),
+        base: base.to_string(),
+    };
     let sandbox = api.create(json!({ "timeout_secs": 0 })).await?;
     let id = sandbox["id"].as_str().context("sandbox id")?.to_string();
     let outcome = measure(&api, port, state_dir, &id).await;
@@ -75,7 +80,12 @@ async fn run(base: &str, port: u16, state_dir: &std::path::Path) -> anyhow::Resu
     outcome
 }
 
-async fn measure(api: &Api, port: u16, state_dir: &std::path::Path, id: &str) -> anyhow::Result<()> {
+async fn measure(
+    api: &Api,
+    port: u16,
+    state_dir: &std::path::Path,
+    id: &str,
+) -> anyhow::Result<()> {
     api.call(
         "POST",
         &format!("/v1/sandboxes/{id}/processes"),
@@ -83,7 +93,11 @@ async fn measure(api: &Api, port: u16, state_dir: &std::path::Path, id: &str) ->
     )
     .await?;
     let preview = api
-        .call("POST", &format!("/v1/sandboxes/{id}/previews"), Some(json!({ "port": 8000 })))
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/previews"),
+            Some(json!({ "port": 8000 })),
+        )
         .await?;
     let token = preview["token"].as_str().context("token")?.to_string();
     let host = preview["url"]
@@ -151,7 +165,9 @@ async fn measure(api: &Api, port: u16, state_dir: &std::path::Path, id: &str) ->
         let mut samples = Samples::default();
         for _ in 0..CREATES {
             let started = Instant::now();
-            let sandbox = api.create(json!({ "network": { "egress": egress } })).await?;
+            let sandbox = api
+                .create(json!({ "network": { "egress": egress } }))
+                .await?;
             samples.push(started.elapsed());
             let sid = sandbox["id"].as_str().context("id")?.to_string();
             api.delete(&sid).await;
@@ -202,7 +218,13 @@ async fn load(target: Target) -> anyhow::Result<(Samples, f64)> {
         let http = reqwest::Client::builder().no_proxy().build()?;
         tasks.push(tokio::spawn(async move {
             while Instant::now() < deadline {
-                if target.request(&http).send().await.and_then(|r| r.error_for_status()).is_ok() {
+                if target
+                    .request(&http)
+                    .send()
+                    .await
+                    .and_then(|r| r.error_for_status())
+                    .is_ok()
+                {
                     done.fetch_add(1, Ordering::Relaxed);
                 }
             }
@@ -211,7 +233,10 @@ async fn load(target: Target) -> anyhow::Result<(Samples, f64)> {
     for task in tasks {
         task.await?;
     }
-    Ok((samples, done.load(Ordering::Relaxed) as f64 / LOAD_SECS as f64))
+    Ok((
+        samples,
+        done.load(Ordering::Relaxed) as f64 / LOAD_SECS as f64,
+    ))
 }
 
 fn check(resp: reqwest::Response) -> anyhow::Result<()> {
@@ -286,6 +311,8 @@ impl Api {
     }
 
     async fn delete(&self, id: &str) {
-        let _ = self.call("DELETE", &format!("/v1/sandboxes/{id}"), None).await;
+        let _ = self
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
+            .await;
     }
 }
