@@ -10,6 +10,7 @@ from conftest import Server
 from warren import (
     Admin,
     AuthenticationError,
+    ConflictError,
     InvalidRequestError,
     NetworkError,
     Resources,
@@ -128,6 +129,25 @@ def test_hibernate_wake_keeps_files(sandbox: Sandbox) -> None:
     assert sandbox.wake().state == "running"
     assert sandbox.files.read("/root/keep.txt") == "still here"
     assert sandbox.exec.run("echo awake").stdout == "awake\n"
+
+
+def test_auto_wake(base_ready: Server) -> None:
+    try:
+        sbx = Sandbox.create(auto_wake=True)
+    except InvalidRequestError as err:
+        pytest.skip(f"the server does not take auto_wake yet ({err.detail})")
+    with sbx:
+        assert sbx.info.auto_wake
+        sbx.files.write("/root/f", "on disk")
+        sbx.hibernate()
+        assert sbx.exec.run("cat /root/f").stdout == "on disk"
+        assert sbx.get_info().state == "running"
+    with Sandbox.create() as plain:
+        assert not plain.info.auto_wake
+        plain.hibernate()
+        with pytest.raises(ConflictError) as asleep:
+            plain.exec.run("true")
+        assert asleep.value.status == 409
 
 
 def test_connect_resumes_a_hibernated_sandbox(sandbox: Sandbox) -> None:

@@ -85,6 +85,7 @@ def test_fork_and_create_from_checkpoint(sandbox: Sandbox) -> None:
         assert copy.files.read("/root/origin.txt") == "origin"
         assert copy.sandbox_id != sandbox.sandbox_id
         assert copy.info.labels == {"from": "checkpoint"}
+        assert copy.info.from_checkpoint == checkpoint.checkpoint_id
 
 
 def test_patches_run_in_order_and_a_failing_one_fails(sandbox: Sandbox) -> None:
@@ -128,7 +129,7 @@ def test_export_and_import(sandbox: Sandbox, tmp_path: Path) -> None:
 
 def test_auto_checkpoint_after_each_run(base_ready: Server) -> None:
     try:
-        sbx = Sandbox.create(auto_checkpoint=True)
+        sbx = Sandbox.create(auto_checkpoint=True, auto_checkpoint_keep=2)
     except InvalidRequestError as err:
         if "checkpoint" not in err.detail:
             raise
@@ -143,3 +144,8 @@ def test_auto_checkpoint_after_each_run(base_ready: Server) -> None:
         sbx.checkpoints.restore(result.checkpoint)
         assert sbx.files.read("/root/f") == "one\n"
         assert sbx.files.exists("/etc/os-release")
+        assert sbx.info.auto_checkpoint and sbx.info.auto_checkpoint_keep == 2
+        for i in range(3):
+            sbx.exec.run(f"echo {i}")
+        kept = [c for c in sbx.checkpoints.list() if c.auto]
+        assert [c.command for c in kept] == ["echo 1", "echo 2"]

@@ -86,6 +86,8 @@ def create_body(
     egress: Optional[str],
     egress_allow: Optional[Sequence[str]],
     auto_checkpoint: Optional[bool],
+    auto_checkpoint_keep: Optional[int] = None,
+    auto_wake: Optional[bool] = None,
     from_checkpoint: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The body of ``POST /v1/sandboxes``, without unset fields."""
@@ -111,6 +113,10 @@ def create_body(
         body["network"] = network
     if auto_checkpoint is not None:
         body["auto_checkpoint"] = auto_checkpoint
+    if auto_checkpoint_keep is not None:
+        body["auto_checkpoint_keep"] = auto_checkpoint_keep
+    if auto_wake is not None:
+        body["auto_wake"] = auto_wake
     if from_checkpoint is not None:
         body["from_checkpoint"] = from_checkpoint
     return body

@@ -210,6 +210,13 @@ class SandboxInfo:
     """With ``egress == "deny"``: the destinations still admitted (IPv4
     addresses and CIDRs, host names, ``*.domain`` wildcards)."""
     auto_checkpoint: bool
+    """Whether a checkpoint is taken after every ``exec.run``."""
+    auto_checkpoint_keep: Optional[int]
+    """How many automatic checkpoints are kept."""
+    auto_wake: bool
+    """Whether a call to a hibernated sandbox wakes it (else: 409)."""
+    from_checkpoint: Optional[str]
+    """The checkpoint its disk was made from, if any."""
     tenant_id: Optional[str]
     raw: Dict[str, Any] = field(repr=False, compare=False)
     """The whole JSON object, including fields newer than this SDK."""
@@ -241,6 +248,9 @@ class SandboxInfo:
             if isinstance(allow, list)
             else [],
             auto_checkpoint=get_bool(obj, "auto_checkpoint", False),
+            auto_checkpoint_keep=get_opt_int(obj, "auto_checkpoint_keep"),
+            auto_wake=get_bool(obj, "auto_wake", False),
+            from_checkpoint=get_opt_str(obj, "from_checkpoint"),
             tenant_id=get_opt_str(obj, "tenant_id"),
             raw=dict(obj),
         )

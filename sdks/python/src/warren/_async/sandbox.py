@@ -104,6 +104,8 @@ class AsyncSandbox:
         egress: Optional[str] = None,
         egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
+        auto_checkpoint_keep: Optional[int] = None,
+        auto_wake: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -120,6 +122,8 @@ class AsyncSandbox:
             egress=egress,
             egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
+            auto_checkpoint_keep=auto_checkpoint_keep,
+            auto_wake=auto_wake,
         )
         config = ConnectionConfig.resolve(api_url, api_key, request_timeout)
         return SandboxPromise(lambda: cls._create(body, config))
@@ -138,6 +142,8 @@ class AsyncSandbox:
         egress: Optional[str] = None,
         egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
+        auto_checkpoint_keep: Optional[int] = None,
+        auto_wake: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -154,6 +160,8 @@ class AsyncSandbox:
             egress=egress,
             egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
+            auto_checkpoint_keep=auto_checkpoint_keep,
+            auto_wake=auto_wake,
             from_checkpoint=checkpoint_id(checkpoint),
         )
         config = ConnectionConfig.resolve(api_url, api_key, request_timeout)

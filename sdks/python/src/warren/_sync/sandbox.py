@@ -72,6 +72,8 @@ class Sandbox:
         egress: Optional[str] = None,
         egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
+        auto_checkpoint_keep: Optional[int] = None,
+        auto_wake: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -92,6 +94,8 @@ class Sandbox:
                 addresses and CIDRs, host names, ``*.domain``); giving it
                 alone implies ``"deny"``.
             auto_checkpoint: Take a checkpoint after every ``exec.run``.
+            auto_checkpoint_keep: How many automatic checkpoints to keep (default 100).
+            auto_wake: Let any call to the hibernated sandbox wake it (default: 409).
             api_url: Server URL (default ``WARREN_URL``).
             api_key: API key (default ``WARREN_API_KEY``).
             request_timeout: Seconds an ordinary request may take.
@@ -107,6 +111,8 @@ class Sandbox:
             egress=egress,
             egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
+            auto_checkpoint_keep=auto_checkpoint_keep,
+            auto_wake=auto_wake,
         )
         return cls._create(body, ConnectionConfig.resolve(api_url, api_key, request_timeout))
 
@@ -124,6 +130,8 @@ class Sandbox:
         egress: Optional[str] = None,
         egress_allow: Optional[Sequence[str]] = None,
         auto_checkpoint: Optional[bool] = None,
+        auto_checkpoint_keep: Optional[int] = None,
+        auto_wake: Optional[bool] = None,
         api_url: Optional[str] = None,
         api_key: Optional[str] = None,
         request_timeout: Optional[float] = None,
@@ -141,6 +149,8 @@ class Sandbox:
             egress=egress,
             egress_allow=egress_allow,
             auto_checkpoint=auto_checkpoint,
+            auto_checkpoint_keep=auto_checkpoint_keep,
+            auto_wake=auto_wake,
             from_checkpoint=checkpoint_id(checkpoint),
         )
         return cls._create(body, ConnectionConfig.resolve(api_url, api_key, request_timeout))
