@@ -52,15 +52,17 @@ pub async fn forward_run(
     let (parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, MAX_RUN_BODY).await {
         Ok(bytes) => bytes,
-        Err(_) => return labelled(
-            Problem::new(
-                ErrorCode::PayloadTooLarge,
-                format!(
+        Err(_) => {
+            return labelled(
+                Problem::new(
+                    ErrorCode::PayloadTooLarge,
+                    format!(
                     "a run request of an auto_checkpoint sandbox is at most {MAX_RUN_BODY} bytes"
                 ),
+                )
+                .into_response(),
             )
-            .into_response(),
-        ),
+        }
     };
     let command = command_of(&bytes);
     let started = Instant::now();

@@ -26,6 +26,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde_json::{json, Value};
 use warren_runtime::namespaces::NamespaceRuntime;
 use warren_runtime::storage::btrfs::BtrfsDriver;
+use warren_runtime::storage::copy::CopyDriver;
 use warren_runtime::storage::{Driver, Pool, PoolOptions, StorageDriver};
 use warren_runtime::template::{self, BaseOptions};
 use warren_runtime::Runtime;
@@ -103,6 +104,9 @@ pub struct Options {
     /// Put the state directory on the host's own file system, so that the
     /// server makes its pool in a loop-mounted btrfs image (no `base`).
     pub image_pool: bool,
+    /// Use the `copy` storage driver, with the state directory on the host's
+    /// own file system (no `base`).
+    pub copy_driver: bool,
     /// More command-line arguments of `warren server`.
     pub args: Vec<String>,
 }
@@ -119,6 +123,7 @@ pub struct TestServer {
     pub cgroup_parent: String,
     child: Option<Child>,
     image_pool: bool,
+    storage: &'static str,
     args: Vec<String>,
     // Dropped last: the state dir lives in it (unless `image_pool`).
     shared: Option<SharedPool>,
@@ -147,7 +152,7 @@ impl TestServer {
     fn start_blocking(options: Options) -> TestServer {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
-        let (shared, state_dir) = if options.image_pool {
+        let (shared, state_dir) = if options.image_pool || options.copy_driver {
             (
                 None,
                 PathBuf::from("/var/tmp").join(format!("warren-srv-{tag}")),
@@ -170,10 +175,11 @@ impl TestServer {
             cgroup_parent,
             child: None,
             image_pool: options.image_pool,
+            storage: if options.copy_driver { "copy" } else { "btrfs" },
             args: options.args.clone(),
             shared,
         };
-        if !options.no_base && !options.image_pool {
+        if !options.no_base && !options.image_pool && !options.copy_driver {
             server.seed_base();
         }
         server.spawn();
@@ -198,7 +204,13 @@ impl TestServer {
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "the server is running");
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
-            .args(["server", "--listen", "127.0.0.1:0", "--storage", "btrfs"])
+            .args([
+                "server",
+                "--listen",
+                "127.0.0.1:0",
+                "--storage",
+                self.storage,
+            ])
             .arg("--state-dir")
             .arg(&self.state_dir)
             .arg("--cgroup-parent")
@@ -456,13 +468,13 @@ impl Drop for TestServer {
                 eprintln!("stopping {id}: {e}");
             }
         }
-        let btrfs = BtrfsDriver::new();
+        let drivers: [&dyn StorageDriver; 2] = [&BtrfsDriver::new(), &CopyDriver::new()];
         for dir in ["sandboxes", "templates", "checkpoints", "layers", "tmp"] {
             let dir = self.state_dir.join("pool").join(dir);
             for name in list_dir(&dir) {
                 let path = dir.join(&name);
-                if btrfs.is_volume(&path) {
-                    if let Err(e) = btrfs.delete(&path) {
+                if let Some(driver) = drivers.iter().find(|d| d.is_volume(&path)) {
+                    if let Err(e) = driver.delete(&path) {
                         eprintln!("deleting {}: {e}", path.display());
                     }
                 }
