@@ -210,6 +210,30 @@ async fn egress_policies_on_running_sandboxes() {
         .await
         .starts_with("err"));
 
+    // A restart of the server (kill -9) keeps every sandbox's network:
+    // rules, interfaces and the addresses learnt for names.
+    let mut server = server;
+    server.kill9();
+    server.spawn();
+    assert_eq!(
+        probe(&server, &by_name, &format!("http {b} 80")).await,
+        "ok stand-in b"
+    );
+    assert_eq!(
+        probe(&server, &by_name, "resolve b.test").await,
+        format!("ok {b}")
+    );
+    assert!(probe(&server, &by_name, "resolve a.test")
+        .await
+        .starts_with("err"));
+    assert_eq!(
+        probe(&server, &allow, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    assert!(probe(&server, &by_cidr, &format!("http {b} 80"))
+        .await
+        .starts_with("err"));
+
     // In every mode: no host service, no other sandbox.
     for id in [&deny, &allow, &by_cidr, &by_name] {
         for service in &host_services {
