@@ -1,0 +1,226 @@
+//! Async Rust client of a Warren server.
+//!
+//! ```no_run
+//! # async fn demo() -> warren_client::Result<()> {
+//! use futures::StreamExt;
+//! use warren_client::{Client, CreateSandboxRequest, OutputEvent};
+//!
+//! let client = Client::from_env()?; // WARREN_URL, WARREN_API_KEY
+//! let sandbox = client.create(&CreateSandboxRequest::default()).await?;
+//! let out = sandbox.run("echo hello").await?;
+//! assert_eq!(out.stdout, "hello\n");
+//!
+//! let process = sandbox.spawn("for i in 1 2 3; do echo $i; done").await?;
+//! let mut output = process.output();
+//! while let Some(event) = output.next().await {
+//!     if let OutputEvent::Output { data, .. } = event? {
+//!         print!("{}", String::from_utf8_lossy(&data));
+//!     }
+//! }
+//! sandbox.delete().await?;
+//! # Ok(()) }
+//! ```
+//!
+//! - [`Client`]: sandboxes, checkpoints and templates of one server.
+//! - [`Sandbox`]: one sandbox: lifecycle, commands, [`Files`], [`Pty`],
+//!   checkpoints, restore and forks.
+//! - [`Process`]: a managed process whose output is a `Stream`.
+//! - [`Error`]: problems carry their stable [`ErrorCode`].
+//!
+//! Wire types are those of [`warren_api`], re-exported here.
+
+mod config;
+mod error;
+mod files;
+mod http;
+mod process;
+mod pty;
+mod sandbox;
+mod sse;
+
+pub use config::config_path;
+pub use error::{Error, Result};
+pub use files::Files;
+pub use process::{ExitStatus, OutputEvent, Process};
+pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
+pub use sandbox::Sandbox;
+pub use warren_api::agent::{
+    FileEntry, FileStat, ProcessInfo, ProcessState, RunRequest, RunResponse, SignalSpec,
+    StartRequest, StreamKind,
+};
+pub use warren_api::checkpoint::{Checkpoint, CheckpointList, ForkRequest, ForkResponse};
+pub use warren_api::server::{
+    CreateSandboxRequest, PatchSandboxRequest, ResourcesRequest, Sandbox as SandboxInfo,
+    SandboxList, SandboxState, Template,
+};
+pub use warren_api::ErrorCode;
+
+use std::sync::Arc;
+
+use warren_api::checkpoint::CheckpointList as WireCheckpointList;
+use warren_api::server::TemplateList;
+
+/// A connection to one Warren server. Cheap to clone: clones share the
+/// connection pool.
+#[derive(Debug, Clone)]
+pub struct Client {
+    inner: Arc<http::Inner>,
+}
+
+/// Filters and page of [`Client::list`].
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    /// Only sandboxes in this state.
+    pub state: Option<SandboxState>,
+    /// `(key, value)` labels that must all match.
+    pub labels: Vec<(String, String)>,
+    /// `(key, value)` metadata that must all match.
+    pub metadata: Vec<(String, String)>,
+    /// Items per page (server default 100).
+    pub limit: Option<u32>,
+    /// `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Client {
+    /// A client of the server at `url` (`http://host:port`), authenticating
+    /// with `api_key` when given.
+    pub fn new(url: &str, api_key: Option<&str>) -> Result<Client> {
+        Ok(Client {
+            inner: Arc::new(http::Inner::new(url, api_key)?),
+        })
+    }
+
+    /// A client configured by `WARREN_URL` and `WARREN_API_KEY`, else by
+    /// `url` and `api_key` in [`config_path`].
+    pub fn from_env() -> Result<Client> {
+        let (url, key) = config::resolve()?;
+        Client::new(&url, key.as_deref())
+    }
+
+    /// The server's base URL.
+    pub fn url(&self) -> &str {
+        &self.inner.base
+    }
+
+    pub(crate) fn http(&self) -> &http::Inner {
+        &self.inner
+    }
+
+    /// Creates a sandbox; it is running when this returns.
+    pub async fn create(&self, request: &CreateSandboxRequest) -> Result<Sandbox> {
+        let info: SandboxInfo = self
+            .inner
+            .json(self.inner.post("/v1/sandboxes").json(request))
+            .await?;
+        Ok(Sandbox::from_info(self.clone(), info))
+    }
+
+    /// One page of sandboxes.
+    pub async fn list(&self, filter: &ListFilter) -> Result<SandboxList> {
+        let mut query: Vec<(String, String)> = Vec::new();
+        if let Some(state) = filter.state {
+            query.push(("state".into(), state.as_str().into()));
+        }
+        for (k, v) in &filter.labels {
+            query.push(("label".into(), format!("{k}={v}")));
+        }
+        for (k, v) in &filter.metadata {
+            query.push((format!("metadata.{k}"), v.clone()));
+        }
+        if let Some(limit) = filter.limit {
+            query.push(("limit".into(), limit.to_string()));
+        }
+        if let Some(cursor) = &filter.cursor {
+            query.push(("cursor".into(), cursor.clone()));
+        }
+        self.inner
+            .json(self.inner.get("/v1/sandboxes").query(&query))
+            .await
+    }
+
+    /// Every sandbox matching `filter`, following the pages.
+    pub async fn list_all(&self, filter: &ListFilter) -> Result<Vec<SandboxInfo>> {
+        let mut filter = filter.clone();
+        let mut all = Vec::new();
+        loop {
+            let page = self.list(&filter).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(cursor) => filter.cursor = Some(cursor),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Fetches a sandbox (`sandbox_not_found` when there is none).
+    pub async fn get(&self, id: &str) -> Result<Sandbox> {
+        let info: SandboxInfo = self
+            .inner
+            .json(self.inner.get(&format!("/v1/sandboxes/{id}")))
+            .await?;
+        Ok(Sandbox::from_info(self.clone(), info))
+    }
+
+    /// A handle on sandbox `id` without asking the server (calls on it
+    /// fail with `sandbox_not_found` if it does not exist).
+    pub fn sandbox(&self, id: &str) -> Sandbox {
+        Sandbox::new(self.clone(), id.to_string())
+    }
+
+    /// Every checkpoint the caller can see, in creation order.
+    pub async fn checkpoints(&self) -> Result<Vec<Checkpoint>> {
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = self.inner.get("/v1/checkpoints");
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let page: WireCheckpointList = self.inner.json(req).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// One checkpoint.
+    pub async fn checkpoint(&self, id: &str) -> Result<Checkpoint> {
+        self.inner
+            .json(self.inner.get(&format!("/v1/checkpoints/{id}")))
+            .await
+    }
+
+    /// Deletes a checkpoint (sandboxes made from it keep working).
+    pub async fn delete_checkpoint(&self, id: &str) -> Result<()> {
+        self.inner
+            .empty(self.inner.delete(&format!("/v1/checkpoints/{id}")))
+            .await
+    }
+
+    /// Creates a sandbox from a checkpoint's disk.
+    pub async fn create_from_checkpoint(
+        &self,
+        checkpoint_id: &str,
+        request: &CreateSandboxRequest,
+    ) -> Result<Sandbox> {
+        let mut request = request.clone();
+        request.from_checkpoint = Some(checkpoint_id.to_string());
+        self.create(&request).await
+    }
+
+    /// The templates of the server.
+    pub async fn templates(&self) -> Result<Vec<Template>> {
+        let list: TemplateList = self.inner.json(self.inner.get("/v1/templates")).await?;
+        Ok(list.items)
+    }
+
+    /// Deletes a template.
+    pub async fn delete_template(&self, name: &str) -> Result<()> {
+        self.inner
+            .empty(self.inner.delete(&format!("/v1/templates/{name}")))
+            .await
+    }
+}
