@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use warren_bench::{
-    free_port, print_compare, print_row, rss_kib, wait_ready, warren_bin, Guard, Samples,
+    free_port, print_compare, print_row, rss_anon_kib, rss_kib, wait_ready, warren_bin, Guard,
+    Samples,
 };
 
 fn env_usize(name: &str, default: usize) -> usize {
@@ -74,6 +75,8 @@ async fn main() -> anyhow::Result<()> {
     tokio::time::sleep(Duration::from_millis(500)).await;
     let warren_idle = rss_kib(warren.pid());
     let peer_idle = rss_kib(peer.pid());
+    let warren_anon = rss_anon_kib(warren.pid());
+    let peer_anon = rss_anon_kib(peer.pid());
 
     println!("## agent benchmark ({n} iterations)\n");
     println!("| what | warren | peer | ratio | |\n|---|---|---|---|---|");
@@ -131,6 +134,11 @@ async fn main() -> anyhow::Result<()> {
         "| idle RSS | warren {} KiB | sandbox-agent {} KiB | | |",
         warren_idle.unwrap_or(0),
         peer_idle.unwrap_or(0)
+    );
+    println!(
+        "| idle private RSS (RssAnon) | warren {} KiB | sandbox-agent {} KiB | | |",
+        warren_anon.unwrap_or(0),
+        peer_anon.unwrap_or(0)
     );
     let after = rss_kib(warren.pid()).unwrap_or(0);
     println!("| warren RSS after the run | {after} KiB | | | |");
