@@ -94,8 +94,9 @@ async fn delete(
 
 /// A port that is not a number 1..=65535 has no preview.
 fn parse_port(id: &str, port: &str) -> Result<u16, PreviewError> {
-    port.parse::<u16>()
-        .ok()
-        .filter(|p| *p != 0)
-        .ok_or_else(|| PreviewError::Invalid(format!("port {port:?} of sandbox {id} is not between 1 and 65535")))
+    port.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| {
+        PreviewError::Invalid(format!(
+            "port {port:?} of sandbox {id} is not between 1 and 65535"
+        ))
+    })
 }

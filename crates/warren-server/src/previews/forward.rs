@@ -117,7 +117,11 @@ impl Previews {
         if let Form::Path { prefix, rest } = &target.form {
             if rest.is_empty() {
                 // Relative links need the trailing slash.
-                let query = req.uri().query().map(|q| format!("?{q}")).unwrap_or_default();
+                let query = req
+                    .uri()
+                    .query()
+                    .map(|q| format!("?{q}"))
+                    .unwrap_or_default();
                 return Ok(redirect(&format!("{prefix}/{query}")));
             }
         }
@@ -171,7 +175,12 @@ impl Previews {
             Form::Path { rest, .. } => rest.clone(),
         };
         let mut uri = format!("http://{}:{}{path}", target.sandbox_id, target.port);
-        if let Some(query) = parts.uri.query().map(without_token).filter(|q| !q.is_empty()) {
+        if let Some(query) = parts
+            .uri
+            .query()
+            .map(without_token)
+            .filter(|q| !q.is_empty())
+        {
             uri.push('?');
             uri.push_str(&query);
         }
@@ -183,7 +192,11 @@ impl Previews {
             .method(parts.method.clone())
             .uri(uri)
             .version(Version::HTTP_11)
-            .body(if upgrade.is_some() { Body::empty() } else { body })
+            .body(if upgrade.is_some() {
+                Body::empty()
+            } else {
+                body
+            })
             .map_err(|_| Problem::invalid("the request cannot be forwarded"))?;
         *forwarded.headers_mut() = app_headers(&parts.headers, target);
         if let Some(protocol) = &upgrade {
@@ -347,8 +360,17 @@ mod tests {
         let host = format!("{}.localhost:7070", host::label(&id, 8000));
         let t = target(&request(&host, "/a?b=1")).unwrap();
         assert_eq!(t.port, 8000);
-        assert_eq!(t.form, Form::Host { domain: "localhost".into() });
-        let t = target(&request("127.0.0.1:7070", &format!("/v1/sandboxes/{id}/ports/3000/x/y"))).unwrap();
+        assert_eq!(
+            t.form,
+            Form::Host {
+                domain: "localhost".into()
+            }
+        );
+        let t = target(&request(
+            "127.0.0.1:7070",
+            &format!("/v1/sandboxes/{id}/ports/3000/x/y"),
+        ))
+        .unwrap();
         assert_eq!(
             t.form,
             Form::Path {
@@ -356,7 +378,11 @@ mod tests {
                 rest: "/x/y".into()
             }
         );
-        let t = target(&request("localhost", &format!("/v1/sandboxes/{id}/ports/3000"))).unwrap();
+        let t = target(&request(
+            "localhost",
+            &format!("/v1/sandboxes/{id}/ports/3000"),
+        ))
+        .unwrap();
         assert_eq!(
             t.form,
             Form::Path {
@@ -400,7 +426,10 @@ mod tests {
         assert!(authorize(&preview, &with(&|b| b, "/?a=1&token=s3cret")).unwrap());
         assert!(!authorize(
             &preview,
-            &with(&|b| b.header(header::COOKIE, "x=1; warren_preview=s3cret"), "/")
+            &with(
+                &|b| b.header(header::COOKIE, "x=1; warren_preview=s3cret"),
+                "/"
+            )
         )
         .unwrap());
         let public = PreviewRecord {
@@ -413,7 +442,10 @@ mod tests {
         assert_eq!(without_token("a=1&token=s3cret&b=2"), "a=1&b=2");
         let mut headers = HeaderMap::new();
         headers.insert(TOKEN_HEADER, HeaderValue::from_static("s3cret"));
-        headers.insert(header::COOKIE, HeaderValue::from_static("sid=9; warren_preview=s3cret"));
+        headers.insert(
+            header::COOKIE,
+            HeaderValue::from_static("sid=9; warren_preview=s3cret"),
+        );
         headers.insert(header::HOST, HeaderValue::from_static("80-x.localhost"));
         let target = Target {
             sandbox_id: "sbx_x".into(),

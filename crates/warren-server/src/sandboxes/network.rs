@@ -11,7 +11,10 @@ use super::{blocking, ensure_settled, SandboxError, Sandboxes};
 
 /// The policy a create or `PATCH` asks for. `egress` defaults to `deny`
 /// when `allow` is given (an allow-list) and to `default` when not.
-pub fn resolve(req: Option<NetworkRequest>, default: Egress) -> Result<NetworkPolicy, SandboxError> {
+pub fn resolve(
+    req: Option<NetworkRequest>,
+    default: Egress,
+) -> Result<NetworkPolicy, SandboxError> {
     let req = req.unwrap_or_default();
     let allow = req.allow.unwrap_or_default();
     let egress = match req.egress {
@@ -40,7 +43,10 @@ pub fn view(policy: &NetworkPolicy) -> api::NetworkPolicy {
 
 impl Sandboxes {
     /// Refuses a policy that needs outbound access on a server without it.
-    pub(crate) fn check_egress_available(&self, policy: &NetworkPolicy) -> Result<(), SandboxError> {
+    pub(crate) fn check_egress_available(
+        &self,
+        policy: &NetworkPolicy,
+    ) -> Result<(), SandboxError> {
         if policy.needs_interface() && !self.inner.node.egress_available() {
             return Err(SandboxError::invalid(
                 "network",
