@@ -435,6 +435,51 @@ mod tests {
     }
 
     #[test]
+    fn the_running_resolver_answers_over_udp_and_tcp() {
+        let (upstream, stop, upstream_thread) = fake_upstream();
+        let me = Ipv4Addr::LOCALHOST;
+        let policy = NetworkPolicy {
+            egress: Egress::Deny,
+            allow: vec!["ok.example".into()],
+        };
+        let fixed = Arc::new(Fixed {
+            rules: [(me, Arc::new(policy.rules().unwrap()))].into(),
+            learnt: Mutex::new(Vec::new()),
+        });
+        // A port free for TCP; UDP on the same number is all but always free.
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let resolver =
+            Resolver::start(SocketAddrV4::new(me, port), vec![upstream], fixed.clone()).unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        client
+            .send_to(&message::encode_query(11, "ok.example", 1), resolver.addr())
+            .unwrap();
+        let mut buf = [0u8; 512];
+        let n = client.recv(&mut buf).unwrap();
+        assert_eq!(message::answer_addresses(&buf[..n]).unwrap().len(), 2);
+        assert_eq!(fixed.learnt.lock().unwrap().len(), 1);
+
+        let mut tcp = TcpStream::connect(resolver.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        for id in [12, 13] {
+            write_framed(&mut tcp, &message::encode_query(id, "no.example", 1)).unwrap();
+            let reply = read_framed(&mut tcp).unwrap();
+            assert_eq!(&reply[..2], &id.to_be_bytes());
+            assert_eq!(reply[3] & 0xf, Rcode::Refused as u8);
+        }
+        drop(resolver);
+        stop.store(true, Ordering::Relaxed);
+        upstream_thread.join().unwrap();
+    }
+
+    #[test]
     fn a_dead_upstream_is_servfail() {
         // A bound socket that never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
