@@ -41,12 +41,12 @@ mod sse;
 pub use config::config_path;
 pub use error::{Error, Result};
 pub use files::Files;
-pub use process::{ExitStatus, OutputEvent, Process};
+pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
 pub use sandbox::Sandbox;
 pub use warren_api::agent::{
-    FileEntry, FileStat, ProcessInfo, ProcessState, RunRequest, RunResponse, SignalSpec,
-    StartRequest, StreamKind,
+    FileEntry, FileStat, LogsResponse, OutputChunk, ProcessInfo, ProcessState, RunRequest,
+    RunResponse, SignalSpec, StartRequest, StreamKind,
 };
 pub use warren_api::checkpoint::{Checkpoint, CheckpointList, ForkRequest, ForkResponse};
 pub use warren_api::server::{

@@ -76,8 +76,8 @@ struct DroppedEvent {
     cursor: u64,
 }
 
-/// Decodes an output chunk's data.
-pub(crate) fn chunk_bytes(chunk: &OutputChunk) -> Result<Bytes> {
+/// Decodes the data of an output chunk (as returned by [`Process::logs`]).
+pub fn chunk_bytes(chunk: &OutputChunk) -> Result<Bytes> {
     Ok(match chunk.encoding {
         Encoding::Utf8 => Bytes::from(chunk.data.clone().into_bytes()),
         Encoding::Base64 => {

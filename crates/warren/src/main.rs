@@ -23,6 +23,10 @@ enum Command {
     /// the namespace runtime as a fresh single-threaded process.
     #[command(name = "__sandbox-init", hide = true)]
     SandboxInit,
+    /// The client commands (`create`, `ls`, `exec`, `shell`, `cp`, ...), which
+    /// speak to the server at `WARREN_URL` with `WARREN_API_KEY`.
+    #[command(flatten)]
+    Client(cmd::cli::ClientCommand),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -31,5 +35,6 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Server(args) => cmd::server::run(args),
         Command::SandboxInit => cmd::sandbox_init::run(),
+        Command::Client(command) => cmd::cli::run(command),
     }
 }

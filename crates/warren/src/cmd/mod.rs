@@ -1,8 +1,15 @@
 //! One module per subcommand; each turns its flags into a library call.
 
 pub mod agent;
+pub mod checkpoints;
+pub mod cli;
+pub mod cp;
+pub mod exec;
 pub mod sandbox_init;
+pub mod sandboxes;
 pub mod server;
+pub mod shell;
+pub mod templates;
 
 /// Logs as text to stderr, filtered by `RUST_LOG` (default `info`).
 pub fn init_logging() {

@@ -1,0 +1,141 @@
+//! `warren checkpoint create|ls|rm`, `warren restore`, `warren fork`.
+
+use clap::{Args, Subcommand};
+use warren_client::{Checkpoint, Client};
+
+use super::cli::{print_json, print_table, CliResult, Output};
+
+/// `warren checkpoint ...`.
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    /// Snapshot a sandbox's disk; prints the checkpoint's id.
+    Create {
+        /// The sandbox (`sbx_…`).
+        id: String,
+        /// A name for people.
+        #[arg(long, short)]
+        name: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// List the checkpoints of a sandbox (of every sandbox without one).
+    Ls {
+        /// The sandbox (`sbx_…`).
+        id: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Delete checkpoints.
+    Rm {
+        /// The checkpoints (`ckpt_…`).
+        #[arg(required = true)]
+        ids: Vec<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `warren restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
+    /// The checkpoint whose disk it gets (`ckpt_…`).
+    checkpoint: String,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// `warren fork`.
+#[derive(Debug, Args)]
+pub struct ForkArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
+    /// How many sandboxes to make.
+    #[arg(long, short = 'n', default_value_t = 1)]
+    count: u32,
+    #[command(flatten)]
+    out: Output,
+}
+
+fn print_checkpoints(items: &[Checkpoint]) {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|c| {
+            vec![
+                c.id.clone(),
+                c.name.clone(),
+                c.sandbox_id.clone(),
+                c.created_at.clone(),
+                c.command.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print_table(&["ID", "NAME", "SANDBOX", "CREATED", "COMMAND"], &rows);
+}
+
+/// `warren checkpoint ...`.
+pub async fn checkpoint(client: &Client, command: CheckpointCommand) -> CliResult {
+    match command {
+        CheckpointCommand::Create { id, name, out } => {
+            let checkpoint = client.sandbox(&id).checkpoint(name.as_deref()).await?;
+            if out.json {
+                return print_json(&checkpoint);
+            }
+            println!("{}", checkpoint.id);
+            Ok(0)
+        }
+        CheckpointCommand::Ls { id, out } => {
+            let items = match id {
+                Some(id) => client.sandbox(&id).checkpoints().await?,
+                None => client.checkpoints().await?,
+            };
+            if out.json {
+                return print_json(&items);
+            }
+            print_checkpoints(&items);
+            Ok(0)
+        }
+        CheckpointCommand::Rm { ids, out } => {
+            let mut removed = Vec::new();
+            let mut code = 0;
+            for id in ids {
+                match client.delete_checkpoint(&id).await {
+                    Ok(()) => removed.push(id),
+                    Err(e) => {
+                        eprintln!("error: {e}");
+                        code = 1;
+                    }
+                }
+            }
+            if out.json {
+                print_json(&serde_json::json!({ "removed": removed }))?;
+            } else {
+                removed.iter().for_each(|id| println!("{id}"));
+            }
+            Ok(code)
+        }
+    }
+}
+
+/// `warren restore`.
+pub async fn restore(client: &Client, args: RestoreArgs) -> CliResult {
+    let mut sandbox = client.sandbox(&args.id);
+    let info = sandbox.restore(&args.checkpoint).await?;
+    if args.out.json {
+        return print_json(info);
+    }
+    println!("{} restored to {}", info.id, args.checkpoint);
+    Ok(0)
+}
+
+/// `warren fork`: prints the new sandboxes' ids.
+pub async fn fork(client: &Client, args: ForkArgs) -> CliResult {
+    let (forks, checkpoint) = client.sandbox(&args.id).fork(args.count).await?;
+    if args.out.json {
+        let items: Vec<_> = forks.iter().filter_map(|s| s.info()).collect();
+        return print_json(&serde_json::json!({ "items": items, "checkpoint_id": checkpoint }));
+    }
+    forks.iter().for_each(|s| println!("{}", s.id()));
+    Ok(0)
+}

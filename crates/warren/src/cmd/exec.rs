@@ -1,0 +1,220 @@
+//! `warren exec`, `warren run` and `warren logs`: commands whose output is
+//! streamed live (SSE `logs?follow=true`) and whose exit code becomes the
+//! CLI's.
+
+use std::io::Write;
+
+use clap::Args;
+use futures::StreamExt;
+use tokio::io::AsyncReadExt;
+use warren_client::{
+    chunk_bytes, Client, ExitStatus, OutputEvent, Process, Sandbox, StartRequest, StreamKind,
+};
+
+use super::cli::{parse_pairs, print_json, CliError, CliResult, Output};
+use super::sandboxes::CreateArgs;
+
+/// What to run and how (shared by `exec` and `run`).
+#[derive(Debug, Args)]
+pub struct CommandArgs {
+    /// Working directory inside the sandbox.
+    #[arg(long, short = 'w')]
+    cwd: Option<String>,
+    /// An environment variable, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", short = 'e')]
+    envs: Vec<String>,
+    /// Forward this terminal's stdin to the command (closed at EOF).
+    #[arg(long, short = 'i')]
+    interactive: bool,
+    /// The command: one argument is a shell command line (`sh -c`), more
+    /// are a program and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    cmd: Vec<String>,
+}
+
+impl CommandArgs {
+    fn request(&self) -> Result<StartRequest, CliError> {
+        let env = parse_pairs("env", &self.envs)?;
+        let (cmd, argv) = match self.cmd.as_slice() {
+            [line] => (Some(line.clone()), None),
+            argv => (None, Some(argv.to_vec())),
+        };
+        Ok(StartRequest {
+            cmd,
+            argv,
+            cwd: self.cwd.clone(),
+            env: (!env.is_empty()).then_some(env),
+            ..StartRequest::default()
+        })
+    }
+}
+
+/// `warren exec`.
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
+    #[command(flatten)]
+    command: CommandArgs,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// `warren run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    #[command(flatten)]
+    create: CreateArgs,
+    #[command(flatten)]
+    command: CommandArgs,
+}
+
+/// `warren logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
+    /// The process (`proc_…` or its pid).
+    process: String,
+    /// Keep printing output until the process exits.
+    #[arg(long, short)]
+    follow: bool,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// Collected output, for `--json`.
+#[derive(Debug, Default, serde::Serialize)]
+struct Collected {
+    process_id: String,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+/// Starts the command, forwards stdin if asked, and streams its output to
+/// this process's stdout and stderr (or collects it for `--json`).
+async fn stream(sandbox: &Sandbox, args: &CommandArgs, json: bool) -> CliResult {
+    let process = sandbox.spawn_with(&args.request()?).await?;
+    if args.interactive {
+        tokio::spawn(forward_stdin(process.clone()));
+    }
+    let (status, collected) = follow(&process, json).await?;
+    if json {
+        print_json(&Collected {
+            exit_code: status.exit_code,
+            signal: status.signal,
+            ..collected
+        })?;
+    }
+    Ok(status.code())
+}
+
+/// Prints (or collects) a process's output until it exits.
+async fn follow(process: &Process, collect: bool) -> Result<(ExitStatus, Collected), CliError> {
+    let mut collected = Collected {
+        process_id: process.id().to_string(),
+        ..Collected::default()
+    };
+    let mut output = std::pin::pin!(process.output());
+    while let Some(event) = output.next().await {
+        match event? {
+            OutputEvent::Output { stream, data, .. } => {
+                if collect {
+                    let text = String::from_utf8_lossy(&data);
+                    match stream {
+                        StreamKind::Stdout => collected.stdout.push_str(&text),
+                        StreamKind::Stderr => collected.stderr.push_str(&text),
+                    }
+                } else {
+                    write_out(stream, &data);
+                }
+            }
+            OutputEvent::Dropped { bytes } => {
+                eprintln!("warren: {bytes} bytes of output were lost (the buffer overflowed)");
+            }
+            OutputEvent::Exit(status) => return Ok((status, collected)),
+        }
+    }
+    // The stream ends only after `Exit`, or with an error returned above.
+    Err(CliError::Usage(format!(
+        "the output of {} ended before it exited",
+        process.id()
+    )))
+}
+
+fn write_out(stream: StreamKind, data: &[u8]) {
+    // A closed stdout (`| head`) is no reason to stop the command.
+    let _ = match stream {
+        StreamKind::Stdout => {
+            let mut out = std::io::stdout().lock();
+            out.write_all(data).and_then(|()| out.flush())
+        }
+        StreamKind::Stderr => {
+            let mut err = std::io::stderr().lock();
+            err.write_all(data).and_then(|()| err.flush())
+        }
+    };
+}
+
+/// Copies this process's stdin to the command's, closing it at EOF.
+async fn forward_stdin(process: Process) {
+    let mut stdin = tokio::io::stdin();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        match stdin.read(&mut buf).await {
+            Ok(0) | Err(_) => {
+                if let Err(e) = process.close_stdin(b"").await {
+                    eprintln!("warren: closing stdin: {e}");
+                }
+                return;
+            }
+            Ok(n) => {
+                if let Err(e) = process.write_stdin(&buf[..n]).await {
+                    eprintln!("warren: writing stdin: {e}");
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// `warren exec`.
+pub async fn exec(client: &Client, args: ExecArgs) -> CliResult {
+    stream(&client.sandbox(&args.id), &args.command, args.out.json).await
+}
+
+/// `warren run`: create, run, destroy (even when the run failed).
+pub async fn run(client: &Client, args: RunArgs) -> CliResult {
+    let sandbox = client.create(&args.create.request()?).await?;
+    let result = stream(&sandbox, &args.command, args.create.json()).await;
+    if let Err(e) = sandbox.delete().await {
+        eprintln!("error: destroying {}: {e}", sandbox.id());
+    }
+    result
+}
+
+/// `warren logs`.
+pub async fn logs(client: &Client, args: LogsArgs) -> CliResult {
+    let process = client.sandbox(&args.id).process(&args.process).await?;
+    if args.follow {
+        let (status, collected) = follow(&process, args.out.json).await?;
+        if args.out.json {
+            print_json(&Collected {
+                exit_code: status.exit_code,
+                signal: status.signal,
+                ..collected
+            })?;
+        }
+        return Ok(0);
+    }
+    let logs = process.logs(0).await?;
+    if args.out.json {
+        return print_json(&logs);
+    }
+    for chunk in &logs.chunks {
+        write_out(chunk.stream, &chunk_bytes(chunk)?);
+    }
+    Ok(0)
+}
