@@ -20,8 +20,15 @@ case "$which" in
     # A server of its own on network wb/10.215.0.0/24; the first run builds `base`.
     target/release/bench-preview
     ;;
+  sandbox)
+    # podman + runc from Debian are the peer (crun does not work on hybrid cgroups).
+    command -v podman >/dev/null && command -v runc >/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+    }
+    target/release/bench-sandbox
+    ;;
   *)
-    echo "unknown benchmark: $which (known: agent, preview)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview)" >&2
     exit 2
     ;;
 esac
