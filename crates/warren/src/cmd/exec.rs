@@ -20,9 +20,6 @@ pub struct CommandArgs {
     /// Working directory inside the sandbox.
     #[arg(long, short = 'w')]
     cwd: Option<String>,
-    /// An environment variable, `KEY=VALUE` (repeatable).
-    #[arg(long = "env", short = 'e')]
-    envs: Vec<String>,
     /// Forward this terminal's stdin to the command (closed at EOF).
     #[arg(long, short = 'i')]
     interactive: bool,
@@ -33,8 +30,8 @@ pub struct CommandArgs {
 }
 
 impl CommandArgs {
-    fn request(&self) -> Result<StartRequest, CliError> {
-        let env = parse_pairs("env", &self.envs)?;
+    fn request(&self, envs: &[String]) -> Result<StartRequest, CliError> {
+        let env = parse_pairs("env", envs)?;
         let (cmd, argv) = match self.cmd.as_slice() {
             [line] => (Some(line.clone()), None),
             argv => (None, Some(argv.to_vec())),
@@ -54,6 +51,9 @@ impl CommandArgs {
 pub struct ExecArgs {
     /// The sandbox (`sbx_…`).
     id: String,
+    /// An environment variable of the command, `KEY=VALUE` (repeatable).
+    #[arg(long = "env", short = 'e')]
+    envs: Vec<String>,
     #[command(flatten)]
     command: CommandArgs,
     #[command(flatten)]
@@ -95,8 +95,8 @@ struct Collected {
 
 /// Starts the command, forwards stdin if asked, and streams its output to
 /// this process's stdout and stderr (or collects it for `--json`).
-async fn stream(sandbox: &Sandbox, args: &CommandArgs, json: bool) -> CliResult {
-    let process = sandbox.spawn_with(&args.request()?).await?;
+async fn stream(sandbox: &Sandbox, args: &CommandArgs, envs: &[String], json: bool) -> CliResult {
+    let process = sandbox.spawn_with(&args.request(envs)?).await?;
     if args.interactive {
         tokio::spawn(forward_stdin(process.clone()));
     }
@@ -182,13 +182,20 @@ async fn forward_stdin(process: Process) {
 
 /// `warren exec`.
 pub async fn exec(client: &Client, args: ExecArgs) -> CliResult {
-    stream(&client.sandbox(&args.id), &args.command, args.out.json).await
+    stream(
+        &client.sandbox(&args.id),
+        &args.command,
+        &args.envs,
+        args.out.json,
+    )
+    .await
 }
 
 /// `warren run`: create, run, destroy (even when the run failed).
 pub async fn run(client: &Client, args: RunArgs) -> CliResult {
     let sandbox = client.create(&args.create.request()?).await?;
-    let result = stream(&sandbox, &args.command, args.create.json()).await;
+    // The sandbox's `--env` already reaches the command.
+    let result = stream(&sandbox, &args.command, &[], args.create.json()).await;
     if let Err(e) = sandbox.delete().await {
         eprintln!("error: destroying {}: {e}", sandbox.id());
     }

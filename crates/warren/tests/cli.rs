@@ -1,0 +1,522 @@
+//! The `warren` CLI against a real server: the binary under test runs as a
+//! child process with `WARREN_URL` and `WARREN_API_KEY`, and speaks to a
+//! real `warren server` with real sandboxes.
+
+mod server_common;
+
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use server_common::{TestServer, ADMIN_KEY};
+
+/// A `warren` command aimed at `server`.
+fn warren(server: &TestServer) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.env("WARREN_URL", &server.base)
+        .env("WARREN_API_KEY", ADMIN_KEY)
+        .env("HOME", "/nonexistent");
+    cmd
+}
+
+/// Runs `warren ARGS...` to completion.
+async fn cli(server: &TestServer, args: &[&str]) -> Output {
+    let mut cmd = warren(server);
+    cmd.args(args);
+    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
+        .await
+        .expect("warren task")
+}
+
+/// Runs `warren ARGS...`, asserts it succeeded, returns its stdout.
+async fn ok(server: &TestServer, args: &[&str]) -> String {
+    let out = cli(server, args).await;
+    assert!(
+        out.status.success(),
+        "warren {args:?}: {}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+/// Runs `warren ARGS... --json`-style commands and parses their stdout.
+async fn json(server: &TestServer, args: &[&str]) -> Value {
+    let text = ok(server, args).await;
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("warren {args:?}: {e}: {text}"))
+}
+
+/// Kills (by pid) and reaps a child this test started, even on panic.
+struct ChildGuard(Option<Child>);
+
+impl ChildGuard {
+    fn wait_timeout(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let child = self.0.as_mut().expect("child");
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = child.try_wait().expect("try_wait") {
+                self.0 = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "warren did not exit in {timeout:?}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn create_exec_cp_checkpoints_fork_and_rm() {
+    let server = TestServer::start().await;
+
+    let created = json(
+        &server,
+        &[
+            "create",
+            "--label",
+            "suite=cli",
+            "--env",
+            "GREETING=hi",
+            "--memory-mb",
+            "256",
+            "--json",
+        ],
+    )
+    .await;
+    let id = created["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("sbx_"), "{created}");
+    assert_eq!(created["state"], "running");
+    assert_eq!(created["labels"]["suite"], "cli");
+    assert_eq!(created["resources"]["memory_mb"], 256);
+
+    // exec: output on the right streams, the exit code becomes warren's.
+    let out = cli(
+        &server,
+        &[
+            "exec",
+            &id,
+            "--",
+            "sh",
+            "-c",
+            "echo $GREETING; echo oops >&2; exit 7",
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
+    let line = ok(&server, &["exec", &id, "echo $((6*7)) | tr 2 9"]).await;
+    assert_eq!(line, "49\n", "one argument is a shell command line");
+    let collected = json(&server, &["exec", "--json", &id, "--", "printf", "a b"]).await;
+    assert_eq!(collected["stdout"], "a b");
+    assert_eq!(collected["exit_code"], 0);
+    let piped = {
+        let mut cmd = warren(&server);
+        cmd.args(["exec", "-i", &id, "--", "tr", "a-z", "A-Z"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn")));
+        let child = guard.0.as_mut().unwrap();
+        child.stdin.take().unwrap().write_all(b"shout\n").unwrap();
+        let mut text = String::new();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut text)
+            .unwrap();
+        assert!(guard.wait_timeout(Duration::from_secs(30)).success());
+        text
+    };
+    assert_eq!(piped, "SHOUT\n", "-i forwards stdin and closes it at EOF");
+
+    // Output arrives live: the first line while the command still runs.
+    let mut cmd = warren(&server);
+    cmd.args([
+        "exec",
+        &id,
+        "--",
+        "sh",
+        "-c",
+        "echo first; sleep 4; echo second",
+    ])
+    .stdout(Stdio::piped());
+    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn")));
+    let mut stdout = guard.0.as_mut().unwrap().stdout.take().unwrap();
+    let started = Instant::now();
+    let mut first = [0u8; 6];
+    tokio::task::block_in_place(|| stdout.read_exact(&mut first)).expect("first line");
+    assert_eq!(&first, b"first\n");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "the first line waited for the end: {:?}",
+        started.elapsed()
+    );
+    assert!(guard.0.as_mut().unwrap().try_wait().unwrap().is_none());
+    let mut rest = String::new();
+    tokio::task::block_in_place(|| stdout.read_to_string(&mut rest)).unwrap();
+    assert_eq!(rest, "second\n");
+    assert!(tokio::task::block_in_place(|| guard.wait_timeout(Duration::from_secs(30))).success());
+
+    // cp: a binary file both ways, then a directory tree both ways.
+    let local = tempfile::tempdir().expect("tempdir");
+    let blob: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8)
+        .collect();
+    let src = local.path().join("blob.bin");
+    std::fs::write(&src, &blob).unwrap();
+    ok(
+        &server,
+        &["cp", src.to_str().unwrap(), &format!("{id}:/tmp/blob.bin")],
+    )
+    .await;
+    let sum = ok(&server, &["exec", &id, "--", "wc", "-c", "/tmp/blob.bin"]).await;
+    assert!(sum.starts_with("300000 "), "{sum}");
+    let back = local.path().join("back.bin");
+    ok(
+        &server,
+        &["cp", &format!("{id}:/tmp/blob.bin"), back.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(std::fs::read(&back).unwrap(), blob);
+
+    let tree = local.path().join("tree");
+    std::fs::create_dir_all(tree.join("a/deep")).unwrap();
+    std::fs::write(tree.join("top.txt"), "top\n").unwrap();
+    std::fs::write(tree.join("a/deep/leaf.txt"), "leaf\n").unwrap();
+    std::fs::write(tree.join("a/data.bin"), &blob[..1000]).unwrap();
+    ok(
+        &server,
+        &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/tree")],
+    )
+    .await;
+    let listed = ok(
+        &server,
+        &[
+            "exec",
+            &id,
+            "cd /tmp/tree && find . -type f | sort && cat a/deep/leaf.txt",
+        ],
+    )
+    .await;
+    assert_eq!(listed, "./a/data.bin\n./a/deep/leaf.txt\n./top.txt\nleaf\n");
+    // Into an existing directory: the copy keeps its name.
+    ok(&server, &["exec", &id, "mkdir -p /tmp/into"]).await;
+    ok(
+        &server,
+        &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/into")],
+    )
+    .await;
+    ok(
+        &server,
+        &["exec", &id, "test -f /tmp/into/tree/a/deep/leaf.txt"],
+    )
+    .await;
+    let down = local.path().join("down");
+    ok(
+        &server,
+        &["cp", &format!("{id}:/tmp/tree"), down.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(down.join("top.txt")).unwrap(),
+        "top\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(down.join("a/deep/leaf.txt")).unwrap(),
+        "leaf\n"
+    );
+    assert_eq!(
+        std::fs::read(down.join("a/data.bin")).unwrap(),
+        &blob[..1000]
+    );
+    let missing = cli(
+        &server,
+        &["cp", &format!("{id}:/tmp/nothing"), down.to_str().unwrap()],
+    )
+    .await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: file_not_found:"));
+
+    // ls and inspect, as tables and as JSON.
+    let table = ok(&server, &["ls"]).await;
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(
+        table.contains(&id) && table.contains("suite=cli"),
+        "{table}"
+    );
+    let listed = json(&server, &["ls", "--label", "suite=cli", "--json"]).await;
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["id"], id.as_str());
+    let none = json(&server, &["ls", "--label", "suite=other", "--json"]).await;
+    assert_eq!(none, Value::Array(vec![]));
+    let inspected = json(&server, &["inspect", &id, "--json"]).await;
+    assert_eq!(inspected["id"], id.as_str());
+    assert_eq!(inspected["state"], "running");
+    let human = ok(&server, &["inspect", &id]).await;
+    assert!(
+        human.contains("state:") && human.contains("running"),
+        "{human}"
+    );
+
+    // Checkpoints, restore in place, fork.
+    ok(&server, &["exec", &id, "echo v1 > /root/state.txt"]).await;
+    let checkpoint = ok(&server, &["checkpoint", "create", &id, "--name", "v1"]).await;
+    let checkpoint = checkpoint.trim().to_string();
+    assert!(checkpoint.starts_with("ckpt_"), "{checkpoint}");
+    ok(&server, &["exec", &id, "echo v2 > /root/state.txt"]).await;
+    let listed = json(&server, &["checkpoint", "ls", &id, "--json"]).await;
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["id"] == checkpoint.as_str() && c["name"] == "v1"),
+        "{listed}"
+    );
+    let table = ok(&server, &["checkpoint", "ls"]).await;
+    assert!(table.contains(&checkpoint), "{table}");
+    ok(&server, &["restore", &id, &checkpoint]).await;
+    assert_eq!(
+        ok(&server, &["exec", &id, "cat /root/state.txt"]).await,
+        "v1\n"
+    );
+    let forked = json(&server, &["fork", &id, "--json"]).await;
+    let fork_id = forked["items"][0]["id"]
+        .as_str()
+        .expect("fork id")
+        .to_string();
+    assert_ne!(fork_id, id);
+    assert_eq!(
+        ok(&server, &["exec", &fork_id, "cat /root/state.txt"]).await,
+        "v1\n"
+    );
+    ok(&server, &["rm", &fork_id]).await;
+    ok(&server, &["checkpoint", "rm", &checkpoint]).await;
+    let gone = cli(&server, &["checkpoint", "rm", &checkpoint]).await;
+    assert_eq!(gone.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&gone.stderr).contains("checkpoint_not_found"));
+
+    // hibernate and wake.
+    assert_eq!(
+        ok(&server, &["hibernate", &id]).await,
+        format!("{id} hibernated\n")
+    );
+    assert_eq!(ok(&server, &["wake", &id]).await, format!("{id} running\n"));
+    assert_eq!(
+        ok(&server, &["exec", &id, "cat /root/state.txt"]).await,
+        "v1\n"
+    );
+
+    // rm, after which the sandbox is gone in plain words.
+    assert_eq!(ok(&server, &["rm", &id]).await, format!("{id}\n"));
+    let out = cli(&server, &["inspect", &id]).await;
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("error: sandbox_not_found: "), "{stderr}");
+    assert!(out.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
+    let server = TestServer::start().await;
+    let out = cli(&server, &["run", "--", "echo", "hi"]).await;
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
+    let out = cli(&server, &["run", "exit 3"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(
+        json(&server, &["ls", "--json"]).await,
+        Value::Array(vec![]),
+        "run destroys its sandbox"
+    );
+
+    // logs of a managed process, replayed and followed.
+    let id = ok(&server, &["create"]).await.trim().to_string();
+    let (status, process) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes"),
+            ADMIN_KEY,
+            Some(serde_json::json!({"cmd": "echo one; sleep 1; echo two >&2"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{process}");
+    let pid = process["id"].as_str().unwrap();
+    let followed = cli(&server, &["logs", &id, pid, "--follow"]).await;
+    assert!(followed.status.success(), "{followed:?}");
+    assert_eq!(String::from_utf8_lossy(&followed.stdout), "one\n");
+    assert_eq!(String::from_utf8_lossy(&followed.stderr), "two\n");
+    let replayed = json(&server, &["logs", &id, pid, "--json"]).await;
+    assert_eq!(replayed["exited"], true);
+    assert_eq!(replayed["chunks"].as_array().unwrap().len(), 2);
+
+    // Bad input and a missing server in plain words.
+    let out = cli(&server, &["create", "--label", "nokey"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is not KEY=VALUE"));
+    let out = cli(&server, &["create", "--template", "no-such-template"]).await;
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: template_not_found: "),
+        "{out:?}"
+    );
+    let mut cmd = warren(&server);
+    cmd.env("WARREN_API_KEY", "wrong").args(["ls"]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("error: unauthorized: "),
+        "{out:?}"
+    );
+
+    let templates = ok(&server, &["template", "ls"]).await;
+    assert!(
+        templates.lines().any(|l| l.starts_with("base ")),
+        "{templates}"
+    );
+    ok(&server, &["rm", &id]).await;
+}
+
+/// Reads everything the pty master says into a channel, from a thread.
+fn pump_master(master: &OwnedFd) -> mpsc::Receiver<Vec<u8>> {
+    let mut reader = std::fs::File::from(master.try_clone().expect("dup master"));
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}
+
+/// Collects pty output until `needle` appears (panics after `timeout`).
+fn expect(rx: &mpsc::Receiver<Vec<u8>>, seen: &mut String, needle: &str, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while !seen.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(bytes) => seen.push_str(&String::from_utf8_lossy(&bytes)),
+            Err(_) => panic!("no {needle:?} on the terminal; saw {seen:?}"),
+        }
+    }
+}
+
+fn set_size(fd: &OwnedFd, cols: u16, rows: u16) {
+    let size = libc::winsize {
+        ws_row: rows,
+        ws_col: cols,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: TIOCSWINSZ reads one `winsize` from a valid struct; the fd is
+    // an open pty master owned by this test.
+    let rc = unsafe { libc::ioctl(fd.as_raw_fd(), libc::TIOCSWINSZ, &size) };
+    assert_eq!(rc, 0, "TIOCSWINSZ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
+    let server = TestServer::start().await;
+    let id = ok(&server, &["create"]).await.trim().to_string();
+
+    let not_a_tty = cli(&server, &["shell", &id]).await;
+    assert_eq!(not_a_tty.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&not_a_tty.stderr).contains("needs a terminal"));
+
+    let size = libc::winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+    let mut cmd = warren(&server);
+    cmd.args(["shell", &id])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn warren shell")));
+    let rx = pump_master(&pty.master);
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    let mut seen = String::new();
+    tokio::task::block_in_place(|| {
+        master.write_all(b"echo $((6*7))\n").unwrap();
+        expect(&rx, &mut seen, "42\r\n", Duration::from_secs(30));
+        master.write_all(b"stty size\n").unwrap();
+        expect(&rx, &mut seen, "30 100", Duration::from_secs(30));
+        // The local terminal grows; SIGWINCH carries it to the sandbox.
+        set_size(&pty.master, 132, 50);
+        let pid = nix::unistd::Pid::from_raw(guard.0.as_ref().unwrap().id() as i32);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGWINCH).unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            master.write_all(b"stty size\n").unwrap();
+            if let Ok(bytes) = rx.recv_timeout(Duration::from_millis(500)) {
+                seen.push_str(&String::from_utf8_lossy(&bytes));
+            }
+            if seen.contains("50 132") {
+                break;
+            }
+            assert!(Instant::now() < deadline, "no resize: {seen:?}");
+        }
+        master.write_all(b"exit 5\n").unwrap();
+        let status = guard.wait_timeout(Duration::from_secs(30));
+        assert_eq!(status.code(), Some(5), "the shell's exit code: {seen:?}");
+    });
+
+    // Ctrl-] detaches and leaves the shell running.
+    let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
+    let mut cmd = warren(&server);
+    cmd.args(["shell", &id])
+        .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn warren shell")));
+    let rx = pump_master(&pty.master);
+    let mut master = std::fs::File::from(pty.master.try_clone().unwrap());
+    let mut seen = String::new();
+    tokio::task::block_in_place(|| {
+        master.write_all(b"echo ready\n").unwrap();
+        expect(&rx, &mut seen, "ready\r\n", Duration::from_secs(30));
+        master.write_all(&[0x1d]).unwrap();
+        expect(&rx, &mut seen, "detached", Duration::from_secs(30));
+        assert!(guard.wait_timeout(Duration::from_secs(30)).success());
+    });
+    let (_, processes) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/processes"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    let running = processes["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["tty"] == true && p["state"] == "running")
+        .count();
+    assert_eq!(running, 1, "the detached shell keeps running: {processes}");
+    ok(&server, &["rm", &id]).await;
+}
