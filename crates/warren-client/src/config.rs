@@ -1,12 +1,17 @@
 //! Where a client finds its server: explicit arguments, then `WARREN_URL`
 //! and `WARREN_API_KEY`, then `~/.config/warren/config.toml`
-//! (`$XDG_CONFIG_HOME/warren/config.toml` when that is set).
+//! (`$XDG_CONFIG_HOME/warren/config.toml` when that is set), then
+//! [`DEFAULT_URL`], the address `warren server` listens on by default (as
+//! in the TypeScript and Python SDKs).
 
 use std::path::PathBuf;
 
 use serde::Deserialize;
 
 use crate::error::{Error, Result};
+
+/// The server URL when nothing else names one.
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7070";
 
 /// The keys of `config.toml`.
 #[derive(Debug, Default, Deserialize)]
@@ -30,8 +35,8 @@ fn env(name: &str) -> Option<String> {
 }
 
 /// The server URL and API key from the environment, falling back to the
-/// config file for whichever is missing. The key may be absent (a server
-/// without auth); the URL may not.
+/// config file for whichever is missing, and to [`DEFAULT_URL`]. The key
+/// may be absent (a server without auth).
 pub fn resolve() -> Result<(String, Option<String>)> {
     let (mut url, mut key) = (env("WARREN_URL"), env("WARREN_API_KEY"));
     if url.is_none() || key.is_none() {
@@ -54,8 +59,5 @@ pub fn resolve() -> Result<(String, Option<String>)> {
             }
         }
     }
-    let url = url.ok_or_else(|| Error::NotConfigured {
-        config: config_path().display().to_string(),
-    })?;
-    Ok((url, key))
+    Ok((url.unwrap_or_else(|| DEFAULT_URL.to_string()), key))
 }

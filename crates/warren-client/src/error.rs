@@ -37,13 +37,6 @@ pub enum Error {
     /// Output data marked base64 was not base64.
     #[error("decoding base64 output: {0}")]
     Base64(#[from] base64::DecodeError),
-    /// No server URL was given: not as an argument, not in `WARREN_URL`,
-    /// not in the config file.
-    #[error("no Warren server configured: set WARREN_URL (and WARREN_API_KEY) or write `url` and `api_key` to {config}")]
-    NotConfigured {
-        /// Where the config file was looked for.
-        config: String,
-    },
     /// The config file exists but could not be read or parsed.
     #[error("reading {path}: {reason}")]
     ConfigFile {

@@ -38,7 +38,7 @@ mod pty;
 mod sandbox;
 mod sse;
 
-pub use config::config_path;
+pub use config::{config_path, DEFAULT_URL};
 pub use error::{Error, Result};
 pub use files::Files;
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
@@ -92,7 +92,8 @@ impl Client {
     }
 
     /// A client configured by `WARREN_URL` and `WARREN_API_KEY`, else by
-    /// `url` and `api_key` in [`config_path`].
+    /// `url` and `api_key` in [`config_path`], else [`DEFAULT_URL`] without
+    /// a key.
     pub fn from_env() -> Result<Client> {
         let (url, key) = config::resolve()?;
         Client::new(&url, key.as_deref())

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
+use futures::stream::BoxStream;
+use futures::StreamExt;
 use serde::Deserialize;
 use warren_api::agent::{
     Encoding, LogsResponse, OutputChunk, ProcessInfo, ProcessState, ResizeRequest, SignalRequest,
@@ -241,15 +242,12 @@ impl Process {
 
     /// Its output from the start (as much as the agent still holds), live
     /// until it exits; the last item is [`OutputEvent::Exit`].
-    pub fn output(&self) -> impl Stream<Item = Result<OutputEvent>> + Send + 'static {
+    pub fn output(&self) -> BoxStream<'static, Result<OutputEvent>> {
         self.output_from(0)
     }
 
     /// Its output from byte `cursor` on.
-    pub fn output_from(
-        &self,
-        cursor: u64,
-    ) -> impl Stream<Item = Result<OutputEvent>> + Send + 'static {
+    pub fn output_from(&self, cursor: u64) -> BoxStream<'static, Result<OutputEvent>> {
         let follow = Follow {
             process: self.clone(),
             cursor,
@@ -263,6 +261,7 @@ impl Process {
             let item = follow.next().await?;
             Some((item, follow))
         })
+        .boxed()
     }
 
     /// Buffered output from `cursor`, without waiting.

@@ -6,6 +6,7 @@ mod server_common;
 
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
@@ -519,4 +520,116 @@ async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
         .count();
     assert_eq!(running, 1, "the detached shell keeps running: {processes}");
     ok(&server, &["rm", &id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_cli_quickstart_runs() {
+    let server = TestServer::start().await;
+    let doc = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../docs/quickstart-cli.md"
+    ))
+    .expect("docs/quickstart-cli.md");
+    let mut script = String::from("set -euo pipefail\n");
+    let mut blocks = 0;
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("\n```sh\n") {
+        let body = &rest[start + 7..];
+        let end = body.find("\n```").expect("closed block");
+        script.push_str(&body[..end]);
+        script.push('\n');
+        blocks += 1;
+        rest = &body[end..];
+    }
+    assert!(blocks >= 6, "found {blocks} sh blocks");
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_warren")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut cmd = Command::new("bash");
+    cmd.arg("-c")
+        .arg(&script)
+        .current_dir(dir.path())
+        .env("PATH", path)
+        .env("WARREN_URL", &server.base)
+        .env("WARREN_API_KEY", ADMIN_KEY);
+    let out = tokio::task::spawn_blocking(move || cmd.output().expect("bash"))
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the quickstart failed:\n{stdout}\n{stderr}"
+    );
+    for line in [
+        "hello from sbx_",
+        "exited with 3",
+        "PIPED THROUGH",
+        "hi from python",
+        "main.py",
+        "gone",
+    ] {
+        assert!(stdout.contains(line), "{line:?} missing from:\n{stdout}");
+    }
+    assert!(stderr.contains("error: sandbox_not_found: "), "{stderr}");
+    assert_eq!(
+        json(&server, &["ls", "--json"]).await,
+        Value::Array(vec![]),
+        "the quickstart cleans up"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_config_file_is_read_when_the_environment_is_silent() {
+    let server = TestServer::start().await;
+    let home = tempfile::tempdir().expect("tempdir");
+    let config = home.path().join(".config/warren");
+    std::fs::create_dir_all(&config).unwrap();
+    std::fs::write(
+        config.join("config.toml"),
+        format!("url = \"{}\"\napi_key = \"{ADMIN_KEY}\"\n", server.base),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.args(["ls", "--json"])
+        .env_remove("WARREN_URL")
+        .env_remove("WARREN_API_KEY")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("HOME", home.path());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+
+    // The environment wins over the file.
+    std::fs::write(config.join("config.toml"), "url = \"http://127.0.0.1:1\"\n").unwrap();
+    let mut cmd = warren(&server);
+    cmd.args(["ls", "--json"]).env("HOME", home.path());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+
+    // A broken file is reported in plain words.
+    std::fs::write(config.join("config.toml"), "url = [").unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+    cmd.args(["ls"])
+        .env_remove("WARREN_URL")
+        .env_remove("WARREN_API_KEY")
+        .env_remove("XDG_CONFIG_HOME")
+        .env("HOME", home.path());
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.starts_with("error: reading ") && stderr.contains("config.toml"),
+        "{stderr}"
+    );
 }
