@@ -633,3 +633,42 @@ async fn the_config_file_is_read_when_the_environment_is_silent() {
         "{stderr}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cp_shows_progress_on_a_terminal_only() {
+    let server = TestServer::start().await;
+    let id = ok(&server, &["create"]).await.trim().to_string();
+    let local = tempfile::tempdir().expect("tempdir");
+    let src = local.path().join("big.bin");
+    std::fs::write(&src, vec![7u8; 3 << 20]).unwrap();
+    let dest = format!("{id}:/tmp/big.bin");
+
+    // stderr a pipe: nothing but errors there.
+    let out = cli(&server, &["cp", src.to_str().unwrap(), &dest]).await;
+    assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
+
+    // stderr a terminal: a progress line with the total.
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let mut cmd = warren(&server);
+    cmd.args(["cp", &dest, local.path().join("back.bin").to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
+    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn")));
+    let rx = pump_master(&pty.master);
+    let mut seen = String::new();
+    tokio::task::block_in_place(|| {
+        expect(
+            &rx,
+            &mut seen,
+            "3.0 MiB / 3.0 MiB (100%)",
+            Duration::from_secs(30),
+        );
+        assert!(guard.wait_timeout(Duration::from_secs(30)).success());
+    });
+    assert!(seen.contains("/tmp/big.bin -> "), "{seen:?}");
+    assert_eq!(
+        std::fs::read(local.path().join("back.bin")).unwrap().len(),
+        3 << 20
+    );
+    ok(&server, &["rm", &id]).await;
+}

@@ -4,6 +4,7 @@
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use clap::Args;
@@ -13,6 +14,7 @@ use tokio::sync::mpsc;
 use warren_client::{Client, Files};
 
 use super::cli::{print_json, CliError, CliResult, Output};
+use super::progress::Progress;
 
 /// Chunks in flight between the tar thread and the network.
 const DEPTH: usize = 16;
@@ -52,10 +54,24 @@ pub async fn cp(client: &Client, args: CpArgs) -> CliResult {
     let (bytes, to) =
         match (remote(&args.src), remote(&args.dst)) {
             (None, Some((id, path))) => {
-                upload(&client.sandbox(id).files(), Path::new(&args.src), path).await?
+                let show = !args.out.json;
+                upload(
+                    &client.sandbox(id).files(),
+                    Path::new(&args.src),
+                    path,
+                    show,
+                )
+                .await?
             }
             (Some((id, path)), None) => {
-                download(&client.sandbox(id).files(), path, Path::new(&args.dst)).await?
+                let show = !args.out.json;
+                download(
+                    &client.sandbox(id).files(),
+                    path,
+                    Path::new(&args.dst),
+                    show,
+                )
+                .await?
             }
             _ => return Err(CliError::Usage(
                 "cp copies between here and a sandbox: `cp LOCAL ID:PATH` or `cp ID:PATH LOCAL`"
@@ -70,7 +86,12 @@ pub async fn cp(client: &Client, args: CpArgs) -> CliResult {
 
 /// Copies a local file or directory to `dest` in the sandbox (into it,
 /// when `dest` is an existing directory). Returns bytes sent and the path.
-async fn upload(files: &Files, src: &Path, dest: &str) -> Result<(u64, String), CliError> {
+async fn upload(
+    files: &Files,
+    src: &Path,
+    dest: &str,
+    show: bool,
+) -> Result<(u64, String), CliError> {
     let meta = tokio::fs::metadata(src)
         .await
         .map_err(io_err("reading", src))?;
@@ -84,7 +105,19 @@ async fn upload(files: &Files, src: &Path, dest: &str) -> Result<(u64, String), 
     } else {
         dest.to_string()
     };
-    if meta.is_dir() {
+    let total = (!meta.is_dir()).then_some(meta.len());
+    let progress = Arc::new(Progress::new(
+        format!("{} -> {target}", src.display()),
+        total,
+        show,
+    ));
+    let counter = progress.clone();
+    let count = move |item: &std::io::Result<Bytes>| {
+        if let Ok(bytes) = item {
+            counter.add(bytes.len() as u64);
+        }
+    };
+    let sent = if meta.is_dir() {
         let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(DEPTH);
         let dir = src.to_path_buf();
         let producer = tokio::task::spawn_blocking(move || {
@@ -99,27 +132,35 @@ async fn upload(files: &Files, src: &Path, dest: &str) -> Result<(u64, String), 
         });
         let body = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
-        });
+        })
+        .inspect(count);
         let written = files
             .upload(&target, reqwest::Body::wrap_stream(body))
             .await?;
         drop(producer.await);
-        Ok((written.bytes, target))
+        written.bytes
     } else {
         let file = tokio::fs::File::open(src)
             .await
             .map_err(io_err("opening", src))?;
-        let body = tokio_util::io::ReaderStream::new(file);
+        let body = tokio_util::io::ReaderStream::new(file).inspect(count);
         let written = files
             .write(&target, reqwest::Body::wrap_stream(body))
             .await?;
-        Ok((written.bytes, target))
-    }
+        written.bytes
+    };
+    progress.finish();
+    Ok((sent, target))
 }
 
 /// Copies a sandbox file or directory to `dest` here (into it, when
 /// `dest` is an existing directory). Returns bytes received and the path.
-async fn download(files: &Files, src: &str, dest: &Path) -> Result<(u64, String), CliError> {
+async fn download(
+    files: &Files,
+    src: &str,
+    dest: &Path,
+    show: bool,
+) -> Result<(u64, String), CliError> {
     let stat = files.stat(src).await?;
     if !stat.exists {
         return Err(CliError::Client(warren_client::Error::Api {
@@ -134,7 +175,9 @@ async fn download(files: &Files, src: &str, dest: &Path) -> Result<(u64, String)
         dest.to_path_buf()
     };
     let shown = target.display().to_string();
-    if stat.is_dir {
+    let total = (!stat.is_dir).then_some(stat.size);
+    let progress = Progress::new(format!("{src} -> {shown}"), total, show);
+    let received = if stat.is_dir {
         tokio::fs::create_dir_all(&target)
             .await
             .map_err(io_err("creating", &target))?;
@@ -154,7 +197,9 @@ async fn download(files: &Files, src: &str, dest: &Path) -> Result<(u64, String)
             result.map(|()| read)
         });
         while let Some(chunk) = stream.next().await {
-            if tx.send(chunk?).await.is_err() {
+            let chunk = chunk?;
+            progress.add(chunk.len() as u64);
+            if tx.send(chunk).await.is_err() {
                 break; // The unpacker failed; its error is reported below.
             }
         }
@@ -163,7 +208,7 @@ async fn download(files: &Files, src: &str, dest: &Path) -> Result<(u64, String)
             .await
             .map_err(|e| CliError::Usage(format!("tar extraction task: {e}")))?
             .map_err(io_err("unpacking into", &target))?;
-        Ok((bytes, shown))
+        bytes
     } else {
         let mut stream = std::pin::pin!(files.read_stream(src).await?);
         let mut file = tokio::fs::File::create(&target)
@@ -173,13 +218,16 @@ async fn download(files: &Files, src: &str, dest: &Path) -> Result<(u64, String)
         while let Some(chunk) = stream.next().await {
             let chunk = chunk?;
             bytes += chunk.len() as u64;
+            progress.add(chunk.len() as u64);
             file.write_all(&chunk)
                 .await
                 .map_err(io_err("writing", &target))?;
         }
         file.flush().await.map_err(io_err("writing", &target))?;
-        Ok((bytes, shown))
-    }
+        bytes
+    };
+    progress.finish();
+    Ok((received, shown))
 }
 
 /// A `Write` that hands what is written to the async side, chunk by chunk.
