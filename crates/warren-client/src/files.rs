@@ -1,11 +1,17 @@
 //! The files of a sandbox: raw bytes in and out (streamed), listings,
 //! stat, mkdir, remove, move, edit, and tar upload/download.
 
+use std::collections::VecDeque;
+
 use bytes::Bytes;
-use futures::{Stream, TryStreamExt};
-use warren_api::agent::{EditRequest, FileEntry, FileList, FileStat, FileWritten, MoveRequest};
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt, TryStreamExt};
+use warren_api::agent::{
+    EditRequest, FileEntry, FileList, FileStat, FileWritten, MoveRequest, WatchEvent,
+};
 
 use crate::error::{Error, Result};
+use crate::sse::SseParser;
 use crate::Client;
 
 /// The files of one sandbox (from [`crate::Sandbox::files`]).
@@ -171,5 +177,66 @@ impl Files {
             .send(http.get(&self.path("/download")).query(&[("path", path)]))
             .await?;
         Ok(resp.bytes_stream().map_err(Error::from))
+    }
+}
+
+/// One item of [`Files::watch`].
+#[derive(Debug, Clone)]
+pub enum WatchItem {
+    /// The watch is armed: changes from now on are reported.
+    Ready,
+    /// Something changed.
+    Change(WatchEvent),
+    /// The kernel's queue overflowed and events were lost: rescan.
+    Overflow,
+}
+
+impl Files {
+    /// Changes under directory `path` (and its subdirectories with
+    /// `recursive`) as they happen; the first item is [`WatchItem::Ready`].
+    /// The stream runs until dropped.
+    pub async fn watch(
+        &self,
+        path: &str,
+        recursive: bool,
+    ) -> Result<BoxStream<'static, Result<WatchItem>>> {
+        let http = self.client.http();
+        let resp = http
+            .send(
+                http.get(&self.path("/watch"))
+                    .query(&[("path", path), ("recursive", &recursive.to_string())])
+                    .header("accept", "text/event-stream"),
+            )
+            .await?;
+        let state = (
+            resp.bytes_stream().boxed(),
+            SseParser::default(),
+            VecDeque::<WatchItem>::new(),
+        );
+        Ok(
+            futures::stream::unfold(state, |(mut body, mut parser, mut pending)| async move {
+                loop {
+                    if let Some(item) = pending.pop_front() {
+                        return Some((Ok(item), (body, parser, pending)));
+                    }
+                    let chunk = match body.next().await? {
+                        Ok(chunk) => chunk,
+                        Err(e) => return Some((Err(e.into()), (body, parser, pending))),
+                    };
+                    for event in parser.feed(&chunk) {
+                        match event.event.as_str() {
+                            "ready" => pending.push_back(WatchItem::Ready),
+                            "overflow" => pending.push_back(WatchItem::Overflow),
+                            "fs" => match serde_json::from_str(&event.data) {
+                                Ok(change) => pending.push_back(WatchItem::Change(change)),
+                                Err(e) => return Some((Err(e.into()), (body, parser, pending))),
+                            },
+                            _ => {}
+                        }
+                    }
+                }
+            })
+            .boxed(),
+        )
     }
 }

@@ -29,29 +29,35 @@
 //!
 //! Wire types are those of [`warren_api`], re-exported here.
 
+mod admin;
 mod config;
 mod error;
 mod files;
 mod http;
+mod previews;
 mod process;
 mod pty;
 mod sandbox;
 mod sse;
+mod timetravel;
 
 pub use config::{config_path, DEFAULT_URL};
 pub use error::{Error, Result};
-pub use files::Files;
+pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
 pub use sandbox::Sandbox;
 pub use warren_api::agent::{
     FileEntry, FileStat, LogsResponse, OutputChunk, ProcessInfo, ProcessState, RunRequest,
-    RunResponse, SignalSpec, StartRequest, StreamKind,
+    RunResponse, SignalSpec, StartRequest, StreamKind, WatchEvent, WatchEventKind,
 };
-pub use warren_api::checkpoint::{Checkpoint, CheckpointList, ForkRequest, ForkResponse};
+pub use warren_api::checkpoint::{
+    Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
+};
 pub use warren_api::server::{
-    CreateSandboxRequest, PatchSandboxRequest, ResourcesRequest, Sandbox as SandboxInfo,
-    SandboxList, SandboxState, Template,
+    ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, NetworkRequest, PatchSandboxRequest, Preview,
+    PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo, SandboxList, SandboxState, Template,
+    Tenant,
 };
 pub use warren_api::ErrorCode;
 

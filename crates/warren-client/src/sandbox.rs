@@ -48,6 +48,11 @@ impl Sandbox {
         self.info.as_ref()
     }
 
+    /// Stores what the server answered about it.
+    pub(crate) fn set_info(&mut self, info: SandboxInfo) -> &SandboxInfo {
+        self.info.insert(info)
+    }
+
     /// The client it belongs to.
     pub fn client(&self) -> &Client {
         &self.client

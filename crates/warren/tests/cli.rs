@@ -363,6 +363,11 @@ async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
     assert!(followed.status.success(), "{followed:?}");
     assert_eq!(String::from_utf8_lossy(&followed.stdout), "one\n");
     assert_eq!(String::from_utf8_lossy(&followed.stderr), "two\n");
+    let table = ok(&server, &["ps", &id]).await;
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(pid) && table.contains("exited 0"), "{table}");
+    let listed = json(&server, &["ps", &id, "--json"]).await;
+    assert_eq!(listed[0]["id"], pid);
     let replayed = json(&server, &["logs", &id, pid, "--json"]).await;
     assert_eq!(replayed["exited"], true);
     assert_eq!(replayed["chunks"].as_array().unwrap().len(), 2);
@@ -671,4 +676,50 @@ async fn cp_shows_progress_on_a_terminal_only() {
         3 << 20
     );
     ok(&server, &["rm", &id]).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn checkpoint_export_and_import_through_files() {
+    let server = TestServer::start().await;
+    let id = ok(&server, &["create"]).await.trim().to_string();
+    ok(&server, &["exec", &id, "echo carried > /root/cargo.txt"]).await;
+    let checkpoint = ok(&server, &["checkpoint", "create", &id])
+        .await
+        .trim()
+        .to_string();
+    let local = tempfile::tempdir().expect("tempdir");
+    let file = local.path().join("export.wck");
+    let exported = json(
+        &server,
+        &[
+            "checkpoint",
+            "export",
+            &checkpoint,
+            file.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let size = std::fs::metadata(&file).unwrap().len();
+    assert!(size > 0);
+    assert_eq!(exported["bytes"], size);
+    let imported = json(
+        &server,
+        &["checkpoint", "import", file.to_str().unwrap(), "--json"],
+    )
+    .await;
+    let new_checkpoint = imported["id"].as_str().expect("id").to_string();
+    assert_ne!(new_checkpoint, checkpoint);
+    assert_eq!(imported["imported"], true);
+    let revived = ok(&server, &["create", "--from-checkpoint", &new_checkpoint]).await;
+    let revived = revived.trim();
+    assert_eq!(
+        ok(&server, &["exec", revived, "cat /root/cargo.txt"]).await,
+        "carried\n"
+    );
+    let missing = cli(&server, &["checkpoint", "import", "/nonexistent/export"]).await;
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .starts_with("error: opening /nonexistent/export: "));
+    ok(&server, &["rm", &id, revived]).await;
 }

@@ -17,8 +17,9 @@ use bytes::Bytes;
 use futures::StreamExt;
 use server_common::{TestServer, ADMIN_KEY};
 use warren_client::{
-    Client, CreateSandboxRequest, Error, ErrorCode, ListFilter, OutputEvent, PatchSandboxRequest,
-    PtyEvent, SandboxState, SignalSpec, StartRequest, StreamKind,
+    Client, CreatePatchRequest, CreateSandboxRequest, Error, ErrorCode, ListFilter, OutputEvent,
+    PatchSandboxRequest, PreviewAuth, PtyEvent, SandboxState, SignalSpec, StartRequest, StreamKind,
+    WatchItem,
 };
 
 fn client(server: &TestServer) -> Client {
@@ -414,6 +415,140 @@ async fn files_pty_and_time_travel() {
         .iter()
         .any(|t| t.name == "base"));
     for s in forks.iter().chain([&revived, &sandbox]) {
+        s.delete().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_previews_patches_wipe_transfer_and_admin() {
+    let server = TestServer::start().await;
+    let client = client(&server);
+    let mut sandbox = client
+        .create(&CreateSandboxRequest::default())
+        .await
+        .unwrap();
+
+    // Watch: ready first, then the changes.
+    let files = sandbox.files();
+    files.mkdir("/tmp/watched").await.unwrap();
+    let mut watch = files.watch("/tmp/watched", false).await.unwrap();
+    let first = tokio::time::timeout(Duration::from_secs(30), watch.next())
+        .await
+        .expect("ready in time")
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, WatchItem::Ready), "{first:?}");
+    files.write("/tmp/watched/new.txt", "x").await.unwrap();
+    let change = loop {
+        let item = tokio::time::timeout(Duration::from_secs(30), watch.next())
+            .await
+            .expect("an event in time")
+            .unwrap()
+            .unwrap();
+        if let WatchItem::Change(change) = item {
+            break change;
+        }
+    };
+    assert!(change.path.ends_with("new.txt"), "{change:?}");
+    drop(watch);
+
+    // Previews.
+    let preview = sandbox
+        .create_preview(8080, PreviewAuth::Token)
+        .await
+        .unwrap();
+    assert_eq!(preview.port, 8080);
+    assert!(preview.token.is_some());
+    assert_eq!(sandbox.previews().await.unwrap().len(), 1);
+    sandbox.delete_preview(8080).await.unwrap();
+    assert!(sandbox.previews().await.unwrap().is_empty());
+    assert_eq!(
+        sandbox.delete_preview(8080).await.unwrap_err().code(),
+        Some(ErrorCode::PreviewNotFound)
+    );
+
+    // Patches run in sandboxes made from the checkpoint; wipe resets the disk.
+    files.write("/root/kept.txt", "kept").await.unwrap();
+    let checkpoint = sandbox.checkpoint(None).await.unwrap();
+    let patch = client
+        .add_patch(
+            &checkpoint.id,
+            &CreatePatchRequest {
+                script: "echo patched > /root/patched.txt".into(),
+                name: Some("mark".into()),
+                timeout_ms: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(client.patches(&checkpoint.id).await.unwrap().len(), 1);
+    let child = client
+        .create_from_checkpoint(&checkpoint.id, &CreateSandboxRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        child.files().read_text("/root/patched.txt").await.unwrap(),
+        "patched\n"
+    );
+    client
+        .delete_patch(&checkpoint.id, &patch.id)
+        .await
+        .unwrap();
+    assert!(client.patches(&checkpoint.id).await.unwrap().is_empty());
+    sandbox.wipe().await.unwrap();
+    assert!(!files.exists("/root/kept.txt").await.unwrap());
+
+    // Export and import, streamed.
+    let mut export = client
+        .export_checkpoint(&checkpoint.id, None)
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = export.next().await {
+        bytes.extend_from_slice(&chunk.unwrap());
+    }
+    let imported = client.import_checkpoint(bytes).await.unwrap();
+    assert!(imported.imported);
+    let revived = client
+        .create_from_checkpoint(&imported.id, &CreateSandboxRequest::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        revived.files().read_text("/root/kept.txt").await.unwrap(),
+        "kept"
+    );
+
+    // Admin: a tenant, its key, revocation.
+    let tenant = client.create_tenant("cli-tests", Some(2)).await.unwrap();
+    let key = client.create_key(&tenant.id).await.unwrap();
+    assert!(client
+        .tenants()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.id == tenant.id));
+    assert_eq!(client.keys(&tenant.id).await.unwrap().len(), 1);
+    let as_tenant = Client::new(&server.base, Some(&key.key)).unwrap();
+    assert!(as_tenant
+        .list_all(&ListFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert_eq!(
+        as_tenant.get(sandbox.id()).await.unwrap_err().code(),
+        Some(ErrorCode::SandboxNotFound),
+        "another tenant's sandbox does not exist"
+    );
+    client.delete_key(&key.id).await.unwrap();
+    assert_eq!(
+        as_tenant
+            .list(&ListFilter::default())
+            .await
+            .unwrap_err()
+            .code(),
+        Some(ErrorCode::Unauthorized)
+    );
+    for s in [&child, &revived, &sandbox] {
         s.delete().await.unwrap();
     }
 }

@@ -1,9 +1,15 @@
 //! `warren checkpoint create|ls|rm`, `warren restore`, `warren fork`.
 
+use std::path::Path;
+use std::sync::Arc;
+
 use clap::{Args, Subcommand};
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
 use warren_client::{Checkpoint, Client};
 
-use super::cli::{print_json, print_table, CliResult, Output};
+use super::cli::{print_json, print_table, CliError, CliResult, Output};
+use super::progress::Progress;
 
 /// `warren checkpoint ...`.
 #[derive(Debug, Subcommand)]
@@ -22,6 +28,25 @@ pub enum CheckpointCommand {
     Ls {
         /// The sandbox (`sbx_…`).
         id: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Write a checkpoint's export stream to a file, to import elsewhere.
+    Export {
+        /// The checkpoint (`ckpt_…`).
+        id: String,
+        /// The file to write.
+        file: std::path::PathBuf,
+        /// `btrfs-send` or `tar-gzip` (default: the server's own).
+        #[arg(long)]
+        format: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Make a checkpoint of an export file; prints its id.
+    Import {
+        /// The export file.
+        file: std::path::PathBuf,
         #[command(flatten)]
         out: Output,
     },
@@ -96,6 +121,13 @@ pub async fn checkpoint(client: &Client, command: CheckpointCommand) -> CliResul
             print_checkpoints(&items);
             Ok(0)
         }
+        CheckpointCommand::Export {
+            id,
+            file,
+            format,
+            out,
+        } => export(client, &id, &file, format.as_deref(), out).await,
+        CheckpointCommand::Import { file, out } => import(client, &file, out).await,
         CheckpointCommand::Rm { ids, out } => {
             let mut removed = Vec::new();
             let mut code = 0;
@@ -137,5 +169,69 @@ pub async fn fork(client: &Client, args: ForkArgs) -> CliResult {
         return print_json(&serde_json::json!({ "items": items, "checkpoint_id": checkpoint }));
     }
     forks.iter().for_each(|s| println!("{}", s.id()));
+    Ok(0)
+}
+
+fn local(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> CliError {
+    let path = path.display().to_string();
+    move |source| CliError::Local { what, path, source }
+}
+
+/// `warren checkpoint export`: streams the export into `file`.
+async fn export(
+    client: &Client,
+    id: &str,
+    file: &Path,
+    format: Option<&str>,
+    out: Output,
+) -> CliResult {
+    let mut stream = client.export_checkpoint(id, format).await?;
+    let mut writer = tokio::fs::File::create(file)
+        .await
+        .map_err(local("creating", file))?;
+    let progress = Progress::new(format!("{id} -> {}", file.display()), None, !out.json);
+    let mut bytes = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        bytes += chunk.len() as u64;
+        progress.add(chunk.len() as u64);
+        writer
+            .write_all(&chunk)
+            .await
+            .map_err(local("writing", file))?;
+    }
+    writer.flush().await.map_err(local("writing", file))?;
+    progress.finish();
+    if out.json {
+        return print_json(&serde_json::json!({ "path": file, "bytes": bytes }));
+    }
+    Ok(0)
+}
+
+/// `warren checkpoint import`: streams `file` to the server.
+async fn import(client: &Client, file: &Path, out: Output) -> CliResult {
+    let reader = tokio::fs::File::open(file)
+        .await
+        .map_err(local("opening", file))?;
+    let total = reader.metadata().await.ok().map(|m| m.len());
+    let progress = Arc::new(Progress::new(
+        format!("{} -> server", file.display()),
+        total,
+        !out.json,
+    ));
+    let counter = progress.clone();
+    let body = tokio_util::io::ReaderStream::new(reader).inspect(move |item| {
+        if let Ok(chunk) = item {
+            counter.add(chunk.len() as u64);
+        }
+    });
+    let checkpoint = client
+        .import_checkpoint(reqwest::Body::wrap_stream(body))
+        .await?;
+    progress.finish();
+    if out.json {
+        return print_json(&checkpoint);
+    }
+    println!("{}", checkpoint.id);
     Ok(0)
 }

@@ -33,6 +33,8 @@ pub enum ClientCommand {
     Exec(exec::ExecArgs),
     /// Run a command in a new sandbox that is destroyed afterwards.
     Run(exec::RunArgs),
+    /// List the managed processes of a sandbox.
+    Ps(exec::PsArgs),
     /// Print the output of a managed process.
     Logs(exec::LogsArgs),
     /// Open an interactive terminal in a sandbox (detach with Ctrl-]).
@@ -125,6 +127,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         }
         ClientCommand::Exec(args) => exec::exec(client, args).await,
         ClientCommand::Run(args) => exec::run(client, args).await,
+        ClientCommand::Ps(args) => exec::ps(client, args).await,
         ClientCommand::Logs(args) => exec::logs(client, args).await,
         ClientCommand::Shell(args) => shell::shell(client, args).await,
         ClientCommand::Cp(args) => cp::cp(client, args).await,

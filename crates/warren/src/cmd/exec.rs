@@ -11,7 +11,7 @@ use warren_client::{
     chunk_bytes, Client, ExitStatus, OutputEvent, Process, Sandbox, StartRequest, StreamKind,
 };
 
-use super::cli::{parse_pairs, print_json, CliError, CliResult, Output};
+use super::cli::{parse_pairs, print_json, print_table, CliError, CliResult, Output};
 use super::sandboxes::CreateArgs;
 
 /// What to run and how (shared by `exec` and `run`).
@@ -79,6 +79,15 @@ pub struct LogsArgs {
     /// Keep printing output until the process exits.
     #[arg(long, short)]
     follow: bool,
+    #[command(flatten)]
+    out: Output,
+}
+
+/// `warren ps`.
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
     #[command(flatten)]
     out: Output,
 }
@@ -223,5 +232,37 @@ pub async fn logs(client: &Client, args: LogsArgs) -> CliResult {
     for chunk in &logs.chunks {
         write_out(chunk.stream, &chunk_bytes(chunk)?);
     }
+    Ok(0)
+}
+
+/// `warren ps`: the managed processes of a sandbox.
+pub async fn ps(client: &Client, args: PsArgs) -> CliResult {
+    let items = client.sandbox(&args.id).processes().await?;
+    if args.out.json {
+        return print_json(&items);
+    }
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|p| {
+            let status = match (p.exit_code, p.signal) {
+                (Some(code), _) => format!("exited {code}"),
+                (None, Some(signal)) => format!("killed {signal}"),
+                (None, None) => "running".to_string(),
+            };
+            let command = p
+                .cmd
+                .clone()
+                .or_else(|| p.argv.as_ref().map(|argv| argv.join(" ")))
+                .unwrap_or_default();
+            vec![
+                p.id.clone(),
+                p.pid.to_string(),
+                status,
+                p.started_at.clone(),
+                command,
+            ]
+        })
+        .collect();
+    print_table(&["ID", "PID", "STATUS", "STARTED", "COMMAND"], &rows);
     Ok(0)
 }

@@ -1,0 +1,62 @@
+//! Admin routes (the admin key only): tenants and their API keys.
+
+use warren_api::server::{
+    ApiKeyCreated, ApiKeyInfo, ApiKeyList, CreateTenantRequest, Tenant, TenantList,
+};
+
+use crate::error::Result;
+use crate::Client;
+
+impl Client {
+    /// Creates a tenant (`max_sandboxes`: its quota, none when `None`).
+    pub async fn create_tenant(&self, name: &str, max_sandboxes: Option<u32>) -> Result<Tenant> {
+        let http = self.http();
+        let body = CreateTenantRequest {
+            name: name.to_string(),
+            max_sandboxes,
+        };
+        http.json(http.post("/v1/admin/tenants").json(&body)).await
+    }
+
+    /// Every tenant, following the pages.
+    pub async fn tenants(&self) -> Result<Vec<Tenant>> {
+        let http = self.http();
+        let mut all = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut req = http.get("/v1/admin/tenants");
+            if let Some(c) = &cursor {
+                req = req.query(&[("cursor", c)]);
+            }
+            let page: TenantList = http.json(req).await?;
+            all.extend(page.items);
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => return Ok(all),
+            }
+        }
+    }
+
+    /// Makes an API key for a tenant; the secret is only in this answer.
+    pub async fn create_key(&self, tenant_id: &str) -> Result<ApiKeyCreated> {
+        let http = self.http();
+        http.json(http.post(&format!("/v1/admin/tenants/{tenant_id}/keys")))
+            .await
+    }
+
+    /// The keys of a tenant (without their secrets).
+    pub async fn keys(&self, tenant_id: &str) -> Result<Vec<ApiKeyInfo>> {
+        let http = self.http();
+        let list: ApiKeyList = http
+            .json(http.get(&format!("/v1/admin/tenants/{tenant_id}/keys")))
+            .await?;
+        Ok(list.items)
+    }
+
+    /// Revokes a key.
+    pub async fn delete_key(&self, key_id: &str) -> Result<()> {
+        let http = self.http();
+        http.empty(http.delete(&format!("/v1/admin/keys/{key_id}")))
+            .await
+    }
+}
