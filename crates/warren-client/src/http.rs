@@ -8,11 +8,20 @@ use warren_api::Problem;
 use crate::error::{Error, Result};
 
 /// Connection state behind a [`crate::Client`].
-#[derive(Debug)]
 pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     pub(crate) base: String,
     pub(crate) key: Option<String>,
+}
+
+impl std::fmt::Debug for Inner {
+    // The key stays out of logs and panic messages.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl Inner {

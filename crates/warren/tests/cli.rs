@@ -723,3 +723,35 @@ async fn checkpoint_export_and_import_through_files() {
         .starts_with("error: opening /nonexistent/export: "));
     ok(&server, &["rm", &id, revived]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_reaches_the_remote_command() {
+    let server = TestServer::start().await;
+    let id = ok(&server, &["create"]).await.trim().to_string();
+    let mut cmd = warren(&server);
+    cmd.args(["exec", &id, "--", "sh", "-c", "echo started; sleep 600"])
+        .stdout(Stdio::piped());
+    let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn")));
+    let mut stdout = guard.0.as_mut().unwrap().stdout.take().unwrap();
+    let mut line = [0u8; 8];
+    tokio::task::block_in_place(|| stdout.read_exact(&mut line)).expect("started");
+    assert_eq!(&line, b"started\n");
+    let pid = nix::unistd::Pid::from_raw(guard.0.as_ref().unwrap().id() as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT).unwrap();
+    let status = tokio::task::block_in_place(|| guard.wait_timeout(Duration::from_secs(30)));
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "128 + SIGINT, as a shell reports it"
+    );
+    let processes = json(&server, &["ps", &id, "--json"]).await;
+    assert!(
+        processes
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["state"] == "exited"),
+        "nothing keeps running: {processes}"
+    );
+    ok(&server, &["rm", &id]).await;
+}

@@ -148,6 +148,23 @@ async fn sandboxes_processes_and_errors() {
         panic!("the stream ends with exit: {events:?}");
     };
     assert_eq!(status.exit_code, Some(9));
+    // Resuming from a cursor replays from that byte on.
+    let resumed: Vec<OutputEvent> = process
+        .output_from(2)
+        .map(|e| e.expect("event"))
+        .collect()
+        .await;
+    let OutputEvent::Output { cursor, data, .. } = &resumed[0] else {
+        panic!("{resumed:?}");
+    };
+    assert_eq!(*cursor, 2);
+    assert!(!data.starts_with(b"a\n"), "{data:?}");
+    assert!(matches!(resumed.last(), Some(OutputEvent::Exit(_))));
+    let shown = format!("{client:?}");
+    assert!(
+        !shown.contains(ADMIN_KEY) && shown.contains("redacted"),
+        "{shown}"
+    );
 
     // stdin, signals, wait.
     let cat = sandbox

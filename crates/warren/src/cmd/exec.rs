@@ -7,8 +7,10 @@ use std::io::Write;
 use clap::Args;
 use futures::StreamExt;
 use tokio::io::AsyncReadExt;
+use tokio::signal::unix::{signal, SignalKind};
 use warren_client::{
-    chunk_bytes, Client, ExitStatus, OutputEvent, Process, Sandbox, StartRequest, StreamKind,
+    chunk_bytes, Client, ExitStatus, OutputEvent, Process, Sandbox, SignalSpec, StartRequest,
+    StreamKind,
 };
 
 use super::cli::{parse_pairs, print_json, print_table, CliError, CliResult, Output};
@@ -109,7 +111,10 @@ async fn stream(sandbox: &Sandbox, args: &CommandArgs, envs: &[String], json: bo
     if args.interactive {
         tokio::spawn(forward_stdin(process.clone()));
     }
-    let (status, collected) = follow(&process, json).await?;
+    let forwarder = tokio::spawn(forward_signals(process.clone()));
+    let followed = follow(&process, json).await;
+    forwarder.abort();
+    let (status, collected) = followed?;
     if json {
         print_json(&Collected {
             exit_code: status.exit_code,
@@ -185,6 +190,37 @@ async fn forward_stdin(process: Process) {
                     return;
                 }
             }
+        }
+    }
+}
+
+/// Passes Ctrl-C (SIGINT), SIGTERM and SIGHUP on to the remote process
+/// group, so that it ends like a local command would; the output keeps
+/// flowing until it exits.
+async fn forward_signals(process: Process) {
+    let kinds = [
+        (SignalKind::interrupt(), "SIGINT"),
+        (SignalKind::terminate(), "SIGTERM"),
+        (SignalKind::hangup(), "SIGHUP"),
+    ];
+    let mut streams = Vec::new();
+    for (kind, name) in kinds {
+        match signal(kind) {
+            Ok(stream) => streams.push((stream, name)),
+            Err(e) => eprintln!("warren: cannot forward {name}: {e}"),
+        }
+    }
+    loop {
+        let received = futures::future::select_all(
+            streams
+                .iter_mut()
+                .map(|(stream, name)| Box::pin(async move { stream.recv().await.map(|_| *name) })),
+        )
+        .await
+        .0;
+        let Some(name) = received else { return };
+        if let Err(e) = process.signal(SignalSpec::Name(name.into())).await {
+            eprintln!("warren: forwarding {name}: {e}");
         }
     }
 }
