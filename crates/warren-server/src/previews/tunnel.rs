@@ -17,12 +17,13 @@ use http::{header, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::upgrade::Upgraded;
-use hyper_util::client::legacy::connect::{Connected, Connection};
+
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use warren_api::ids::{self, IdKind};
 
 use crate::node::Node;
+use crate::proxy::Pooled;
 
 /// How long an idle tunnel is kept for reuse.
 const POOL_IDLE: Duration = Duration::from_secs(30);
@@ -108,45 +109,11 @@ async fn open(node: &Node, id: &str, port: u16) -> Result<TunnelStream, TunnelEr
     let upgraded = hyper::upgrade::on(response)
         .await
         .map_err(TunnelError::Handshake)?;
-    Ok(TunnelStream(upgraded))
+    Ok(Pooled(upgraded))
 }
 
 /// A tunnel's byte stream.
-pub struct TunnelStream(Upgraded);
-
-impl Connection for TunnelStream {
-    fn connected(&self) -> Connected {
-        Connected::new()
-    }
-}
-
-impl hyper::rt::Read for TunnelStream {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: hyper::rt::ReadBufCursor<'_>,
-    ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
-    }
-}
-
-impl hyper::rt::Write for TunnelStream {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
-    }
-}
+pub type TunnelStream = Pooled<Upgraded>;
 
 /// The pooled client of sandbox ports; cheap to clone.
 #[derive(Clone)]

@@ -61,21 +61,25 @@ impl tower::Service<Uri> for UnixConnector {
         let node = self.node.clone();
         Box::pin(async move {
             let stream = node.connect_agent(&id).await?;
-            Ok(UnixConnection(TokioIo::new(stream)))
+            Ok(Pooled(TokioIo::new(stream)))
         })
     }
 }
 
 /// A connection to an agent.
-pub struct UnixConnection(TokioIo<UnixStream>);
+pub type UnixConnection = Pooled<TokioIo<UnixStream>>;
 
-impl Connection for UnixConnection {
+/// A byte stream hyper's pooled client can use as a connection: the agent
+/// socket here, a port tunnel in [`crate::previews::tunnel`].
+pub struct Pooled<T>(pub T);
+
+impl<T> Connection for Pooled<T> {
     fn connected(&self) -> Connected {
         Connected::new()
     }
 }
 
-impl hyper::rt::Read for UnixConnection {
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for Pooled<T> {
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -85,7 +89,7 @@ impl hyper::rt::Read for UnixConnection {
     }
 }
 
-impl hyper::rt::Write for UnixConnection {
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Pooled<T> {
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -28,7 +28,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use warren_api::{ErrorCode, Problem};
 
-pub use client::AgentClient;
+pub use client::{AgentClient, Pooled};
 
 use crate::auth::Caller;
 use crate::metrics::RouteLabel;
