@@ -80,6 +80,12 @@ pub enum CliError {
     /// The arguments make no sense together.
     #[error("{0}")]
     Usage(String),
+    /// A value could not be printed as JSON.
+    #[error("encoding JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// A background task (tar packing or unpacking) panicked or was cancelled.
+    #[error("background task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
 }
 
 /// Results of the client commands: `Ok(code)` is the process exit code.
@@ -140,8 +146,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
 
 /// Prints a value as pretty JSON.
 pub fn print_json(value: &impl Serialize) -> CliResult {
-    let text = serde_json::to_string_pretty(value)
-        .map_err(|e| CliError::Usage(format!("encoding JSON: {e}")))?;
+    let text = serde_json::to_string_pretty(value)?;
     println!("{text}");
     Ok(0)
 }

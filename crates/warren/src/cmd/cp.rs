@@ -204,10 +204,7 @@ async fn download(
             }
         }
         drop(tx);
-        let bytes = unpacker
-            .await
-            .map_err(|e| CliError::Usage(format!("tar extraction task: {e}")))?
-            .map_err(io_err("unpacking into", &target))?;
+        let bytes = unpacker.await?.map_err(io_err("unpacking into", &target))?;
         bytes
     } else {
         let mut stream = std::pin::pin!(files.read_stream(src).await?);

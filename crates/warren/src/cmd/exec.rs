@@ -151,11 +151,8 @@ async fn follow(process: &Process, collect: bool) -> Result<(ExitStatus, Collect
             OutputEvent::Exit(status) => return Ok((status, collected)),
         }
     }
-    // The stream ends only after `Exit`, or with an error returned above.
-    Err(CliError::Usage(format!(
-        "the output of {} ended before it exited",
-        process.id()
-    )))
+    // The stream ends only after `Exit` or an error, both returned above.
+    Err(warren_client::Error::StreamBroken(process.id().to_string()).into())
 }
 
 fn write_out(stream: StreamKind, data: &[u8]) {
