@@ -172,7 +172,8 @@ pub struct CreateSandboxRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_checkpoint_keep: Option<u32>,
     /// While hibernated, a call to an agent route wakes the sandbox first
-    /// (default false: such calls answer 409).
+    /// (default false: such calls answer 409); and the idle timeout
+    /// hibernates it instead of stopping it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_wake: Option<bool>,
 }

@@ -2,7 +2,8 @@
 //!
 //! 1. writes the activity recorded in memory since the last tick to the
 //!    database (one transaction, however many requests came in),
-//! 2. stops running sandboxes idle for longer than their `timeout_secs`,
+//! 2. stops running sandboxes idle for longer than their `timeout_secs`
+//!    (hibernates those created with `auto_wake`),
 //! 3. destroys sandboxes past their ttl (`expires_at`),
 //! 4. every few ticks, marks running sandboxes whose init has died as `error`.
 //!
@@ -63,7 +64,15 @@ async fn stop_idle(sandboxes: &Sandboxes) {
         };
         let sandboxes = sandboxes.clone();
         tasks.spawn(async move {
-            if let Err(e) = sandboxes.stop_entry(entry, Some(timeout_secs * 1000)).await {
+            // Sandboxes that wake on their next call sleep instead (E2B's
+            // auto-pause): the next call finds their files where they were.
+            let idle_ms = timeout_secs * 1000;
+            let done = if entry.auto_wake() {
+                sandboxes.hibernate_idle(entry, idle_ms).await
+            } else {
+                sandboxes.stop_entry(entry, Some(idle_ms)).await
+            };
+            if let Err(e) = done {
                 tracing::warn!(%id, error = %e, "stopping an idle sandbox");
             }
         });

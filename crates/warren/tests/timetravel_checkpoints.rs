@@ -539,7 +539,7 @@ async fn an_auto_checkpointed_sandbox_survives_rm_rf_by_restoring() {
         .iter()
         .map(id_of)
         .collect();
-    assert_eq!(left, [named.clone()]);
+    assert_eq!(left, std::slice::from_ref(&named));
     assert_eq!(
         server_common::list_dir(&server.state_dir.join("pool/checkpoints")),
         [named]

@@ -370,6 +370,22 @@ async fn hibernate_frees_the_sandbox_and_wake_keeps_its_files() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "dreamt\n");
 
+    // The idle timeout hibernates an auto_wake sandbox instead of stopping it.
+    let napper = id_of(
+        &server
+            .create(ADMIN_KEY, json!({"auto_wake": true, "timeout_secs": 1}))
+            .await,
+    );
+    server.run(ADMIN_KEY, &napper, "echo nap > /root/n").await;
+    let (_, got) = server
+        .wait_for(&napper, Duration::from_secs(15), |_, b| {
+            b["state"] == "hibernated"
+        })
+        .await;
+    assert_eq!(got["state"], "hibernated", "{got}");
+    let out = server.run(ADMIN_KEY, &napper, "cat /root/n").await;
+    assert_eq!(out["stdout"], "nap\n");
+
     // A checkpoint of a hibernated sandbox works (no processes to freeze),
     // and restoring one brings it back running.
     server

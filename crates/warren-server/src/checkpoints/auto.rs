@@ -53,15 +53,9 @@ pub async fn forward_run(
     let bytes = match axum::body::to_bytes(body, MAX_RUN_BODY).await {
         Ok(bytes) => bytes,
         Err(_) => {
-            return labelled(
-                Problem::new(
-                    ErrorCode::PayloadTooLarge,
-                    format!(
-                    "a run request of an auto_checkpoint sandbox is at most {MAX_RUN_BODY} bytes"
-                ),
-                )
-                .into_response(),
-            )
+            let detail = format!("a run request is at most {MAX_RUN_BODY} bytes here");
+            let problem = Problem::new(ErrorCode::PayloadTooLarge, detail);
+            return labelled(problem.into_response());
         }
     };
     let command = command_of(&bytes);

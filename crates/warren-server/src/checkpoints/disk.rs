@@ -4,11 +4,11 @@
 //! - A checkpoint is a read-only snapshot `checkpoints/<ckpt>` of
 //!   `sandboxes/<id>`, taken with the sandbox's processes frozen (cgroup
 //!   freezer) and its file system synced, so it holds no write half done.
-//! - A restore or wipe first stages a writable snapshot of the source in
-//!   `tmp/tt-<id>-<random>` (the sandbox still runs: a missing source changes
-//!   nothing), then, with the sandbox stopped, swaps it with the root in one
-//!   `renameat2(RENAME_EXCHANGE)` (a crash leaves either root, never none)
-//!   and deletes what is now the old root.
+//! - A restore or wipe stages a writable snapshot of the source in
+//!   `tmp/tt-<id>-<random>`, then, with the sandbox stopped, swaps it with
+//!   the root in one `renameat2(RENAME_EXCHANGE)` (a crash leaves either
+//!   root, never none); what is then at the staged path, the old root, is
+//!   deleted.
 //! - A sandbox made from a checkpoint gets a writable snapshot of it as its
 //!   root before it starts.
 //!
@@ -103,6 +103,7 @@ impl Node {
     pub fn snapshot_sandbox(&self, id: &str, ckpt: &str, running: bool) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let dst = self.checkpoint_volume(ckpt)?;
+        let begun = std::time::Instant::now();
         let frozen = running
             && match self.freeze(id) {
                 Ok(()) => true,
@@ -111,8 +112,11 @@ impl Node {
                 Err(NodeError::Runtime(RuntimeError::NotRunning(_))) => false,
                 Err(e) => return Err(e),
             };
-        let taken =
-            sync_fs(&root).and_then(|()| Ok(self.pool().driver().snapshot(&root, &dst, true)?));
+        let froze = begun.elapsed();
+        let synced = sync_fs(&root);
+        let sync = begun.elapsed();
+        let taken = synced.and_then(|()| Ok(self.pool().driver().snapshot(&root, &dst, true)?));
+        let snap = begun.elapsed();
         if frozen {
             if let Err(thaw) = self.thaw(id) {
                 tracing::error!(%id, error = %thaw, "thawing after a checkpoint");
@@ -122,6 +126,7 @@ impl Node {
                 return Err(thaw);
             }
         }
+        tracing::debug!(%id, %ckpt, ?froze, ?sync, ?snap, total = ?begun.elapsed(), "checkpoint timings");
         taken
     }
 
@@ -147,21 +152,21 @@ impl Node {
         Ok(staged)
     }
 
-    /// Makes `staged` sandbox `id`'s root and deletes the old root. The
-    /// sandbox must be stopped.
-    pub fn swap_root(&self, id: &str, staged: &Path) -> Result<(), NodeError> {
+    /// Makes `staged` sandbox `id`'s root. The sandbox must be stopped.
+    /// Returns where the old root is now (`staged`), for the caller to
+    /// delete, unless there was none.
+    pub fn swap_root(&self, id: &str, staged: &Path) -> Result<Option<PathBuf>, NodeError> {
         let root = self.pool().sandbox_path(id)?;
         if self.pool().driver().is_volume(&root) {
             exchange(staged, &root)?;
-            // `staged` is the old root now.
-            self.pool().driver().delete(staged)?;
+            Ok(Some(staged.to_path_buf()))
         } else {
             std::fs::rename(staged, &root).map_err(|e| io_err("rename", &root, e))?;
+            Ok(None)
         }
-        Ok(())
     }
 
-    /// Deletes a staged root that will not be used (best effort, logged).
+    /// Deletes a staged or replaced root (best effort, logged).
     pub fn discard_staged(&self, staged: &Path) {
         if let Err(e) = self.pool().driver().delete(staged) {
             tracing::warn!(path = %staged.display(), error = %e, "deleting a staged root");

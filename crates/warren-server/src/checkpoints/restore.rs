@@ -8,13 +8,16 @@
 //! need a micro-VM runtime). A stopped, failed or hibernated sandbox comes
 //! back running (a stopped one counts against its tenant's quota again).
 //!
-//! Order, under the sandbox's lock: stage the snapshot of the source (the
-//! sandbox still runs, so a missing checkpoint changes nothing), stop the
-//! sandbox, swap the roots atomically, start it. A failure after the stop
-//! leaves the sandbox in `error` with whichever root it had.
+//! Order, under the sandbox's lock: check the source exists; stop the
+//! sandbox while a writable snapshot of the source is staged; swap the roots
+//! atomically; start it; delete the old root in the background. If the
+//! source vanished meanwhile, the sandbox goes back to what it was on its
+//! own disk; any other failure leaves it in `error` with whichever root it
+//! had.
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Instant;
 
 use warren_api::checkpoint::RestoreRequest;
 use warren_api::server::Sandbox;
@@ -22,10 +25,9 @@ use warren_api::server::Sandbox;
 use super::disk::is_missing;
 use super::{blocking, detached, settled, CheckpointError, Checkpoints};
 use crate::auth::Caller;
-use crate::node::NodeError;
 use crate::sandboxes::registry::{Entry, Phase};
 use crate::sandboxes::SandboxError;
-use crate::store::StoredState;
+use crate::store::{SandboxRecord, StoredState};
 
 /// Where the new disk comes from.
 enum Source {
@@ -96,90 +98,149 @@ impl Checkpoints {
         entry: &Arc<Entry>,
         source: Source,
     ) -> Result<(), CheckpointError> {
+        let begun = Instant::now();
         let sandboxes = &self.inner.sandboxes;
         let store = &self.inner.store;
+        let node = &self.inner.node;
         let record = store
             .sandbox(&entry.id)
             .await?
             .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
-        let source_path: PathBuf = match &source {
-            Source::Checkpoint(ckpt) => self.inner.node.checkpoint_volume(ckpt)?,
-            Source::Template => self
-                .inner
-                .node
-                .pool()
-                .template_path(&record.template)
-                .map_err(|_| CheckpointError::TemplateGone(record.template.clone()))?,
+        let (source_path, missing) = match &source {
+            Source::Checkpoint(ckpt) => (
+                node.checkpoint_volume(ckpt)?,
+                CheckpointError::NotFound(ckpt.clone()),
+            ),
+            Source::Template => (
+                node.pool()
+                    .template_path(&record.template)
+                    .map_err(|_| CheckpointError::TemplateGone(record.template.clone()))?,
+                CheckpointError::TemplateGone(record.template.clone()),
+            ),
         };
-        let node = self.inner.node.clone();
-        let id = entry.id.clone();
-        let staged = blocking("stage a root", move || node.stage_root(&id, &source_path))
-            .await
-            .map_err(|e| match (e, &source) {
-                (CheckpointError::Node(e), Source::Checkpoint(ckpt)) if is_missing(&e) => {
-                    CheckpointError::NotFound(ckpt.clone())
-                }
-                (CheckpointError::Node(e), Source::Template) if is_missing(&e) => {
-                    CheckpointError::TemplateGone(record.template.clone())
-                }
-                (e, _) => e,
-            })?;
+        if !node.pool().driver().is_volume(&source_path) {
+            return Err(missing);
+        }
         let previous = entry.phase();
-        let discard = |this: &Self, staged: PathBuf| {
-            let node = this.inner.node.clone();
-            async move {
-                let _ = tokio::task::spawn_blocking(move || node.discard_staged(&staged)).await;
-            }
-        };
         match previous {
             Phase::Running | Phase::Hibernated => {}
             Phase::Stopped | Phase::Error => {
                 if !store.reserve_start(&entry.id).await? {
-                    discard(self, staged).await;
                     return Err(sandboxes.quota_error(entry.tenant.as_deref()).await.into());
                 }
             }
             phase => {
-                discard(self, staged).await;
                 return Err(SandboxError::Conflict {
                     id: entry.id.clone(),
                     phase: phase.as_str(),
                 }
-                .into());
+                .into())
             }
         }
         entry.set_phase(Phase::Starting);
-        let node = self.inner.node.clone();
-        let id = entry.id.clone();
-        let swapped = blocking("swap roots", move || -> Result<(), NodeError> {
-            node.stop(&id)?;
-            let swapped = node.swap_root(&id, &staged);
+        // The new root is staged while the sandbox stops: both take
+        // milliseconds, neither needs the other.
+        let (worker, id) = (node.clone(), entry.id.clone());
+        let (stopped, staged) = blocking("stop and stage", move || {
+            Ok(std::thread::scope(|scope| {
+                let staging = scope.spawn(|| worker.stage_root(&id, &source_path));
+                let stopped = worker.stop(&id);
+                (stopped, staging.join().expect("staging a root panicked"))
+            }))
+        })
+        .await?;
+        let staged_at = begun.elapsed();
+        let staged = match (stopped, staged) {
+            (Ok(()), Ok(staged)) => staged,
+            (Err(err), staged) => {
+                if let Ok(staged) = staged {
+                    self.discard_later(staged);
+                }
+                sandboxes.settle(entry, StoredState::Error).await;
+                return Err(err.into());
+            }
+            (Ok(()), Err(err)) => {
+                // The source went away meanwhile: the sandbox keeps its disk
+                // and goes back to what it was.
+                let err = if is_missing(&err) {
+                    missing
+                } else {
+                    err.into()
+                };
+                self.resume(entry, &record, previous).await;
+                return Err(err);
+            }
+        };
+        let (worker, id) = (node.clone(), entry.id.clone());
+        let swapped = blocking("swap roots", move || {
+            let swapped = worker.swap_root(&id, &staged);
             if swapped.is_err() {
-                node.discard_staged(&staged);
+                worker.discard_staged(&staged);
             }
             swapped
-        })
-        .await;
-        if let Err(err) = swapped {
-            sandboxes.settle(entry, StoredState::Error).await;
-            return Err(err);
+        });
+        let old = match swapped.await {
+            Ok(old) => old,
+            Err(err) => {
+                sandboxes.settle(entry, StoredState::Error).await;
+                return Err(err);
+            }
+        };
+        let swapped_at = begun.elapsed();
+        let booted = sandboxes.boot(&record).await;
+        // The old root goes after the start, off the caller's clock.
+        if let Some(old) = old {
+            self.discard_later(old);
         }
-        match sandboxes.boot(&record).await {
+        match booted {
             Ok(_) => {
                 entry.set_phase(Phase::Running);
                 entry.touch();
+                tracing::debug!(id = %entry.id, staged = ?staged_at, swapped = ?swapped_at, total = ?begun.elapsed(), "restore timings");
                 Ok(())
             }
             Err(err) => {
-                let node = self.inner.node.clone();
-                let id = entry.id.clone();
-                if let Err(e) = blocking("stop after a failed start", move || node.stop(&id)).await
-                {
-                    tracing::error!(id = %entry.id, error = %e, "stopping a sandbox that failed to start");
-                }
+                self.stop_failed(entry).await;
                 sandboxes.settle(entry, StoredState::Error).await;
                 Err(err.into())
             }
         }
+    }
+
+    /// Puts a sandbox whose restore could not go on back in its `previous`
+    /// phase, on its own disk.
+    async fn resume(&self, entry: &Arc<Entry>, record: &SandboxRecord, previous: Phase) {
+        let sandboxes = &self.inner.sandboxes;
+        let state = match previous {
+            Phase::Running => match sandboxes.boot(record).await {
+                Ok(_) => {
+                    entry.set_phase(Phase::Running);
+                    return;
+                }
+                Err(e) => {
+                    tracing::error!(id = %entry.id, error = %e, "starting a sandbox again after a failed restore");
+                    self.stop_failed(entry).await;
+                    StoredState::Error
+                }
+            },
+            Phase::Hibernated => StoredState::Hibernated,
+            Phase::Stopped => StoredState::Stopped,
+            _ => StoredState::Error,
+        };
+        sandboxes.settle(entry, state).await;
+    }
+
+    /// Stops what a failed start left (logged on failure).
+    async fn stop_failed(&self, entry: &Entry) {
+        let (node, id) = (self.inner.node.clone(), entry.id.clone());
+        if let Err(e) = blocking("stop after a failed start", move || node.stop(&id)).await {
+            tracing::error!(id = %entry.id, error = %e, "stopping a sandbox that failed to start");
+        }
+    }
+
+    /// Deletes a staged or replaced root in the background.
+    fn discard_later(&self, path: PathBuf) {
+        let node = self.inner.node.clone();
+        tokio::task::spawn_blocking(move || node.discard_staged(&path));
     }
 }

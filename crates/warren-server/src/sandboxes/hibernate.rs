@@ -10,7 +10,9 @@
 //!
 //! Auto-wake (E2B's auto-resume): a call to an agent route of a hibernated
 //! sandbox created with `auto_wake: true` wakes it first and then goes
-//! through; without `auto_wake` it answers 409 saying how to wake it.
+//! through; without `auto_wake` it answers 409 saying how to wake it. Such
+//! a sandbox also hibernates, rather than stops, when its idle timeout
+//! passes (E2B's auto-pause).
 
 use std::sync::Arc;
 
@@ -20,21 +22,43 @@ use super::registry::{Entry, Phase};
 use super::{blocking, detached, ensure_settled, SandboxError, Sandboxes};
 use crate::auth::Caller;
 use crate::store::StoredState;
+use crate::time::now_ms;
 
 impl Sandboxes {
     /// Hibernates a running sandbox (idempotent on a hibernated one).
     pub async fn hibernate(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
         let entry = self.entry(caller, id)?;
         entry.touch();
+        self.hibernate_entry(entry, None).await
+    }
+
+    /// The reaper's hibernate of an idle `auto_wake` sandbox: only if it is
+    /// still idle that long once its lock is held.
+    pub(crate) async fn hibernate_idle(
+        &self,
+        entry: Arc<Entry>,
+        idle_timeout_ms: i64,
+    ) -> Result<Sandbox, SandboxError> {
+        self.hibernate_entry(entry, Some(idle_timeout_ms)).await
+    }
+
+    async fn hibernate_entry(
+        &self,
+        entry: Arc<Entry>,
+        idle_timeout_ms: Option<i64>,
+    ) -> Result<Sandbox, SandboxError> {
         let this = self.clone();
         detached("hibernate", async move {
             ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
             ensure_settled(&entry)?;
-            match entry.phase() {
-                Phase::Hibernated => return this.current(&entry).await,
-                Phase::Running => {}
-                phase => {
+            let busy = |t| entry.has_open_streams() || entry.last_active() + t > now_ms();
+            match (entry.phase(), idle_timeout_ms) {
+                (Phase::Hibernated, _) => return this.current(&entry).await,
+                (Phase::Running, Some(t)) if busy(t) => return this.current(&entry).await,
+                (Phase::Running, _) => {}
+                (_, Some(_)) => return this.current(&entry).await,
+                (phase, None) => {
                     return Err(SandboxError::Conflict {
                         id: entry.id.clone(),
                         phase: phase.as_str(),
@@ -53,7 +77,7 @@ impl Sandboxes {
                 .set_state(&entry.id, StoredState::Hibernated, None)
                 .await?;
             entry.set_phase(Phase::Hibernated);
-            tracing::info!(id = %entry.id, "sandbox hibernated");
+            tracing::info!(id = %entry.id, idle = idle_timeout_ms.is_some(), "sandbox hibernated");
             this.current(&entry).await
         })
         .await
