@@ -110,7 +110,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             cache_dir: args.debootstrap_cache,
             ..BaseOptions::default()
         },
-        network: (!args.no_network).then(|| NetworkConfig {
+        network: (!args.no_network).then_some(NetworkConfig {
             name: args.network_name,
             cidr: args.network_cidr,
             upstreams: args.network_dns,
