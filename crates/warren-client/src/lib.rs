@@ -169,6 +169,22 @@ impl Client {
         Ok(Sandbox::from_info(self.clone(), info))
     }
 
+    /// Fetches a sandbox and makes it ready to run commands: a stopped one
+    /// is started, a hibernated one woken.
+    pub async fn connect(&self, id: &str) -> Result<Sandbox> {
+        let mut sandbox = self.get(id).await?;
+        match sandbox.info().map(|info| info.state) {
+            Some(SandboxState::Stopped) => {
+                sandbox.start().await?;
+            }
+            Some(SandboxState::Hibernated) => {
+                sandbox.wake().await?;
+            }
+            _ => {}
+        }
+        Ok(sandbox)
+    }
+
     /// A handle on sandbox `id` without asking the server (calls on it
     /// fail with `sandbox_not_found` if it does not exist).
     pub fn sandbox(&self, id: &str) -> Sandbox {

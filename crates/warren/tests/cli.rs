@@ -95,6 +95,8 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
             "GREETING=hi",
             "--memory-mb",
             "256",
+            "--ttl",
+            "900",
             "--json",
         ],
     )
@@ -312,6 +314,14 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
     let gone = cli(&server, &["checkpoint", "rm", &checkpoint]).await;
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("checkpoint_not_found"));
+
+    // extend: a sandbox without a ttl gets one.
+    let extended = ok(&server, &["extend", &id, "3600"]).await;
+    assert!(
+        extended.starts_with(&format!("{id} expires at 20")),
+        "{extended}"
+    );
+    assert!(!json(&server, &["inspect", &id, "--json"]).await["expires_at"].is_null());
 
     // hibernate and wake.
     assert_eq!(

@@ -211,6 +211,13 @@ async fn sandboxes_processes_and_errors() {
     let asleep = sandbox.run("true").await.unwrap_err();
     assert_eq!(asleep.code(), Some(ErrorCode::Conflict), "{asleep}");
     assert_eq!(sandbox.wake().await.unwrap().state, SandboxState::Running);
+    sandbox.stop().await.unwrap();
+    let connected = client.connect(sandbox.id()).await.unwrap();
+    assert_eq!(connected.info().unwrap().state, SandboxState::Running);
+    assert_eq!(connected.run("echo back").await.unwrap().stdout, "back\n");
+    sandbox.hibernate().await.unwrap();
+    let connected = client.connect(sandbox.id()).await.unwrap();
+    assert_eq!(connected.info().unwrap().state, SandboxState::Running);
     assert_eq!(
         sandbox.refresh().await.unwrap().state,
         SandboxState::Running

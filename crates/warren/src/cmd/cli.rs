@@ -21,6 +21,8 @@ pub enum ClientCommand {
     Inspect(sandboxes::IdArgs),
     /// Destroy sandboxes.
     Rm(sandboxes::RmArgs),
+    /// Push a sandbox's expiry further.
+    Extend(sandboxes::ExtendArgs),
     /// Stop every process of a sandbox, keeping its disk.
     Stop(sandboxes::IdArgs),
     /// Start a stopped sandbox.
@@ -119,6 +121,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Ls(args) => sandboxes::ls(client, args).await,
         ClientCommand::Inspect(args) => sandboxes::inspect(client, args).await,
         ClientCommand::Rm(args) => sandboxes::rm(client, args).await,
+        ClientCommand::Extend(args) => sandboxes::extend(client, args).await,
         ClientCommand::Stop(args) => {
             sandboxes::lifecycle(client, args, sandboxes::Action::Stop).await
         }

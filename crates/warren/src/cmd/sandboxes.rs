@@ -102,6 +102,17 @@ pub struct IdArgs {
     out: Output,
 }
 
+/// `warren extend`.
+#[derive(Debug, Args)]
+pub struct ExtendArgs {
+    /// The sandbox (`sbx_…`).
+    id: String,
+    /// Seconds added to its lifetime (counted from now if it has passed).
+    seconds: u64,
+    #[command(flatten)]
+    out: Output,
+}
+
 /// `warren rm`.
 #[derive(Debug, Args)]
 pub struct RmArgs {
@@ -239,5 +250,20 @@ pub async fn lifecycle(client: &Client, args: IdArgs, action: Action) -> CliResu
         return print_json(info);
     }
     println!("{} {}", info.id, info.state.as_str());
+    Ok(0)
+}
+
+/// `warren extend`: prints the new expiry.
+pub async fn extend(client: &Client, args: ExtendArgs) -> CliResult {
+    let mut sandbox = client.sandbox(&args.id);
+    let info = sandbox.extend(args.seconds).await?;
+    if args.out.json {
+        return print_json(info);
+    }
+    println!(
+        "{} expires at {}",
+        info.id,
+        info.expires_at.as_deref().unwrap_or("never")
+    );
     Ok(0)
 }

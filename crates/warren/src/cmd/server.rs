@@ -75,7 +75,8 @@ fn parse_driver(s: &str) -> Result<Driver, String> {
 }
 
 fn parse_cidr(s: &str) -> Result<Cidr, String> {
-    s.parse().map_err(|e: warren_runtime::network::PolicyError| e.to_string())
+    s.parse()
+        .map_err(|e: warren_runtime::network::PolicyError| e.to_string())
 }
 
 fn parse_socket(s: &str) -> Result<std::net::SocketAddr, String> {
