@@ -52,7 +52,7 @@ describe('sandboxes', { skip: env.skip }, () => {
     assert.deepEqual(info.metadata, { owner: 'sdk-test', run });
     assert.deepEqual(info.labels, { run, role: 'full' });
     assert.deepEqual(info.resources, { cpus: 0.5, memoryMb: 256, pids: 128 });
-    assert.deepEqual(info.network, { egress: 'deny' });
+    assert.deepEqual(info.network, { egress: 'deny', allow: [] });
     assert.equal(info.autoCheckpoint, false);
     assert.equal(info.tenantId, null, 'the admin key owns no tenant');
     assert.equal(await sbx.isRunning(), true);

@@ -223,10 +223,25 @@ async fn attach_session(
                 reason: "process exited".into(),
             };
             let _ = tx.send(Message::Close(Some(close))).await;
+            // Finish the closing handshake: read (and drop) what the client
+            // still sends until its Close arrives. Dropping the socket with
+            // unread input would reset the connection, and a proxy in
+            // between could then lose the frames just sent.
+            let _ = tokio::time::timeout(CLOSE_GRACE, async {
+                while let Some(Ok(message)) = rx.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        break;
+                    }
+                }
+            })
+            .await;
             return;
         }
     }
 }
+
+/// How long the agent waits for the client's Close after its own.
+const CLOSE_GRACE: std::time::Duration = std::time::Duration::from_secs(2);
 
 fn event_message(event: FollowEvent) -> Message {
     match event {
