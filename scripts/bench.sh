@@ -27,8 +27,16 @@ case "$which" in
     }
     target/release/bench-sandbox
     ;;
+  timetravel)
+    # The peers: podman (with runc) from Debian. A server of its own (cgroup
+    # warren-bench-tt, no network) on the shared bench state dir.
+    command -v podman >/dev/null && command -v runc >/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+    }
+    target/release/bench-timetravel
+    ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel)" >&2
     exit 2
     ;;
 esac

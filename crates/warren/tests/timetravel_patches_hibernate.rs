@@ -370,6 +370,37 @@ async fn hibernate_frees_the_sandbox_and_wake_keeps_its_files() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.text().await.unwrap(), "dreamt\n");
 
+    // So does a request to one of its preview URLs (nothing listens on the
+    // port after the wake: the point is that it is awake to say so).
+    let (status, preview) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{lazy}/previews"),
+            ADMIN_KEY,
+            Some(json!({"port": 8000, "auth": "public"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{preview}");
+    server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{lazy}/hibernate"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    let resp = server
+        .http
+        .get(server.url(&format!("/v1/sandboxes/{lazy}/ports/8000/")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 502, "{}", resp.text().await.unwrap());
+    let (_, got) = server
+        .call("GET", &format!("/v1/sandboxes/{lazy}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(got["state"], "running");
+
     // The idle timeout hibernates an auto_wake sandbox instead of stopping it.
     let napper = id_of(
         &server

@@ -125,7 +125,7 @@ impl Previews {
                 return Ok(redirect(&format!("{prefix}/{query}")));
             }
         }
-        let entry = self.awake_entry(&target.sandbox_id)?;
+        let entry = self.awake_entry(&target.sandbox_id).await?;
         let mut response = self.forward(&target, entry, req).await?;
         if via_query {
             let path = match &target.form {
@@ -143,16 +143,16 @@ impl Previews {
         Ok(response)
     }
 
-    /// The sandbox's registry entry if it runs. This is the hook for
-    /// hibernation's `auto_wake`: a hibernated sandbox is refused here (409)
-    /// until waking on the first request is built; then it is woken here.
-    fn awake_entry(&self, sandbox_id: &str) -> Result<Arc<Entry>, Problem> {
+    /// The sandbox's registry entry if it runs: a hibernated sandbox created
+    /// with `auto_wake` is woken first; other hibernated ones answer 409.
+    async fn awake_entry(&self, sandbox_id: &str) -> Result<Arc<Entry>, Problem> {
         let entry = self
             .inner
             .sandboxes
             .registry()
             .get(sandbox_id)
             .ok_or_else(|| SandboxError::NotFound(sandbox_id.to_string()))?;
+        let entry = self.inner.sandboxes.awake(entry).await?;
         match entry.phase() {
             Phase::Running => Ok(entry),
             phase => Err(SandboxError::Conflict {

@@ -146,17 +146,25 @@ impl Sandboxes {
         id: &str,
     ) -> Result<Arc<Entry>, SandboxError> {
         let entry = self.entry(caller, id)?;
+        self.awake(entry).await?;
+        self.entry_for_proxy(caller, id)
+    }
+
+    /// `entry` once it runs: woken first when it is hibernated (or being
+    /// woken) and was created with `auto_wake`. Other phases are left to the
+    /// caller's check.
+    pub async fn awake(&self, entry: Arc<Entry>) -> Result<Arc<Entry>, SandboxError> {
         match entry.phase() {
             Phase::Hibernated if !entry.auto_wake() => {
-                return Err(SandboxError::Hibernated(entry.id.clone()))
+                Err(SandboxError::Hibernated(entry.id.clone()))
             }
             // Waking (by this call or another one): wait for it under the
             // sandbox's lock, then go through.
             Phase::Hibernated | Phase::Starting if entry.auto_wake() => {
-                self.wake_entry(entry).await?;
+                self.wake_entry(entry.clone()).await?;
+                Ok(entry)
             }
-            _ => {}
+            _ => Ok(entry),
         }
-        self.entry_for_proxy(caller, id)
     }
 }

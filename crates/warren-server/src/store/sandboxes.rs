@@ -374,17 +374,6 @@ impl Store {
         Ok(())
     }
 
-    /// Sets the state and keeps the pid (freeze and thaw).
-    pub async fn set_state_keep_pid(&self, id: &str, state: StoredState) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sandboxes SET state = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("set sandbox state"))?;
-        Ok(())
-    }
-
     /// Replaces the given fields.
     pub async fn patch_sandbox(
         &self,

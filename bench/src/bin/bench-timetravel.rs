@@ -1,0 +1,380 @@
+//! Time-travel benchmark (issue 4): checkpoint, fork (until the fork's first
+//! `processes/run` answers) and restore, after writing 10 MB and after
+//! writing 2 GB in the sandbox, against `cp -a` of the same tree and
+//! `podman commit` of a container of the same rootfs, in one run.
+//!
+//! Starts a `warren server` (release build, `$WARREN_BIN`) with a state
+//! directory of its own (`$WARREN_BENCH_TT_STATE`, default
+//! `/var/lib/warren-bench-timetravel`; the first run builds `base`), so that
+//! no other benchmark's server shares its database, and no outbound
+//! network. For each size:
+//! 1. the sandbox (and the podman container) write the data (`dd` from
+//!    `/dev/urandom` into `/root`); the first checkpoint right after it is
+//!    reported on its own row (it includes flushing what was just written),
+//!    then the host runs `sync`;
+//! 2. `BENCH_N` rounds (default 50) of: checkpoint; fork (one sandbox)
+//!    until its first command answers; restore of the checkpoint; the fork
+//!    and checkpoints are deleted between rounds, untimed;
+//! 3. peers on the same data: `cp -a` of the sandbox's root to a directory
+//!    of the same btrfs pool (coreutils' default, which reflinks on btrfs),
+//!    `cp -a --reflink=never` (a real copy), and `podman --runtime runc
+//!    commit` of a container running the `base` rootfs (imported with
+//!    `podman import`) after the same `dd` in it. Slow peers get
+//!    `BENCH_SLOW_N` rounds (default 5).
+//!
+//! Run: `scripts/bench.sh timetravel` (installs podman and runc from Debian).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+use warren_bench::{free_port, ms, wait_ready, warren_bin, Guard, Samples};
+
+const ADMIN_KEY: &str = "wadm_bench-admin-key-0123456789";
+const PODMAN_IMAGE: &str = "localhost/warren-bench-base";
+const PODMAN_CONTAINER: &str = "warren-bench-timetravel";
+/// This host needs these for runc (see the README).
+const PODMAN_ULIMITS: [&str; 4] = [
+    "--ulimit",
+    "nofile=1024:1024",
+    "--ulimit",
+    "nproc=1024:1024",
+];
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() -> anyhow::Result<()> {
+    let state_dir = std::env::var_os("WARREN_BENCH_TT_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/warren-bench-timetravel"));
+    std::fs::create_dir_all(&state_dir)?;
+    let port = free_port();
+    let mut cmd = Command::new(warren_bin());
+    cmd.args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--state-dir")
+        .arg(&state_dir)
+        .args(["--cgroup-parent", "warren-bench-tt", "--no-network"])
+        .env("WARREN_ADMIN_KEY", ADMIN_KEY);
+    let server = Guard::spawn(cmd)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(run(&format!("http://127.0.0.1:{port}"), &state_dir));
+    drop(server);
+    let _ = podman(&["rm", "-f", "-t", "0", PODMAN_CONTAINER]);
+    result
+}
+
+/// Figures of one size.
+struct Figures {
+    label: &'static str,
+    first_checkpoint: Duration,
+    checkpoint: Samples,
+    fork: Samples,
+    restore: Samples,
+    cp: Samples,
+    cp_copy: Samples,
+    podman_commit: Samples,
+}
+
+async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
+    let n = env_usize("BENCH_N", 50);
+    let slow_n = env_usize("BENCH_SLOW_N", 5);
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
+    let api = Api {
+        http,
+        base: base.to_string(),
+    };
+    // The first create may build `base` (minutes, once).
+    let sandbox = api
+        .call("POST", "/v1/sandboxes", Some(json!({"timeout_secs": 0})))
+        .await?;
+    let id = sandbox["id"].as_str().context("sandbox id")?.to_string();
+    let outcome = measure(&api, state_dir, &id, n, slow_n).await;
+    let _ = api
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    let figures = outcome?;
+    print_table(&figures);
+    Ok(())
+}
+
+async fn measure(
+    api: &Api,
+    state_dir: &Path,
+    id: &str,
+    n: usize,
+    slow_n: usize,
+) -> anyhow::Result<Vec<Figures>> {
+    let pool = state_dir.join("pool");
+    let rootfs = pool.join("sandboxes").join(id);
+    prepare_podman(&pool.join("templates/base"))?;
+    let mut out = Vec::new();
+    for (label, mb) in [("10 MB", 10u64), ("2 GB", 2048)] {
+        eprintln!("writing {label} in the sandbox and the container");
+        let dd = format!("dd if=/dev/urandom of=/root/data-{mb} bs=1M count={mb} status=none");
+        api.run(id, &dd).await?;
+        let started = Instant::now();
+        let first = api.checkpoint(id).await?;
+        let first_checkpoint = started.elapsed();
+        api.delete_checkpoint(&first).await?;
+        podman(&["exec", PODMAN_CONTAINER, "sh", "-c", &dd])?;
+        // Steady state: what was written is on disk, down to the pool's
+        // image file, before anything is timed.
+        let status = Command::new("sync").status()?;
+        if !status.success() {
+            bail!("sync: {status}");
+        }
+
+        let (mut checkpoint, mut fork, mut restore) =
+            (Samples::default(), Samples::default(), Samples::default());
+        eprintln!("{label}: {n} rounds of checkpoint, fork, restore");
+        for _ in 0..n {
+            let started = Instant::now();
+            let ckpt = api.checkpoint(id).await?;
+            checkpoint.push(started.elapsed());
+
+            let started = Instant::now();
+            let forked = api
+                .call(
+                    "POST",
+                    &format!("/v1/sandboxes/{id}/fork"),
+                    Some(json!({"count": 1})),
+                )
+                .await?;
+            let fork_id = forked["items"][0]["id"]
+                .as_str()
+                .context("fork id")?
+                .to_string();
+            api.run(&fork_id, "true").await?;
+            fork.push(started.elapsed());
+            api.call("DELETE", &format!("/v1/sandboxes/{fork_id}"), None)
+                .await?;
+            api.delete_checkpoint(
+                forked["checkpoint_id"]
+                    .as_str()
+                    .context("fork checkpoint")?,
+            )
+            .await?;
+
+            let started = Instant::now();
+            api.call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/restore"),
+                Some(json!({"checkpoint_id": ckpt})),
+            )
+            .await?;
+            restore.push(started.elapsed());
+            api.delete_checkpoint(&ckpt).await?;
+        }
+
+        eprintln!("{label}: cp -a and podman commit");
+        let rounds = if mb > 100 { slow_n } else { n };
+        let cp = time_copies(&rootfs, &pool.join("tmp"), &[], rounds)?;
+        let cp_copy = time_copies(&rootfs, &pool.join("tmp"), &["--reflink=never"], rounds)?;
+        let mut podman_commit = Samples::default();
+        for i in 0..rounds {
+            let image = format!("localhost/warren-bench-commit-{i}");
+            let started = Instant::now();
+            podman(&["commit", "-q", PODMAN_CONTAINER, &image])?;
+            podman_commit.push(started.elapsed());
+            podman(&["rmi", "-f", &image])?;
+        }
+        out.push(Figures {
+            label,
+            first_checkpoint,
+            checkpoint,
+            fork,
+            restore,
+            cp,
+            cp_copy,
+            podman_commit,
+        });
+    }
+    Ok(out)
+}
+
+/// `cp -a EXTRA src tmp/bench-cp` `rounds` times; the copy is removed
+/// (untimed) after each.
+fn time_copies(src: &Path, tmp: &Path, extra: &[&str], rounds: usize) -> anyhow::Result<Samples> {
+    let dst = tmp.join("bench-cp");
+    let mut samples = Samples::default();
+    for _ in 0..rounds {
+        let _ = std::fs::remove_dir_all(&dst);
+        let started = Instant::now();
+        let status = Command::new("cp")
+            .arg("-a")
+            .args(extra)
+            .arg(src)
+            .arg(&dst)
+            .status()?;
+        samples.push(started.elapsed());
+        if !status.success() {
+            bail!("cp -a {extra:?} failed: {status}");
+        }
+        std::fs::remove_dir_all(&dst)?;
+    }
+    Ok(samples)
+}
+
+/// Imports the `base` rootfs into podman (once) and starts the container.
+fn prepare_podman(base: &Path) -> anyhow::Result<()> {
+    if podman(&["image", "exists", PODMAN_IMAGE]).is_err() {
+        eprintln!("importing {} into podman", base.display());
+        let mut tar = Command::new("tar")
+            .args(["--numeric-owner", "-C"])
+            .arg(base)
+            .args(["-c", "."])
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let status = Command::new("podman")
+            .args(["import", "-", PODMAN_IMAGE])
+            .stdin(tar.stdout.take().context("tar stdout")?)
+            .stdout(Stdio::null())
+            .status()?;
+        tar.wait()?;
+        if !status.success() {
+            bail!("podman import failed: {status}");
+        }
+    }
+    let _ = podman(&["rm", "-f", "-t", "0", PODMAN_CONTAINER]);
+    let mut args = vec!["run", "-d", "--name", PODMAN_CONTAINER];
+    args.extend(PODMAN_ULIMITS);
+    args.extend([PODMAN_IMAGE, "sleep", "infinity"]);
+    podman(&args)?;
+    Ok(())
+}
+
+/// `podman --runtime runc ARGS`, output discarded; fails unless it succeeds.
+fn podman(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("podman")
+        .args(["--runtime", "runc"])
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .context("running podman (scripts/bench.sh timetravel installs it)")?;
+    if !out.status.success() {
+        bail!(
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
+fn print_table(figures: &[Figures]) {
+    println!("| operation | after writing | p50 | p99 | n |");
+    println!("|---|---|---|---|---|");
+    let row = |what: &str, label: &str, s: &Samples| {
+        println!(
+            "| {what} | {label} | {} | {} | {} |",
+            ms(s.p50()),
+            ms(s.p99()),
+            s.len()
+        );
+    };
+    for f in figures {
+        row("warren checkpoint", f.label, &f.checkpoint);
+        row(
+            "warren fork (until its first run answers)",
+            f.label,
+            &f.fork,
+        );
+        row("warren restore", f.label, &f.restore);
+        println!(
+            "| warren checkpoint right after the write (flushes it) | {} | {} | | 1 |",
+            f.label,
+            ms(f.first_checkpoint)
+        );
+        row("cp -a (reflinks on btrfs)", f.label, &f.cp);
+        row("cp -a --reflink=never", f.label, &f.cp_copy);
+        row("podman commit", f.label, &f.podman_commit);
+    }
+    if let [small, large] = figures {
+        println!();
+        println!("| warren | p50 at 10 MB | p50 at 2 GB | 2 GB / 10 MB | targets: p50 <= 15 ms, ratio <= 1.5 |");
+        println!("|---|---|---|---|---|");
+        for (what, a, b) in [
+            ("checkpoint", &small.checkpoint, &large.checkpoint),
+            ("fork", &small.fork, &large.fork),
+            ("restore", &small.restore, &large.restore),
+        ] {
+            let ratio = b.p50().as_secs_f64() / a.p50().as_secs_f64().max(1e-9);
+            let ok = a.p50() <= Duration::from_millis(15)
+                && b.p50() <= Duration::from_millis(15)
+                && ratio <= 1.5;
+            println!(
+                "| {what} | {} | {} | {ratio:.2}x | {} |",
+                ms(a.p50()),
+                ms(b.p50()),
+                if ok { "met" } else { "missed" }
+            );
+        }
+    }
+}
+
+struct Api {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Api {
+    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
+        let method = reqwest::Method::from_bytes(method.as_bytes())?;
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(ADMIN_KEY);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = req.send().await?;
+        let status = resp.status();
+        let text = resp.text().await?;
+        if !status.is_success() {
+            bail!("{path}: {status} {text}");
+        }
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Runs `cmd`; fails unless it exits 0.
+    async fn run(&self, id: &str, cmd: &str) -> anyhow::Result<()> {
+        let out = self
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/processes/run"),
+                Some(json!({"cmd": cmd, "timeout_ms": 600_000})),
+            )
+            .await?;
+        if out["exit_code"] != 0 {
+            bail!("{cmd:?} in {id}: {out}");
+        }
+        Ok(())
+    }
+
+    async fn checkpoint(&self, id: &str) -> anyhow::Result<String> {
+        let ckpt = self
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/checkpoints"),
+                Some(json!({})),
+            )
+            .await?;
+        Ok(ckpt["id"].as_str().context("checkpoint id")?.to_string())
+    }
+
+    async fn delete_checkpoint(&self, id: &str) -> anyhow::Result<()> {
+        self.call("DELETE", &format!("/v1/checkpoints/{id}"), None)
+            .await
+            .map(|_| ())
+    }
+}
