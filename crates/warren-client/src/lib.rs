@@ -240,6 +240,36 @@ impl Client {
         Ok(list.items)
     }
 
+    /// Builds (or rebuilds) template `name` from a spec.toml's text (admin
+    /// key); answers when the build is done.
+    pub async fn build_template(&self, name: &str, spec: impl Into<String>) -> Result<Template> {
+        self.inner
+            .json(
+                self.inner
+                    .post(&format!("/v1/templates/{name}/build"))
+                    .header("content-type", "application/toml")
+                    .body(spec.into()),
+            )
+            .await
+    }
+
+    /// Imports template `name` from an OCI image layout or `docker save`
+    /// tarball, streamed from `image` (admin key).
+    pub async fn import_template(
+        &self,
+        name: &str,
+        image: impl Into<reqwest::Body>,
+    ) -> Result<Template> {
+        self.inner
+            .json(
+                self.inner
+                    .post(&format!("/v1/templates/{name}/import"))
+                    .header("content-type", "application/x-tar")
+                    .body(image),
+            )
+            .await
+    }
+
     /// Deletes a template.
     pub async fn delete_template(&self, name: &str) -> Result<()> {
         self.inner

@@ -27,6 +27,17 @@ pub enum TemplateError {
     /// Reading, listing or deleting templates failed.
     #[error("templates: {0}")]
     Pool(template::TemplateError),
+    /// The spec or image is not acceptable, or a build step failed (the
+    /// caller's doing; the message says which step and why).
+    #[error("{0}")]
+    Rejected(template::TemplateError),
+    /// A spec sent over the API names host files (`files`), which the
+    /// server will not read on a caller's behalf.
+    #[error("`files` in a spec sent over the API is not supported: copy files in with a `run` step, or build on the server's host")]
+    HostFiles,
+    /// Receiving an uploaded image failed.
+    #[error("receiving the image: {0}")]
+    Upload(std::io::Error),
     /// The blocking task doing the work panicked.
     #[error("task of {op} failed: {source}")]
     Task {
@@ -42,6 +53,9 @@ impl TemplateError {
     pub fn code(&self) -> ErrorCode {
         match self {
             TemplateError::NotFound(_) => ErrorCode::TemplateNotFound,
+            TemplateError::Rejected(_) | TemplateError::HostFiles | TemplateError::Upload(_) => {
+                ErrorCode::InvalidRequest
+            }
             TemplateError::BuildBase(_) | TemplateError::Pool(_) | TemplateError::Task { .. } => {
                 ErrorCode::Internal
             }
@@ -56,6 +70,10 @@ impl TemplateError {
             | template::TemplateError::Storage(StorageError::InvalidName(_)) => {
                 TemplateError::NotFound(name.to_string())
             }
+            e @ (template::TemplateError::InvalidSpec { .. }
+            | template::TemplateError::StepFailed { .. }
+            | template::TemplateError::InvalidImage { .. }
+            | template::TemplateError::PathEscape { .. }) => TemplateError::Rejected(e),
             other => TemplateError::Pool(other),
         }
     }
@@ -141,18 +159,54 @@ impl Templates {
         blocking("list templates", move || {
             let metas = template::list(node.pool()).map_err(TemplateError::Pool)?;
             Ok(TemplateList {
-                items: metas
-                    .into_iter()
-                    .map(|meta| Template {
-                        created_at: rfc3339(meta.created_at as i64 * 1000),
-                        name: meta.name,
-                        workdir: meta.workdir,
-                        env: meta.env,
-                    })
-                    .collect(),
+                items: metas.into_iter().map(describe).collect(),
             })
         })
         .await
+    }
+
+    /// Builds (or rebuilds) template `name` from a spec.toml's text; each
+    /// step is a cached layer, so a rebuild redoes only what changed. The
+    /// build's output goes to the log.
+    pub async fn build(&self, name: &str, spec: String) -> Result<Template, TemplateError> {
+        let node = self.node.clone();
+        let name = name.to_string();
+        blocking("build template", move || {
+            let spec = template::TemplateSpec::parse(&spec, std::path::Path::new("/nonexistent"))
+                .map_err(|e| TemplateError::from_pool(&name, e))?;
+            if !spec.files.is_empty() {
+                return Err(TemplateError::HostFiles);
+            }
+            let report = template::build(node.pool(), &name, &spec, &mut |line| {
+                tracing::info!(template = %name, "{line}");
+            })
+            .map_err(|e| TemplateError::from_pool(&name, e))?;
+            Ok(describe(report.template))
+        })
+        .await
+    }
+
+    /// Imports template `name` from an OCI image layout or `docker save`
+    /// tarball already received into `image` (removed afterwards).
+    pub async fn import(
+        &self,
+        name: &str,
+        image: tempfile::TempPath,
+    ) -> Result<Template, TemplateError> {
+        let node = self.node.clone();
+        let name = name.to_string();
+        blocking("import template", move || {
+            let meta = template::import(node.pool(), &name, &image)
+                .map_err(|e| TemplateError::from_pool(&name, e))?;
+            Ok(describe(meta))
+        })
+        .await
+    }
+
+    /// Where uploads wait before they are imported: inside the state dir,
+    /// never in a world-writable /tmp.
+    pub fn upload_dir(&self) -> std::path::PathBuf {
+        self.node.run_root().to_path_buf()
     }
 
     /// Deletes a template. Sandboxes made from it keep their disks (they are
@@ -164,6 +218,16 @@ impl Templates {
             template::delete(node.pool(), &name).map_err(|e| TemplateError::from_pool(&name, e))
         })
         .await
+    }
+}
+
+/// The API's view of a template.
+fn describe(meta: TemplateMeta) -> Template {
+    Template {
+        created_at: rfc3339(meta.created_at as i64 * 1000),
+        name: meta.name,
+        workdir: meta.workdir,
+        env: meta.env,
     }
 }
 

@@ -184,6 +184,11 @@ fn arch() -> &'static str {
 impl Archive {
     fn open(pool: &Pool, path: &Path) -> Result<Archive, TemplateError> {
         let io_err = |e| TemplateError::io("read image", path, e);
+        // What the tar and gzip readers reject is the image's fault, not ours.
+        let bad = |e: io::Error| TemplateError::InvalidImage {
+            image: path.display().to_string(),
+            reason: e.to_string(),
+        };
         let mut file = File::open(path).map_err(io_err)?;
         let mut magic = [0u8; 2];
         let n = file.read(&mut magic).map_err(io_err)?;
@@ -201,7 +206,7 @@ impl Archive {
                 &mut flate2::read::GzDecoder::new(BufReader::new(file)),
                 &mut out,
             )
-            .map_err(io_err)?;
+            .map_err(bad)?;
             file = File::open(&tmp.0).map_err(|e| TemplateError::io("open", &tmp.0, e))?;
             decompressed = Some(tmp);
         }
@@ -209,9 +214,9 @@ impl Archive {
         let mut links = HashMap::new();
         {
             let mut tar = tar::Archive::new(&file);
-            for entry in tar.entries_with_seek().map_err(io_err)? {
-                let entry = entry.map_err(io_err)?;
-                let name = normalize(&entry.path().map_err(io_err)?.to_string_lossy());
+            for entry in tar.entries_with_seek().map_err(bad)? {
+                let entry = entry.map_err(bad)?;
+                let name = normalize(&entry.path().map_err(bad)?.to_string_lossy());
                 match entry.header().entry_type() {
                     tar::EntryType::Regular | tar::EntryType::Continuous => {
                         entries.insert(name, (entry.raw_file_position(), entry.size()));

@@ -1,7 +1,6 @@
 //! `warren checkpoint create|ls|rm`, `warren restore`, `warren fork`.
 
 use std::path::Path;
-use std::sync::Arc;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
@@ -210,24 +209,8 @@ async fn export(
 
 /// `warren checkpoint import`: streams `file` to the server.
 async fn import(client: &Client, file: &Path, out: Output) -> CliResult {
-    let reader = tokio::fs::File::open(file)
-        .await
-        .map_err(local("opening", file))?;
-    let total = reader.metadata().await.ok().map(|m| m.len());
-    let progress = Arc::new(Progress::new(
-        format!("{} -> server", file.display()),
-        total,
-        !out.json,
-    ));
-    let counter = progress.clone();
-    let body = tokio_util::io::ReaderStream::new(reader).inspect(move |item| {
-        if let Ok(chunk) = item {
-            counter.add(chunk.len() as u64);
-        }
-    });
-    let checkpoint = client
-        .import_checkpoint(reqwest::Body::wrap_stream(body))
-        .await?;
+    let (body, progress) = super::progress::file_body(file, !out.json).await?;
+    let checkpoint = client.import_checkpoint(body).await?;
     progress.finish();
     if out.json {
         return print_json(&checkpoint);

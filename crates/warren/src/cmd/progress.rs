@@ -83,3 +83,34 @@ impl Progress {
         let _ = err.flush();
     }
 }
+
+/// Streams a local file as a request body, counting it on a progress line
+/// labelled `<file> -> server`; call [`Progress::finish`] once the request
+/// is answered.
+pub async fn file_body(
+    file: &std::path::Path,
+    show: bool,
+) -> Result<(reqwest::Body, std::sync::Arc<Progress>), super::cli::CliError> {
+    use futures::StreamExt;
+    let reader =
+        tokio::fs::File::open(file)
+            .await
+            .map_err(|source| super::cli::CliError::Local {
+                what: "opening",
+                path: file.display().to_string(),
+                source,
+            })?;
+    let total = reader.metadata().await.ok().map(|m| m.len());
+    let progress = std::sync::Arc::new(Progress::new(
+        format!("{} -> server", file.display()),
+        total,
+        show,
+    ));
+    let counter = progress.clone();
+    let body = tokio_util::io::ReaderStream::new(reader).inspect(move |item| {
+        if let Ok(chunk) = item {
+            counter.add(chunk.len() as u64);
+        }
+    });
+    Ok((reqwest::Body::wrap_stream(body), progress))
+}
