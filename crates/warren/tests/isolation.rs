@@ -441,3 +441,40 @@ fn a_socket_planted_in_the_run_dir_is_not_trusted_as_the_agent() {
         .verify_agent(b.id(), connect(&b).as_fd())
         .expect("b's own agent");
 }
+
+#[test]
+fn device_nodes_in_the_root_file_system_do_not_open() {
+    use std::os::unix::fs::PermissionsExt;
+    // A device node planted in the root (as an imported image could carry):
+    // /dev/null's numbers, mode 0666, owned by the sandbox's root.
+    let prepared = harness::prepare("nodev", Resources::default());
+    let node = prepared.spec.rootfs.join("var/planted-null");
+    nix::sys::stat::mknod(
+        &node,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .expect("mknod in the test root");
+    std::fs::set_permissions(&node, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::os::unix::fs::lchown(
+        &node,
+        Some(warren_runtime::SANDBOX_ID_BASE),
+        Some(warren_runtime::SANDBOX_ID_BASE),
+    )
+    .unwrap();
+    let runtime = harness::runtime();
+    let begun = std::time::Instant::now();
+    let started = runtime.start(&prepared.spec).expect("start");
+    let sbx = TestSandbox::adopt(runtime, prepared, started, begun.elapsed());
+    sbx.ok("test -c /var/planted-null");
+    let out = sbx.sh("echo x > /var/planted-null");
+    assert_ne!(
+        out.exit_code,
+        Some(0),
+        "a planted device node opened: {:?}",
+        out.raw
+    );
+    // The real /dev still works.
+    sbx.ok("echo x > /dev/null");
+}

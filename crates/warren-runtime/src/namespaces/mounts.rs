@@ -80,6 +80,9 @@ pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
     )?;
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
+    // Device nodes in the root (an imported image, a restored checkpoint)
+    // must never open host devices: only the nodes bound into /dev work.
+    remount_bind(root, MsFlags::MS_NODEV)?;
 
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_dir(root, "proc", 0o555)?;
