@@ -42,7 +42,7 @@ use crate::auth::Caller;
 use crate::node::{Node, NodeError};
 use crate::paging::Page;
 use crate::sandboxes::registry::{Entry, Phase};
-use crate::sandboxes::{SandboxError, Sandboxes};
+use crate::sandboxes::{ensure_settled, SandboxError, Sandboxes};
 use crate::store::{CheckpointFilter, CheckpointRecord, Store, StoreError};
 use crate::time::{now_ms, rfc3339};
 
@@ -106,9 +106,9 @@ impl Checkpoints {
     ) -> Result<CheckpointRecord, CheckpointError> {
         let this = self.clone();
         detached("checkpoint", async move {
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             this.take_locked(&entry, name, auto).await
         })
         .await
@@ -357,17 +357,6 @@ pub fn checked_name(name: Option<String>, prefix: &str) -> Result<String, Checkp
                 Ok(name)
             }
         }
-    }
-}
-
-/// Fails with 409 while the sandbox is being created or destroyed.
-fn settled(entry: &Entry) -> Result<(), SandboxError> {
-    match entry.phase() {
-        phase @ (Phase::Creating | Phase::Destroying) => Err(SandboxError::Conflict {
-            id: entry.id.clone(),
-            phase: phase.as_str(),
-        }),
-        _ => Ok(()),
     }
 }
 

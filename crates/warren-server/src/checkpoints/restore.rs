@@ -23,10 +23,10 @@ use warren_api::checkpoint::RestoreRequest;
 use warren_api::server::Sandbox;
 
 use super::disk::is_missing;
-use super::{blocking, detached, settled, CheckpointError, Checkpoints};
+use super::{blocking, detached, CheckpointError, Checkpoints};
 use crate::auth::Caller;
 use crate::sandboxes::registry::{Entry, Phase};
-use crate::sandboxes::SandboxError;
+use crate::sandboxes::{ensure_settled, SandboxError};
 use crate::store::{SandboxRecord, StoredState};
 
 /// Where the new disk comes from.
@@ -53,9 +53,9 @@ impl Checkpoints {
         let discard_later = req.discard_later.unwrap_or(false);
         let this = self.clone();
         detached("restore", async move {
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             this.rewind_locked(&entry, Source::Checkpoint(checkpoint.id.clone()))
                 .await?;
             tracing::info!(sandbox = %entry.id, checkpoint = %checkpoint.id, "sandbox restored");
@@ -81,9 +81,9 @@ impl Checkpoints {
         entry.touch();
         let this = self.clone();
         detached("wipe", async move {
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
-            settled(&entry)?;
+            ensure_settled(&entry)?;
             this.rewind_locked(&entry, Source::Template).await?;
             tracing::info!(sandbox = %entry.id, "sandbox wiped");
             Ok(this.inner.sandboxes.current(&entry).await?)

@@ -130,7 +130,7 @@ impl Sandboxes {
 }
 
 /// Fails with 409 while the sandbox is being created or destroyed.
-fn ensure_settled(entry: &Entry) -> Result<(), SandboxError> {
+pub(crate) fn ensure_settled(entry: &Entry) -> Result<(), SandboxError> {
     match entry.phase() {
         phase @ (Phase::Creating | Phase::Destroying) => Err(SandboxError::Conflict {
             id: entry.id.clone(),
