@@ -3,7 +3,22 @@
 
 import { type ConnectionOptions, resolveConfig } from './config.js';
 import { ApiClient, type CallOptions } from './http.js';
+import { fileStream } from './localfs.js';
 import { toDate } from './types.js';
+
+/** Default timeout of a template build or import: apt steps and big images take minutes. */
+const TEMPLATE_TIMEOUT_MS = 3600_000;
+
+interface WireTemplate {
+  name: string;
+  workdir: string;
+  env: Record<string, string>;
+  created_at: string | null;
+}
+
+function toTemplateInfo(w: WireTemplate): TemplateInfo {
+  return { name: w.name, workdir: w.workdir, env: w.env ?? {}, createdAt: toDate(w.created_at) };
+}
 
 /** A template sandboxes are created from. */
 export interface TemplateInfo {
@@ -63,12 +78,51 @@ export class Templates {
   /** Every template on the server, by name. */
   static async list(opts: ConnectionOptions & CallOptions = {}): Promise<TemplateInfo[]> {
     const api = new ApiClient(resolveConfig(opts));
-    const body = await api.json<{ items: Array<{ name: string; workdir: string; env: Record<string, string>; created_at: string | null }> }>(
-      'GET',
-      '/v1/templates',
-      { timeoutMs: opts.requestTimeoutMs, signal: opts.signal },
-    );
-    return body.items.map((w) => ({ name: w.name, workdir: w.workdir, env: w.env ?? {}, createdAt: toDate(w.created_at) }));
+    const body = await api.json<{ items: WireTemplate[] }>('GET', '/v1/templates', {
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+    return body.items.map(toTemplateInfo);
+  }
+
+  /**
+   * Builds (or rebuilds) a template from a spec.toml's text (admin key):
+   * `base`, `apt`, `run`, `env`, `workdir`. Resolves when the build is done;
+   * a failed step is an `InvalidRequestError` whose detail has its output.
+   */
+  static async build(name: string, specToml: string, opts: ConnectionOptions & CallOptions = {}): Promise<TemplateInfo> {
+    const api = new ApiClient(resolveConfig(opts));
+    const wire = await api.json<WireTemplate>('POST', `/v1/templates/${encodeURIComponent(name)}/build`, {
+      body: specToml,
+      headers: { 'content-type': 'application/toml' },
+      timeoutMs: opts.requestTimeoutMs ?? TEMPLATE_TIMEOUT_MS,
+      signal: opts.signal,
+    });
+    return toTemplateInfo(wire);
+  }
+
+  /**
+   * Makes a template from an OCI image layout or `docker save` tarball
+   * (bytes, a Blob or a stream; admin key).
+   */
+  static async import(
+    name: string,
+    image: Uint8Array | Blob | ReadableStream<Uint8Array>,
+    opts: ConnectionOptions & CallOptions = {},
+  ): Promise<TemplateInfo> {
+    const api = new ApiClient(resolveConfig(opts));
+    const wire = await api.json<WireTemplate>('POST', `/v1/templates/${encodeURIComponent(name)}/import`, {
+      body: image,
+      headers: { 'content-type': 'application/x-tar' },
+      timeoutMs: opts.requestTimeoutMs ?? TEMPLATE_TIMEOUT_MS,
+      signal: opts.signal,
+    });
+    return toTemplateInfo(wire);
+  }
+
+  /** `Templates.import` of the local image tarball `localPath`, streamed (Node only). */
+  static async importFile(name: string, localPath: string, opts: ConnectionOptions & CallOptions = {}): Promise<TemplateInfo> {
+    return Templates.import(name, await fileStream(localPath), opts);
   }
 
   /** Deletes a template (admin key); sandboxes made from it keep their disks. */

@@ -34,6 +34,7 @@ export type ErrorCode =
   | 'path_not_allowed'
   | 'too_many_requests'
   | 'quota_exceeded'
+  | 'patch_failed'
   | 'timeout'
   | 'unavailable'
   | 'internal'
@@ -96,6 +97,11 @@ export class NotFoundError extends WarrenError {}
 export class ConflictError extends WarrenError {}
 /** 409 `edit_conflict`: `files.edit` found its old text zero or several times. */
 export class EditConflictError extends ConflictError {}
+/**
+ * 422 `patch_failed`: a patch of the checkpoint a sandbox is made from
+ * failed (the sandbox is destroyed); `detail` has its exit code and output.
+ */
+export class PatchFailedError extends WarrenError {}
 /** 413: the body is over the limit. */
 export class PayloadTooLargeError extends WarrenError {}
 /** 429: a rate limit or a tenant quota was reached; retry later. */
@@ -117,6 +123,7 @@ const BY_CODE: Record<string, ErrorClass> = {
   forbidden: ForbiddenError,
   path_not_allowed: ForbiddenError,
   edit_conflict: EditConflictError,
+  patch_failed: PatchFailedError,
   payload_too_large: PayloadTooLargeError,
   too_many_requests: RateLimitError,
   quota_exceeded: RateLimitError,

@@ -180,6 +180,9 @@ export class ApiClient {
       headers['content-type'] = 'application/json';
       body = JSON.stringify(opts.json);
     }
-    return this.config.fetch(this.url(path, opts.query), { method, headers, body: body ?? null, signal });
+    const init: RequestInit & { duplex?: 'half' } = { method, headers, body: body ?? null, signal };
+    // fetch sends a stream body only when told it is half duplex.
+    if (typeof ReadableStream !== 'undefined' && body instanceof ReadableStream) init.duplex = 'half';
+    return this.config.fetch(this.url(path, opts.query), init);
   }
 }

@@ -31,7 +31,7 @@ export type { PtyCreateOptions, PtyHandlers, PtyResult } from './pty.js';
 export { Checkpoints } from './checkpoints.js';
 export { Admin, Templates } from './admin.js';
 export type { TemplateInfo, Tenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
-export type { RestoreOptions } from './checkpoints.js';
+export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';
 export {
@@ -42,6 +42,7 @@ export {
   NotFoundError,
   ConflictError,
   EditConflictError,
+  PatchFailedError,
   PayloadTooLargeError,
   RateLimitError,
   TimeoutError,
@@ -61,6 +62,7 @@ export type {
   CommandResult,
   ProcessInfo,
   CheckpointInfo,
+  Patch,
 } from './types.js';
 
 /** Version of this SDK. */

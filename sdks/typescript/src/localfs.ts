@@ -96,3 +96,47 @@ export async function writeLocal(entries: readonly TarEntry[], localDir: string)
   for (const [dir, mode] of dirModes.reverse()) await fs.chmod(dir, mode);
   return written;
 }
+
+/** Writes a byte stream to the local file `localPath` (created or truncated). */
+export async function writeStreamToFile(stream: ReadableStream<Uint8Array>, localPath: string): Promise<void> {
+  const { fs } = await nodeModules();
+  const file = await fs.open(localPath, 'w');
+  const reader = stream.getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      await file.write(value);
+    }
+  } finally {
+    reader.releaseLock();
+    await file.close();
+  }
+}
+
+/** The local file `localPath` as a byte stream, read a chunk at a time. */
+export async function fileStream(localPath: string): Promise<ReadableStream<Uint8Array>> {
+  const { fs } = await nodeModules();
+  const file = await fs.open(localPath, 'r');
+  const CHUNK = 1 << 20;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const buf = new Uint8Array(CHUNK);
+        const { bytesRead } = await file.read(buf, 0, CHUNK, null);
+        if (bytesRead === 0) {
+          await file.close();
+          controller.close();
+        } else {
+          controller.enqueue(buf.subarray(0, bytesRead));
+        }
+      } catch (err) {
+        await file.close().catch(() => undefined);
+        controller.error(err);
+      }
+    },
+    async cancel() {
+      await file.close();
+    },
+  });
+}

@@ -47,7 +47,15 @@ export interface SandboxOptions extends ConnectionOptions {
   network?: Partial<NetworkPolicy>;
   /** Take a checkpoint after every `exec.run` (its id comes back as `checkpoint`). */
   autoCheckpoint?: boolean;
-  /** Start from this checkpoint's disk instead of the template's. */
+  /** How many automatic checkpoints to keep, newest first (1 to 10000; server default 100). */
+  autoCheckpointKeep?: number;
+  /**
+   * While hibernated, a call that needs the sandbox (exec, files, …) wakes
+   * it first instead of failing with 409; the idle timeout hibernates it
+   * instead of stopping it.
+   */
+  autoWake?: boolean;
+  /** Start from this checkpoint's disk instead of the template's (its patches run first). */
   fromCheckpoint?: string;
   /** Cancels the creation request. */
   signal?: AbortSignal;
@@ -108,6 +116,8 @@ function createBody(opts: SandboxOptions): Record<string, unknown> {
   }
   set('network', opts.network);
   set('auto_checkpoint', opts.autoCheckpoint);
+  set('auto_checkpoint_keep', opts.autoCheckpointKeep);
+  set('auto_wake', opts.autoWake);
   set('from_checkpoint', opts.fromCheckpoint);
   return body;
 }
@@ -312,6 +322,14 @@ export class Sandbox {
   /** Starts a stopped sandbox again on its disk. */
   start(opts: CallOptions = {}): Promise<SandboxInfo> {
     return this.lifecycle('POST', '/start', opts);
+  }
+
+  /**
+   * Resets the disk to its template's, in place (no checkpoint is taken):
+   * the sandbox keeps its id; its processes are ended and its agent starts again.
+   */
+  wipe(opts: CallOptions = {}): Promise<SandboxInfo> {
+    return this.lifecycle('POST', '/wipe', { ...opts, requestTimeoutMs: opts.requestTimeoutMs ?? CREATE_TIMEOUT_MS });
   }
 
   /** Destroys the sandbox: its processes, disk and record. `false` if it was already gone. */

@@ -45,6 +45,12 @@ export interface SandboxInfo {
   network: NetworkPolicy;
   /** Whether a checkpoint is taken after every `exec.run`. */
   autoCheckpoint: boolean;
+  /** How many automatic checkpoints are kept, newest first. */
+  autoCheckpointKeep: number;
+  /** Whether a call that needs the sandbox's agent wakes it while it is hibernated. */
+  autoWake: boolean;
+  /** The checkpoint its disk was made from, if any. */
+  fromCheckpoint: string | null;
 }
 
 /** @internal Wire shape of a sandbox. */
@@ -63,6 +69,9 @@ export interface WireSandbox {
   resources: { cpus: number; memory_mb: number; pids: number };
   network: NetworkPolicy;
   auto_checkpoint: boolean;
+  auto_checkpoint_keep: number;
+  auto_wake: boolean;
+  from_checkpoint?: string | null;
 }
 
 /** A date from an RFC 3339 string (`null` stays `null`). */
@@ -93,6 +102,9 @@ export function toSandboxInfo(w: WireSandbox): SandboxInfo {
     },
     network: w.network,
     autoCheckpoint: w.auto_checkpoint,
+    autoCheckpointKeep: w.auto_checkpoint_keep,
+    autoWake: w.auto_wake ?? false,
+    fromCheckpoint: w.from_checkpoint ?? null,
   };
 }
 
@@ -114,6 +126,8 @@ export interface CommandResult {
   durationMs: number;
   /** Id of the checkpoint taken after the command (`autoCheckpoint` sandboxes only). */
   checkpoint?: string;
+  /** Why no checkpoint could be taken after the command (`autoCheckpoint` sandboxes only). */
+  checkpointError?: string;
 }
 
 /** @internal */
@@ -126,7 +140,8 @@ export interface WireRunResponse {
   stdout_truncated: boolean;
   stderr_truncated: boolean;
   duration_ms: number;
-  checkpoint?: string;
+  checkpoint?: string | null;
+  checkpoint_error?: string | null;
 }
 
 /** @internal */
@@ -142,6 +157,7 @@ export function toCommandResult(w: WireRunResponse): CommandResult {
     durationMs: w.duration_ms,
   };
   if (w.checkpoint) out.checkpoint = w.checkpoint;
+  if (w.checkpoint_error) out.checkpointError = w.checkpoint_error;
   return out;
 }
 
@@ -211,6 +227,14 @@ export interface CheckpointInfo {
   command?: string;
   /** Exit code of that command (automatic checkpoints). */
   exitCode?: number | null;
+  /** Owning tenant; `null` for checkpoints of the admin key's sandboxes. */
+  tenantId: string | null;
+  /** The template the sandbox's disk was made from. */
+  template: string;
+  /** Whether it was taken automatically after an `exec.run` (`autoCheckpoint`). */
+  auto: boolean;
+  /** Whether it came from `Checkpoints.import` rather than a sandbox here. */
+  imported: boolean;
 }
 
 /** @internal */
@@ -221,6 +245,10 @@ export interface WireCheckpoint {
   created_at: string;
   command?: string | null;
   exit_code?: number | null;
+  tenant_id?: string | null;
+  template: string;
+  auto?: boolean;
+  imported?: boolean;
 }
 
 /** @internal */
@@ -230,10 +258,50 @@ export function toCheckpointInfo(w: WireCheckpoint): CheckpointInfo {
     name: w.name,
     sandboxId: w.sandbox_id,
     createdAt: toDate(w.created_at),
+    tenantId: w.tenant_id ?? null,
+    template: w.template,
+    auto: w.auto ?? false,
+    imported: w.imported ?? false,
   };
   if (w.command != null) out.command = w.command;
   if (w.exit_code !== undefined) out.exitCode = w.exit_code;
   return out;
+}
+
+/** A script attached to a checkpoint: it runs in every sandbox made from the checkpoint. */
+export interface Patch {
+  /** `pat_…`. */
+  id: string;
+  /** The checkpoint it belongs to. */
+  checkpointId: string;
+  name: string | null;
+  /** The shell script (run with `sh -c` as root). */
+  script: string;
+  /** How long it may run, in milliseconds. */
+  timeoutMs: number;
+  createdAt: Date;
+}
+
+/** @internal */
+export interface WirePatch {
+  id: string;
+  checkpoint_id: string;
+  name?: string | null;
+  script: string;
+  timeout_ms: number;
+  created_at: string;
+}
+
+/** @internal */
+export function toPatch(w: WirePatch): Patch {
+  return {
+    id: w.id,
+    checkpointId: w.checkpoint_id,
+    name: w.name ?? null,
+    script: w.script,
+    timeoutMs: w.timeout_ms,
+    createdAt: toDate(w.created_at),
+  };
 }
 
 /** A list body: `{items, next_cursor}` (some routes answer a bare array). */
