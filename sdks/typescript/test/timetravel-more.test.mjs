@@ -1,12 +1,12 @@
 // Wipe, patches, automatic checkpoint retention, export and import, and
-// auto_wake, against a real server.
+// auto_wake, and building a template, against a real server.
 
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Sandbox, Checkpoints, PatchFailedError } from '@warren-sh/sdk';
+import { Sandbox, Checkpoints, InvalidRequestError, PatchFailedError, Templates } from '@warren-sh/sdk';
 import { setup } from './harness.mjs';
 
 const env = await setup();
@@ -105,5 +105,25 @@ describe('wipe, patches, retention, export and auto wake', { skip: env.skip }, (
     assert.equal((await sleepy.hibernate()).state, 'hibernated');
     assert.equal((await sleepy.exec.run('cat /root/dream.txt')).stdout, 'remembered');
     assert.equal((await sleepy.getInfo()).state, 'running');
+  });
+
+  it('builds a template from a spec.toml and refuses a failing one', async () => {
+    const name = `ts-built-${Date.now()}`;
+    const spec = 'base = "base"\nrun = ["echo built > /built.txt"]\nenv = { MODE = "ts" }\n';
+    const template = await Templates.build(name, spec, env.opts);
+    let built;
+    try {
+      assert.equal(template.name, name);
+      assert.equal(template.env.MODE, 'ts');
+      built = await Sandbox.create({ ...env.opts, template: name });
+      assert.equal(await built.files.read('/built.txt'), 'built\n');
+      await assert.rejects(
+        Templates.build(`${name}-bad`, 'run = ["echo failing-step; exit 4"]\n', env.opts),
+        (err) => err instanceof InvalidRequestError && /failing-step/.test(err.detail),
+      );
+    } finally {
+      await built?.kill();
+      await Templates.delete(name, env.opts);
+    }
   });
 });
