@@ -114,3 +114,43 @@ pub async fn file_body(
     });
     Ok((reqwest::Body::wrap_stream(body), progress))
 }
+
+/// A line on stderr that shows the time spent on work of unknown length
+/// (`label... 12.3 s`), redrawn while the work runs; only on a terminal.
+pub struct Ticker {
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Ticker {
+    /// Starts redrawing `label` with the elapsed time, if `enabled` and
+    /// stderr is a terminal.
+    pub fn start(label: String, enabled: bool) -> Ticker {
+        if !(enabled && std::io::stderr().is_terminal()) {
+            return Ticker { task: None };
+        }
+        let started = Instant::now();
+        let task = tokio::spawn(async move {
+            loop {
+                {
+                    let mut err = std::io::stderr().lock();
+                    let _ = write!(
+                        err,
+                        "\r\x1b[2K{label}... {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    let _ = err.flush();
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        });
+        Ticker { task: Some(task) }
+    }
+
+    /// Stops redrawing and ends the line.
+    pub fn stop(self) {
+        if let Some(task) = self.task {
+            task.abort();
+            eprintln!();
+        }
+    }
+}

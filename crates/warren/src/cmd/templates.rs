@@ -76,12 +76,14 @@ pub async fn template(client: &Client, command: TemplateCommand) -> CliResult {
                         path: file.display().to_string(),
                         source,
                     })?;
-            if !out.json {
-                eprintln!("building template {name} (apt and run steps can take minutes)...");
-            }
             let started = Instant::now();
-            let template = client.build_template(&name, spec).await?;
-            done(&template, started, out)
+            let ticker = super::progress::Ticker::start(
+                format!("building template {name} (apt and run steps can take minutes)"),
+                !out.json,
+            );
+            let built = client.build_template(&name, spec).await;
+            ticker.stop();
+            done(&built?, started, out)
         }
         TemplateCommand::Import { name, image, out } => {
             let (body, progress) = super::progress::file_body(&image, !out.json).await?;
