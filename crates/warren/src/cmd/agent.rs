@@ -37,6 +37,9 @@ pub struct AgentArgs {
     /// Processes running at once.
     #[arg(long, default_value_t = 1024)]
     max_processes: usize,
+    /// Log lines as text (colour only on a terminal) or one JSON object per line.
+    #[arg(long, value_enum, env = "WARREN_LOG_FORMAT", default_value = "text")]
+    log_format: super::LogFormat,
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {
@@ -48,7 +51,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 
 /// Runs the agent until SIGTERM.
 pub fn run(args: AgentArgs) -> anyhow::Result<()> {
-    super::init_logging();
+    super::init_logging(args.log_format);
     if args.token.is_none() && !args.no_token {
         bail!("give --token TOKEN (or WARREN_AGENT_TOKEN), or --no-token to serve without one");
     }

@@ -7,7 +7,7 @@
 
 /// Runs the helper and exits with its status.
 pub fn run() -> ! {
-    super::init_logging();
+    super::init_logging(super::LogFormat::Text);
     let code =
         warren_runtime::namespaces::init::run(std::io::stdin().lock(), std::io::stdout().lock());
     std::process::exit(code)

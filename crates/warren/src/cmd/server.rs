@@ -68,6 +68,10 @@ pub struct ServerArgs {
     /// debootstrap's package cache for building `base`.
     #[arg(long, default_value = "/var/cache/warren/debootstrap")]
     debootstrap_cache: PathBuf,
+    /// Log lines as text (colour only when stderr is a terminal) or one JSON
+    /// object per line.
+    #[arg(long, value_enum, env = "WARREN_LOG_FORMAT", default_value = "text")]
+    log_format: super::LogFormat,
 }
 
 fn parse_driver(s: &str) -> Result<Driver, String> {
@@ -95,7 +99,7 @@ fn parse_egress(s: &str) -> Result<warren_runtime::Egress, String> {
 
 /// Runs the server until SIGTERM. Sandboxes keep running after it exits.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
-    super::init_logging();
+    super::init_logging(args.log_format);
     // Every sandbox's agent and the runtime's single-threaded init helper are
     // this very binary.
     let warren_binary = std::env::current_exe().context("finding the warren binary")?;

@@ -109,6 +109,9 @@ pub struct Options {
     pub copy_driver: bool,
     /// More command-line arguments of `warren server`.
     pub args: Vec<String>,
+    /// Write the server's stderr (its log) to this file instead of the
+    /// test's stderr.
+    pub stderr_file: Option<PathBuf>,
 }
 
 /// A running `warren server` and a client for it.
@@ -125,6 +128,7 @@ pub struct TestServer {
     image_pool: bool,
     storage: &'static str,
     args: Vec<String>,
+    stderr_file: Option<PathBuf>,
     // Dropped last: the state dir lives in it (unless `image_pool`).
     shared: Option<SharedPool>,
 }
@@ -177,6 +181,7 @@ impl TestServer {
             image_pool: options.image_pool,
             storage: if options.copy_driver { "copy" } else { "btrfs" },
             args: options.args.clone(),
+            stderr_file: options.stderr_file.clone(),
             shared,
         };
         if !options.no_base && !options.image_pool && !options.copy_driver {
@@ -203,6 +208,10 @@ impl TestServer {
     /// Starts the server process (again, after [`Self::kill9`]).
     pub fn spawn(&mut self) {
         assert!(self.child.is_none(), "the server is running");
+        let stderr = match &self.stderr_file {
+            Some(path) => Stdio::from(File::create(path).expect("the server's log file")),
+            None => Stdio::inherit(),
+        };
         let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
             .args([
                 "server",
@@ -219,7 +228,7 @@ impl TestServer {
             .env("WARREN_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "info,warren_server=debug")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("spawning warren server");
         let stdout = child.stdout.take().expect("piped stdout");
