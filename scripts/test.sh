@@ -3,12 +3,16 @@
 # what the tests need, runs every Rust test with nextest, fuzzes the running
 # agent with schemathesis against its committed OpenAPI document, then runs
 # the TypeScript and Python SDKs' tests against a real `warren server`.
+# Formatting, clippy and the declared rust-version are checked first.
 # Needs root (sandboxes, btrfs pools, cgroups).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-test-deps.sh
 
 export CARGO_TERM_COLOR=never
+cargo fmt --all --check
+scripts/check-msrv.sh
+cargo clippy --workspace --all-targets -- -D warnings
 cargo build --workspace --all-targets
 cargo nextest run --workspace --no-fail-fast
 
