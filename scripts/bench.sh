@@ -35,8 +35,13 @@ case "$which" in
     }
     target/release/bench-timetravel
     ;;
+  soak)
+    # An hour of mixed load at a steady rate (SOAK_SECS to change it); a
+    # server of its own (cgroup warren-bench-soak, no network).
+    target/release/bench-soak
+    ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, soak)" >&2
     exit 2
     ;;
 esac

@@ -2,7 +2,8 @@
 # The whole test suite, as CI runs it (.ci/run calls exactly this): installs
 # what the tests need, runs every Rust test with nextest, fuzzes the running
 # agent with schemathesis against its committed OpenAPI document, then runs
-# the TypeScript and Python SDKs' tests against a real `warren server`.
+# the TypeScript and Python SDKs' tests against a real `warren server`, and
+# ends with a 10-minute soak (`WARREN_SOAK_SECS` to change it).
 # Formatting, clippy and the declared rust-version are checked first.
 # Needs root (sandboxes, btrfs pools, cgroups).
 set -euo pipefail
@@ -19,3 +20,8 @@ cargo nextest run --workspace --no-fail-fast
 scripts/schemathesis.sh
 bash sdks/typescript/scripts/test.sh
 bash sdks/python/scripts/test.sh
+
+# The soak benchmark's 10-minute variant on the debug build: fails on any
+# error or on a leak of memory, file descriptors or pool space.
+WARREN_BIN=target/debug/warren SOAK_SECS=${WARREN_SOAK_SECS:-600} SOAK_STRICT=1 \
+  target/debug/bench-soak
