@@ -1,0 +1,310 @@
+//! The security battery's escape probes: what a tenant with a key and code
+//! in a sandbox tries first, against a real server over HTTP. Each probe is
+//! an attack that must fail; SECURITY.md lists the rest of the battery (the
+//! `security_*` suites) and the threat model they hold Warren to.
+//!
+//! - the kernel's and the host's state: mounts, new namespaces, device
+//!   nodes, writes to /proc/sys, /proc/sysrq-trigger and /sys, the kernel
+//!   log, the host name;
+//! - the host's processes: none is visible, and ptrace of the server's host
+//!   pid fails;
+//! - raw syscalls that Docker's default profile refuses (module loading,
+//!   kexec, bpf, perf, keyrings, handles, new mount API, reboot, clock and
+//!   swap changes, ...), issued through `syscall(2)` so that no userland
+//!   wrapper is in the way;
+//! - other tenants' ids: every route that takes a sandbox or a checkpoint
+//!   id answers another tenant's id exactly like a missing one.
+
+mod server_common;
+
+use serde_json::{json, Value};
+use server_common::TestServer;
+
+/// Runs `cmd` in `id` as `key`; (exit code, stdout + stderr).
+async fn sh(server: &TestServer, key: &str, id: &str, cmd: &str) -> (i64, String) {
+    let out = server.run(key, id, cmd).await;
+    (
+        out["exit_code"].as_i64().unwrap_or(-1),
+        format!(
+            "{}{}",
+            out["stdout"].as_str().unwrap_or_default(),
+            out["stderr"].as_str().unwrap_or_default()
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let sandbox = server.create(&key, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap();
+
+    for attack in [
+        "mkdir -p /mnt/x && mount -t tmpfs x /mnt/x",
+        "mount --bind / /mnt",
+        "umount -l /proc",
+        "unshare -U true",
+        "unshare -m true",
+        "unshare -n true",
+        "unshare -p -f true",
+        "mknod /tmp/sda b 8 0",
+        "mknod /tmp/mem c 1 1",
+        "echo 1 > /proc/sys/kernel/sysrq",
+        "echo b > /proc/sysrq-trigger",
+        "echo 1 > /proc/sys/vm/drop_caches",
+        "echo x > /sys/kernel/uevent_helper",
+        "touch /sys/fs/cgroup/x",
+        "dmesg",
+        "hostname other",
+        "echo 0 > /proc/sys/kernel/randomize_va_space",
+        "cat /dev/kmsg",
+        "ls /dev/sda /dev/vda /dev/loop0",
+    ] {
+        let (code, out) = sh(&server, &key, id, attack).await;
+        assert_ne!(code, 0, "{attack:?} succeeded in a tenant's sandbox: {out}");
+    }
+
+    // No host process is visible, and the server cannot be traced.
+    let server_pid = server.pid();
+    let (code, out) = sh(
+        &server,
+        &key,
+        id,
+        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("warren server") && !out.contains("systemd") && !out.contains("sshd"),
+        "host processes are visible from a sandbox: {out}"
+    );
+    let ptrace = format!(
+        "python3 -c 'import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); \
+         r = libc.ptrace(16, {server_pid}, 0, 0); print(r, ctypes.get_errno())'"
+    );
+    let (code, out) = sh(&server, &key, id, &ptrace).await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("-1 "),
+        "PTRACE_ATTACH of the host's server: {out}"
+    );
+
+    // Raw syscalls Docker's default profile refuses: each must fail.
+    let syscalls: &[(&str, i64)] = &[
+        ("kexec_load", 246),
+        ("kexec_file_load", 320),
+        ("init_module", 175),
+        ("finit_module", 313),
+        ("delete_module", 176),
+        ("bpf", 321),
+        ("perf_event_open", 298),
+        ("keyctl", 250),
+        ("add_key", 248),
+        ("request_key", 249),
+        ("open_by_handle_at", 304),
+        ("swapon", 167),
+        ("swapoff", 168),
+        ("reboot", 169),
+        ("iopl", 172),
+        ("ioperm", 173),
+        ("settimeofday", 164),
+        ("clock_settime", 227),
+        ("acct", 163),
+        ("pivot_root", 155),
+        ("mount", 165),
+        ("umount2", 166),
+        ("setns", 308),
+        ("syslog", 103),
+        ("quotactl", 179),
+        ("lookup_dcookie", 212),
+        ("fsopen", 430),
+        ("fsmount", 432),
+        ("move_mount", 429),
+        ("open_tree", 428),
+        ("mount_setattr", 442),
+    ];
+    let table: Vec<String> = syscalls
+        .iter()
+        .map(|(name, nr)| format!("('{name}', {nr})"))
+        .collect();
+    // Arguments that would make each call do something if it were allowed
+    // are not needed: a refused call fails before it reads them. Every
+    // argument is a harmless null or zero (reboot's magic numbers are
+    // deliberately wrong, so even a host root would get EINVAL).
+    let script = format!(
+        "import ctypes\n\
+         libc = ctypes.CDLL(None, use_errno=True)\n\
+         libc.syscall.restype = ctypes.c_long\n\
+         for name, nr in [{}]:\n\
+         \x20   ctypes.set_errno(0)\n\
+         \x20   r = libc.syscall(ctypes.c_long(nr), ctypes.c_long(-1), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0), ctypes.c_long(0))\n\
+         \x20   print(name, r, ctypes.get_errno())\n",
+        table.join(", ")
+    );
+    let (code, out) = sh(
+        &server,
+        &key,
+        id,
+        &format!("cat > /tmp/probe.py <<'EOF'\n{script}EOF\npython3 /tmp/probe.py"),
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    let (eperm, enosys) = (libc::EPERM as i64, libc::ENOSYS as i64);
+    for line in out.lines() {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let [name, ret, errno] = fields[..] else {
+            panic!("unexpected probe output: {out}")
+        };
+        let (ret, errno): (i64, i64) = (ret.parse().unwrap(), errno.parse().unwrap());
+        assert_eq!(ret, -1, "{name} succeeded in a sandbox: {out}");
+        assert!(
+            errno == eperm || errno == enosys,
+            "{name} was not refused by the filter or the capability set (errno {errno}): {out}"
+        );
+    }
+    assert_eq!(out.lines().count(), syscalls.len(), "{out}");
+
+    // And a root user's ordinary life still works.
+    let (code, out) = sh(
+        &server,
+        &key,
+        id,
+        "echo ok > /root/f && chown nobody /root/f && cat /root/f && ps -e >/dev/null",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "ok"));
+}
+
+/// `body` with every occurrence of `id` replaced, so two answers about two
+/// different missing ids compare equal.
+fn anonymized(body: &Value, id: &str) -> String {
+    body.to_string().replace(id, "ID")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn another_tenants_ids_answer_like_missing_ones() {
+    let server = TestServer::start().await;
+    let (_, alice) = server.tenant("alice", None).await;
+    let (_, mallory) = server.tenant("mallory", None).await;
+    let sandbox = server.create(&alice, json!({})).await;
+    let sbx = sandbox["id"].as_str().unwrap().to_string();
+    let (status, checkpoint) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/checkpoints"),
+            &alice,
+            Some(json!({"name": "secret"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{checkpoint}");
+    let ckpt = checkpoint["id"].as_str().unwrap().to_string();
+    let missing_sbx = "sbx_0000000000000000000a";
+    let missing_ckpt = "ckpt_0000000000000000000a";
+
+    let probes: Vec<(&str, String, Option<Value>)> = vec![
+        ("GET", "/v1/sandboxes/{sbx}".into(), None),
+        (
+            "PATCH",
+            "/v1/sandboxes/{sbx}".into(),
+            Some(json!({"labels": {"x": "y"}})),
+        ),
+        (
+            "POST",
+            "/v1/sandboxes/{sbx}/processes/run".into(),
+            Some(json!({"cmd": "id"})),
+        ),
+        ("GET", "/v1/sandboxes/{sbx}/processes".into(), None),
+        (
+            "GET",
+            "/v1/sandboxes/{sbx}/files?path=/etc/hostname".into(),
+            None,
+        ),
+        (
+            "POST",
+            "/v1/sandboxes/{sbx}/checkpoints".into(),
+            Some(json!({"name": "x"})),
+        ),
+        ("GET", "/v1/sandboxes/{sbx}/checkpoints".into(), None),
+        (
+            "POST",
+            "/v1/sandboxes/{sbx}/fork".into(),
+            Some(json!({"count": 1})),
+        ),
+        (
+            "POST",
+            "/v1/sandboxes/{sbx}/extend".into(),
+            Some(json!({"seconds": 60})),
+        ),
+        ("POST", "/v1/sandboxes/{sbx}/stop".into(), None),
+        ("POST", "/v1/sandboxes/{sbx}/hibernate".into(), None),
+        ("GET", "/v1/sandboxes/{sbx}/previews".into(), None),
+        ("POST", "/v1/sandboxes/{sbx}/wipe".into(), None),
+        (
+            "POST",
+            "/v1/sandboxes/{sbx}/previews".into(),
+            Some(json!({"port": 8000})),
+        ),
+        (
+            "GET",
+            "/v1/sandboxes/{sbx}/processes/proc_0000000000000000000a/ws".into(),
+            None,
+        ),
+        ("DELETE", "/v1/sandboxes/{sbx}".into(), None),
+        ("GET", "/v1/checkpoints/{ckpt}".into(), None),
+        ("GET", "/v1/checkpoints/{ckpt}/export".into(), None),
+        ("GET", "/v1/checkpoints/{ckpt}/patches".into(), None),
+        ("GET", "/v1/checkpoints/{ckpt}/diff".into(), None),
+        ("DELETE", "/v1/checkpoints/{ckpt}".into(), None),
+    ];
+    for (method, template, body) in &probes {
+        let theirs = template.replace("{sbx}", &sbx).replace("{ckpt}", &ckpt);
+        let missing = template
+            .replace("{sbx}", missing_sbx)
+            .replace("{ckpt}", missing_ckpt);
+        let (status, answer) = server.call(method, &theirs, &mallory, body.clone()).await;
+        let (missing_status, missing_answer) =
+            server.call(method, &missing, &mallory, body.clone()).await;
+        assert_eq!(status, 404, "{method} {theirs} as another tenant: {answer}");
+        assert_eq!(
+            (status, anonymized(&answer, &sbx).replace(&ckpt, "ID")),
+            (
+                missing_status,
+                anonymized(&missing_answer, missing_sbx).replace(missing_ckpt, "ID")
+            ),
+            "{method} {template}: another tenant's id answers unlike a missing one"
+        );
+    }
+    // A sandbox made from, and a restore to, another tenant's checkpoint.
+    let (status, answer) = server
+        .call(
+            "POST",
+            "/v1/sandboxes",
+            &mallory,
+            Some(json!({"from_checkpoint": ckpt})),
+        )
+        .await;
+    assert_eq!(status, 404, "from_checkpoint of another tenant's: {answer}");
+    let own = server.create(&mallory, json!({})).await;
+    let own = own["id"].as_str().unwrap();
+    let (status, answer) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{own}/restore"),
+            &mallory,
+            Some(json!({"checkpoint_id": ckpt})),
+        )
+        .await;
+    assert_eq!(
+        status, 404,
+        "restore to another tenant's checkpoint: {answer}"
+    );
+
+    // Nothing of it touched Alice's sandbox or checkpoint.
+    let out = server.run(&alice, &sbx, "echo still-mine").await;
+    assert_eq!(out["stdout"], "still-mine\n");
+    let (status, _) = server
+        .call("GET", &format!("/v1/checkpoints/{ckpt}"), &alice, None)
+        .await;
+    assert_eq!(status, 200);
+}
