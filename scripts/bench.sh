@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 which=${1:-agent}
-cargo build --release -p warren -p warren-bench
+scripts/build-release.sh -p warren-bench
 
 peer_dir=.bench/peers
 case "$which" in

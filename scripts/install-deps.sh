@@ -4,7 +4,7 @@
 set -euo pipefail
 
 need_apt=()
-for pkg in btrfs-progs debootstrap util-linux iproute2 nftables ca-certificates curl; do
+for pkg in btrfs-progs debootstrap util-linux iproute2 nftables ca-certificates curl binutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
