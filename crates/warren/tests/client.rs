@@ -597,3 +597,39 @@ async fn watch_previews_patches_wipe_transfer_and_admin() {
         s.delete().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_pty_delivers_every_short_commands_exit_and_output() {
+    // A short command's output, exit frame and close can arrive together
+    // with the handshake's answer; none of it may be lost (100 in a row).
+    let server = TestServer::start().await;
+    let client = client(&server);
+    let sandbox = client
+        .create(&CreateSandboxRequest::default())
+        .await
+        .unwrap();
+    for i in 0..100 {
+        let cmd = format!("echo short-{i}; exit {}", i % 7);
+        let mut pty = sandbox.pty(Some(&cmd), 80, 24).await.unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let mut screen = String::new();
+        let status = loop {
+            match tokio::time::timeout_at(deadline, pty.recv())
+                .await
+                .expect("the exit in time")
+                .expect("a terminal event")
+            {
+                Some(PtyEvent::Output(bytes)) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+                Some(PtyEvent::Exit(status)) => break status,
+                Some(PtyEvent::Dropped { .. }) => {}
+                None => panic!("command {i}: the terminal closed before its exit ({screen:?})"),
+            }
+        };
+        assert_eq!(status.exit_code, Some(i % 7), "command {i}");
+        assert!(
+            screen.contains(&format!("short-{i}")),
+            "command {i}: {screen:?}"
+        );
+    }
+    sandbox.delete().await.unwrap();
+}

@@ -181,6 +181,18 @@ async def test_pty(base_ready: Server) -> None:
         assert (await shell.wait(timeout=SLOW)).exit_code == 0
 
 
+async def test_pty_delivers_every_short_commands_exit(base_ready: Server) -> None:
+    async with AsyncSandbox.create() as sbx:
+        for i in range(100):
+            output = bytearray()
+            terminal = await sbx.pty.create(
+                cmd=f"echo short-{i}; exit {i % 7}", on_data=output.extend
+            )
+            status = await terminal.wait(timeout=SLOW)
+            assert (status.exit_code, status.signal) == (i % 7, None), f"command {i}"
+            assert f"short-{i}".encode() in output, f"output of command {i}: {bytes(output)!r}"
+
+
 async def test_list_and_errors(base_ready: Server) -> None:
     tag = uuid.uuid4().hex
     async with (

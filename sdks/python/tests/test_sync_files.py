@@ -188,6 +188,19 @@ def test_pty_echo_resize_and_exit(shared_sandbox: Sandbox) -> None:
     assert closed.value.code == "process_not_running"
 
 
+def test_pty_delivers_every_short_commands_exit_and_output(shared_sandbox: Sandbox) -> None:
+    # A short command's output, exit frame and close can arrive together
+    # with the handshake's answer; none of it may be lost (100 in a row).
+    for i in range(100):
+        output = bytearray()
+        terminal = shared_sandbox.pty.create(
+            cmd=f"echo short-{i}; exit {i % 7}", on_data=output.extend
+        )
+        status = terminal.wait(timeout=SLOW)
+        assert (status.exit_code, status.signal) == (i % 7, None), f"command {i}"
+        assert f"short-{i}".encode() in output, f"output of command {i}: {bytes(output)!r}"
+
+
 def test_pty_iteration_reconnect_and_close(shared_sandbox: Sandbox) -> None:
     first = shared_sandbox.pty.create(cmd=["/bin/sh"], cols=50, rows=10)
     first.send("echo marker-one\n")

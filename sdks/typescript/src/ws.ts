@@ -50,33 +50,128 @@ export function webSocketClass(preferred?: WebSocketConstructor): Promise<WebSoc
   return fallback;
 }
 
-/** Opens a socket and resolves once it is open, with binary messages as ArrayBuffers. */
+/**
+ * A socket whose messages and close are never lost between its opening and
+ * the moment its consumer sets `onmessage` and `onclose`.
+ *
+ * The server may send everything at once: a short command's output, its
+ * exit frame and the close frame can arrive in the same TCP segment as the
+ * handshake's answer, and `ws` then dispatches `open`, every `message` and
+ * `close` in one go, before the code awaiting the open (a later microtask)
+ * has set its handlers. So handlers are attached to the raw socket at once,
+ * and what arrives before the consumer's are set is queued and handed over,
+ * in order (messages first, then the close), when they are.
+ */
+class BufferedWebSocket implements WebSocketLike {
+  readonly #raw: WebSocketLike;
+  readonly #messages: Array<{ data: unknown }> = [];
+  #close: { code: number; reason: string } | undefined;
+  #onmessage: ((event: { data: unknown }) => void) | null = null;
+  #onclose: ((event: { code: number; reason: string }) => void) | null = null;
+  onopen: ((event: unknown) => void) | null = null;
+  onerror: ((event: unknown) => void) | null = null;
+  /** Resolves once the socket is open; rejects if it fails or closes first. */
+  readonly opened: Promise<void>;
+
+  constructor(raw: WebSocketLike, safeUrl: string) {
+    this.#raw = raw;
+    let isOpen = false;
+    let settle: { resolve: () => void; reject: (err: unknown) => void } | undefined;
+    this.opened = new Promise<void>((resolve, reject) => (settle = { resolve, reject }));
+    raw.onopen = (event) => {
+      isOpen = true;
+      settle?.resolve();
+      this.onopen?.(event);
+    };
+    raw.onerror = (event) => {
+      if (!isOpen) {
+        const message = (event as { message?: string } | undefined)?.message;
+        settle?.reject(
+          new ConnectionError({
+            code: 'connection_error',
+            detail: `WebSocket ${safeUrl} failed to open${message ? `: ${message}` : ''}`,
+          }),
+        );
+      }
+      this.onerror?.(event);
+    };
+    raw.onmessage = (event) => {
+      if (this.#onmessage && this.#messages.length === 0) this.#onmessage(event);
+      else this.#messages.push(event);
+    };
+    raw.onclose = (event) => {
+      if (!isOpen) {
+        settle?.reject(
+          new ConnectionError({
+            code: 'connection_error',
+            detail: `WebSocket ${safeUrl} closed before opening (code ${event.code})`,
+          }),
+        );
+      }
+      this.#close = { code: event.code, reason: event.reason };
+      this.#flush();
+    };
+  }
+
+  get binaryType(): string {
+    return this.#raw.binaryType;
+  }
+
+  set binaryType(value: string) {
+    this.#raw.binaryType = value;
+  }
+
+  get readyState(): number {
+    return this.#raw.readyState;
+  }
+
+  get onmessage(): ((event: { data: unknown }) => void) | null {
+    return this.#onmessage;
+  }
+
+  set onmessage(handler: ((event: { data: unknown }) => void) | null) {
+    this.#onmessage = handler;
+    this.#flush();
+  }
+
+  get onclose(): ((event: { code: number; reason: string }) => void) | null {
+    return this.#onclose;
+  }
+
+  set onclose(handler: ((event: { code: number; reason: string }) => void) | null) {
+    this.#onclose = handler;
+    this.#flush();
+  }
+
+  send(data: string | ArrayBufferView | ArrayBuffer): void {
+    this.#raw.send(data);
+  }
+
+  close(code?: number, reason?: string): void {
+    this.#raw.close(code, reason);
+  }
+
+  /** Hands over what was queued: messages once there is a message handler, then the close. */
+  #flush(): void {
+    while (this.#onmessage && this.#messages.length > 0) this.#onmessage(this.#messages.shift()!);
+    if (this.#close && this.#onclose && this.#messages.length === 0) {
+      const close = this.#close;
+      this.#close = undefined;
+      this.#onclose(close);
+    }
+  }
+}
+
+/**
+ * Opens a socket and resolves once it is open, with binary messages as
+ * ArrayBuffers. Messages and the close that arrive before the caller sets
+ * `onmessage`/`onclose` are kept for it (see `BufferedWebSocket`).
+ */
 export async function openWebSocket(url: string, preferred?: WebSocketConstructor): Promise<WebSocketLike> {
   const Ctor = await webSocketClass(preferred);
-  const socket = new Ctor(url);
-  socket.binaryType = 'arraybuffer';
-  const safeUrl = url.replace(/access_token=[^&]*/, 'access_token=***');
-  await new Promise<void>((resolve, reject) => {
-    socket.onopen = () => resolve();
-    socket.onerror = (event) => {
-      const message = (event as { message?: string } | undefined)?.message;
-      reject(
-        new ConnectionError({
-          code: 'connection_error',
-          detail: `WebSocket ${safeUrl} failed to open${message ? `: ${message}` : ''}`,
-        }),
-      );
-    };
-    socket.onclose = (event) =>
-      reject(
-        new ConnectionError({
-          code: 'connection_error',
-          detail: `WebSocket ${safeUrl} closed before opening (code ${event.code})`,
-        }),
-      );
-  });
-  socket.onopen = null;
-  socket.onerror = null;
-  socket.onclose = null;
+  const raw = new Ctor(url);
+  raw.binaryType = 'arraybuffer';
+  const socket = new BufferedWebSocket(raw, url.replace(/access_token=[^&]*/, 'access_token=***'));
+  await socket.opened;
   return socket;
 }

@@ -93,6 +93,18 @@ describe('pty', { skip: env.skip }, () => {
     assert.equal(opened, 1);
   });
 
+  it('delivers the exit of every short command (100 in a row)', async () => {
+    // A short command's output, exit frame and close can reach the client in
+    // the same segment as the handshake's answer; none of it may be lost.
+    for (let i = 0; i < 100; i++) {
+      const term = screen();
+      const pty = await sbx.pty.create({ cmd: `echo short-${i}; exit ${i % 7}`, onData: term.onData });
+      const result = await pty.wait();
+      assert.deepEqual(result, { exitCode: i % 7, signal: null }, `command ${i}`);
+      assert.match(term.text, new RegExp(`short-${i}`), `output of command ${i}`);
+    }
+  });
+
   it('refuses to connect to unknown or non-terminal processes', async () => {
     await assert.rejects(sbx.pty.connect('proc_doesnotexist0000000'), (err) => err instanceof NotFoundError && err.code === 'process_not_found');
     const plain = await sbx.exec.start('sleep 30');
