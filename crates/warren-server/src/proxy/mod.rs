@@ -67,6 +67,10 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
         Ok(entry) => entry,
         Err(err) => return err.into_response(),
     };
+    // The sandbox is in use from the request's first byte to its answer's
+    // last: a run, an upload or a download longer than the idle timeout
+    // must not see the sandbox stopped under it.
+    let in_flight = entry.open_stream();
     let route = routes::label(agent_path);
     let is_run = route == routes::RUN && req.method() == http::Method::POST;
     let target = match agent_uri(id, agent_path, req.uri().query()) {
@@ -127,8 +131,7 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
             .into_response();
         };
         let agent_upgrade = hyper::upgrade::on(&mut response);
-        let guard = entry.open_stream();
-        tokio::spawn(splice(client_upgrade, agent_upgrade, guard));
+        tokio::spawn(splice(client_upgrade, agent_upgrade, in_flight));
         let (mut parts, _) = response.into_parts();
         parts.extensions = http::Extensions::new();
         parts.extensions.insert(RouteLabel(route));
@@ -142,7 +145,7 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
     parts.extensions.insert(RouteLabel(route));
     let body = Guarded {
         inner: body,
-        _guard: entry.open_stream(),
+        _guard: in_flight,
     };
     Response::from_parts(parts, Body::new(body))
 }
