@@ -109,6 +109,10 @@ pub trait Runtime: Send + Sync + 'static {
     fn freeze(&self, id: &str) -> Result<(), RuntimeError>;
     /// Thaws a frozen sandbox.
     fn thaw(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Whether the sandbox's processes are frozen (or being frozen): after a
+    /// crash in the middle of a checkpoint, the freezer stays on until
+    /// someone thaws it.
+    fn is_frozen(&self, id: &str) -> bool;
     /// Ids of every sandbox this runtime finds running on the machine (after
     /// a restart: the ones to reattach).
     fn running(&self) -> Vec<String>;

@@ -220,6 +220,11 @@ impl Node {
         Ok(self.runtime.thaw(id)?)
     }
 
+    /// Whether a sandbox's processes are frozen.
+    pub fn is_frozen(&self, id: &str) -> bool {
+        self.runtime.is_frozen(id)
+    }
+
     /// Applies an egress policy to a running sandbox.
     pub fn set_network(
         &self,

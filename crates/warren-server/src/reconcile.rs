@@ -4,7 +4,8 @@
 //!
 //! For every sandbox in the database:
 //! - `running` or `creating` and alive → reattached (a `creating` one whose
-//!   agent came up is recorded as `running`);
+//!   agent came up is recorded as `running`), and thawed if a crash left it
+//!   frozen (between a checkpoint's freeze and its thaw);
 //! - the same but dead → `stopped` (`error` for a create that never
 //!   finished), with its leftover cgroups removed;
 //! - `hibernated` → kept hibernated (nothing of it runs);
@@ -33,6 +34,8 @@ pub struct Report {
     pub destroyed: usize,
     /// Orphans (unknown to the database) removed.
     pub orphans: usize,
+    /// Running sandboxes found frozen (a crash mid-checkpoint) and thawed.
+    pub thawed: usize,
 }
 
 /// Failures of reconciliation.
@@ -102,6 +105,31 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
             (StoredState::Stopped | StoredState::Error, _) => record.state,
         };
         let keep_running = settled == StoredState::Running;
+        if keep_running {
+            // A server killed between a checkpoint's freeze and its thaw
+            // leaves the sandbox frozen: nothing in it would ever answer.
+            let node = node.clone();
+            let target = id.clone();
+            let thawed = tokio::task::spawn_blocking(move || {
+                if !node.is_frozen(&target) {
+                    return Ok(false);
+                }
+                node.thaw(&target).map(|()| true)
+            })
+            .await?;
+            match thawed {
+                Ok(true) => {
+                    report.thawed += 1;
+                    tracing::warn!(
+                        %id,
+                        "reconcile: the sandbox was left frozen (the server stopped during a \
+                         checkpoint, fork or hibernate); thawed it"
+                    );
+                }
+                Ok(false) => {}
+                Err(e) => log_failure(&id, "thawing a frozen sandbox", &e),
+            }
+        }
         let pid = if keep_running {
             let node = node.clone();
             let target = id.clone();
@@ -161,6 +189,7 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
         marked_dead = report.marked_dead,
         destroyed = report.destroyed,
         orphans = report.orphans,
+        thawed = report.thawed,
         "reconciled sandboxes with the machine"
     );
     Ok(report)

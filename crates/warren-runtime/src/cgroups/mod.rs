@@ -55,6 +55,9 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn freeze(&self, id: &str) -> io::Result<()>;
     /// Thaws the sandbox.
     fn thaw(&self, id: &str) -> io::Result<()>;
+    /// Whether the sandbox is frozen or freezing (false when its cgroup is
+    /// gone).
+    fn is_frozen(&self, id: &str) -> bool;
     /// SIGKILLs every process (frozen first, so that nothing forks away) and
     /// waits, bounded by [`KILL_TIMEOUT`], until the cgroup is empty.
     fn kill_all(&self, id: &str) -> io::Result<()>;

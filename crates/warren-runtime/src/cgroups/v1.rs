@@ -175,6 +175,10 @@ impl Backend for V1 {
         write_file(&self.dir(&self.freezer, id).join("freezer.state"), "THAWED")
     }
 
+    fn is_frozen(&self, id: &str) -> bool {
+        matches!(self.freezer_state(id).as_deref(), Ok("FROZEN" | "FREEZING"))
+    }
+
     fn kill_all(&self, id: &str) -> io::Result<()> {
         // Frozen tasks cannot fork while we collect their pids; a SIGKILL
         // sent to a frozen task takes effect at thaw.

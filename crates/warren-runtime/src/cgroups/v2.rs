@@ -119,6 +119,13 @@ impl Backend for V2 {
         write_file(&self.dir(id).join("cgroup.freeze"), "0")
     }
 
+    fn is_frozen(&self, id: &str) -> bool {
+        let asked = std::fs::read_to_string(self.dir(id).join("cgroup.freeze"))
+            .map(|v| v.trim() == "1")
+            .unwrap_or(false);
+        asked || self.frozen(id)
+    }
+
     fn kill_all(&self, id: &str) -> io::Result<()> {
         let kill = self.dir(id).join("cgroup.kill");
         if kill.exists() {

@@ -345,6 +345,10 @@ impl Runtime for NamespaceRuntime {
             })
     }
 
+    fn is_frozen(&self, id: &str) -> bool {
+        self.cgroups.exists(id) && self.cgroups.is_frozen(id)
+    }
+
     fn running(&self) -> Vec<String> {
         self.cgroups
             .list()

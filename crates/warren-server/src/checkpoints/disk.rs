@@ -90,6 +90,24 @@ pub fn is_missing(err: &NodeError) -> bool {
     matches!(err, NodeError::Storage(StorageError::NotFound(_)))
 }
 
+/// Thaws a sandbox when dropped while armed: the freeze of a checkpoint is
+/// undone on every way out, unwinding included.
+struct ThawOnDrop<'a> {
+    node: &'a Node,
+    id: &'a str,
+    armed: bool,
+}
+
+impl Drop for ThawOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = self.node.thaw(self.id) {
+                tracing::error!(id = %self.id, error = %e, "thawing after a failed checkpoint");
+            }
+        }
+    }
+}
+
 impl Node {
     /// `checkpoints/<ckpt>` in the pool.
     pub fn checkpoint_volume(&self, ckpt: &str) -> Result<PathBuf, NodeError> {
@@ -110,13 +128,27 @@ impl Node {
                 // Its init died under us (the reaper will notice): nothing
                 // runs, so there is nothing to freeze.
                 Err(NodeError::Runtime(RuntimeError::NotRunning(_))) => false,
-                Err(e) => return Err(e),
+                Err(e) => {
+                    // A freeze that timed out leaves the cgroup FREEZING.
+                    if let Err(thaw) = self.thaw(id) {
+                        tracing::error!(%id, error = %thaw, "thawing after a failed freeze");
+                    }
+                    return Err(e);
+                }
             };
+        // Thaws even if what follows panics (this runs on a blocking thread
+        // that a cancelled request cannot interrupt).
+        let mut guard = ThawOnDrop {
+            node: self,
+            id,
+            armed: frozen,
+        };
         let froze = begun.elapsed();
         let synced = sync_fs(&root);
         let sync = begun.elapsed();
         let taken = synced.and_then(|()| Ok(self.pool().driver().snapshot(&root, &dst, true)?));
         let snap = begun.elapsed();
+        guard.armed = false;
         if frozen {
             if let Err(thaw) = self.thaw(id) {
                 tracing::error!(%id, error = %thaw, "thawing after a checkpoint");

@@ -1,0 +1,96 @@
+//! Recovery from what breaks a sandbox behind the API's back:
+//! - a server killed between a checkpoint's freeze and its thaw leaves the
+//!   sandbox frozen; the next start finds it and thaws it, so the sandbox
+//!   answers again instead of hanging every request forever;
+//! - the agent (the sandbox's PID 1) killed from outside: the sandbox goes
+//!   to `error`, and `start` brings it back on its kept disk.
+
+mod server_common;
+
+use std::time::Duration;
+
+use serde_json::json;
+use server_common::{TestServer, ADMIN_KEY};
+use warren_runtime::Runtime;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restart_thaws_sandboxes_a_crash_left_frozen() {
+    let mut server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    server.run(ADMIN_KEY, &id, "echo before > /root/f").await;
+
+    // What a crash mid-checkpoint leaves: the freezer on, the server gone.
+    let runtime = server.runtime();
+    runtime.freeze(&id).expect("freezing the sandbox");
+    assert!(runtime.is_frozen(&id));
+    server.kill9();
+    server.spawn();
+
+    let resp = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+        )
+        .json(&json!({"cmd": "cat /root/f"}))
+        .timeout(Duration::from_secs(30))
+        .send()
+        .await
+        .expect("a run after the restart answers (the sandbox is not frozen)");
+    assert_eq!(resp.status(), 200);
+    let out: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(out["stdout"], "before\n");
+    assert!(!runtime.is_frozen(&id), "the sandbox is still frozen");
+    let (status, body) = server
+        .call("GET", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!((status, body["state"].as_str()), (200, Some("running")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_agent_puts_the_sandbox_in_error_and_start_recovers_it() {
+    let server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    server.run(ADMIN_KEY, &id, "echo kept > /root/f").await;
+
+    let agent = server.runtime().pid(&id).expect("the agent's host pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killing the agent");
+    let (_, body) = server
+        .wait_for(&id, Duration::from_secs(60), |_, b| b["state"] == "error")
+        .await;
+    assert_eq!(
+        body["state"], "error",
+        "a sandbox without its agent: {body}"
+    );
+    let (status, answer) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+            Some(json!({"cmd": "true"})),
+        )
+        .await;
+    assert_eq!(status, 409, "a run in a failed sandbox: {answer}");
+
+    let (status, started) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/start"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, started["state"].as_str()),
+        (200, Some("running")),
+        "{started}"
+    );
+    let out = server.run(ADMIN_KEY, &id, "cat /root/f").await;
+    assert_eq!(out["stdout"], "kept\n");
+}
