@@ -36,6 +36,10 @@ pub enum CheckpointError {
     /// An import body is not a checkpoint this server can take.
     #[error("import: {0}")]
     BadImport(String),
+    /// A tenant sent a stream only the admin may import (`btrfs receive`
+    /// parses it in the host kernel as root).
+    #[error("import: {0}")]
+    ImportForbidden(String),
     /// The sandbox part of the operation failed (not found, conflict, quota).
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -72,6 +76,7 @@ impl CheckpointError {
             CheckpointError::Invalid { .. } | CheckpointError::BadImport(_) => {
                 ErrorCode::InvalidRequest
             }
+            CheckpointError::ImportForbidden(_) => ErrorCode::Forbidden,
             CheckpointError::TemplateGone(_) => ErrorCode::TemplateNotFound,
             CheckpointError::Sandbox(e) => e.code(),
             CheckpointError::Node(_)
