@@ -19,6 +19,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
@@ -178,6 +179,15 @@ impl Pool {
             (Arc::new(BtrfsDriver::new()), Some(image))
         } else {
             mkdir(&root)?;
+            if !has_safe_flags(&root)? {
+                // The admin's own btrfs: its mount options are theirs to set.
+                tracing::warn!(
+                    root = %root.display(),
+                    "the pool's file system is not mounted nosuid,nodev: tenants' files in it \
+                     could then carry setuid bits or device nodes that work on the host; mount it \
+                     with nosuid,nodev (or use a state dir off btrfs, which gets its own image)"
+                );
+            }
             (Arc::new(BtrfsDriver::new()), None)
         };
         if recorded.is_none() {
@@ -186,6 +196,12 @@ impl Pool {
         for dir in [TEMPLATES, SANDBOXES, CHECKPOINTS, LAYERS, TMP] {
             mkdir(&root.join(dir))?;
         }
+        // Sandboxes walk down to their own roots in `sandboxes/` (the state
+        // dir is traversable for that); nothing of theirs is ever in
+        // `checkpoints/`, which holds tenants' imports: root's alone.
+        let checkpoints = root.join(CHECKPOINTS);
+        fs::set_permissions(&checkpoints, fs::Permissions::from_mode(0o700))
+            .map_err(|e| StorageError::io("chmod 0700", &checkpoints, e))?;
         tracing::debug!(root = %root.display(), driver = driver.name(), "storage pool open");
         Ok(Pool {
             state_dir,
@@ -339,11 +355,43 @@ fn ensure_image(image: &Path, size: u64) -> Result<(), StorageError> {
     Ok(())
 }
 
+/// Flags of the pool's mount. `nosuid` and `nodev`: the pool holds files
+/// that tenants wrote (sandbox disks, imported checkpoints); none of them
+/// may grant privilege or reach a device on the host, whoever opens it.
+const POOL_MOUNT_FLAGS: nix::mount::MsFlags = nix::mount::MsFlags::MS_NOATIME
+    .union(nix::mount::MsFlags::MS_NOSUID)
+    .union(nix::mount::MsFlags::MS_NODEV);
+
+/// Adds `nosuid,nodev` to a pool mounted by an earlier version.
+fn harden_mount(root: &Path) -> Result<(), StorageError> {
+    if has_safe_flags(root)? {
+        return Ok(());
+    }
+    nix::mount::mount(
+        None::<&str>,
+        root,
+        None::<&str>,
+        POOL_MOUNT_FLAGS | nix::mount::MsFlags::MS_REMOUNT | nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .map_err(|e| StorageError::io("remount pool nosuid,nodev", root, io::Error::from(e)))?;
+    tracing::info!(root = %root.display(), "remounted the pool nosuid,nodev");
+    Ok(())
+}
+
+/// Whether the mount holding `path` has `nosuid` and `nodev`.
+fn has_safe_flags(path: &Path) -> Result<bool, StorageError> {
+    use nix::sys::statvfs::FsFlags;
+    let vfs = nix::sys::statvfs::statvfs(path)
+        .map_err(|e| StorageError::io("statvfs", path, io::Error::from(e)))?;
+    Ok(vfs.flags().contains(FsFlags::ST_NOSUID) && vfs.flags().contains(FsFlags::ST_NODEV))
+}
+
 /// Mounts `image` at `root` unless a btrfs is mounted there already.
 fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
     mkdir(root)?;
     match loopdev::mount_fstype(root).map_err(|e| StorageError::io("read mounts", root, e))? {
-        Some(fstype) if fstype == "btrfs" => return Ok(()),
+        Some(fstype) if fstype == "btrfs" => return harden_mount(root),
         Some(fstype) => {
             return Err(StorageError::ForeignMount {
                 path: root.display().to_string(),
@@ -367,7 +415,7 @@ fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
         Some(&device),
         root,
         Some("btrfs"),
-        nix::mount::MsFlags::MS_NOATIME,
+        POOL_MOUNT_FLAGS,
         None::<&str>,
     )
     .map_err(|e| StorageError::io("mount pool", root, io::Error::from(e)))?;
