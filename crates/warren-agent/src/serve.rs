@@ -45,6 +45,14 @@ impl FromStr for Listen {
 
 /// Binds every listener, serves until SIGTERM/SIGINT, then stops the processes.
 pub async fn run(config: AgentConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
+    if std::process::id() == 1 {
+        // The sandbox's other processes run as the same user: without this
+        // they could ptrace the agent, or read its memory through /proc.
+        // SAFETY: prctl(PR_SET_DUMPABLE, 0) changes only this process's flag.
+        if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+            tracing::warn!(error = %std::io::Error::last_os_error(), "cannot make the agent non-dumpable");
+        }
+    }
     let state = AppState::new(config);
     let app = http::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

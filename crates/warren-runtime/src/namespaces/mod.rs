@@ -194,18 +194,33 @@ impl Runtime for NamespaceRuntime {
     /// `run_dir/agent.sock` with a symlink (to another sandbox's socket, or
     /// any host socket), so the server must check every connection before
     /// sending anything: the listening peer (`SO_PEERCRED`, recorded by the
-    /// kernel at `listen`) must be a process in the sandbox's cgroup.
+    /// kernel at `listen`) must be a process in the sandbox's cgroup, and
+    /// PID 1 of a pid namespace one level below the server's: the agent
+    /// itself. Code in the sandbox can unlink the socket and listen there
+    /// itself; such an impostor is a process of the cgroup too, but never
+    /// the sandbox's PID 1 (nor PID 1 one level down: it cannot make pid
+    /// namespaces).
     fn verify_agent(&self, id: &str, connection: BorrowedFd<'_>) -> Result<(), RuntimeError> {
         let untrusted = |reason: String| RuntimeError::UntrustedAgent {
             id: id.to_string(),
             reason,
         };
         let pid = peer_pid(connection).map_err(|e| untrusted(format!("reading the peer: {e}")))?;
-        if self.cgroups.pids(id).contains(&pid) {
+        if !self.cgroups.pids(id).contains(&pid) {
+            return Err(untrusted(format!(
+                "the socket is served by pid {pid}, which is not in the sandbox"
+            )));
+        }
+        let own_depth = namespace_pids("self")
+            .map_err(|e| untrusted(format!("reading our own pid namespaces: {e}")))?
+            .len();
+        let peer = namespace_pids(&pid.to_string())
+            .map_err(|e| untrusted(format!("reading the pid namespaces of pid {pid}: {e}")))?;
+        if peer.len() == own_depth + 1 && peer.last() == Some(&1) {
             Ok(())
         } else {
             Err(untrusted(format!(
-                "the socket is served by pid {pid}, which is not in the sandbox"
+                "the socket is served by pid {pid} ({peer:?} in its pid namespaces), not the sandbox's PID 1"
             )))
         }
     }
@@ -611,15 +626,83 @@ fn peer_pid(connection: BorrowedFd<'_>) -> std::io::Result<i32> {
 }
 
 /// The last lines of the agent's log, for error messages.
+/// `pid`'s ids in each pid namespace it is in, outermost first (the
+/// `NSpid` line of `/proc/<pid>/status`); `pid` may be `self`.
+fn namespace_pids(pid: &str) -> std::io::Result<Vec<i32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .ok_or_else(|| std::io::Error::other("no NSpid line"))?;
+    line.split_whitespace()
+        .map(|p| p.parse().map_err(std::io::Error::other))
+        .collect()
+}
+
+/// Most bytes of `agent.log` quoted in a start error.
+const LOG_TAIL_BYTES: u64 = 2000;
+
+/// The last [`LOG_TAIL_BYTES`] of the agent's log. The sandbox owns the
+/// file: it may be huge (only its tail is read), sparse, or no regular file
+/// at all (a fifo would block, a symlink could point anywhere; neither is
+/// read).
 fn log_tail(path: &Path) -> String {
-    let text = std::fs::read(path).unwrap_or_default();
-    let start = text.len().saturating_sub(2000);
-    String::from_utf8_lossy(&text[start..]).trim().to_string()
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        file.seek(SeekFrom::Start(meta.len().saturating_sub(LOG_TAIL_BYTES)))?;
+        let mut tail = Vec::with_capacity(LOG_TAIL_BYTES as usize);
+        file.take(LOG_TAIL_BYTES).read_to_end(&mut tail)?;
+        Ok(String::from_utf8_lossy(&tail).trim().to_string())
+    };
+    read().unwrap_or_else(|e| format!("(unreadable: {e})"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_tail_of_a_regular_log_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("agent.log");
+        let file = std::fs::File::create(&log).unwrap();
+        // 8 GiB, sparse: reading it whole would take the test's memory.
+        file.set_len(8 << 30).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"the end"))
+            .unwrap();
+        let tail = log_tail(&log);
+        assert!(tail.ends_with("the end"), "{tail:?}");
+        assert!(tail.len() <= LOG_TAIL_BYTES as usize, "{}", tail.len());
+
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(log_tail(&fifo).starts_with("(unreadable"));
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        assert!(log_tail(&link).starts_with("(unreadable"));
+    }
+
+    #[test]
+    fn our_own_pid_namespaces_are_read() {
+        // The innermost namespace's id is the one getpid answers.
+        let pids = namespace_pids("self").unwrap();
+        assert_eq!(pids.last().copied(), Some(std::process::id() as i32));
+    }
 
     #[test]
     fn zero_resources_become_defaults() {
