@@ -20,19 +20,23 @@ use std::time::Instant;
 use axum::body::{Body, Bytes};
 use axum::response::{IntoResponse, Response};
 use http::header;
-use http_body_util::BodyExt;
 use serde_json::Value;
 use warren_api::{ErrorCode, Problem};
 
 use super::{AfterCommand, Checkpoints};
 use crate::metrics::RouteLabel;
-use crate::proxy::forwardable;
+use crate::proxy::{forwardable, read_limited, ReadError, MAX_AGENT_REPLY};
 use crate::sandboxes::registry::Entry;
 use crate::time::now_ms;
 use crate::AppState;
 
 /// Largest run request taken through here (its `stdin` is the bulk).
 pub const MAX_RUN_BODY: usize = 16 << 20;
+
+/// Largest `max_output_bytes` of a run here: the answer is read whole
+/// (JSON-escaped, each stream can take six times its bytes), so it must fit
+/// well inside [`MAX_AGENT_REPLY`].
+pub const MAX_OUTPUT: u64 = 2 << 20;
 
 /// Longest command recorded in a checkpoint.
 const MAX_COMMAND_LEN: usize = 4096;
@@ -58,6 +62,12 @@ pub async fn forward_run(
             return labelled(problem.into_response());
         }
     };
+    if let Some(asked) = max_output_of(&bytes).filter(|&n| n > MAX_OUTPUT) {
+        let detail = format!(
+            "max_output_bytes: {asked} is more than the {MAX_OUTPUT} bytes a run of a sandbox with auto_checkpoint may keep (its answer is read whole to add the checkpoint)"
+        );
+        return labelled(Problem::invalid(detail).into_response());
+    }
     let command = command_of(&bytes);
     let started = Instant::now();
     let response = match app
@@ -85,8 +95,18 @@ pub async fn forward_run(
     if parts.status != http::StatusCode::OK {
         return labelled(Response::from_parts(parts, Body::new(body)));
     }
-    let bytes = match body.collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let bytes = match read_limited(body, MAX_AGENT_REPLY).await {
+        Ok(bytes) => bytes,
+        Err(err @ ReadError::TooLong(_)) => {
+            tracing::warn!(sandbox = %entry.id, error = %err, "the agent's run answer is too long");
+            return labelled(
+                Problem::new(
+                    ErrorCode::Unavailable,
+                    "the sandbox's agent answered more than the server reads",
+                )
+                .into_response(),
+            );
+        }
         Err(err) => {
             tracing::warn!(sandbox = %entry.id, error = %err, "reading the agent's run answer");
             return labelled(
@@ -138,6 +158,12 @@ async fn take_after(
         Ok(record) => Ok(record.id),
         Err(err) => Err(Problem::from(err)),
     }
+}
+
+/// `max_output_bytes` of a run request, if it has one.
+fn max_output_of(body: &[u8]) -> Option<u64> {
+    let request: Value = serde_json::from_slice(body).ok()?;
+    request.get("max_output_bytes")?.as_u64()
 }
 
 /// The command of a run request: `cmd`, or `argv` joined with spaces;

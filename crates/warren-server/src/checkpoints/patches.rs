@@ -11,7 +11,6 @@
 //! A `#!` line picks the interpreter; without one the shell runs it.
 
 use axum::body::Body;
-use http_body_util::BodyExt;
 use warren_api::agent::{RunRequest, RunResponse};
 use warren_api::checkpoint::{CreatePatchRequest, Patch, PatchList};
 use warren_api::ids::{self, IdKind};
@@ -19,7 +18,7 @@ use warren_api::Problem;
 
 use super::{checked_name, CheckpointError, Checkpoints};
 use crate::auth::Caller;
-use crate::proxy::AgentClient;
+use crate::proxy::{read_limited, AgentClient, MAX_AGENT_REPLY};
 use crate::sandboxes::SandboxError;
 use crate::store::PatchRecord;
 use crate::time::{now_ms, rfc3339};
@@ -211,12 +210,9 @@ async fn run(
         .await
         .map_err(|e| format!("the sandbox's agent did not answer: {e}"))?;
     let status = response.status();
-    let bytes = response
-        .into_body()
-        .collect()
+    let bytes = read_limited(response.into_body(), MAX_AGENT_REPLY)
         .await
-        .map_err(|e| format!("reading the agent's answer: {e}"))?
-        .to_bytes();
+        .map_err(|e| e.to_string())?;
     if !status.is_success() {
         return Err(match serde_json::from_slice::<Problem>(&bytes) {
             Ok(problem) => problem.detail,

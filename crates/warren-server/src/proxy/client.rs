@@ -31,6 +31,34 @@ const POOL_IDLE: Duration = Duration::from_secs(60);
 /// Idle connections kept per sandbox.
 const POOL_MAX_IDLE_PER_SANDBOX: usize = 32;
 
+/// Most bytes of an agent's answer the server reads into memory (answers
+/// it forwards are streamed, never read whole). The sandbox controls what
+/// its agent socket answers, so every answer read whole is bounded.
+pub const MAX_AGENT_REPLY: usize = 32 << 20;
+
+/// Reading an agent's answer into memory failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The answer is longer than the limit.
+    #[error("the agent's answer is longer than {0} bytes")]
+    TooLong(usize),
+    /// The connection failed while reading.
+    #[error("reading the agent's answer: {0}")]
+    Body(#[from] hyper::Error),
+}
+
+/// Reads `body` whole, failing as soon as it exceeds `limit` bytes.
+pub async fn read_limited(body: Incoming, limit: usize) -> Result<bytes::Bytes, ReadError> {
+    use http_body_util::BodyExt;
+    match http_body_util::Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(err) => match err.downcast::<hyper::Error>() {
+            Ok(err) => Err(ReadError::Body(*err)),
+            Err(_) => Err(ReadError::TooLong(limit)),
+        },
+    }
+}
+
 /// Dials the agent of the sandbox named by the URI's host.
 #[derive(Clone)]
 pub struct UnixConnector {
