@@ -61,6 +61,11 @@ pub struct Limits {
     pub max_key_len: usize,
     /// Longest value of `metadata`, `labels` or `envs`.
     pub max_value_len: usize,
+    /// Most requests in flight (agent calls, open streams and terminals,
+    /// preview requests) on one sandbox.
+    pub max_requests_per_sandbox: usize,
+    /// Most requests in flight over all of one tenant's sandboxes.
+    pub max_requests_per_tenant: usize,
     /// How often the reaper flushes activity and looks for idle and expired
     /// sandboxes.
     pub reaper_interval: Duration,
@@ -78,6 +83,8 @@ impl Default for Limits {
             max_map_entries: 256,
             max_key_len: 256,
             max_value_len: 16 * 1024,
+            max_requests_per_sandbox: 256,
+            max_requests_per_tenant: 1024,
             reaper_interval: Duration::from_secs(1),
         }
     }

@@ -204,7 +204,7 @@ impl Previews {
             headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
             headers.insert(header::UPGRADE, protocol.clone());
         }
-        let guard = entry.open_stream();
+        let guard = self.inner.sandboxes.enter(&entry)?;
         let mut response = self.inner.client.send(forwarded).await.map_err(|err| {
             match tunnel_error(&err) {
                 Some(TunnelError::PortUnreachable(port)) => Problem::new(

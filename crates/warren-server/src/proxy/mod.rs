@@ -28,11 +28,11 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use warren_api::{ErrorCode, Problem};
 
-pub use client::{AgentClient, Pooled};
+pub use client::{read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
 
 use crate::auth::Caller;
 use crate::metrics::RouteLabel;
-use crate::sandboxes::registry::StreamGuard;
+use crate::sandboxes::concurrency::InFlight;
 use crate::AppState;
 
 /// Headers that describe one hop, never forwarded (RFC 9110 §7.6.1).
@@ -70,7 +70,10 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
     // The sandbox is in use from the request's first byte to its answer's
     // last: a run, an upload or a download longer than the idle timeout
     // must not see the sandbox stopped under it.
-    let in_flight = entry.open_stream();
+    let in_flight = match app.sandboxes.enter(&entry) {
+        Ok(in_flight) => in_flight,
+        Err(err) => return err.into_response(),
+    };
     let route = routes::label(agent_path);
     let is_run = route == routes::RUN && req.method() == http::Method::POST;
     let target = match agent_uri(id, agent_path, req.uri().query()) {
@@ -214,7 +217,7 @@ pub(crate) fn forwardable(headers: &HeaderMap) -> HeaderMap {
 
 /// Splices the client's and the agent's upgraded connections until either
 /// side closes.
-pub(crate) async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: StreamGuard) {
+pub(crate) async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: InFlight) {
     let (client, agent) = match tokio::try_join!(client, agent) {
         Ok(pair) => pair,
         Err(err) => {
@@ -232,7 +235,7 @@ pub(crate) async fn splice(client: OnUpgrade, agent: OnUpgrade, _guard: StreamGu
 /// A response body that keeps its sandbox counted as in use until it ends.
 pub(crate) struct Guarded<B> {
     pub(crate) inner: B,
-    pub(crate) _guard: StreamGuard,
+    pub(crate) _guard: InFlight,
 }
 
 impl<B> hyper::body::Body for Guarded<B>

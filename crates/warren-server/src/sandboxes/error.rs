@@ -46,6 +46,9 @@ pub enum SandboxError {
         /// Its quota.
         max: u32,
     },
+    /// The sandbox or its tenant has its maximum of requests in flight.
+    #[error("{0}")]
+    TooManyRequests(String),
     /// The sandbox is in a transition or state that excludes the operation.
     #[error("sandbox {id} is {phase}")]
     Conflict {
@@ -83,6 +86,7 @@ impl SandboxError {
             SandboxError::Node(e) if e.is_template_not_found() => ErrorCode::TemplateNotFound,
             SandboxError::CheckpointNotFound(_) => ErrorCode::CheckpointNotFound,
             SandboxError::QuotaExceeded { .. } => ErrorCode::QuotaExceeded,
+            SandboxError::TooManyRequests(_) => ErrorCode::TooManyRequests,
             SandboxError::Conflict { .. } | SandboxError::Hibernated(_) => ErrorCode::Conflict,
             SandboxError::PatchFailed(_) => ErrorCode::PatchFailed,
             SandboxError::Node(_) | SandboxError::Store(_) | SandboxError::Task { .. } => {

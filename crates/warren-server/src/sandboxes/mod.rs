@@ -12,6 +12,7 @@
 //! Visibility: a tenant's lookup of another tenant's sandbox fails exactly
 //! like a lookup of an id that does not exist ([`SandboxError::NotFound`]).
 
+pub mod concurrency;
 mod error;
 mod hibernate;
 pub mod network;
@@ -51,6 +52,8 @@ struct Inner {
     host: HostLimits,
     /// Runs the patches of checkpoints sandboxes are made from.
     agent: AgentClient,
+    /// Requests in flight per tenant ([`concurrency`]).
+    in_flight: concurrency::TenantCounts,
 }
 
 /// The sandbox service; cheap to clone.
@@ -74,6 +77,7 @@ impl Sandboxes {
         Sandboxes {
             inner: Arc::new(Inner {
                 agent,
+                in_flight: concurrency::TenantCounts::default(),
                 store,
                 registry,
                 node,

@@ -120,6 +120,18 @@ impl Entry {
         StreamGuard(self.clone())
     }
 
+    /// Like [`Entry::open_stream`], but only while fewer than `max` streams
+    /// are open.
+    pub fn try_open_stream(self: &Arc<Self>, max: usize) -> Option<StreamGuard> {
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
+        self.touch();
+        Some(StreamGuard(self.clone()))
+    }
+
     /// Whether a proxied stream is open.
     pub fn has_open_streams(&self) -> bool {
         self.streams.load(Ordering::Relaxed) > 0

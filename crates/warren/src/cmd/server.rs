@@ -68,6 +68,13 @@ pub struct ServerArgs {
     /// debootstrap's package cache for building `base`.
     #[arg(long, default_value = "/var/cache/warren/debootstrap")]
     debootstrap_cache: PathBuf,
+    /// Most requests in flight on one sandbox (agent calls, open streams and
+    /// terminals, preview requests); more are refused with 429.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_sandbox: u32,
+    /// Most requests in flight over all of one tenant's sandboxes.
+    #[arg(long, default_value_t = 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    max_requests_per_tenant: u32,
     /// Log lines as text (colour only when stderr is a terminal) or one JSON
     /// object per line.
     #[arg(long, value_enum, env = "WARREN_LOG_FORMAT", default_value = "text")]
@@ -127,6 +134,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
         limits: Limits {
             default_egress: args.default_egress,
+            max_requests_per_sandbox: args.max_requests_per_sandbox as usize,
+            max_requests_per_tenant: args.max_requests_per_tenant as usize,
             ..Limits::default()
         },
     };
