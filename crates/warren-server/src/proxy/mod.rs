@@ -58,6 +58,7 @@ const HOP_BY_HOP: [HeaderName; 8] = [
         (status = 101, description = "WebSocket routes: the agent's socket, spliced through"),
         (status = 404, description = "No such sandbox", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "The sandbox is not running (a hibernated one created with `auto_wake` is woken instead)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "The sandbox or its tenant has its maximum of requests in flight (`too_many_requests`)", body = Problem, content_type = "application/problem+json"),
         (status = 503, description = "The sandbox's agent does not answer", body = Problem, content_type = "application/problem+json")))]
 pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let Some((id, agent_path)) = split_path(req.uri().path()) else {
