@@ -109,6 +109,7 @@ fn sandbox_root_is_an_unprivileged_host_uid_with_docker_caps_and_seccomp() {
     assert_eq!(field("CapBnd"), docker);
     assert_eq!(field("CapEff"), docker);
     assert_eq!(field("CapAmb"), "0000000000000000");
+    assert_eq!(field("CapInh"), "0000000000000000");
     assert_eq!(field("NoNewPrivs"), "1");
     assert_eq!(field("Seccomp"), "2");
 }

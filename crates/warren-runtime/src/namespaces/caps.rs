@@ -2,7 +2,8 @@
 //!
 //! The bounding set is what survives `execve` for root (file capabilities of
 //! root's executables count as full), so it is the set that matters; the
-//! effective, permitted and inheritable sets are set to the same, and the
+//! effective and permitted sets are set to the same; the inheritable set is
+//! cleared (as runc and moby do since CVE-2022-24769) and the
 //! ambient set is cleared. All of these are capabilities over the sandbox's
 //! own user namespace only.
 
@@ -103,7 +104,6 @@ pub fn drop_to_defaults() -> Result<(), CapsError> {
         let (word, bit) = ((cap / 32) as usize, 1u32 << (cap % 32));
         data[word].effective |= bit;
         data[word].permitted |= bit;
-        data[word].inheritable |= bit;
     }
     let header = CapHeader {
         version: LINUX_CAPABILITY_VERSION_3,
