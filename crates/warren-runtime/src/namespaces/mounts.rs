@@ -6,8 +6,8 @@
 //! | path | what |
 //! |---|---|
 //! | `/` | the sandbox's root (bound onto itself so it can be pivoted to) |
-//! | `/proc` | the sandbox's own proc; kcore, keys, timer_list, sched_debug masked; bus, fs, irq, sys, sysrq-trigger read-only |
-//! | `/sys` | sysfs, read-only; `/sys/firmware` masked |
+//! | `/proc` | the sandbox's own proc; kcore, keys, timer_list, timer_stats, sched_debug, latency_stats, acpi, asound, scsi masked; bus, fs, irq, sys, sysrq-trigger read-only |
+//! | `/sys` | sysfs, read-only; `/sys/firmware` and `/sys/devices/virtual/powercap` masked |
 //! | `/dev` | tmpfs with null, zero, full, random, urandom, tty bound from the host, a private devpts at `/dev/pts`, `/dev/shm`, `/dev/mqueue` and the usual symlinks |
 //! | `/tmp` | tmpfs |
 //! | `/run` | tmpfs; `/run/lock` |
@@ -41,16 +41,23 @@ const DEV_LINKS: [(&str, &str); 5] = [
 ];
 
 /// `/proc` files hidden behind `/dev/null` (host-wide kernel state).
-const PROC_MASKED_FILES: [&str; 5] = [
+const PROC_MASKED_FILES: [&str; 6] = [
     "kcore",
     "keys",
     "timer_list",
+    "timer_stats",
     "sched_debug",
     "latency_stats",
 ];
 
 /// Directories hidden behind an empty read-only tmpfs.
-const MASKED_DIRS: [&str; 3] = ["proc/acpi", "proc/scsi", "sys/firmware"];
+const MASKED_DIRS: [&str; 5] = [
+    "proc/acpi",
+    "proc/asound",
+    "proc/scsi",
+    "sys/firmware",
+    "sys/devices/virtual/powercap",
+];
 
 /// `/proc` entries made read-only.
 const PROC_READONLY: [&str; 5] = ["bus", "fs", "irq", "sys", "sysrq-trigger"];
@@ -311,4 +318,38 @@ fn remount_bind(target: &Path, flags: MsFlags) -> Result<(), StageError> {
         None::<&str>,
     )
     .map_err(fail)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Docker's default `MaskedPaths` and `ReadonlyPaths` (moby
+    /// `oci/defaults.go`): every one is masked or read-only here too.
+    #[test]
+    fn docker_s_masked_and_read_only_paths_are_covered() {
+        let masked: Vec<String> = PROC_MASKED_FILES
+            .iter()
+            .map(|f| format!("/proc/{f}"))
+            .chain(MASKED_DIRS.iter().map(|d| format!("/{d}")))
+            .collect();
+        for path in [
+            "/proc/asound",
+            "/proc/acpi",
+            "/proc/kcore",
+            "/proc/keys",
+            "/proc/latency_stats",
+            "/proc/timer_list",
+            "/proc/timer_stats",
+            "/proc/sched_debug",
+            "/proc/scsi",
+            "/sys/firmware",
+            "/sys/devices/virtual/powercap",
+        ] {
+            assert!(masked.iter().any(|m| m == path), "{path} is not masked");
+        }
+        for name in ["bus", "fs", "irq", "sys", "sysrq-trigger"] {
+            assert!(PROC_READONLY.contains(&name), "/proc/{name} is writable");
+        }
+    }
 }
