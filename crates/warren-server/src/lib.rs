@@ -36,6 +36,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod node;
 pub mod paging;
+pub mod params;
 pub mod previews;
 pub mod proxy;
 pub mod reconcile;

@@ -181,20 +181,12 @@ fn presented_token(req: &Request) -> Option<String> {
             .or_else(|| value.strip_prefix("bearer "))
             .map(|t| t.trim().to_string());
     }
-    access_token_param(req.uri().query()?)
+    crate::params::get(req.uri().query()?, ACCESS_TOKEN)
 }
 
-/// The decoded `access_token` query parameter.
-fn access_token_param(query: &str) -> Option<String> {
-    form_pairs(query)
-        .into_iter()
-        .find_map(|(k, v)| (k == "access_token").then_some(v))
-}
-
-/// `application/x-www-form-urlencoded` pairs of a query string.
-fn form_pairs(query: &str) -> Vec<(String, String)> {
-    serde_urlencoded::from_str(query).unwrap_or_default()
-}
+/// The query parameter that may carry the key (browsers' WebSockets and
+/// EventSources cannot set headers); removed before anything is forwarded.
+pub const ACCESS_TOKEN: &str = "access_token";
 
 /// Adds the `bearer` security scheme to the OpenAPI document.
 pub struct SecurityAddon;
@@ -212,15 +204,6 @@ impl utoipa::Modify for SecurityAddon {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn reads_access_token_from_query() {
-        assert_eq!(
-            access_token_param("a=1&access_token=k%2By&b=2").as_deref(),
-            Some("k+y")
-        );
-        assert_eq!(access_token_param("a=1"), None);
-    }
 
     #[test]
     fn tenants_see_only_their_own() {

@@ -165,13 +165,10 @@ fn split_path(path: &str) -> Option<(&str, &str)> {
 fn agent_uri(id: &str, agent_path: &str, query: Option<&str>) -> Option<http::Uri> {
     let mut uri = format!("http://{id}/v1{agent_path}");
     if let Some(query) = query {
-        let kept: Vec<&str> = query
-            .split('&')
-            .filter(|pair| !pair.is_empty() && !pair.starts_with("access_token="))
-            .collect();
+        let kept = crate::params::without(query, crate::auth::ACCESS_TOKEN);
         if !kept.is_empty() {
             uri.push('?');
-            uri.push_str(&kept.join("&"));
+            uri.push_str(&kept);
         }
     }
     uri.parse().ok()
@@ -276,6 +273,8 @@ mod tests {
         let uri = agent_uri("sbx_a", "/files", Some("path=%2Fetc&access_token=k&x=1")).unwrap();
         assert_eq!(uri.to_string(), "http://sbx_a/v1/files?path=%2Fetc&x=1");
         let uri = agent_uri("sbx_a", "/processes", Some("access_token=k")).unwrap();
+        assert_eq!(uri.to_string(), "http://sbx_a/v1/processes");
+        let uri = agent_uri("sbx_a", "/processes", Some("access%5Ftoken=k")).unwrap();
         assert_eq!(uri.to_string(), "http://sbx_a/v1/processes");
     }
 
