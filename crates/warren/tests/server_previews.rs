@@ -291,15 +291,29 @@ async fn previews_by_host_and_by_path() {
         assert_eq!(resp.text().await.unwrap(), "one,two,three");
         let resp = get(&server, host, &format!("{path}?token={token}"), &[]).await;
         assert_eq!(resp.status(), 200);
-        let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
-        assert!(
-            cookie.starts_with(&format!("warren_preview={token};")),
-            "{cookie}"
-        );
-        assert_eq!(resp.text().await.unwrap(), "one,two,three");
-        let pair = cookie.split(';').next().unwrap().to_string();
-        let resp = get(&server, host, &path, &[("cookie", &pair)]).await;
-        assert_eq!(resp.status(), 200);
+        let pair = format!("warren_preview={token}");
+        if host == app_host {
+            // A host preview has an origin of its own: the cookie keeps the
+            // page's own requests in.
+            let cookie = resp.headers()["set-cookie"].to_str().unwrap().to_string();
+            assert!(cookie.starts_with(&format!("{pair};")), "{cookie}");
+            for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
+                assert!(cookie.contains(attribute), "{cookie}");
+            }
+            assert_eq!(resp.text().await.unwrap(), "one,two,three");
+            let resp = get(&server, host, &path, &[("cookie", &pair)]).await;
+            assert_eq!(resp.status(), 200);
+        } else {
+            // A path preview shares the API's origin with every other
+            // sandbox's path previews: no cookie is set, none is accepted.
+            assert!(
+                resp.headers().get("set-cookie").is_none(),
+                "{:?}",
+                resp.headers()
+            );
+            let resp = get(&server, host, &path, &[("cookie", &pair)]).await;
+            assert_eq!(resp.status(), 401);
+        }
     }
 
     // SSE arrives event by event, not at the end.

@@ -113,7 +113,12 @@ impl Previews {
                 return Err(not_found().into());
             }
         }
-        let via_query = authorize(&preview, &req)?;
+        // A path preview is served on the API's own origin, where every
+        // other sandbox's path previews are too: a cookie there would be
+        // sent to (and readable through) any of them, so path previews take
+        // the token from the header or the query only.
+        let cookies_allowed = matches!(target.form, Form::Host { .. });
+        let via_query = authorize(&preview, &req, cookies_allowed)?;
         if let Form::Path { prefix, rest } = &target.form {
             if rest.is_empty() {
                 // Relative links need the trailing slash.
@@ -127,13 +132,14 @@ impl Previews {
         }
         let entry = self.awake_entry(&target.sandbox_id).await?;
         let mut response = self.forward(&target, entry, req).await?;
-        if via_query {
-            let path = match &target.form {
-                Form::Host { .. } => "/".to_string(),
-                Form::Path { prefix, .. } => format!("{prefix}/"),
+        if via_query && cookies_allowed {
+            let secure = if self.inner.settings.scheme == "https" {
+                "; Secure"
+            } else {
+                ""
             };
             let cookie = format!(
-                "{TOKEN_COOKIE}={}; Path={path}; HttpOnly; SameSite=Lax",
+                "{TOKEN_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax{secure}",
                 preview.token.as_deref().unwrap_or_default()
             );
             if let Ok(value) = HeaderValue::from_str(&cookie) {
@@ -243,9 +249,14 @@ impl Previews {
     }
 }
 
-/// Checks the preview's auth; true when the token came in the query (the
-/// response then sets the cookie).
-fn authorize(preview: &PreviewRecord, req: &Request) -> Result<bool, PreviewError> {
+/// Checks the preview's auth (the cookie counts only with
+/// `cookies_allowed`); true when the token came in the query (the response
+/// then sets the cookie, where cookies are allowed).
+fn authorize(
+    preview: &PreviewRecord,
+    req: &Request,
+    cookies_allowed: bool,
+) -> Result<bool, PreviewError> {
     let Some(expected) = preview.token.as_deref().filter(|_| preview.auth == "token") else {
         return Ok(false);
     };
@@ -260,17 +271,14 @@ fn authorize(preview: &PreviewRecord, req: &Request) -> Result<bool, PreviewErro
     if query_token(req.uri().query()).is_some_and(|t| matches(&t)) {
         return Ok(true);
     }
-    if cookie_tokens(req.headers()).iter().any(|t| matches(t)) {
+    if cookies_allowed && cookie_tokens(req.headers()).iter().any(|t| matches(t)) {
         return Ok(false);
     }
     Err(PreviewError::Unauthorized)
 }
 
 fn query_token(query: Option<&str>) -> Option<String> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query?).ok()?;
-    pairs
-        .into_iter()
-        .find_map(|(k, v)| (k == TOKEN_PARAM).then_some(v))
+    crate::params::get(query?, TOKEN_PARAM)
 }
 
 fn cookie_tokens(headers: &HeaderMap) -> Vec<String> {
@@ -287,14 +295,7 @@ fn cookie_tokens(headers: &HeaderMap) -> Vec<String> {
 
 /// The query without the preview's token (the application never sees it).
 fn without_token(query: &str) -> String {
-    query
-        .split('&')
-        .filter(|pair| {
-            let name = pair.split('=').next().unwrap_or_default();
-            !pair.is_empty() && name != TOKEN_PARAM
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    crate::params::without(query, TOKEN_PARAM)
 }
 
 /// The request's end-to-end headers for the application: its own `Host`
@@ -412,32 +413,37 @@ mod tests {
             domain: "localhost".into(),
             created_at: 0,
         };
+        let authorize_host = |p: &PreviewRecord, r: &Request| authorize(p, r, true);
         let with = |f: &dyn Fn(http::request::Builder) -> http::request::Builder, uri: &str| {
             f(http::Request::builder().uri(uri))
                 .body(Body::empty())
                 .unwrap()
         };
         assert!(matches!(
-            authorize(&preview, &with(&|b| b, "/")),
+            authorize_host(&preview, &with(&|b| b, "/")),
             Err(PreviewError::Unauthorized)
         ));
-        assert!(authorize(&preview, &with(&|b| b, "/?token=wrong")).is_err());
-        assert!(!authorize(&preview, &with(&|b| b.header(TOKEN_HEADER, "s3cret"), "/")).unwrap());
-        assert!(authorize(&preview, &with(&|b| b, "/?a=1&token=s3cret")).unwrap());
-        assert!(!authorize(
-            &preview,
-            &with(
-                &|b| b.header(header::COOKIE, "x=1; warren_preview=s3cret"),
-                "/"
-            )
-        )
-        .unwrap());
+        assert!(authorize_host(&preview, &with(&|b| b, "/?token=wrong")).is_err());
+        assert!(
+            !authorize_host(&preview, &with(&|b| b.header(TOKEN_HEADER, "s3cret"), "/")).unwrap()
+        );
+        assert!(authorize_host(&preview, &with(&|b| b, "/?a=1&token=s3cret")).unwrap());
+        let with_cookie = with(
+            &|b| b.header(header::COOKIE, "x=1; warren_preview=s3cret"),
+            "/",
+        );
+        assert!(!authorize(&preview, &with_cookie, true).unwrap());
+        // Path previews (cookies not allowed) ignore the cookie.
+        assert!(matches!(
+            authorize(&preview, &with_cookie, false),
+            Err(PreviewError::Unauthorized)
+        ));
         let public = PreviewRecord {
             auth: "public".into(),
             token: None,
             ..preview.clone()
         };
-        assert!(!authorize(&public, &with(&|b| b, "/")).unwrap());
+        assert!(!authorize_host(&public, &with(&|b| b, "/")).unwrap());
 
         assert_eq!(without_token("a=1&token=s3cret&b=2"), "a=1&b=2");
         let mut headers = HeaderMap::new();
