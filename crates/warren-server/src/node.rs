@@ -175,15 +175,11 @@ impl Node {
     }
 
     fn remove_run_dir(&self, run_dir: &Path) -> Result<(), NodeError> {
-        match std::fs::remove_dir_all(run_dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(source) => Err(NodeError::RunDir {
-                op: "remove",
-                path: run_dir.to_path_buf(),
-                source,
-            }),
-        }
+        warren_runtime::namespaces::remove_run_dir(run_dir).map_err(|source| NodeError::RunDir {
+            op: "remove",
+            path: run_dir.to_path_buf(),
+            source,
+        })
     }
 
     /// Starts a prepared sandbox.

@@ -33,6 +33,7 @@ pub fn setup_and_exec(
         rootfs,
         run_dir: &spec.run_dir,
         warren_binary: &spec.warren_binary,
+        memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
     loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;

@@ -394,6 +394,18 @@ fn prepare_run_dir(run_dir: &Path) -> Result<Stdio, StageError> {
         StageError::new("run_dir", format!("{what} {}: {e}", run_dir.display()))
     };
     std::fs::create_dir_all(run_dir).map_err(|e| fail("creating", e))?;
+    if !is_mount_point(run_dir).map_err(|e| fail("inspecting", e))? {
+        nix::mount::mount(
+            Some("tmpfs"),
+            run_dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::MS_NOSUID
+                | nix::mount::MsFlags::MS_NODEV
+                | nix::mount::MsFlags::MS_NOEXEC,
+            Some(super::RUN_DIR_TMPFS),
+        )
+        .map_err(|e| fail("mounting a tmpfs on", e.into()))?;
+    }
     std::os::unix::fs::chown(run_dir, Some(SANDBOX_ID_BASE), Some(SANDBOX_ID_BASE))
         .map_err(|e| fail("chown", e))?;
     match std::fs::remove_file(run_dir.join(super::AGENT_SOCKET)) {
@@ -405,6 +417,15 @@ fn prepare_run_dir(run_dir: &Path) -> Result<Stdio, StageError> {
     let log = open_regular(&run_dir.join(AGENT_LOG), false)?;
     let null = File::open("/dev/null").map_err(|e| StageError::new("stdio", e.to_string()))?;
     Ok(Stdio { null, log })
+}
+
+/// Whether `dir` is the root of a mount (its device differs from its
+/// parent's, or it is `/`).
+fn is_mount_point(dir: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let own = std::fs::symlink_metadata(dir)?;
+    let parent = std::fs::metadata(dir.join(".."))?;
+    Ok(own.dev() != parent.dev() || own.ino() == parent.ino())
 }
 
 /// Opens `path` for appending (or creates it fresh with `truncate`), never

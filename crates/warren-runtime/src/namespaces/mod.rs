@@ -45,6 +45,33 @@ pub const AGENT_LOG: &str = "agent.log";
 /// Host pid of the sandbox's init (informational: the cgroup is authoritative).
 pub const PID_FILE: &str = "pid";
 
+/// Mount options of the tmpfs each sandbox's run directory is (the host
+/// side of its `/run/warren`): the sandbox can write there, so what it can
+/// put on the host is a few MiB of memory and a few inodes, never the
+/// host's disk. The agent's socket, its log and the pid file are all it
+/// holds; a log that fills it stops growing.
+pub const RUN_DIR_TMPFS: &str = "size=8m,nr_inodes=64,mode=0755";
+
+/// Removes a run directory that [`Runtime::start`] made: its tmpfs is
+/// detached first, then the directory is removed. Removing one that does
+/// not exist (or was never mounted) is not an error.
+pub fn remove_run_dir(run_dir: &Path) -> std::io::Result<()> {
+    loop {
+        match nix::mount::umount2(
+            run_dir,
+            nix::mount::MntFlags::MNT_DETACH | nix::mount::MntFlags::UMOUNT_NOFOLLOW,
+        ) {
+            Ok(()) => continue,
+            Err(nix::errno::Errno::EINVAL) | Err(nix::errno::Errno::ENOENT) => break,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    match std::fs::remove_dir_all(run_dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
 /// The hidden subcommand of the `warren` binary that runs [`init::run`].
 pub const INIT_SUBCOMMAND: &str = "__sandbox-init";
 

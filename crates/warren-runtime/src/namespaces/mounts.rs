@@ -9,9 +9,9 @@
 //! | `/proc` | the sandbox's own proc; kcore, keys, timer_list, timer_stats, sched_debug, latency_stats, acpi, asound, scsi masked; bus, fs, irq, sys, sysrq-trigger read-only |
 //! | `/sys` | sysfs, read-only; `/sys/firmware` and `/sys/devices/virtual/powercap` masked |
 //! | `/dev` | tmpfs with null, zero, full, random, urandom, tty bound from the host, a private devpts at `/dev/pts`, `/dev/shm`, `/dev/mqueue` and the usual symlinks |
-//! | `/tmp` | tmpfs |
+//! | `/tmp` | tmpfs, half the memory limit ([`tmpfs_sizes`]) |
 //! | `/run` | tmpfs; `/run/lock` |
-//! | `/run/warren` | the host's run directory (the agent's socket) |
+//! | `/run/warren` | the host's run directory, itself a small tmpfs ([`super::RUN_DIR_TMPFS`]): the agent's socket and log |
 //! | [`super::SANDBOX_WARREN_BINARY`] | the host's `warren` binary, read-only |
 //!
 //! Every mount happens in the sandbox's private mount namespace: even a
@@ -71,6 +71,33 @@ pub struct RootPlan<'a> {
     pub run_dir: &'a Path,
     /// Host `warren` binary bound at [`super::SANDBOX_WARREN_BINARY`].
     pub warren_binary: &'a Path,
+    /// The sandbox's memory limit: its tmpfs mounts are sized from it.
+    pub memory_mb: u64,
+}
+
+/// Sizes in MiB of `/tmp`, `/dev/shm` and `/run` for a sandbox with
+/// `memory_mb` of memory. tmpfs pages count against the sandbox's memory
+/// but no process owns them, so an OOM kill frees none of them: filled to
+/// the limit they would leave the OOM killer only the agent to kill.
+/// Together they take at most 11/16 of the memory, so a full `/tmp` answers
+/// ENOSPC with room left for the processes.
+pub fn tmpfs_sizes(memory_mb: u64) -> TmpfsSizes {
+    TmpfsSizes {
+        tmp: (memory_mb / 2).max(1),
+        shm: (memory_mb / 8).clamp(1, 64),
+        run: (memory_mb / 16).clamp(1, 16),
+    }
+}
+
+/// See [`tmpfs_sizes`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TmpfsSizes {
+    /// `/tmp`, MiB.
+    pub tmp: u64,
+    /// `/dev/shm`, MiB.
+    pub shm: u64,
+    /// `/run`, MiB.
+    pub run: u64,
 }
 
 /// Builds the layout under `plan.rootfs`, then pivots into it. On return the
@@ -102,16 +129,21 @@ pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
         nosuid_nodev_noexec | MsFlags::MS_RDONLY,
         None,
     )?;
-    dev(root)?;
+    let sizes = tmpfs_sizes(plan.memory_mb);
+    dev(root, sizes.shm)?;
     let tmp = ensure_dir(root, "tmp", 0o1777)?;
-    tmpfs(&tmp, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "mode=1777")?;
-    run(root, plan)?;
+    tmpfs(
+        &tmp,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!("mode=1777,size={}m", sizes.tmp),
+    )?;
+    run(root, plan, sizes.run)?;
     mask(root)?;
     pivot(root)
 }
 
 /// `/dev`: a small tmpfs with the host's harmless devices and a private devpts.
-fn dev(root: &Path) -> Result<(), StageError> {
+fn dev(root: &Path, shm_mb: u64) -> Result<(), StageError> {
     let dev = ensure_dir(root, "dev", 0o755)?;
     tmpfs(
         &dev,
@@ -138,15 +170,19 @@ fn dev(root: &Path) -> Result<(), StageError> {
     }
     let no_all = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let shm = make_dir(&dev.join("shm"), 0o1777)?;
-    tmpfs(&shm, no_all, "mode=1777,size=65536k")?;
+    tmpfs(&shm, no_all, &format!("mode=1777,size={shm_mb}m"))?;
     let mqueue = make_dir(&dev.join("mqueue"), 0o755)?;
     mount_fs(Some("mqueue"), &mqueue, Some("mqueue"), no_all, None)
 }
 
 /// `/run`: a tmpfs holding the lock directory, the run directory and the binary.
-fn run(root: &Path, plan: &RootPlan<'_>) -> Result<(), StageError> {
+fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError> {
     let run = ensure_dir(root, "run", 0o755)?;
-    tmpfs(&run, MsFlags::MS_NOSUID | MsFlags::MS_NODEV, "mode=755")?;
+    tmpfs(
+        &run,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        &format!("mode=755,size={size_mb}m"),
+    )?;
     make_dir(&run.join("lock"), 0o1777)?;
     let warren = make_dir(&run.join("warren"), 0o755)?;
     bind(plan.run_dir, &warren, MsFlags::empty())?;
@@ -326,6 +362,25 @@ mod tests {
 
     /// Docker's default `MaskedPaths` and `ReadonlyPaths` (moby
     /// `oci/defaults.go`): every one is masked or read-only here too.
+    #[test]
+    fn tmpfs_mounts_leave_room_for_the_processes() {
+        for memory_mb in [16, 32, 100, 512, 4096, 65536] {
+            let s = tmpfs_sizes(memory_mb);
+            assert!(
+                (s.tmp + s.shm + s.run) * 16 <= memory_mb * 11 + 48,
+                "{memory_mb}: {s:?}"
+            );
+        }
+        assert_eq!(
+            tmpfs_sizes(512),
+            TmpfsSizes {
+                tmp: 256,
+                shm: 64,
+                run: 16
+            }
+        );
+    }
+
     #[test]
     fn docker_s_masked_and_read_only_paths_are_covered() {
         let masked: Vec<String> = PROC_MASKED_FILES

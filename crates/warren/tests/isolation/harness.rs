@@ -44,6 +44,15 @@ pub struct Prepared {
     _root: Overlay,
 }
 
+impl Drop for Prepared {
+    fn drop(&mut self) {
+        // The runtime mounts a tmpfs on the run directory.
+        if let Err(e) = warren_runtime::namespaces::remove_run_dir(self.run.path()) {
+            eprintln!("removing {}: {e}", self.run.path().display());
+        }
+    }
+}
+
 /// A spec over a fresh overlay root and run directory.
 pub fn prepare(tag: &str, resources: Resources) -> Prepared {
     let root = Overlay::new(&base_rootfs());

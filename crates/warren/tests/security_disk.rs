@@ -1,0 +1,104 @@
+//! The security battery's attacks on the host's disk and memory through a
+//! sandbox's writable mounts, as a tenant against a real server:
+//!
+//! - the run directory (`/run/warren`, the host side of the agent's socket)
+//!   takes a few MiB and a few inodes, never the host's disk;
+//! - a full `/tmp` or `/dev/shm` answers ENOSPC, and the sandbox's agent
+//!   keeps answering (tmpfs pages would otherwise leave the OOM killer only
+//!   the agent to kill).
+
+mod server_common;
+
+use serde_json::json;
+use server_common::TestServer;
+
+/// Runs `cmd` in `id` as `key`; (exit code, stdout + stderr).
+async fn sh(server: &TestServer, key: &str, id: &str, cmd: &str) -> (i64, String) {
+    let out = server.run(key, id, cmd).await;
+    (
+        out["exit_code"].as_i64().unwrap_or(-1),
+        format!(
+            "{}{}",
+            out["stdout"].as_str().unwrap_or_default(),
+            out["stderr"].as_str().unwrap_or_default()
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_run_directory_cannot_fill_the_host() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let sandbox = server.create(&key, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap();
+
+    let (code, out) = sh(
+        &server,
+        &key,
+        id,
+        "head -c 209715200 /dev/zero > /run/warren/big",
+    )
+    .await;
+    assert_ne!(code, 0, "200 MB landed in the run directory: {out}");
+    assert!(out.contains("No space left"), "{out}");
+    let host_side = server.state_dir.join("run").join(id).join("big");
+    let size = std::fs::metadata(&host_side).map(|m| m.len()).unwrap_or(0);
+    assert!(size <= 8 << 20, "{size} bytes on the host");
+    sh(&server, &key, id, "rm -f /run/warren/big").await;
+
+    let out = server
+        .run(
+            &key,
+            id,
+            "for i in $(seq 20000); do touch /run/warren/f$i 2>/dev/null || break; done; ls /run/warren | wc -l",
+        )
+        .await;
+    let files: usize = out["stdout"]
+        .as_str()
+        .and_then(|n| n.trim().parse().ok())
+        .expect("a count");
+    assert!(files < 100, "{files} files in the run directory");
+
+    // The sandbox still answers, and its delete leaves no mount behind.
+    let (code, out) = sh(&server, &key, id, "echo alive").await;
+    assert_eq!((code, out.trim()), (0, "alive"));
+    let (status, _) = server
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), &key, None)
+        .await;
+    assert_eq!(status, 204);
+    assert!(
+        server_common::mounts_under(&server.state_dir.join("run")).is_empty(),
+        "{:?}",
+        server_common::mounts_under(&server.state_dir.join("run"))
+    );
+    assert!(server.run_dirs().is_empty(), "{:?}", server.run_dirs());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_tmpfs_is_enospc_and_the_sandbox_stays_healthy() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let sandbox = server
+        .create(&key, json!({ "resources": { "memory_mb": 256 } }))
+        .await;
+    let id = sandbox["id"].as_str().unwrap();
+
+    for target in ["/tmp/fill", "/dev/shm/fill", "/run/fill"] {
+        let (code, out) = sh(
+            &server,
+            &key,
+            id,
+            &format!("head -c 314572800 /dev/zero > {target}"),
+        )
+        .await;
+        assert_ne!(code, 0, "300 MB fit in {target} of a 256 MiB sandbox");
+        assert!(out.contains("No space left"), "{target}: {out}");
+        // Full, the sandbox still runs commands.
+        let (code, out) = sh(&server, &key, id, "echo alive").await;
+        assert_eq!((code, out.trim()), (0, "alive"), "after filling {target}");
+    }
+    let (_, sandbox) = server
+        .call("GET", &format!("/v1/sandboxes/{id}"), &key, None)
+        .await;
+    assert_eq!(sandbox["state"], "running", "{sandbox}");
+}
