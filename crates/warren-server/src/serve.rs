@@ -125,6 +125,12 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
             }
             None => tracing::info!("outbound network disabled: sandboxes get loopback only"),
         }
+        // Nothing builds yet: whatever a build or an import left in the
+        // pool's tmp/ belongs to a process that is gone.
+        let swept = warren_runtime::template::sweep_tmp(&pool);
+        if swept > 0 {
+            tracing::info!(swept, "removed leftovers of interrupted template builds");
+        }
         Ok::<_, ServeError>((pool, runtime))
     })
     .await??;

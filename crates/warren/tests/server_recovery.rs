@@ -3,11 +3,13 @@
 //!   sandbox frozen; the next start finds it and thaws it, so the sandbox
 //!   answers again instead of hanging every request forever;
 //! - the agent (the sandbox's PID 1) killed from outside: the sandbox goes
-//!   to `error`, and `start` brings it back on its kept disk.
+//!   to `error`, and `start` brings it back on its kept disk;
+//! - a server killed in the middle of a template build: the build's step
+//!   dies with it, and the next start removes its temporary volume.
 
 mod server_common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use server_common::{TestServer, ADMIN_KEY};
@@ -93,4 +95,73 @@ async fn a_killed_agent_puts_the_sandbox_in_error_and_start_recovers_it() {
     );
     let out = server.run(ADMIN_KEY, &id, "cat /root/f").await;
     assert_eq!(out["stdout"], "kept\n");
+}
+
+/// Host pids whose root directory is inside `dir` (a build step chrooted
+/// into a temporary volume).
+fn rooted_under(dir: &std::path::Path) -> Vec<i32> {
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|root| root.starts_with(dir))
+        })
+        .collect()
+}
+
+/// Names in the pool's tmp/ other than lock files.
+fn tmp_leftovers(server: &TestServer) -> Vec<String> {
+    server_common::list_dir(&server.state_dir.join("pool/tmp"))
+        .into_iter()
+        .filter(|n| !n.ends_with(".lock"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crash_in_a_template_build_leaves_nothing_after_the_restart() {
+    let mut server = TestServer::start().await;
+    let build = server
+        .req(reqwest::Method::POST, "/v1/templates/slow/build", ADMIN_KEY)
+        .body("run = [\"touch /started; sleep 300\"]")
+        .send();
+    let build = tokio::spawn(build);
+
+    // Wait for the step to run in its temporary volume.
+    let tmp = server.state_dir.join("pool/tmp");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let step = loop {
+        let pids = rooted_under(&tmp);
+        if !pids.is_empty() {
+            break pids;
+        }
+        assert!(Instant::now() < deadline, "the build step never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(!tmp_leftovers(&server).is_empty());
+
+    server.kill9();
+    let _ = build.await;
+    // The step dies with the server.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while step
+        .iter()
+        .any(|pid| std::path::Path::new(&format!("/proc/{pid}")).exists())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "build step {step:?} outlived the server"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    server.spawn();
+    assert_eq!(tmp_leftovers(&server), Vec::<String>::new());
+    let (status, templates) = server.call("GET", "/v1/templates", ADMIN_KEY, None).await;
+    assert_eq!(status, 200, "{templates}");
+    assert!(
+        !templates.to_string().contains("\"slow\""),
+        "a template whose build was cut exists: {templates}"
+    );
 }

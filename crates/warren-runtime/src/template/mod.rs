@@ -287,6 +287,53 @@ pub fn prune_layers(pool: &Pool) -> Result<Vec<String>, TemplateError> {
     Ok(pruned)
 }
 
+/// Removes what builds and imports of processes that no longer run left in
+/// the pool's `tmp/` (a crash in the middle of a template build leaves its
+/// volume there): temporary volumes (`<label>.<pid>.<n>`) and decompressed
+/// imports (`import.<pid>.tar`) whose pid is gone or is this very process
+/// (a server calls this at start, before it builds anything). Returns how
+/// many were removed.
+pub fn sweep_tmp(pool: &Pool) -> usize {
+    let Ok(entries) = fs::read_dir(pool.tmp_dir()) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(leftover_owner) else {
+            continue;
+        };
+        if pid != std::process::id() && Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let path = entry.path();
+        for mp in crate::storage::mounts_under(&path).unwrap_or_default() {
+            let _ = nix::mount::umount2(&mp, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let result = if pool.driver().is_volume(&path) {
+            pool.driver().delete(&path).map_err(|e| e.to_string())
+        } else {
+            fs::remove_file(&path).map_err(|e| e.to_string())
+        };
+        match result {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "sweeping a template leftover")
+            }
+        }
+    }
+    removed
+}
+
+/// The pid in the name of a leftover of [`TmpVolume`] or of an import.
+fn leftover_owner(name: &str) -> Option<u32> {
+    let parts: Vec<&str> = name.split('.').collect();
+    match parts.as_slice() {
+        ["import", pid, "tar"] => pid.parse().ok(),
+        [.., label, pid, n] if !label.is_empty() && n.parse::<u64>().is_ok() => pid.parse().ok(),
+        _ => None,
+    }
+}
+
 /// An exclusive lock on one template name, across processes.
 fn name_lock(pool: &Pool, name: &str) -> Result<Flock<File>, TemplateError> {
     crate::storage::validate_name(name)?;
@@ -436,5 +483,20 @@ pub(crate) fn shift_id(id: u64) -> u32 {
         SANDBOX_ID_BASE + id as u32
     } else {
         SANDBOX_ID_BASE + 65_534
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::leftover_owner;
+
+    #[test]
+    fn leftovers_are_known_by_the_pid_in_their_name() {
+        assert_eq!(leftover_owner("layer.1234.0"), Some(1234));
+        assert_eq!(leftover_owner("my-tpl.77.12"), Some(77));
+        assert_eq!(leftover_owner("import.99.tar"), Some(99));
+        assert_eq!(leftover_owner("my-tpl.lock"), None);
+        assert_eq!(leftover_owner(".tt-import-00ff"), None);
+        assert_eq!(leftover_owner("layer.x.0"), None);
     }
 }

@@ -194,6 +194,20 @@ fn enter_user_namespace(ready: i32, go: i32) -> std::io::Result<()> {
         {
             return Err(std::io::Error::last_os_error());
         }
+        // A build step dies with the process that runs the build: a crash of
+        // the server must not leave it running in a volume the next start
+        // sweeps away (`unshare --kill-child` takes the rest of the step).
+        // Set last: a change of credentials clears it.
+        if libc::prctl(
+            libc::PR_SET_PDEATHSIG,
+            libc::SIGKILL as libc::c_ulong,
+            0,
+            0,
+            0,
+        ) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
     }
     Ok(())
 }
