@@ -13,16 +13,20 @@
 //! Threads, not async: the runtime crate has no executor, and sandboxes ask
 //! little. One thread polls both sockets; each UDP query and each TCP
 //! connection gets a short-lived thread, at most [`MAX_IN_FLIGHT`] at once
-//! (beyond that UDP queries are dropped, as a busy server would, and the
-//! client retries).
+//! and at most [`MAX_PER_SOURCE`] for one sandbox (beyond that UDP queries
+//! are dropped, as a busy server would, and the client retries; TCP
+//! connections are closed). A TCP connection lives at most
+//! [`CONNECTION_DEADLINE`], however slowly its client writes, so no sandbox
+//! can hold the resolver away from the others.
 
 pub mod message;
 
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream, UdpSocket};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -32,10 +36,17 @@ use super::policy::Rules;
 
 /// Queries (and TCP connections) handled at once.
 pub const MAX_IN_FLIGHT: usize = 256;
+/// Queries (and TCP connections) of one source address handled at once: a
+/// sandbox gets a fair share, never the whole resolver.
+pub const MAX_PER_SOURCE: usize = 16;
+/// How long a TCP connection may last, all its queries included.
+#[cfg(not(test))]
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a TCP connection may last (short in tests).
+#[cfg(test)]
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(1);
 /// How long one upstream server gets to answer.
 const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(3);
-/// How long a TCP client may take to send a query.
-const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the poller looks at the stop flag.
 const POLL_INTERVAL_MS: i32 = 250;
 
@@ -67,6 +78,19 @@ struct Shared {
     policy: Arc<dyn Policy>,
     upstreams: Vec<SocketAddr>,
     in_flight: AtomicUsize,
+    /// Slots taken per source address (entries at zero are removed).
+    per_source: Mutex<HashMap<Ipv4Addr, usize>>,
+}
+
+impl Shared {
+    fn new(policy: Arc<dyn Policy>, upstreams: Vec<SocketAddr>) -> Shared {
+        Shared {
+            policy,
+            upstreams,
+            in_flight: AtomicUsize::new(0),
+            per_source: Mutex::new(HashMap::new()),
+        }
+    }
 }
 
 impl Resolver {
@@ -79,11 +103,7 @@ impl Resolver {
         let udp = UdpSocket::bind(addr)?;
         let tcp = TcpListener::bind(addr)?;
         tcp.set_nonblocking(true)?;
-        let shared = Arc::new(Shared {
-            policy,
-            upstreams,
-            in_flight: AtomicUsize::new(0),
-        });
+        let shared = Arc::new(Shared::new(policy, upstreams));
         let stop = Arc::new(AtomicBool::new(false));
         let flag = stop.clone();
         let poller = std::thread::Builder::new()
@@ -134,7 +154,8 @@ fn poll_loop(udp: UdpSocket, tcp: TcpListener, shared: Arc<Shared>, stop: Arc<At
         if fds[0].revents & libc::POLLIN != 0 {
             if let Ok((len, SocketAddr::V4(from))) = udp.recv_from(&mut buf) {
                 let query = buf[..len].to_vec();
-                if let (Some(_slot), Ok(reply_socket)) = (Slot::take(&shared), udp.try_clone()) {
+                let slot = Slot::take(&shared, *from.ip());
+                if let (Some(_slot), Ok(reply_socket)) = (slot, udp.try_clone()) {
                     let shared = shared.clone();
                     let _ = std::thread::Builder::new()
                         .name("warren-dns-q".into())
@@ -148,7 +169,12 @@ fn poll_loop(udp: UdpSocket, tcp: TcpListener, shared: Arc<Shared>, stop: Arc<At
         }
         if fds[1].revents & libc::POLLIN != 0 {
             while let Ok((stream, SocketAddr::V4(from))) = tcp.accept() {
-                let Some(slot) = Slot::take(&shared) else {
+                // Unknown sources and sources at their share are closed
+                // at once, before any thread is spent on them.
+                if shared.policy.rules(*from.ip()).is_none() {
+                    continue;
+                }
+                let Some(slot) = Slot::take(&shared, *from.ip()) else {
                     continue;
                 };
                 let shared = shared.clone();
@@ -163,32 +189,63 @@ fn poll_loop(udp: UdpSocket, tcp: TcpListener, shared: Arc<Shared>, stop: Arc<At
     }
 }
 
-/// One of the [`MAX_IN_FLIGHT`] places; given back on drop.
-struct Slot(Arc<Shared>);
+/// One of the [`MAX_IN_FLIGHT`] places, and one of its source's
+/// [`MAX_PER_SOURCE`]; given back on drop.
+struct Slot(Arc<Shared>, Ipv4Addr);
 
 impl Slot {
-    fn take(shared: &Arc<Shared>) -> Option<Slot> {
+    fn take(shared: &Arc<Shared>, source: Ipv4Addr) -> Option<Slot> {
+        let mut per_source = shared.per_source.lock().expect("per-source lock");
+        let mine = per_source.entry(source).or_insert(0);
+        if *mine >= MAX_PER_SOURCE {
+            if *mine == 0 {
+                per_source.remove(&source);
+            }
+            return None;
+        }
         let before = shared.in_flight.fetch_add(1, Ordering::AcqRel);
         if before >= MAX_IN_FLIGHT {
             shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            if *mine == 0 {
+                per_source.remove(&source);
+            }
             return None;
         }
-        Some(Slot(shared.clone()))
+        *mine += 1;
+        Some(Slot(shared.clone(), source))
     }
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
+        let mut per_source = self.0.per_source.lock().expect("per-source lock");
+        if let Some(mine) = per_source.get_mut(&self.1) {
+            *mine -= 1;
+            if *mine == 0 {
+                per_source.remove(&self.1);
+            }
+        }
         self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
-/// Queries of one TCP connection, each a 2-byte length and the message.
+/// Queries of one TCP connection, each a 2-byte length and the message,
+/// until the client closes it or [`CONNECTION_DEADLINE`] passes.
 fn serve_tcp(shared: &Shared, mut stream: TcpStream, from: Ipv4Addr) -> io::Result<()> {
     stream.set_nonblocking(false)?;
-    stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
-    stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+    let deadline = std::time::Instant::now() + CONNECTION_DEADLINE;
+    let left = || {
+        deadline
+            .checked_duration_since(std::time::Instant::now())
+            .filter(|d| !d.is_zero())
+            .ok_or_else(|| io::Error::from(io::ErrorKind::TimedOut))
+    };
     loop {
+        // Every read and write waits only for what is left of the deadline.
+        let mut stream = Deadlined {
+            stream: &mut stream,
+            left: &left,
+        };
         let query = match read_framed(&mut stream) {
             Ok(query) => query,
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(()),
@@ -199,7 +256,31 @@ fn serve_tcp(shared: &Shared, mut stream: TcpStream, from: Ipv4Addr) -> io::Resu
     }
 }
 
-fn read_framed(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
+/// A stream whose every read and write is bounded by `left()`.
+struct Deadlined<'a, F: Fn() -> io::Result<Duration>> {
+    stream: &'a mut TcpStream,
+    left: &'a F,
+}
+
+impl<F: Fn() -> io::Result<Duration>> Read for Deadlined<'_, F> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some((self.left)()?))?;
+        self.stream.read(buf)
+    }
+}
+
+impl<F: Fn() -> io::Result<Duration>> Write for Deadlined<'_, F> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.stream.set_write_timeout(Some((self.left)()?))?;
+        self.stream.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.stream.flush()
+    }
+}
+
+fn read_framed(stream: &mut impl Read) -> io::Result<Vec<u8>> {
     let mut len = [0u8; 2];
     stream.read_exact(&mut len)?;
     let mut msg = vec![0u8; u16::from_be_bytes(len) as usize];
@@ -207,7 +288,7 @@ fn read_framed(stream: &mut TcpStream) -> io::Result<Vec<u8>> {
     Ok(msg)
 }
 
-fn write_framed(stream: &mut TcpStream, msg: &[u8]) -> io::Result<()> {
+fn write_framed(stream: &mut impl Write, msg: &[u8]) -> io::Result<()> {
     let len = u16::try_from(msg.len()).map_err(|_| io::Error::other("message too long"))?;
     let mut out = Vec::with_capacity(2 + msg.len());
     out.extend_from_slice(&len.to_be_bytes());
@@ -333,9 +414,6 @@ pub fn parse_resolv_conf(text: &str) -> Vec<SocketAddr> {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
-    use std::sync::Mutex;
-
     use super::*;
     use crate::network::policy::{Egress, NetworkPolicy};
 
@@ -407,11 +485,7 @@ mod tests {
             rules: [(Ipv4Addr::new(127, 0, 0, 1), Arc::new(list.rules().unwrap()))].into(),
             learnt: Mutex::new(Vec::new()),
         });
-        let shared = Shared {
-            policy: fixed.clone(),
-            upstreams: vec![upstream],
-            in_flight: AtomicUsize::new(0),
-        };
+        let shared = Shared::new(fixed.clone(), vec![upstream]);
         let me = Ipv4Addr::new(127, 0, 0, 1);
         let q = message::encode_query(5, "ok.example", 1);
         let reply = handle(&shared, &q, me, false);
@@ -483,16 +557,119 @@ mod tests {
     fn a_dead_upstream_is_servfail() {
         // A bound socket that never answers.
         let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let shared = Shared {
-            policy: Arc::new(Fixed {
+        let shared = Shared::new(
+            Arc::new(Fixed {
                 rules: [(Ipv4Addr::LOCALHOST, Arc::new(Rules::Public))].into(),
                 learnt: Mutex::new(Vec::new()),
             }),
-            upstreams: vec![silent.local_addr().unwrap()],
-            in_flight: AtomicUsize::new(0),
-        };
+            vec![silent.local_addr().unwrap()],
+        );
         let q = message::encode_query(8, "x.example", 1);
         let reply = handle(&shared, &q, Ipv4Addr::LOCALHOST, false);
         assert_eq!(reply[3] & 0xf, Rcode::ServFail as u8);
+    }
+
+    /// A TCP connection to `to` from source address `from` (any of 127/8).
+    fn connect_from(from: Ipv4Addr, to: SocketAddrV4) -> TcpStream {
+        use std::os::fd::FromRawFd;
+        let addr = |a: SocketAddrV4| libc::sockaddr_in {
+            sin_family: libc::AF_INET as libc::sa_family_t,
+            sin_port: a.port().to_be(),
+            sin_addr: libc::in_addr {
+                s_addr: u32::from(*a.ip()).to_be(),
+            },
+            sin_zero: [0; 8],
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        // SAFETY: a fresh socket, and sockaddr_in values that live across
+        // the calls; the fd is owned by the returned stream.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0);
+            assert!(fd >= 0);
+            let stream = TcpStream::from_raw_fd(fd);
+            let local = addr(SocketAddrV4::new(from, 0));
+            assert_eq!(
+                libc::bind(fd, (&local as *const libc::sockaddr_in).cast(), len),
+                0
+            );
+            let remote = addr(to);
+            assert_eq!(
+                libc::connect(fd, (&remote as *const libc::sockaddr_in).cast(), len),
+                0,
+                "{}",
+                io::Error::last_os_error()
+            );
+            stream
+        }
+    }
+
+    /// Whether the resolver closed `stream` within `wait`.
+    fn closed_within(stream: &mut TcpStream, wait: Duration) -> bool {
+        stream.set_read_timeout(Some(wait)).unwrap();
+        let mut buf = [0u8; 16];
+        match stream.read(&mut buf) {
+            Ok(0) => true,
+            Err(e) => e.kind() == io::ErrorKind::ConnectionReset,
+            Ok(_) => false,
+        }
+    }
+
+    #[test]
+    fn one_sandbox_cannot_take_the_resolver_from_the_others() {
+        let hog = Ipv4Addr::new(127, 0, 0, 1);
+        let other = Ipv4Addr::new(127, 0, 0, 2);
+        let policy = NetworkPolicy {
+            egress: Egress::Deny,
+            allow: vec!["ok.example".into()],
+        };
+        let rules = Arc::new(policy.rules().unwrap());
+        let fixed = Arc::new(Fixed {
+            rules: [(hog, rules.clone()), (other, rules)].into(),
+            learnt: Mutex::new(Vec::new()),
+        });
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let resolver = Resolver::start(SocketAddrV4::new(hog, port), vec![], fixed).unwrap();
+
+        // Slow connections from one source: its share is held, the rest
+        // are closed at once.
+        let extra = 4;
+        let mut held: Vec<TcpStream> = (0..MAX_PER_SOURCE + extra)
+            .map(|_| connect_from(hog, resolver.addr()))
+            .collect();
+        let started = std::time::Instant::now();
+        // The refused ones are closed by the time the resolver has polled
+        // them all; the held ones stay open until the deadline.
+        std::thread::sleep(CONNECTION_DEADLINE / 4);
+        let mut closed_at_once = 0;
+        for stream in &mut held {
+            stream.set_nonblocking(true).unwrap();
+            let mut buf = [0u8; 16];
+            if matches!(stream.read(&mut buf), Ok(0)) {
+                closed_at_once += 1;
+            }
+            stream.set_nonblocking(false).unwrap();
+        }
+        assert_eq!(closed_at_once, extra);
+
+        // Another sandbox is answered meanwhile.
+        let mut tcp = connect_from(other, resolver.addr());
+        tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        write_framed(&mut tcp, &message::encode_query(21, "no.example", 1)).unwrap();
+        let reply = read_framed(&mut tcp).unwrap();
+        assert_eq!(&reply[..2], &21u16.to_be_bytes());
+        assert!(
+            started.elapsed() < CONNECTION_DEADLINE,
+            "not answered at once"
+        );
+
+        // The held connections end at the deadline, however slow.
+        for stream in &mut held {
+            assert!(closed_within(stream, CONNECTION_DEADLINE * 3));
+        }
+        drop(resolver);
     }
 }
