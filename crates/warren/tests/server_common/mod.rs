@@ -489,6 +489,13 @@ impl Drop for TestServer {
                 }
             }
         }
+        // Run directories are tmpfs mounts.
+        for name in self.run_dirs() {
+            let dir = self.state_dir.join("run").join(name);
+            if let Err(e) = warren_runtime::namespaces::remove_run_dir(&dir) {
+                eprintln!("removing {}: {e}", dir.display());
+            }
+        }
         if self.image_pool {
             if let Err(e) = Pool::release(&self.state_dir) {
                 eprintln!("releasing {}: {e}", self.state_dir.display());
