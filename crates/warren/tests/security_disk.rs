@@ -102,3 +102,44 @@ async fn a_full_tmpfs_is_enospc_and_the_sandbox_stays_healthy() {
         .await;
     assert_eq!(sandbox["state"], "running", "{sandbox}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_nested_subvolume_deeper_than_path_max_does_not_block_the_delete() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let sandbox = server.create(&key, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap();
+
+    // 30 directories of 200 bytes (6000 bytes, past PATH_MAX), then a
+    // subvolume there (BTRFS_IOC_SUBVOL_CREATE on the directory).
+    let script = r#"
+import fcntl, os, struct
+os.chdir("/root")
+for _ in range(30):
+    os.mkdir("d" * 200)
+    os.chdir("d" * 200)
+fd = os.open(".", os.O_RDONLY)
+fcntl.ioctl(fd, 0x5000940E, bytearray(struct.pack("q", 0) + b"sv".ljust(4088, b"\0")))
+os.chdir("sv")
+open("inside", "w").write("x")
+print("nested")
+"#;
+    let out = server
+        .run(
+            &key,
+            id,
+            &format!("cat > /tmp/deep.py <<'EOF'\n{script}EOF\npython3 /tmp/deep.py"),
+        )
+        .await;
+    assert_eq!(out["stdout"], "nested\n", "{out}");
+
+    let (status, body) = server
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), &key, None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    assert!(
+        server.sandbox_volumes().is_empty(),
+        "{:?}",
+        server.sandbox_volumes()
+    );
+}

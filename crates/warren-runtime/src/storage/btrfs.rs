@@ -6,7 +6,10 @@
 //! and `BTRFS_IOC_SUBVOL_{GET,SET}FLAGS`. Deleting a subvolume that holds
 //! nested subvolumes (a sandbox can create them) fails with `ENOTEMPTY`; the
 //! driver then lists the children with `BTRFS_IOC_GET_SUBVOL_ROOTREF` and
-//! `BTRFS_IOC_INO_LOOKUP_USER`, deletes them depth first and retries.
+//! `BTRFS_IOC_INO_LOOKUP_USER`, deletes them depth first and retries, always
+//! through directory descriptors (`openat` one component at a time, and a
+//! search by inode number when the kernel cannot name a directory that
+//! deep), so a nested subvolume deeper than `PATH_MAX` is deleted too.
 
 use std::ffi::OsStr;
 use std::fs::File;
@@ -216,9 +219,20 @@ fn set_subvol_flags(dir: &File, path: &Path, flags: u64) -> Result<(), StorageEr
     Ok(())
 }
 
-/// Paths of the subvolumes whose directory entry lies inside the subvolume
-/// opened as `dir` (at host path `path`).
-fn child_subvolumes(dir: &File, path: &Path) -> Result<Vec<PathBuf>, StorageError> {
+/// Where a nested subvolume's entry is, inside the subvolume that holds it.
+struct ChildRef {
+    /// Inode number of the directory holding the entry.
+    dirid: u64,
+    /// That directory's path from the subvolume's root and the entry's
+    /// name, when the kernel could give them (`None`: the path is longer
+    /// than `BTRFS_IOC_INO_LOOKUP_USER` answers; the directory is then
+    /// found by its inode number).
+    located: Option<(PathBuf, std::ffi::OsString)>,
+}
+
+/// The subvolumes whose directory entry lies inside the subvolume opened as
+/// `dir` (at host path `path`, for messages).
+fn child_subvolumes(dir: &File, path: &Path) -> Result<Vec<ChildRef>, StorageError> {
     let mut refs = Vec::new();
     let mut args = Box::new(GetSubvolRootrefArgs {
         min_treeid: 0,
@@ -261,14 +275,131 @@ fn child_subvolumes(dir: &File, path: &Path) -> Result<Vec<PathBuf>, StorageErro
         });
         // SAFETY: as above: a live, size-asserted struct and an open fd; the
         // kernel NUL-terminates `name` and `path` within their buffers.
-        unsafe { ioc_ino_lookup_user(dir.as_raw_fd(), &mut *look) }
-            .map_err(|e| StorageError::io("look up nested subvolume", path, errno_io(e)))?;
-        let rel = cstr_bytes(&look.path);
-        let name = cstr_bytes(&look.name);
-        let rel = Path::new(OsStr::from_bytes(rel));
-        children.push(path.join(rel).join(OsStr::from_bytes(name)));
+        let located = match unsafe { ioc_ino_lookup_user(dir.as_raw_fd(), &mut *look) } {
+            Ok(_) => Some((
+                PathBuf::from(OsStr::from_bytes(cstr_bytes(&look.path))),
+                OsStr::from_bytes(cstr_bytes(&look.name)).to_os_string(),
+            )),
+            Err(Errno::ENAMETOOLONG) => None,
+            Err(e) => {
+                return Err(StorageError::io(
+                    "look up nested subvolume",
+                    path,
+                    errno_io(e),
+                ))
+            }
+        };
+        children.push(ChildRef {
+            dirid: r.dirid,
+            located,
+        });
     }
     Ok(children)
+}
+
+/// Opens directory `name` in `dir`, never through a symlink.
+fn open_dir_at(dir: &File, name: &OsStr, path: &Path) -> Result<File, StorageError> {
+    let fail = |e: io::Error| StorageError::io("open directory", &path.join(name), e);
+    let c_name = std::ffi::CString::new(name.as_bytes())
+        .map_err(|_| fail(io::Error::from(io::ErrorKind::InvalidInput)))?;
+    // SAFETY: `dir` is open and `c_name` a NUL-terminated string; the new
+    // fd is owned by the returned File.
+    let fd = unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            c_name.as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    };
+    if fd < 0 {
+        return Err(fail(io::Error::last_os_error()));
+    }
+    // SAFETY: `fd` was just opened and is owned by nobody else.
+    Ok(unsafe { <File as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+}
+
+/// Opens `rel` (a path from the kernel, relative to `root`) one component
+/// at a time, so that its length never matters.
+fn walk(root: &File, rel: &Path, path: &Path) -> Result<File, StorageError> {
+    let mut cur = root
+        .try_clone()
+        .map_err(|e| StorageError::io("dup directory", path, e))?;
+    for component in rel.components() {
+        if let std::path::Component::Normal(name) = component {
+            cur = open_dir_at(&cur, name, path)?;
+        }
+    }
+    Ok(cur)
+}
+
+/// Names of the subdirectories of `dir`, with their inode numbers.
+fn subdirs(dir: &File, path: &Path) -> Result<Vec<(std::ffi::OsString, u64)>, StorageError> {
+    let fd = nix::unistd::dup(dir.as_raw_fd())
+        .map_err(|e| StorageError::io("dup directory", path, errno_io(e)))?;
+    let mut handle = nix::dir::Dir::from_fd(fd)
+        .map_err(|e| StorageError::io("read directory", path, errno_io(e)))?;
+    let mut out = Vec::new();
+    for entry in handle.iter() {
+        let entry = entry.map_err(|e| StorageError::io("read directory", path, errno_io(e)))?;
+        let name = entry.file_name().to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        if entry.file_type() == Some(nix::dir::Type::Directory) {
+            out.push((OsStr::from_bytes(name).to_os_string(), entry.ino()));
+        }
+    }
+    Ok(out)
+}
+
+/// Whether the open directory `dir` is the root of a subvolume (readdir
+/// shows a subvolume's entry with its tree id, so only a stat tells).
+fn is_subvolume_root(dir: &File, path: &Path) -> Result<bool, StorageError> {
+    let meta = dir
+        .metadata()
+        .map_err(|e| StorageError::io("stat directory", path, e))?;
+    Ok(meta.ino() == FIRST_FREE_OBJECTID)
+}
+
+/// Finds the directory with inode number `ino` in the subvolume whose root
+/// is `root`, depth first, holding two descriptors at most (it climbs back
+/// with `..`), however deep the tree.
+fn dir_by_inode(root: &File, ino: u64, path: &Path) -> Result<File, StorageError> {
+    let mut cur = root
+        .try_clone()
+        .map_err(|e| StorageError::io("dup directory", path, e))?;
+    if ino == FIRST_FREE_OBJECTID {
+        return Ok(cur);
+    }
+    // Per level: the subdirectories still to visit.
+    let mut pending = vec![subdirs(&cur, path)?];
+    while let Some(level) = pending.last_mut() {
+        match level.pop() {
+            Some((name, entry_ino)) => {
+                let next = open_dir_at(&cur, &name, path)?;
+                // Another subvolume's root: not part of this tree.
+                if is_subvolume_root(&next, path)? {
+                    continue;
+                }
+                if entry_ino == ino {
+                    return Ok(next);
+                }
+                cur = next;
+                pending.push(subdirs(&cur, path)?);
+            }
+            None => {
+                pending.pop();
+                if !pending.is_empty() {
+                    cur = open_dir_at(&cur, OsStr::new(".."), path)?;
+                }
+            }
+        }
+    }
+    Err(StorageError::io(
+        "find the directory of a nested subvolume",
+        path,
+        io::Error::from(io::ErrorKind::NotFound),
+    ))
 }
 
 fn cstr_bytes(buf: &[u8]) -> &[u8] {
@@ -282,10 +413,18 @@ impl BtrfsDriver {
     fn destroy(&self, path: &Path) -> Result<(), StorageError> {
         let (parent, name) = split_path(path)?;
         let parent_dir = open_dir(parent, "open parent of subvolume")?;
+        self.destroy_at(&parent_dir, name, path)
+    }
+
+    /// Deletes subvolume `name` of directory `parent` (host path `path`, for
+    /// messages only). Nested subvolumes are reached through descriptors,
+    /// never through their full paths, which a sandbox can make longer than
+    /// `PATH_MAX`.
+    fn destroy_at(&self, parent: &File, name: &OsStr, path: &Path) -> Result<(), StorageError> {
         let args = vol_args(name, path)?;
-        // SAFETY: `parent_dir` is open and `args` a valid, NUL-terminated
+        // SAFETY: `parent` is open and `args` a valid, NUL-terminated
         // btrfs_ioctl_vol_args that the kernel only reads.
-        let first = unsafe { ioc_snap_destroy(parent_dir.as_raw_fd(), &*args) };
+        let first = unsafe { ioc_snap_destroy(parent.as_raw_fd(), &*args) };
         match first {
             Ok(_) => return Ok(()),
             Err(Errno::ENOENT) => return Ok(()),
@@ -294,7 +433,7 @@ impl BtrfsDriver {
             Err(Errno::ENOTEMPTY | Errno::EPERM | Errno::EROFS | Errno::EACCES) => {}
             Err(e) => return Err(StorageError::io("delete subvolume", path, errno_io(e))),
         }
-        let dir = open_dir(path, "open subvolume")?;
+        let dir = open_dir_at(parent, name, path)?;
         let flags = subvol_flags(&dir, path)?;
         if flags & SUBVOL_RDONLY != 0 {
             // Nested subvolumes' entries live in this one: unlinking them is a
@@ -302,11 +441,26 @@ impl BtrfsDriver {
             set_subvol_flags(&dir, path, flags & !SUBVOL_RDONLY)?;
         }
         for child in child_subvolumes(&dir, path)? {
-            self.destroy(&child)?;
+            match child.located {
+                Some((rel, child_name)) => {
+                    let holder = walk(&dir, &rel, path)?;
+                    self.destroy_at(&holder, &child_name, &path.join(&rel).join(&child_name))?;
+                }
+                None => {
+                    // Too deep to be named: every subvolume in that
+                    // directory goes (this one is being deleted anyway).
+                    let holder = dir_by_inode(&dir, child.dirid, path)?;
+                    for (entry, _) in subdirs(&holder, path)? {
+                        if is_subvolume_root(&open_dir_at(&holder, &entry, path)?, path)? {
+                            self.destroy_at(&holder, &entry, &path.join("…").join(&entry))?;
+                        }
+                    }
+                }
+            }
         }
         drop(dir);
         // SAFETY: same as the first attempt above.
-        unsafe { ioc_snap_destroy(parent_dir.as_raw_fd(), &*args) }
+        unsafe { ioc_snap_destroy(parent.as_raw_fd(), &*args) }
             .map(|_| ())
             .map_err(|e| StorageError::io("delete subvolume", path, errno_io(e)))
     }
