@@ -47,6 +47,30 @@ pub enum NodeError {
     },
 }
 
+/// Whether `err` (or any error in its chain) says that a file system is
+/// full: `ENOSPC`, `EDQUOT`, or SQLite's "database or disk is full". Some
+/// causes are only text by the time they get here (a helper's report), so
+/// the messages count too.
+pub fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(io.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT)) {
+                return true;
+            }
+        }
+        let text = e.to_string();
+        if text.contains("No space left on device")
+            || text.contains("Disk quota exceeded")
+            || text.contains("database or disk is full")
+        {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
+
 impl NodeError {
     /// Whether the error means the template does not exist.
     pub fn is_template_not_found(&self) -> bool {

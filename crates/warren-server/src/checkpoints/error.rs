@@ -79,6 +79,12 @@ impl CheckpointError {
             CheckpointError::ImportForbidden(_) => ErrorCode::Forbidden,
             CheckpointError::TemplateGone(_) => ErrorCode::TemplateNotFound,
             CheckpointError::Sandbox(e) => e.code(),
+            CheckpointError::Node(e) if crate::node::is_out_of_space(e) => {
+                ErrorCode::InsufficientStorage
+            }
+            CheckpointError::Store(e) if crate::node::is_out_of_space(e) => {
+                ErrorCode::InsufficientStorage
+            }
             CheckpointError::Node(_)
             | CheckpointError::Store(_)
             | CheckpointError::Transfer { .. }
@@ -99,6 +105,13 @@ impl From<CheckpointError> for Problem {
     fn from(err: CheckpointError) -> Problem {
         match err {
             CheckpointError::Sandbox(e) => e.into(),
+            err if err.code() == ErrorCode::InsufficientStorage => {
+                tracing::error!(error = %err, "out of space");
+                Problem::new(
+                    ErrorCode::InsufficientStorage,
+                    "the server's storage is full: the checkpoint operation failed (retry once space is freed)",
+                )
+            }
             err if err.code() == ErrorCode::Internal => {
                 tracing::error!(error = %err, "checkpoint operation failed");
                 Problem::new(

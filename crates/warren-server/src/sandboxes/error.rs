@@ -89,6 +89,12 @@ impl SandboxError {
             SandboxError::TooManyRequests(_) => ErrorCode::TooManyRequests,
             SandboxError::Conflict { .. } | SandboxError::Hibernated(_) => ErrorCode::Conflict,
             SandboxError::PatchFailed(_) => ErrorCode::PatchFailed,
+            SandboxError::Node(e) if crate::node::is_out_of_space(e) => {
+                ErrorCode::InsufficientStorage
+            }
+            SandboxError::Store(e) if crate::node::is_out_of_space(e) => {
+                ErrorCode::InsufficientStorage
+            }
             SandboxError::Node(_) | SandboxError::Store(_) | SandboxError::Task { .. } => {
                 ErrorCode::Internal
             }
@@ -107,7 +113,13 @@ impl SandboxError {
 impl From<SandboxError> for Problem {
     fn from(err: SandboxError) -> Problem {
         let code = err.code();
-        if code == ErrorCode::Internal {
+        if code == ErrorCode::InsufficientStorage {
+            tracing::error!(error = %err, "out of space");
+            Problem::new(
+                code,
+                "the server's storage is full: the operation failed (retry once space is freed)",
+            )
+        } else if code == ErrorCode::Internal {
             tracing::error!(error = %err, "sandbox operation failed");
             Problem::new(code, "the server failed to complete the sandbox operation")
         } else {
