@@ -1,8 +1,10 @@
 //! The state of the control plane in SQLite (through sqlx): tenants, API keys,
 //! sandboxes and their previews. The store is the only module that speaks SQL.
 //!
-//! Durability: WAL journal with `synchronous = FULL`, so a write is on disk
-//! when its `await` returns; callers answer a request only after that. The
+//! Durability: a rollback journal (`TRUNCATE`) with `synchronous = FULL`, so
+//! a write is on disk when its `await` returns; callers answer a request
+//! only after that. A full disk fails writes with "database or disk is
+//! full" and loses nothing committed (see [`Store::open`] for why not WAL). The
 //! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
 
 mod checkpoints;
@@ -79,12 +81,21 @@ impl Store {
             .map_err(open_err)?
             .filename(path)
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
+            .journal_mode(SqliteJournalMode::Truncate)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // A rollback journal, not WAL: WAL's index is a memory-mapped
+        // `-shm` file whose pages a full file system (btrfs copies on
+        // write) cannot back, and the kernel kills the server with SIGBUS;
+        // with the index in the heap instead (exclusive locking), a kill -9
+        // after a disk-full episode lost acknowledged commits. The journal
+        // costs a second fsync per commit and keeps every commit durable.
+        // One connection: statements queue in the pool instead of racing
+        // for the file's locks, where a rollback journal can answer
+        // SQLITE_BUSY at once (a deadlock the busy timeout cannot wait out).
         let pool = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(1)
             .connect_with(options)
             .await
             .map_err(open_err)?;
