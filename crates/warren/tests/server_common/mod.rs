@@ -112,6 +112,9 @@ pub struct Options {
     /// Write the server's stderr (its log) to this file instead of the
     /// test's stderr.
     pub stderr_file: Option<PathBuf>,
+    /// A state directory the test made on a btrfs file system of its own
+    /// (`base` is copied in with `btrfs send | btrfs receive`).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A running `warren server` and a client for it.
@@ -156,7 +159,9 @@ impl TestServer {
     fn start_blocking(options: Options) -> TestServer {
         let n = NEXT.fetch_add(1, Ordering::Relaxed);
         let tag = format!("{}-{n}", std::process::id());
-        let (shared, state_dir) = if options.image_pool || options.copy_driver {
+        let (shared, state_dir) = if let Some(dir) = options.state_dir.clone() {
+            (Some(SharedPool::open()), dir)
+        } else if options.image_pool || options.copy_driver {
             (
                 None,
                 PathBuf::from("/var/tmp").join(format!("warren-srv-{tag}")),
@@ -184,7 +189,9 @@ impl TestServer {
             stderr_file: options.stderr_file.clone(),
             shared,
         };
-        if !options.no_base && !options.image_pool && !options.copy_driver {
+        if options.state_dir.is_some() {
+            server.receive_base();
+        } else if !options.no_base && !options.image_pool && !options.copy_driver {
             server.seed_base();
         }
         server.spawn();
@@ -201,6 +208,30 @@ impl TestServer {
         BtrfsDriver::new()
             .snapshot(&src, &dst, true)
             .expect("snapshotting base");
+        let meta = |p: &Path| PathBuf::from(format!("{}.json", p.display()));
+        fs::copy(meta(&src), meta(&dst)).expect("copying base.json");
+    }
+
+    /// Copies the shared `base` into this server's pool on another btrfs
+    /// file system (`btrfs send | btrfs receive`).
+    fn receive_base(&self) {
+        let pool = Pool::open(&self.state_dir, Driver::Btrfs).expect("opening the test pool");
+        let shared = self.shared.as_ref().expect("the shared pool");
+        let src = shared.pool().template_path("base").unwrap();
+        let dst = pool.template_path("base").unwrap();
+        let mut send = Command::new("btrfs")
+            .args(["send", "-q"])
+            .arg(&src)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("btrfs send");
+        let status = Command::new("btrfs")
+            .args(["receive", "-q"])
+            .arg(dst.parent().unwrap())
+            .stdin(send.stdout.take().unwrap())
+            .status()
+            .expect("btrfs receive");
+        assert!(status.success() && send.wait().unwrap().success());
         let meta = |p: &Path| PathBuf::from(format!("{}.json", p.display()));
         fs::copy(meta(&src), meta(&dst)).expect("copying base.json");
     }
