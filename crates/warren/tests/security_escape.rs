@@ -165,6 +165,21 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
     }
     assert_eq!(out.lines().count(), syscalls.len(), "{out}");
 
+    // vsock sockets ignore network namespaces: refused (EAFNOSUPPORT).
+    let (code, out) = sh(
+        &server,
+        &key,
+        id,
+        "python3 -c 'import socket\ntry:\n    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\n    print(\"opened\")\nexcept OSError as e:\n    print(e.errno)'",
+    )
+    .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        libc::EAFNOSUPPORT.to_string(),
+        "AF_VSOCK: {out}"
+    );
+
     // And a root user's ordinary life still works.
     let (code, out) = sh(
         &server,

@@ -10,6 +10,10 @@
 //!   set over new namespaces and a large kernel attack surface);
 //! - `clone3` answers `ENOSYS`, as in Docker: its flags live in memory a
 //!   filter cannot read, and `ENOSYS` makes glibc fall back to `clone`;
+//! - `socket` of a family no sandbox needs answers `EAFNOSUPPORT`
+//!   ([`DENIED_FAMILIES`]): `AF_VSOCK` above all, whose sockets ignore
+//!   network namespaces and reach the host (or its hypervisor), and the
+//!   rarely used protocol families behind many kernel bugs;
 //! - a foreign architecture (and the x32 ABI) kills the process.
 //!
 //! `ptrace`, `process_vm_readv`/`writev` and `personality` stay allowed, as
@@ -106,6 +110,37 @@ const DENIED_ARCH: &[libc::c_long] = &[
 #[cfg(target_arch = "aarch64")]
 const DENIED_ARCH: &[libc::c_long] = &[];
 
+/// Socket families refused to sandboxes: vsock (it ignores network
+/// namespaces), key management, and old or hardware-bound protocols. Unix,
+/// IPv4, IPv6, netlink, packet and the crypto API (`AF_ALG`) stay open.
+pub const DENIED_FAMILIES: &[libc::c_int] = &[
+    libc::AF_AX25,
+    libc::AF_IPX,
+    libc::AF_APPLETALK,
+    libc::AF_NETROM,
+    libc::AF_ATMPVC,
+    libc::AF_X25,
+    libc::AF_ROSE,
+    libc::AF_DECnet,
+    libc::AF_KEY,
+    libc::AF_RDS,
+    libc::AF_PPPOX,
+    libc::AF_LLC,
+    libc::AF_CAN,
+    libc::AF_TIPC,
+    libc::AF_BLUETOOTH,
+    libc::AF_ISDN,
+    libc::AF_PHONET,
+    libc::AF_IEEE802154,
+    libc::AF_CAIF,
+    libc::AF_NFC,
+    libc::AF_VSOCK,
+    41, // AF_KCM
+    42, // AF_QIPCRTR
+    43, // AF_SMC
+    45, // AF_MCTP
+];
+
 // Classic BPF opcodes (linux/bpf_common.h): class | size/op | mode/source.
 const BPF_LD_W_ABS: u16 = 0x20; // BPF_LD (0) | BPF_W (0) | BPF_ABS (0x20)
 const BPF_JMP_JEQ_K: u16 = 0x15; // BPF_JMP | BPF_JEQ | BPF_K
@@ -137,6 +172,8 @@ enum Target {
     Eperm,
     Enosys,
     CheckArg0,
+    CheckFamily,
+    Eafnosupport,
 }
 
 /// The filter program, assembled for this architecture.
@@ -164,17 +201,36 @@ pub fn program() -> Vec<libc::sock_filter> {
     for nr in [libc::SYS_clone, libc::SYS_unshare] {
         code.push((BPF_JMP_JEQ_K, nr as u32, Target::CheckArg0, Target::Next));
     }
+    code.push((
+        BPF_JMP_JEQ_K,
+        libc::SYS_socket as u32,
+        Target::CheckFamily,
+        Target::Next,
+    ));
     code.push(stmt(BPF_RET_K, RET_ALLOW));
     let check_arg0 = code.len();
     code.push(stmt(BPF_LD_W_ABS, OFF_ARG0_LO));
     code.push(stmt(BPF_ALU_AND_K, NAMESPACE_FLAGS));
     code.push((BPF_JMP_JEQ_K, 0, Target::Allow, Target::Eperm));
+    let check_family = code.len();
+    code.push(stmt(BPF_LD_W_ABS, OFF_ARG0_LO));
+    for &family in DENIED_FAMILIES {
+        code.push((
+            BPF_JMP_JEQ_K,
+            family as u32,
+            Target::Eafnosupport,
+            Target::Next,
+        ));
+    }
+    code.push(stmt(BPF_RET_K, RET_ALLOW));
     let allow = code.len();
     code.push(stmt(BPF_RET_K, RET_ALLOW));
     let eperm = code.len();
     code.push(stmt(BPF_RET_K, RET_ERRNO | libc::EPERM as u32));
     let enosys = code.len();
     code.push(stmt(BPF_RET_K, RET_ERRNO | libc::ENOSYS as u32));
+    let eafnosupport = code.len();
+    code.push(stmt(BPF_RET_K, RET_ERRNO | libc::EAFNOSUPPORT as u32));
 
     let resolve = |at: usize, target: Target| -> u8 {
         let to = match target {
@@ -183,6 +239,8 @@ pub fn program() -> Vec<libc::sock_filter> {
             Target::Eperm => eperm,
             Target::Enosys => enosys,
             Target::CheckArg0 => check_arg0,
+            Target::CheckFamily => check_family,
+            Target::Eafnosupport => eafnosupport,
         };
         u8::try_from(to - at - 1).expect("seccomp jump fits in 8 bits")
     };
@@ -294,6 +352,25 @@ mod tests {
                 if libc::unshare(libc::CLONE_FILES) != 0 {
                     return 6;
                 }
+                // vsock ignores network namespaces: refused; the families
+                // programs need still open.
+                if libc::socket(libc::AF_VSOCK, libc::SOCK_STREAM, 0) != -1
+                    || errno() != libc::EAFNOSUPPORT
+                {
+                    return 7;
+                }
+                for family in [libc::AF_UNIX, libc::AF_INET, libc::AF_INET6] {
+                    let fd = libc::socket(family, libc::SOCK_STREAM, 0);
+                    if fd < 0 {
+                        return 8;
+                    }
+                    libc::close(fd);
+                }
+                let fd = libc::socket(libc::AF_NETLINK, libc::SOCK_RAW, libc::NETLINK_ROUTE);
+                if fd < 0 {
+                    return 9;
+                }
+                libc::close(fd);
             }
             0
         });
