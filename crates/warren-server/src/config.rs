@@ -55,6 +55,9 @@ pub struct Limits {
     /// Egress of sandboxes that do not ask for a policy (`deny` when the
     /// server has no outbound network).
     pub default_egress: warren_runtime::Egress,
+    /// Whether allow-lists may name private ranges (`--allow-private-egress`;
+    /// the runtime's network is told the same).
+    pub allow_private_egress: bool,
     /// Most entries in `metadata`, `labels` or `envs`.
     pub max_map_entries: usize,
     /// Longest key of `metadata`, `labels` or `envs`.
@@ -80,6 +83,7 @@ impl Default for Limits {
             max_ttl_secs: 365 * 24 * 3600,
             default_resources: Resources::default(),
             default_egress: warren_runtime::Egress::Allow,
+            allow_private_egress: false,
             max_map_entries: 256,
             max_key_len: 256,
             max_value_len: 16 * 1024,

@@ -389,3 +389,86 @@ async fn egress_policies_on_running_sandboxes() {
     assert!(chains.is_empty(), "{chains:?}");
     drop(server);
 }
+
+/// Creates a sandbox with `network` as a tenant would; (status, body).
+async fn try_create(server: &TestServer, network: Value) -> (u16, Value) {
+    server
+        .call(
+            "POST",
+            "/v1/sandboxes",
+            ADMIN_KEY,
+            Some(json!({ "network": network })),
+        )
+        .await
+}
+
+#[tokio::test]
+async fn metadata_is_never_reached_and_private_ranges_only_when_the_admin_allows() {
+    // The default: private ranges closed.
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let server = TestServer::start_with(Options {
+        args: slot.server_args(Some(internet.a())),
+        ..Options::default()
+    })
+    .await;
+    let (metadata, private, a) = (internet.metadata(), internet.private(), internet.a());
+    for (entry, says) in [
+        (format!("{metadata}/32"), "link-local"),
+        ("169.254.0.0/16".to_string(), "link-local"),
+        (format!("{private}/32"), "private range"),
+        ("10.0.0.0/8".to_string(), "private range"),
+    ] {
+        let (status, body) = try_create(&server, json!({ "allow": [entry] })).await;
+        assert_eq!(status, 400, "{entry}: {body}");
+        assert_eq!(body["code"], "invalid_request");
+        assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+    }
+    // Everything, as a list: the public part only.
+    let everything = create(&server, json!({ "allow": ["0.0.0.0/0"] })).await;
+    let public = create(&server, json!({})).await;
+    for id in [&everything, &public] {
+        assert_eq!(
+            probe(&server, id, &format!("http {a} 80")).await,
+            "ok stand-in a"
+        );
+        for closed in [metadata, private] {
+            let out = probe(&server, id, &format!("http {closed} 80")).await;
+            assert!(out.starts_with("err"), "{closed} reached: {out}");
+        }
+    }
+    drop(server);
+    drop(internet);
+    drop(slot);
+
+    // A server whose admin opens private ranges: a list may name them;
+    // metadata stays closed.
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let mut args = slot.server_args(Some(internet.a()));
+    args.push("--allow-private-egress".into());
+    let server = TestServer::start_with(Options {
+        args,
+        ..Options::default()
+    })
+    .await;
+    let (metadata, private) = (internet.metadata(), internet.private());
+    let (status, body) = try_create(&server, json!({ "allow": [format!("{metadata}/32")] })).await;
+    assert_eq!(status, 400, "{body}");
+    let named = create(&server, json!({ "allow": [format!("{private}/32")] })).await;
+    let everything = create(&server, json!({ "allow": ["0.0.0.0/0"] })).await;
+    let public = create(&server, json!({})).await;
+    for id in [&named, &everything] {
+        assert_eq!(
+            probe(&server, id, &format!("http {private} 80")).await,
+            "ok stand-in private"
+        );
+    }
+    for id in [&named, &everything, &public] {
+        let out = probe(&server, id, &format!("http {metadata} 80")).await;
+        assert!(out.starts_with("err"), "metadata reached: {out}");
+    }
+    // Without a list naming them, private ranges stay closed.
+    let out = probe(&server, &public, &format!("http {private} 80")).await;
+    assert!(out.starts_with("err"), "{out}");
+}

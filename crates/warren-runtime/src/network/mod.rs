@@ -55,6 +55,10 @@ pub struct NetworkConfig {
     /// DNS servers the resolver forwards to; empty: the host's
     /// `/etc/resolv.conf`.
     pub upstreams: Vec<SocketAddr>,
+    /// Whether an allow-list's CIDRs may open private ranges (10/8,
+    /// 172.16/12, 192.168/16, 100.64/10): the admin's choice. Link-local
+    /// (metadata), loopback and multicast stay closed regardless.
+    pub allow_private: bool,
 }
 
 impl Default for NetworkConfig {
@@ -63,6 +67,7 @@ impl Default for NetworkConfig {
             name: "warren".into(),
             cidr: Cidr::new(Ipv4Addr::new(10, 213, 0, 0), 16),
             upstreams: Vec::new(),
+            allow_private: false,
         }
     }
 }
@@ -223,6 +228,7 @@ impl Network {
             veth_prefix: format!("{}-", config.name),
             cidr: config.cidr,
             gateway,
+            allow_private: config.allow_private,
         };
         sysctl("/proc/sys/net/ipv4/ip_forward", "1")?;
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
@@ -645,6 +651,7 @@ mod tests {
                 name: name.into(),
                 cidr: cidr.parse().unwrap(),
                 upstreams: Vec::new(),
+                allow_private: false,
             };
             assert!(validate(&config).is_err(), "{name} {cidr}");
         }
@@ -658,6 +665,7 @@ mod tests {
             veth_prefix: "warren-".into(),
             cidr: "10.213.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 213, 0, 1),
+            allow_private: false,
         };
         let addr = Ipv4Addr::new(10, 213, 1, 2);
         let name = veth_name(&tables, addr);

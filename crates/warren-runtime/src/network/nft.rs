@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! table inet warren
-//!   set blocked      private, loopback, link-local (metadata), multicast, reserved
+//!   set never        loopback, link-local (metadata), multicast, reserved:
+//!                    refused to every sandbox before its own chain
+//!   set blocked      private ranges (and the above): refused unless the
+//!                    server allows private egress and an allow-list names them
 //!   map sandboxes    sandbox address → jump sb_<hex>
 //!   prerouting       from a sandbox veth: drop unless the source address
 //!                    routes back through that veth (anti-spoofing)
@@ -28,17 +31,20 @@ use std::time::Duration;
 use super::policy::{Cidr, Rules};
 use super::NetworkError;
 
-/// Ranges no sandbox reaches unless an allow-list names them by CIDR.
-pub const BLOCKED: &[&str] = &[
-    "0.0.0.0/8",
+/// Ranges no sandbox ever reaches, whatever its policy: "this network",
+/// loopback, link-local (cloud metadata at 169.254.169.254 among them),
+/// multicast and reserved.
+pub const NEVER: &[&str] = &["0.0.0.0/8", "127.0.0.0/8", "169.254.0.0/16", "224.0.0.0/3"];
+
+/// Private and shared ranges: reached only through an allow-list's CIDR,
+/// and only on a server started with `allow_private` (the admin's choice,
+/// never a tenant's).
+pub const PRIVATE: &[&str] = &[
     "10.0.0.0/8",
     "100.64.0.0/10",
-    "127.0.0.0/8",
-    "169.254.0.0/16",
     "172.16.0.0/12",
     "192.0.0.0/24",
     "192.168.0.0/16",
-    "224.0.0.0/3",
 ];
 
 const REJECT: &str = "reject with icmpx type admin-prohibited";
@@ -61,6 +67,8 @@ pub struct Tables {
     pub cidr: Cidr,
     /// The gateway (and resolver) address.
     pub gateway: Ipv4Addr,
+    /// Whether an allow-list's CIDRs may open private ranges.
+    pub allow_private: bool,
 }
 
 impl Tables {
@@ -71,13 +79,17 @@ impl Tables {
         let t = format!("inet {}", self.table);
         let veths = format!("\"{}*\"", self.veth_prefix);
         let (cidr, gw) = (self.cidr, self.gateway);
-        let blocked = BLOCKED.join(", ");
+        let never = NEVER.join(", ");
+        let blocked = [NEVER, PRIVATE].concat().join(", ");
         let mut s = String::new();
         let mut line = |l: String| {
             s.push_str(&l);
             s.push('\n');
         };
         line(format!("add table {t}"));
+        line(format!(
+            "add set {t} never {{ type ipv4_addr; flags interval; elements = {{ {never} }}; }}"
+        ));
         line(format!(
             "add set {t} blocked {{ type ipv4_addr; flags interval; elements = {{ {blocked} }}; }}"
         ));
@@ -113,6 +125,9 @@ impl Tables {
         ));
         line(format!(
             "add rule {t} forward iifname {veths} ip daddr {cidr} {REJECT}"
+        ));
+        line(format!(
+            "add rule {t} forward iifname {veths} ip daddr @never {REJECT}"
         ));
         line(format!(
             "add rule {t} forward iifname {veths} ip saddr vmap @sandboxes"
@@ -165,6 +180,9 @@ impl Tables {
                         "add element {t} sn_{key} {{ {} }}",
                         elements.join(", ")
                     ));
+                }
+                if !self.allow_private {
+                    line(format!("add rule {t} sb_{key} ip daddr @blocked {REJECT}"));
                 }
                 line(format!("add rule {t} sb_{key} ip daddr @sn_{key} accept"));
                 line(format!("add rule {t} sb_{key} ip daddr @blocked {REJECT}"));
@@ -376,7 +394,47 @@ mod tests {
             veth_prefix: "warren-".into(),
             cidr: "10.213.0.0/16".parse().unwrap(),
             gateway: Ipv4Addr::new(10, 213, 0, 1),
+            allow_private: false,
         }
+    }
+
+    #[test]
+    fn metadata_and_private_ranges_stay_closed_to_allow_lists() {
+        let t = tables();
+        let base = t.base_script();
+        let never = base
+            .lines()
+            .position(|l| l.contains("ip daddr @never reject"))
+            .expect("the never rule");
+        let policies = base
+            .lines()
+            .position(|l| l.contains("vmap @sandboxes"))
+            .expect("the per-sandbox jump");
+        assert!(never < policies, "{base}");
+        assert!(base.contains("169.254.0.0/16"), "{base}");
+
+        let addr = Ipv4Addr::new(10, 213, 0, 5);
+        let rules = crate::network::NetworkPolicy {
+            egress: crate::network::Egress::Deny,
+            allow: vec!["0.0.0.0/0".into()],
+        }
+        .rules()
+        .unwrap();
+        let position = |script: &str, what: &str| script.lines().position(|l| l.contains(what));
+        let closed = t.sandbox_script(addr, &rules, true);
+        assert!(
+            position(&closed, "@blocked reject") < position(&closed, "@sn_0ad50005 accept"),
+            "{closed}"
+        );
+        let open = Tables {
+            allow_private: true,
+            ..tables()
+        }
+        .sandbox_script(addr, &rules, true);
+        assert!(
+            position(&open, "@sn_0ad50005 accept") < position(&open, "@blocked reject"),
+            "{open}"
+        );
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //!   address, an IPv4 CIDR, a host name (`example.com`, exactly that name) or
 //!   a wildcard (`*.example.com`, any name under it). Names are admitted
 //!   through the server's resolver: the addresses it answers for them become
-//!   reachable. CIDRs may open private ranges explicitly; addresses learnt
-//!   through DNS never do (a name resolving to 127.0.0.1 or the metadata
-//!   address opens nothing).
+//!   reachable. CIDRs may open private ranges, on a server whose admin
+//!   allows it ([`Rules::check_reachable`]); link-local (cloud metadata),
+//!   loopback and multicast stay closed whatever a list says, and addresses
+//!   learnt through DNS never open anything but public space (a name
+//!   resolving to 127.0.0.1 or the metadata address opens nothing).
 
 use std::net::Ipv4Addr;
 
@@ -271,6 +273,40 @@ pub enum PolicyError {
     /// An IPv6 entry: sandboxes have IPv4 only.
     #[error("allow entry {0:?} is IPv6; sandboxes have IPv4 egress only")]
     Ipv6(String),
+    /// A CIDR inside what no sandbox ever reaches (link-local and cloud
+    /// metadata, loopback, multicast).
+    #[error("allow entry {0} is link-local, loopback or multicast space, which no sandbox reaches (cloud metadata lives there)")]
+    NeverReachable(Cidr),
+    /// A CIDR inside a private range on a server that keeps them closed.
+    #[error("allow entry {0} is a private range, which this server keeps closed to sandboxes (its admin can open them with --allow-private-egress)")]
+    PrivateRange(Cidr),
+}
+
+impl Rules {
+    /// Refuses allow-list CIDRs that could only name what the sandbox will
+    /// not reach anyway: space no sandbox ever reaches, and private ranges
+    /// unless `allow_private`. A wider CIDR (`0.0.0.0/0`) is accepted; the
+    /// rules open only its reachable part.
+    pub fn check_reachable(&self, allow_private: bool) -> Result<(), PolicyError> {
+        let Rules::List { nets, .. } = self else {
+            return Ok(());
+        };
+        let ranges =
+            |list: &[&str]| -> Vec<Cidr> { list.iter().filter_map(|s| s.parse().ok()).collect() };
+        let inside =
+            |net: &Cidr, outer: &Cidr| outer.prefix <= net.prefix && outer.contains(net.addr);
+        let never = ranges(super::nft::NEVER);
+        let private = ranges(super::nft::PRIVATE);
+        for net in nets {
+            if never.iter().any(|outer| inside(net, outer)) {
+                return Err(PolicyError::NeverReachable(*net));
+            }
+            if !allow_private && private.iter().any(|outer| inside(net, outer)) {
+                return Err(PolicyError::PrivateRange(*net));
+            }
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -281,6 +317,37 @@ mod tests {
         NetworkPolicy {
             egress: Egress::Deny,
             allow: entries.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn metadata_never_and_private_ranges_only_when_allowed() {
+        let rules = |e: &[&str]| list(e).rules().unwrap();
+        for entry in [
+            "169.254.169.254",
+            "169.254.0.0/16",
+            "127.0.0.1",
+            "224.0.0.1",
+        ] {
+            for allow_private in [false, true] {
+                assert!(
+                    matches!(
+                        rules(&[entry]).check_reachable(allow_private),
+                        Err(PolicyError::NeverReachable(_))
+                    ),
+                    "{entry}"
+                );
+            }
+        }
+        for entry in ["10.0.0.0/8", "10.1.2.3", "192.168.1.0/24", "172.16.5.5"] {
+            assert!(matches!(
+                rules(&[entry]).check_reachable(false),
+                Err(PolicyError::PrivateRange(_))
+            ));
+            assert!(rules(&[entry]).check_reachable(true).is_ok(), "{entry}");
+        }
+        for entry in ["0.0.0.0/0", "8.8.8.8", "1.0.0.0/8", "example.com"] {
+            assert!(rules(&[entry]).check_reachable(false).is_ok(), "{entry}");
         }
     }
 

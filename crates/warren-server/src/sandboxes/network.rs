@@ -14,6 +14,7 @@ use super::{blocking, ensure_settled, SandboxError, Sandboxes};
 pub fn resolve(
     req: Option<NetworkRequest>,
     default: Egress,
+    allow_private: bool,
 ) -> Result<NetworkPolicy, SandboxError> {
     let req = req.unwrap_or_default();
     let allow = req.allow.unwrap_or_default();
@@ -26,6 +27,7 @@ pub fn resolve(
     let policy = NetworkPolicy { egress, allow };
     policy
         .rules()
+        .and_then(|rules| rules.check_reachable(allow_private))
         .map_err(|e| SandboxError::invalid("network", e.to_string()))?;
     Ok(policy)
 }
@@ -86,27 +88,27 @@ mod tests {
 
     #[test]
     fn requests_resolve() {
-        let p = resolve(None, Egress::Allow).unwrap();
+        let p = resolve(None, Egress::Allow, false).unwrap();
         assert_eq!(p, NetworkPolicy::allow_all());
-        let p = resolve(None, Egress::Deny).unwrap();
+        let p = resolve(None, Egress::Deny, false).unwrap();
         assert_eq!(p, NetworkPolicy::deny());
         let list = NetworkRequest {
             egress: None,
             allow: Some(vec!["example.com".into()]),
         };
-        let p = resolve(Some(list), Egress::Allow).unwrap();
+        let p = resolve(Some(list), Egress::Allow, false).unwrap();
         assert_eq!(p.egress, Egress::Deny);
         assert_eq!(p.allow, ["example.com"]);
         let conflicting = NetworkRequest {
             egress: Some(api::Egress::Allow),
             allow: Some(vec!["1.2.3.4".into()]),
         };
-        assert!(resolve(Some(conflicting), Egress::Allow).is_err());
+        assert!(resolve(Some(conflicting), Egress::Allow, false).is_err());
         let bad = NetworkRequest {
             egress: None,
             allow: Some(vec!["not a host".into()]),
         };
-        let err = resolve(Some(bad), Egress::Allow).unwrap_err();
+        let err = resolve(Some(bad), Egress::Allow, false).unwrap_err();
         assert!(err.to_string().contains("not a host"), "{err}");
         assert_eq!(view(&p).allow, ["example.com"]);
     }

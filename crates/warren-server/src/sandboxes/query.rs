@@ -80,7 +80,12 @@ impl Sandboxes {
         ensure_settled(&entry)?;
         entry.touch();
         if let Some(network) = req.network.clone() {
-            let policy = super::network::resolve(Some(network), self.inner.limits.default_egress)?;
+            let limits = &self.inner.limits;
+            let policy = super::network::resolve(
+                Some(network),
+                limits.default_egress,
+                limits.allow_private_egress,
+            )?;
             self.set_network(&entry, policy).await?;
         }
         self.inner

@@ -75,7 +75,11 @@ pub fn create_plan(
             format!("must be between {MIN_AUTO_CHECKPOINT_KEEP} and {MAX_AUTO_CHECKPOINT_KEEP}"),
         ));
     }
-    let network = super::network::resolve(req.network, limits.default_egress)?;
+    let network = super::network::resolve(
+        req.network,
+        limits.default_egress,
+        limits.allow_private_egress,
+    )?;
     let timeout_secs = req.timeout_secs.unwrap_or(limits.default_timeout_secs);
     check_timeout(timeout_secs, limits)?;
     if let Some(ttl) = req.ttl_secs {
@@ -125,7 +129,11 @@ pub fn patch(req: &PatchSandboxRequest, limits: &Limits) -> Result<(), SandboxEr
         check_timeout(timeout, limits)?;
     }
     if let Some(network) = &req.network {
-        super::network::resolve(Some(network.clone()), limits.default_egress)?;
+        super::network::resolve(
+            Some(network.clone()),
+            limits.default_egress,
+            limits.allow_private_egress,
+        )?;
     }
     Ok(())
 }

@@ -48,6 +48,12 @@ pub struct ServerArgs {
     /// (repeatable; default: the nameservers of /etc/resolv.conf).
     #[arg(long = "network-dns", value_parser = parse_socket)]
     network_dns: Vec<std::net::SocketAddr>,
+    /// Let allow-lists open private ranges (10/8, 172.16/12, 192.168/16,
+    /// 100.64/10) by CIDR, for sandboxes that must reach services on the
+    /// local network. Link-local (cloud metadata), loopback and multicast
+    /// stay closed regardless.
+    #[arg(long)]
+    allow_private_egress: bool,
     /// No outbound network: every sandbox has loopback only.
     #[arg(long)]
     no_network: bool,
@@ -126,6 +132,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             name: args.network_name,
             cidr: args.network_cidr,
             upstreams: args.network_dns,
+            allow_private: args.allow_private_egress,
         }),
         previews: PreviewSettings {
             domain: args.preview_domain,
@@ -134,6 +141,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         },
         limits: Limits {
             default_egress: args.default_egress,
+            allow_private_egress: args.allow_private_egress,
             max_requests_per_sandbox: args.max_requests_per_sandbox as usize,
             max_requests_per_tenant: args.max_requests_per_tenant as usize,
             ..Limits::default()

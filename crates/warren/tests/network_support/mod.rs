@@ -123,6 +123,34 @@ impl Internet {
         ] {
             ip(&args);
         }
+        // A "cloud metadata" address and a private one behind the same
+        // link, each with a web server, routed from the host.
+        for (addr, name) in [(net.metadata(), "metadata"), (net.private(), "private")] {
+            ip(&[
+                "-n",
+                &ns,
+                "addr",
+                "add",
+                &format!("{addr}/32"),
+                "dev",
+                "eth0",
+            ]);
+            ip(&["route", "add", &format!("{addr}/32"), "dev", &veth]);
+            let root = net.dir.path().join(name);
+            std::fs::create_dir_all(&root).unwrap();
+            std::fs::write(root.join("index.html"), format!("stand-in {name}\n")).unwrap();
+            net.spawn_in_ns(&[
+                "python3",
+                "-m",
+                "http.server",
+                "80",
+                "--bind",
+                &addr.to_string(),
+                "--directory",
+                root.to_str().unwrap(),
+            ]);
+        }
+
         for (name, addr) in [("a", net.a()), ("b", net.b())] {
             let root = net.dir.path().join(name);
             std::fs::create_dir_all(&root).unwrap();
@@ -160,6 +188,17 @@ impl Internet {
         Ipv4Addr::new(198, 18, self.k, 3)
     }
 
+    /// `169.254.<k>.254`: link-local, where clouds serve instance
+    /// metadata.
+    pub fn metadata(&self) -> Ipv4Addr {
+        Ipv4Addr::new(169, 254, self.k, 254)
+    }
+
+    /// `172.31.<k>.2`: a private address.
+    pub fn private(&self) -> Ipv4Addr {
+        Ipv4Addr::new(172, 31, self.k, 2)
+    }
+
     /// The host's own address on the stand-in's link.
     pub fn host_side(&self) -> Ipv4Addr {
         Ipv4Addr::new(198, 18, self.k, 1)
@@ -188,7 +227,7 @@ impl Internet {
     /// Waits until both web servers answer from the host.
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        for addr in [self.a(), self.b()] {
+        for addr in [self.a(), self.b(), self.metadata(), self.private()] {
             loop {
                 if std::net::TcpStream::connect_timeout(
                     &(addr, 80).into(),

@@ -324,7 +324,8 @@ fn learn(shared: &Shared, from: Ipv4Addr, response: &[u8]) {
     let Ok(records) = message::answer_addresses(response) else {
         return;
     };
-    let blocked: Vec<super::policy::Cidr> = super::nft::BLOCKED
+    let blocked: Vec<super::policy::Cidr> = [super::nft::NEVER, super::nft::PRIVATE]
+        .concat()
         .iter()
         .filter_map(|s| s.parse().ok())
         .collect();
