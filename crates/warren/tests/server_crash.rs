@@ -302,13 +302,14 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
                 acked.lock().unwrap().sandboxes.remove(&id);
             }
         }
-        let guard = acked.lock().unwrap();
-        let (sandboxes, deleted, checkpoints) = (
-            guard.sandboxes.clone(),
-            guard.deleted.clone(),
-            guard.checkpoints.clone(),
-        );
-        drop(guard);
+        let (sandboxes, deleted, checkpoints) = {
+            let guard = acked.lock().unwrap();
+            (
+                guard.sandboxes.clone(),
+                guard.deleted.clone(),
+                guard.checkpoints.clone(),
+            )
+        };
         for id in &sandboxes {
             answers(&server, id, seed).await;
         }
