@@ -324,6 +324,18 @@ pub struct CreateTenantRequest {
     /// for no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_sandboxes: Option<u32>,
+    /// Most sandboxes the tenant may have at all, stopped and hibernated
+    /// ones included; null for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_total_sandboxes: Option<u32>,
+    /// Most memory (MiB) over the tenant's sandboxes holding compute; null
+    /// for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_memory_mb: Option<u64>,
+    /// Most CPUs over the tenant's sandboxes holding compute; null for no
+    /// limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpus: Option<f64>,
 }
 
 /// A tenant.
@@ -335,6 +347,12 @@ pub struct Tenant {
     pub name: String,
     /// Quota on creating and running sandboxes; null for no limit.
     pub max_sandboxes: Option<u32>,
+    /// Quota on all sandboxes, stopped ones included; null for no limit.
+    pub max_total_sandboxes: Option<u32>,
+    /// Quota on memory (MiB) of sandboxes holding compute; null for none.
+    pub max_memory_mb: Option<u64>,
+    /// Quota on CPUs of sandboxes holding compute; null for no limit.
+    pub max_cpus: Option<f64>,
     /// RFC 3339 UTC.
     pub created_at: String,
 }

@@ -10,12 +10,21 @@ use crate::Client;
 impl Client {
     /// Creates a tenant (`max_sandboxes`: its quota, none when `None`).
     pub async fn create_tenant(&self, name: &str, max_sandboxes: Option<u32>) -> Result<Tenant> {
-        let http = self.http();
         let body = CreateTenantRequest {
             name: name.to_string(),
             max_sandboxes,
+            max_total_sandboxes: None,
+            max_memory_mb: None,
+            max_cpus: None,
         };
-        http.json(http.post("/v1/admin/tenants").json(&body)).await
+        self.create_tenant_with(&body).await
+    }
+
+    /// Creates a tenant with every quota of `body` (see
+    /// [`CreateTenantRequest`]).
+    pub async fn create_tenant_with(&self, body: &CreateTenantRequest) -> Result<Tenant> {
+        let http = self.http();
+        http.json(http.post("/v1/admin/tenants").json(body)).await
     }
 
     /// Every tenant, following the pages.

@@ -52,6 +52,12 @@ pub struct Limits {
     pub max_ttl_secs: u64,
     /// Resources of sandboxes that do not ask for some.
     pub default_resources: Resources,
+    /// Most CPUs one sandbox may ask for (`None`: the host's).
+    pub max_cpus: Option<f64>,
+    /// Most memory (MiB) one sandbox may ask for (`None`: half the host's).
+    pub max_memory_mb: Option<u64>,
+    /// Most tasks one sandbox may ask for.
+    pub max_pids: u64,
     /// Egress of sandboxes that do not ask for a policy (`deny` when the
     /// server has no outbound network).
     pub default_egress: warren_runtime::Egress,
@@ -82,6 +88,9 @@ impl Default for Limits {
             max_timeout_secs: 30 * 24 * 3600,
             max_ttl_secs: 365 * 24 * 3600,
             default_resources: Resources::default(),
+            max_cpus: None,
+            max_memory_mb: None,
+            max_pids: 4096,
             default_egress: warren_runtime::Egress::Allow,
             allow_private_egress: false,
             max_map_entries: 256,

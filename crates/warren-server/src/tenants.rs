@@ -6,7 +6,7 @@ use warren_api::{ErrorCode, Problem};
 
 use crate::auth::{keys, Auth};
 use crate::paging::Page;
-use crate::store::{KeyRecord, Store, StoreError, TenantRecord};
+use crate::store::{KeyRecord, Quotas, Store, StoreError, TenantRecord};
 use crate::time::{now_ms, rfc3339};
 
 /// Longest tenant name.
@@ -18,6 +18,9 @@ pub enum TenantError {
     /// The name is empty, too long or has control characters.
     #[error("tenant name must be 1 to {MAX_NAME_LEN} printable characters")]
     InvalidName,
+    /// A quota is not a valid number.
+    #[error("{0}")]
+    InvalidQuota(&'static str),
     /// Another tenant has this name.
     #[error("a tenant named {0:?} already exists")]
     NameTaken(String),
@@ -35,7 +38,7 @@ pub enum TenantError {
 impl From<TenantError> for Problem {
     fn from(err: TenantError) -> Problem {
         let code = match &err {
-            TenantError::InvalidName => ErrorCode::InvalidRequest,
+            TenantError::InvalidName | TenantError::InvalidQuota(_) => ErrorCode::InvalidRequest,
             TenantError::NameTaken(_) => ErrorCode::AlreadyExists,
             TenantError::TenantNotFound(_) => ErrorCode::TenantNotFound,
             TenantError::KeyNotFound(_) => ErrorCode::KeyNotFound,
@@ -62,6 +65,9 @@ fn tenant(record: TenantRecord) -> Tenant {
         id: record.id,
         name: record.name,
         max_sandboxes: record.max_sandboxes,
+        max_total_sandboxes: record.max_total_sandboxes,
+        max_memory_mb: record.max_memory_mb.map(|m| m.max(0) as u64),
+        max_cpus: record.max_cpus,
         created_at: rfc3339(record.created_at),
     }
 }
@@ -89,11 +95,7 @@ impl Tenants {
     }
 
     /// Creates a tenant.
-    pub async fn create(
-        &self,
-        name: &str,
-        max_sandboxes: Option<u32>,
-    ) -> Result<Tenant, TenantError> {
+    pub async fn create(&self, name: &str, quotas: Quotas) -> Result<Tenant, TenantError> {
         let name = name.trim();
         if name.is_empty()
             || name.chars().count() > MAX_NAME_LEN
@@ -105,12 +107,20 @@ impl Tenants {
             seq: 0,
             id: ids::new_id(IdKind::Tenant),
             name: name.to_string(),
-            max_sandboxes,
+            max_sandboxes: quotas.max_sandboxes,
+            max_total_sandboxes: quotas.max_total_sandboxes,
+            max_memory_mb: quotas.max_memory_mb.map(|m| m.min(i64::MAX as u64) as i64),
+            max_cpus: quotas.max_cpus,
             created_at: now_ms(),
         };
+        if quotas.max_cpus.is_some_and(|c| !c.is_finite() || c < 0.0) {
+            return Err(TenantError::InvalidQuota(
+                "max_cpus must be a number of CPUs, 0 or more",
+            ));
+        }
         if !self
             .store
-            .insert_tenant(&record.id, &record.name, max_sandboxes, record.created_at)
+            .insert_tenant(&record.id, &record.name, quotas, record.created_at)
             .await?
         {
             return Err(TenantError::NameTaken(record.name));

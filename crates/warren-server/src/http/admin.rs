@@ -34,7 +34,13 @@ async fn create_tenant(
     _: AdminOnly,
     Json(req): Json<CreateTenantRequest>,
 ) -> Result<(StatusCode, Json<Tenant>), TenantError> {
-    let tenant = app.tenants.create(&req.name, req.max_sandboxes).await?;
+    let quotas = crate::store::Quotas {
+        max_sandboxes: req.max_sandboxes,
+        max_total_sandboxes: req.max_total_sandboxes,
+        max_memory_mb: req.max_memory_mb,
+        max_cpus: req.max_cpus,
+    };
+    let tenant = app.tenants.create(&req.name, quotas).await?;
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 

@@ -38,13 +38,13 @@ pub enum SandboxError {
     /// An agent call to a hibernated sandbox without `auto_wake`.
     #[error("sandbox {0} is hibernated: wake it with POST /v1/sandboxes/{0}/wake first (sandboxes created with auto_wake: true wake on their first call)")]
     Hibernated(String),
-    /// The tenant already has its maximum of sandboxes holding compute.
-    #[error("tenant {tenant} already has {max} sandboxes running (its quota)")]
+    /// The operation would take the tenant over one of its quotas.
+    #[error("tenant {tenant} is at its quota: {quota}")]
     QuotaExceeded {
         /// The tenant.
         tenant: String,
-        /// Its quota.
-        max: u32,
+        /// Which quota, and the tenant's use of it.
+        quota: String,
     },
     /// The sandbox or its tenant has its maximum of requests in flight.
     #[error("{0}")]

@@ -151,15 +151,54 @@ impl Sandboxes {
         Ok(started.pid)
     }
 
-    /// The error of a create or start over the tenant's quota.
+    /// The error of a create or start over the tenant's quota: which
+    /// quota, and what the tenant uses of it.
     pub(crate) async fn quota_error(&self, tenant: Option<&str>) -> SandboxError {
         let tenant = tenant.unwrap_or_default().to_string();
-        let max = match self.inner.store.tenant(&tenant).await {
-            Ok(Some(t)) => t.max_sandboxes.unwrap_or(0),
-            Ok(None) => 0,
-            Err(e) => return SandboxError::Store(e),
+        let store = &self.inner.store;
+        let (record, usage) = match (store.tenant(&tenant).await, store.usage(&tenant).await) {
+            (Ok(Some(record)), Ok(usage)) => (record, usage),
+            (Err(e), _) | (_, Err(e)) => return SandboxError::Store(e),
+            (Ok(None), _) => {
+                return SandboxError::QuotaExceeded {
+                    tenant,
+                    quota: "no such tenant".into(),
+                }
+            }
         };
-        SandboxError::QuotaExceeded { tenant, max }
+        let q = record.quotas();
+        let quota = if q
+            .max_sandboxes
+            .is_some_and(|m| usage.sandboxes >= i64::from(m))
+        {
+            format!(
+                "max_sandboxes: it has {} sandboxes creating, running or hibernated, its quota is {}",
+                usage.sandboxes,
+                q.max_sandboxes.unwrap_or(0)
+            )
+        } else if q
+            .max_total_sandboxes
+            .is_some_and(|m| usage.total_sandboxes >= i64::from(m))
+        {
+            format!(
+                "max_total_sandboxes: it has {} sandboxes (stopped ones included), its quota is {}",
+                usage.total_sandboxes,
+                q.max_total_sandboxes.unwrap_or(0)
+            )
+        } else if let Some(max) = q.max_memory_mb {
+            format!(
+                "max_memory_mb: its sandboxes use {} MiB, one more would take it over its quota of {max} MiB",
+                usage.memory_mb
+            )
+        } else if let Some(max) = q.max_cpus {
+            format!(
+                "max_cpus: its sandboxes use {} CPUs, one more would take it over its quota of {max}",
+                usage.cpus
+            )
+        } else {
+            "a quota".to_string()
+        };
+        SandboxError::QuotaExceeded { tenant, quota }
     }
 
     /// Destroys a sandbox: its processes, disk, run directory and row.

@@ -167,11 +167,14 @@ fn resources(
     limits: &Limits,
     host: &HostLimits,
 ) -> Result<Resources, SandboxError> {
+    // Defaults never exceed the maxima (a server started with a small
+    // --max-cpus still creates sandboxes that ask for nothing).
     let d = limits.default_resources;
+    let max = server_maxima(limits, host);
     let r = Resources {
-        cpus: req.cpus.unwrap_or(d.cpus),
-        memory_mb: req.memory_mb.unwrap_or(d.memory_mb),
-        pids: req.pids.unwrap_or(d.pids),
+        cpus: req.cpus.unwrap_or(d.cpus.min(max.cpus)),
+        memory_mb: req.memory_mb.unwrap_or(d.memory_mb.min(max.memory_mb)),
+        pids: req.pids.unwrap_or(d.pids.min(max.pids)),
     };
     if !r.cpus.is_finite() || r.cpus < MIN_CPUS {
         return Err(SandboxError::invalid(
@@ -209,7 +212,47 @@ fn resources(
             r.pids, host.pids
         )));
     }
+    if r.cpus > max.cpus {
+        return Err(SandboxError::invalid(
+            "resources.cpus",
+            format!(
+                "{} is more than this server's maximum of {} per sandbox",
+                r.cpus, max.cpus
+            ),
+        ));
+    }
+    if r.memory_mb > max.memory_mb {
+        return Err(SandboxError::invalid(
+            "resources.memory_mb",
+            format!(
+                "{} MiB is more than this server's maximum of {} MiB per sandbox",
+                r.memory_mb, max.memory_mb
+            ),
+        ));
+    }
+    if r.pids > max.pids {
+        return Err(SandboxError::invalid(
+            "resources.pids",
+            format!(
+                "{} is more than this server's maximum of {} per sandbox",
+                r.pids, max.pids
+            ),
+        ));
+    }
     Ok(r)
+}
+
+/// The most one sandbox may ask for on this server: its flags, else the
+/// host's CPUs, half its memory, and 4096 tasks.
+pub fn server_maxima(limits: &Limits, host: &HostLimits) -> Resources {
+    Resources {
+        cpus: limits.max_cpus.unwrap_or(host.cpus).min(host.cpus),
+        memory_mb: limits
+            .max_memory_mb
+            .unwrap_or(host.memory_mb / 2)
+            .min(host.memory_mb),
+        pids: limits.max_pids.min(host.pids),
+    }
 }
 
 fn check_map(

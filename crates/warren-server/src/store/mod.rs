@@ -22,7 +22,7 @@ use sqlx::SqlitePool;
 pub use checkpoints::{CheckpointFilter, CheckpointRecord, PatchRecord};
 pub use previews::PreviewRecord;
 pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
-pub use tenants::{KeyRecord, TenantRecord};
+pub use tenants::{KeyRecord, Quotas, TenantRecord, Usage};
 
 /// Failures of the store. Every one is a server-side problem (500 at the
 /// edge) except where a caller maps a specific case itself.

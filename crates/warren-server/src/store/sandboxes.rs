@@ -77,7 +77,35 @@ impl StoredState {
 }
 
 /// States that count against a tenant's quota: the sandbox holds compute.
-const QUOTA_STATES: &str = "('creating', 'running', 'hibernated')";
+pub(super) const QUOTA_STATES: &str = "('creating', 'running', 'hibernated')";
+
+/// The condition "tenant `t` would go over a quota with one more sandbox of
+/// `{memory}` MiB and `{cpus}` CPUs" (SQL expressions), for `WHERE NOT
+/// EXISTS (SELECT 1 FROM tenants t WHERE t.id = … AND <this>)`. With
+/// `count_total`, the sandbox is a new one and counts toward
+/// `max_total_sandboxes` too.
+fn over_quota(memory: &str, cpus: &str, count_total: bool) -> String {
+    let compute = |what: &str| {
+        format!(
+            "(SELECT COALESCE(SUM({what}), 0) FROM sandboxes x WHERE x.tenant_id = t.id \
+             AND x.state IN {QUOTA_STATES})"
+        )
+    };
+    let total = if count_total {
+        " OR (t.max_total_sandboxes IS NOT NULL \
+           AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id) >= t.max_total_sandboxes)"
+    } else {
+        ""
+    };
+    format!(
+        "((t.max_sandboxes IS NOT NULL AND {count} >= t.max_sandboxes){total} \
+          OR (t.max_memory_mb IS NOT NULL AND {mem} + {memory} > t.max_memory_mb) \
+          OR (t.max_cpus IS NOT NULL AND {cpu} + {cpus} > t.max_cpus + 0.000001))",
+        count = compute("1"),
+        mem = compute("x.memory_mb"),
+        cpu = compute("x.cpus"),
+    )
+}
 
 /// A sandbox row, parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -245,9 +273,8 @@ impl Store {
              pids, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
              from_checkpoint, pid) \
              SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
-             WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND t.max_sandboxes IS NOT NULL \
-               AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
-                   >= t.max_sandboxes)"
+             WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND {})",
+            over_quota("?", "?", true)
         );
         let result = sqlx::query(&sql)
             .bind(&s.id)
@@ -272,6 +299,8 @@ impl Store {
             .bind(s.auto_wake)
             .bind(&s.from_checkpoint)
             .bind(&s.tenant_id)
+            .bind(s.resources.memory_mb as i64)
+            .bind(s.resources.cpus)
             .execute(&self.pool)
             .await
             .map_err(query_err("insert sandbox"))?;
@@ -284,9 +313,8 @@ impl Store {
         let sql = format!(
             "UPDATE sandboxes SET state = 'running', pid = NULL WHERE id = ?1 \
              AND NOT EXISTS (SELECT 1 FROM tenants t \
-               WHERE t.id = sandboxes.tenant_id AND t.max_sandboxes IS NOT NULL \
-               AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id AND x.state IN {QUOTA_STATES}) \
-                   >= t.max_sandboxes)"
+               WHERE t.id = sandboxes.tenant_id AND {})",
+            over_quota("sandboxes.memory_mb", "sandboxes.cpus", false)
         );
         let result = sqlx::query(&sql)
             .bind(id)

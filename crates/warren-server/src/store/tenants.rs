@@ -13,8 +13,52 @@ pub struct TenantRecord {
     pub name: String,
     /// Quota on creating + running sandboxes.
     pub max_sandboxes: Option<u32>,
+    /// Quota on all sandboxes, stopped ones included.
+    pub max_total_sandboxes: Option<u32>,
+    /// Quota on memory (MiB) of sandboxes holding compute.
+    pub max_memory_mb: Option<i64>,
+    /// Quota on CPUs of sandboxes holding compute.
+    pub max_cpus: Option<f64>,
     /// Unix milliseconds.
     pub created_at: i64,
+}
+
+impl TenantRecord {
+    /// The record's quotas.
+    pub fn quotas(&self) -> Quotas {
+        Quotas {
+            max_sandboxes: self.max_sandboxes,
+            max_total_sandboxes: self.max_total_sandboxes,
+            max_memory_mb: self.max_memory_mb.map(|m| m.max(0) as u64),
+            max_cpus: self.max_cpus,
+        }
+    }
+}
+
+/// A tenant's quotas; `None` means no limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Quotas {
+    /// Sandboxes creating, running or hibernated.
+    pub max_sandboxes: Option<u32>,
+    /// Sandboxes in any state.
+    pub max_total_sandboxes: Option<u32>,
+    /// Memory (MiB) of sandboxes creating, running or hibernated.
+    pub max_memory_mb: Option<u64>,
+    /// CPUs of sandboxes creating, running or hibernated.
+    pub max_cpus: Option<f64>,
+}
+
+/// What a tenant uses, counted as its quotas count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, sqlx::FromRow)]
+pub struct Usage {
+    /// Sandboxes creating, running or hibernated.
+    pub sandboxes: i64,
+    /// Sandboxes in any state.
+    pub total_sandboxes: i64,
+    /// Their memory, MiB.
+    pub memory_mb: i64,
+    /// Their CPUs.
+    pub cpus: f64,
 }
 
 /// An API key row (the hash is not read back).
@@ -30,7 +74,8 @@ pub struct KeyRecord {
     pub created_at: i64,
 }
 
-const TENANT_COLUMNS: &str = "seq, id, name, max_sandboxes, created_at";
+const TENANT_COLUMNS: &str =
+    "seq, id, name, max_sandboxes, max_total_sandboxes, max_memory_mb, max_cpus, created_at";
 
 impl Store {
     /// Inserts a tenant; `Ok(false)` when the name is taken.
@@ -38,15 +83,19 @@ impl Store {
         &self,
         id: &str,
         name: &str,
-        max_sandboxes: Option<u32>,
+        quotas: Quotas,
         created_at: i64,
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
-            "INSERT INTO tenants (id, name, max_sandboxes, created_at) VALUES (?, ?, ?, ?)",
+            "INSERT INTO tenants (id, name, max_sandboxes, max_total_sandboxes, max_memory_mb, \
+             max_cpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(name)
-        .bind(max_sandboxes)
+        .bind(quotas.max_sandboxes)
+        .bind(quotas.max_total_sandboxes)
+        .bind(quotas.max_memory_mb.map(|m| m as i64))
+        .bind(quotas.max_cpus)
         .bind(created_at)
         .execute(&self.pool)
         .await;
@@ -55,6 +104,23 @@ impl Store {
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
             Err(e) => Err(query_err("insert tenant")(e)),
         }
+    }
+
+    /// What `tenant` uses now.
+    pub async fn usage(&self, tenant: &str) -> Result<Usage, StoreError> {
+        sqlx::query_as(&format!(
+            "SELECT \
+               COALESCE(SUM(state IN {q}), 0) AS sandboxes, \
+               COUNT(*) AS total_sandboxes, \
+               COALESCE(SUM(CASE WHEN state IN {q} THEN memory_mb ELSE 0 END), 0) AS memory_mb, \
+               COALESCE(SUM(CASE WHEN state IN {q} THEN cpus ELSE 0 END), 0.0) AS cpus \
+             FROM sandboxes WHERE tenant_id = ?",
+            q = super::sandboxes::QUOTA_STATES
+        ))
+        .bind(tenant)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(query_err("tenant usage"))
     }
 
     /// One tenant by id.

@@ -74,6 +74,15 @@ pub struct ServerArgs {
     /// debootstrap's package cache for building `base`.
     #[arg(long, default_value = "/var/cache/warren/debootstrap")]
     debootstrap_cache: PathBuf,
+    /// Most CPUs one sandbox may ask for (default: the host's).
+    #[arg(long)]
+    max_cpus: Option<f64>,
+    /// Most memory one sandbox may ask for, in MiB (default: half the host's).
+    #[arg(long)]
+    max_memory_mb: Option<u64>,
+    /// Most tasks (processes and threads) one sandbox may ask for.
+    #[arg(long, default_value_t = 4096)]
+    max_pids: u64,
     /// Most requests in flight on one sandbox (agent calls, open streams and
     /// terminals, preview requests); more are refused with 429.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
@@ -142,6 +151,9 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         limits: Limits {
             default_egress: args.default_egress,
             allow_private_egress: args.allow_private_egress,
+            max_cpus: args.max_cpus,
+            max_memory_mb: args.max_memory_mb,
+            max_pids: args.max_pids,
             max_requests_per_sandbox: args.max_requests_per_sandbox as usize,
             max_requests_per_tenant: args.max_requests_per_tenant as usize,
             ..Limits::default()
