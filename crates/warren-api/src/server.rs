@@ -74,6 +74,11 @@ pub struct ResourcesRequest {
     /// Maximum number of tasks (default 512).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pids: Option<u64>,
+    /// Most the sandbox's disk may take beyond its template, in MiB
+    /// (default: the server's `--default-disk-mb`); writes past it fail
+    /// with "Disk quota exceeded". Enforced by the btrfs storage driver.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disk_mb: Option<u64>,
 }
 
 /// The limits a sandbox runs with.
@@ -85,6 +90,8 @@ pub struct SandboxResources {
     pub memory_mb: u64,
     /// Maximum number of tasks.
     pub pids: u64,
+    /// Most the disk may take beyond its template, MiB; null for no limit.
+    pub disk_mb: Option<u64>,
 }
 
 /// Outbound network policy.

@@ -58,6 +58,11 @@ pub struct Limits {
     pub max_memory_mb: Option<u64>,
     /// Most tasks one sandbox may ask for.
     pub max_pids: u64,
+    /// Disk limit (MiB beyond the template) of sandboxes that ask for none
+    /// (`None`: no limit).
+    pub default_disk_mb: Option<u64>,
+    /// Most disk one sandbox may ask for, MiB (`None`: no maximum).
+    pub max_disk_mb: Option<u64>,
     /// Egress of sandboxes that do not ask for a policy (`deny` when the
     /// server has no outbound network).
     pub default_egress: warren_runtime::Egress,
@@ -91,6 +96,8 @@ impl Default for Limits {
             max_cpus: None,
             max_memory_mb: None,
             max_pids: 4096,
+            default_disk_mb: Some(10 * 1024),
+            max_disk_mb: None,
             default_egress: warren_runtime::Egress::Allow,
             allow_private_egress: false,
             max_map_entries: 256,

@@ -206,6 +206,22 @@ impl Node {
         })
     }
 
+    /// Limits sandbox `id`'s disk to `disk_mb` MiB beyond its template
+    /// (`None`: no limit). Applied at every start, so a restored or forked
+    /// disk gets it too. The copy driver cannot enforce it (its volumes are
+    /// plain directories); that is logged, not refused.
+    pub fn limit_disk(&self, id: &str, disk_mb: Option<u64>) -> Result<(), NodeError> {
+        let rootfs = self.pool.sandbox_path(id)?;
+        let enforced = self
+            .pool
+            .driver()
+            .limit_size(&rootfs, disk_mb.map(|mb| mb << 20))?;
+        if !enforced && disk_mb.is_some() {
+            tracing::debug!(sandbox = id, "the storage driver cannot limit disks");
+        }
+        Ok(())
+    }
+
     /// Starts a prepared sandbox.
     pub fn start(&self, spec: &SandboxSpec) -> Result<Started, NodeError> {
         Ok(self.runtime.start(spec)?)

@@ -143,3 +143,53 @@ print("nested")
         server.sandbox_volumes()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let small = server
+        .create(&key, json!({ "resources": { "disk_mb": 64 } }))
+        .await;
+    assert_eq!(small["resources"]["disk_mb"], 64, "{small}");
+    let small = small["id"].as_str().unwrap();
+    let other = server.create(&key, json!({})).await;
+    assert_eq!(other["resources"]["disk_mb"], 10240, "{other}");
+    let other = other["id"].as_str().unwrap();
+
+    let (code, out) = sh(
+        &server,
+        &key,
+        small,
+        "head -c 209715200 /dev/zero > /root/big; sync",
+    )
+    .await;
+    assert!(
+        out.contains("Disk quota exceeded") || out.contains("No space left"),
+        "200 MB written past a 64 MiB limit ({code}): {out}"
+    );
+    let (code, out) = sh(&server, &key, small, "rm /root/big && echo alive").await;
+    assert_eq!((code, out.trim()), (0, "alive"));
+    let (code, out) = sh(
+        &server,
+        &key,
+        other,
+        "head -c 104857600 /dev/zero > /root/big && sync && stat -c %s /root/big",
+    )
+    .await;
+    assert_eq!((code, out.trim()), (0, "104857600"), "{out}");
+
+    let (status, problem) = server
+        .call(
+            "POST",
+            "/v1/sandboxes",
+            &key,
+            Some(json!({ "resources": { "disk_mb": 1 } })),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert!(problem["detail"]
+        .as_str()
+        .unwrap()
+        .contains("resources.disk_mb"));
+}

@@ -84,6 +84,33 @@ mod sys {
         pub path: [u8; INO_LOOKUP_USER_PATH_MAX],
     }
 
+    /// `struct btrfs_ioctl_quota_ctl_args`.
+    #[repr(C)]
+    pub struct QuotaCtlArgs {
+        pub cmd: u64,
+        pub status: u64,
+    }
+
+    /// `BTRFS_QUOTA_CTL_ENABLE_SIMPLE_QUOTA` (kernel 6.7 on): extents are
+    /// charged to the subvolume that wrote them, so a snapshot's shared
+    /// data stays its template's and only new writes count.
+    pub const QUOTA_CTL_ENABLE_SIMPLE: u64 = 4;
+
+    /// `struct btrfs_ioctl_qgroup_limit_args` (with `struct
+    /// btrfs_qgroup_limit` inlined).
+    #[repr(C)]
+    pub struct QgroupLimitArgs {
+        pub qgroupid: u64,
+        pub flags: u64,
+        pub max_rfer: u64,
+        pub max_excl: u64,
+        pub rsv_rfer: u64,
+        pub rsv_excl: u64,
+    }
+
+    /// `BTRFS_QGROUP_LIMIT_MAX_RFER | BTRFS_QGROUP_LIMIT_MAX_EXCL`.
+    pub const QGROUP_LIMIT_MAX_RFER_EXCL: u64 = (1 << 0) | (1 << 1);
+
     // The kernel's structs are all exactly one page; a layout mistake here would
     // make the ioctls read or write past our buffers.
     const _: () = assert!(std::mem::size_of::<VolArgs>() == 4096);
@@ -127,6 +154,21 @@ mod sys {
         u64
     );
     nix::ioctl_readwrite!(
+        /// `BTRFS_IOC_QUOTA_CTL`: turns quota groups on or off.
+        ioc_quota_ctl,
+        0x94,
+        40,
+        QuotaCtlArgs
+    );
+    nix::ioctl_read!(
+        /// `BTRFS_IOC_QGROUP_LIMIT` (declared `_IOR`, though the kernel
+        /// reads the struct): limits a qgroup; id 0 is the fd's subvolume.
+        ioc_qgroup_limit,
+        0x94,
+        43,
+        QgroupLimitArgs
+    );
+    nix::ioctl_readwrite!(
         /// `BTRFS_IOC_GET_SUBVOL_ROOTREF`: subvolumes whose dentry is in the fd's subvolume.
         ioc_get_subvol_rootref,
         0x94,
@@ -152,6 +194,46 @@ impl BtrfsDriver {
     /// A driver; it holds no state (every call opens what it acts on).
     pub fn new() -> Self {
         BtrfsDriver
+    }
+}
+
+/// Turns on simple quotas on the btrfs file system holding `dir`, so that
+/// subvolumes can be limited ([`BtrfsDriver::limit_volume`]). Quotas
+/// already on are left as they are (the kernel answers `EEXIST`, or
+/// `EINVAL` when they are on in full mode, where limits work as well).
+pub fn enable_quotas(dir: &Path) -> Result<(), StorageError> {
+    let file = open_dir(dir, "open the pool for quotas")?;
+    let mut args = QuotaCtlArgs {
+        cmd: QUOTA_CTL_ENABLE_SIMPLE,
+        status: 0,
+    };
+    // SAFETY: `file` is open and `args` a valid btrfs_ioctl_quota_ctl_args.
+    match unsafe { ioc_quota_ctl(file.as_raw_fd(), &mut args) } {
+        Ok(_) | Err(Errno::EEXIST | Errno::EINVAL) => Ok(()),
+        Err(e) => Err(StorageError::io("enable quotas", dir, errno_io(e))),
+    }
+}
+
+impl BtrfsDriver {
+    /// Limits what the subvolume at `path` may write to `bytes` (`None`:
+    /// no limit). With simple quotas a snapshot's shared data stays its
+    /// source's: only what the volume writes itself counts. Past the limit
+    /// writes fail with `EDQUOT` ("Disk quota exceeded").
+    pub fn limit_volume(&self, path: &Path, bytes: Option<u64>) -> Result<(), StorageError> {
+        let dir = open_dir(path, "open subvolume to limit")?;
+        let max = bytes.unwrap_or(u64::MAX);
+        let mut args = QgroupLimitArgs {
+            qgroupid: 0,
+            flags: QGROUP_LIMIT_MAX_RFER_EXCL,
+            max_rfer: max,
+            max_excl: max,
+            rsv_rfer: 0,
+            rsv_excl: 0,
+        };
+        // SAFETY: `dir` is open and `args` a valid btrfs_ioctl_qgroup_limit_args.
+        unsafe { ioc_qgroup_limit(dir.as_raw_fd(), &mut args) }
+            .map(|_| ())
+            .map_err(|e| StorageError::io("limit subvolume", path, errno_io(e)))
     }
 }
 
@@ -540,6 +622,10 @@ impl StorageDriver for BtrfsDriver {
             set_subvol_flags(&dir, path, wanted)?;
         }
         Ok(())
+    }
+
+    fn limit_size(&self, path: &Path, bytes: Option<u64>) -> Result<bool, StorageError> {
+        self.limit_volume(path, bytes).map(|()| true)
     }
 
     fn is_volume(&self, path: &Path) -> bool {

@@ -163,6 +163,12 @@ impl StorageDriver for CopyDriver {
         Ok(())
     }
 
+    /// Plain directories share their file system: nothing to enforce a
+    /// limit with.
+    fn limit_size(&self, _path: &Path, _bytes: Option<u64>) -> Result<bool, StorageError> {
+        Ok(false)
+    }
+
     fn is_volume(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) && marker(path).is_some()
     }

@@ -121,6 +121,10 @@ pub trait StorageDriver: Send + Sync + 'static {
     fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;
     /// Whether `path` is a volume of this driver.
     fn is_volume(&self, path: &Path) -> bool;
+    /// Limits what the volume at `path` may write to `bytes` (`None`: no
+    /// limit); `Ok(false)` when this driver cannot enforce a limit at all
+    /// (the copy driver: plain directories share their file system).
+    fn limit_size(&self, path: &Path, bytes: Option<u64>) -> Result<bool, StorageError>;
 }
 
 /// Checks that `name` can be used as one path component of the pool layout.

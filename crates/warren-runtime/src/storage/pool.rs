@@ -176,6 +176,7 @@ impl Pool {
         } else if image.exists() || !is_btrfs(&state_dir) {
             ensure_image(&image, options.image_size)?;
             mount_image(&image, &root)?;
+            enable_quotas_or_warn(&root);
             (Arc::new(BtrfsDriver::new()), Some(image))
         } else {
             mkdir(&root)?;
@@ -188,6 +189,7 @@ impl Pool {
                      with nosuid,nodev (or use a state dir off btrfs, which gets its own image)"
                 );
             }
+            enable_quotas_or_warn(&root);
             (Arc::new(BtrfsDriver::new()), None)
         };
         if recorded.is_none() {
@@ -421,4 +423,13 @@ fn mount_image(image: &Path, root: &Path) -> Result<(), StorageError> {
     .map_err(|e| StorageError::io("mount pool", root, io::Error::from(e)))?;
     tracing::info!(device = %device.display(), root = %root.display(), "mounted btrfs pool");
     Ok(())
+}
+
+/// Turns on btrfs quotas for the pool, so that sandboxes' `disk_mb` holds;
+/// without them (an old kernel) sandboxes' disks are not limited, and the
+/// log says so.
+fn enable_quotas_or_warn(root: &Path) {
+    if let Err(e) = crate::storage::btrfs::enable_quotas(root) {
+        tracing::warn!(root = %root.display(), error = %e, "btrfs quotas are off: sandboxes' disk_mb is not enforced");
+    }
 }

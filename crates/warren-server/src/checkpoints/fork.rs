@@ -55,6 +55,7 @@ impl Checkpoints {
             metadata: source.metadata,
             labels: source.labels,
             resources: source.resources,
+            disk_mb: source.disk_mb,
             network: source.network,
             auto_checkpoint: source.auto_checkpoint,
             auto_checkpoint_keep: source.auto_checkpoint_keep,

@@ -188,6 +188,7 @@ fn view(record: &SandboxRecord, entry: Option<&Entry>) -> Sandbox {
             cpus: record.resources.cpus,
             memory_mb: record.resources.memory_mb,
             pids: record.resources.pids,
+            disk_mb: record.disk_mb,
         },
         network: network::view(&record.network),
         auto_checkpoint: record.auto_checkpoint,

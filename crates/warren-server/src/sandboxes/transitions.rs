@@ -89,6 +89,7 @@ impl Sandboxes {
             labels: plan.labels,
             workdir: template.workdir,
             resources: plan.resources,
+            disk_mb: plan.disk_mb,
             network: plan.network,
             auto_checkpoint: plan.auto_checkpoint,
             auto_checkpoint_keep: plan.auto_checkpoint_keep,
@@ -131,16 +132,18 @@ impl Sandboxes {
     /// Makes the disk, starts the sandbox and records it as running.
     pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
-        let (id, template, env, workdir, resources, network) = (
+        let (id, template, env, workdir, resources, network, disk_mb) = (
             record.id.clone(),
             record.template.clone(),
             record.envs.clone(),
             record.workdir.clone(),
             record.resources,
             record.network.clone(),
+            record.disk_mb,
         );
         let started = blocking("start", move || {
             let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
+            node.limit_disk(&id, disk_mb)?;
             node.start(&spec)
         })
         .await?;

@@ -48,6 +48,8 @@ pub struct CreatePlan {
     pub labels: BTreeMap<String, String>,
     /// Limits.
     pub resources: Resources,
+    /// Disk limit, MiB beyond the template (`None`: none).
+    pub disk_mb: Option<u64>,
     /// Egress policy.
     pub network: NetworkPolicy,
     /// Checkpoint after every `processes/run`.
@@ -96,7 +98,9 @@ pub fn create_plan(
     check_map("metadata", &metadata, limits)?;
     let labels = req.labels.unwrap_or_default();
     check_map("labels", &labels, limits)?;
-    let resources = resources(req.resources.unwrap_or_default(), limits, host)?;
+    let requested = req.resources.unwrap_or_default();
+    let disk_mb = disk(requested.disk_mb, limits)?;
+    let resources = resources(requested, limits, host)?;
     let template = match (&req.from_checkpoint, req.template) {
         (None, template) => template.unwrap_or_else(|| DEFAULT_TEMPLATE.to_string()),
         (Some(_), template) => template.unwrap_or_default(),
@@ -113,8 +117,30 @@ pub fn create_plan(
         metadata,
         labels,
         resources,
+        disk_mb,
         network,
     })
+}
+
+/// Smallest `disk_mb`.
+pub const MIN_DISK_MB: u64 = 16;
+
+/// The disk limit of a create request: its own, else the server's default;
+/// never over the server's maximum.
+fn disk(asked: Option<u64>, limits: &Limits) -> Result<Option<u64>, SandboxError> {
+    let disk = asked.or(limits.default_disk_mb);
+    match (disk, limits.max_disk_mb) {
+        (Some(d), _) if d < MIN_DISK_MB => Err(SandboxError::invalid(
+            "resources.disk_mb",
+            format!("must be at least {MIN_DISK_MB}"),
+        )),
+        (Some(d), Some(max)) if d > max => Err(SandboxError::invalid(
+            "resources.disk_mb",
+            format!("{d} MiB is more than this server's maximum of {max} MiB per sandbox"),
+        )),
+        (None, Some(max)) => Ok(Some(max)),
+        (disk, _) => Ok(disk),
+    }
 }
 
 /// Checks a patch request.

@@ -140,6 +140,8 @@ pub struct SandboxRecord {
     pub workdir: String,
     /// Limits.
     pub resources: Resources,
+    /// Most the disk may take beyond its template, MiB (`None`: no limit).
+    pub disk_mb: Option<u64>,
     /// Egress policy.
     pub network: NetworkPolicy,
     /// Checkpoint after every run.
@@ -173,6 +175,7 @@ struct Row {
     cpus: f64,
     memory_mb: i64,
     pids: i64,
+    disk_mb: Option<i64>,
     egress: String,
     network_allow: String,
     auto_checkpoint: bool,
@@ -184,7 +187,7 @@ struct Row {
 
 const COLUMNS: &str = "seq, id, tenant_id, state, template, created_at, last_active_at, \
     timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, pids, \
-    egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, from_checkpoint, pid";
+    disk_mb, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, from_checkpoint, pid";
 
 impl Row {
     fn parse(self) -> Result<SandboxRecord, StoreError> {
@@ -225,6 +228,7 @@ impl Row {
                 memory_mb: self.memory_mb.max(0) as u64,
                 pids: self.pids.max(0) as u64,
             },
+            disk_mb: self.disk_mb.map(|d| d.max(0) as u64),
             auto_checkpoint: self.auto_checkpoint,
             auto_checkpoint_keep: u32::try_from(self.auto_checkpoint_keep.max(1))
                 .unwrap_or(u32::MAX),
@@ -270,9 +274,9 @@ impl Store {
         let sql = format!(
             "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
              timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
-             pids, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
+             pids, disk_mb, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
              from_checkpoint, pid) \
-             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
+             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
              WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND {})",
             over_quota("?", "?", true)
         );
@@ -292,6 +296,7 @@ impl Store {
             .bind(s.resources.cpus)
             .bind(s.resources.memory_mb as i64)
             .bind(s.resources.pids as i64)
+            .bind(s.disk_mb.map(|d| d as i64))
             .bind(super::previews::egress_str(s.network.egress))
             .bind(serde_json::to_string(&s.network.allow).expect("strings serialize"))
             .bind(s.auto_checkpoint)

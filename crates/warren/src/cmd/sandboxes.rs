@@ -37,6 +37,9 @@ pub struct CreateArgs {
     /// Maximum number of tasks.
     #[arg(long)]
     pids: Option<u64>,
+    /// Most the disk may take beyond its template, in MiB.
+    #[arg(long)]
+    disk_mb: Option<u64>,
     /// Take a checkpoint after every command run.
     #[arg(long)]
     auto_checkpoint: bool,
@@ -61,6 +64,7 @@ impl CreateArgs {
             cpus: self.cpus,
             memory_mb: self.memory_mb,
             pids: self.pids,
+            disk_mb: self.disk_mb,
         };
         Ok(CreateSandboxRequest {
             template: self.template.clone(),

@@ -80,6 +80,13 @@ pub struct ServerArgs {
     /// Most memory one sandbox may ask for, in MiB (default: half the host's).
     #[arg(long)]
     max_memory_mb: Option<u64>,
+    /// Disk limit of sandboxes that do not ask for one, in MiB beyond their
+    /// template (btrfs storage; 0 for none).
+    #[arg(long, default_value_t = 10240)]
+    default_disk_mb: u64,
+    /// Most disk one sandbox may ask for, in MiB (default: no maximum).
+    #[arg(long)]
+    max_disk_mb: Option<u64>,
     /// Most tasks (processes and threads) one sandbox may ask for.
     #[arg(long, default_value_t = 4096)]
     max_pids: u64,
@@ -154,6 +161,8 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             max_cpus: args.max_cpus,
             max_memory_mb: args.max_memory_mb,
             max_pids: args.max_pids,
+            default_disk_mb: (args.default_disk_mb > 0).then_some(args.default_disk_mb),
+            max_disk_mb: args.max_disk_mb,
             max_requests_per_sandbox: args.max_requests_per_sandbox as usize,
             max_requests_per_tenant: args.max_requests_per_tenant as usize,
             ..Limits::default()
