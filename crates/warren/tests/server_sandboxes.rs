@@ -26,7 +26,7 @@ async fn a_sandbox_runs_debian_and_serves_files_streams_and_websockets() {
     assert!(sandbox["created_at"].as_str().unwrap().ends_with('Z'));
     assert_eq!(
         sandbox["resources"],
-        json!({"cpus": 1.0, "memory_mb": 512, "pids": 512})
+        json!({"cpus": 1.0, "memory_mb": 512, "pids": 512, "disk_mb": 10240})
     );
     assert!(sandbox.get("envs").is_none(), "envs may hold secrets");
 
