@@ -9,27 +9,9 @@ mod server_common;
 use serde_json::{json, Value};
 use server_common::{Options, TestServer, ADMIN_KEY};
 
-/// Creates a tenant with `quotas` and a key for it.
+/// Creates a tenant with `quotas`; its key.
 async fn tenant(server: &TestServer, name: &str, quotas: Value) -> String {
-    let mut body = json!({ "name": name });
-    body.as_object_mut()
-        .unwrap()
-        .extend(quotas.as_object().unwrap().clone());
-    let (status, tenant) = server
-        .call("POST", "/v1/admin/tenants", ADMIN_KEY, Some(body))
-        .await;
-    assert_eq!(status, 201, "{tenant}");
-    let id = tenant["id"].as_str().unwrap();
-    let (status, key) = server
-        .call(
-            "POST",
-            &format!("/v1/admin/tenants/{id}/keys"),
-            ADMIN_KEY,
-            None,
-        )
-        .await;
-    assert_eq!(status, 201, "{key}");
-    key["key"].as_str().unwrap().to_string()
+    server.tenant_with(name, quotas).await.1
 }
 
 async fn create(server: &TestServer, key: &str, body: Value) -> (u16, Value) {

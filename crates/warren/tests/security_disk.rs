@@ -12,19 +12,6 @@ mod server_common;
 use serde_json::json;
 use server_common::TestServer;
 
-/// Runs `cmd` in `id` as `key`; (exit code, stdout + stderr).
-async fn sh(server: &TestServer, key: &str, id: &str, cmd: &str) -> (i64, String) {
-    let out = server.run(key, id, cmd).await;
-    (
-        out["exit_code"].as_i64().unwrap_or(-1),
-        format!(
-            "{}{}",
-            out["stdout"].as_str().unwrap_or_default(),
-            out["stderr"].as_str().unwrap_or_default()
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_run_directory_cannot_fill_the_host() {
     let server = TestServer::start().await;
@@ -32,19 +19,15 @@ async fn the_run_directory_cannot_fill_the_host() {
     let sandbox = server.create(&key, json!({})).await;
     let id = sandbox["id"].as_str().unwrap();
 
-    let (code, out) = sh(
-        &server,
-        &key,
-        id,
-        "head -c 209715200 /dev/zero > /run/warren/big",
-    )
-    .await;
+    let (code, out) = server
+        .sh(&key, id, "head -c 209715200 /dev/zero > /run/warren/big")
+        .await;
     assert_ne!(code, 0, "200 MB landed in the run directory: {out}");
     assert!(out.contains("No space left"), "{out}");
     let host_side = server.state_dir.join("run").join(id).join("big");
     let size = std::fs::metadata(&host_side).map(|m| m.len()).unwrap_or(0);
     assert!(size <= 8 << 20, "{size} bytes on the host");
-    sh(&server, &key, id, "rm -f /run/warren/big").await;
+    server.sh(&key, id, "rm -f /run/warren/big").await;
 
     let out = server
         .run(
@@ -60,7 +43,7 @@ async fn the_run_directory_cannot_fill_the_host() {
     assert!(files < 100, "{files} files in the run directory");
 
     // The sandbox still answers, and its delete leaves no mount behind.
-    let (code, out) = sh(&server, &key, id, "echo alive").await;
+    let (code, out) = server.sh(&key, id, "echo alive").await;
     assert_eq!((code, out.trim()), (0, "alive"));
     let (status, _) = server
         .call("DELETE", &format!("/v1/sandboxes/{id}"), &key, None)
@@ -84,17 +67,13 @@ async fn a_full_tmpfs_is_enospc_and_the_sandbox_stays_healthy() {
     let id = sandbox["id"].as_str().unwrap();
 
     for target in ["/tmp/fill", "/dev/shm/fill", "/run/fill"] {
-        let (code, out) = sh(
-            &server,
-            &key,
-            id,
-            &format!("head -c 314572800 /dev/zero > {target}"),
-        )
-        .await;
+        let (code, out) = server
+            .sh(&key, id, &format!("head -c 314572800 /dev/zero > {target}"))
+            .await;
         assert_ne!(code, 0, "300 MB fit in {target} of a 256 MiB sandbox");
         assert!(out.contains("No space left"), "{target}: {out}");
         // Full, the sandbox still runs commands.
-        let (code, out) = sh(&server, &key, id, "echo alive").await;
+        let (code, out) = server.sh(&key, id, "echo alive").await;
         assert_eq!((code, out.trim()), (0, "alive"), "after filling {target}");
     }
     let (_, sandbox) = server
@@ -157,26 +136,22 @@ async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
     assert_eq!(other["resources"]["disk_mb"], 10240, "{other}");
     let other = other["id"].as_str().unwrap();
 
-    let (code, out) = sh(
-        &server,
-        &key,
-        small,
-        "head -c 209715200 /dev/zero > /root/big; sync",
-    )
-    .await;
+    let (code, out) = server
+        .sh(&key, small, "head -c 209715200 /dev/zero > /root/big; sync")
+        .await;
     assert!(
         out.contains("Disk quota exceeded") || out.contains("No space left"),
         "200 MB written past a 64 MiB limit ({code}): {out}"
     );
-    let (code, out) = sh(&server, &key, small, "rm /root/big && echo alive").await;
+    let (code, out) = server.sh(&key, small, "rm /root/big && echo alive").await;
     assert_eq!((code, out.trim()), (0, "alive"));
-    let (code, out) = sh(
-        &server,
-        &key,
-        other,
-        "head -c 104857600 /dev/zero > /root/big && sync && stat -c %s /root/big",
-    )
-    .await;
+    let (code, out) = server
+        .sh(
+            &key,
+            other,
+            "head -c 104857600 /dev/zero > /root/big && sync && stat -c %s /root/big",
+        )
+        .await;
     assert_eq!((code, out.trim()), (0, "104857600"), "{out}");
 
     let (status, problem) = server

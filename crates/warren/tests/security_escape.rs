@@ -20,19 +20,6 @@ mod server_common;
 use serde_json::{json, Value};
 use server_common::TestServer;
 
-/// Runs `cmd` in `id` as `key`; (exit code, stdout + stderr).
-async fn sh(server: &TestServer, key: &str, id: &str, cmd: &str) -> (i64, String) {
-    let out = server.run(key, id, cmd).await;
-    (
-        out["exit_code"].as_i64().unwrap_or(-1),
-        format!(
-            "{}{}",
-            out["stdout"].as_str().unwrap_or_default(),
-            out["stderr"].as_str().unwrap_or_default()
-        ),
-    )
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
     let server = TestServer::start().await;
@@ -61,19 +48,19 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
         "cat /dev/kmsg",
         "ls /dev/sda /dev/vda /dev/loop0",
     ] {
-        let (code, out) = sh(&server, &key, id, attack).await;
+        let (code, out) = server.sh(&key, id, attack).await;
         assert_ne!(code, 0, "{attack:?} succeeded in a tenant's sandbox: {out}");
     }
 
     // No host process is visible, and the server cannot be traced.
     let server_pid = server.pid();
-    let (code, out) = sh(
-        &server,
-        &key,
-        id,
-        "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done",
-    )
-    .await;
+    let (code, out) = server
+        .sh(
+            &key,
+            id,
+            "for p in /proc/[0-9]*; do tr '\\0' ' ' < $p/cmdline; echo; done",
+        )
+        .await;
     assert_eq!(code, 0, "{out}");
     assert!(
         !out.contains("warren server") && !out.contains("systemd") && !out.contains("sshd"),
@@ -83,7 +70,7 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
         "python3 -c 'import ctypes, os; libc = ctypes.CDLL(None, use_errno=True); \
          r = libc.ptrace(16, {server_pid}, 0, 0); print(r, ctypes.get_errno())'"
     );
-    let (code, out) = sh(&server, &key, id, &ptrace).await;
+    let (code, out) = server.sh(&key, id, &ptrace).await;
     assert_eq!(code, 0, "{out}");
     assert!(
         out.starts_with("-1 "),
@@ -142,13 +129,13 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
          \x20   print(name, r, ctypes.get_errno())\n",
         table.join(", ")
     );
-    let (code, out) = sh(
-        &server,
-        &key,
-        id,
-        &format!("cat > /tmp/probe.py <<'EOF'\n{script}EOF\npython3 /tmp/probe.py"),
-    )
-    .await;
+    let (code, out) = server
+        .sh(
+            &key,
+            id,
+            &format!("cat > /tmp/probe.py <<'EOF'\n{script}EOF\npython3 /tmp/probe.py"),
+        )
+        .await;
     assert_eq!(code, 0, "{out}");
     let (eperm, enosys) = (libc::EPERM as i64, libc::ENOSYS as i64);
     for line in out.lines() {
@@ -166,8 +153,7 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
     assert_eq!(out.lines().count(), syscalls.len(), "{out}");
 
     // vsock sockets ignore network namespaces: refused (EAFNOSUPPORT).
-    let (code, out) = sh(
-        &server,
+    let (code, out) = server.sh(
         &key,
         id,
         "python3 -c 'import socket\ntry:\n    socket.socket(socket.AF_VSOCK, socket.SOCK_STREAM)\n    print(\"opened\")\nexcept OSError as e:\n    print(e.errno)'",
@@ -181,13 +167,13 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
     );
 
     // And a root user's ordinary life still works.
-    let (code, out) = sh(
-        &server,
-        &key,
-        id,
-        "echo ok > /root/f && chown nobody /root/f && cat /root/f && ps -e >/dev/null",
-    )
-    .await;
+    let (code, out) = server
+        .sh(
+            &key,
+            id,
+            "echo ok > /root/f && chown nobody /root/f && cat /root/f && ps -e >/dev/null",
+        )
+        .await;
     assert_eq!((code, out.trim()), (0, "ok"));
 }
 

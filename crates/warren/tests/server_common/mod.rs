@@ -365,15 +365,34 @@ impl TestServer {
         out
     }
 
+    /// Runs `cmd` in sandbox `id` as `key`: (exit code, stdout + stderr).
+    pub async fn sh(&self, key: &str, id: &str, cmd: &str) -> (i64, String) {
+        let out = self.run(key, id, cmd).await;
+        (
+            out["exit_code"].as_i64().unwrap_or(-1),
+            format!(
+                "{}{}",
+                out["stdout"].as_str().unwrap_or_default(),
+                out["stderr"].as_str().unwrap_or_default()
+            ),
+        )
+    }
+
     /// Creates a tenant and a key for it: (tenant id, key).
     pub async fn tenant(&self, name: &str, max_sandboxes: Option<u32>) -> (String, String) {
+        self.tenant_with(name, json!({ "max_sandboxes": max_sandboxes }))
+            .await
+    }
+
+    /// Creates a tenant with the quotas in `quotas` (an object of the
+    /// create request's quota fields) and a key for it: (tenant id, key).
+    pub async fn tenant_with(&self, name: &str, quotas: Value) -> (String, String) {
+        let mut body = json!({ "name": name });
+        if let (Some(body), Some(quotas)) = (body.as_object_mut(), quotas.as_object()) {
+            body.extend(quotas.clone());
+        }
         let (status, tenant) = self
-            .call(
-                "POST",
-                "/v1/admin/tenants",
-                ADMIN_KEY,
-                Some(json!({ "name": name, "max_sandboxes": max_sandboxes })),
-            )
+            .call("POST", "/v1/admin/tenants", ADMIN_KEY, Some(body))
             .await;
         assert_eq!(status, 201, "tenant: {tenant}");
         let id = tenant["id"].as_str().unwrap().to_string();
