@@ -10,10 +10,12 @@
 //!   set over new namespaces and a large kernel attack surface);
 //! - `clone3` answers `ENOSYS`, as in Docker: its flags live in memory a
 //!   filter cannot read, and `ENOSYS` makes glibc fall back to `clone`;
-//! - `socket` of a family no sandbox needs answers `EAFNOSUPPORT`
-//!   ([`DENIED_FAMILIES`]): `AF_VSOCK` above all, whose sockets ignore
-//!   network namespaces and reach the host (or its hypervisor), and the
-//!   rarely used protocol families behind many kernel bugs;
+//! - `socket` and `socketpair` of a family no sandbox needs answer
+//!   `EAFNOSUPPORT` ([`DENIED_FAMILIES`]): `AF_VSOCK` above all, whose
+//!   sockets ignore network namespaces and reach the host (or its
+//!   hypervisor), and the rarely used protocol families behind many kernel
+//!   bugs (`io_uring`, which could create sockets past the filter, is
+//!   denied whole);
 //! - a foreign architecture (and the x32 ABI) kills the process.
 //!
 //! `ptrace`, `process_vm_readv`/`writev` and `personality` stay allowed, as
@@ -110,9 +112,10 @@ const DENIED_ARCH: &[libc::c_long] = &[
 #[cfg(target_arch = "aarch64")]
 const DENIED_ARCH: &[libc::c_long] = &[];
 
-/// Socket families refused to sandboxes: vsock (it ignores network
-/// namespaces), key management, and old or hardware-bound protocols. Unix,
-/// IPv4, IPv6, netlink, packet and the crypto API (`AF_ALG`) stay open.
+/// Socket families refused to sandboxes, by `socket(2)` and
+/// `socketpair(2)` alike: vsock (it ignores network namespaces), key
+/// management, and old or hardware-bound protocols. Unix, IPv4, IPv6,
+/// netlink, packet and the crypto API (`AF_ALG`) stay open.
 pub const DENIED_FAMILIES: &[libc::c_int] = &[
     libc::AF_AX25,
     libc::AF_IPX,
@@ -201,12 +204,11 @@ pub fn program() -> Vec<libc::sock_filter> {
     for nr in [libc::SYS_clone, libc::SYS_unshare] {
         code.push((BPF_JMP_JEQ_K, nr as u32, Target::CheckArg0, Target::Next));
     }
-    code.push((
-        BPF_JMP_JEQ_K,
-        libc::SYS_socket as u32,
-        Target::CheckFamily,
-        Target::Next,
-    ));
+    // socketpair(2) creates its sockets through the family as socket(2)
+    // does (and some families, TIPC among them, hand back working ones).
+    for nr in [libc::SYS_socket, libc::SYS_socketpair] {
+        code.push((BPF_JMP_JEQ_K, nr as u32, Target::CheckFamily, Target::Next));
+    }
     code.push(stmt(BPF_RET_K, RET_ALLOW));
     let check_arg0 = code.len();
     code.push(stmt(BPF_LD_W_ABS, OFF_ARG0_LO));
@@ -371,6 +373,22 @@ mod tests {
                     return 9;
                 }
                 libc::close(fd);
+                // socketpair(2) goes through the family too: refused alike
+                // (unfiltered, vsock's answer is EOPNOTSUPP, after creating
+                // a socket); Unix pairs still work.
+                let mut pair = [-1; 2];
+                for family in [libc::AF_VSOCK, libc::AF_TIPC, libc::AF_KEY] {
+                    if libc::socketpair(family, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) != -1
+                        || errno() != libc::EAFNOSUPPORT
+                    {
+                        return 10;
+                    }
+                }
+                if libc::socketpair(libc::AF_UNIX, libc::SOCK_STREAM, 0, pair.as_mut_ptr()) != 0 {
+                    return 11;
+                }
+                libc::close(pair[0]);
+                libc::close(pair[1]);
             }
             0
         });
