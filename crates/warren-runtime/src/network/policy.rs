@@ -9,7 +9,8 @@
 //!   a wildcard (`*.example.com`, any name under it). Names are admitted
 //!   through the server's resolver: the addresses it answers for them become
 //!   reachable. CIDRs may open private ranges, on a server whose admin
-//!   allows it ([`Rules::check_reachable`]); link-local (cloud metadata),
+//!   allows it ([`NetworkPolicy::check_reachable`] refuses an entry that
+//!   lies wholly in closed space); link-local (cloud metadata),
 //!   loopback and multicast stay closed whatever a list says, and addresses
 //!   learnt through DNS never open anything but public space (a name
 //!   resolving to 127.0.0.1 or the metadata address opens nothing).
@@ -97,7 +98,9 @@ pub enum Rules {
     Public,
     /// Only these.
     List {
-        /// Networks admitted as given (private ranges included).
+        /// Networks admitted as given: their public part, and their private
+        /// part on a server that allows private egress; never link-local,
+        /// loopback or multicast space (see [`super::nft`]).
         nets: Vec<Cidr>,
         /// Host names admitted through the resolver.
         names: Vec<NamePattern>,
@@ -273,36 +276,60 @@ pub enum PolicyError {
     /// An IPv6 entry: sandboxes have IPv4 only.
     #[error("allow entry {0:?} is IPv6; sandboxes have IPv4 egress only")]
     Ipv6(String),
-    /// A CIDR inside what no sandbox ever reaches (link-local and cloud
-    /// metadata, loopback, multicast).
-    #[error("allow entry {0} is link-local, loopback or multicast space, which no sandbox reaches (cloud metadata lives there)")]
-    NeverReachable(Cidr),
-    /// A CIDR inside a private range on a server that keeps them closed.
-    #[error("allow entry {0} is a private range, which this server keeps closed to sandboxes (its admin can open them with --allow-private-egress)")]
-    PrivateRange(Cidr),
+    /// A CIDR entry inside space no sandbox ever reaches (link-local and
+    /// cloud metadata, loopback, multicast, reserved): whatever a list
+    /// says, the sandbox could not reach it.
+    #[error("allow entry {entry:?} lies in {range}, link-local, loopback or multicast space, which no sandbox reaches whatever its allow list says (cloud metadata lives there)")]
+    NeverReachable {
+        /// The entry as given.
+        entry: String,
+        /// The closed range it lies in.
+        range: Cidr,
+    },
+    /// A CIDR entry inside a private range on a server that keeps private
+    /// ranges closed.
+    #[error("allow entry {entry:?} lies in the private range {range}, which this server keeps closed to sandboxes (its admin can open private ranges with --allow-private-egress)")]
+    PrivateRange {
+        /// The entry as given.
+        entry: String,
+        /// The private range it lies in.
+        range: Cidr,
+    },
 }
 
-impl Rules {
-    /// Refuses allow-list CIDRs that could only name what the sandbox will
-    /// not reach anyway: space no sandbox ever reaches, and private ranges
-    /// unless `allow_private`. A wider CIDR (`0.0.0.0/0`) is accepted; the
-    /// rules open only its reachable part.
+impl NetworkPolicy {
+    /// Refuses allow-list CIDRs that name only space the sandbox would not
+    /// reach anyway: what no sandbox ever reaches ([`super::nft::NEVER`]),
+    /// and private ranges ([`super::nft::PRIVATE`]) unless `allow_private`
+    /// (the admin's choice). A wider CIDR (`0.0.0.0/0`) is accepted: the
+    /// rules open only its reachable part. Host names are not checked here;
+    /// what the resolver learns for them never opens closed space.
     pub fn check_reachable(&self, allow_private: bool) -> Result<(), PolicyError> {
-        let Rules::List { nets, .. } = self else {
-            return Ok(());
-        };
         let ranges =
             |list: &[&str]| -> Vec<Cidr> { list.iter().filter_map(|s| s.parse().ok()).collect() };
-        let inside =
-            |net: &Cidr, outer: &Cidr| outer.prefix <= net.prefix && outer.contains(net.addr);
         let never = ranges(super::nft::NEVER);
         let private = ranges(super::nft::PRIVATE);
-        for net in nets {
-            if never.iter().any(|outer| inside(net, outer)) {
-                return Err(PolicyError::NeverReachable(*net));
+        let inside = |net: &Cidr, ranges: &[Cidr]| {
+            ranges
+                .iter()
+                .find(|outer| outer.prefix <= net.prefix && outer.contains(net.addr))
+                .copied()
+        };
+        for entry in &self.allow {
+            let Ok(Entry::Net(net)) = parse_entry(entry) else {
+                continue;
+            };
+            if let Some(range) = inside(&net, &never) {
+                return Err(PolicyError::NeverReachable {
+                    entry: entry.clone(),
+                    range,
+                });
             }
-            if !allow_private && private.iter().any(|outer| inside(net, outer)) {
-                return Err(PolicyError::PrivateRange(*net));
+            if let Some(range) = inside(&net, &private).filter(|_| !allow_private) {
+                return Err(PolicyError::PrivateRange {
+                    entry: entry.clone(),
+                    range,
+                });
             }
         }
         Ok(())
@@ -322,33 +349,62 @@ mod tests {
 
     #[test]
     fn metadata_never_and_private_ranges_only_when_allowed() {
-        let rules = |e: &[&str]| list(e).rules().unwrap();
-        for entry in [
-            "169.254.169.254",
-            "169.254.0.0/16",
-            "127.0.0.1",
-            "224.0.0.1",
+        for (entry, range) in [
+            ("169.254.169.254", "169.254.0.0/16"),
+            ("169.254.0.0/16", "169.254.0.0/16"),
+            (" 169.254.169.254/32", "169.254.0.0/16"),
+            ("127.0.0.1", "127.0.0.0/8"),
+            ("0.0.0.0/8", "0.0.0.0/8"),
+            ("224.0.0.1", "224.0.0.0/3"),
+            ("255.255.255.255", "224.0.0.0/3"),
         ] {
             for allow_private in [false, true] {
-                assert!(
-                    matches!(
-                        rules(&[entry]).check_reachable(allow_private),
-                        Err(PolicyError::NeverReachable(_))
-                    ),
-                    "{entry}"
+                let err = list(&["8.8.8.8", entry])
+                    .check_reachable(allow_private)
+                    .unwrap_err();
+                assert_eq!(
+                    err,
+                    PolicyError::NeverReachable {
+                        entry: entry.into(),
+                        range: range.parse().unwrap()
+                    }
                 );
+                // The message names the entry as the tenant wrote it.
+                assert!(err.to_string().contains(&format!("{entry:?}")), "{err}");
             }
         }
-        for entry in ["10.0.0.0/8", "10.1.2.3", "192.168.1.0/24", "172.16.5.5"] {
-            assert!(matches!(
-                rules(&[entry]).check_reachable(false),
-                Err(PolicyError::PrivateRange(_))
-            ));
-            assert!(rules(&[entry]).check_reachable(true).is_ok(), "{entry}");
+        for (entry, range) in [
+            ("10.0.0.0/8", "10.0.0.0/8"),
+            ("10.1.2.3", "10.0.0.0/8"),
+            ("192.168.1.0/24", "192.168.0.0/16"),
+            ("172.16.5.5", "172.16.0.0/12"),
+            ("100.64.0.1", "100.64.0.0/10"),
+            ("192.0.0.170", "192.0.0.0/24"),
+        ] {
+            let err = list(&[entry]).check_reachable(false).unwrap_err();
+            assert_eq!(
+                err,
+                PolicyError::PrivateRange {
+                    entry: entry.into(),
+                    range: range.parse().unwrap()
+                }
+            );
+            assert!(err.to_string().contains("--allow-private-egress"), "{err}");
+            assert_eq!(list(&[entry]).check_reachable(true), Ok(()), "{entry}");
         }
-        for entry in ["0.0.0.0/0", "8.8.8.8", "1.0.0.0/8", "example.com"] {
-            assert!(rules(&[entry]).check_reachable(false).is_ok(), "{entry}");
+        // Wider CIDRs and names are accepted: the rules open only their
+        // reachable part.
+        for entry in [
+            "0.0.0.0/0",
+            "8.8.8.8",
+            "1.0.0.0/8",
+            "128.0.0.0/1",
+            "example.com",
+            "*.internal",
+        ] {
+            assert_eq!(list(&[entry]).check_reachable(false), Ok(()), "{entry}");
         }
+        assert_eq!(NetworkPolicy::allow_all().check_reachable(false), Ok(()));
     }
 
     #[test]

@@ -10,7 +10,10 @@ use super::registry::{Entry, Phase};
 use super::{blocking, ensure_settled, SandboxError, Sandboxes};
 
 /// The policy a create or `PATCH` asks for. `egress` defaults to `deny`
-/// when `allow` is given (an allow-list) and to `default` when not.
+/// when `allow` is given (an allow-list) and to `default` when not. An
+/// allow-list entry that lies wholly in space no sandbox reaches, or in a
+/// private range unless `allow_private` (the admin's
+/// `--allow-private-egress`), is refused with the entry named.
 pub fn resolve(
     req: Option<NetworkRequest>,
     default: Egress,
@@ -27,7 +30,7 @@ pub fn resolve(
     let policy = NetworkPolicy { egress, allow };
     policy
         .rules()
-        .and_then(|rules| rules.check_reachable(allow_private))
+        .and_then(|_| policy.check_reachable(allow_private))
         .map_err(|e| SandboxError::invalid("network", e.to_string()))?;
     Ok(policy)
 }
@@ -111,5 +114,24 @@ mod tests {
         let err = resolve(Some(bad), Egress::Allow, false).unwrap_err();
         assert!(err.to_string().contains("not a host"), "{err}");
         assert_eq!(view(&p).allow, ["example.com"]);
+    }
+
+    #[test]
+    fn closed_space_is_refused_by_entry() {
+        let list = |entry: &str| NetworkRequest {
+            egress: None,
+            allow: Some(vec!["example.com".into(), entry.into()]),
+        };
+        for allow_private in [false, true] {
+            let err =
+                resolve(Some(list("169.254.169.254")), Egress::Allow, allow_private).unwrap_err();
+            assert!(err.to_string().contains("\"169.254.169.254\""), "{err}");
+        }
+        let err = resolve(Some(list("10.0.0.0/8")), Egress::Allow, false).unwrap_err();
+        assert!(err.to_string().contains("\"10.0.0.0/8\""), "{err}");
+        let p = resolve(Some(list("10.0.0.0/8")), Egress::Allow, true).unwrap();
+        assert_eq!(p.allow, ["example.com", "10.0.0.0/8"]);
+        let p = resolve(Some(list("0.0.0.0/0")), Egress::Allow, false).unwrap();
+        assert_eq!(p.allow, ["example.com", "0.0.0.0/0"]);
     }
 }
