@@ -49,10 +49,16 @@ pub struct ServerArgs {
     #[arg(long = "network-dns", value_parser = parse_socket)]
     network_dns: Vec<std::net::SocketAddr>,
     /// Let allow-lists open private ranges (10/8, 172.16/12, 192.168/16,
-    /// 100.64/10) by CIDR, for sandboxes that must reach services on the
-    /// local network. Link-local (cloud metadata), loopback and multicast
-    /// stay closed regardless.
-    #[arg(long)]
+    /// 100.64/10, 192.0.0/24) by CIDR, for sandboxes that must reach
+    /// services on the local network. Off, an allow-list naming only private
+    /// space is refused and wider CIDRs (0.0.0.0/0) open public space only.
+    /// Link-local (cloud metadata), loopback and multicast stay closed
+    /// regardless.
+    #[arg(
+        long,
+        env = "WARREN_ALLOW_PRIVATE_EGRESS",
+        value_parser = clap::builder::BoolishValueParser::new()
+    )]
     allow_private_egress: bool,
     /// No outbound network: every sandbox has loopback only.
     #[arg(long)]
@@ -174,4 +180,42 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     rt.block_on(warren_server::run(config))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsStr;
+
+    use clap::{CommandFactory, Parser};
+
+    use super::ServerArgs;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        server: ServerArgs,
+    }
+
+    #[test]
+    fn private_egress_is_off_unless_the_admin_turns_it_on() {
+        if std::env::var_os("WARREN_ALLOW_PRIVATE_EGRESS").is_none() {
+            let cli = Cli::try_parse_from(["warren"]).unwrap();
+            assert!(!cli.server.allow_private_egress);
+        }
+        let cli = Cli::try_parse_from(["warren", "--allow-private-egress"]).unwrap();
+        assert!(cli.server.allow_private_egress);
+        let cli = Cli::try_parse_from(["warren", "--allow-private-egress=no"]);
+        assert!(cli.is_err(), "a flag takes no value");
+        // WARREN_ALLOW_PRIVATE_EGRESS turns it on too (its value goes
+        // through the boolish parser: 1, true, yes, on; 0, false, no, off).
+        let cmd = Cli::command();
+        let arg = cmd
+            .get_arguments()
+            .find(|a| a.get_id() == "allow_private_egress")
+            .unwrap();
+        assert_eq!(
+            arg.get_env(),
+            Some(OsStr::new("WARREN_ALLOW_PRIVATE_EGRESS"))
+        );
+    }
 }
