@@ -4,6 +4,10 @@
 //! by host name through the server's resolver); the host's services and the
 //! other sandboxes are out of reach in every mode; `PATCH` changes a running
 //! sandbox's reachability; deleting sandboxes leaves no interface or rule.
+//! A tenant's allow-list never opens link-local (cloud metadata) space, not
+//! even the host's own, and opens private ranges only on a server started
+//! with `--allow-private-egress`; naming such space is a 400 that names the
+//! entry.
 
 mod network_support;
 mod server_common;
@@ -17,8 +21,13 @@ use server_common::{Options, TestServer, ADMIN_KEY};
 
 /// Runs the probe in sandbox `id`; its one line of output.
 async fn probe(server: &TestServer, id: &str, args: &str) -> String {
+    probe_as(server, ADMIN_KEY, id, args).await
+}
+
+/// Runs the probe in sandbox `id` as `key`; its one line of output.
+async fn probe_as(server: &TestServer, key: &str, id: &str, args: &str) -> String {
     let out = server
-        .run(ADMIN_KEY, id, &format!("python3 {PROBE_PATH} {args}"))
+        .run(key, id, &format!("python3 {PROBE_PATH} {args}"))
         .await;
     out["stdout"]
         .as_str()
@@ -27,16 +36,20 @@ async fn probe(server: &TestServer, id: &str, args: &str) -> String {
         .to_string()
 }
 
+/// Creates a sandbox with `network` and the probe in it; its id.
 async fn create(server: &TestServer, network: Value) -> String {
-    let sandbox = server
-        .create(ADMIN_KEY, json!({ "network": network }))
-        .await;
+    create_as(server, ADMIN_KEY, network).await
+}
+
+/// Creates a sandbox with `network` and the probe in it as `key`; its id.
+async fn create_as(server: &TestServer, key: &str, network: Value) -> String {
+    let sandbox = server.create(key, json!({ "network": network })).await;
     let id = sandbox["id"].as_str().unwrap().to_string();
     let resp = server
         .req(
             reqwest::Method::PUT,
             &format!("/v1/sandboxes/{id}/files?path={PROBE_PATH}"),
-            ADMIN_KEY,
+            key,
         )
         .body(PROBE)
         .send()
@@ -390,16 +403,39 @@ async fn egress_policies_on_running_sandboxes() {
     drop(server);
 }
 
-/// Creates a sandbox with `network` as a tenant would; (status, body).
-async fn try_create(server: &TestServer, network: Value) -> (u16, Value) {
+/// Creates a sandbox with `network` as `key`; (status, body).
+async fn try_create(server: &TestServer, key: &str, network: Value) -> (u16, Value) {
     server
         .call(
             "POST",
             "/v1/sandboxes",
-            ADMIN_KEY,
+            key,
             Some(json!({ "network": network })),
         )
         .await
+}
+
+/// Replaces the policy of sandbox `id` as `key`; (status, body).
+async fn try_patch(server: &TestServer, key: &str, id: &str, network: Value) -> (u16, Value) {
+    server
+        .call(
+            "PATCH",
+            &format!("/v1/sandboxes/{id}"),
+            key,
+            Some(json!({ "network": network })),
+        )
+        .await
+}
+
+/// Asserts a 400 `invalid_request` whose detail names `entry` as given and
+/// says `why`.
+fn assert_refused(answer: &(u16, Value), entry: &str, why: &str) {
+    let (status, body) = answer;
+    assert_eq!(*status, 400, "{entry}: {body}");
+    assert_eq!(body["code"], "invalid_request", "{entry}: {body}");
+    let detail = body["detail"].as_str().unwrap_or_default();
+    assert!(detail.contains(&format!("{entry:?}")), "{entry}: {body}");
+    assert!(detail.contains(why), "{entry}: {body}");
 }
 
 #[tokio::test]
@@ -412,37 +448,68 @@ async fn metadata_is_never_reached_and_private_ranges_only_when_the_admin_allows
         ..Options::default()
     })
     .await;
+    let (_, key) = server.tenant("mallory", None).await;
     let (metadata, private, a) = (internet.metadata(), internet.private(), internet.a());
+    // A service on a link-local address of the host itself.
+    let on_link_local = TcpListener::bind((internet.host_link_local(), 0)).unwrap();
+    let link_local = format!(
+        "{} {}",
+        internet.host_link_local(),
+        on_link_local.local_addr().unwrap().port()
+    );
     for (entry, says) in [
         (format!("{metadata}/32"), "link-local"),
+        ("169.254.169.254".to_string(), "link-local"),
         ("169.254.0.0/16".to_string(), "link-local"),
+        ("127.0.0.1".to_string(), "link-local"),
+        ("224.0.0.251/32".to_string(), "link-local"),
         (format!("{private}/32"), "private range"),
         ("10.0.0.0/8".to_string(), "private range"),
+        ("192.168.0.0/16".to_string(), "private range"),
+        ("100.64.0.1".to_string(), "private range"),
     ] {
-        let (status, body) = try_create(&server, json!({ "allow": [entry] })).await;
-        assert_eq!(status, 400, "{entry}: {body}");
-        assert_eq!(body["code"], "invalid_request");
-        assert!(body["detail"].as_str().unwrap().contains(says), "{body}");
+        let refused = try_create(&server, &key, json!({ "allow": ["a.test", &entry] })).await;
+        assert_refused(&refused, &entry, says);
     }
     // Everything, as a list: the public part only.
-    let everything = create(&server, json!({ "allow": ["0.0.0.0/0"] })).await;
-    let public = create(&server, json!({})).await;
+    let everything = create_as(&server, &key, json!({ "allow": ["0.0.0.0/0"] })).await;
+    let public = create_as(&server, &key, json!({})).await;
     for id in [&everything, &public] {
         assert_eq!(
-            probe(&server, id, &format!("http {a} 80")).await,
+            probe_as(&server, &key, id, &format!("http {a} 80")).await,
             "ok stand-in a"
         );
         for closed in [metadata, private] {
-            let out = probe(&server, id, &format!("http {closed} 80")).await;
+            let out = probe_as(&server, &key, id, &format!("http {closed} 80")).await;
             assert!(out.starts_with("err"), "{closed} reached: {out}");
         }
+        let out = probe_as(&server, &key, id, &format!("tcp {link_local}")).await;
+        assert!(out.starts_with("err"), "{link_local} reached: {out}");
     }
+    // A PATCH cannot open them either; the policy stays as it was.
+    for (entry, says) in [
+        ("169.254.169.254", "link-local"),
+        ("172.31.0.0/16", "private range"),
+    ] {
+        let refused = try_patch(&server, &key, &everything, json!({ "allow": [entry] })).await;
+        assert_refused(&refused, entry, says);
+    }
+    let (_, shown) = server
+        .call("GET", &format!("/v1/sandboxes/{everything}"), &key, None)
+        .await;
+    assert_eq!(
+        shown["network"],
+        json!({ "egress": "deny", "allow": ["0.0.0.0/0"] })
+    );
+    let out = probe_as(&server, &key, &everything, &format!("http {private} 80")).await;
+    assert!(out.starts_with("err"), "{private} reached: {out}");
     drop(server);
+    drop(on_link_local);
     drop(internet);
     drop(slot);
 
     // A server whose admin opens private ranges: a list may name them;
-    // metadata stays closed.
+    // metadata and the host's link-local services stay closed.
     let slot = Slot::take();
     let internet = Internet::start(slot.k);
     let mut args = slot.server_args(Some(internet.a()));
@@ -452,23 +519,57 @@ async fn metadata_is_never_reached_and_private_ranges_only_when_the_admin_allows
         ..Options::default()
     })
     .await;
+    let (_, key) = server.tenant("mallory", None).await;
     let (metadata, private) = (internet.metadata(), internet.private());
-    let (status, body) = try_create(&server, json!({ "allow": [format!("{metadata}/32")] })).await;
-    assert_eq!(status, 400, "{body}");
-    let named = create(&server, json!({ "allow": [format!("{private}/32")] })).await;
-    let everything = create(&server, json!({ "allow": ["0.0.0.0/0"] })).await;
-    let public = create(&server, json!({})).await;
+    let on_link_local = TcpListener::bind((internet.host_link_local(), 0)).unwrap();
+    let link_local = format!(
+        "{} {}",
+        internet.host_link_local(),
+        on_link_local.local_addr().unwrap().port()
+    );
+    for entry in [format!("{metadata}/32"), "169.254.169.254".to_string()] {
+        let refused = try_create(&server, &key, json!({ "allow": [&entry] })).await;
+        assert_refused(&refused, &entry, "link-local");
+    }
+    let named = create_as(&server, &key, json!({ "allow": [format!("{private}/32")] })).await;
+    let everything = create_as(&server, &key, json!({ "allow": ["0.0.0.0/0"] })).await;
+    let public = create_as(&server, &key, json!({})).await;
     for id in [&named, &everything] {
         assert_eq!(
-            probe(&server, id, &format!("http {private} 80")).await,
+            probe_as(&server, &key, id, &format!("http {private} 80")).await,
             "ok stand-in private"
         );
     }
     for id in [&named, &everything, &public] {
-        let out = probe(&server, id, &format!("http {metadata} 80")).await;
+        let out = probe_as(&server, &key, id, &format!("http {metadata} 80")).await;
         assert!(out.starts_with("err"), "metadata reached: {out}");
+        let out = probe_as(&server, &key, id, &format!("tcp {link_local}")).await;
+        assert!(out.starts_with("err"), "{link_local} reached: {out}");
     }
     // Without a list naming them, private ranges stay closed.
-    let out = probe(&server, &public, &format!("http {private} 80")).await;
+    let out = probe_as(&server, &key, &public, &format!("http {private} 80")).await;
     assert!(out.starts_with("err"), "{out}");
+    // A PATCH may open them on this server, never metadata.
+    let refused = try_patch(
+        &server,
+        &key,
+        &public,
+        json!({ "allow": ["169.254.0.0/16"] }),
+    )
+    .await;
+    assert_refused(&refused, "169.254.0.0/16", "link-local");
+    let (status, body) = try_patch(
+        &server,
+        &key,
+        &public,
+        json!({ "allow": ["172.31.0.0/16"] }),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        probe_as(&server, &key, &public, &format!("http {private} 80")).await,
+        "ok stand-in private"
+    );
+    drop(server);
+    drop(on_link_local);
 }

@@ -411,7 +411,21 @@ mod tests {
             .position(|l| l.contains("vmap @sandboxes"))
             .expect("the per-sandbox jump");
         assert!(never < policies, "{base}");
-        assert!(base.contains("169.254.0.0/16"), "{base}");
+        let set = |name: &str| {
+            base.lines()
+                .find(|l| l.starts_with(&format!("add set inet warren {name} ")))
+                .unwrap_or_else(|| panic!("set {name}: {base}"))
+                .to_string()
+        };
+        for range in NEVER {
+            assert!(set("never").contains(range), "{range}: {base}");
+            assert!(set("blocked").contains(range), "{range}: {base}");
+        }
+        for range in PRIVATE {
+            assert!(!set("never").contains(range), "{range}: {base}");
+            assert!(set("blocked").contains(range), "{range}: {base}");
+        }
+        assert!(set("never").contains("169.254.0.0/16"), "{base}");
 
         let addr = Ipv4Addr::new(10, 213, 0, 5);
         let rules = crate::network::NetworkPolicy {
@@ -420,7 +434,12 @@ mod tests {
         }
         .rules()
         .unwrap();
-        let position = |script: &str, what: &str| script.lines().position(|l| l.contains(what));
+        let position = |script: &str, what: &str| {
+            script
+                .lines()
+                .position(|l| l.contains(what))
+                .unwrap_or_else(|| panic!("no {what:?} in {script}"))
+        };
         let closed = t.sandbox_script(addr, &rules, true);
         assert!(
             position(&closed, "@blocked reject") < position(&closed, "@sn_0ad50005 accept"),
@@ -435,6 +454,25 @@ mod tests {
             position(&open, "@sn_0ad50005 accept") < position(&open, "@blocked reject"),
             "{open}"
         );
+        // Learnt addresses come after the private ranges' refusal either way.
+        for script in [&closed, &open] {
+            assert!(
+                position(script, "@blocked reject") < position(script, "@sd_0ad50005 accept"),
+                "{script}"
+            );
+        }
+        // `allow` (no list) is public space only, whatever the server allows.
+        for allow_private in [false, true] {
+            let public = Tables {
+                allow_private,
+                ..tables()
+            }
+            .sandbox_script(addr, &Rules::Public, true);
+            assert!(
+                position(&public, "@blocked reject") < position(&public, "sb_0ad50005 accept"),
+                "{public}"
+            );
+        }
     }
 
     #[test]

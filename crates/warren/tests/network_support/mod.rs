@@ -123,6 +123,15 @@ impl Internet {
         ] {
             ip(&args);
         }
+        // A link-local address of the host's own on the link, for
+        // listeners on the host side (removed with the veth).
+        ip(&[
+            "addr",
+            "add",
+            &format!("{}/32", net.host_link_local()),
+            "dev",
+            &veth,
+        ]);
         // A "cloud metadata" address and a private one behind the same
         // link, each with a web server, routed from the host.
         for (addr, name) in [(net.metadata(), "metadata"), (net.private(), "private")] {
@@ -192,6 +201,12 @@ impl Internet {
     /// metadata.
     pub fn metadata(&self) -> Ipv4Addr {
         Ipv4Addr::new(169, 254, self.k, 254)
+    }
+
+    /// `169.254.<k>.1`: a link-local address of the host itself, on the
+    /// stand-in's link (for listeners on the host side).
+    pub fn host_link_local(&self) -> Ipv4Addr {
+        Ipv4Addr::new(169, 254, self.k, 1)
     }
 
     /// `172.31.<k>.2`: a private address.
