@@ -99,7 +99,7 @@ pub struct SandboxResources {
 #[serde(rename_all = "snake_case")]
 pub enum Egress {
     /// The public internet (never the host, other sandboxes, link-local
-    /// metadata or private ranges).
+    /// (cloud metadata), loopback, multicast or private ranges).
     Allow,
     /// Nothing but what `allow` names; with an empty `allow`, loopback only.
     #[default]
@@ -114,9 +114,12 @@ pub struct NetworkPolicy {
     #[serde(default)]
     pub egress: Egress,
     /// With `egress: "deny"`: the only destinations admitted. IPv4
-    /// addresses, IPv4 CIDRs (these may name private ranges), host names
-    /// (exactly that name) and `*.domain` (any name under it); names are
-    /// admitted through the sandbox's resolver.
+    /// addresses, IPv4 CIDRs, host names (exactly that name) and `*.domain`
+    /// (any name under it); names are admitted through the sandbox's
+    /// resolver. Link-local (cloud metadata), loopback and multicast space
+    /// is never reached, and private ranges only on a server started with
+    /// `--allow-private-egress`: a CIDR wholly inside such space is a 400,
+    /// a wider one (`0.0.0.0/0`) opens only what may be reached.
     #[serde(default)]
     pub allow: Vec<String>,
 }
