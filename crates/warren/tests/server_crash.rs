@@ -7,7 +7,8 @@
 //! - every acknowledged checkpoint exists, every acknowledged delete stays
 //!   deleted;
 //! - what was in flight either completed (a listed sandbox answers) or left
-//!   no trace (no disk or run directory without its sandbox).
+//!   no trace (no disk or run directory without its sandbox, no checkpoint
+//!   volume without its checkpoint, nothing in the pool's scratch space).
 //!
 //! After the last round and a full delete, no cgroup, process, mount, run
 //! directory or volume of the server is left. The rounds are random but
@@ -60,13 +61,21 @@ struct Acked {
     checkpoints: HashMap<String, String>,
 }
 
+/// A request's body.
+enum Body {
+    None,
+    Json(Value),
+    /// A checkpoint export, for `POST /v1/checkpoints/import`.
+    Export(bytes::Bytes),
+}
+
 /// One request; `None` when the server did not answer (it was killed).
 async fn call(
     base: &str,
     http: &reqwest::Client,
     method: &str,
     path: &str,
-    body: Option<Value>,
+    body: Body,
 ) -> Option<(u16, Value)> {
     let mut req = http
         .request(
@@ -75,8 +84,14 @@ async fn call(
         )
         .bearer_auth(ADMIN_KEY)
         .timeout(Duration::from_secs(30));
-    if let Some(body) = body {
-        req = req.json(&body);
+    match body {
+        Body::None => {}
+        Body::Json(body) => req = req.json(&body),
+        Body::Export(bytes) => {
+            req = req
+                .header("content-type", "application/vnd.warren.checkpoint")
+                .body(bytes)
+        }
     }
     let resp = req.send().await.ok()?;
     let status = resp.status().as_u16();
@@ -92,14 +107,20 @@ fn pick(acked: &Mutex<Acked>, rng: &Rng) -> Option<String> {
 }
 
 /// One client: random operations until `stop`.
-async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc<AtomicBool>) {
+async fn worker(
+    base: String,
+    acked: Arc<Mutex<Acked>>,
+    rng: Arc<Rng>,
+    stop: Arc<AtomicBool>,
+    export: bytes::Bytes,
+) {
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     while !stop.load(Ordering::Relaxed) {
-        let op = rng.below(9);
+        let op = rng.below(10);
         let target = pick(&acked, &rng);
         let (Some(id), true) = (target.clone(), op > 0) else {
             if let Some((201, body)) =
-                call(&base, &http, "POST", "/v1/sandboxes", Some(json!({}))).await
+                call(&base, &http, "POST", "/v1/sandboxes", Body::Json(json!({}))).await
             {
                 let id = body["id"].as_str().unwrap().to_string();
                 acked.lock().unwrap().sandboxes.insert(id);
@@ -113,7 +134,7 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                     &http,
                     "POST",
                     &format!("/v1/sandboxes/{id}/processes/run"),
-                    Some(json!({"cmd": "echo x >> /root/log"})),
+                    Body::Json(json!({"cmd": "echo x >> /root/log"})),
                 )
                 .await;
             }
@@ -123,7 +144,7 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                     &http,
                     "POST",
                     &format!("/v1/sandboxes/{id}/checkpoints"),
-                    Some(json!({"name": "c"})),
+                    Body::Json(json!({"name": "c"})),
                 )
                 .await
                 {
@@ -147,7 +168,7 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                         &http,
                         "POST",
                         &format!("/v1/sandboxes/{id}/restore"),
-                        Some(json!({"checkpoint_id": ckpt})),
+                        Body::Json(json!({"checkpoint_id": ckpt})),
                     )
                     .await;
                 } else if let Some((201, body)) = call(
@@ -155,7 +176,7 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                     &http,
                     "POST",
                     "/v1/sandboxes",
-                    Some(json!({"from_checkpoint": ckpt})),
+                    Body::Json(json!({"from_checkpoint": ckpt})),
                 )
                 .await
                 {
@@ -169,7 +190,7 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                     &http,
                     "POST",
                     &format!("/v1/sandboxes/{id}/hibernate"),
-                    None,
+                    Body::None,
                 )
                 .await;
             }
@@ -179,14 +200,40 @@ async fn worker(base: String, acked: Arc<Mutex<Acked>>, rng: Arc<Rng>, stop: Arc
                     &http,
                     "POST",
                     &format!("/v1/sandboxes/{id}/wake"),
-                    None,
+                    Body::None,
                 )
                 .await;
             }
+            8 => {
+                // An import not tied to the sandbox picked; a kill in the
+                // middle of one must leave nothing behind.
+                if let Some((201, body)) = call(
+                    &base,
+                    &http,
+                    "POST",
+                    "/v1/checkpoints/import",
+                    Body::Export(export.clone()),
+                )
+                .await
+                {
+                    let ckpt = body["id"].as_str().unwrap().to_string();
+                    acked
+                        .lock()
+                        .unwrap()
+                        .checkpoints
+                        .insert(ckpt, "imported".into());
+                }
+            }
             _ => {
                 acked.lock().unwrap().maybe_deleted.insert(id.clone());
-                if let Some((204, _)) =
-                    call(&base, &http, "DELETE", &format!("/v1/sandboxes/{id}"), None).await
+                if let Some((204, _)) = call(
+                    &base,
+                    &http,
+                    "DELETE",
+                    &format!("/v1/sandboxes/{id}"),
+                    Body::None,
+                )
+                .await
                 {
                     let mut acked = acked.lock().unwrap();
                     acked.sandboxes.remove(&id);
@@ -255,6 +302,20 @@ async fn answers(server: &TestServer, id: &str, seed: u64) {
     assert_eq!(resp.status(), 200, "seed {seed}: {id}");
 }
 
+/// The ids of every checkpoint the server lists.
+async fn all_checkpoints(server: &TestServer) -> HashSet<String> {
+    let (status, listed) = server
+        .call("GET", "/v1/checkpoints?limit=1000", ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{listed}");
+    listed["items"]
+        .as_array()
+        .expect("a list")
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let seed = std::env::var("WARREN_CRASH_SEED")
@@ -272,6 +333,44 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
     let mut server = TestServer::start().await;
     let acked = Arc::new(Mutex::new(Acked::default()));
 
+    // The export the import operations send: a small sandbox's checkpoint
+    // (the admin's btrfs send stream, the kernel receiving it as root).
+    let source = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    server
+        .run(ADMIN_KEY, &source, "echo imported > /root/mark")
+        .await;
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{source}/checkpoints"),
+            ADMIN_KEY,
+            Some(json!({"name": "exported"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let exported = body["id"].as_str().unwrap().to_string();
+    let resp = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/checkpoints/{exported}/export"),
+            ADMIN_KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let export = resp.bytes().await.unwrap();
+    eprintln!("export: {} KiB", export.len() >> 10);
+    acked
+        .lock()
+        .unwrap()
+        .checkpoints
+        .insert(exported, source.clone());
+    acked.lock().unwrap().sandboxes.insert(source);
+
     for round in 0..ROUNDS {
         let stop = Arc::new(AtomicBool::new(false));
         let workers: Vec<_> = (0..WORKERS)
@@ -281,6 +380,7 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
                     acked.clone(),
                     rng.clone(),
                     stop.clone(),
+                    export.clone(),
                 ))
             })
             .collect();
@@ -353,6 +453,18 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
                 "seed {seed}: run directory {dir} without its sandbox"
             );
         }
+        let known = all_checkpoints(&server).await;
+        for volume in server_common::list_dir(&server.state_dir.join("pool/checkpoints")) {
+            assert!(
+                known.contains(&volume),
+                "seed {seed}: checkpoint volume {volume} without its checkpoint"
+            );
+        }
+        let scratch = server_common::list_dir(&server.state_dir.join("pool/tmp"));
+        assert!(
+            scratch.is_empty(),
+            "seed {seed}: left in the pool's scratch space: {scratch:?}"
+        );
         eprintln!(
             "round {round}: {} sandboxes, {} deletes, {} checkpoints acknowledged",
             sandboxes.len(),
@@ -372,8 +484,8 @@ async fn kill_9_at_random_moments_loses_nothing_acknowledged() {
             .await;
         assert_eq!(status, 204, "seed {seed}: deleting {id}: {body}");
     }
-    let checkpoints: Vec<String> = acked.lock().unwrap().checkpoints.keys().cloned().collect();
-    for ckpt in checkpoints {
+    // Every checkpoint, imports the kill cut off before their answer included.
+    for ckpt in all_checkpoints(&server).await {
         let (status, body) = server
             .call(
                 "DELETE",
