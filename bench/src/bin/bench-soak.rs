@@ -181,9 +181,28 @@ async fn soak(base: &str, pid: u32, state_dir: &Path) -> anyhow::Result<()> {
     // Warm footprint: once every worker has finished one cycle.
     let first_round = run_workers(&shared, workers, cycle, cycle.as_secs_f64()).await;
     let warm = footprint(pid, &pool)?;
+    // The trend between warm and end: a sample every tenth of the run, to tell growth that
+    // levels off (allocator arenas, caches) from a leak that keeps going.
+    let sampler = {
+        let pool = pool.clone();
+        let every = Duration::from_secs_f64((secs as f64 / 10.0).max(1.0));
+        let started = shared.started;
+        tokio::spawn(async move {
+            let mut trend = Vec::new();
+            for _ in 0..9 {
+                tokio::time::sleep(every).await;
+                if let Ok(f) = footprint(pid, &pool) {
+                    trend.push((started.elapsed().as_secs_f64(), f));
+                }
+            }
+            trend
+        })
+    };
     let rest = run_workers(&shared, workers, cycle, secs as f64).await;
     let leftover = first_round + rest;
     let end = footprint(pid, &pool)?;
+    let trend = sampler.await.unwrap_or_default();
+    let db_size = std::fs::metadata(state_dir.join("warren.db")).map_or(0, |m| m.len());
     let remaining = shared.api.list().await.unwrap_or_default();
     for id in &remaining {
         let _ = shared.api.delete_sandbox(id).await;
@@ -242,6 +261,17 @@ async fn soak(base: &str, pid: u32, state_dir: &Path) -> anyhow::Result<()> {
         mib(end.pool_used),
         end.pool_used as f64 / warm.pool_used.max(1) as f64
     );
+    println!("| database file | | {:.1} MiB | |", mib(db_size));
+    println!("\nunder load, every tenth of the run:\n\n| at | server RSS | fds | pool used |\n|---|---|---|---|");
+    for (at, f) in &trend {
+        println!(
+            "| {:.0} s | {:.1} MiB | {} | {:.1} MiB |",
+            at,
+            f.rss_kib as f64 / 1024.0,
+            f.fds,
+            mib(f.pool_used)
+        );
+    }
     println!(
         "\nerrors: {errors}; sandboxes left by failed cycles: {leftover}; left at the end: {}",
         remaining.len()
