@@ -31,7 +31,9 @@ impl SmallFs {
         // the host's own disk runs short under it the loop device fails
         // with EIO and btrfs goes read-only, which is a different test.
         ok(Command::new("fallocate").args(["-l", size]).arg(&fs.image));
-        ok(Command::new("mkfs.btrfs").args(["-q", "--nodiscard"]).arg(&fs.image));
+        ok(Command::new("mkfs.btrfs")
+            .args(["-q", "--nodiscard"])
+            .arg(&fs.image));
         std::fs::create_dir_all(&fs.mnt).unwrap();
         ok(Command::new("mount")
             .args(["-o", "loop,nodiscard"])
