@@ -23,7 +23,10 @@ pub mod storage;
 pub mod template;
 
 pub use network::{Egress, NetworkPolicy};
-pub use spec::{Resources, SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
+pub use spec::{
+    namespace_owner, Resources, SandboxSpec, OWNER_UID_BASE, OWNER_UID_COUNT, SANDBOX_ID_BASE,
+    SANDBOX_ID_COUNT,
+};
 
 /// Errors of the runtime seam.
 #[derive(Debug, thiserror::Error)]

@@ -117,6 +117,36 @@ pub fn drop_to_defaults() -> Result<(), CapsError> {
     Ok(())
 }
 
+/// Makes the calling thread's effective capabilities its permitted ones
+/// again (they are cleared when the effective uid leaves 0).
+pub fn raise_effective() -> Result<(), CapsError> {
+    let header = CapHeader {
+        version: LINUX_CAPABILITY_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData::default(); 2];
+    // SAFETY: capget writes two data structs of the v3 layout.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_capget,
+            &header as *const CapHeader,
+            data.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return Err(CapsError::Capset(io::Error::last_os_error()));
+    }
+    for word in &mut data {
+        word.effective = word.permitted;
+    }
+    // SAFETY: capset reads one header and two data structs of the v3 layout.
+    let rc = unsafe { libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) };
+    if rc != 0 {
+        return Err(CapsError::Capset(io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// The bounding-set mask of [`DEFAULT_CAPS`] as `/proc/<pid>/status` shows it
 /// (`CapBnd:` in hex).
 pub fn default_mask() -> u64 {

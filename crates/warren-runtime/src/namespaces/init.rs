@@ -5,8 +5,9 @@
 //! server (multithreaded)
 //!   └─ helper: reads the InitRequest on stdin, creates the cgroups,
 //!      │        writes uid_map/gid_map, answers one InitReport line on stdout
-//!      └─ intermediate: joins the cgroups, unshare(user, pid, mount, uts,
-//!         │             ipc, net, cgroup), becomes root, forks, exits
+//!      └─ intermediate: joins the cgroups, takes the sandbox's owner uid
+//!         │             as its effective uid, unshare(user, pid, mount,
+//!         │             uts, ipc, net, cgroup), becomes root, forks, exits
 //!         └─ sandbox init (PID 1 inside): mounts, pivot_root, hostname, lo,
 //!                capabilities, seccomp, execve(warren agent)
 //! ```
@@ -225,6 +226,7 @@ fn intermediate(
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
+        become_owner(crate::namespace_owner(&spec.id))?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER
                 | CloneFlags::CLONE_NEWPID
@@ -355,6 +357,20 @@ fn join_cgroups(join: &Join) -> Result<(), StageError> {
         write(tasks, "0")?;
     }
     Ok(())
+}
+
+/// Takes `owner` as the effective uid, so that the user namespace about to
+/// be made is owned (and its per-user kernel counts charged) by it rather
+/// than host root; see [`crate::namespace_owner`]. The real and saved uids
+/// stay 0, so the permitted capabilities stay and the effective ones are
+/// raised again: the namespace is still made by a privileged process (as
+/// distributions that restrict unprivileged user namespaces require).
+fn become_owner(owner: u32) -> Result<(), StageError> {
+    let root = Uid::from_raw(0);
+    nix::unistd::setresuid(root, Uid::from_raw(owner), root)
+        .map_err(|e| StageError::new("setuid", format!("to the namespace's owner: {e}")))?;
+    super::caps::raise_effective()
+        .map_err(|e| StageError::new("setuid", format!("as the namespace's owner: {e}")))
 }
 
 /// uid and gid 0 of the new user namespace, no supplementary groups.
