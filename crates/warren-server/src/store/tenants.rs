@@ -113,7 +113,8 @@ impl Store {
                COALESCE(SUM(state IN {q}), 0) AS sandboxes, \
                COUNT(*) AS total_sandboxes, \
                COALESCE(SUM(CASE WHEN state IN {q} THEN memory_mb ELSE 0 END), 0) AS memory_mb, \
-               COALESCE(SUM(CASE WHEN state IN {q} THEN cpus ELSE 0 END), 0.0) AS cpus \
+               CAST(COALESCE(SUM(CASE WHEN state IN {q} THEN cpus ELSE 0.0 END), 0.0) AS REAL) \
+                 AS cpus \
              FROM sandboxes WHERE tenant_id = ?",
             q = super::sandboxes::QUOTA_STATES
         ))
