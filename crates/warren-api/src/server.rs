@@ -346,6 +346,10 @@ pub struct CreateTenantRequest {
     /// limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_cpus: Option<f64>,
+    /// Most disk (MiB) over all the tenant's sandboxes, stopped ones
+    /// included: the sum of their `resources.disk_mb`; null for no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_disk_mb: Option<u64>,
 }
 
 /// A tenant.
@@ -363,6 +367,10 @@ pub struct Tenant {
     pub max_memory_mb: Option<u64>,
     /// Quota on CPUs of sandboxes holding compute; null for no limit.
     pub max_cpus: Option<f64>,
+    /// Quota on the disk (MiB, the sum of `resources.disk_mb`) of all
+    /// sandboxes; null for no limit.
+    #[serde(default)]
+    pub max_disk_mb: Option<u64>,
     /// RFC 3339 UTC.
     pub created_at: String,
 }

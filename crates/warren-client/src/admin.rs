@@ -16,6 +16,7 @@ impl Client {
             max_total_sandboxes: None,
             max_memory_mb: None,
             max_cpus: None,
+            max_disk_mb: None,
         };
         self.create_tenant_with(&body).await
     }

@@ -68,6 +68,7 @@ fn tenant(record: TenantRecord) -> Tenant {
         max_total_sandboxes: record.max_total_sandboxes,
         max_memory_mb: record.max_memory_mb.map(|m| m.max(0) as u64),
         max_cpus: record.max_cpus,
+        max_disk_mb: record.max_disk_mb.map(|m| m.max(0) as u64),
         created_at: rfc3339(record.created_at),
     }
 }
@@ -111,6 +112,7 @@ impl Tenants {
             max_total_sandboxes: quotas.max_total_sandboxes,
             max_memory_mb: quotas.max_memory_mb.map(|m| m.min(i64::MAX as u64) as i64),
             max_cpus: quotas.max_cpus,
+            max_disk_mb: quotas.max_disk_mb.map(|m| m.min(i64::MAX as u64) as i64),
             created_at: now_ms(),
         };
         if quotas.max_cpus.is_some_and(|c| !c.is_finite() || c < 0.0) {

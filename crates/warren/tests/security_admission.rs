@@ -1,7 +1,7 @@
 //! The security battery's admission checks, against a real server: no
 //! sandbox asks for more than the server's per-sandbox maxima, and no
 //! tenant goes over its quotas (sandboxes holding compute, all sandboxes,
-//! memory, CPUs), however many creates it sends at once; each refusal names
+//! memory, CPUs, disk), however many creates it sends at once; each refusal names
 //! the limit.
 
 mod server_common;
@@ -177,6 +177,41 @@ async fn tenants_stay_inside_their_quotas() {
     let (status, body) = create(&server, &key, json!({})).await;
     assert_eq!(status, 201, "{body}");
 
+    // Disk: the sum of every sandbox's disk_mb, stopped ones included (a
+    // stopped sandbox keeps its disk, and starting it adds none).
+    let key = tenant(&server, "disk", json!({ "max_disk_mb": 3000 })).await;
+    let disk = |mb: u64| json!({ "resources": { "disk_mb": mb } });
+    let (status, body) = create(&server, &key, disk(2000)).await;
+    assert_eq!(status, 201, "{body}");
+    let first = body["id"].as_str().unwrap().to_string();
+    let (status, _) = server
+        .call("POST", &format!("/v1/sandboxes/{first}/stop"), &key, None)
+        .await;
+    assert_eq!(status, 200);
+    for asked in [json!({}), disk(1001)] {
+        let (status, body) = create(&server, &key, asked.clone()).await;
+        assert_eq!(status, 429, "{asked}: {body}");
+        assert_eq!(body["code"], "quota_exceeded", "{body}");
+        let detail = body["detail"].as_str().unwrap();
+        assert!(detail.contains("max_disk_mb"), "{body}");
+        assert!(detail.contains("2000 MiB"), "{body}");
+    }
+    let (status, body) = create(&server, &key, disk(1000)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = server
+        .call("POST", &format!("/v1/sandboxes/{first}/start"), &key, None)
+        .await;
+    assert_eq!(status, 200, "starting a counted disk again: {body}");
+    let (status, _) = server
+        .call("DELETE", &format!("/v1/sandboxes/{first}"), &key, None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = create(&server, &key, disk(2000)).await;
+    assert_eq!(
+        status, 201,
+        "the deleted sandbox's disk is free again: {body}"
+    );
+
     // The tenant's quotas are shown, and the admin has none.
     let (_, tenants) = server
         .call("GET", "/v1/admin/tenants", ADMIN_KEY, None)
@@ -188,6 +223,13 @@ async fn tenants_stay_inside_their_quotas() {
         .find(|t| t["name"] == "total")
         .unwrap();
     assert_eq!(total["max_total_sandboxes"], 2, "{total}");
+    let disk_tenant = tenants["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "disk")
+        .unwrap();
+    assert_eq!(disk_tenant["max_disk_mb"], 3000, "{disk_tenant}");
     for _ in 0..3 {
         let (status, body) = create(&server, ADMIN_KEY, json!({})).await;
         assert_eq!(status, 201, "{body}");

@@ -26,7 +26,7 @@ use super::disk::is_missing;
 use super::{blocking, detached, CheckpointError, Checkpoints};
 use crate::auth::Caller;
 use crate::sandboxes::registry::{Entry, Phase};
-use crate::sandboxes::{ensure_settled, SandboxError};
+use crate::sandboxes::{ensure_settled, Asked, SandboxError};
 use crate::store::{SandboxRecord, StoredState};
 
 /// Where the new disk comes from.
@@ -126,7 +126,10 @@ impl Checkpoints {
             Phase::Running | Phase::Hibernated => {}
             Phase::Stopped | Phase::Error => {
                 if !store.reserve_start(&entry.id).await? {
-                    return Err(sandboxes.quota_error(entry.tenant.as_deref()).await.into());
+                    return Err(sandboxes
+                        .quota_error(entry.tenant.as_deref(), Asked::Start(&entry.id))
+                        .await
+                        .into());
                 }
             }
             phase => {

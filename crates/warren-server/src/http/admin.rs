@@ -39,6 +39,7 @@ async fn create_tenant(
         max_total_sandboxes: req.max_total_sandboxes,
         max_memory_mb: req.max_memory_mb,
         max_cpus: req.max_cpus,
+        max_disk_mb: req.max_disk_mb,
     };
     let tenant = app.tenants.create(&req.name, quotas).await?;
     Ok((StatusCode::CREATED, Json(tenant)))

@@ -22,6 +22,8 @@ mod seeded;
 mod transitions;
 pub mod validate;
 
+pub(crate) use transitions::Asked;
+
 use std::future::Future;
 use std::sync::Arc;
 

@@ -22,6 +22,16 @@ use crate::checkpoints::{
     seed::{self, Seed},
 };
 use crate::store::{SandboxRecord, StoredState};
+
+/// What a create or start refused over quota asked for, so that the error
+/// can name the quota it would break.
+pub(crate) enum Asked<'a> {
+    /// A new sandbox, as it would have been inserted.
+    New(&'a SandboxRecord),
+    /// Starting the existing sandbox with this id (its disk is counted
+    /// already).
+    Start(&'a str),
+}
 use crate::time::now_ms;
 
 impl Sandboxes {
@@ -98,7 +108,9 @@ impl Sandboxes {
             pid: None,
         };
         if !self.inner.store.insert_sandbox(&record).await? {
-            return Err(self.quota_error(record.tenant_id.as_deref()).await);
+            return Err(self
+                .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
+                .await);
         }
         let entry =
             self.inner
@@ -156,7 +168,7 @@ impl Sandboxes {
 
     /// The error of a create or start over the tenant's quota: which
     /// quota, and what the tenant uses of it.
-    pub(crate) async fn quota_error(&self, tenant: Option<&str>) -> SandboxError {
+    pub(crate) async fn quota_error(&self, tenant: Option<&str>, asked: Asked<'_>) -> SandboxError {
         let tenant = tenant.unwrap_or_default().to_string();
         let store = &self.inner.store;
         let (record, usage) = match (store.tenant(&tenant).await, store.usage(&tenant).await) {
@@ -169,37 +181,57 @@ impl Sandboxes {
                 }
             }
         };
+        // What one more sandbox adds: a new one its disk too (a stopped
+        // one's disk is counted already).
+        let (memory_mb, cpus, new_disk) = match asked {
+            Asked::New(r) => (
+                r.resources.memory_mb,
+                r.resources.cpus,
+                Some(r.disk_mb.unwrap_or(0)),
+            ),
+            Asked::Start(id) => match store.sandbox(id).await {
+                Ok(Some(r)) => (r.resources.memory_mb, r.resources.cpus, None),
+                Ok(None) => (0, 0.0, None),
+                Err(e) => return SandboxError::Store(e),
+            },
+        };
         let q = record.quotas();
-        let quota = if q
-            .max_sandboxes
-            .is_some_and(|m| usage.sandboxes >= i64::from(m))
+        let over = |max: Option<u64>, used: i64, more: u64| {
+            max.filter(|&max| used.max(0) as u64 + more > max)
+        };
+        let quota = if let Some(max) = q.max_sandboxes.filter(|&m| usage.sandboxes >= i64::from(m))
         {
             format!(
-                "max_sandboxes: it has {} sandboxes creating, running or hibernated, its quota is {}",
+                "max_sandboxes: it has {} sandboxes creating, running or hibernated, its quota is {max}",
                 usage.sandboxes,
-                q.max_sandboxes.unwrap_or(0)
             )
-        } else if q
+        } else if let Some(max) = q
             .max_total_sandboxes
-            .is_some_and(|m| usage.total_sandboxes >= i64::from(m))
+            .filter(|&m| new_disk.is_some() && usage.total_sandboxes >= i64::from(m))
         {
             format!(
-                "max_total_sandboxes: it has {} sandboxes (stopped ones included), its quota is {}",
+                "max_total_sandboxes: it has {} sandboxes (stopped ones included), its quota is {max}",
                 usage.total_sandboxes,
-                q.max_total_sandboxes.unwrap_or(0)
             )
-        } else if let Some(max) = q.max_memory_mb {
+        } else if let Some(max) = over(q.max_memory_mb, usage.memory_mb, memory_mb) {
             format!(
-                "max_memory_mb: its sandboxes use {} MiB, one more would take it over its quota of {max} MiB",
+                "max_memory_mb: its sandboxes use {} MiB, {memory_mb} MiB more would take it over its quota of {max} MiB",
                 usage.memory_mb
             )
-        } else if let Some(max) = q.max_cpus {
+        } else if let Some(max) = q.max_cpus.filter(|&max| usage.cpus + cpus > max + 0.000001) {
             format!(
-                "max_cpus: its sandboxes use {} CPUs, one more would take it over its quota of {max}",
+                "max_cpus: its sandboxes use {} CPUs, {cpus} more would take it over its quota of {max}",
                 usage.cpus
             )
+        } else if let Some(max) = new_disk.and_then(|d| over(q.max_disk_mb, usage.disk_mb, d)) {
+            format!(
+                "max_disk_mb: its sandboxes' disks add up to {} MiB, {} MiB more would take it over its quota of {max} MiB",
+                usage.disk_mb,
+                new_disk.unwrap_or(0)
+            )
         } else {
-            "a quota".to_string()
+            // Usage changed between the refusal and this look.
+            "a quota (its usage changed meanwhile; try again)".to_string()
         };
         SandboxError::QuotaExceeded { tenant, quota }
     }
@@ -317,7 +349,9 @@ impl Sandboxes {
             _ => {}
         }
         if !self.inner.store.reserve_start(&entry.id).await? {
-            return Err(self.quota_error(entry.tenant.as_deref()).await);
+            return Err(self
+                .quota_error(entry.tenant.as_deref(), Asked::Start(&entry.id))
+                .await);
         }
         let previous = entry.phase();
         entry.set_phase(Phase::Starting);

@@ -82,25 +82,32 @@ pub(super) const QUOTA_STATES: &str = "('creating', 'running', 'hibernated')";
 /// The condition "tenant `t` would go over a quota with one more sandbox of
 /// `{memory}` MiB and `{cpus}` CPUs" (SQL expressions), for `WHERE NOT
 /// EXISTS (SELECT 1 FROM tenants t WHERE t.id = … AND <this>)`. With
-/// `count_total`, the sandbox is a new one and counts toward
-/// `max_total_sandboxes` too.
-fn over_quota(memory: &str, cpus: &str, count_total: bool) -> String {
+/// `new_disk` (the new sandbox's `disk_mb`, an SQL expression), the sandbox
+/// is a new one and counts toward `max_total_sandboxes` and `max_disk_mb`
+/// too (a stopped sandbox's disk is already counted).
+fn over_quota(memory: &str, cpus: &str, new_disk: Option<&str>) -> String {
     let compute = |what: &str| {
         format!(
             "(SELECT COALESCE(SUM({what}), 0) FROM sandboxes x WHERE x.tenant_id = t.id \
              AND x.state IN {QUOTA_STATES})"
         )
     };
-    let total = if count_total {
+    let total = if new_disk.is_some() {
         " OR (t.max_total_sandboxes IS NOT NULL \
            AND (SELECT COUNT(*) FROM sandboxes x WHERE x.tenant_id = t.id) >= t.max_total_sandboxes)"
     } else {
         ""
     };
+    let disk = new_disk.map_or(String::new(), |disk| {
+        format!(
+            " OR (t.max_disk_mb IS NOT NULL AND (SELECT COALESCE(SUM(COALESCE(x.disk_mb, 0)), 0) \
+               FROM sandboxes x WHERE x.tenant_id = t.id) + COALESCE({disk}, 0) > t.max_disk_mb)"
+        )
+    });
     format!(
         "((t.max_sandboxes IS NOT NULL AND {count} >= t.max_sandboxes){total} \
           OR (t.max_memory_mb IS NOT NULL AND {mem} + {memory} > t.max_memory_mb) \
-          OR (t.max_cpus IS NOT NULL AND {cpu} + {cpus} > t.max_cpus + 0.000001))",
+          OR (t.max_cpus IS NOT NULL AND {cpu} + {cpus} > t.max_cpus + 0.000001){disk})",
         count = compute("1"),
         mem = compute("x.memory_mb"),
         cpu = compute("x.cpus"),
@@ -278,7 +285,7 @@ impl Store {
              from_checkpoint, pid) \
              SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
              WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND {})",
-            over_quota("?", "?", true)
+            over_quota("?", "?", Some("?"))
         );
         let result = sqlx::query(&sql)
             .bind(&s.id)
@@ -306,6 +313,7 @@ impl Store {
             .bind(&s.tenant_id)
             .bind(s.resources.memory_mb as i64)
             .bind(s.resources.cpus)
+            .bind(s.disk_mb.map(|d| d as i64))
             .execute(&self.pool)
             .await
             .map_err(query_err("insert sandbox"))?;
@@ -319,7 +327,7 @@ impl Store {
             "UPDATE sandboxes SET state = 'running', pid = NULL WHERE id = ?1 \
              AND NOT EXISTS (SELECT 1 FROM tenants t \
                WHERE t.id = sandboxes.tenant_id AND {})",
-            over_quota("sandboxes.memory_mb", "sandboxes.cpus", false)
+            over_quota("sandboxes.memory_mb", "sandboxes.cpus", None)
         );
         let result = sqlx::query(&sql)
             .bind(id)

@@ -19,6 +19,8 @@ pub struct TenantRecord {
     pub max_memory_mb: Option<i64>,
     /// Quota on CPUs of sandboxes holding compute.
     pub max_cpus: Option<f64>,
+    /// Quota on the disk (MiB, the sum of `disk_mb`) of all sandboxes.
+    pub max_disk_mb: Option<i64>,
     /// Unix milliseconds.
     pub created_at: i64,
 }
@@ -31,6 +33,7 @@ impl TenantRecord {
             max_total_sandboxes: self.max_total_sandboxes,
             max_memory_mb: self.max_memory_mb.map(|m| m.max(0) as u64),
             max_cpus: self.max_cpus,
+            max_disk_mb: self.max_disk_mb.map(|m| m.max(0) as u64),
         }
     }
 }
@@ -46,6 +49,8 @@ pub struct Quotas {
     pub max_memory_mb: Option<u64>,
     /// CPUs of sandboxes creating, running or hibernated.
     pub max_cpus: Option<f64>,
+    /// Disk limits (MiB, `disk_mb`) of sandboxes in any state.
+    pub max_disk_mb: Option<u64>,
 }
 
 /// What a tenant uses, counted as its quotas count.
@@ -59,6 +64,8 @@ pub struct Usage {
     pub memory_mb: i64,
     /// Their CPUs.
     pub cpus: f64,
+    /// The disk limits (MiB) of all its sandboxes.
+    pub disk_mb: i64,
 }
 
 /// An API key row (the hash is not read back).
@@ -75,7 +82,8 @@ pub struct KeyRecord {
 }
 
 const TENANT_COLUMNS: &str =
-    "seq, id, name, max_sandboxes, max_total_sandboxes, max_memory_mb, max_cpus, created_at";
+    "seq, id, name, max_sandboxes, max_total_sandboxes, max_memory_mb, max_cpus, max_disk_mb, \
+     created_at";
 
 impl Store {
     /// Inserts a tenant; `Ok(false)` when the name is taken.
@@ -88,7 +96,7 @@ impl Store {
     ) -> Result<bool, StoreError> {
         let result = sqlx::query(
             "INSERT INTO tenants (id, name, max_sandboxes, max_total_sandboxes, max_memory_mb, \
-             max_cpus, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+             max_cpus, max_disk_mb, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(id)
         .bind(name)
@@ -96,6 +104,7 @@ impl Store {
         .bind(quotas.max_total_sandboxes)
         .bind(quotas.max_memory_mb.map(|m| m as i64))
         .bind(quotas.max_cpus)
+        .bind(quotas.max_disk_mb.map(|m| m.min(i64::MAX as u64) as i64))
         .bind(created_at)
         .execute(&self.pool)
         .await;
@@ -114,7 +123,8 @@ impl Store {
                COUNT(*) AS total_sandboxes, \
                COALESCE(SUM(CASE WHEN state IN {q} THEN memory_mb ELSE 0 END), 0) AS memory_mb, \
                CAST(COALESCE(SUM(CASE WHEN state IN {q} THEN cpus ELSE 0.0 END), 0.0) AS REAL) \
-                 AS cpus \
+                 AS cpus, \
+               COALESCE(SUM(COALESCE(disk_mb, 0)), 0) AS disk_mb \
              FROM sandboxes WHERE tenant_id = ?",
             q = super::sandboxes::QUOTA_STATES
         ))
