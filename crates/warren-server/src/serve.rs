@@ -98,7 +98,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         path: config.state_dir.clone(),
         source,
     };
-    allow_traversal(&config.state_dir).map_err(state_dir_error)?;
+    restrict_state_dir(&config.state_dir).map_err(state_dir_error)?;
     let admin = admin_key::resolve(config.admin_key.as_deref(), &config.state_dir)?;
     if let Source::Generated(path) = &admin.source {
         // Shown once: afterwards it is only in the 0600 file.
@@ -228,38 +228,22 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     Ok(())
 }
 
-/// Opens the database, creating its file readable by root only first: it
-/// holds key hashes and sandbox environments.
-/// Sandboxes set up their mounts as their own (unprivileged) root, which
-/// must be able to walk from `/` down into the pool: the state dir gets the
-/// search bit for others (0711 at least; nothing in it becomes listable), and
-/// a parent that blocks the walk is reported instead of failing every create.
-fn allow_traversal(state_dir: &Path) -> std::io::Result<()> {
+/// The state directory is root's alone (0700): it holds the database, the
+/// pool with every sandbox's files, and the run directories. Sandboxes reach
+/// their own pieces through mounts staged by host root (see
+/// `warren_runtime::namespaces::mounts::stage`), not through this path.
+fn restrict_state_dir(state_dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
-    let meta = std::fs::metadata(state_dir)?;
-    let mode = meta.permissions().mode();
-    if mode & 0o111 != 0o111 {
-        let fixed = mode | 0o711;
-        tracing::info!(dir = %state_dir.display(), mode = format!("{fixed:o}"), "letting sandboxes traverse the state dir");
-        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(fixed))?;
-    }
-    let canonical = std::fs::canonicalize(state_dir)?;
-    for parent in canonical.ancestors().skip(1) {
-        let mode = std::fs::metadata(parent)?.permissions().mode();
-        if mode & 0o001 == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::PermissionDenied,
-                format!(
-                    "{} (mode {:o}) does not let sandboxes reach the state dir: give it o+x or pick another --state-dir",
-                    parent.display(),
-                    mode & 0o7777
-                ),
-            ));
-        }
+    let mode = std::fs::metadata(state_dir)?.permissions().mode() & 0o7777;
+    if mode != 0o700 {
+        tracing::info!(dir = %state_dir.display(), was = format!("{mode:o}"), "making the state dir root's alone (0700)");
+        std::fs::set_permissions(state_dir, std::fs::Permissions::from_mode(0o700))?;
     }
     Ok(())
 }
 
+/// Opens the database, creating its file readable by root only first: it
+/// holds key hashes and sandbox environments.
 async fn open_store(state_dir: &Path) -> Result<Store, ServeError> {
     let path = state_dir.join(DATABASE);
     match std::fs::OpenOptions::new()

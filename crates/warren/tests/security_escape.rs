@@ -15,7 +15,9 @@
 //! - socket families no sandbox needs, `AF_VSOCK` first (its sockets ignore
 //!   network namespaces), by `socket(2)` and `socketpair(2)`;
 //! - other tenants' ids: every route that takes a sandbox or a checkpoint
-//!   id answers another tenant's id exactly like a missing one.
+//!   id answers another tenant's id exactly like a missing one;
+//! - from the host's side: a local user reaches neither a sandbox's files
+//!   nor its agent's socket through the state directory.
 
 mod server_common;
 
@@ -313,4 +315,73 @@ async fn another_tenants_ids_answer_like_missing_ones() {
         .call("GET", &format!("/v1/checkpoints/{ckpt}"), &alice, None)
         .await;
     assert_eq!(status, 200);
+}
+
+/// Runs `argv` as host uid and gid 65534 (a local user with no business in
+/// Warren's state); its exit status and output.
+fn as_nobody(argv: &[&str]) -> (bool, String) {
+    let out = std::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(argv)
+        .output()
+        .expect("setpriv");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn local_host_users_reach_neither_sandbox_files_nor_agents() {
+    use std::os::unix::fs::PermissionsExt;
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("alice", None).await;
+    let sandbox = server.create(&key, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap();
+    let (code, out) = server
+        .sh(
+            &key,
+            id,
+            "echo tenant-data > /opt/readable && chmod 644 /opt/readable",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+
+    let mode = std::fs::metadata(&server.state_dir)
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "state dir mode {mode:o}");
+
+    // The sandbox's files, world-readable inside, are not readable from
+    // the host by a local user who knows (or lists, from the cgroup tree)
+    // the sandbox's id.
+    let file = server
+        .state_dir
+        .join("pool/sandboxes")
+        .join(id)
+        .join("opt/readable");
+    assert_eq!(std::fs::read_to_string(&file).unwrap(), "tenant-data\n");
+    let (read, out) = as_nobody(&["cat", file.to_str().unwrap()]);
+    assert!(!read, "a local user read a tenant's file: {out}");
+    assert!(out.contains("Permission denied"), "{out}");
+
+    // Nor can they talk to its agent (which trusts whoever reaches its
+    // socket).
+    let socket = server.state_dir.join("run").join(id).join("agent.sock");
+    assert!(socket.exists(), "{}", socket.display());
+    let (connected, out) = as_nobody(&[
+        "python3",
+        "-c",
+        "import socket, sys; s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); print('connected')",
+        socket.to_str().unwrap(),
+    ]);
+    assert!(!connected, "a local user reached the agent: {out}");
+    assert!(out.contains("Permission denied"), "{out}");
+
+    // And the sandbox itself works as before.
+    let (code, out) = server.sh(&key, id, "cat /opt/readable").await;
+    assert_eq!((code, out.as_str()), (0, "tenant-data\n"));
 }

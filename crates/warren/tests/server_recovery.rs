@@ -97,16 +97,26 @@ async fn a_killed_agent_puts_the_sandbox_in_error_and_start_recovers_it() {
     assert_eq!(out["stdout"], "kept\n");
 }
 
-/// Host pids whose root directory is inside `dir` (a build step chrooted
-/// into a temporary volume).
+/// Host pids whose root directory is one of the volumes in `dir` (a build
+/// step chrooted into a temporary volume).
 fn rooted_under(dir: &std::path::Path) -> Vec<i32> {
+    use std::os::unix::fs::MetadataExt;
+    // By inode: a step sees its root through a bind mount of its own, so
+    // the path its root shows is not the volume's.
+    let volumes: Vec<(u64, u64)> = server_common::list_dir(dir)
+        .iter()
+        .filter_map(|name| std::fs::metadata(dir.join(name)).ok())
+        .filter(|m| m.is_dir())
+        .map(|m| (m.dev(), m.ino()))
+        .collect();
     std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
         .filter(|pid| {
-            std::fs::read_link(format!("/proc/{pid}/root")).is_ok_and(|root| root.starts_with(dir))
+            std::fs::metadata(format!("/proc/{pid}/root"))
+                .is_ok_and(|root| volumes.contains(&(root.dev(), root.ino())))
         })
         .collect()
 }

@@ -11,7 +11,7 @@ use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
-use super::mounts::{build_and_pivot, RootPlan};
+use super::mounts::{build_and_pivot, RootPlan, Staged};
 use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY};
 use crate::SandboxSpec;
 
@@ -23,16 +23,16 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// `resolver`, if given, becomes the sandbox's only nameserver.
 pub fn setup_and_exec(
     spec: &SandboxSpec,
-    rootfs: &Path,
+    sources: &Staged,
     resolver: Option<Ipv4Addr>,
 ) -> Result<Infallible, StageError> {
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     build_and_pivot(&RootPlan {
-        rootfs,
-        run_dir: &spec.run_dir,
-        warren_binary: &spec.warren_binary,
+        rootfs: &sources.rootfs,
+        run_dir: &sources.run_dir,
+        warren_binary: &sources.warren_binary,
         memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;

@@ -5,7 +5,8 @@
 //! server (multithreaded)
 //!   └─ helper: reads the InitRequest on stdin, creates the cgroups,
 //!      │        writes uid_map/gid_map, answers one InitReport line on stdout
-//!      └─ intermediate: joins the cgroups, takes the sandbox's owner uid
+//!      └─ intermediate: joins the cgroups, stages the sandbox's sources in a
+//!         │             private mount namespace, takes the sandbox's owner uid
 //!         │             as its effective uid, unshare(user, pid, mount,
 //!         │             uts, ipc, net, cgroup), becomes root, forks, exits
 //!         └─ sandbox init (PID 1 inside): mounts, pivot_root, hostname, lo,
@@ -226,6 +227,7 @@ fn intermediate(
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
+        let staged = super::mounts::stage(rootfs, &spec.run_dir, &spec.warren_binary)?;
         become_owner(crate::namespace_owner(&spec.id))?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER
@@ -247,7 +249,7 @@ fn intermediate(
         // SAFETY: this process is single-threaded (a fork of the helper).
         match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
             ForkResult::Child => {
-                let err = match child::setup_and_exec(spec, rootfs, resolver) {
+                let err = match child::setup_and_exec(spec, &staged, resolver) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };

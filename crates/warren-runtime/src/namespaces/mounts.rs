@@ -14,6 +14,12 @@
 //! | `/run/warren` | the host's run directory, itself a small tmpfs ([`super::RUN_DIR_TMPFS`]): the agent's socket and log |
 //! | [`super::SANDBOX_WARREN_BINARY`] | the host's `warren` binary, read-only |
 //!
+//! The three host sources (root, run directory, binary) live under the
+//! state directory, which is 0700: the sandbox's root, unprivileged on the
+//! host, could not walk to them. [`stage`] binds them under a fresh tmpfs
+//! first, as host root, in a private mount namespace of the intermediate
+//! process; the sandbox's namespaces copy that view and bind from it.
+//!
 //! Every mount happens in the sandbox's private mount namespace: even a
 //! mount point that a hostile root file system turns into a symlink could
 //! only land on the old root, which is detached after the pivot. Symlinked
@@ -73,6 +79,67 @@ pub struct RootPlan<'a> {
     pub warren_binary: &'a Path,
     /// The sandbox's memory limit: its tmpfs mounts are sized from it.
     pub memory_mb: u64,
+}
+
+/// Where [`stage`] puts the sources, in the intermediate's mount namespace
+/// only (a tmpfs over the host's `/tmp` there; the host never sees it).
+const STAGE: &str = "/tmp";
+
+/// The sandbox's sources as [`stage`] made them reachable.
+#[derive(Debug)]
+pub struct Staged {
+    /// The root file system.
+    pub rootfs: PathBuf,
+    /// The run directory.
+    pub run_dir: PathBuf,
+    /// The `warren` binary.
+    pub warren_binary: PathBuf,
+}
+
+/// Makes a new mount namespace for the calling process (host root, before
+/// it makes the sandbox's user namespace), private so that nothing
+/// propagates to the host, and binds `rootfs`, `run_dir` and
+/// `warren_binary` under a tmpfs at [`STAGE`], where the sandbox's
+/// unprivileged root can reach them without a way into the state
+/// directory. The sources are opened before the tmpfs goes on, so a state
+/// directory under `/tmp` works too.
+pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Staged, StageError> {
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
+        .map_err(|e| StageError::new("mounts", format!("a staging mount namespace: {e}")))?;
+    mount_fs(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )?;
+    let open = |path: &Path| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH | libc::O_CLOEXEC)
+            .open(path)
+            .map_err(|e| StageError::new("mounts", format!("opening {}: {e}", path.display())))
+    };
+    let sources = [open(rootfs)?, open(run_dir)?, open(warren_binary)?];
+    let stage = Path::new(STAGE);
+    tmpfs(
+        stage,
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        "mode=755,size=64k,nr_inodes=16",
+    )?;
+    let staged = Staged {
+        rootfs: make_dir(&stage.join("root"), 0o755)?,
+        run_dir: make_dir(&stage.join("run"), 0o755)?,
+        warren_binary: stage.join("warren"),
+    };
+    create_file(&staged.warren_binary, 0o755)?;
+    let targets = [&staged.rootfs, &staged.run_dir, &staged.warren_binary];
+    for (source, target) in sources.iter().zip(targets) {
+        use std::os::fd::AsRawFd;
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
+        bind(&by_fd, target, MsFlags::MS_REC)?;
+    }
+    Ok(staged)
 }
 
 /// Sizes in MiB of `/tmp`, `/dev/shm` and `/run` for a sandbox with

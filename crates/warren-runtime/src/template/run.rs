@@ -10,10 +10,16 @@
 //! pipe, and waits on a second pipe until we have written its maps. It then
 //! execs util-linux `unshare` for the mount and pid namespaces, which runs
 //! [`STEP_SCRIPT`].
+//!
+//! The rootfs lives under the 0700 state directory, out of the step's
+//! reach: before it makes its user namespace, the child (still host root)
+//! binds the rootfs over [`STAGED_ROOT`] in a private mount namespace of its
+//! own ([`stage_root`]), and the step works there.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::io::{BufRead, BufReader, Read};
 use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -49,6 +55,10 @@ fi
 PATH=$sbxpath
 exec "$4" "$root" /bin/sh -c 'mkdir -p "$1" && cd "$1" && exec /bin/sh -c "$2"' warren-step "$2" "$3"
 "#;
+
+/// Where the child binds the rootfs for the step (see the module docs): a
+/// directory every host has and anyone may traverse.
+const STAGED_ROOT: &std::ffi::CStr = c"/tmp";
 
 /// Runs `cmd` with stdout and stderr merged, handing each output line to
 /// `progress`; fails with the last lines when it exits unsuccessfully.
@@ -128,6 +138,14 @@ pub(crate) fn run_in_rootfs(
     let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
     let (ready_r, ready_w) = nix::unistd::pipe2(cloexec).map_err(|e| spawn_err(e.into()))?;
     let (go_r, go_w) = nix::unistd::pipe2(cloexec).map_err(|e| spawn_err(e.into()))?;
+    // Allocated here, used by the child: nothing is allocated after the fork.
+    let source = std::ffi::CString::new(rootfs.as_os_str().as_bytes()).map_err(|_| {
+        spawn_err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "a NUL byte in the rootfs path",
+        ))
+    })?;
+    let staged = Path::new(std::ffi::OsStr::from_bytes(STAGED_ROOT.to_bytes()));
     let mut cmd = Command::new(unshare);
     cmd.args(["--mount", "--pid", "--fork", "--kill-child"])
         .args([
@@ -139,7 +157,7 @@ pub(crate) fn run_in_rootfs(
             STEP_SCRIPT,
             "warren-step",
         ])
-        .arg(rootfs)
+        .arg(staged)
         .arg(workdir)
         .arg(command)
         .arg(chroot)
@@ -148,11 +166,15 @@ pub(crate) fn run_in_rootfs(
         .envs(env);
     let (ready_fd, go_fd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
     // SAFETY: the closure runs in the forked child before exec and only
-    // makes async-signal-safe system calls (unshare, getpid, write, read,
-    // setresgid, setgroups, setresuid) on fds that stay open until the
-    // parent drops them after spawn returns.
+    // makes async-signal-safe system calls (unshare, mount, mkdir, getpid,
+    // write, read, setresgid, setgroups, setresuid) on fds that stay open
+    // until the parent drops them after spawn returns, and on `source`,
+    // allocated before the fork.
     unsafe {
-        cmd.pre_exec(move || enter_user_namespace(ready_fd, go_fd));
+        cmd.pre_exec(move || {
+            stage_root(&source)?;
+            enter_user_namespace(ready_fd, go_fd)
+        });
     }
     let mapper = std::thread::spawn(move || write_id_maps(ready_r, go_w));
     let result = run_streaming(&mut cmd, step, progress);
@@ -168,6 +190,38 @@ pub(crate) fn run_in_rootfs(
             source: std::io::Error::new(source.kind(), format!("{source}; id maps: {map_err}")),
         }),
         (Err(e), _) => Err(e),
+    }
+}
+
+/// In the child, before exec and before its user namespace: a private mount
+/// namespace in which the rootfs (`source`) is bound over [`STAGED_ROOT`]
+/// (its path is looked up by host root, before the bind covers it).
+fn stage_root(source: &std::ffi::CStr) -> std::io::Result<()> {
+    let check = |rc: libc::c_int| {
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    };
+    // SAFETY: raw system calls on NUL-terminated strings that outlive them;
+    // no allocation, no locks, as required between fork and exec.
+    unsafe {
+        check(libc::unshare(libc::CLONE_NEWNS))?;
+        check(libc::mount(
+            std::ptr::null(),
+            c"/".as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        ))?;
+        check(libc::mount(
+            source.as_ptr(),
+            STAGED_ROOT.as_ptr(),
+            std::ptr::null(),
+            libc::MS_BIND | libc::MS_REC,
+            std::ptr::null(),
+        ))
     }
 }
 
