@@ -90,6 +90,7 @@ pub enum ServeError {
 
 /// Starts the server and serves until SIGTERM or SIGINT.
 pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
+    let signals = StopSignals::install()?;
     std::fs::create_dir_all(&config.state_dir).map_err(|source| ServeError::StateDir {
         path: config.state_dir.clone(),
         source,
@@ -217,7 +218,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     tracing::info!(%addr, state_dir = %config.state_dir.display(), "warren server listening");
     println!("warren server listening on http://{addr}");
 
-    wait_for_stop_signal().await?;
+    signals.wait().await;
     tracing::info!("stopping: sandboxes keep running");
     let _ = stop_tx.send(true);
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
@@ -264,13 +265,28 @@ async fn open_store(state_dir: &Path) -> Result<Store, ServeError> {
     Ok(Store::open(&path).await?)
 }
 
-async fn wait_for_stop_signal() -> Result<(), ServeError> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(ServeError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(ServeError::Signals)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the start of [`run`]: a stop signal
+/// that arrives while the server starts (or just as it says it listens) is
+/// a graceful stop once it is up, never the default action's kill.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, ServeError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).map_err(ServeError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(ServeError::Signals)?,
+        })
     }
-    Ok(())
+
+    /// Returns at the first signal (at once if one came already).
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -1,13 +1,14 @@
 //! Lifecycle on a real server: sandboxes outlive a `kill -9` of the server
 //! and are reattached (the dead marked, orphans removed) by the next start;
-//! the idle timeout stops a sandbox; the ttl destroys it.
+//! the idle timeout stops a sandbox; the ttl destroys it; a stop signal at
+//! any moment of start-up is a graceful stop.
 
 mod server_common;
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use server_common::{TestServer, ADMIN_KEY};
+use server_common::{Options, TestServer, ADMIN_KEY};
 use warren_runtime::storage::btrfs::BtrfsDriver;
 use warren_runtime::storage::StorageDriver;
 use warren_runtime::Runtime;
@@ -182,4 +183,36 @@ async fn the_ttl_destroys_a_sandbox() {
     assert_eq!(status, 404, "still there: {gone}");
     assert!(server.sandbox_volumes().is_empty());
     assert!(server.runtime().known().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stop_signal_during_start_up_is_a_graceful_stop() {
+    // SIGTERM while the server is still starting (a service manager
+    // stopping it right after a start): caught, and a clean exit once it
+    // is up, never the default action's kill.
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("server.log");
+    let mut server = TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        stderr_file: Some(log.clone()),
+        ..Options::default()
+    })
+    .await;
+    for round in 0..3 {
+        tokio::task::block_in_place(|| server.terminate(Duration::from_secs(30)));
+        let _listening = server.spawn_process();
+        // Its first log line: started, not yet listening.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::fs::read_to_string(&log).unwrap_or_default().is_empty() {
+            assert!(Instant::now() < deadline, "round {round}: no log line");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let early = std::fs::read_to_string(&log).unwrap();
+        assert!(
+            !early.contains("warren server listening"),
+            "round {round}: too late to test: {early}"
+        );
+        tokio::task::block_in_place(|| server.terminate(Duration::from_secs(30)));
+        server.spawn();
+    }
 }

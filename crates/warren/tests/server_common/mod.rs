@@ -238,6 +238,15 @@ impl TestServer {
 
     /// Starts the server process (again, after [`Self::kill9`]).
     pub fn spawn(&mut self) {
+        let listening = self.spawn_process();
+        self.base = listening
+            .recv_timeout(Duration::from_secs(60))
+            .expect("the server did not say where it listens");
+    }
+
+    /// Starts the server process and returns at once; the address it
+    /// listens on arrives on the channel.
+    pub fn spawn_process(&mut self) -> std::sync::mpsc::Receiver<String> {
         assert!(self.child.is_none(), "the server is running");
         let stderr = match &self.stderr_file {
             Some(path) => Stdio::from(File::create(path).expect("the server's log file")),
@@ -273,9 +282,7 @@ impl TestServer {
                 }
             }
         });
-        self.base = rx
-            .recv_timeout(Duration::from_secs(60))
-            .expect("the server did not say where it listens");
+        rx
     }
 
     /// `kill -9` of the server (its sandboxes keep running).
