@@ -17,6 +17,7 @@ from warren import (
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    Resources,
     Sandbox,
     Templates,
 )
@@ -77,3 +78,28 @@ async def test_async_admin_and_templates(base_ready: Server) -> None:
         assert tenant in await admin.list_tenants()
         await admin.revoke_key(key.key_id)
         assert await admin.list_keys(tenant.tenant_id) == []
+
+
+def test_tenant_quotas_and_disk_limits(base_ready: Server) -> None:
+    with Admin() as admin:
+        tenant = admin.create_tenant(
+            f"quotas-{uuid.uuid4().hex[:8]}",
+            max_total_sandboxes=5,
+            max_memory_mb=4096,
+            max_cpus=2.5,
+            max_disk_mb=3000,
+        )
+        assert (
+            tenant.max_total_sandboxes,
+            tenant.max_memory_mb,
+            tenant.max_cpus,
+            tenant.max_disk_mb,
+        ) == (5, 4096, 2.5, 3000)
+        assert admin.get_tenant(tenant.tenant_id) == tenant
+        key = admin.create_key(tenant.tenant_id).key
+        with Sandbox.create(api_key=key, resources={"disk_mb": 2000}) as sbx:
+            assert sbx.info.resources.disk_mb == 2000
+            with pytest.raises(RateLimitError) as quota:
+                Sandbox.create(api_key=key, resources=Resources(disk_mb=1001))
+            assert quota.value.code == "quota_exceeded"
+            assert "max_disk_mb" in str(quota.value)

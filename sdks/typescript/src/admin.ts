@@ -39,7 +39,25 @@ export interface Tenant {
   name: string;
   /** Most sandboxes it may have creating or running at once; `null`: no limit. */
   maxSandboxes: number | null;
+  /** Most sandboxes it may have at all, stopped ones included; `null`: no limit. */
+  maxTotalSandboxes: number | null;
+  /** Most memory (MiB) over its sandboxes holding compute; `null`: no limit. */
+  maxMemoryMb: number | null;
+  /** Most CPUs over its sandboxes holding compute; `null`: no limit. */
+  maxCpus: number | null;
+  /** Most disk (MiB, the sum of its sandboxes' `diskMb`); `null`: no limit. */
+  maxDiskMb: number | null;
   createdAt: Date;
+}
+
+/** A new tenant: its name and quotas (each optional; absent means no limit). */
+export interface NewTenant {
+  name: string;
+  maxSandboxes?: number;
+  maxTotalSandboxes?: number;
+  maxMemoryMb?: number;
+  maxCpus?: number;
+  maxDiskMb?: number;
 }
 
 /** A new API key: the only time the secret is shown. */
@@ -66,11 +84,24 @@ interface WireTenant {
   id: string;
   name: string;
   max_sandboxes: number | null;
+  max_total_sandboxes?: number | null;
+  max_memory_mb?: number | null;
+  max_cpus?: number | null;
+  max_disk_mb?: number | null;
   created_at: string;
 }
 
 function toTenant(w: WireTenant): Tenant {
-  return { id: w.id, name: w.name, maxSandboxes: w.max_sandboxes ?? null, createdAt: toDate(w.created_at) };
+  return {
+    id: w.id,
+    name: w.name,
+    maxSandboxes: w.max_sandboxes ?? null,
+    maxTotalSandboxes: w.max_total_sandboxes ?? null,
+    maxMemoryMb: w.max_memory_mb ?? null,
+    maxCpus: w.max_cpus ?? null,
+    maxDiskMb: w.max_disk_mb ?? null,
+    createdAt: toDate(w.created_at),
+  };
 }
 
 /** Templates on the server. */
@@ -147,10 +178,19 @@ export class Admin {
     this.#api = new ApiClient(resolveConfig(opts));
   }
 
-  /** Creates a tenant; `maxSandboxes` caps its sandboxes creating or running at once. */
-  async createTenant(tenant: { name: string; maxSandboxes?: number }, opts: CallOptions = {}): Promise<Tenant> {
+  /** Creates a tenant with the quotas given (see {@link NewTenant}); going over one answers `quota_exceeded`. */
+  async createTenant(tenant: NewTenant, opts: CallOptions = {}): Promise<Tenant> {
     const json: Record<string, unknown> = { name: tenant.name };
-    if (tenant.maxSandboxes !== undefined) json.max_sandboxes = tenant.maxSandboxes;
+    const quotas: [keyof NewTenant, string][] = [
+      ['maxSandboxes', 'max_sandboxes'],
+      ['maxTotalSandboxes', 'max_total_sandboxes'],
+      ['maxMemoryMb', 'max_memory_mb'],
+      ['maxCpus', 'max_cpus'],
+      ['maxDiskMb', 'max_disk_mb'],
+    ];
+    for (const [key, wire] of quotas) {
+      if (tenant[key] !== undefined) json[wire] = tenant[key];
+    }
     const wire = await this.#api.json<WireTenant>('POST', '/v1/admin/tenants', {
       json,
       timeoutMs: opts.requestTimeoutMs,

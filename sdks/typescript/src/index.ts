@@ -30,7 +30,7 @@ export { Pty, PtyHandle } from './pty.js';
 export type { PtyCreateOptions, PtyHandlers, PtyResult } from './pty.js';
 export { Checkpoints } from './checkpoints.js';
 export { Admin, Templates } from './admin.js';
-export type { TemplateInfo, Tenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
+export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
 export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';

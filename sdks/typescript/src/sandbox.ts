@@ -112,6 +112,7 @@ function createBody(opts: SandboxOptions): Record<string, unknown> {
     if (opts.resources.cpus !== undefined) r.cpus = opts.resources.cpus;
     if (opts.resources.memoryMb !== undefined) r.memory_mb = opts.resources.memoryMb;
     if (opts.resources.pids !== undefined) r.pids = opts.resources.pids;
+    if (opts.resources.diskMb !== undefined && opts.resources.diskMb !== null) r.disk_mb = opts.resources.diskMb;
     body.resources = r;
   }
   set('network', opts.network);

@@ -13,6 +13,8 @@ export interface SandboxResources {
   memoryMb: number;
   /** Maximum number of tasks. */
   pids: number;
+  /** Most its disk may take beyond its template, MiB; `null`: no limit. */
+  diskMb: number | null;
 }
 
 /** Outbound network policy. */
@@ -66,7 +68,7 @@ export interface WireSandbox {
   ttl_secs: number | null;
   metadata: Record<string, string>;
   labels: Record<string, string>;
-  resources: { cpus: number; memory_mb: number; pids: number };
+  resources: { cpus: number; memory_mb: number; pids: number; disk_mb?: number | null };
   network: NetworkPolicy;
   auto_checkpoint: boolean;
   auto_checkpoint_keep: number;
@@ -99,6 +101,7 @@ export function toSandboxInfo(w: WireSandbox): SandboxInfo {
       cpus: w.resources?.cpus,
       memoryMb: w.resources?.memory_mb,
       pids: w.resources?.pids,
+      diskMb: w.resources?.disk_mb ?? null,
     },
     network: w.network,
     autoCheckpoint: w.auto_checkpoint,

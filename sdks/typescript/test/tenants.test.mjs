@@ -42,6 +42,31 @@ describe('tenants, keys and templates', { skip: env.skip }, () => {
     await assert.rejects(admin.getTenant('ten_doesnotexist00000000'), (err) => err instanceof NotFoundError && err.code === 'tenant_not_found');
   });
 
+  it('creates tenants with every quota and enforces the disk one', async () => {
+    const quotaed = await admin.createTenant({
+      name: `sdk-ts-q-${randomBytes(4).toString('hex')}`,
+      maxTotalSandboxes: 5,
+      maxMemoryMb: 4096,
+      maxCpus: 2.5,
+      maxDiskMb: 3000,
+    });
+    assert.deepEqual(
+      [quotaed.maxSandboxes, quotaed.maxTotalSandboxes, quotaed.maxMemoryMb, quotaed.maxCpus, quotaed.maxDiskMb],
+      [null, 5, 4096, 2.5, 3000],
+    );
+    assert.equal((await admin.getTenant(quotaed.id)).maxDiskMb, 3000);
+    const opts = { apiUrl: env.url, apiKey: (await admin.createKey(quotaed.id)).key };
+    const sbx = await Sandbox.create({ ...opts, resources: { diskMb: 2000 } });
+    created.push(sbx);
+    assert.equal((await sbx.getInfo()).resources.diskMb, 2000);
+    await assert.rejects(Sandbox.create({ ...opts, resources: { diskMb: 1001 } }), (err) => {
+      assert.ok(err instanceof RateLimitError);
+      assert.equal(err.code, 'quota_exceeded');
+      assert.match(err.message, /max_disk_mb/);
+      return true;
+    });
+  });
+
   it("isolates a tenant's sandboxes and enforces its quota", async () => {
     const mine = await Sandbox.create({ ...tenantOpts, labels: { who: 'tenant' } });
     created.push(mine);

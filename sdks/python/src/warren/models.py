@@ -109,6 +109,14 @@ def get_float(obj: JsonObject, key: str) -> float:
     return float(value)
 
 
+def get_opt_float(obj: JsonObject, key: str) -> Optional[float]:
+    """An optional (absent or null) number field."""
+    value = obj.get(key)
+    if value is None:
+        return None
+    return get_float(obj, key)
+
+
 def get_bool(obj: JsonObject, key: str, default: Optional[bool] = None) -> bool:
     """A required boolean field (``default`` when absent)."""
     value = obj.get(key, default)
@@ -157,12 +165,15 @@ def get_opt_time(obj: JsonObject, key: str) -> Optional[datetime]:
 
 @dataclass(frozen=True)
 class Resources:
-    """CPU, memory and task limits. When creating a sandbox, ``None`` fields
-    take the server's defaults; in :class:`SandboxInfo` every field is set."""
+    """CPU, memory, task and disk limits. When creating a sandbox, ``None``
+    fields take the server's defaults; in :class:`SandboxInfo` every field is
+    set but ``disk_mb``, which is ``None`` where the disk has no limit."""
 
     cpus: Optional[float] = None
     memory_mb: Optional[int] = None
     pids: Optional[int] = None
+    disk_mb: Optional[int] = None
+    """Most the disk may take beyond its template, MiB."""
 
     def to_json(self) -> Dict[str, Any]:
         """The request body form, without unset fields."""
@@ -173,6 +184,8 @@ class Resources:
             body["memory_mb"] = self.memory_mb
         if self.pids is not None:
             body["pids"] = self.pids
+        if self.disk_mb is not None:
+            body["disk_mb"] = self.disk_mb
         return body
 
     @classmethod
@@ -182,6 +195,7 @@ class Resources:
             cpus=get_float(obj, "cpus"),
             memory_mb=get_int(obj, "memory_mb"),
             pids=get_int(obj, "pids"),
+            disk_mb=get_opt_int(obj, "disk_mb"),
         )
 
 
@@ -541,6 +555,14 @@ class Tenant:
     max_sandboxes: Optional[int]
     """Most sandboxes it may have creating or running at once (``None``: no limit)."""
     created_at: datetime
+    max_total_sandboxes: Optional[int] = None
+    """Most sandboxes it may have at all, stopped ones included."""
+    max_memory_mb: Optional[int] = None
+    """Most memory (MiB) over its sandboxes holding compute."""
+    max_cpus: Optional[float] = None
+    """Most CPUs over its sandboxes holding compute."""
+    max_disk_mb: Optional[int] = None
+    """Most disk (MiB): the sum of its sandboxes' ``disk_mb``."""
 
     @classmethod
     def from_json(cls, obj: JsonObject) -> Tenant:
@@ -550,6 +572,10 @@ class Tenant:
             name=get_str(obj, "name"),
             max_sandboxes=get_opt_int(obj, "max_sandboxes"),
             created_at=get_time(obj, "created_at"),
+            max_total_sandboxes=get_opt_int(obj, "max_total_sandboxes"),
+            max_memory_mb=get_opt_int(obj, "max_memory_mb"),
+            max_cpus=get_opt_float(obj, "max_cpus"),
+            max_disk_mb=get_opt_int(obj, "max_disk_mb"),
         )
 
 

@@ -60,14 +60,30 @@ class Admin:
     ) -> None:
         self._transport = SyncTransport(ConnectionConfig.resolve(api_url, api_key, request_timeout))
 
-    def create_tenant(self, name: str, *, max_sandboxes: Optional[int] = None) -> Tenant:
-        """Creates a tenant; ``max_sandboxes`` caps its sandboxes creating or
-        running at once."""
-        body: Dict[str, Any] = (
-            {"name": name}
-            if max_sandboxes is None
-            else {"name": name, "max_sandboxes": max_sandboxes}
-        )
+    def create_tenant(
+        self,
+        name: str,
+        *,
+        max_sandboxes: Optional[int] = None,
+        max_total_sandboxes: Optional[int] = None,
+        max_memory_mb: Optional[int] = None,
+        max_cpus: Optional[float] = None,
+        max_disk_mb: Optional[int] = None,
+    ) -> Tenant:
+        """Creates a tenant with the quotas given (``None``: no limit): sandboxes
+        creating or running at once, sandboxes at all, memory (MiB) and CPUs
+        over those holding compute, and disk (MiB, the sum of ``disk_mb``).
+        Going over one raises :class:`~warren.RateLimitError` (code
+        ``quota_exceeded``)."""
+        body: Dict[str, Any] = {"name": name}
+        quotas = {
+            "max_sandboxes": max_sandboxes,
+            "max_total_sandboxes": max_total_sandboxes,
+            "max_memory_mb": max_memory_mb,
+            "max_cpus": max_cpus,
+            "max_disk_mb": max_disk_mb,
+        }
+        body.update({k: v for k, v in quotas.items() if v is not None})
         return Tenant.from_json(
             as_object(self._transport.json("POST", "/v1/admin/tenants", json_body=body), "tenant")
         )
