@@ -30,7 +30,7 @@ def test_create_with_options_and_connect(base_ready: Server) -> None:
         envs={"GREETING": "hi"},
         metadata={"owner": tag},
         labels={"suite": tag},
-        resources=Resources(cpus=0.5, memory_mb=256, pids=128),
+        resources=Resources(cpus=0.5, memory_mb=256, pids=128, disk_mb=2048),
         egress="deny",
     ) as sbx:
         info = sbx.info
@@ -43,7 +43,7 @@ def test_create_with_options_and_connect(base_ready: Server) -> None:
         )
         assert info.metadata == {"owner": tag}
         assert info.labels == {"suite": tag}
-        assert info.resources == Resources(cpus=0.5, memory_mb=256, pids=128)
+        assert info.resources == Resources(cpus=0.5, memory_mb=256, pids=128, disk_mb=2048)
         assert info.egress == "deny"
         assert info.expires_at is not None and info.expires_at > info.created_at
         assert sbx.exec.run("echo $GREETING").stdout == "hi\n"

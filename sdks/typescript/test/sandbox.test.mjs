@@ -38,7 +38,7 @@ describe('sandboxes', { skip: env.skip }, () => {
       envs: { GREETING: 'hi' },
       metadata: { owner: 'sdk-test', run },
       labels: { run, role: 'full' },
-      resources: { cpus: 0.5, memoryMb: 256, pids: 128 },
+      resources: { cpus: 0.5, memoryMb: 256, pids: 128, diskMb: 2048 },
       network: { egress: 'deny' },
     });
     assert.match(sbx.sandboxId, /^sbx_/);
@@ -51,7 +51,7 @@ describe('sandboxes', { skip: env.skip }, () => {
     assert.ok(info.expiresAt instanceof Date && info.expiresAt > info.createdAt);
     assert.deepEqual(info.metadata, { owner: 'sdk-test', run });
     assert.deepEqual(info.labels, { run, role: 'full' });
-    assert.deepEqual(info.resources, { cpus: 0.5, memoryMb: 256, pids: 128 });
+    assert.deepEqual(info.resources, { cpus: 0.5, memoryMb: 256, pids: 128, diskMb: 2048 });
     assert.deepEqual(info.network, { egress: 'deny', allow: [] });
     assert.equal(info.autoCheckpoint, false);
     assert.equal(info.tenantId, null, 'the admin key owns no tenant');
