@@ -106,13 +106,7 @@ pub struct Staged {
 pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Staged, StageError> {
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| StageError::new("mounts", format!("a staging mount namespace: {e}")))?;
-    mount_fs(
-        None,
-        Path::new("/"),
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-    )?;
+    make_private()?;
     let open = |path: &Path| {
         std::fs::OpenOptions::new()
             .read(true)
@@ -171,14 +165,7 @@ pub struct TmpfsSizes {
 /// calling process's root and working directory are the sandbox's `/`.
 pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
     let root = plan.rootfs;
-    // Nothing we mount may propagate back to the host.
-    mount_fs(
-        None,
-        Path::new("/"),
-        None,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None,
-    )?;
+    make_private()?;
     // pivot_root needs the new root to be a mount point.
     bind(root, root, MsFlags::MS_REC)?;
     // Device nodes in the root (an imported image, a restored checkpoint)
@@ -370,6 +357,18 @@ fn mount_fs(
             ),
         )
     })
+}
+
+/// Makes every mount of this mount namespace private: nothing mounted in it
+/// propagates back to the host.
+fn make_private() -> Result<(), StageError> {
+    mount_fs(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
 }
 
 fn tmpfs(target: &Path, flags: MsFlags, data: &str) -> Result<(), StageError> {
