@@ -180,6 +180,9 @@ fn debootstrap(
         )
         .env("LANG", "C.UTF-8")
         .env("DEBIAN_FRONTEND", "noninteractive");
+    // debootstrap refuses a target on which it cannot open the device nodes
+    // it makes, and the pool is mounted nodev.
+    super::run::with_devices_in(&mut cmd, rootfs)?;
     super::run::run_streaming(&mut cmd, "debootstrap", progress)?;
 
     progress("shifting ownership into the sandbox id range");
