@@ -173,6 +173,23 @@ async fn a_tenant_cannot_touch_the_kernel_or_the_host() {
         "AF_VSOCK by socket(2), then by socketpair(2): {out}"
     );
 
+    // The sandbox's mount table names no host path of the server's state
+    // (its own or another server's pool, run directories or roots): its
+    // pieces are bound from staged mounts and file systems of their own.
+    let (code, mounts) = server.sh(&key, id, "cat /proc/self/mountinfo").await;
+    assert_eq!(code, 0, "{mounts}");
+    assert!(mounts.contains(" /run/warren "), "{mounts}");
+    for host_path in [
+        server.state_dir.to_str().unwrap(),
+        "/var/cache/",
+        "/var/lib/warren",
+    ] {
+        assert!(
+            !mounts.contains(host_path),
+            "the sandbox's mountinfo shows the host path {host_path}:\n{mounts}"
+        );
+    }
+
     // And a root user's ordinary life still works.
     let (code, out) = server
         .sh(
