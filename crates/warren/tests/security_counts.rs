@@ -114,3 +114,77 @@ async fn a_sandbox_cannot_exhaust_inotify_for_the_host_or_other_tenants() {
     let (_, out) = server.sh(&mallory, &second, ONE).await;
     assert!(out.trim().parse::<i32>().expect(&out) >= 0, "{out}");
 }
+
+/// Adds inotify watches on new files in `/tmp` until the kernel refuses;
+/// prints how many and the errno.
+const WATCHES: &str = "python3 -c '
+import ctypes, os
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.inotify_init1(0)
+assert fd >= 0, ctypes.get_errno()
+os.mkdir(\"/tmp/w\")
+n = 0
+while n < 300000:
+    path = \"/tmp/w/%d\" % n
+    open(path, \"w\").close()
+    if libc.inotify_add_watch(fd, path.encode(), 2) < 0:
+        break
+    n += 1
+print(n, ctypes.get_errno())
+'";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sandbox_counts_stop_at_its_own_limits() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("mallory", None).await;
+    let id = server.create(&key, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    // Every limit is set in the sandbox's own namespace, and it cannot
+    // change them.
+    let (code, out) = server
+        .sh(
+            &key,
+            &id,
+            "for f in /proc/sys/user/max_*; do echo ${f##*/} $(cat $f); done; echo 99 > /proc/sys/user/max_inotify_watches && echo raised",
+        )
+        .await;
+    assert_ne!(code, 0, "{out}");
+    assert!(
+        !out.contains("raised"),
+        "the sandbox raised its limit: {out}"
+    );
+    for (name, value) in warren_runtime::namespaces::USER_COUNT_LIMITS {
+        if std::path::Path::new("/proc/sys/user").join(name).exists() {
+            assert!(
+                out.lines().any(|l| l == format!("{name} {value}")),
+                "{name} is not {value} in the sandbox:\n{out}"
+            );
+        }
+    }
+
+    // The watch limit holds below the host's per-user one (192k here).
+    let limit = warren_runtime::namespaces::USER_COUNT_LIMITS
+        .iter()
+        .find(|(name, _)| *name == "max_inotify_watches")
+        .unwrap()
+        .1;
+    let host: u64 = std::fs::read_to_string("/proc/sys/user/max_inotify_watches")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        host > limit,
+        "the host's own limit ({host}) would stop it first"
+    );
+    let (code, out) = server.sh(&key, &id, WATCHES).await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.trim(),
+        format!("{limit} {}", libc::ENOSPC),
+        "watches taken and the errno that stopped them"
+    );
+}

@@ -12,7 +12,9 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan, Staged};
-use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY};
+use super::{
+    caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY, USER_COUNT_LIMITS,
+};
 use crate::SandboxSpec;
 
 /// `PATH` of the agent and, unless the spec's env overrides it, of every
@@ -29,6 +31,7 @@ pub fn setup_and_exec(
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    limit_user_counts()?;
     build_and_pivot(&RootPlan {
         rootfs: &sources.rootfs,
         run_dir: &sources.run_dir,
@@ -54,6 +57,27 @@ pub fn setup_and_exec(
         "exec",
         format!("{SANDBOX_WARREN_BINARY}: {err}"),
     ))
+}
+
+/// Writes [`USER_COUNT_LIMITS`] for this process's user namespace (the
+/// kernel keeps `/proc/sys/user` per user namespace and lets its root with
+/// `CAP_SYS_RESOURCE` set them; the host's `/proc` is still mounted here).
+/// A limit this kernel does not have is skipped.
+fn limit_user_counts() -> Result<(), StageError> {
+    for (name, value) in USER_COUNT_LIMITS {
+        let path = Path::new("/proc/sys/user").join(name);
+        match std::fs::write(&path, value.to_string()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(StageError::new(
+                    "user counts",
+                    format!("setting {} to {value}: {e}", path.display()),
+                ))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Creates the agent's working directory if needed (inside the new root) and
