@@ -1,7 +1,8 @@
 //! Lifecycle on a real server: sandboxes outlive a `kill -9` of the server
 //! and are reattached (the dead marked, orphans removed) by the next start;
 //! the idle timeout stops a sandbox; the ttl destroys it; a stop signal at
-//! any moment of start-up is a graceful stop.
+//! any moment of start-up is a graceful stop; a server started under
+//! `nohup` does not pass its ignored SIGHUP on to its sandboxes.
 
 mod server_common;
 
@@ -215,4 +216,45 @@ async fn a_stop_signal_during_start_up_is_a_graceful_stop() {
         tokio::task::block_in_place(|| server.terminate(Duration::from_secs(30)));
         server.spawn();
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_under_nohup_gives_its_sandboxes_default_signals() {
+    let server = TestServer::start_with(Options {
+        nohup: true,
+        ..Options::default()
+    })
+    .await;
+    let (_, key) = server.tenant("t", None).await;
+    let id = server.create(&key, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // No signal ignored or blocked, in a process of the sandbox (but 32 and
+    // 33, which glibc's posix_spawn leaves ignored in every child it makes
+    // and keeps for itself)...
+    let (code, out) = server
+        .sh(&key, &id, "grep -E '^Sig(Ign|Blk):' /proc/self/status")
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let mask = |name: &str| {
+        let line = out.lines().find_map(|l| l.strip_prefix(name)).expect(&out);
+        u64::from_str_radix(line.trim(), 16).expect(&out)
+    };
+    let glibc_internal = (1u64 << 31) | (1 << 32);
+    assert_eq!(mask("SigBlk:"), 0, "{out}");
+    assert_eq!(
+        mask("SigIgn:") & !glibc_internal,
+        0,
+        "a sandbox's process inherited the server's ignored signals: {out}"
+    );
+    // ...so a hang-up ends one (ignored, it would sleep its 20 s and exit 0).
+    let (code, out) = server
+        .sh(&key, &id, "sleep 20 & p=$!; kill -HUP $p; wait $p; echo $?")
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l == "129"),
+        "SIGHUP did not end the process: {out}"
+    );
 }

@@ -1,5 +1,6 @@
 //! The sandbox's init (PID 1 of its pid namespace) before it becomes the
-//! agent: file system, hostname, loopback, capabilities, seccomp, `execve`.
+//! agent: kernel count limits, file system, hostname, loopback, descriptors
+//! and signal dispositions left by the server, capabilities, seccomp, `execve`.
 //!
 //! Runs in a child of the single-threaded `__sandbox-init` helper, already in
 //! every new namespace, as root of its user namespace with all capabilities
@@ -49,6 +50,9 @@ pub fn setup_and_exec(
     // inherited descriptor of a host directory would be a way out of the
     // new root. The report pipe stays usable until the exec closes it.
     close_inherited_fds().map_err(|e| StageError::new("close fds", e.to_string()))?;
+    // Nor may the server's signal dispositions: under `nohup` it ignores
+    // SIGHUP, and every process of every sandbox would inherit that.
+    reset_signals().map_err(|e| StageError::new("signals", e.to_string()))?;
     caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
     seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
     let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
@@ -139,6 +143,43 @@ fn agent_command(spec: &SandboxSpec) -> Result<(Vec<CString>, Vec<CString>), Sta
 fn cstring(what: &str, s: &str) -> Result<CString, StageError> {
     CString::new(s)
         .map_err(|_| StageError::new("exec", format!("{what} contains a NUL byte: {s:?}")))
+}
+
+/// Gives the agent, and through it every process of the sandbox, the
+/// default action for every signal and an empty signal mask, whatever the
+/// server started with (runc does the same for a container's init).
+fn reset_signals() -> std::io::Result<()> {
+    // The kernel's `struct sigaction` with SIG_DFL (0), no flags and an
+    // empty mask is all zeros, whatever its layout; the raw system call
+    // also reaches the numbers glibc keeps for itself (32 and 33), which a
+    // server started by some runtimes ignores.
+    let default = [0u64; 4];
+    for signal in 1..=64 {
+        if signal == libc::SIGKILL || signal == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: rt_sigaction reads `default` (large enough for the
+        // kernel's struct) and writes nothing back (null old action).
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                signal,
+                default.as_ptr(),
+                std::ptr::null_mut::<u64>(),
+                8usize,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+    }
+    let empty = nix::sys::signal::SigSet::empty();
+    nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&empty),
+        None,
+    )
+    .map_err(std::io::Error::from)
 }
 
 /// Marks every descriptor above stderr close-on-exec.

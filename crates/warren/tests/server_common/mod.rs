@@ -115,6 +115,8 @@ pub struct Options {
     /// A state directory the test made on a btrfs file system of its own
     /// (`base` is copied in with `btrfs send | btrfs receive`).
     pub state_dir: Option<PathBuf>,
+    /// Start the server as `nohup` does: with SIGHUP ignored.
+    pub nohup: bool,
 }
 
 /// A running `warren server` and a client for it.
@@ -132,6 +134,7 @@ pub struct TestServer {
     storage: &'static str,
     args: Vec<String>,
     stderr_file: Option<PathBuf>,
+    nohup: bool,
     // Dropped last: the state dir lives in it (unless `image_pool`).
     shared: Option<SharedPool>,
 }
@@ -187,6 +190,7 @@ impl TestServer {
             storage: if options.copy_driver { "copy" } else { "btrfs" },
             args: options.args.clone(),
             stderr_file: options.stderr_file.clone(),
+            nohup: options.nohup,
             shared,
         };
         if options.state_dir.is_some() {
@@ -252,7 +256,19 @@ impl TestServer {
             Some(path) => Stdio::from(File::create(path).expect("the server's log file")),
             None => Stdio::inherit(),
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_warren"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_warren"));
+        if self.nohup {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: signal(2) is async-signal-safe and touches no memory
+            // of the parent.
+            unsafe {
+                command.pre_exec(|| {
+                    libc::signal(libc::SIGHUP, libc::SIG_IGN);
+                    Ok(())
+                })
+            };
+        }
+        let mut child = command
             .args([
                 "server",
                 "--listen",
