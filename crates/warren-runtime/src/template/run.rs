@@ -197,32 +197,8 @@ pub(crate) fn run_in_rootfs(
 /// namespace in which the rootfs (`source`) is bound over [`STAGED_ROOT`]
 /// (its path is looked up by host root, before the bind covers it).
 fn stage_root(source: &std::ffi::CStr) -> std::io::Result<()> {
-    let check = |rc: libc::c_int| {
-        if rc == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
-    };
-    // SAFETY: raw system calls on NUL-terminated strings that outlive them;
-    // no allocation, no locks, as required between fork and exec.
-    unsafe {
-        check(libc::unshare(libc::CLONE_NEWNS))?;
-        check(libc::mount(
-            std::ptr::null(),
-            c"/".as_ptr(),
-            std::ptr::null(),
-            libc::MS_REC | libc::MS_PRIVATE,
-            std::ptr::null(),
-        ))?;
-        check(libc::mount(
-            source.as_ptr(),
-            STAGED_ROOT.as_ptr(),
-            std::ptr::null(),
-            libc::MS_BIND | libc::MS_REC,
-            std::ptr::null(),
-        ))
-    }
+    private_mount_namespace()?;
+    raw_mount(source, STAGED_ROOT, libc::MS_BIND | libc::MS_REC)
 }
 
 /// Lets `cmd` (run as host root) use device nodes and set-id files in
@@ -238,38 +214,52 @@ pub(crate) fn with_devices_in(cmd: &mut Command, dir: &Path) -> Result<(), Templ
     // locks), as required between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            let check = |rc: libc::c_int| {
-                if rc == 0 {
-                    Ok(())
-                } else {
-                    Err(std::io::Error::last_os_error())
-                }
-            };
-            check(libc::unshare(libc::CLONE_NEWNS))?;
-            check(libc::mount(
-                std::ptr::null(),
-                c"/".as_ptr(),
-                std::ptr::null(),
-                libc::MS_REC | libc::MS_PRIVATE,
-                std::ptr::null(),
-            ))?;
-            check(libc::mount(
-                target.as_ptr(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND,
-                std::ptr::null(),
-            ))?;
-            check(libc::mount(
-                std::ptr::null(),
-                target.as_ptr(),
-                std::ptr::null(),
-                libc::MS_BIND | libc::MS_REMOUNT,
-                std::ptr::null(),
-            ))
+            private_mount_namespace()?;
+            raw_mount(&target, &target, libc::MS_BIND)?;
+            raw_mount(c"", &target, libc::MS_BIND | libc::MS_REMOUNT)
         });
     }
     Ok(())
+}
+
+/// Between fork and exec: a new mount namespace in which every mount is
+/// private, so nothing done in it reaches the host.
+fn private_mount_namespace() -> std::io::Result<()> {
+    // SAFETY: unshare takes flags only; no allocation, no locks.
+    if unsafe { libc::unshare(libc::CLONE_NEWNS) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    raw_mount(c"", c"/", libc::MS_REC | libc::MS_PRIVATE)
+}
+
+/// Between fork and exec: mount(2) without a file system type or data (a
+/// bind, a remount or a propagation change); an empty `source` is none.
+fn raw_mount(
+    source: &std::ffi::CStr,
+    target: &std::ffi::CStr,
+    flags: libc::c_ulong,
+) -> std::io::Result<()> {
+    let source = if source.is_empty() {
+        std::ptr::null()
+    } else {
+        source.as_ptr()
+    };
+    // SAFETY: NUL-terminated strings that outlive the call; no allocation,
+    // no locks.
+    let rc = unsafe {
+        libc::mount(
+            source,
+            target.as_ptr(),
+            std::ptr::null(),
+            flags,
+            std::ptr::null(),
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 /// In the child, before exec: new user namespace, report our pid, wait for
