@@ -19,7 +19,7 @@ use hyper::body::{Bytes, Incoming};
 use hyper::upgrade::Upgraded;
 
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use warren_api::ids::{self, IdKind};
 
 use crate::node::Node;
@@ -125,10 +125,7 @@ impl TunnelClient {
     /// A client for the ports of `node`'s sandboxes.
     pub fn new(node: Node) -> Self {
         let connector = TunnelConnector { node };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_MAX_IDLE)
-            .build(connector);
+        let client = crate::proxy::pooled_client(connector, POOL_IDLE, POOL_MAX_IDLE);
         TunnelClient { client }
     }
 

@@ -17,9 +17,9 @@ use std::time::Duration;
 use axum::body::Body;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::connect::{Connected, Connection};
+use hyper_util::client::legacy::connect::{Connect, Connected, Connection};
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use tokio::net::UnixStream;
 use warren_api::ids::{self, IdKind};
 
@@ -57,6 +57,22 @@ pub async fn read_limited(body: Incoming, limit: usize) -> Result<bytes::Bytes, 
             Err(_) => Err(ReadError::TooLong(limit)),
         },
     }
+}
+
+/// hyper's pooled client over `connector`, keeping at most
+/// `max_idle_per_host` idle connections per host for `idle`. The pool's
+/// timer sweeps what expired or closed: without one, hyper drops idle
+/// entries only when their host is asked for again, so every deleted
+/// sandbox left its entries in the server's memory for good.
+pub fn pooled_client<C>(connector: C, idle: Duration, max_idle_per_host: usize) -> Client<C, Body>
+where
+    C: Connect + Clone,
+{
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(idle)
+        .pool_max_idle_per_host(max_idle_per_host)
+        .pool_timer(TokioTimer::new())
+        .build(connector)
 }
 
 /// Dials the agent of the sandbox named by the URI's host.
@@ -157,10 +173,7 @@ impl AgentClient {
     /// A client for the agents of `node`'s sandboxes.
     pub fn new(node: Node) -> Self {
         let connector = UnixConnector { node };
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE)
-            .pool_max_idle_per_host(POOL_MAX_IDLE_PER_SANDBOX)
-            .build(connector);
+        let client = pooled_client(connector, POOL_IDLE, POOL_MAX_IDLE_PER_SANDBOX);
         AgentClient { client }
     }
 
@@ -170,5 +183,127 @@ impl AgentClient {
         req: Request<Body>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.request(req).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    /// A connection whose pool entry holds a clone of `marker` (hyper keeps
+    /// a connection's `Connected` extras in its pool entry).
+    struct Marked(TokioIo<UnixStream>, Arc<()>);
+
+    impl Connection for Marked {
+        fn connected(&self) -> Connected {
+            Connected::new().extra(self.1.clone())
+        }
+    }
+
+    impl hyper::rt::Read for Marked {
+        fn poll_read(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: hyper::rt::ReadBufCursor<'_>,
+        ) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
+        }
+    }
+
+    impl hyper::rt::Write for Marked {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_flush(cx)
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Pin::new(&mut self.get_mut().0).poll_shutdown(cx)
+        }
+    }
+
+    /// Dials `.0` and marks the connection with `.1` (weak, so that only
+    /// connections and the test hold the marker).
+    #[derive(Clone)]
+    struct MarkedConnector(std::path::PathBuf, std::sync::Weak<()>);
+
+    impl tower::Service<Uri> for MarkedConnector {
+        type Response = Marked;
+        type Error = io::Error;
+        type Future = Pin<Box<dyn Future<Output = io::Result<Marked>> + Send>>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, _: Uri) -> Self::Future {
+            let path = self.0.clone();
+            let marker = self.1.upgrade().expect("the test holds the marker");
+            Box::pin(async move {
+                Ok(Marked(
+                    TokioIo::new(UnixStream::connect(path).await?),
+                    marker,
+                ))
+            })
+        }
+    }
+
+    #[tokio::test]
+    async fn the_pool_forgets_a_host_that_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        // One keep-alive answer, then the "agent" goes away.
+        let agent = tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            let mut request = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = stream.read(&mut buf).await.unwrap();
+                assert!(n > 0, "the client closed before its request");
+                request.extend_from_slice(&buf[..n]);
+            }
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            stream
+        });
+        let marker = Arc::new(());
+        let client = pooled_client(
+            MarkedConnector(path, Arc::downgrade(&marker)),
+            Duration::from_millis(200),
+            4,
+        );
+        let request = Request::get("http://sbx_gone/v1/health")
+            .body(Body::empty())
+            .unwrap();
+        let response = client.request(request).await.unwrap();
+        assert_eq!(response.status(), 200);
+        let body = read_limited(response.into_body(), 64).await.unwrap();
+        assert_eq!(&body[..], b"ok");
+        drop(agent.await.unwrap());
+
+        // The connection went back to the pool; once it is closed and its
+        // idle time is over, nothing of it is left there.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while Arc::strong_count(&marker) > 1 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the pool still holds the connection of a host that went away ({} references)",
+                Arc::strong_count(&marker) - 1
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

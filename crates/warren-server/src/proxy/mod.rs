@@ -28,7 +28,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use warren_api::{ErrorCode, Problem};
 
-pub use client::{read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
+pub use client::{pooled_client, read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
 
 use crate::auth::Caller;
 use crate::metrics::RouteLabel;
