@@ -94,8 +94,25 @@ impl Store {
         // One connection: statements queue in the pool instead of racing
         // for the file's locks, where a rollback journal can answer
         // SQLITE_BUSY at once (a deadlock the busy timeout cannot wait out).
+        //
+        // A COMMIT (or ROLLBACK) that fails on a full disk can leave the
+        // connection inside its transaction; every later statement would
+        // then run in it and be acknowledged without ever being committed.
+        // Such a connection is closed when it comes back to the pool (SQLite
+        // rolls its journal back, at once or at the next open).
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
+            .after_release(|conn, _| {
+                Box::pin(async move {
+                    let in_transaction = in_transaction(conn).await?;
+                    if in_transaction {
+                        tracing::warn!(
+                            "a database connection was left inside a failed transaction: closing it"
+                        );
+                    }
+                    Ok(!in_transaction)
+                })
+            })
             .connect_with(options)
             .await
             .map_err(open_err)?;
@@ -103,10 +120,18 @@ impl Store {
         Ok(Store { pool })
     }
 
-    /// Closes every connection (after a final checkpoint of the WAL).
+    /// Closes every connection.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Whether `conn` is inside a transaction (SQLite's autocommit is off).
+async fn in_transaction(conn: &mut sqlx::SqliteConnection) -> Result<bool, sqlx::Error> {
+    let mut handle = conn.lock_handle().await?;
+    // SAFETY: the handle is open and locked for us; sqlite3_get_autocommit
+    // only reads the connection's state.
+    Ok(unsafe { libsqlite3_sys::sqlite3_get_autocommit(handle.as_raw_handle().as_ptr()) } == 0)
 }
 
 /// Page cursors: opaque to clients, the `seq` of the last row of a page.
@@ -134,5 +159,34 @@ pub mod cursor {
             assert_eq!(super::decode("nope"), None);
             assert_eq!(super::decode(""), None);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_connection_left_inside_a_transaction_never_swallows_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let store = Store::open(&path).await.unwrap();
+        // What a COMMIT that failed on a full disk leaves behind.
+        let mut conn = store.pool.acquire().await.unwrap();
+        sqlx::query("BEGIN").execute(&mut *conn).await.unwrap();
+        drop(conn);
+
+        // A write acknowledged after that is committed: another connection,
+        // as after a kill -9 and a restart, sees it.
+        let quotas = tenants::Quotas::default();
+        assert!(store.insert_tenant("ten_a", "a", quotas, 1).await.unwrap());
+        let other = Store::open(&path).await.unwrap();
+        let seen = other.tenant("ten_a").await.unwrap();
+        assert!(
+            seen.is_some(),
+            "an acknowledged insert was left uncommitted in a stale transaction"
+        );
+        other.close().await;
+        store.close().await;
     }
 }
