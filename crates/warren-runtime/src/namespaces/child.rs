@@ -13,9 +13,7 @@ use std::net::Ipv4Addr;
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan, Staged};
-use super::{
-    caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY, USER_COUNT_LIMITS,
-};
+use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY};
 use crate::SandboxSpec;
 
 /// `PATH` of the agent and, unless the spec's env overrides it, of every
@@ -62,6 +60,32 @@ pub fn setup_and_exec(
         format!("{SANDBOX_WARREN_BINARY}: {err}"),
     ))
 }
+
+/// Limits on the kernel's per-user counts (`/proc/sys/user/max_*`) set in
+/// each sandbox's user namespace by its init, before it drops its
+/// capabilities (and the sandbox's `/proc/sys` is read-only after).
+///
+/// The namespace's owner is a host uid of its own
+/// ([`crate::namespace_owner`]), so what the sandbox uses is counted for it
+/// alone and the host's per-user limits apply to it as to any user; these
+/// limits bound it below that. No sandbox may make namespaces (seccomp and
+/// its capabilities refuse them too): the counts of those are zero.
+/// Inotify watches pin inodes: 65536 of them suffice for a large project's
+/// file watcher.
+pub const USER_COUNT_LIMITS: [(&str, u64); 12] = [
+    ("max_user_namespaces", 0),
+    ("max_pid_namespaces", 0),
+    ("max_net_namespaces", 0),
+    ("max_mnt_namespaces", 0),
+    ("max_ipc_namespaces", 0),
+    ("max_uts_namespaces", 0),
+    ("max_cgroup_namespaces", 0),
+    ("max_time_namespaces", 0),
+    ("max_inotify_instances", 128),
+    ("max_inotify_watches", 65536),
+    ("max_fanotify_groups", 16),
+    ("max_fanotify_marks", 8192),
+];
 
 /// Writes [`USER_COUNT_LIMITS`] for this process's user namespace (the
 /// kernel keeps `/proc/sys/user` per user namespace and lets its root with

@@ -17,6 +17,7 @@
 
 pub mod caps;
 mod child;
+pub use child::USER_COUNT_LIMITS;
 pub mod init;
 mod mounts;
 pub mod seccomp;
@@ -51,32 +52,6 @@ pub const PID_FILE: &str = "pid";
 /// host's disk. The agent's socket, its log and the pid file are all it
 /// holds; a log that fills it stops growing.
 pub const RUN_DIR_TMPFS: &str = "size=8m,nr_inodes=64,mode=0755";
-
-/// Limits on the kernel's per-user counts (`/proc/sys/user/max_*`) set in
-/// each sandbox's user namespace by its init, before it drops its
-/// capabilities (and the sandbox's `/proc/sys` is read-only after).
-///
-/// The namespace's owner is a host uid of its own
-/// ([`crate::namespace_owner`]), so what the sandbox uses is counted for it
-/// alone and the host's per-user limits apply to it as to any user; these
-/// limits bound it below that. No sandbox may make namespaces (seccomp and
-/// its capabilities refuse them too): the counts of those are zero.
-/// Inotify watches pin inodes: 65536 of them suffice for a large project's
-/// file watcher.
-pub const USER_COUNT_LIMITS: [(&str, u64); 12] = [
-    ("max_user_namespaces", 0),
-    ("max_pid_namespaces", 0),
-    ("max_net_namespaces", 0),
-    ("max_mnt_namespaces", 0),
-    ("max_ipc_namespaces", 0),
-    ("max_uts_namespaces", 0),
-    ("max_cgroup_namespaces", 0),
-    ("max_time_namespaces", 0),
-    ("max_inotify_instances", 128),
-    ("max_inotify_watches", 65536),
-    ("max_fanotify_groups", 16),
-    ("max_fanotify_marks", 8192),
-];
 
 /// Removes a run directory that [`Runtime::start`] made: its tmpfs is
 /// detached first, then the directory is removed. Removing one that does
