@@ -16,6 +16,9 @@ pub struct AgentConfig {
     pub env: BTreeMap<String, String>,
     /// Optional jail: file routes refuse any path that resolves outside it.
     pub root: Option<PathBuf>,
+    /// Where the agent keeps what must outlive it (coding-agent sessions).
+    /// Inside a sandbox it is on the sandbox's disk, so checkpoints carry it.
+    pub state_dir: PathBuf,
     /// Limits that protect the agent.
     pub limits: Limits,
 }
@@ -47,6 +50,9 @@ pub struct Limits {
     pub max_upload_bytes: u64,
     /// Concurrent file watches.
     pub max_watches: usize,
+    /// How long a session's permission or question request waits for an
+    /// answer before it counts as rejected (a session may ask for less).
+    pub request_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -64,16 +70,20 @@ impl Default for Limits {
             max_stdin_bytes: 1 << 20,
             max_upload_bytes: 64 << 30,
             max_watches: 64,
+            request_timeout: Duration::from_secs(600),
         }
     }
 }
 
 impl AgentConfig {
-    /// No token, the given workdir, default limits, empty default env, no jail.
+    /// No token, the given workdir, default limits, empty default env, no
+    /// jail, state in `<workdir>/.warren`.
     pub fn for_tests(workdir: impl Into<PathBuf>) -> Self {
+        let workdir = workdir.into();
         AgentConfig {
             token: None,
-            workdir: workdir.into(),
+            state_dir: workdir.join(".warren"),
+            workdir,
             env: BTreeMap::new(),
             root: None,
             limits: Limits::default(),

@@ -138,6 +138,30 @@ pub enum AgentError {
     /// The request body could not be read to its end (the client went away).
     #[error("reading the request body failed: {0}")]
     BodyRead(String),
+    /// No coding agent of this name.
+    #[error("unknown agent {0:?}: use claude, codex, opencode or mock")]
+    UnknownAgent(String),
+    /// The agent's program is not in the sandbox.
+    #[error("agent {0} is not installed in this sandbox; POST /v1/agents/{0}/install installs it")]
+    AgentNotInstalled(String),
+    /// No session with this id.
+    #[error("no session with id {0}")]
+    SessionNotFound(String),
+    /// The session has ended.
+    #[error("session {0} has ended")]
+    SessionEnded(String),
+    /// No pending permission or question with this id.
+    #[error("no pending request with id {0}")]
+    RequestNotFound(String),
+    /// A transcript that cannot be used.
+    #[error("invalid transcript: {0}")]
+    InvalidTranscript(String),
+    /// Too many sessions whose agent runs at once.
+    #[error("too many sessions running (limit {0})")]
+    TooManySessions(usize),
+    /// Something the operation needs is missing from the sandbox.
+    #[error("{0}")]
+    Missing(String),
     /// An I/O failure on the given operation, not caused by the request.
     #[error("{op}: {source}")]
     Io {
@@ -185,6 +209,14 @@ impl AgentError {
             AgentError::DirectoryNotEmpty(_) => ErrorCode::DirectoryNotEmpty,
             AgentError::InotifyLimit(_) => ErrorCode::TooManyRequests,
             AgentError::UnsafeTarEntry(..) => ErrorCode::PathNotAllowed,
+            AgentError::UnknownAgent(_) => ErrorCode::AgentNotFound,
+            AgentError::AgentNotInstalled(_) => ErrorCode::AgentNotInstalled,
+            AgentError::SessionNotFound(_) => ErrorCode::SessionNotFound,
+            AgentError::SessionEnded(_) => ErrorCode::SessionEnded,
+            AgentError::RequestNotFound(_) => ErrorCode::RequestNotFound,
+            AgentError::InvalidTranscript(_) => ErrorCode::InvalidTranscript,
+            AgentError::TooManySessions(_) => ErrorCode::TooManyRequests,
+            AgentError::Missing(_) => ErrorCode::Conflict,
             AgentError::Io { .. } => ErrorCode::Internal,
         }
     }

@@ -8,6 +8,8 @@
 //! - [`process`]: the process supervisor (spawn, process groups, PTYs, output
 //!   rings with byte cursors, the SIGCHLD reaper).
 //! - [`files`]: file operations under an optional root jail, tar, inotify watch.
+//! - [`sessions`]: coding-agent sessions (Claude Code, Codex, OpenCode, mock)
+//!   and their event streams.
 //! - [`error`]: [`AgentError`], every failure mapped to one problem code.
 //! - [`serve`]: binds listeners and runs until SIGTERM, then stops every
 //!   process it started.
@@ -18,6 +20,7 @@ pub mod files;
 pub mod http;
 pub mod process;
 pub mod serve;
+pub mod sessions;
 
 pub use config::AgentConfig;
 pub use error::AgentError;
@@ -34,6 +37,8 @@ pub struct AppState {
     pub processes: process::Supervisor,
     /// File operations (path resolution under the jail).
     pub files: files::Files,
+    /// Coding-agent sessions.
+    pub sessions: sessions::Sessions,
 }
 
 impl AppState {
@@ -41,8 +46,10 @@ impl AppState {
     /// supervisor starts its reaper task).
     pub fn new(config: AgentConfig) -> Self {
         let config = Arc::new(config);
+        let processes = process::Supervisor::new(config.clone());
         AppState {
-            processes: process::Supervisor::new(config.clone()),
+            sessions: sessions::Sessions::new(config.clone(), processes.clone()),
+            processes,
             files: files::Files::new(config.clone()),
             config,
         }

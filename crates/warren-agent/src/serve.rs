@@ -95,6 +95,7 @@ pub async fn run(config: AgentConfig, listens: Vec<Listen>) -> anyhow::Result<()
     wait_for_stop_signal().await?;
     tracing::info!("stopping: ending processes");
     let _ = stop_tx.send(true);
+    state.sessions.shutdown(SHUTDOWN_GRACE).await;
     state.processes.shutdown(SHUTDOWN_GRACE).await;
     // Long-lived streams (follow, attach, watch) would hold graceful shutdown
     // open forever; give them a moment, then drop them.

@@ -1,7 +1,7 @@
 //! Prefixed identifiers.
 //!
 //! Every id is a prefix naming its kind (`sbx_`, `ckpt_`, `proc_`, `tpl_`,
-//! `key_`, `ten_`) followed by 20 lowercase base32 characters (100 random
+//! `key_`, `ten_`, `ses_`, ...) followed by 20 lowercase base32 characters (100 random
 //! bits). Lowercase keeps ids valid inside DNS labels (preview URLs).
 
 use rand::Rng;
@@ -31,6 +31,12 @@ pub enum IdKind {
     Preview,
     /// A checkpoint patch: `pat_`.
     Patch,
+    /// A coding-agent session inside a sandbox: `ses_`.
+    Session,
+    /// A permission request of a session: `perm_`.
+    Permission,
+    /// A question of a session: `q_`.
+    Question,
 }
 
 impl IdKind {
@@ -45,6 +51,9 @@ impl IdKind {
             IdKind::Tenant => "ten_",
             IdKind::Preview => "prv_",
             IdKind::Patch => "pat_",
+            IdKind::Session => "ses_",
+            IdKind::Permission => "perm_",
+            IdKind::Question => "q_",
         }
     }
 }

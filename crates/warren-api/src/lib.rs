@@ -4,6 +4,7 @@
 //! - [`ids`]: prefixed random identifiers (`sbx_`, `proc_`, ...).
 //! - [`agent`]: request and response bodies of the in-sandbox agent API.
 //! - [`server`]: request and response bodies of the control plane.
+//! - [`session`]: coding-agent sessions, their events and transcripts.
 //! - [`checkpoint`]: checkpoints, restore, forks, patches (time travel).
 //! - `extract` (feature `axum`): axum extractors whose rejections are problems.
 //!
@@ -17,6 +18,7 @@ pub mod extract;
 pub mod ids;
 pub mod problem;
 pub mod server;
+pub mod session;
 
 pub use problem::{ErrorCode, Problem};
 

@@ -36,6 +36,19 @@ pub enum ErrorCode {
     KeyNotFound,
     /// No such preview (404).
     PreviewNotFound,
+    /// The coding agent named is not one Warren knows (404).
+    AgentNotFound,
+    /// The coding agent is known but not installed in the sandbox (409);
+    /// `POST /v1/agents/{agent}/install` installs it.
+    AgentNotInstalled,
+    /// No such coding-agent session (404).
+    SessionNotFound,
+    /// The session has ended: it takes no messages or answers (409).
+    SessionEnded,
+    /// No pending permission or question request with this id (404).
+    RequestNotFound,
+    /// An uploaded transcript is not a gzip of the agent's session file (400).
+    InvalidTranscript,
     /// The method is not allowed on this route (405).
     MethodNotAllowed,
     /// The request conflicts with the current state (409).
@@ -89,10 +102,13 @@ impl ErrorCode {
             Unauthorized => 401,
             Forbidden | PathNotAllowed => 403,
             NotFound | SandboxNotFound | ProcessNotFound | FileNotFound | CheckpointNotFound
-            | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound => 404,
+            | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound | AgentNotFound
+            | SessionNotFound | RequestNotFound => 404,
             MethodNotAllowed => 405,
             IsADirectory | NotADirectory => 400,
-            Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning => 409,
+            Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning
+            | AgentNotInstalled | SessionEnded => 409,
+            InvalidTranscript => 400,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
             RangeNotSatisfiable => 416,
@@ -122,6 +138,12 @@ impl ErrorCode {
             TenantNotFound => "tenant_not_found",
             KeyNotFound => "key_not_found",
             PreviewNotFound => "preview_not_found",
+            AgentNotFound => "agent_not_found",
+            AgentNotInstalled => "agent_not_installed",
+            SessionNotFound => "session_not_found",
+            SessionEnded => "session_ended",
+            RequestNotFound => "request_not_found",
+            InvalidTranscript => "invalid_transcript",
             MethodNotAllowed => "method_not_allowed",
             Conflict => "conflict",
             EditConflict => "edit_conflict",
@@ -161,6 +183,12 @@ impl ErrorCode {
             TenantNotFound => "Tenant not found",
             KeyNotFound => "Key not found",
             PreviewNotFound => "Preview not found",
+            AgentNotFound => "Agent not found",
+            AgentNotInstalled => "Agent not installed",
+            SessionNotFound => "Session not found",
+            SessionEnded => "Session ended",
+            RequestNotFound => "Request not found",
+            InvalidTranscript => "Invalid transcript",
             MethodNotAllowed => "Method not allowed",
             Conflict => "Conflict",
             EditConflict => "Edit conflict",

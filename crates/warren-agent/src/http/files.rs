@@ -11,7 +11,7 @@ use std::convert::Infallible;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
-use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
 use utoipa_axum::{router::OpenApiRouter, routes};
@@ -22,6 +22,7 @@ use warren_api::agent::{
 use warren_api::extract::{Json, Query};
 use warren_api::Problem;
 
+use crate::http::sse::json_event;
 use crate::files::WatchMessage;
 use crate::{AgentError, AppState};
 
@@ -276,9 +277,9 @@ async fn watch_dir(
     let stream = state.files.watch(q.path, q.recursive).await?;
     let events = stream.map(|message| {
         Ok::<_, Infallible>(match message {
-            WatchMessage::Ready(info) => sse("ready", &info),
-            WatchMessage::Event(event) => sse("fs", &event),
-            WatchMessage::Overflow(info) => sse("overflow", &info),
+            WatchMessage::Ready(info) => json_event("ready", &info),
+            WatchMessage::Event(event) => json_event("fs", &event),
+            WatchMessage::Overflow(info) => json_event("overflow", &info),
         })
     });
     Ok(Sse::new(events)
@@ -286,8 +287,3 @@ async fn watch_dir(
         .into_response())
 }
 
-/// An SSE event named `name` carrying `data` as JSON.
-fn sse(name: &str, data: &impl serde::Serialize) -> Event {
-    let json = serde_json::to_string(data).unwrap_or_else(|_| "null".into());
-    Event::default().event(name).data(json)
-}

@@ -4,6 +4,8 @@
 //! - [`health`] for `/v1/health`;
 //! - [`processes`] for `/v1/processes/...`;
 //! - [`files`] for `/v1/files/...`;
+//! - [`sessions`] for `/v1/agents`, `/v1/sessions/...`, `/v1/transcripts`;
+//! - [`sse`]: helpers of the streaming routes;
 //! - [`ports`] for `/v1/ports/{port}/tunnel` (preview URLs).
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
@@ -15,6 +17,8 @@ pub mod files;
 pub mod health;
 pub mod ports;
 pub mod processes;
+pub mod sessions;
+pub mod sse;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -46,6 +50,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(processes::routes())
         .merge(files::routes())
         .merge(ports::routes())
+        .merge(sessions::routes())
         .split_for_parts();
     let router = router
         .fallback(warren_api::extract::not_found)

@@ -21,7 +21,7 @@ use crate::{AgentConfig, AgentError};
 
 /// `PATH` for processes when neither the agent's defaults, the request nor
 /// the agent's own environment has one.
-const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `TERM` of processes on a pseudo-terminal, unless the request sets one.
 const TTY_TERM: &str = "xterm-256color";
@@ -316,7 +316,7 @@ fn merge_env(
 
 /// The first executable regular file named `name` in `path_var` (relative
 /// entries are relative to `cwd`, as exec would see them).
-fn find_program(name: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
+pub(super) fn find_program(name: &str, path_var: &str, cwd: &Path) -> Option<PathBuf> {
     path_var.split(':').find_map(|dir| {
         let dir = if dir.is_empty() { "." } else { dir };
         let candidate = cwd.join(dir).join(name);

@@ -8,11 +8,13 @@
 //! - [`run`]: one-shot runs with stdin, output caps and the timeout.
 //! - [`managed`]: managed processes: output ring, stdin, signals, resize.
 //! - [`follow`]: replay-then-live readers over a process's ring.
+//! - [`child`]: children the agent drives itself (coding agents, installers).
 //! - [`ring`], [`pty`], [`slots`], [`signal`], [`clock`]: the pieces.
 //!
 //! All I/O with children is non-blocking on the tokio reactor; no blocking
 //! thread is spent per process or per read.
 
+mod child;
 mod clock;
 mod command;
 mod follow;
@@ -44,6 +46,8 @@ use self::slots::Slots;
 use crate::config::Limits;
 use crate::{AgentConfig, AgentError};
 
+pub use self::child::Child;
+pub use self::clock::rfc3339;
 pub use self::follow::{output_chunk, FollowEvent, Follower};
 pub use self::reaper::ExitStatus;
 

@@ -28,6 +28,14 @@ pub struct AgentArgs {
     /// Refuse every file path that resolves outside this directory.
     #[arg(long)]
     root: Option<PathBuf>,
+    /// Where coding-agent sessions are kept (default:
+    /// `$HOME/.local/state/warren`; inside a sandbox, on its disk).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How long a session's permission or question request waits for an
+    /// answer before it counts as rejected, in seconds.
+    #[arg(long, default_value_t = 600)]
+    request_timeout_secs: u64,
     /// Largest timeout_ms a run may ask for, in milliseconds.
     #[arg(long, default_value_t = 24 * 3600 * 1000)]
     max_timeout_ms: u64,
@@ -63,13 +71,22 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         max_run_timeout: std::time::Duration::from_millis(args.max_timeout_ms),
         ring_bytes: args.ring_bytes.max(4096),
         max_processes: args.max_processes.max(1),
+        request_timeout: std::time::Duration::from_secs(args.request_timeout_secs.max(1)),
         ..Limits::default()
+    };
+    let state_dir = match args.state_dir {
+        Some(dir) => dir,
+        None => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
+            PathBuf::from(home).join(".local/state/warren")
+        }
     };
     let config = AgentConfig {
         token: args.token,
         workdir,
         env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
         root: args.root,
+        state_dir,
         limits,
     };
     // PID 1 inside a sandbox, or a subreaper standalone: orphans come to us.

@@ -17,6 +17,7 @@ use warren_api::extract::{Json, Query};
 use warren_api::Problem;
 
 use super::ProcessId;
+use crate::http::sse::{json_event, last_event_id, wants_event_stream};
 use crate::process::{output_chunk, FollowEvent, FollowFormat, Follower, Supervisor};
 use crate::{AgentError, AppState};
 
@@ -93,24 +94,6 @@ pub(super) async fn process_logs(
         .into_response())
 }
 
-fn wants_event_stream(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(http::header::ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/event-stream"))
-}
-
-fn last_event_id(headers: &HeaderMap) -> Option<u64> {
-    headers
-        .get("last-event-id")?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 fn sse_event(event: FollowEvent) -> Event {
     match event {
         FollowEvent::Output {
@@ -135,11 +118,6 @@ fn sse_event(event: FollowEvent) -> Event {
     }
 }
 
-fn json_event(name: &str, payload: &impl serde::Serialize) -> Event {
-    // Serializing these plain structs cannot fail.
-    let data = serde_json::to_string(payload).unwrap_or_default();
-    Event::default().event(name).data(data)
-}
 
 /// Attach to a managed process over a WebSocket (connect with
 /// `?access_token=` when headers cannot be set).
