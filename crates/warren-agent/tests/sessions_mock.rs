@@ -30,7 +30,9 @@ async fn events(agent: &TestAgent, id: &str) -> Vec<Value> {
     loop {
         let page: Value = agent
             .http
-            .get(agent.url(&format!("/v1/sessions/{id}/events?after={after}&limit=1000")))
+            .get(agent.url(&format!(
+                "/v1/sessions/{id}/events?after={after}&limit=1000"
+            )))
             .send()
             .await
             .unwrap()
@@ -105,8 +107,15 @@ fn of_type<'a>(all: &'a [Value], t: &str) -> Vec<&'a Value> {
 fn assistant_text(all: &[Value]) -> String {
     all.iter()
         .filter(|e| e["type"] == "item.completed")
-        .filter(|e| e["data"]["item"]["kind"] == "message" && e["data"]["item"]["role"] == "assistant")
-        .map(|e| e["data"]["item"]["content"][0]["text"].as_str().unwrap().to_string())
+        .filter(|e| {
+            e["data"]["item"]["kind"] == "message" && e["data"]["item"]["role"] == "assistant"
+        })
+        .map(|e| {
+            e["data"]["item"]["content"][0]["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -114,7 +123,11 @@ fn assistant_text(all: &[Value]) -> String {
 #[tokio::test]
 async fn the_mock_emits_every_event_type_and_waits_for_a_person() {
     let agent = TestAgent::start().await;
-    let s = create(&agent, json!({"agent": "mock", "prompt": "think, ask a question, then report an error"})).await;
+    let s = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "think, ask a question, then report an error"}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     assert!(id.starts_with("ses_"), "{s}");
     assert_eq!(s["agent"], "mock");
@@ -129,24 +142,45 @@ async fn the_mock_emits_every_event_type_and_waits_for_a_person() {
     let perm = request["data"]["permission_id"].as_str().unwrap();
 
     // A wrong id is refused and changes nothing.
-    let res = post(&agent, &format!("/v1/sessions/{id}/permissions/perm_nope"), json!({"decision": "once"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/perm_nope"),
+        json!({"decision": "once"}),
+    )
+    .await;
     assert_problem(&problem(res).await, 404, "request_not_found");
     assert!(!file.exists());
 
-    let res = post(&agent, &format!("/v1/sessions/{id}/permissions/{perm}"), json!({"decision": "once"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/{perm}"),
+        json!({"decision": "once"}),
+    )
+    .await;
     assert_eq!(res.status(), 204);
     let all = wait_event(&agent, id, |e| e["type"] == "question.requested").await;
-    assert_eq!(std::fs::read_to_string(&file).unwrap(), "think, ask a question, then report an error");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "think, ask a question, then report an error"
+    );
     let q = of_type(&all, "question.requested")[0]["data"].clone();
     assert_eq!(q["options"], json!(["yes", "no"]));
     let qid = q["question_id"].as_str().unwrap();
-    let res = post(&agent, &format!("/v1/sessions/{id}/questions/{qid}"), json!({"answers": ["yes"]})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/questions/{qid}"),
+        json!({"answers": ["yes"]}),
+    )
+    .await;
     assert_eq!(res.status(), 204);
 
     wait_event(&agent, id, |e| e["type"] == "usage").await;
     let s = wait_state(&agent, id, "idle").await;
     let all = events(&agent, id).await;
-    let seqs: Vec<u64> = all.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert_eq!(s["last_sequence"], seqs.len() as u64);
     for t in [
@@ -188,7 +222,12 @@ async fn the_mock_emits_every_event_type_and_waits_for_a_person() {
     assert_eq!(resolved["source"], "daemon");
 
     // An answered request cannot be answered twice.
-    let res = post(&agent, &format!("/v1/sessions/{id}/permissions/{perm}"), json!({"decision": "once"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/{perm}"),
+        json!({"decision": "once"}),
+    )
+    .await;
     assert_problem(&problem(res).await, 404, "request_not_found");
 }
 
@@ -198,8 +237,16 @@ async fn a_rejection_stops_the_tool_and_always_stops_the_asking() {
     let s = create(&agent, json!({"agent": "mock", "prompt": "one"})).await;
     let id = s["id"].as_str().unwrap().to_string();
     let all = wait_event(&agent, &id, |e| e["type"] == "permission.requested").await;
-    let perm = of_type(&all, "permission.requested")[0]["data"]["permission_id"].as_str().unwrap().to_string();
-    let res = post(&agent, &format!("/v1/sessions/{id}/permissions/{perm}"), json!({"decision": "reject"})).await;
+    let perm = of_type(&all, "permission.requested")[0]["data"]["permission_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/{perm}"),
+        json!({"decision": "reject"}),
+    )
+    .await;
     assert_eq!(res.status(), 204);
     wait_state(&agent, &id, "idle").await;
     assert!(!agent.dir.path().join("mock-turn-1.txt").exists());
@@ -212,17 +259,45 @@ async fn a_rejection_stops_the_tool_and_always_stops_the_asking() {
     assert_eq!(result["data"]["item"]["content"][0]["is_error"], true);
 
     // `always` allows the tool for the rest of the session.
-    let res = post(&agent, &format!("/v1/sessions/{id}/messages"), json!({"text": "two"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "two"}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
-    let all = wait_event(&agent, &id, |e| e["type"] == "permission.requested" && e["data"]["permission_id"] != perm.as_str()).await;
-    let perm = of_type(&all, "permission.requested").last().unwrap()["data"]["permission_id"].as_str().unwrap().to_string();
-    post(&agent, &format!("/v1/sessions/{id}/permissions/{perm}"), json!({"decision": "always"})).await;
+    let all = wait_event(&agent, &id, |e| {
+        e["type"] == "permission.requested" && e["data"]["permission_id"] != perm.as_str()
+    })
+    .await;
+    let perm = of_type(&all, "permission.requested").last().unwrap()["data"]["permission_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/{perm}"),
+        json!({"decision": "always"}),
+    )
+    .await;
     wait_usages(&agent, &id, 2).await;
-    post(&agent, &format!("/v1/sessions/{id}/messages"), json!({"text": "three"})).await;
+    post(
+        &agent,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "three"}),
+    )
+    .await;
     wait_usages(&agent, &id, 3).await;
     let all = events(&agent, &id).await;
-    assert_eq!(of_type(&all, "permission.requested").len(), 2, "turn 3 asked again");
-    assert_eq!(std::fs::read_to_string(agent.dir.path().join("mock-turn-3.txt")).unwrap(), "three");
+    assert_eq!(
+        of_type(&all, "permission.requested").len(),
+        2,
+        "turn 3 asked again"
+    );
+    assert_eq!(
+        std::fs::read_to_string(agent.dir.path().join("mock-turn-3.txt")).unwrap(),
+        "three"
+    );
 }
 
 /// Waits until `n` turns have reported their usage.
@@ -233,7 +308,10 @@ async fn wait_usages(agent: &TestAgent, id: &str, n: usize) -> Vec<Value> {
         if of_type(&all, "usage").len() >= n {
             return all;
         }
-        assert!(Instant::now() < deadline, "turn {n} never finished: {all:#?}");
+        assert!(
+            Instant::now() < deadline,
+            "turn {n} never finished: {all:#?}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -241,7 +319,11 @@ async fn wait_usages(agent: &TestAgent, id: &str, n: usize) -> Vec<Value> {
 #[tokio::test]
 async fn an_unanswered_request_times_out_as_a_rejection() {
     let agent = TestAgent::start().await;
-    let s = create(&agent, json!({"agent": "mock", "prompt": "wait", "request_timeout_secs": 1})).await;
+    let s = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "wait", "request_timeout_secs": 1}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     let all = wait_event(&agent, id, |e| e["type"] == "permission.resolved").await;
     let resolved = of_type(&all, "permission.resolved")[0];
@@ -254,7 +336,11 @@ async fn an_unanswered_request_times_out_as_a_rejection() {
 #[tokio::test]
 async fn sse_replays_from_a_sequence_then_follows_live_without_gaps() {
     let agent = TestAgent::start().await;
-    let s = create(&agent, json!({"agent": "mock", "prompt": "first", "permission_mode": "bypass"})).await;
+    let s = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "first", "permission_mode": "bypass"}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap().to_string();
     wait_state(&agent, &id, "idle").await;
 
@@ -265,7 +351,10 @@ async fn sse_replays_from_a_sequence_then_follows_live_without_gaps() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/event-stream"));
     let mut stream = res.bytes_stream();
     let sender = {
         let http = agent.http.clone();
@@ -280,7 +369,10 @@ async fn sse_replays_from_a_sequence_then_follows_live_without_gaps() {
                     .unwrap();
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
-            http.delete(format!("{base}/v1/sessions/{id}")).send().await.unwrap();
+            http.delete(format!("{base}/v1/sessions/{id}"))
+                .send()
+                .await
+                .unwrap();
         })
     };
     let mut buf = String::new();
@@ -303,12 +395,21 @@ async fn sse_replays_from_a_sequence_then_follows_live_without_gaps() {
             }
         }
     };
-    tokio::time::timeout(Duration::from_secs(30), read).await.expect("the stream ended");
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the stream ended");
     sender.await.unwrap();
-    let seqs: Vec<u64> = seen.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    let seqs: Vec<u64> = seen
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, ids);
     assert_eq!(seqs[0], 4);
-    assert_eq!(seqs, (4..4 + seqs.len() as u64).collect::<Vec<_>>(), "a gap in {seqs:?}");
+    assert_eq!(
+        seqs,
+        (4..4 + seqs.len() as u64).collect::<Vec<_>>(),
+        "a gap in {seqs:?}"
+    );
     let last = seen.last().unwrap();
     assert_eq!(last["type"], "session.ended");
     assert_eq!(last["data"]["reason"], "killed");
@@ -323,19 +424,31 @@ async fn sse_replays_from_a_sequence_then_follows_live_without_gaps() {
         .send()
         .await
         .unwrap();
-    let text = tokio::time::timeout(Duration::from_secs(10), res.text()).await.unwrap().unwrap();
+    let text = tokio::time::timeout(Duration::from_secs(10), res.text())
+        .await
+        .unwrap()
+        .unwrap();
     let rest: Vec<&str> = text.lines().filter(|l| l.starts_with("id: ")).collect();
     assert_eq!(rest, vec![format!("id: {}", seqs.last().unwrap())]);
 
     // A message to an ended session is refused.
-    let res = post(&agent, &format!("/v1/sessions/{id}/messages"), json!({"text": "more"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "more"}),
+    )
+    .await;
     assert_problem(&problem(res).await, 409, "session_ended");
 }
 
 #[tokio::test]
 async fn an_interrupt_stops_the_turn_and_the_session_goes_on() {
     let agent = TestAgent::start().await;
-    let s = create(&agent, json!({"agent": "mock", "prompt": "slow please", "permission_mode": "bypass"})).await;
+    let s = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "slow please", "permission_mode": "bypass"}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     wait_event(&agent, id, |e| e["type"] == "item.delta").await;
     assert_eq!(session(&agent, id).await["state"], "running");
@@ -343,9 +456,17 @@ async fn an_interrupt_stops_the_turn_and_the_session_goes_on() {
     assert_eq!(res.status(), 204);
     let all = wait_event(&agent, id, |e| e["data"]["item"]["status"] == "interrupted").await;
     wait_state(&agent, id, "idle").await;
-    assert!(!agent.dir.path().join("mock-turn-1.txt").exists(), "the interrupted turn went on");
+    assert!(
+        !agent.dir.path().join("mock-turn-1.txt").exists(),
+        "the interrupted turn went on"
+    );
     assert!(of_type(&all, "usage").is_empty());
-    post(&agent, &format!("/v1/sessions/{id}/messages"), json!({"text": "next"})).await;
+    post(
+        &agent,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "next"}),
+    )
+    .await;
     let all = wait_event(&agent, id, |e| e["type"] == "usage").await;
     assert!(assistant_text(&all).contains("Turn 2. You said: next. Earlier: slow please."));
 }
@@ -353,7 +474,11 @@ async fn an_interrupt_stops_the_turn_and_the_session_goes_on() {
 #[tokio::test]
 async fn a_crashing_agent_ends_its_session_with_an_error_and_the_agent_stays_healthy() {
     let agent = TestAgent::start().await;
-    let s = create(&agent, json!({"agent": "mock", "prompt": "crash now", "permission_mode": "plan"})).await;
+    let s = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "crash now", "permission_mode": "plan"}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     let all = wait_event(&agent, id, |e| e["type"] == "session.ended").await;
     let ended = of_type(&all, "session.ended")[0];
@@ -367,10 +492,22 @@ async fn a_crashing_agent_ends_its_session_with_an_error_and_the_agent_stays_hea
         .into_iter()
         .find(|e| e["data"]["item"]["kind"] == "tool_result")
         .unwrap();
-    assert_eq!(result["data"]["item"]["status"], "skipped", "plan mode changed something");
-    let health = agent.http.get(agent.url("/v1/health")).send().await.unwrap();
+    assert_eq!(
+        result["data"]["item"]["status"], "skipped",
+        "plan mode changed something"
+    );
+    let health = agent
+        .http
+        .get(agent.url("/v1/health"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(health.status(), 200);
-    let other = create(&agent, json!({"agent": "mock", "prompt": "fine", "permission_mode": "bypass"})).await;
+    let other = create(
+        &agent,
+        json!({"agent": "mock", "prompt": "fine", "permission_mode": "bypass"}),
+    )
+    .await;
     wait_state(&agent, other["id"].as_str().unwrap(), "idle").await;
 }
 
@@ -381,7 +518,12 @@ async fn sessions_outlive_their_agent_and_resume_with_their_history() {
     let s = create(&agent, json!({"agent": "mock", "prompt": "alpha", "permission_mode": "bypass", "env": {"SECRET_TOKEN": "s3cr3t-value"}})).await;
     let id = s["id"].as_str().unwrap().to_string();
     wait_state(&agent, &id, "idle").await;
-    post(&agent, &format!("/v1/sessions/{id}/messages"), json!({"text": "beta"})).await;
+    post(
+        &agent,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "beta"}),
+    )
+    .await;
     wait_usages(&agent, &id, 2).await;
     wait_state(&agent, &id, "idle").await;
     let before = events(&agent, &id).await;
@@ -389,7 +531,11 @@ async fn sessions_outlive_their_agent_and_resume_with_their_history() {
     // Credentials are never written down.
     for file in walk(&state_dir) {
         let text = std::fs::read(&file).unwrap();
-        assert!(!String::from_utf8_lossy(&text).contains("s3cr3t-value"), "{} holds the secret", file.display());
+        assert!(
+            !String::from_utf8_lossy(&text).contains("s3cr3t-value"),
+            "{} holds the secret",
+            file.display()
+        );
     }
     assert!(!session(&agent, &id).await.to_string().contains("s3cr3t"));
 
@@ -399,7 +545,15 @@ async fn sessions_outlive_their_agent_and_resume_with_their_history() {
         c.state_dir = state_dir.clone();
     })
     .await;
-    let list: Value = again.http.get(again.url("/v1/sessions")).send().await.unwrap().json().await.unwrap();
+    let list: Value = again
+        .http
+        .get(again.url("/v1/sessions"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
     let s = &list["items"][0];
     assert_eq!(s["id"], id.as_str());
@@ -407,11 +561,23 @@ async fn sessions_outlive_their_agent_and_resume_with_their_history() {
     assert_eq!(s["last_sequence"], before.len() as u64);
     assert_eq!(events(&again, &id).await, before);
 
-    let res = post(&again, &format!("/v1/sessions/{id}/messages"), json!({"text": "gamma"})).await;
+    let res = post(
+        &again,
+        &format!("/v1/sessions/{id}/messages"),
+        json!({"text": "gamma"}),
+    )
+    .await;
     assert_eq!(res.status(), 202);
     let all = wait_usages(&again, &id, 3).await;
-    assert!(assistant_text(&all).contains("Turn 3. You said: gamma. Earlier: alpha | beta."), "{}", assistant_text(&all));
-    let seqs: Vec<u64> = all.iter().map(|e| e["sequence"].as_u64().unwrap()).collect();
+    assert!(
+        assistant_text(&all).contains("Turn 3. You said: gamma. Earlier: alpha | beta."),
+        "{}",
+        assistant_text(&all)
+    );
+    let seqs: Vec<u64> = all
+        .iter()
+        .map(|e| e["sequence"].as_u64().unwrap())
+        .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
     assert!(!of_type(&all, "session.resumed").is_empty());
 }
@@ -432,10 +598,19 @@ fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[tokio::test]
 async fn a_transcript_moves_a_conversation_to_another_agent() {
     let one = TestAgent::start().await;
-    let s = create(&one, json!({"agent": "mock", "prompt": "remember the blue door", "permission_mode": "bypass"})).await;
+    let s = create(
+        &one,
+        json!({"agent": "mock", "prompt": "remember the blue door", "permission_mode": "bypass"}),
+    )
+    .await;
     let id = s["id"].as_str().unwrap();
     wait_state(&one, id, "idle").await;
-    let res = one.http.get(one.url(&format!("/v1/sessions/{id}/transcript"))).send().await.unwrap();
+    let res = one
+        .http
+        .get(one.url(&format!("/v1/sessions/{id}/transcript")))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.headers()["content-type"], "application/gzip");
     let gz = res.bytes().await.unwrap();
@@ -451,18 +626,30 @@ async fn a_transcript_moves_a_conversation_to_another_agent() {
         .await
         .unwrap();
     assert_eq!(res.status(), 201);
-    let native = res.json::<Value>().await.unwrap()["native_session_id"].as_str().unwrap().to_string();
+    let native = res.json::<Value>().await.unwrap()["native_session_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
     let s = create(&two, json!({"agent": "mock", "prompt": "what door?", "resume": native, "permission_mode": "bypass"})).await;
     let id2 = s["id"].as_str().unwrap();
     let all = wait_event(&two, id2, |e| e["type"] == "usage").await;
-    assert!(assistant_text(&all).contains("Turn 2. You said: what door?. Earlier: remember the blue door."), "{}", assistant_text(&all));
-    assert_eq!(session(&two, id2).await["native_session_id"], native.as_str());
+    assert!(
+        assistant_text(&all)
+            .contains("Turn 2. You said: what door?. Earlier: remember the blue door."),
+        "{}",
+        assistant_text(&all)
+    );
+    assert_eq!(
+        session(&two, id2).await["native_session_id"],
+        native.as_str()
+    );
 
     // Bad uploads are refused, and nothing is written.
     let bad = |body: Vec<u8>, q: &'static str| {
         let two = &two;
         async move {
-            let res = two.http
+            let res = two
+                .http
                 .post(two.url(&format!("/v1/transcripts?agent={q}")))
                 .body(body)
                 .send()
@@ -471,7 +658,11 @@ async fn a_transcript_moves_a_conversation_to_another_agent() {
             problem(res).await
         }
     };
-    assert_problem(&bad(b"plain text".to_vec(), "mock").await, 400, "invalid_transcript");
+    assert_problem(
+        &bad(b"plain text".to_vec(), "mock").await,
+        400,
+        "invalid_transcript",
+    );
     assert_problem(&bad(gz.to_vec(), "gpt").await, 404, "agent_not_found");
     let mut truncated = gz.to_vec();
     truncated.truncate(gz.len() / 2);
@@ -497,23 +688,78 @@ async fn bad_session_requests_get_problem_codes() {
         let agent = &agent;
         async move { problem(post(agent, path, body).await).await }
     };
-    assert_problem(&post_json("/v1/sessions", json!({"agent": "gpt"})).await, 404, "agent_not_found");
-    assert_problem(&post_json("/v1/sessions", json!({"agent": "claude", "prompt": "hi"})).await, 409, "agent_not_installed");
-    assert_problem(&post_json("/v1/sessions", json!({"agent": "mock", "permission_mode": "yolo"})).await, 400, "invalid_request");
-    assert_problem(&post_json("/v1/sessions", json!({"agent": "mock", "max_turns": 0})).await, 400, "invalid_request");
-    assert_problem(&post_json("/v1/sessions", json!({"agent": "mock", "env": {"A=B": "x"}})).await, 400, "invalid_request");
-    assert_problem(&post_json("/v1/sessions/ses_missing/messages", json!({"text": "x"})).await, 404, "session_not_found");
-    let res = agent.http.get(agent.url("/v1/sessions/ses_missing/events")).send().await.unwrap();
+    assert_problem(
+        &post_json("/v1/sessions", json!({"agent": "gpt"})).await,
+        404,
+        "agent_not_found",
+    );
+    assert_problem(
+        &post_json("/v1/sessions", json!({"agent": "claude", "prompt": "hi"})).await,
+        409,
+        "agent_not_installed",
+    );
+    assert_problem(
+        &post_json(
+            "/v1/sessions",
+            json!({"agent": "mock", "permission_mode": "yolo"}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_problem(
+        &post_json("/v1/sessions", json!({"agent": "mock", "max_turns": 0})).await,
+        400,
+        "invalid_request",
+    );
+    assert_problem(
+        &post_json(
+            "/v1/sessions",
+            json!({"agent": "mock", "env": {"A=B": "x"}}),
+        )
+        .await,
+        400,
+        "invalid_request",
+    );
+    assert_problem(
+        &post_json("/v1/sessions/ses_missing/messages", json!({"text": "x"})).await,
+        404,
+        "session_not_found",
+    );
+    let res = agent
+        .http
+        .get(agent.url("/v1/sessions/ses_missing/events"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(&problem(res).await, 404, "session_not_found");
 
-    let agents: Value = agent.http.get(agent.url("/v1/agents")).send().await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = agents["items"].as_array().unwrap().iter().map(|a| a["agent"].as_str().unwrap()).collect();
+    let agents: Value = agent
+        .http
+        .get(agent.url("/v1/agents"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["agent"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["claude", "codex", "opencode", "mock"]);
     let mock = &agents["items"][3];
     assert_eq!(mock["installed"], true);
     assert_eq!(mock["capabilities"]["permissions"], true);
     assert_eq!(agents["items"][0]["installed"], false);
-    let res = agent.http.post(agent.url("/v1/agents/gpt/install")).send().await.unwrap();
+    let res = agent
+        .http
+        .post(agent.url("/v1/agents/gpt/install"))
+        .send()
+        .await
+        .unwrap();
     assert_problem(&problem(res).await, 404, "agent_not_found");
 
     // Killing twice is fine; the second kill changes nothing.
@@ -521,12 +767,22 @@ async fn bad_session_requests_get_problem_codes() {
     let id = s["id"].as_str().unwrap();
     assert_eq!(s["state"], "idle");
     for _ in 0..2 {
-        let res = agent.http.delete(agent.url(&format!("/v1/sessions/{id}"))).send().await.unwrap();
+        let res = agent
+            .http
+            .delete(agent.url(&format!("/v1/sessions/{id}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.json::<Value>().await.unwrap()["state"], "ended");
     }
     let all = events(&agent, id).await;
     assert_eq!(of_type(&all, "session.ended").len(), 1);
-    let res = post(&agent, &format!("/v1/sessions/{id}/permissions/perm_x"), json!({"decision": "once"})).await;
+    let res = post(
+        &agent,
+        &format!("/v1/sessions/{id}/permissions/perm_x"),
+        json!({"decision": "once"}),
+    )
+    .await;
     assert_problem(&problem(res).await, 409, "session_ended");
 }

@@ -22,8 +22,8 @@ use warren_api::agent::{
 use warren_api::extract::{Json, Query};
 use warren_api::Problem;
 
-use crate::http::sse::json_event;
 use crate::files::WatchMessage;
+use crate::http::sse::json_event;
 use crate::{AgentError, AppState};
 
 /// Routes of this module.
@@ -286,4 +286,3 @@ async fn watch_dir(
         .keep_alive(KeepAlive::default())
         .into_response())
 }
-

@@ -175,7 +175,10 @@ async fn send_message(
     Json(req): Json<SendMessage>,
 ) -> Result<(StatusCode, Json<Session>), AgentError> {
     state.sessions.send(&p[0], req.text, req.env.as_ref())?;
-    Ok((StatusCode::ACCEPTED, Json(state.sessions.entry(&p[0])?.info())))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(state.sessions.entry(&p[0])?.info()),
+    ))
 }
 
 /// Query of `GET /v1/sessions/{id}/events`.
@@ -279,7 +282,8 @@ impl Follower {
             // between the read and the wait still wakes us.
             self.rx.borrow_and_update();
             let closed = self.entry.log.is_closed();
-            self.batch.extend(self.entry.log.after(self.cursor, SSE_BATCH));
+            self.batch
+                .extend(self.entry.log.after(self.cursor, SSE_BATCH));
             if !self.batch.is_empty() {
                 continue;
             }
@@ -376,7 +380,10 @@ async fn download_transcript(
     Ok((
         [
             (header::CONTENT_TYPE, "application/gzip"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"transcript.jsonl.gz\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"transcript.jsonl.gz\"",
+            ),
         ],
         Body::from(gz),
     )
@@ -398,7 +405,7 @@ struct UploadQuery {
 /// another sandbox) and returns the native session id to pass as `resume`.
 #[utoipa::path(post, path = "/v1/transcripts", tag = "sessions",
     params(UploadQuery),
-    request_body(content = Vec<u8>, content_type = "application/gzip"),
+    request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "The gzip file (any content type is accepted)"),
     responses(
         (status = 201, description = "Stored", body = TranscriptUploaded),
         (status = 400, description = "`invalid_transcript`: not gzip, or not the agent's session format", content_type = PROBLEM, body = Problem),
@@ -409,7 +416,8 @@ async fn upload_transcript(
     Query(q): Query<UploadQuery>,
     body: Body,
 ) -> Result<(StatusCode, Json<TranscriptUploaded>), AgentError> {
-    let kind = AgentKind::parse(&q.agent).ok_or_else(|| AgentError::UnknownAgent(q.agent.clone()))?;
+    let kind =
+        AgentKind::parse(&q.agent).ok_or_else(|| AgentError::UnknownAgent(q.agent.clone()))?;
     // Read here, not by an extractor: transcripts may be larger than the
     // JSON body limit.
     let limited = http_body_util::Limited::new(body, transcript::MAX_GZIP);

@@ -51,7 +51,14 @@ impl Supervisor {
         cwd: &str,
         env: &BTreeMap<String, String>,
     ) -> Result<Child, AgentError> {
-        let launch = Launch::new(&self.inner.config, None, Some(argv), Some(cwd), Some(env), false)?;
+        let launch = Launch::new(
+            &self.inner.config,
+            None,
+            Some(argv),
+            Some(cwd),
+            Some(env),
+            false,
+        )?;
         let mut slot = self.inner.slots.acquire()?;
         let spawned = launch.spawn_managed()?;
         slot.bind(spawned.pid);

@@ -21,7 +21,8 @@ use crate::{AgentConfig, AgentError};
 
 /// `PATH` for processes when neither the agent's defaults, the request nor
 /// the agent's own environment has one.
-pub(super) const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+pub(super) const DEFAULT_PATH: &str =
+    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// `TERM` of processes on a pseudo-terminal, unless the request sets one.
 const TTY_TERM: &str = "xterm-256color";

@@ -75,12 +75,15 @@ pub fn capabilities(kind: AgentKind) -> AgentCapabilities {
     }
 }
 
+/// A program's version, known for its file's modification time and size.
+type Version = (SystemTime, u64, Option<String>);
+
 /// The agent registry: installed programs and their versions (cached by
 /// the program file's identity, since `--version` of a Node CLI costs a
 /// few hundred milliseconds).
 pub struct Agents {
     processes: Supervisor,
-    versions: Mutex<HashMap<PathBuf, (SystemTime, u64, Option<String>)>>,
+    versions: Mutex<HashMap<PathBuf, Version>>,
     installing: tokio::sync::Mutex<()>,
 }
 
@@ -147,7 +150,11 @@ impl Agents {
                     }
                 };
                 let _ = tokio::time::timeout(VERSION_TIMEOUT, read).await;
-                let v = out.split_whitespace().next().map(|s| s.trim().to_string());
+                // `2.1.197 (Claude Code)`, `codex-cli 0.171.0`, `1.18.33`.
+                let v = out
+                    .split_whitespace()
+                    .find(|w| w.starts_with(|c: char| c.is_ascii_digit()))
+                    .map(str::to_string);
                 v.filter(|s| !s.is_empty() && s.len() < 64)
             }
             Err(_) => None,
@@ -182,7 +189,9 @@ impl Agents {
         let Some(package) = npm_package(kind) else {
             return;
         };
-        let _ = tx.send(send("started", Some(format!("npm install -g {package}")))).await;
+        let _ = tx
+            .send(send("started", Some(format!("npm install -g {package}"))))
+            .await;
         let result = self.run_npm(package, &tx).await;
         match result {
             Ok(()) => {
@@ -190,7 +199,10 @@ impl Agents {
                 let (phase, message) = if info.installed {
                     ("done", None)
                 } else {
-                    ("error", Some(format!("npm finished but {} is not in PATH", kind)))
+                    (
+                        "error",
+                        Some(format!("npm finished but {} is not in PATH", kind)),
+                    )
                 };
                 let _ = tx
                     .send(InstallEvent {
@@ -226,7 +238,8 @@ impl Agents {
         let forward = |pipe, out_tx: mpsc::Sender<String>| async move {
             let mut reader = BufReader::new(pipe);
             let mut line = Vec::new();
-            while let Ok(n) = super::lines::read_line(&mut reader, &mut line, MAX_INSTALL_LINE).await
+            while let Ok(n) =
+                super::lines::read_line(&mut reader, &mut line, MAX_INSTALL_LINE).await
             {
                 if n == 0 {
                     break;

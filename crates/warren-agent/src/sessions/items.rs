@@ -71,7 +71,11 @@ impl SessionEntry {
 
     /// `item.delta`: a piece of an item's text.
     pub fn item_delta(&self, item_id: &str, delta: &str, raw: Option<Value>) {
-        self.emit("item.delta", json!({ "item_id": item_id, "delta": delta }), raw);
+        self.emit(
+            "item.delta",
+            json!({ "item_id": item_id, "delta": delta }),
+            raw,
+        );
     }
 
     /// `item.completed` with the item's whole content.

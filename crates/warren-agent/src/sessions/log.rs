@@ -48,10 +48,7 @@ impl EventLog {
     /// A new, empty log at `dir/events.jsonl`.
     pub fn create(session_id: &str, dir: &Path) -> std::io::Result<EventLog> {
         let path = dir.join(EVENTS_FILE);
-        let file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)?;
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
         Ok(EventLog::with(session_id, path, Vec::new(), Some(file)))
     }
 
@@ -117,13 +114,7 @@ impl EventLog {
 
     /// Appends an event and returns its sequence. A failed write to disk is
     /// logged; the event stays in memory and is delivered all the same.
-    pub fn append(
-        &self,
-        type_: &str,
-        source: EventSource,
-        data: Value,
-        raw: Option<Value>,
-    ) -> u64 {
+    pub fn append(&self, type_: &str, source: EventSource, data: Value, raw: Option<Value>) -> u64 {
         let mut inner = self.inner();
         let sequence = inner.events.len() as u64 + first_sequence(&inner.events);
         let event = Arc::new(Event {
@@ -240,8 +231,24 @@ mod tests {
     fn a_reloaded_log_keeps_its_sequences_and_drops_a_torn_tail() {
         let dir = tempfile::tempdir().unwrap();
         let log = EventLog::create("ses_a", dir.path()).unwrap();
-        assert_eq!(log.append("item.delta", EventSource::Agent, json!({"delta": "a"}), None), 1);
-        assert_eq!(log.append("item.delta", EventSource::Agent, json!({"delta": "b"}), None), 2);
+        assert_eq!(
+            log.append(
+                "item.delta",
+                EventSource::Agent,
+                json!({"delta": "a"}),
+                None
+            ),
+            1
+        );
+        assert_eq!(
+            log.append(
+                "item.delta",
+                EventSource::Agent,
+                json!({"delta": "b"}),
+                None
+            ),
+            2
+        );
         drop(log);
         let mut f = OpenOptions::new()
             .append(true)

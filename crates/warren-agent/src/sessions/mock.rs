@@ -96,9 +96,16 @@ pub async fn run(
             Some(Ok(())) => {}
             Some(Err(ending)) => return ending,
             None => {
+                entry.cancel_pending();
                 let id = format!("itm_{}_interrupted", history.len());
                 entry.item_completed(
-                    items::item(&id, Kind::Status, None, "interrupted", items::text("interrupted")),
+                    items::item(
+                        &id,
+                        Kind::Status,
+                        None,
+                        "interrupted",
+                        items::text("interrupted"),
+                    ),
                     None,
                 );
             }
@@ -168,7 +175,13 @@ impl Turn<'_> {
         let entry = self.entry;
         let slow = self.prompt.contains("slow");
         entry.item_completed(
-            items::item(&self.id("user"), Kind::Message, Some("user"), "completed", items::text(self.prompt)),
+            items::item(
+                &self.id("user"),
+                Kind::Message,
+                Some("user"),
+                "completed",
+                items::text(self.prompt),
+            ),
             None,
         );
         if self.prompt.contains("think") {
@@ -177,7 +190,13 @@ impl Turn<'_> {
             let thought = format!("The user asked: {}", self.prompt);
             entry.item_delta(&id, &thought, None);
             entry.item_completed(
-                items::item(&id, Kind::Reasoning, None, "completed", items::text(&thought)),
+                items::item(
+                    &id,
+                    Kind::Reasoning,
+                    None,
+                    "completed",
+                    items::text(&thought),
+                ),
                 None,
             );
         }
@@ -203,7 +222,11 @@ impl Turn<'_> {
             };
         }
         if self.prompt.contains("error") {
-            entry.emit("error", json!({ "message": "the mock agent reports an error, as asked" }), None);
+            entry.emit(
+                "error",
+                json!({ "message": "the mock agent reports an error, as asked" }),
+                None,
+            );
         }
         if self.prompt.contains("crash") {
             return Err(Ending {
@@ -236,7 +259,13 @@ impl Turn<'_> {
             entry.item_delta(id, word, None);
         }
         entry.item_completed(
-            items::item(id, Kind::Message, Some("assistant"), "completed", items::text(text)),
+            items::item(
+                id,
+                Kind::Message,
+                Some("assistant"),
+                "completed",
+                items::text(text),
+            ),
             None,
         );
     }
@@ -248,7 +277,13 @@ impl Turn<'_> {
         let file = format!("mock-turn-{}.txt", self.n);
         let input = json!({ "file_path": file, "content": self.prompt });
         entry.item_completed(
-            items::item(&call, Kind::ToolCall, Some("assistant"), "completed", items::tool_call(&call, "Write", &input)),
+            items::item(
+                &call,
+                Kind::ToolCall,
+                Some("assistant"),
+                "completed",
+                items::tool_call(&call, "Write", &input),
+            ),
             None,
         );
         let mode = entry.options().permission_mode;
@@ -264,13 +299,23 @@ impl Turn<'_> {
             None => ("skipped", json!("plan mode: nothing was changed"), false),
             Some(false) => ("rejected", json!("permission denied"), true),
             Some(true) => match std::fs::write(self.cwd.join(&file), self.prompt) {
-                Ok(()) => ("completed", json!(format!("wrote {} bytes to {file}", self.prompt.len())), false),
+                Ok(()) => (
+                    "completed",
+                    json!(format!("wrote {} bytes to {file}", self.prompt.len())),
+                    false,
+                ),
                 Err(e) => ("failed", json!(format!("cannot write {file}: {e}")), true),
             },
         };
         let result = self.id("result");
         entry.item_completed(
-            items::item(&result, Kind::ToolResult, Some("tool"), status, items::tool_result(&call, &output, is_error)),
+            items::item(
+                &result,
+                Kind::ToolResult,
+                Some("tool"),
+                status,
+                items::tool_result(&call, &output, is_error),
+            ),
             None,
         );
     }

@@ -138,8 +138,8 @@ impl Sessions {
 
     /// Creates a session and starts its agent (`POST /v1/sessions`).
     pub fn create(&self, req: CreateSession) -> Result<Session, AgentError> {
-        let kind =
-            AgentKind::parse(&req.agent).ok_or_else(|| AgentError::UnknownAgent(req.agent.clone()))?;
+        let kind = AgentKind::parse(&req.agent)
+            .ok_or_else(|| AgentError::UnknownAgent(req.agent.clone()))?;
         let program = self.program(kind)?;
         if let Some(prompt) = &req.prompt {
             check_prompt(prompt)?;
@@ -285,8 +285,14 @@ impl Sessions {
         let handle = tokio::spawn(async move {
             let ending = match kind {
                 AgentKind::Mock => {
-                    mock::run(start.entry.clone(), start.cwd, start.state_dir, start.resume, rx)
-                        .await
+                    mock::run(
+                        start.entry.clone(),
+                        start.cwd,
+                        start.state_dir,
+                        start.resume,
+                        rx,
+                    )
+                    .await
                 }
                 AgentKind::Claude => claude::run(start, rx).await,
                 AgentKind::Codex => codex::run(start, rx).await,
@@ -460,7 +466,9 @@ fn check_prompt(text: &str) -> Result<(), AgentError> {
         });
     }
     if text.contains('\0') {
-        return Err(AgentError::InvalidRequest("the prompt contains a NUL byte".into()));
+        return Err(AgentError::InvalidRequest(
+            "the prompt contains a NUL byte".into(),
+        ));
     }
     Ok(())
 }

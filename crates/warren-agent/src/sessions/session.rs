@@ -306,7 +306,9 @@ impl SessionEntry {
 
     /// Whether a driver is attached.
     pub fn has_driver(&self) -> bool {
-        lock(&self.driver).as_ref().is_some_and(|tx| !tx.is_closed())
+        lock(&self.driver)
+            .as_ref()
+            .is_some_and(|tx| !tx.is_closed())
     }
 
     /// Reopens an ended or detached session for a resume.
@@ -386,7 +388,8 @@ impl SessionEntry {
         let timeout = Duration::from_secs(self.options().request_timeout_secs);
         let (decision, reason) = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(decision)) => (decision, "answered"),
-            Ok(Err(_)) => (PermissionDecision::Reject, "ended"),
+            // Cancelled: `cancel_pending` has said so already.
+            Ok(Err(_)) => return PermissionDecision::Reject,
             Err(_) => {
                 lock(&self.pending).remove(&permission_id);
                 (PermissionDecision::Reject, "timeout")
@@ -424,7 +427,7 @@ impl SessionEntry {
         let timeout = Duration::from_secs(self.options().request_timeout_secs);
         let (reply, reason) = match tokio::time::timeout(timeout, rx).await {
             Ok(Ok(reply)) => (reply, "answered"),
-            Ok(Err(_)) => (Reply::Rejected, "ended"),
+            Ok(Err(_)) => return Reply::Rejected,
             Err(_) => {
                 lock(&self.pending).remove(&question_id);
                 (Reply::Rejected, "timeout")
@@ -441,6 +444,29 @@ impl SessionEntry {
         self.emit_daemon("question.resolved", data);
         self.after_request();
         reply
+    }
+
+    /// Withdraws every pending request (the turn was interrupted, or the
+    /// agent withdrew it): each is resolved as rejected, reason `cancelled`.
+    pub fn cancel_pending(&self) {
+        let drained: Vec<(String, Pending)> = lock(&self.pending).drain().collect();
+        for (id, pending) in drained {
+            let data = match pending {
+                Pending::Permission { .. } => {
+                    json!({ "permission_id": id, "decision": "reject", "reason": "cancelled" })
+                }
+                Pending::Question { .. } => {
+                    json!({ "question_id": id, "rejected": true, "reason": "cancelled" })
+                }
+            };
+            let type_ = if id.starts_with("perm_") {
+                "permission.resolved"
+            } else {
+                "question.resolved"
+            };
+            self.emit_daemon(type_, data);
+        }
+        self.after_request();
     }
 
     fn after_request(&self) {

@@ -37,12 +37,11 @@ pub fn download(sessions: &Sessions, entry: &SessionEntry) -> Result<Vec<u8>, Ag
         source,
     })?;
     let mut gz = GzEncoder::new(Vec::new(), Compression::fast());
-    let copied = std::io::copy(&mut file.take(MAX_PLAIN + 1), &mut gz).map_err(|source| {
-        AgentError::Io {
+    let copied =
+        std::io::copy(&mut file.take(MAX_PLAIN + 1), &mut gz).map_err(|source| AgentError::Io {
             op: "compressing the transcript",
             source,
-        }
-    })?;
+        })?;
     if copied > MAX_PLAIN {
         return Err(AgentError::TooLarge {
             what: "the transcript",
@@ -67,7 +66,10 @@ pub fn upload(
     let lines = json_lines(&plain)?;
     let (native, path) = match kind {
         AgentKind::Mock => {
-            let id = format!("mock-{}", &warren_api::ids::new_id(warren_api::ids::IdKind::Session)[4..]);
+            let id = format!(
+                "mock-{}",
+                &warren_api::ids::new_id(warren_api::ids::IdKind::Session)[4..]
+            );
             let path = mock::native_path(sessions.state_dir(), &id)
                 .ok_or_else(|| AgentError::InvalidTranscript("bad id".into()))?;
             if lines.iter().any(|l| !l["prompt"].is_string()) {
@@ -133,7 +135,9 @@ fn json_lines(plain: &[u8]) -> Result<Vec<serde_json::Value>, AgentError> {
         })
         .collect::<Result<_, _>>()?;
     if lines.is_empty() {
-        return Err(AgentError::InvalidTranscript("the transcript is empty".into()));
+        return Err(AgentError::InvalidTranscript(
+            "the transcript is empty".into(),
+        ));
     }
     Ok(lines)
 }

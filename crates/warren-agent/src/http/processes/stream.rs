@@ -118,7 +118,6 @@ fn sse_event(event: FollowEvent) -> Event {
     }
 }
 
-
 /// Attach to a managed process over a WebSocket (connect with
 /// `?access_token=` when headers cannot be set).
 ///
