@@ -21,6 +21,7 @@ pub mod network;
 pub mod spec;
 pub mod storage;
 pub mod template;
+pub mod trust;
 
 pub use network::{Egress, NetworkPolicy};
 pub use spec::{

@@ -49,6 +49,10 @@ pub struct SandboxSpec {
     /// and get loopback only.
     #[serde(default)]
     pub network: crate::network::NetworkPolicy,
+    /// Extra CA certificates (PEM) the sandbox's programs trust besides its
+    /// image's store (see [`crate::trust`]).
+    #[serde(default)]
+    pub extra_ca_pem: Option<String>,
 }
 
 /// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a

@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub network: Option<warren_runtime::network::NetworkConfig>,
     /// How preview URLs are made.
     pub previews: crate::previews::PreviewSettings,
+    /// Extra CA certificates (PEM) every sandbox and template build trusts
+    /// besides its image's store: a TLS-intercepting proxy's, say.
+    pub extra_ca_pem: Option<String>,
     /// Limits and timings.
     pub limits: Limits,
 }

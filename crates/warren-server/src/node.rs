@@ -96,6 +96,7 @@ pub struct Node {
     pool: Pool,
     run_root: PathBuf,
     warren_binary: PathBuf,
+    extra_ca: Option<String>,
 }
 
 impl Node {
@@ -117,7 +118,20 @@ impl Node {
             pool,
             run_root,
             warren_binary,
+            extra_ca: None,
         })
+    }
+
+    /// Hands every sandbox and template build these extra CA certificates
+    /// (PEM; see `warren_runtime::trust`).
+    pub fn with_extra_ca(mut self, pem: Option<String>) -> Self {
+        self.extra_ca = pem;
+        self
+    }
+
+    /// The extra CA certificates sandboxes get, if any.
+    pub fn extra_ca(&self) -> Option<&str> {
+        self.extra_ca.as_deref()
     }
 
     /// The storage pool.
@@ -186,6 +200,7 @@ impl Node {
             workdir,
             resources,
             network,
+            extra_ca_pem: self.extra_ca.clone(),
         })
     }
 

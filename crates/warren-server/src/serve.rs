@@ -146,7 +146,8 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         pool,
         &state_dir,
         config.warren_binary.clone(),
-    )?;
+    )?
+    .with_extra_ca(config.extra_ca_pem.clone());
 
     let metrics = Metrics::new();
     let templates = Templates::new(node.clone(), config.base_template.clone());

@@ -172,8 +172,10 @@ impl Templates {
         let node = self.node.clone();
         let name = name.to_string();
         blocking("build template", move || {
-            let spec = template::TemplateSpec::parse(&spec, std::path::Path::new("/nonexistent"))
-                .map_err(|e| TemplateError::from_pool(&name, e))?;
+            let mut spec =
+                template::TemplateSpec::parse(&spec, std::path::Path::new("/nonexistent"))
+                    .map_err(|e| TemplateError::from_pool(&name, e))?;
+            spec.extra_ca = node.extra_ca().map(str::to_string);
             if !spec.files.is_empty() {
                 return Err(TemplateError::HostFiles);
             }

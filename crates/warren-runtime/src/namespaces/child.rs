@@ -43,6 +43,10 @@ pub fn setup_and_exec(
         write_resolv_conf(resolver).map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
     }
     workdir(&spec.workdir)?;
+    if let Some(pem) = &spec.extra_ca_pem {
+        crate::trust::install_in_sandbox(pem)
+            .map_err(|e| StageError::new("ca certificates", e.to_string()))?;
+    }
     let (argv, envp) = agent_command(spec)?;
     // Nothing the server or the helper had open may reach the sandbox: an
     // inherited descriptor of a host directory would be a way out of the
@@ -143,6 +147,14 @@ fn agent_command(spec: &SandboxSpec) -> Result<(Vec<CString>, Vec<CString>), Sta
         }
         argv.push("--env".to_string());
         argv.push(format!("{key}={value}"));
+    }
+    if spec.extra_ca_pem.is_some() {
+        for (key, value) in crate::trust::env() {
+            if !spec.env.contains_key(key) {
+                argv.push("--env".to_string());
+                argv.push(format!("{key}={value}"));
+            }
+        }
     }
     let mut env = vec![
         format!("PATH={DEFAULT_PATH}"),

@@ -69,6 +69,26 @@ pub struct TemplateSpec {
     /// Directory relative `files` sources are read from.
     #[serde(skip)]
     pub context: PathBuf,
+    /// Extra CA certificates (PEM) the steps trust, set by the caller (not
+    /// part of the spec, nor of the layers' cache keys): a step sees them
+    /// as a sandbox does (`crate::trust`), and nothing of them is left in
+    /// the template.
+    #[serde(skip)]
+    pub extra_ca: Option<String>,
+}
+
+/// The environment a step runs with: the spec's, plus the extra CA
+/// certificates for [`super::run`]'s step script to install under `/run`
+/// and the variables that point programs at them (`crate::trust`).
+fn with_extra_ca(env: &BTreeMap<String, String>, spec: &TemplateSpec) -> BTreeMap<String, String> {
+    let mut env = env.clone();
+    if let Some(pem) = &spec.extra_ca {
+        env.insert(super::run::EXTRA_CA_VAR.into(), pem.clone());
+        for (key, value) in crate::trust::env() {
+            env.entry(key.into()).or_insert_with(|| value.into());
+        }
+    }
+    env
 }
 
 fn default_base() -> String {
@@ -356,7 +376,7 @@ pub fn build(
         } else {
             progress(&format!("step {}/{}: {describe}", i + 1, steps.len()));
             let tmp = TmpVolume::snapshot(pool, &current, "layer")?;
-            step.execute(tmp.path(), &env, &workdir, progress)?;
+            step.execute(tmp.path(), &with_extra_ca(&env, spec), &workdir, progress)?;
             match tmp.publish(&layer) {
                 // Another build made the same layer meanwhile: same content.
                 Ok(())

@@ -52,9 +52,22 @@ mount -t proc -o nosuid,nodev,noexec proc "$root/proc"
 if [ -f "$root/etc/resolv.conf" ] && [ ! -L "$root/etc/resolv.conf" ]; then
   mount --bind /etc/resolv.conf "$root/etc/resolv.conf"
 fi
+if [ -n "${WARREN_EXTRA_CA:-}" ]; then
+  mkdir -p "$root/run/warren"
+  mount -t tmpfs -o mode=755,nosuid,nodev,size=16m warren-ca "$root/run/warren"
+  printf '%s\n' "$WARREN_EXTRA_CA" > "$root/run/warren/extra-ca.pem"
+  { "$4" "$root" /bin/cat /etc/ssl/certs/ca-certificates.crt 2>/dev/null || true
+    printf '%s\n' "$WARREN_EXTRA_CA"; } > "$root/run/warren/ca-bundle.pem"
+  unset WARREN_EXTRA_CA
+fi
 PATH=$sbxpath
 exec "$4" "$root" /bin/sh -c 'mkdir -p "$1" && cd "$1" && exec /bin/sh -c "$2"' warren-step "$2" "$3"
 "#;
+
+/// The variable that hands a step script the extra CA certificates (PEM);
+/// the script writes them under `/run/warren` (a tmpfs of the step's own,
+/// so no layer keeps them) as [`crate::trust`] describes.
+pub(crate) const EXTRA_CA_VAR: &str = "WARREN_EXTRA_CA";
 
 /// Where the child binds the rootfs for the step (see the module docs): a
 /// directory every host has and anyone may traverse.

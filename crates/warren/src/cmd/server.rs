@@ -63,6 +63,12 @@ pub struct ServerArgs {
     /// No outbound network: every sandbox has loopback only.
     #[arg(long)]
     no_network: bool,
+    /// Extra CA certificates every sandbox and template build trusts besides
+    /// its image's own store (for hosts behind a TLS-intercepting proxy):
+    /// `auto` (the host's `/usr/local/share/ca-certificates`, when it has
+    /// any), `none`, or a PEM file or directory.
+    #[arg(long, env = "WARREN_EXTRA_CA_CERTS", default_value = "auto")]
+    extra_ca_certs: String,
     /// Egress of sandboxes created without a network policy.
     #[arg(long, default_value = "allow", value_parser = parse_egress)]
     default_egress: warren_runtime::Egress,
@@ -138,6 +144,17 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     // Every sandbox's agent and the runtime's single-threaded init helper are
     // this very binary.
     let warren_binary = std::env::current_exe().context("finding the warren binary")?;
+    let extra_ca_pem = match args.extra_ca_certs.as_str() {
+        "none" => None,
+        "auto" => warren_runtime::trust::host_extra(),
+        path => Some(
+            warren_runtime::trust::read_extra(std::path::Path::new(path))
+                .context("--extra-ca-certs")?,
+        ),
+    };
+    if extra_ca_pem.is_some() {
+        tracing::info!(setting = %args.extra_ca_certs, "sandboxes trust the extra CA certificates");
+    }
     let config = ServerConfig {
         listen: args.listen,
         state_dir: args.state_dir,
@@ -156,6 +173,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             upstreams: args.network_dns,
             allow_private: args.allow_private_egress,
         }),
+        extra_ca_pem,
         previews: PreviewSettings {
             domain: args.preview_domain,
             scheme: args.preview_scheme,

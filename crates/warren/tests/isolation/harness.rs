@@ -69,6 +69,7 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         workdir: "/root".to_string(),
         resources,
         network: Default::default(),
+        extra_ca_pem: None,
     };
     Prepared {
         spec,
