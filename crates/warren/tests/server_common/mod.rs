@@ -79,6 +79,22 @@ impl SharedPool {
     fn pool(&self) -> &Pool {
         self.pool.as_ref().expect("open pool")
     }
+
+    /// Builds `templates/<name>.toml` in the shared pool; unchanged steps
+    /// come from its layer cache, so this is quick after the first time.
+    fn ensure(&self, name: &str) {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../templates")
+            .join(format!("{name}.toml"));
+        let text = fs::read_to_string(&path).expect("reading the template spec");
+        let mut spec = template::TemplateSpec::parse(&text, path.parent().unwrap())
+            .expect("parsing the template spec");
+        spec.extra_ca = warren_runtime::trust::host_extra();
+        template::build(self.pool(), name, &spec, &mut |line| {
+            eprintln!("{name}: {line}")
+        })
+        .unwrap_or_else(|e| panic!("building template {name}: {e}"));
+    }
 }
 
 impl Drop for SharedPool {
@@ -117,6 +133,10 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// Start the server as `nohup` does: with SIGHUP ignored.
     pub nohup: bool,
+    /// Templates built from `templates/<name>.toml` in the shared pool
+    /// (once per machine: their layers stay cached there) and given to the
+    /// server besides `base`.
+    pub templates: Vec<&'static str>,
 }
 
 /// A running `warren server` and a client for it.
@@ -196,22 +216,30 @@ impl TestServer {
         if options.state_dir.is_some() {
             server.receive_base();
         } else if !options.no_base && !options.image_pool && !options.copy_driver {
-            server.seed_base();
+            server.seed_template("base");
+            for name in &options.templates {
+                server
+                    .shared
+                    .as_ref()
+                    .expect("the shared pool")
+                    .ensure(name);
+                server.seed_template(name);
+            }
         }
         server.spawn();
         server
     }
 
-    /// Puts a read-only snapshot of the shared `base` (and its metadata)
+    /// Puts a read-only snapshot of a shared template (and its metadata)
     /// into this server's pool.
-    fn seed_base(&self) {
+    fn seed_template(&self, name: &str) {
         let pool = Pool::open(&self.state_dir, Driver::Btrfs).expect("opening the test pool");
         let shared = self.shared.as_ref().expect("the shared pool");
-        let src = shared.pool().template_path("base").unwrap();
-        let dst = pool.template_path("base").unwrap();
+        let src = shared.pool().template_path(name).unwrap();
+        let dst = pool.template_path(name).unwrap();
         BtrfsDriver::new()
             .snapshot(&src, &dst, true)
-            .expect("snapshotting base");
+            .unwrap_or_else(|e| panic!("snapshotting {name}: {e}"));
         let meta = |p: &Path| PathBuf::from(format!("{}.json", p.display()));
         fs::copy(meta(&src), meta(&dst)).expect("copying base.json");
     }

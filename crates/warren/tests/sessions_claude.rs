@@ -1,0 +1,416 @@
+//! The real Claude Code (from the npm registry, in the `agents` template)
+//! driven by Warren inside sandboxes, against a scripted stand-in for the
+//! Anthropic API that runs in the same sandbox (`fixtures/model-standin.mjs`:
+//! text, then a shell command, then a file write, then a final answer).
+//!
+//! Checked: the tool call and its result are events; a permission request
+//! blocks until answered and `reject` stops the tool; the file the agent
+//! was told to write exists after `once`; a transcript downloaded from one
+//! sandbox and uploaded into another resumes with the earlier turns sent
+//! to the model; an interrupt stops a turn and the session goes on.
+
+mod server_common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use server_common::{Options, TestServer, ADMIN_KEY};
+
+const STANDIN: &str = include_str!("fixtures/model-standin.mjs");
+const PORT: u16 = 4010;
+
+async fn server() -> TestServer {
+    TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        templates: vec!["agents"],
+        ..Options::default()
+    })
+    .await
+}
+
+/// A sandbox from `agents` with the stand-in listening on [`PORT`].
+async fn sandbox(server: &TestServer) -> String {
+    let id = server
+        .create(ADMIN_KEY, json!({"template": "agents"}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let res = server
+        .req(
+            reqwest::Method::PUT,
+            &format!("/v1/sandboxes/{id}/files?path=/opt/standin.mjs"),
+            ADMIN_KEY,
+        )
+        .body(STANDIN)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success());
+    let (status, proc_) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes"),
+            ADMIN_KEY,
+            Some(json!({"argv": ["node", "/opt/standin.mjs", "--port", PORT.to_string(), "--log", "/tmp/standin.log"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{proc_}");
+    let wait = format!(
+        "for i in $(seq 100); do node -e \"require('http').get('http://127.0.0.1:{PORT}/v1/models', () => process.exit(0)).on('error', () => process.exit(1))\" && exit 0; sleep 0.1; done; exit 1"
+    );
+    assert_eq!(
+        server.sh(ADMIN_KEY, &id, &wait).await.0,
+        0,
+        "the stand-in never listened"
+    );
+    id
+}
+
+fn env() -> Value {
+    json!({
+        "ANTHROPIC_BASE_URL": format!("http://127.0.0.1:{PORT}"),
+        "ANTHROPIC_API_KEY": "sk-test-not-a-real-key",
+    })
+}
+
+async fn events(server: &TestServer, sbx: &str, ses: &str) -> Vec<Value> {
+    let (status, page) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/events?limit=1000"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["items"].as_array().unwrap().clone()
+}
+
+async fn wait_event(
+    server: &TestServer,
+    sbx: &str,
+    ses: &str,
+    what: &str,
+    pred: impl Fn(&Value) -> bool,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = events(server, sbx, ses).await;
+        if all.iter().any(&pred) {
+            return all;
+        }
+        if let Some(end) = all.iter().find(|e| e["type"] == "session.ended") {
+            panic!("the session ended while waiting for {what}: {end}");
+        }
+        assert!(Instant::now() < deadline, "no {what}: {all:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_idle(server: &TestServer, sbx: &str, ses: &str, usages: usize) -> Vec<Value> {
+    wait_event(server, sbx, ses, "the end of the turn", |_| true).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let all = events(server, sbx, ses).await;
+        let (_, s) = server
+            .call(
+                "GET",
+                &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        if all.iter().filter(|e| e["type"] == "usage").count() >= usages && s["state"] == "idle" {
+            return all;
+        }
+        assert!(Instant::now() < deadline, "turn never ended: {s} {all:#?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn items<'a>(all: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    all.iter()
+        .filter(|e| e["type"] == "item.completed" && e["data"]["item"]["kind"] == kind)
+        .map(|e| &e["data"]["item"])
+        .collect()
+}
+
+async fn answer(server: &TestServer, sbx: &str, ses: &str, perm: &str, decision: &str) {
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/permissions/{perm}"),
+            ADMIN_KEY,
+            Some(json!({ "decision": decision })),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+}
+
+fn pending_write(all: &[Value], after: u64) -> Option<String> {
+    all.iter()
+        .find(|e| {
+            e["type"] == "permission.requested"
+                && e["sequence"].as_u64() > Some(after)
+                && e["data"]["tool"] == "Write"
+        })
+        .map(|e| e["data"]["permission_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn claude_code_runs_tools_asks_permission_and_resumes_from_a_transcript() {
+    let server = server().await;
+    let sbx = sandbox(&server).await;
+    let (_, agents) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{sbx}/agents"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    let claude = agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["agent"] == "claude")
+        .unwrap()
+        .clone();
+    assert_eq!(claude["installed"], true, "{agents}");
+    assert_eq!(claude["version"], "2.1.197");
+
+    let (status, s) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions"),
+            ADMIN_KEY,
+            Some(json!({"agent": "claude", "prompt": "run the command, then write the file", "cwd": "/root/proj", "env": env()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let ses = s["id"].as_str().unwrap().to_string();
+
+    // The shell command runs (echo needs no permission), the write asks.
+    let all = wait_event(&server, &sbx, &ses, "a permission request", |e| {
+        e["type"] == "permission.requested"
+    })
+    .await;
+    let perm = pending_write(&all, 0).expect("a Write permission request");
+    let calls = items(&all, "tool_call");
+    assert_eq!(calls[0]["content"][0]["tool"], "Bash", "{calls:?}");
+    assert_eq!(
+        calls[0]["content"][0]["input"]["command"],
+        "echo hello-from-standin"
+    );
+    let results = items(&all, "tool_result");
+    assert_eq!(
+        results[0]["content"][0]["output"], "hello-from-standin",
+        "{results:?}"
+    );
+    assert!(
+        all.iter().any(|e| e["type"] == "item.delta"),
+        "no streamed text"
+    );
+    let (_, s) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(s["state"], "waiting");
+    let native = s["native_session_id"].as_str().unwrap().to_string();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_ne!(
+        server
+            .sh(ADMIN_KEY, &sbx, "test -e /root/proj/standin-output.txt")
+            .await
+            .0,
+        0,
+        "written before it was allowed"
+    );
+
+    // Reject: the tool does not run and the turn ends.
+    answer(&server, &sbx, &ses, &perm, "reject").await;
+    let all = wait_idle(&server, &sbx, &ses, 1).await;
+    assert_ne!(
+        server
+            .sh(ADMIN_KEY, &sbx, "test -e /root/proj/standin-output.txt")
+            .await
+            .0,
+        0,
+        "a rejected write happened"
+    );
+    let denied = items(&all, "tool_result")
+        .into_iter()
+        .find(|r| r["content"][0]["is_error"] == true);
+    assert!(denied.is_some(), "no failed tool result: {all:#?}");
+    let usage = all.iter().find(|e| e["type"] == "usage").unwrap();
+    assert!(
+        usage["data"]["output_tokens"].as_u64().unwrap() > 0,
+        "{usage}"
+    );
+
+    // A follow-up in the same process: allowed this time.
+    let last = all.last().unwrap()["sequence"].as_u64().unwrap();
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/messages"),
+            ADMIN_KEY,
+            Some(json!({"text": "try the file again"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let all = wait_event(&server, &sbx, &ses, "a second request", |e| {
+        pending_write(std::slice::from_ref(e), last).is_some()
+    })
+    .await;
+    answer(
+        &server,
+        &sbx,
+        &ses,
+        &pending_write(&all, last).unwrap(),
+        "once",
+    )
+    .await;
+    wait_idle(&server, &sbx, &ses, 2).await;
+    assert_eq!(
+        server
+            .sh(ADMIN_KEY, &sbx, "cat /root/proj/standin-output.txt")
+            .await,
+        (0, "hello from the standin\n".to_string())
+    );
+
+    // The transcript moves the conversation into another sandbox.
+    let res = server
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/transcript"),
+            ADMIN_KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let gz = res.bytes().await.unwrap();
+    let other = sandbox(&server).await;
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{other}/transcripts?agent=claude&cwd=/root/proj"),
+            ADMIN_KEY,
+        )
+        .body(gz)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let uploaded: Value = res.json().await.unwrap();
+    assert_eq!(uploaded["native_session_id"], native.as_str());
+    let (status, s) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{other}/sessions"),
+            ADMIN_KEY,
+            Some(json!({"agent": "claude", "prompt": "standin:text what did we do?", "cwd": "/root/proj", "resume": native, "env": env(), "permission_mode": "bypass"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let resumed = s["id"].as_str().unwrap().to_string();
+    wait_idle(&server, &other, &resumed, 1).await;
+    let (_, log) = server.sh(ADMIN_KEY, &other, "cat /tmp/standin.log").await;
+    let last: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["side"] == false)
+        .last()
+        .expect("no request reached the stand-in");
+    let texts = last["user_texts"].to_string();
+    assert!(
+        texts.contains("run the command, then write the file")
+            && texts.contains("try the file again"),
+        "the earlier turns were not sent: {texts}"
+    );
+
+    // Bad transcripts are refused.
+    let res = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{other}/transcripts?agent=claude"),
+            ADMIN_KEY,
+        )
+        .body("not gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["code"],
+        "invalid_transcript"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_claude_turn_ends_and_the_session_takes_the_next_prompt() {
+    let server = server().await;
+    let sbx = sandbox(&server).await;
+    let (status, s) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions"),
+            ADMIN_KEY,
+            Some(json!({"agent": "claude", "prompt": "standin:slow tell me a long story", "env": env(), "permission_mode": "bypass"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let ses = s["id"].as_str().unwrap().to_string();
+    wait_event(&server, &sbx, &ses, "streamed text", |e| {
+        e["type"] == "item.delta"
+    })
+    .await;
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/interrupt"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let all = wait_idle(&server, &sbx, &ses, 1).await;
+    assert!(
+        !items(&all, "status").is_empty(),
+        "no interrupted item: {all:#?}"
+    );
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}/messages"),
+            ADMIN_KEY,
+            Some(json!({"text": "standin:text short one"})),
+        )
+        .await;
+    assert_eq!(status, 202);
+    let all = wait_idle(&server, &sbx, &ses, 2).await;
+    assert!(!all.iter().any(|e| e["type"] == "session.ended"));
+    let (status, killed) = server
+        .call(
+            "DELETE",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!((status, killed["state"].as_str()), (200, Some("ended")));
+    // Killed with its process group (and reaped by the agent, PID 1).
+    let gone =
+        "for i in $(seq 50); do ps -eo comm | grep -q '^claude' || exit 0; sleep 0.1; done; exit 1";
+    assert_eq!(
+        server.sh(ADMIN_KEY, &sbx, gone).await.0,
+        0,
+        "claude still runs after the kill"
+    );
+}
