@@ -325,8 +325,7 @@ async fn claude_code_runs_tools_asks_permission_and_resumes_from_a_transcript() 
     let last: Value = log
         .lines()
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter(|l| l["side"] == false)
-        .last()
+        .rfind(|l| l["side"] == false)
         .expect("no request reached the stand-in");
     let texts = last["user_texts"].to_string();
     assert!(
