@@ -49,7 +49,7 @@ pub enum Error {
     #[error("invalid server URL {0:?}: it must start with http:// or https://")]
     InvalidUrl(String),
     /// An output stream broke and reconnecting from its cursor kept failing.
-    #[error("the output stream of process {0} kept breaking")]
+    #[error("the stream of {0} kept breaking")]
     StreamBroken(String),
 }
 

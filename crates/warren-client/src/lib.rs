@@ -25,6 +25,7 @@
 //! - [`Sandbox`]: one sandbox: lifecycle, commands, [`Files`], [`Pty`],
 //!   checkpoints, restore and forks.
 //! - [`Process`]: a managed process whose output is a `Stream`.
+//! - [`Agents`], [`AgentSession`]: coding-agent sessions and their events.
 //! - [`Error`]: problems carry their stable [`ErrorCode`].
 //!
 //! Wire types are those of [`warren_api`], re-exported here.
@@ -38,6 +39,7 @@ mod previews;
 mod process;
 mod pty;
 mod sandbox;
+mod sessions;
 mod sse;
 mod timetravel;
 
@@ -47,6 +49,7 @@ pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
 pub use sandbox::Sandbox;
+pub use sessions::{AgentSession, Agents};
 pub use warren_api::agent::{
     FileEntry, FileStat, LogsResponse, OutputChunk, ProcessInfo, ProcessState, RunRequest,
     RunResponse, SignalSpec, StartRequest, StreamKind, WatchEvent, WatchEventKind,
@@ -58,6 +61,10 @@ pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, NetworkRequest, PatchSandboxRequest, Preview,
     PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo, SandboxList, SandboxState, Template,
     Tenant,
+};
+pub use warren_api::session::{
+    AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,
+    PermissionDecision, PermissionMode, Session, SessionState,
 };
 pub use warren_api::ErrorCode;
 

@@ -199,6 +199,11 @@ impl Sandbox {
         Pty::attach(process).await
     }
 
+    /// Its coding-agent sessions.
+    pub fn agent(&self) -> crate::Agents {
+        crate::Agents::new(self.client.clone(), self.id.clone())
+    }
+
     /// Its files.
     pub fn files(&self) -> Files {
         Files::new(self.client.clone(), self.id.clone())

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use warren_client::Client;
 
-use super::{checkpoints, cp, exec, sandboxes, shell, templates};
+use super::{checkpoints, cp, exec, sandboxes, sessions, shell, templates};
 
 /// The commands that speak to a Warren server.
 #[derive(Debug, Subcommand)]
@@ -53,6 +53,9 @@ pub enum ClientCommand {
     /// Templates of the server.
     #[command(subcommand)]
     Template(templates::TemplateCommand),
+    /// Coding-agent sessions (Claude Code, Codex, OpenCode, mock) in a sandbox.
+    #[command(subcommand)]
+    Session(sessions::SessionCommand),
 }
 
 /// `--json`, shared by every client command.
@@ -144,6 +147,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Restore(args) => checkpoints::restore(client, args).await,
         ClientCommand::Fork(args) => checkpoints::fork(client, args).await,
         ClientCommand::Template(command) => templates::template(client, command).await,
+        ClientCommand::Session(command) => sessions::session(client, command).await,
     }
 }
 

@@ -9,6 +9,7 @@ pub mod progress;
 pub mod sandbox_init;
 pub mod sandboxes;
 pub mod server;
+pub mod sessions;
 pub mod shell;
 pub mod templates;
 
