@@ -35,13 +35,18 @@ case "$which" in
     }
     target/release/bench-timetravel
     ;;
+  sessions)
+    # A server of its own (cgroup warren-bench-sessions, no network); the
+    # first run builds `base` and the `agents` template (npm, minutes).
+    target/release/bench-sessions
+    ;;
   soak)
     # An hour of mixed load at a steady rate (SOAK_SECS to change it); a
     # server of its own (cgroup warren-bench-soak, no network).
     target/release/bench-soak
     ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, soak)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, soak)" >&2
     exit 2
     ;;
 esac

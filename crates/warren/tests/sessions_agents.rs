@@ -1,7 +1,8 @@
-//! The real Claude Code (from the npm registry, in the `agents` template)
-//! driven by Warren inside sandboxes, against a scripted stand-in for the
-//! Anthropic API that runs in the same sandbox (`fixtures/model-standin.mjs`:
-//! text, then a shell command, then a file write, then a final answer).
+//! The real Claude Code, Codex and OpenCode (from the npm registry, in the
+//! `agents` template) driven by Warren inside sandboxes, against a scripted
+//! stand-in for the Anthropic and OpenAI APIs that runs in the same sandbox
+//! (`fixtures/model-standin.mjs`: text, then a shell command, then a file
+//! write, then a final answer).
 //!
 //! Checked: the tool call and its result are events; a permission request
 //! blocks until answered and `reject` stops the tool; the file the agent
@@ -31,7 +32,10 @@ async fn server() -> TestServer {
 /// A sandbox from `agents` with the stand-in listening on [`PORT`].
 async fn sandbox(server: &TestServer) -> String {
     let id = server
-        .create(ADMIN_KEY, json!({"template": "agents"}))
+        .create(
+            ADMIN_KEY,
+            json!({"template": "agents", "resources": {"memory_mb": 2048}}),
+        )
         .await["id"]
         .as_str()
         .unwrap()
@@ -412,4 +416,100 @@ async fn an_interrupted_claude_turn_ends_and_the_session_takes_the_next_prompt()
         0,
         "claude still runs after the kill"
     );
+}
+
+/// Codex (a custom model provider, `wire_api = "responses"`, through
+/// `OPENAI_BASE_URL`) and OpenCode (a provider in `OPENCODE_CONFIG_CONTENT`):
+/// each runs the command, writes the file, and a second prompt resumes its
+/// native session with the first turn sent again.
+#[tokio::test(flavor = "multi_thread")]
+async fn codex_and_opencode_run_tools_and_resume_their_sessions() {
+    let server = server().await;
+    let sbx = sandbox(&server).await;
+    let base = format!("http://127.0.0.1:{PORT}/v1");
+    let opencode_config = json!({
+        "autoupdate": false,
+        "share": "disabled",
+        "provider": {"standin": {"npm": "@ai-sdk/openai-compatible", "name": "Standin",
+            "options": {"baseURL": base, "apiKey": "test"},
+            "models": {"standin-model": {"name": "Standin", "tool_call": true}}}},
+        "model": "standin/standin-model",
+        "small_model": "standin/standin-model",
+    });
+    let cases = [
+        (
+            "codex",
+            json!({"model": "gpt-5.5", "env": {"OPENAI_BASE_URL": base, "OPENAI_API_KEY": "test"}}),
+        ),
+        (
+            "opencode",
+            json!({"env": {"OPENCODE_CONFIG_CONTENT": opencode_config.to_string()}}),
+        ),
+    ];
+    for (agent, extra) in cases {
+        let cwd = format!("/root/{agent}");
+        let mut body =
+            json!({"agent": agent, "prompt": format!("{agent} first prompt"), "cwd": cwd});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (status, s) = server
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{sbx}/sessions"),
+                ADMIN_KEY,
+                Some(body),
+            )
+            .await;
+        assert_eq!(status, 201, "{s}");
+        let ses = s["id"].as_str().unwrap().to_string();
+        let all = wait_idle(&server, &sbx, &ses, 1).await;
+        let results: Vec<String> = items(&all, "tool_result")
+            .iter()
+            .map(|r| r["content"][0]["output"].to_string())
+            .collect();
+        assert!(
+            results.iter().any(|r| r.contains("hello-from-standin")),
+            "{agent}: {all:#?}"
+        );
+        assert_eq!(
+            server
+                .sh(ADMIN_KEY, &sbx, &format!("cat {cwd}/standin-output.txt"))
+                .await,
+            (0, "hello from the standin\n".to_string()),
+            "{agent} wrote no file"
+        );
+        let (_, info) = server
+            .call(
+                "GET",
+                &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert!(info["native_session_id"].is_string(), "{info}");
+
+        let (status, _) = server
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{sbx}/sessions/{ses}/messages"),
+                ADMIN_KEY,
+                Some(json!({"text": format!("standin:text {agent} second prompt")})),
+            )
+            .await;
+        assert_eq!(status, 202);
+        wait_idle(&server, &sbx, &ses, 2).await;
+        let (_, log) = server.sh(ADMIN_KEY, &sbx, "cat /tmp/standin.log").await;
+        let last: Value = log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .rfind(|l| l["side"] == false)
+            .unwrap();
+        let texts = last["user_texts"].to_string();
+        assert!(
+            texts.contains(&format!("{agent} first prompt"))
+                && texts.contains(&format!("{agent} second prompt")),
+            "{agent} did not resume: {texts}"
+        );
+    }
 }
