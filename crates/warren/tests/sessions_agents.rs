@@ -10,6 +10,7 @@
 //! sandbox and uploaded into another resumes with the earlier turns sent
 //! to the model; an interrupt stops a turn and the session goes on.
 
+mod network_support;
 mod server_common;
 
 use std::time::{Duration, Instant};
@@ -512,4 +513,105 @@ async fn codex_and_opencode_run_tools_and_resume_their_sessions() {
             "{agent} did not resume: {texts}"
         );
     }
+}
+
+/// `POST /v1/agents/{agent}/install`: npm from the registry (through this
+/// host's TLS proxy, which the sandbox trusts by `--extra-ca-certs auto`),
+/// progress as SSE; idempotent for an installed agent; a clear problem
+/// where the sandbox has no npm.
+#[tokio::test(flavor = "multi_thread")]
+async fn agents_install_from_the_npm_registry_with_progress() {
+    let slot = network_support::Slot::take();
+    let server = TestServer::start_with(Options {
+        args: slot.server_args(None),
+        templates: vec!["agents"],
+        ..Options::default()
+    })
+    .await;
+    let install = |sbx: String, agent: &'static str| {
+        let server = &server;
+        async move {
+            let res = server
+                .req(
+                    reqwest::Method::POST,
+                    &format!("/v1/sandboxes/{sbx}/agents/{agent}/install"),
+                    ADMIN_KEY,
+                )
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            let text = tokio::time::timeout(Duration::from_secs(600), res.text())
+                .await
+                .expect("install never ended")
+                .unwrap();
+            let events: Vec<Value> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .map(|d| serde_json::from_str(d).unwrap())
+                .collect();
+            (status, text, events)
+        }
+    };
+
+    let base = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, text, _) = install(base, "claude").await;
+    assert_eq!(status, 409, "{text}");
+    assert!(text.contains("npm is not installed"), "{text}");
+
+    let sbx = server
+        .create(ADMIN_KEY, json!({"template": "agents", "resources": {"memory_mb": 2048}, "network": {"egress": "allow"}}))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _, events) = install(sbx.clone(), "claude").await;
+    assert_eq!(status, 200);
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0]["phase"], "done");
+    assert_eq!(events[0]["message"], "already installed");
+
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &sbx,
+            "npm uninstall -g opencode-ai 2>&1 && ! command -v opencode",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let (_, agents) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{sbx}/agents"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert!(agents["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a["agent"] == "opencode" && a["installed"] == false));
+    let (status, text, events) = install(sbx.clone(), "opencode").await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(events.first().unwrap()["phase"], "started", "{text}");
+    let done = events.last().unwrap();
+    assert_eq!(done["phase"], "done", "{text}");
+    assert_eq!(done["agent"]["installed"], true, "{text}");
+    assert!(
+        done["agent"]["version"]
+            .as_str()
+            .is_some_and(|v| v.starts_with(|c: char| c.is_ascii_digit())),
+        "{text}"
+    );
+    assert_eq!(
+        server
+            .sh(ADMIN_KEY, &sbx, "opencode --version >/dev/null")
+            .await
+            .0,
+        0
+    );
 }
