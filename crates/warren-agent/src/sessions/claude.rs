@@ -121,20 +121,7 @@ pub async fn run(start: DriverStart, mut commands: mpsc::UnboundedReceiver<Comma
             }
         }
     });
-    let tail = Arc::new(std::sync::Mutex::new(Tail::default()));
-    let stderr_task = {
-        let tail = tail.clone();
-        tokio::spawn(async move {
-            let mut reader = BufReader::new(stderr);
-            let mut line = Vec::new();
-            while let Ok(n) = read_line(&mut reader, &mut line, 64 * 1024).await {
-                if n == 0 {
-                    break;
-                }
-                tail.lock().unwrap_or_else(|e| e.into_inner()).push(&line);
-            }
-        })
-    };
+    let tail = Tail::of(stderr);
 
     let mut mapper = Mapper::new(entry.clone(), write_tx.clone());
     let mut reader = BufReader::new(stdout);
@@ -181,8 +168,7 @@ pub async fn run(start: DriverStart, mut commands: mpsc::UnboundedReceiver<Comma
     mapper.abort_requests();
     writer.abort();
     let status = (&mut child.exit).await;
-    let _ = stderr_task.await;
-    let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
+    let tail = tail.text().await;
     match status.code {
         Some(0) => Ending::completed(),
         code => error(

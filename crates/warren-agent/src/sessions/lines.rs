@@ -3,8 +3,9 @@
 //! process printing without newlines costs the agent a bounded amount.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 
 /// Reads one line into `line` (cleared first, newline removed, cut at
 /// `max` bytes). Returns the bytes consumed: 0 at end of stream.
@@ -64,6 +65,43 @@ impl Tail {
     /// The lines, joined with newlines.
     pub fn text(&self) -> String {
         Vec::from(self.lines.clone()).join("\n")
+    }
+
+    /// Keeps the tail of `stream` (an agent's stderr) until it closes;
+    /// [`TailTask::text`] after the process has exited.
+    pub fn of(stream: impl AsyncRead + Unpin + Send + 'static) -> TailTask {
+        let tail = Arc::new(Mutex::new(Tail::default()));
+        let task = {
+            let tail = tail.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(stream);
+                let mut line = Vec::new();
+                while let Ok(n) = read_line(&mut reader, &mut line, 64 * 1024).await {
+                    if n == 0 {
+                        break;
+                    }
+                    tail.lock()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .push(&line);
+                }
+            })
+        };
+        TailTask { tail, task }
+    }
+}
+
+/// The tail of a stream being read (see [`Tail::of`]).
+pub struct TailTask {
+    tail: Arc<Mutex<Tail>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TailTask {
+    /// Waits for the stream to close, then returns its last lines.
+    pub async fn text(self) -> String {
+        let _ = self.task.await;
+        let tail = self.tail.lock().unwrap_or_else(PoisonError::into_inner);
+        tail.text()
     }
 }
 

@@ -4,7 +4,6 @@
 //! during a turn wait for it; an interrupt kills the turn's process group.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
 use serde_json::{json, Value};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -85,20 +84,7 @@ pub async fn run(
             let _ = stdin.write_all(text.as_bytes()).await;
         }
         drop(stdin);
-        let tail = Arc::new(std::sync::Mutex::new(Tail::default()));
-        let stderr_task = {
-            let tail = tail.clone();
-            tokio::spawn(async move {
-                let mut reader = BufReader::new(stderr);
-                let mut line = Vec::new();
-                while let Ok(n) = read_line(&mut reader, &mut line, 64 * 1024).await {
-                    if n == 0 {
-                        break;
-                    }
-                    tail.lock().unwrap_or_else(|e| e.into_inner()).push(&line);
-                }
-            })
-        };
+        let tail = Tail::of(stderr);
         let mut reader = BufReader::new(stdout);
         let mut line = Vec::new();
         let mut interrupted = false;
@@ -128,7 +114,7 @@ pub async fn run(
             }
         }
         let status = (&mut child.exit).await;
-        let _ = stderr_task.await;
+        let tail = tail.text().await;
         if let Some(id) = entry.native_id() {
             native = Some(id);
         }
@@ -144,7 +130,6 @@ pub async fn run(
                 None,
             );
         } else if status.code != Some(0) {
-            let tail = tail.lock().unwrap_or_else(|e| e.into_inner()).text();
             return error(
                 status.code.or(status.signal.map(|s| 128 + s)),
                 if tail.is_empty() {
