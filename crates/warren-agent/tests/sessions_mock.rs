@@ -786,3 +786,60 @@ async fn bad_session_requests_get_problem_codes() {
     .await;
     assert_problem(&problem(res).await, 409, "session_ended");
 }
+
+#[tokio::test]
+async fn several_sessions_run_at_once_each_with_its_own_requests() {
+    let agent = TestAgent::start().await;
+    let mut ids = Vec::new();
+    for name in ["one", "two", "three"] {
+        let s = create(
+            &agent,
+            json!({"agent": "mock", "prompt": name, "cwd": name}),
+        )
+        .await;
+        ids.push((name, s["id"].as_str().unwrap().to_string()));
+    }
+    // All three wait at once; each answer reaches only its own session.
+    for (_, id) in &ids {
+        wait_event(&agent, id, |e| e["type"] == "permission.requested").await;
+        assert_eq!(session(&agent, id).await["state"], "waiting");
+    }
+    let mut answered: Vec<&str> = Vec::new();
+    for (name, id) in ids.iter().rev() {
+        let all = events(&agent, id).await;
+        let perm = of_type(&all, "permission.requested")[0]["data"]["permission_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        for (other_name, other) in ids.iter().filter(|(n, _)| n != name) {
+            // Another session's id does not answer this request.
+            let res = post(
+                &agent,
+                &format!("/v1/sessions/{other}/permissions/{perm}"),
+                json!({"decision": "once"}),
+            )
+            .await;
+            assert_problem(&problem(res).await, 404, "request_not_found");
+            if !answered.contains(other_name) {
+                assert_eq!(
+                    session(&agent, other).await["state"],
+                    "waiting",
+                    "{other_name}"
+                );
+            }
+        }
+        let res = post(
+            &agent,
+            &format!("/v1/sessions/{id}/permissions/{perm}"),
+            json!({"decision": "once"}),
+        )
+        .await;
+        assert_eq!(res.status(), 204);
+        wait_state(&agent, id, "idle").await;
+        assert_eq!(
+            std::fs::read_to_string(agent.dir.path().join(name).join("mock-turn-1.txt")).unwrap(),
+            *name
+        );
+        answered.push(name);
+    }
+}
