@@ -217,13 +217,23 @@ impl TestServer {
             server.receive_base();
         } else if !options.no_base && !options.image_pool && !options.copy_driver {
             server.seed_template("base");
-            for name in &options.templates {
-                server
-                    .shared
-                    .as_ref()
-                    .expect("the shared pool")
-                    .ensure(name);
-                server.seed_template(name);
+            if !options.templates.is_empty() {
+                // Tests in other processes build and snapshot the same
+                // templates: one at a time, so none snapshots a template
+                // while another republishes it.
+                let lock = OpenOptions::new()
+                    .create(true)
+                    .truncate(false)
+                    .write(true)
+                    .open(cache_dir().join("templates.lock"))
+                    .expect("templates.lock");
+                let _held =
+                    Flock::lock(lock, FlockArg::LockExclusive).expect("locking templates.lock");
+                for name in &options.templates {
+                    let shared = server.shared.as_ref().expect("the shared pool");
+                    shared.ensure(name);
+                    server.seed_template(name);
+                }
             }
         }
         server.spawn();
