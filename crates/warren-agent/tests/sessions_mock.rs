@@ -579,7 +579,22 @@ async fn sessions_outlive_their_agent_and_resume_with_their_history() {
         .map(|e| e["sequence"].as_u64().unwrap())
         .collect();
     assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>());
-    assert!(!of_type(&all, "session.resumed").is_empty());
+    let resumed = of_type(&all, "item.completed")
+        .into_iter()
+        .filter(|e| {
+            e["data"]["item"]["kind"] == "status" && e["data"]["item"]["status"] == "resumed"
+        })
+        .count();
+    assert_eq!(resumed, 1, "no resumed status item");
+    // Every turn ends with a `completed` status item from the daemon.
+    let ends: Vec<&Value> = of_type(&all, "item.completed")
+        .into_iter()
+        .filter(|e| {
+            e["data"]["item"]["kind"] == "status" && e["data"]["item"]["status"] == "completed"
+        })
+        .collect();
+    assert_eq!(ends.len(), 3);
+    assert!(ends.iter().all(|e| e["source"] == "daemon"));
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

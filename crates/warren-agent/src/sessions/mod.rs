@@ -200,11 +200,11 @@ impl Sessions {
         );
         self.table().insert(id.clone(), entry.clone());
         self.start_driver(&entry, kind, cwd, env, req.resume, program);
-        if let Some(prompt) = req.prompt {
-            entry.turn_started();
-            entry.command(Command::Prompt(prompt));
-        } else {
-            entry.turn_done();
+        match req.prompt {
+            Some(prompt) => {
+                entry.prompt(prompt);
+            }
+            None => entry.set_idle(),
         }
         Ok(entry.info())
     }
@@ -350,11 +350,17 @@ impl Sessions {
             }
             let resume = entry.native_id();
             entry.reopen();
-            entry.emit_daemon("session.resumed", json!({ "native_session_id": resume }));
+            let item = items::item(
+                &format!("resumed_{}", entry.log.last_sequence() + 1),
+                items::Kind::Status,
+                None,
+                "resumed",
+                json!([{ "type": "text", "text": "resumed", "native_session_id": resume }]),
+            );
+            entry.emit_daemon("item.completed", json!({ "item": item }));
             self.start_driver(&entry, kind, cwd, env, resume, program);
         }
-        entry.turn_started();
-        if !entry.command(Command::Prompt(text)) {
+        if !entry.prompt(text) {
             return Err(AgentError::SessionEnded(id.to_string()));
         }
         Ok(())

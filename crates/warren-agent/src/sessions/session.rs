@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -118,6 +119,10 @@ pub struct SessionEntry {
     pending: Mutex<HashMap<String, Pending>>,
     always: Mutex<HashSet<String>>,
     driver: Mutex<Option<mpsc::UnboundedSender<Command>>>,
+    /// Prompts sent whose turn has not ended yet.
+    prompts: AtomicUsize,
+    /// Turns ended, for the ids of their status items.
+    turns: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -156,6 +161,8 @@ impl SessionEntry {
             pending: Mutex::default(),
             always: Mutex::default(),
             driver: Mutex::default(),
+            prompts: AtomicUsize::new(0),
+            turns: AtomicU64::new(0),
         });
         entry.save()?;
         Ok(entry)
@@ -191,6 +198,8 @@ impl SessionEntry {
             pending: Mutex::default(),
             always: Mutex::default(),
             driver: Mutex::default(),
+            prompts: AtomicUsize::new(0),
+            turns: AtomicU64::new(0),
         }))
     }
 
@@ -286,9 +295,46 @@ impl SessionEntry {
         self.set_state(SessionState::Running);
     }
 
-    /// The driver finished a turn; the agent awaits a message.
-    pub fn turn_done(&self) {
+    /// A session created without a prompt waits for one.
+    pub fn set_idle(&self) {
         self.set_state(SessionState::Idle);
+    }
+
+    /// The driver finished a turn: a `status` item (`status:
+    /// "completed"`) says so, and the session is `idle` unless more
+    /// prompts are queued.
+    pub fn turn_done(&self) {
+        let n = self.turns.fetch_add(1, Ordering::SeqCst) + 1;
+        let left = self
+            .prompts
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                Some(p.saturating_sub(1))
+            })
+            .unwrap_or(0)
+            .saturating_sub(1);
+        let item = super::items::item(
+            &format!("turn_{n}"),
+            super::items::Kind::Status,
+            None,
+            "completed",
+            super::items::text("turn completed"),
+        );
+        self.emit_daemon("item.completed", json!({ "item": item }));
+        if left == 0 {
+            self.set_state(SessionState::Idle);
+        }
+    }
+
+    /// A prompt goes to the driver: the session runs until its turn ends.
+    pub fn prompt(&self, text: String) -> bool {
+        self.prompts.fetch_add(1, Ordering::SeqCst);
+        self.set_state(SessionState::Running);
+        if self.command(Command::Prompt(text)) {
+            true
+        } else {
+            self.prompts.fetch_sub(1, Ordering::SeqCst);
+            false
+        }
     }
 
     /// Attaches a running driver; commands go to it from now on.
@@ -313,6 +359,7 @@ impl SessionEntry {
 
     /// Reopens an ended or detached session for a resume.
     pub fn reopen(&self) {
+        self.prompts.store(0, Ordering::SeqCst);
         {
             let mut meta = lock(&self.meta);
             meta.session.state = SessionState::Starting;

@@ -40,6 +40,24 @@ pub fn label(agent_path: &str) -> &'static str {
             "watch" => "/v1/sandboxes/{id}/files/watch",
             _ => OTHER,
         },
+        ["agents"] => "/v1/sandboxes/{id}/agents",
+        ["agents", _, "install"] => "/v1/sandboxes/{id}/agents/{agent}/install",
+        ["transcripts"] => "/v1/sandboxes/{id}/transcripts",
+        ["sessions"] => "/v1/sandboxes/{id}/sessions",
+        ["sessions", _] => "/v1/sandboxes/{id}/sessions/{sid}",
+        ["sessions", _, tail] => match *tail {
+            "messages" => "/v1/sandboxes/{id}/sessions/{sid}/messages",
+            "events" => "/v1/sandboxes/{id}/sessions/{sid}/events",
+            "interrupt" => "/v1/sandboxes/{id}/sessions/{sid}/interrupt",
+            "transcript" => "/v1/sandboxes/{id}/sessions/{sid}/transcript",
+            _ => OTHER,
+        },
+        ["sessions", _, "permissions", _] => {
+            "/v1/sandboxes/{id}/sessions/{sid}/permissions/{permission_id}"
+        }
+        ["sessions", _, "questions", _] => {
+            "/v1/sandboxes/{id}/sessions/{sid}/questions/{question_id}"
+        }
         _ => OTHER,
     }
 }
@@ -59,5 +77,17 @@ mod tests {
         assert_eq!(label("/files/stat"), "/v1/sandboxes/{id}/files/stat");
         assert_eq!(label("/etc/passwd"), OTHER);
         assert_eq!(label("/processes/a/b/c"), OTHER);
+        assert_eq!(
+            label("/sessions/ses_x/permissions/perm_y"),
+            "/v1/sandboxes/{id}/sessions/{sid}/permissions/{permission_id}"
+        );
+        assert_eq!(
+            label("/sessions/ses_x/events"),
+            "/v1/sandboxes/{id}/sessions/{sid}/events"
+        );
+        assert_eq!(
+            label("/agents/claude/install"),
+            "/v1/sandboxes/{id}/agents/{agent}/install"
+        );
     }
 }

@@ -325,7 +325,7 @@ impl View {
                         };
                         println!("  {mark} {}", one_line(&output, 100));
                     }
-                    "status" => {
+                    "status" if item["status"] != "completed" => {
                         self.newline();
                         println!("[{}]", item["status"].as_str().unwrap_or_default());
                     }
