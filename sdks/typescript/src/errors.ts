@@ -19,6 +19,9 @@ export type ErrorCode =
   | 'tenant_not_found'
   | 'key_not_found'
   | 'preview_not_found'
+  | 'agent_not_found'
+  | 'session_not_found'
+  | 'request_not_found'
   | 'method_not_allowed'
   | 'conflict'
   | 'edit_conflict'
@@ -28,6 +31,9 @@ export type ErrorCode =
   | 'not_a_directory'
   | 'insufficient_storage'
   | 'process_not_running'
+  | 'agent_not_installed'
+  | 'session_ended'
+  | 'invalid_transcript'
   | 'payload_too_large'
   | 'range_not_satisfiable'
   | 'unsupported_media_type'
@@ -40,6 +46,8 @@ export type ErrorCode =
   | 'internal'
   /** Client side: the server could not be reached or the connection broke. */
   | 'connection_error'
+  /** Client side: `agent.install` reported an error. */
+  | 'install_failed'
   | (string & {});
 
 /** The fields of an RFC 7807 problem, as a WarrenError carries them. */
@@ -91,7 +99,7 @@ export class InvalidRequestError extends WarrenError {}
 export class AuthError extends WarrenError {}
 /** 403: the key is valid but may not do this (or a path is not allowed). */
 export class ForbiddenError extends WarrenError {}
-/** 404: the sandbox, process, file, checkpoint or template does not exist. */
+/** 404: the sandbox, process, file, checkpoint, template, agent or session does not exist. */
 export class NotFoundError extends WarrenError {}
 /** 409: the call conflicts with the current state. */
 export class ConflictError extends WarrenError {}
@@ -119,10 +127,13 @@ const BY_CODE: Record<string, ErrorClass> = {
   invalid_request: InvalidRequestError,
   is_a_directory: InvalidRequestError,
   not_a_directory: InvalidRequestError,
+  invalid_transcript: InvalidRequestError,
   unauthorized: AuthError,
   forbidden: ForbiddenError,
   path_not_allowed: ForbiddenError,
   edit_conflict: EditConflictError,
+  agent_not_installed: ConflictError,
+  session_ended: ConflictError,
   patch_failed: PatchFailedError,
   payload_too_large: PayloadTooLargeError,
   too_many_requests: RateLimitError,

@@ -29,6 +29,35 @@ export type {
 export { Pty, PtyHandle } from './pty.js';
 export type { PtyCreateOptions, PtyHandlers, PtyResult } from './pty.js';
 export { Checkpoints } from './checkpoints.js';
+export { Agent, AgentSession } from './agent.js';
+export type {
+  AgentKind,
+  AgentInfo,
+  AgentCapabilities,
+  AgentEvent,
+  AgentEventType,
+  AgentStartOptions,
+  AgentAttachOptions,
+  EventsOptions,
+  InstallOptions,
+  InstallProgress,
+  SessionInfo,
+  SessionState,
+  SessionEnd,
+  SessionHandlers,
+  PermissionMode,
+  PermissionDecision,
+  Item,
+  ItemContent,
+  ItemData,
+  ItemDeltaData,
+  PermissionRequestedData,
+  PermissionResolvedData,
+  QuestionRequestedData,
+  QuestionResolvedData,
+  UsageData,
+  SessionEndedData,
+} from './agent.js';
 export { Admin, Templates } from './admin.js';
 export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
 export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';

@@ -1,6 +1,7 @@
 // The Sandbox class: create, find and manage sandboxes, and reach into one
-// through exec, files, pty and checkpoints.
+// through exec, files, pty, checkpoints and agent sessions.
 
+import { Agent } from './agent.js';
 import { Checkpoints } from './checkpoints.js';
 import { type ConnectionOptions, resolveConfig } from './config.js';
 import { NotFoundError } from './errors.js';
@@ -193,6 +194,8 @@ export class Sandbox {
   readonly pty: Pty;
   /** Snapshots of the sandbox's disk. */
   readonly checkpoints: Checkpoints;
+  /** Coding-agent sessions (Claude Code, Codex, opencode, the mock). */
+  readonly agent: Agent;
   readonly #api: ApiClient;
 
   /** @internal Use `Sandbox.create` or `Sandbox.connect`. */
@@ -203,6 +206,7 @@ export class Sandbox {
     this.files = new Files(api, sandboxId);
     this.pty = new Pty(api, sandboxId);
     this.checkpoints = new Checkpoints(api, sandboxId);
+    this.agent = new Agent(api, sandboxId);
   }
 
   /** `exec` under its E2B name. */
