@@ -11,6 +11,7 @@ read ``WARREN_URL`` and ``WARREN_API_KEY`` unless given ``api_url`` and
 """
 
 from ._async.admin import AsyncAdmin, AsyncTemplates
+from ._async.agent import AsyncAgent, AsyncAgentSession
 from ._async.checkpoints import AsyncCheckpoints
 from ._async.exec import AsyncExec, AsyncProcessHandle
 from ._async.files import AsyncFiles, AsyncWatchHandle
@@ -18,6 +19,7 @@ from ._async.previews import AsyncPreviews
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncSandbox
 from ._sync.admin import Admin, Templates
+from ._sync.agent import Agent, AgentSession
 from ._sync.checkpoints import Checkpoints
 from ._sync.exec import Exec, ProcessHandle
 from ._sync.files import Files, WatchHandle
@@ -26,12 +28,15 @@ from ._sync.pty import Pty, PtyHandle
 from ._sync.sandbox import Sandbox
 from ._version import __version__
 from .errors import (
+    AgentNotFoundError,
+    AgentNotInstalledError,
     AuthenticationError,
     CheckpointNotFoundError,
     CommandExitError,
     ConflictError,
     EditConflictError,
     InvalidRequestError,
+    InvalidTranscriptError,
     NetworkError,
     NotFoundError,
     PatchFailedError,
@@ -40,14 +45,20 @@ from .errors import (
     ProcessNotFoundError,
     ProtocolError,
     RateLimitError,
+    RequestNotFoundError,
     SandboxNotFoundError,
     ServerError,
+    SessionEndedError,
+    SessionNotFoundError,
     TemplateNotFoundError,
     UnavailableError,
     WarrenError,
     WarrenTimeoutError,
 )
 from .models import (
+    AgentCapabilities,
+    AgentEvent,
+    AgentInfo,
     ApiKey,
     Checkpoint,
     ExecResult,
@@ -55,12 +66,14 @@ from .models import (
     FileEntry,
     FileStat,
     FsEvent,
+    InstallProgress,
     Patch,
     Preview,
     ProcessInfo,
     ProcessOutput,
     Resources,
     SandboxInfo,
+    SessionInfo,
     TemplateInfo,
     Tenant,
     WriteInfo,
@@ -95,6 +108,15 @@ __all__ = [
     "TemplateInfo",
     "Tenant",
     "AsyncCheckpoints",
+    "Agent",
+    "AsyncAgent",
+    "AgentSession",
+    "AsyncAgentSession",
+    "AgentCapabilities",
+    "AgentEvent",
+    "AgentInfo",
+    "InstallProgress",
+    "SessionInfo",
     "Checkpoint",
     "ExecResult",
     "ExitStatus",
@@ -115,7 +137,13 @@ __all__ = [
     "ProcessNotFoundError",
     "CheckpointNotFoundError",
     "TemplateNotFoundError",
+    "AgentNotFoundError",
+    "SessionNotFoundError",
+    "RequestNotFoundError",
     "ConflictError",
+    "AgentNotInstalledError",
+    "SessionEndedError",
+    "InvalidTranscriptError",
     "EditConflictError",
     "PatchFailedError",
     "PayloadTooLargeError",

@@ -27,7 +27,13 @@ __all__ = [
     "ProcessNotFoundError",
     "CheckpointNotFoundError",
     "TemplateNotFoundError",
+    "AgentNotFoundError",
+    "SessionNotFoundError",
+    "RequestNotFoundError",
     "ConflictError",
+    "AgentNotInstalledError",
+    "SessionEndedError",
+    "InvalidTranscriptError",
     "EditConflictError",
     "PatchFailedError",
     "PayloadTooLargeError",
@@ -113,8 +119,34 @@ class TemplateNotFoundError(NotFoundError):
     """No such template (``template_not_found``)."""
 
 
+class AgentNotFoundError(NotFoundError):
+    """No such coding agent (``agent_not_found``)."""
+
+
+class SessionNotFoundError(NotFoundError):
+    """No such coding-agent session in the sandbox (``session_not_found``)."""
+
+
+class RequestNotFoundError(NotFoundError):
+    """No such pending permission request or question (``request_not_found``)."""
+
+
 class ConflictError(WarrenError):
     """The request conflicts with the current state (409)."""
+
+
+class AgentNotInstalledError(ConflictError):
+    """The coding agent is not installed in the sandbox (``agent_not_installed``):
+    ``agent.install`` it, or use the ``agents`` template."""
+
+
+class SessionEndedError(ConflictError):
+    """The session has ended (``session_ended``)."""
+
+
+class InvalidTranscriptError(InvalidRequestError):
+    """An uploaded transcript is not gzip, or not the agent's session
+    format (``invalid_transcript``)."""
 
 
 class EditConflictError(ConflictError):
@@ -179,6 +211,12 @@ _BY_CODE: Dict[str, Type[WarrenError]] = {
     "process_not_found": ProcessNotFoundError,
     "checkpoint_not_found": CheckpointNotFoundError,
     "template_not_found": TemplateNotFoundError,
+    "agent_not_found": AgentNotFoundError,
+    "session_not_found": SessionNotFoundError,
+    "request_not_found": RequestNotFoundError,
+    "agent_not_installed": AgentNotInstalledError,
+    "session_ended": SessionEndedError,
+    "invalid_transcript": InvalidTranscriptError,
     "edit_conflict": EditConflictError,
     "process_not_running": ConflictError,
     "patch_failed": PatchFailedError,

@@ -25,6 +25,7 @@ from .._sync.sandbox import sandbox_items
 from .._wire import ResourcesLike, create_body, list_params, network_body
 from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_opt_str
+from .agent import AsyncAgent
 from .checkpoints import AsyncCheckpoints
 from .exec import AsyncExec
 from .files import AsyncFiles
@@ -81,6 +82,8 @@ class AsyncSandbox:
         """Snapshots of the disk; restore in place."""
         self.previews = AsyncPreviews(transport, info.sandbox_id)
         """URLs that reach ports inside the sandbox."""
+        self.agent = AsyncAgent(transport, info.sandbox_id)
+        """Coding-agent sessions (Claude Code, Codex, opencode, the mock)."""
 
     @property
     def sandbox_id(self) -> str:

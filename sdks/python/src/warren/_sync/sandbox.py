@@ -9,6 +9,7 @@ from .._http import SyncTransport
 from .._wire import ResourcesLike, create_body, list_params, network_body
 from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_list, get_opt_str
+from .agent import Agent
 from .checkpoints import CheckpointRef, Checkpoints, checkpoint_id
 from .exec import Exec
 from .files import Files
@@ -49,6 +50,8 @@ class Sandbox:
         """Snapshots of the disk; restore in place."""
         self.previews = Previews(transport, info.sandbox_id)
         """URLs that reach ports inside the sandbox."""
+        self.agent = Agent(transport, info.sandbox_id)
+        """Coding-agent sessions (Claude Code, Codex, opencode, the mock)."""
 
     @property
     def sandbox_id(self) -> str:
