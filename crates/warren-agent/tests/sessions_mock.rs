@@ -736,6 +736,21 @@ async fn bad_session_requests_get_problem_codes() {
         400,
         "invalid_request",
     );
+    // Options a driver cannot pass on are refused (before the install check).
+    let refused = post_json(
+        "/v1/sessions",
+        json!({"agent": "codex", "system_prompt": "be brief"}),
+    )
+    .await;
+    assert_problem(&refused, 400, "invalid_request");
+    assert!(
+        refused.1["detail"]
+            .as_str()
+            .unwrap()
+            .contains("system_prompt"),
+        "{}",
+        refused.1
+    );
     assert_problem(
         &post_json("/v1/sessions/ses_missing/messages", json!({"text": "x"})).await,
         404,

@@ -65,11 +65,16 @@ pub fn capabilities(kind: AgentKind) -> AgentCapabilities {
             permissions: false,
             questions: false,
             streaming_deltas: false,
+            mcp_servers: false,
+            transcript: false,
             ..all
         },
         AgentKind::Opencode => AgentCapabilities {
             permissions: false,
             questions: false,
+            streaming_deltas: false,
+            mcp_servers: false,
+            transcript: false,
             ..all
         },
     }

@@ -142,6 +142,7 @@ impl Sessions {
     pub fn create(&self, req: CreateSession) -> Result<Session, AgentError> {
         let kind = AgentKind::parse(&req.agent)
             .ok_or_else(|| AgentError::UnknownAgent(req.agent.clone()))?;
+        check_supported(kind, &req)?;
         let program = self.program(kind)?;
         if let Some(prompt) = &req.prompt {
             check_prompt(prompt)?;
@@ -463,6 +464,29 @@ impl Sessions {
     /// The agent's default environment (to find `HOME`).
     pub fn default_env(&self) -> &BTreeMap<String, String> {
         &self.inner.config.env
+    }
+}
+
+/// Refuses options the agent's driver cannot pass on, rather than
+/// dropping them silently.
+fn check_supported(kind: AgentKind, req: &CreateSession) -> Result<(), AgentError> {
+    let per_turn = matches!(kind, AgentKind::Codex | AgentKind::Opencode);
+    let given = [
+        ("system_prompt", req.system_prompt.is_some()),
+        (
+            "allowed_tools",
+            req.allowed_tools.as_ref().is_some_and(|t| !t.is_empty()),
+        ),
+        (
+            "mcp_servers",
+            req.mcp_servers.as_ref().is_some_and(|m| !m.is_empty()),
+        ),
+    ];
+    match given.iter().find(|(_, given)| per_turn && *given) {
+        Some((name, _)) => Err(AgentError::InvalidRequest(format!(
+            "{name} is not supported for {kind}: Warren's {kind} driver cannot pass it on (see docs/sessions.md)"
+        ))),
+        None => Ok(()),
     }
 }
 
