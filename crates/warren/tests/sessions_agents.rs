@@ -446,7 +446,7 @@ async fn codex_and_opencode_run_tools_and_resume_their_sessions() {
         ),
         (
             "opencode",
-            json!({"env": {"OPENCODE_CONFIG_CONTENT": opencode_config.to_string()}}),
+            json!({"env": {"OPENCODE_CONFIG_CONTENT": opencode_config.to_string()}, "permission_mode": "bypass"}),
         ),
     ];
     for (agent, extra) in cases {
@@ -615,5 +615,145 @@ async fn agents_install_from_the_npm_registry_with_progress() {
             .await
             .0,
         0
+    );
+}
+
+/// OpenCode over ACP asks before its shell and its edits in the default
+/// mode: `once` runs the command, `reject` keeps the file unwritten; a new
+/// session given the native id (`session/load`) goes on with the history.
+#[tokio::test(flavor = "multi_thread")]
+async fn opencode_asks_permission_and_loads_an_earlier_session() {
+    let server = server().await;
+    let sbx = sandbox(&server).await;
+    let base = format!("http://127.0.0.1:{PORT}/v1");
+    let config = json!({
+        "share": "disabled",
+        "provider": {"standin": {"npm": "@ai-sdk/openai-compatible", "name": "Standin",
+            "options": {"baseURL": base, "apiKey": "test"},
+            "models": {"standin-model": {"name": "Standin", "tool_call": true}}}},
+        "model": "standin/standin-model",
+        "small_model": "standin/standin-model",
+    })
+    .to_string();
+    let body = json!({"agent": "opencode", "prompt": "opencode asks first", "cwd": "/root/oc", "env": {"OPENCODE_CONFIG_CONTENT": config}});
+    let (status, s) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions"),
+            ADMIN_KEY,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let ses = s["id"].as_str().unwrap().to_string();
+
+    let all = wait_event(&server, &sbx, &ses, "the shell's permission request", |e| {
+        e["type"] == "permission.requested"
+    })
+    .await;
+    let request = all
+        .iter()
+        .find(|e| e["type"] == "permission.requested")
+        .unwrap();
+    assert_eq!(request["data"]["tool"], "bash", "{request}");
+    assert_eq!(
+        request["data"]["input"]["command"], "echo hello-from-standin",
+        "{request}"
+    );
+    let (_, info) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(info["state"], "waiting");
+    answer(
+        &server,
+        &sbx,
+        &ses,
+        request["data"]["permission_id"].as_str().unwrap(),
+        "once",
+    )
+    .await;
+
+    let first = request["sequence"].as_u64().unwrap();
+    let all = wait_event(&server, &sbx, &ses, "the write's permission request", |e| {
+        e["type"] == "permission.requested" && e["sequence"].as_u64() > Some(first)
+    })
+    .await;
+    let write = all
+        .iter()
+        .rev()
+        .find(|e| e["type"] == "permission.requested")
+        .unwrap();
+    answer(
+        &server,
+        &sbx,
+        &ses,
+        write["data"]["permission_id"].as_str().unwrap(),
+        "reject",
+    )
+    .await;
+    let all = wait_idle(&server, &sbx, &ses, 1).await;
+    let results: Vec<String> = items(&all, "tool_result")
+        .iter()
+        .map(|r| r["content"][0]["output"].to_string())
+        .collect();
+    assert!(
+        results.iter().any(|r| r.contains("hello-from-standin")),
+        "{all:#?}"
+    );
+    assert!(
+        all.iter().any(|e| e["type"] == "item.delta"),
+        "no streamed text"
+    );
+    assert_ne!(
+        server
+            .sh(ADMIN_KEY, &sbx, "test -e /root/oc/standin-output.txt")
+            .await
+            .0,
+        0,
+        "a rejected write happened"
+    );
+    let (_, info) = server
+        .call(
+            "DELETE",
+            &format!("/v1/sandboxes/{sbx}/sessions/{ses}"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    let native = info["native_session_id"].as_str().unwrap().to_string();
+
+    let body = json!({"agent": "opencode", "prompt": "standin:text opencode later", "cwd": "/root/oc", "resume": native,
+        "permission_mode": "bypass", "env": {"OPENCODE_CONFIG_CONTENT": config}});
+    let (status, s) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/sessions"),
+            ADMIN_KEY,
+            Some(body),
+        )
+        .await;
+    assert_eq!(status, 201, "{s}");
+    let resumed = s["id"].as_str().unwrap().to_string();
+    let all = wait_idle(&server, &sbx, &resumed, 1).await;
+    let users = all
+        .iter()
+        .filter(|e| e["type"] == "item.completed" && e["data"]["item"]["role"] == "user")
+        .count();
+    assert_eq!(users, 1, "the loaded history was emitted again: {all:#?}");
+    let (_, log) = server.sh(ADMIN_KEY, &sbx, "cat /tmp/standin.log").await;
+    let last: Value = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .rfind(|l| l["side"] == false)
+        .unwrap();
+    let texts = last["user_texts"].to_string();
+    assert!(
+        texts.contains("opencode asks first") && texts.contains("opencode later"),
+        "not resumed: {texts}"
     );
 }

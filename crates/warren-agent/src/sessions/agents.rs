@@ -70,9 +70,7 @@ pub fn capabilities(kind: AgentKind) -> AgentCapabilities {
             ..all
         },
         AgentKind::Opencode => AgentCapabilities {
-            permissions: false,
             questions: false,
-            streaming_deltas: false,
             mcp_servers: false,
             transcript: false,
             ..all

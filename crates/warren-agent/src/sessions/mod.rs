@@ -6,7 +6,7 @@
 //! - [`items`]: the item shapes every driver emits.
 //! - [`agents`]: which agents are installed, their versions, installing one.
 //! - [`mock`], [`claude`], [`codex`], [`opencode`]: the drivers, one per agent.
-//! - [`turns`]: agents run once per turn (Codex, OpenCode).
+//! - [`turns`]: agents run once per turn (Codex).
 //! - [`lines`]: bounded line reading of an agent's output.
 //! - [`transcript`]: native session files, downloaded and uploaded.
 //!

@@ -1,4 +1,4 @@
-//! Agents run once per turn (Codex's `exec`, OpenCode's `run`): a process
+//! Agents run once per turn (Codex's `exec`): a process
 //! per prompt, resumed from the native session the first turn reported,
 //! its JSON lines mapped by the agent's [`TurnAgent`]. Prompts that arrive
 //! during a turn wait for it; an interrupt kills the turn's process group.
