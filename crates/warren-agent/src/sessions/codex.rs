@@ -10,15 +10,16 @@
 //! `OPENAI_BASE_URL` in the session's env points Codex at another
 //! Responses API (a model provider `warren` is configured for it).
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 
 use serde_json::{json, Value};
+use tokio::io::BufReader;
 use tokio::sync::mpsc;
 use warren_api::session::PermissionMode;
 
-use super::items::Kind;
+use super::items::{self, Kind};
+use super::lines::{read_line, Tail};
 use super::session::{Command, Ending, SessionEntry};
-use super::turns::{self, TurnAgent};
 use super::DriverStart;
 
 struct Codex {
@@ -27,7 +28,7 @@ struct Codex {
     base_url: Option<String>,
 }
 
-impl TurnAgent for Codex {
+impl Codex {
     fn argv(&self, program: &str, prompt: &str, native: Option<&str>) -> Vec<String> {
         let mut argv = vec![
             program.to_string(),
@@ -59,12 +60,6 @@ impl TurnAgent for Codex {
         argv.push(prompt.to_string());
         argv
     }
-
-    fn stdin(&self, _prompt: &str) -> Option<String> {
-        None
-    }
-
-    fn env(&self, _env: &mut BTreeMap<String, String>) {}
 
     fn line(&mut self, entry: &SessionEntry, v: &Value) {
         match v["type"].as_str().unwrap_or_default() {
@@ -102,21 +97,21 @@ fn item(entry: &SessionEntry, item: &Value, raw: &Value) {
     let id = item["id"].as_str().unwrap_or("item");
     let id = format!("{id}_{}", entry.log.last_sequence() + 1);
     match item["type"].as_str().unwrap_or_default() {
-        "agent_message" => turns::message(
+        "agent_message" => message(
             entry,
             &id,
             Kind::Message,
             item["text"].as_str().unwrap_or_default(),
             raw,
         ),
-        "reasoning" => turns::message(
+        "reasoning" => message(
             entry,
             &id,
             Kind::Reasoning,
             item["text"].as_str().unwrap_or_default(),
             raw,
         ),
-        "command_execution" => turns::tool(
+        "command_execution" => tool(
             entry,
             &id,
             "shell",
@@ -125,7 +120,7 @@ fn item(entry: &SessionEntry, item: &Value, raw: &Value) {
             item["exit_code"].as_i64().is_some_and(|c| c != 0),
             raw,
         ),
-        "file_change" => turns::tool(
+        "file_change" => tool(
             entry,
             &id,
             "apply_patch",
@@ -134,7 +129,7 @@ fn item(entry: &SessionEntry, item: &Value, raw: &Value) {
             item["status"] == "failed",
             raw,
         ),
-        "mcp_tool_call" => turns::tool(
+        "mcp_tool_call" => tool(
             entry,
             &id,
             item["tool"].as_str().unwrap_or("mcp"),
@@ -164,5 +159,169 @@ pub async fn run(start: DriverStart, commands: mpsc::UnboundedReceiver<Command>)
         mode: options.permission_mode,
         base_url: start.env.get("OPENAI_BASE_URL").cloned(),
     };
-    turns::run(start, codex, commands).await
+    run_turns(start, codex, commands).await
+}
+
+/// Longest stdout line mapped.
+const MAX_LINE: usize = 8 << 20;
+
+/// Runs the turns of a session, one `codex exec` each, until its command
+/// channel closes. Prompts that arrive during a turn wait for it; an
+/// interrupt kills the turn's process group.
+async fn run_turns(
+    start: DriverStart,
+    mut agent: Codex,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) -> Ending {
+    let entry = start.entry.clone();
+    let program = start
+        .program
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let env = start.env.clone();
+    let cwd = start.cwd.display().to_string();
+    let mut native = start.resume.clone();
+    let mut queue: VecDeque<String> = VecDeque::new();
+    let mut turn = 0u64;
+    loop {
+        let prompt = match queue.pop_front() {
+            Some(p) => p,
+            None => match commands.recv().await {
+                Some(Command::Prompt(p)) => p,
+                Some(Command::Interrupt) => continue,
+                None => return Ending::completed(),
+            },
+        };
+        turn += 1;
+        entry.turn_started();
+        entry.item_completed(
+            items::item(
+                &format!("user_{turn}"),
+                Kind::Message,
+                Some("user"),
+                "completed",
+                items::text(&prompt),
+            ),
+            None,
+        );
+        let argv = agent.argv(&program, &prompt, native.as_deref());
+        let mut child = match start.processes.spawn_child(&argv, &cwd, &env) {
+            Ok(child) => child,
+            Err(e) => return error(None, format!("cannot start {program}: {e}")),
+        };
+        // The prompt is an argument; stdin closed at once (Codex would
+        // read it as more prompt).
+        drop(child.stdin.take());
+        let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+            return error(None, "codex's pipes are missing".into());
+        };
+        let tail = Tail::of(stderr);
+        let mut reader = BufReader::new(stdout);
+        let mut line = Vec::new();
+        let mut interrupted = false;
+        loop {
+            tokio::select! {
+                read = read_line(&mut reader, &mut line, MAX_LINE) => match read {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => match serde_json::from_slice::<Value>(&line) {
+                        Ok(v) => agent.line(&entry, &v),
+                        Err(_) if line.iter().all(u8::is_ascii_whitespace) => {}
+                        Err(_) => {
+                            entry.emit("agent.unparsed", json!({ "raw": String::from_utf8_lossy(&line) }), None);
+                        }
+                    },
+                },
+                command = commands.recv() => match command {
+                    Some(Command::Prompt(p)) => queue.push_back(p),
+                    Some(Command::Interrupt) => {
+                        interrupted = true;
+                        child.signal(libc::SIGINT);
+                        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                        child.signal(libc::SIGKILL);
+                        break;
+                    }
+                    None => return Ending::completed(),
+                },
+            }
+        }
+        let status = (&mut child.exit).await;
+        let tail = tail.text().await;
+        if let Some(id) = entry.native_id() {
+            native = Some(id);
+        }
+        if interrupted {
+            entry.item_completed(
+                items::item(
+                    &format!("turn_{turn}_interrupted"),
+                    Kind::Status,
+                    None,
+                    "interrupted",
+                    items::text("interrupted"),
+                ),
+                None,
+            );
+        } else if status.code != Some(0) {
+            return error(
+                status.code.or(status.signal.map(|s| 128 + s)),
+                if tail.is_empty() {
+                    format!("{program} failed")
+                } else {
+                    tail
+                },
+            );
+        }
+        entry.turn_done();
+    }
+}
+
+fn error(exit_code: Option<i32>, message: String) -> Ending {
+    Ending {
+        reason: "error",
+        exit_code,
+        message: Some(message),
+    }
+}
+
+/// Emits a complete assistant message (started, its text as one delta,
+/// completed), so clients see one shape whether or not the agent streams.
+fn message(entry: &SessionEntry, id: &str, kind: Kind, text: &str, raw: &Value) {
+    entry.item_started(id, kind, Some("assistant"), None);
+    entry.item_delta(id, text, None);
+    entry.item_completed(
+        items::item(id, kind, Some("assistant"), "completed", items::text(text)),
+        Some(raw.clone()),
+    );
+}
+
+/// Emits a finished tool call and its result.
+fn tool(
+    entry: &SessionEntry,
+    call: &str,
+    name: &str,
+    input: &Value,
+    output: &Value,
+    is_error: bool,
+    raw: &Value,
+) {
+    entry.item_completed(
+        items::item(
+            call,
+            Kind::ToolCall,
+            Some("assistant"),
+            "completed",
+            items::tool_call(call, name, input),
+        ),
+        Some(raw.clone()),
+    );
+    entry.item_completed(
+        items::item(
+            &format!("{call}_result"),
+            Kind::ToolResult,
+            Some("tool"),
+            if is_error { "failed" } else { "completed" },
+            items::tool_result(call, output, is_error),
+        ),
+        None,
+    );
 }

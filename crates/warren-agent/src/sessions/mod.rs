@@ -6,7 +6,6 @@
 //! - [`items`]: the item shapes every driver emits.
 //! - [`agents`]: which agents are installed, their versions, installing one.
 //! - [`mock`], [`claude`], [`codex`], [`opencode`]: the drivers, one per agent.
-//! - [`turns`]: agents run once per turn (Codex).
 //! - [`lines`]: bounded line reading of an agent's output.
 //! - [`transcript`]: native session files, downloaded and uploaded.
 //!
@@ -25,7 +24,6 @@ pub mod mock;
 pub mod opencode;
 pub mod session;
 pub mod transcript;
-pub mod turns;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
