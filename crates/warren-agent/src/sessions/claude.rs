@@ -17,12 +17,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use warren_api::session::{PermissionDecision, PermissionMode};
 
 use super::items::{self, Kind};
-use super::lines::{read_line, Tail};
+use super::lines::{read_line, JsonProcess};
 use super::session::{Command, Ending, Reply, SessionEntry};
 use super::DriverStart;
 
@@ -96,35 +95,18 @@ pub async fn run(start: DriverStart, mut commands: mpsc::UnboundedReceiver<Comma
     env.entry("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC".into())
         .or_insert_with(|| "1".into());
     let argv = argv(&start);
-    let mut child = match start
-        .processes
-        .spawn_child(&argv, &start.cwd.display().to_string(), &env)
-    {
-        Ok(child) => child,
-        Err(e) => return error(None, format!("cannot start claude: {e}")),
+    let cwd = start.cwd.display().to_string();
+    let JsonProcess {
+        mut child,
+        write: write_tx,
+        writer,
+        stdout: mut reader,
+        tail,
+    } = match JsonProcess::spawn(&start.processes, &argv, &cwd, &env) {
+        Ok(process) => process,
+        Err(message) => return error(None, message),
     };
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        return error(None, "claude's pipes are missing".into());
-    };
-
-    // One writer, so permission answers and prompts never interleave.
-    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Value>();
-    let writer = tokio::spawn(async move {
-        let mut stdin = stdin;
-        while let Some(line) = write_rx.recv().await {
-            let mut bytes = serde_json::to_vec(&line).unwrap_or_default();
-            bytes.push(b'\n');
-            if stdin.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
-    let tail = Tail::of(stderr);
-
     let mut mapper = Mapper::new(entry.clone(), write_tx.clone());
-    let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
     let mut next_request = 0u64;
     let mut stdin_open = true;

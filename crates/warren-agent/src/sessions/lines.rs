@@ -2,10 +2,15 @@
 //! the limit is cut (the rest read and dropped), never buffered whole, so a
 //! process printing without newlines costs the agent a bounded amount.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
+use serde_json::Value;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncWriteExt, BufReader};
+use tokio::net::unix::pipe;
+use tokio::sync::mpsc;
+
+use crate::process::{Child, Supervisor};
 
 /// Reads one line into `line` (cleared first, newline removed, cut at
 /// `max` bytes). Returns the bytes consumed: 0 at end of stream.
@@ -87,6 +92,59 @@ impl Tail {
             })
         };
         TailTask { tail, task }
+    }
+}
+
+/// An agent process spoken to in JSON lines: one writer task (so that
+/// concurrent answers never interleave), its stdout to read line by line,
+/// the tail of its stderr kept.
+pub struct JsonProcess {
+    /// The process; dropping it kills its group.
+    pub child: Child,
+    /// Messages to write to its stdin, one JSON line each.
+    pub write: mpsc::UnboundedSender<Value>,
+    /// The writer task (abort it to close stdin).
+    pub writer: tokio::task::JoinHandle<()>,
+    /// Its stdout.
+    pub stdout: BufReader<pipe::Receiver>,
+    /// Its stderr's last lines.
+    pub tail: TailTask,
+}
+
+impl JsonProcess {
+    /// Starts `argv` in `cwd` with `env` through the supervisor.
+    pub fn spawn(
+        processes: &Supervisor,
+        argv: &[String],
+        cwd: &str,
+        env: &BTreeMap<String, String>,
+    ) -> Result<JsonProcess, String> {
+        let name = argv.first().cloned().unwrap_or_default();
+        let mut child = processes
+            .spawn_child(argv, cwd, env)
+            .map_err(|e| format!("cannot start {name}: {e}"))?;
+        let (Some(mut stdin), Some(stdout), Some(stderr)) =
+            (child.stdin.take(), child.stdout.take(), child.stderr.take())
+        else {
+            return Err(format!("the pipes of {name} are missing"));
+        };
+        let (write, mut rx) = mpsc::unbounded_channel::<Value>();
+        let writer = tokio::spawn(async move {
+            while let Some(message) = rx.recv().await {
+                let mut bytes = serde_json::to_vec(&message).unwrap_or_default();
+                bytes.push(b'\n');
+                if stdin.write_all(&bytes).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(JsonProcess {
+            child,
+            write,
+            writer,
+            stdout: BufReader::new(stdout),
+            tail: Tail::of(stderr),
+        })
     }
 }
 

@@ -18,12 +18,11 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use warren_api::session::{PermissionDecision, PermissionMode};
 
 use super::items::{self, Kind};
-use super::lines::{read_line, Tail};
+use super::lines::{read_line, JsonProcess};
 use super::session::{Command, Ending, SessionEntry};
 use super::DriverStart;
 
@@ -95,30 +94,16 @@ pub async fn run(start: DriverStart, mut commands: mpsc::UnboundedReceiver<Comma
         .as_ref()
         .map_or_else(|| "opencode".to_string(), |p| p.display().to_string());
     let cwd = start.cwd.display().to_string();
-    let mut child = match start
-        .processes
-        .spawn_child(&[program.clone(), "acp".into()], &cwd, &env)
-    {
-        Ok(child) => child,
-        Err(e) => return error(None, format!("cannot start opencode: {e}")),
+    let JsonProcess {
+        mut child,
+        write: write_tx,
+        writer,
+        stdout: mut reader,
+        tail,
+    } = match JsonProcess::spawn(&start.processes, &[program, "acp".into()], &cwd, &env) {
+        Ok(process) => process,
+        Err(message) => return error(None, message),
     };
-    let (Some(stdin), Some(stdout), Some(stderr)) =
-        (child.stdin.take(), child.stdout.take(), child.stderr.take())
-    else {
-        return error(None, "opencode's pipes are missing".into());
-    };
-    let (write_tx, mut write_rx) = mpsc::unbounded_channel::<Value>();
-    let writer = tokio::spawn(async move {
-        let mut stdin = stdin;
-        while let Some(message) = write_rx.recv().await {
-            let mut bytes = serde_json::to_vec(&message).unwrap_or_default();
-            bytes.push(b'\n');
-            if stdin.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-    });
-    let tail = Tail::of(stderr);
 
     let mut acp = Acp {
         entry: entry.clone(),
@@ -139,7 +124,6 @@ pub async fn run(start: DriverStart, mut commands: mpsc::UnboundedReceiver<Comma
         "protocolVersion": 1,
         "clientCapabilities": { "fs": { "readTextFile": false, "writeTextFile": false }, "terminal": false },
     }));
-    let mut reader = BufReader::new(stdout);
     let mut line = Vec::new();
     let mut open = true;
     loop {
