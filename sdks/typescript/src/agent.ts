@@ -28,7 +28,6 @@ export type PermissionDecision = 'once' | 'always' | 'reject';
 export type AgentEventType =
   | 'session.started'
   | 'session.ended'
-  | 'session.resumed'
   | 'item.started'
   | 'item.delta'
   | 'item.completed'
