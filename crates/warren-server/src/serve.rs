@@ -140,6 +140,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         limits.default_egress = warren_runtime::Egress::Deny;
     }
     tracing::info!(driver = pool.driver().name(), root = %pool.root().display(), "storage pool ready");
+    if config.extra_ca_pem.is_some() {
+        tracing::info!("sandboxes and template builds trust the extra CA certificates");
+    }
     let state_dir = pool.state_dir().to_path_buf();
     let node = Node::new(
         Arc::new(runtime),

@@ -152,9 +152,6 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
                 .context("--extra-ca-certs")?,
         ),
     };
-    if extra_ca_pem.is_some() {
-        tracing::info!(setting = %args.extra_ca_certs, "sandboxes trust the extra CA certificates");
-    }
     let config = ServerConfig {
         listen: args.listen,
         state_dir: args.state_dir,
