@@ -548,3 +548,49 @@ async fn shutdown_stops_every_process() {
     let b = agent.wait_exit(stubborn["id"].as_str().unwrap()).await;
     assert_eq!(b["signal"], 9);
 }
+
+#[tokio::test]
+async fn processes_run_as_the_user_asked_for() {
+    let agent = TestAgent::start().await;
+    let script = "id -u; id -g; id -G; echo $HOME $USER $LOGNAME";
+    let out = agent
+        .run(json!({"cmd": script, "user": "nobody", "cwd": "/"}))
+        .await;
+    assert_eq!(out["exit_code"], 0, "{out}");
+    let lines: Vec<&str> = out["stdout"].as_str().unwrap().lines().collect();
+    assert_eq!(lines[0], "65534", "{out}");
+    assert_eq!(lines[1], "65534");
+    assert_eq!(lines[2], "65534", "root's groups were kept");
+    assert_eq!(lines[3], "/nonexistent nobody nobody");
+
+    // By uid, with the request's own HOME.
+    let out = agent
+        .run(json!({"cmd": "id -u; echo $HOME", "user": "65534", "env": {"HOME": "/tmp"}, "cwd": "/"}))
+        .await;
+    assert_eq!(out["stdout"], "65534\n/tmp\n", "{out}");
+
+    // Managed processes and terminals too.
+    let info = agent
+        .start_process(json!({"cmd": "id -u", "user": "nobody", "cwd": "/", "tty": true}))
+        .await;
+    let id = info["id"].as_str().unwrap();
+    agent.wait_exit(id).await;
+    assert!(agent.output_text(id).await.contains("65534"));
+
+    // The agent's own user when none is asked for.
+    let out = agent.run(json!({"cmd": "id -u"})).await;
+    assert_eq!(out["stdout"], format!("{}\n", unsafe { libc::getuid() }));
+
+    let bad = agent
+        .post(
+            "/v1/processes/run",
+            json!({"cmd": "true", "user": "no-such-user-x"}),
+        )
+        .await;
+    assert_problem(&bad, 400, "invalid_request");
+    assert!(
+        bad.1["detail"].as_str().unwrap().contains("no-such-user-x"),
+        "{}",
+        bad.1
+    );
+}

@@ -31,6 +31,11 @@ pub struct RunRequest {
     /// Environment, merged over the agent's default environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Run as this user (a name from `/etc/passwd`, or a numeric uid):
+    /// its uid, primary and supplementary groups, and `HOME`, `USER` and
+    /// `LOGNAME` (unless `env` sets them). Default: the agent's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Bytes written to the process's stdin, which is then closed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,
@@ -81,6 +86,11 @@ pub struct StartRequest {
     /// Environment, merged over the agent's default environment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env: Option<BTreeMap<String, String>>,
+    /// Run as this user (a name from `/etc/passwd`, or a numeric uid):
+    /// its uid, primary and supplementary groups, and `HOME`, `USER` and
+    /// `LOGNAME` (unless `env` sets them). Default: the agent's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Bytes written to stdin right after start (stdin stays open).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stdin: Option<String>,

@@ -556,3 +556,41 @@ async fn a_pool_in_a_loop_image_is_mounted_and_served() {
         (404, Some("template_not_found"))
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_run_as_a_user_of_the_sandbox() {
+    let server = TestServer::start().await;
+    let id = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, out) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+            Some(json!({"cmd": "id -u; touch /root/x 2>&1; echo $HOME", "user": "nobody", "cwd": "/tmp"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    let stdout = out["stdout"].as_str().unwrap();
+    assert!(stdout.starts_with("65534\n"), "{out}");
+    assert!(
+        stdout.contains("Permission denied"),
+        "nobody wrote to /root: {out}"
+    );
+    assert!(stdout.ends_with("/nonexistent\n"), "{out}");
+    let (status, out) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+            Some(json!({"cmd": "true", "user": "ghost"})),
+        )
+        .await;
+    assert_eq!(
+        (status, out["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{out}"
+    );
+}

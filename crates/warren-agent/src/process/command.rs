@@ -37,6 +37,8 @@ pub struct Launch {
     args: Vec<String>,
     cwd: PathBuf,
     env: BTreeMap<String, String>,
+    /// Who it runs as: uid, gid, every group (allocated before the fork).
+    user: Option<(u32, u32, Vec<libc::gid_t>)>,
 }
 
 /// A started child, registered with the reaper.
@@ -119,7 +121,45 @@ impl Launch {
             args,
             cwd,
             env,
+            user: None,
         })
+    }
+
+    /// Runs it as `user` (a name or a uid; `None`: the agent's own), with
+    /// that user's `HOME`, `USER` and `LOGNAME` unless `request_env` sets
+    /// them.
+    pub fn run_as(
+        mut self,
+        user: Option<&str>,
+        request_env: Option<&BTreeMap<String, String>>,
+    ) -> Result<Launch, AgentError> {
+        let Some(spec) = user else {
+            return Ok(self);
+        };
+        let user = super::user::lookup(spec)?;
+        let given = |k: &str| request_env.is_some_and(|e| e.contains_key(k));
+        for (key, value) in [
+            ("HOME", &user.home),
+            ("USER", &user.name),
+            ("LOGNAME", &user.name),
+        ] {
+            if !given(key) {
+                self.env.insert(key.to_string(), value.clone());
+            }
+        }
+        self.user = Some((user.uid, user.gid, user.groups));
+        Ok(self)
+    }
+
+    /// Registers the switch to the launch's user, if any, as the last thing
+    /// before exec (after the session and terminal set-up, which need no
+    /// privilege but must come first).
+    fn switch_user(&self, cmd: &mut Command) {
+        if let Some((uid, gid, groups)) = self.user.clone() {
+            // SAFETY: the closure makes raw system calls only, on `groups`,
+            // which was allocated before the fork.
+            unsafe { cmd.pre_exec(move || super::user::become_user(uid, gid, &groups)) };
+        }
     }
 
     fn command(&self) -> Command {
@@ -178,6 +218,7 @@ impl Launch {
                 Ok(())
             })
         };
+        self.switch_user(&mut cmd);
         let (pid, (), exit) = reaper::spawn_registered(|| {
             let child = cmd.spawn()?;
             Ok((child.id() as i32, ()))
@@ -204,6 +245,7 @@ impl Launch {
 
     fn spawn_piped(&self, mut cmd: Command) -> Result<Spawned<Pipes>, AgentError> {
         cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+        self.switch_user(&mut cmd);
         let (pid, mut child, exit) = reaper::spawn_registered(|| {
             let child = cmd.spawn()?;
             Ok((child.id() as i32, child))

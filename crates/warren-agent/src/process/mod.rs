@@ -9,6 +9,7 @@
 //! - [`managed`]: managed processes: output ring, stdin, signals, resize.
 //! - [`follow`]: replay-then-live readers over a process's ring.
 //! - [`child`]: children the agent drives itself (coding agents, installers).
+//! - [`user`]: running a process as another user of the system.
 //! - [`ring`], [`pty`], [`slots`], [`signal`], [`clock`]: the pieces.
 //!
 //! All I/O with children is non-blocking on the tokio reactor; no blocking
@@ -25,6 +26,7 @@ mod ring;
 mod run;
 mod signal;
 mod slots;
+mod user;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -147,7 +149,8 @@ impl Supervisor {
             req.cwd.as_deref(),
             req.env.as_ref(),
             false,
-        )?;
+        )?
+        .run_as(req.user.as_deref(), req.env.as_ref())?;
         let slot = self.inner.slots.acquire()?;
         run::run(&launch, stdin, timeout, max_output as usize, slot).await
     }
@@ -173,7 +176,8 @@ impl Supervisor {
             req.cwd.as_deref(),
             req.env.as_ref(),
             req.tty,
-        )?;
+        )?
+        .run_as(req.user.as_deref(), req.env.as_ref())?;
         let mut slot = self.inner.slots.acquire()?;
         let io = if req.tty {
             Io::Pty(launch.spawn_pty(cols, rows)?)
