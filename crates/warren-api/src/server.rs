@@ -384,6 +384,26 @@ pub struct TenantList {
     pub next_cursor: Option<String>,
 }
 
+/// The form of a new API key's secret.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyFormat {
+    /// `wsk_` and 43 base64url characters.
+    #[default]
+    Warren,
+    /// `e2b_` and 64 lowercase hex digits: what E2B's SDKs accept as
+    /// `E2B_API_KEY`, and a Warren key all the same.
+    E2b,
+}
+
+/// `POST /v1/admin/tenants/{id}/keys` (the body is optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct CreateKeyRequest {
+    /// `warren` (default) or `e2b`.
+    #[serde(default)]
+    pub format: KeyFormat,
+}
+
 /// A new API key: the only time the key itself is shown.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct ApiKeyCreated {

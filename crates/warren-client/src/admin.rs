@@ -1,7 +1,8 @@
 //! Admin routes (the admin key only): tenants and their API keys.
 
 use warren_api::server::{
-    ApiKeyCreated, ApiKeyInfo, ApiKeyList, CreateTenantRequest, Tenant, TenantList,
+    ApiKeyCreated, ApiKeyInfo, ApiKeyList, CreateKeyRequest, CreateTenantRequest, KeyFormat,
+    Tenant, TenantList,
 };
 
 use crate::error::Result;
@@ -49,9 +50,18 @@ impl Client {
 
     /// Makes an API key for a tenant; the secret is only in this answer.
     pub async fn create_key(&self, tenant_id: &str) -> Result<ApiKeyCreated> {
+        self.create_key_in(tenant_id, KeyFormat::Warren).await
+    }
+
+    /// A new key for a tenant in `format` (`KeyFormat::E2b`: `e2b_` and hex,
+    /// for E2B's SDKs); the secret is shown only here.
+    pub async fn create_key_in(&self, tenant_id: &str, format: KeyFormat) -> Result<ApiKeyCreated> {
         let http = self.http();
-        http.json(http.post(&format!("/v1/admin/tenants/{tenant_id}/keys")))
-            .await
+        http.json(
+            http.post(&format!("/v1/admin/tenants/{tenant_id}/keys"))
+                .json(&CreateKeyRequest { format }),
+        )
+        .await
     }
 
     /// The keys of a tenant (without their secrets).

@@ -58,9 +58,9 @@ pub use warren_api::checkpoint::{
     Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
 };
 pub use warren_api::server::{
-    ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, NetworkRequest, PatchSandboxRequest, Preview,
-    PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo, SandboxList, SandboxState, Template,
-    Tenant,
+    ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
+    PatchSandboxRequest, Preview, PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo,
+    SandboxList, SandboxState, Template, Tenant,
 };
 pub use warren_api::session::{
     AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,

@@ -1,7 +1,7 @@
 //! Tenants and their API keys (admin routes).
 
 use warren_api::ids::{self, IdKind};
-use warren_api::server::{ApiKeyCreated, ApiKeyInfo, ApiKeyList, Tenant, TenantList};
+use warren_api::server::{ApiKeyCreated, ApiKeyInfo, ApiKeyList, KeyFormat, Tenant, TenantList};
 use warren_api::{ErrorCode, Problem};
 
 use crate::auth::{keys, Auth};
@@ -159,9 +159,16 @@ impl Tenants {
     }
 
     /// A new key for a tenant; the secret is returned only here.
-    pub async fn create_key(&self, tenant_id: &str) -> Result<ApiKeyCreated, TenantError> {
+    pub async fn create_key(
+        &self,
+        tenant_id: &str,
+        format: KeyFormat,
+    ) -> Result<ApiKeyCreated, TenantError> {
         self.record(tenant_id).await?;
-        let key = keys::generate(keys::TENANT_KEY_PREFIX);
+        let key = match format {
+            KeyFormat::Warren => keys::generate(keys::TENANT_KEY_PREFIX),
+            KeyFormat::E2b => keys::generate_e2b(),
+        };
         let record = KeyRecord {
             id: ids::new_id(IdKind::Key),
             tenant_id: tenant_id.to_string(),

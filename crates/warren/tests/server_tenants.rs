@@ -393,3 +393,107 @@ async fn served_openapi_is_the_committed_document() {
         .unwrap();
     assert_eq!(health["status"], "ok");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2b_form_keys_are_warren_keys_too() {
+    let server = TestServer::start().await;
+    let (status, tenant) = server
+        .call(
+            "POST",
+            "/v1/admin/tenants",
+            ADMIN_KEY,
+            Some(json!({"name": "e2b-user"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{tenant}");
+    let tid = tenant["id"].as_str().unwrap();
+    let (status, created) = server
+        .call(
+            "POST",
+            &format!("/v1/admin/tenants/{tid}/keys"),
+            ADMIN_KEY,
+            Some(json!({"format": "e2b"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let key = created["key"].as_str().unwrap().to_string();
+    // What E2B's SDKs check: `e2b_` and hex.
+    assert!(key.starts_with("e2b_"), "{key}");
+    assert_eq!(key.len(), 68);
+    assert!(
+        key[4..]
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)),
+        "{key}"
+    );
+
+    // It is the tenant's key like any other.
+    let sandbox = server.create(&key, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap();
+    assert_eq!(
+        server.sh(&key, id, "echo hi").await,
+        (0, "hi\n".to_string())
+    );
+    let (_, list) = server.call("GET", "/v1/sandboxes", &key, None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1);
+
+    // Without a body (or with the default format) keys keep Warren's form.
+    let (status, plain) = server
+        .call(
+            "POST",
+            &format!("/v1/admin/tenants/{tid}/keys"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 201);
+    assert!(
+        plain["key"].as_str().unwrap().starts_with("wsk_"),
+        "{plain}"
+    );
+    let (status, bad) = server
+        .call(
+            "POST",
+            &format!("/v1/admin/tenants/{tid}/keys"),
+            ADMIN_KEY,
+            Some(json!({"format": "aws"})),
+        )
+        .await;
+    assert_eq!(
+        (status, bad["code"].as_str()),
+        (400, Some("invalid_request")),
+        "{bad}"
+    );
+
+    // Revoked, it stops working.
+    let (status, _) = server
+        .call(
+            "DELETE",
+            &format!("/v1/admin/keys/{}", created["id"].as_str().unwrap()),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (status, _) = server.call("GET", "/v1/sandboxes", &key, None).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rust_client_makes_e2b_form_keys() {
+    let server = TestServer::start().await;
+    let admin = warren_client::Client::new(&server.base, Some(ADMIN_KEY)).unwrap();
+    let tenant = admin.create_tenant("via-client", None).await.unwrap();
+    let key = admin
+        .create_key_in(&tenant.id, warren_client::KeyFormat::E2b)
+        .await
+        .unwrap();
+    assert!(
+        key.key.starts_with("e2b_") && key.key.len() == 68,
+        "{}",
+        key.key
+    );
+    let tenant_client = warren_client::Client::new(&server.base, Some(&key.key)).unwrap();
+    let sandbox = tenant_client.create(&Default::default()).await.unwrap();
+    assert_eq!(sandbox.run("echo ok").await.unwrap().stdout, "ok\n");
+}

@@ -21,6 +21,18 @@ pub fn generate(prefix: &str) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// Prefix of tenant keys in E2B's form.
+pub const E2B_KEY_PREFIX: &str = "e2b_";
+
+/// A new key in E2B's form: `e2b_` followed by 256 random bits as 64
+/// lowercase hex digits (E2B's SDKs check for `e2b_` and hex).
+pub fn generate_e2b() -> String {
+    let mut bytes = [0u8; 32];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{E2B_KEY_PREFIX}{hex}")
+}
+
 /// SHA-256 of a key, as stored and looked up.
 pub fn hash(key: &str) -> [u8; 32] {
     Sha256::digest(key.as_bytes()).into()
@@ -45,5 +57,14 @@ mod tests {
         assert_eq!(hash(&a), hash(&a));
         assert_ne!(hash(&a), hash(&b));
         assert_eq!(display_prefix(&a).len(), DISPLAY_PREFIX_LEN);
+        let e = generate_e2b();
+        assert_eq!(e.len(), 4 + 64);
+        assert!(
+            e.starts_with("e2b_")
+                && e[4..]
+                    .bytes()
+                    .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+        );
+        assert_ne!(e, generate_e2b());
     }
 }

@@ -4,7 +4,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use warren_api::extract::{Json, Query};
-use warren_api::server::{ApiKeyCreated, ApiKeyList, CreateTenantRequest, Tenant, TenantList};
+use warren_api::server::{
+    ApiKeyCreated, ApiKeyList, CreateKeyRequest, CreateTenantRequest, Tenant, TenantList,
+};
 use warren_api::Problem;
 
 use crate::auth::AdminOnly;
@@ -77,9 +79,14 @@ async fn get_tenant(
 }
 
 /// Create an API key for a tenant. The key is shown only in this response.
+/// The body is optional: `{"format": "e2b"}` makes a key of the form
+/// `e2b_` + 64 hex digits, which E2B's SDKs accept as `E2B_API_KEY` and
+/// which works as a Warren key all the same.
 #[utoipa::path(post, path = "/v1/admin/tenants/{id}/keys", tag = "admin",
     params(("id" = String, Path, description = "`ten_…`")),
+    request_body(content = Option<CreateKeyRequest>, content_type = "application/json"),
     responses(
+        (status = 400, description = "A body that is not a key request", body = Problem, content_type = "application/problem+json"),
         (status = 201, description = "Created", body = ApiKeyCreated),
         (status = 403, description = "Not the admin key", body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such tenant", body = Problem, content_type = "application/problem+json")))]
@@ -87,8 +94,15 @@ async fn create_key(
     State(app): State<AppState>,
     _: AdminOnly,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<ApiKeyCreated>), TenantError> {
-    let key = app.tenants.create_key(&id).await?;
+    body: axum::body::Bytes,
+) -> Result<(StatusCode, Json<ApiKeyCreated>), Problem> {
+    let request: CreateKeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CreateKeyRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| Problem::invalid(format!("invalid key request: {e}")))?
+    };
+    let key = app.tenants.create_key(&id, request.format).await?;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
