@@ -6,6 +6,7 @@
 //! - [`server`]: request and response bodies of the control plane.
 //! - [`session`]: coding-agent sessions, their events and transcripts.
 //! - [`checkpoint`]: checkpoints, restore, forks, patches (time travel).
+//! - [`envd`]: constants of the E2B-compatible surface (envd version, port, headers).
 //! - `extract` (feature `axum`): axum extractors whose rejections are problems.
 //!
 //! Nothing here performs I/O; the crate is safe to use from clients, the
@@ -13,6 +14,7 @@
 
 pub mod agent;
 pub mod checkpoint;
+pub mod envd;
 #[cfg(feature = "axum")]
 pub mod extract;
 pub mod ids;
