@@ -110,7 +110,8 @@ fn sandbox_root_is_an_unprivileged_host_uid_with_docker_caps_and_seccomp() {
     assert_eq!(field("CapEff"), docker);
     assert_eq!(field("CapAmb"), "0000000000000000");
     assert_eq!(field("CapInh"), "0000000000000000");
-    assert_eq!(field("NoNewPrivs"), "1");
+    // Set-id executables work (sudo in `base`), as in Docker's default.
+    assert_eq!(field("NoNewPrivs"), "0");
     assert_eq!(field("Seccomp"), "2");
 }
 
@@ -478,4 +479,32 @@ fn device_nodes_in_the_root_file_system_do_not_open() {
     );
     // The real /dev still works.
     sbx.ok("echo x > /dev/null");
+}
+
+#[test]
+fn set_id_files_grant_only_the_sandbox_s_own_ids() {
+    use std::os::unix::fs::PermissionsExt;
+    // Two setuid copies of `id`: one of the sandbox's root (what `sudo` is),
+    // one of host root, which the sandbox does not map.
+    let prepared = harness::prepare("setid", Resources::default());
+    let plant = |name: &str, owner: u32| {
+        let path = prepared.spec.rootfs.join("usr/local/bin").join(name);
+        std::fs::copy(prepared.spec.rootfs.join("usr/bin/id"), &path).unwrap();
+        std::os::unix::fs::lchown(&path, Some(owner), Some(owner)).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o4755)).unwrap();
+    };
+    plant("id-sandbox-root", warren_runtime::SANDBOX_ID_BASE);
+    plant("id-host-root", 0);
+    let runtime = harness::runtime();
+    let begun = std::time::Instant::now();
+    let started = runtime.start(&prepared.spec).expect("start");
+    let sbx = TestSandbox::adopt(runtime, prepared, started, begun.elapsed());
+    let as_nobody = |cmd: &str| {
+        sbx.ok(&format!(
+            "setpriv --reuid=65534 --regid=65534 --clear-groups {cmd}"
+        ))
+    };
+    assert_eq!(as_nobody("id -u").trim(), "65534");
+    assert_eq!(as_nobody("/usr/local/bin/id-sandbox-root -u").trim(), "0");
+    assert_eq!(as_nobody("/usr/local/bin/id-host-root -u").trim(), "65534");
 }

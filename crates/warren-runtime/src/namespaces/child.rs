@@ -38,6 +38,8 @@ pub fn setup_and_exec(
         memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
+    // Best effort: an image with an odd /etc/hosts still starts.
+    let _ = name_host(&spec.id);
     loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
     if let Some(resolver) = resolver {
         write_resolv_conf(resolver).map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
@@ -55,8 +57,11 @@ pub fn setup_and_exec(
     // Nor may the server's signal dispositions: under `nohup` it ignores
     // SIGHUP, and every process of every sandbox would inherit that.
     reset_signals().map_err(|e| StageError::new("signals", e.to_string()))?;
-    caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
+    // The filter goes on while the init still holds CAP_SYS_ADMIN over its
+    // user namespace, which loading it without no_new_privs needs (runc's
+    // order too); the capability calls that follow are allowed by it.
     seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
+    caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
     let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
     Err(StageError::new(
@@ -243,6 +248,42 @@ fn write_resolv_conf(resolver: Ipv4Addr) -> std::io::Result<()> {
     std::fs::write(
         path,
         format!("# written by warren: the sandbox's resolver\nnameserver {resolver}\n"),
+    )
+}
+
+/// Makes the sandbox's hostname resolve (to `127.0.1.1`, as Debian does)
+/// by adding it to `/etc/hosts` unless a line names it: `sudo` and others
+/// look their own host up and complain when it fails. A symlinked
+/// `/etc/hosts` is the image's choice and left alone.
+fn name_host(hostname: &str) -> std::io::Result<()> {
+    let path = Path::new("/etc/hosts");
+    if !Path::new("/etc").is_dir() || path.is_symlink() {
+        return Ok(());
+    }
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(e),
+    };
+    let named = text.lines().any(|line| {
+        let line = line.split('#').next().unwrap_or("");
+        line.split_whitespace().skip(1).any(|name| name == hostname)
+    });
+    if named {
+        return Ok(());
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)?;
+    let sep = if text.is_empty() || text.ends_with('\n') {
+        ""
+    } else {
+        "\n"
+    };
+    std::io::Write::write_all(
+        &mut file,
+        format!("{sep}127.0.1.1\t{hostname}\n").as_bytes(),
     )
 }
 

@@ -11,7 +11,8 @@
 //!
 //! Security layers of a sandbox: a user namespace mapping its ids 0..65535 to
 //! host ids [`SANDBOX_ID_BASE`]..; Docker's default capability set
-//! ([`caps`]); no_new_privs and a Docker-like seccomp denylist ([`seccomp`]);
+//! ([`caps`]); a Docker-like seccomp denylist ([`seccomp`]; set-id files
+//! work, as in Docker, so `sudo` does: its root is the sandbox's);
 //! a minimal `/dev`, read-only `/sys`, masked `/proc` entries ([`mounts`]);
 //! cgroup limits on cpu, memory and pids ([`crate::cgroups`]).
 

@@ -133,7 +133,40 @@ pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Stag
         let by_fd = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
         bind(&by_fd, target, MsFlags::MS_REC)?;
     }
+    allow_setid(&staged.rootfs)?;
     Ok(staged)
+}
+
+/// Clears `nosuid` (inherited from the pool's mount) on the staged root's
+/// bind, in this private namespace only, keeping its other flags and adding
+/// `nodev`. Host root may; inside the sandbox's user namespace the flag
+/// would be locked. The pool stays `nosuid` for the host, so a tenant's
+/// set-id file grants nothing there; inside the sandbox it grants what the
+/// sandbox's own ids may (`sudo` to the sandbox's root).
+fn allow_setid(rootfs: &Path) -> Result<(), StageError> {
+    let fail =
+        |e: nix::Error| StageError::new("mounts", format!("remounting {}: {e}", rootfs.display()));
+    let current = statvfs(rootfs).map_err(fail)?.flags();
+    let mut keep = MsFlags::MS_NODEV;
+    for (fs, ms) in [
+        (FsFlags::ST_RDONLY, MsFlags::MS_RDONLY),
+        (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
+        (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
+        (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
+        (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
+    ] {
+        if current.contains(fs) {
+            keep |= ms;
+        }
+    }
+    mount(
+        None::<&str>,
+        rootfs,
+        None::<&str>,
+        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | keep,
+        None::<&str>,
+    )
+    .map_err(fail)
 }
 
 /// Sizes in MiB of `/tmp`, `/dev/shm` and `/run` for a sandbox with

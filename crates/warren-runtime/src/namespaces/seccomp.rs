@@ -262,16 +262,27 @@ pub fn program() -> Vec<libc::sock_filter> {
         .collect()
 }
 
-/// Sets no_new_privs and installs [`program`] on the calling thread (the
-/// sandbox's single-threaded init, so the whole process).
+/// Installs [`program`] on the calling thread (the sandbox's
+/// single-threaded init, so the whole process), without no_new_privs: the
+/// caller must hold CAP_SYS_ADMIN over its user namespace (the init does
+/// until it drops to Docker's capabilities, after this call).
+///
+/// Without no_new_privs, set-id and file-capability executables work in the
+/// sandbox, as in Docker's default: `sudo` in `base` takes a process of the
+/// sandbox's `user` to the sandbox's root, which holds no more than the
+/// bounding set over the sandbox's own user namespace. Only files owned by
+/// ids the sandbox maps can grant anything (the kernel ignores the set-id
+/// bit of others), the filter survives every exec, and the host sees the
+/// pool `nosuid`.
 pub fn install() -> Result<(), SeccompError> {
-    load(&program())
+    load(&program(), false)
 }
 
-/// Sets no_new_privs and loads `filter`.
-fn load(filter: &[libc::sock_filter]) -> Result<(), SeccompError> {
+/// Loads `filter`, setting no_new_privs first when asked (which a caller
+/// without CAP_SYS_ADMIN must).
+fn load(filter: &[libc::sock_filter], no_new_privs: bool) -> Result<(), SeccompError> {
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+    if no_new_privs && unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
         return Err(SeccompError::NoNewPrivs(io::Error::last_os_error()));
     }
     let prog = libc::sock_fprog {
@@ -308,7 +319,7 @@ mod tests {
         // SAFETY: the child only makes raw syscalls and exits with _exit.
         match unsafe { libc::fork() } {
             0 => {
-                let code = match load(&filter) {
+                let code = match load(&filter, true) {
                     Ok(()) => f(),
                     Err(_) => 100,
                 };
