@@ -230,8 +230,71 @@ fn base_template_is_debian_bookworm_owned_by_the_sandbox_root() {
     let sources = fs::read_to_string(root.join("etc/apt/sources.list")).unwrap();
     assert!(sources.contains(" bookworm main"), "{sources}");
 
+    // The `user` account: uid 1000, its home, sudo without a password.
+    let passwd = fs::read_to_string(root.join("etc/passwd")).unwrap();
+    assert!(
+        passwd.contains("\nuser:x:1000:1000::/home/user:/bin/bash\n"),
+        "{passwd}"
+    );
+    let group = fs::read_to_string(root.join("etc/group")).unwrap();
+    assert!(
+        group
+            .lines()
+            .any(|l| l.starts_with("sudo:") && l.ends_with(":user")),
+        "{group}"
+    );
+    let user = SANDBOX_ID_BASE + 1000;
+    assert_eq!(owner(&root.join("home/user")), (user, user));
+    assert_eq!(owner(&root.join("home/user/.bashrc")), (user, user));
+    let sudo = fs::metadata(root.join("usr/bin/sudo")).unwrap();
+    assert_eq!(
+        (sudo.uid(), sudo.mode() & 0o7777),
+        (SANDBOX_ID_BASE, 0o4755)
+    );
+    let sudoers = root.join("etc/sudoers.d/user");
+    assert_eq!(
+        fs::read_to_string(&sudoers).unwrap(),
+        "user ALL=(ALL:ALL) NOPASSWD: ALL\n"
+    );
+    assert_eq!(fs::metadata(&sudoers).unwrap().mode() & 0o777, 0o440);
+    assert!(matches!(
+        meta.source,
+        template::TemplateSource::Debootstrap { version, .. } if version == template::BASE_VERSION
+    ));
+
     // Read-only: even root cannot change it.
     assert!(fs::write(root.join("etc/new-file"), "x").is_err());
+}
+
+#[test]
+fn a_base_from_an_older_version_is_rebuilt() {
+    // Ensure the seed of the current base exists (built once per machine).
+    drop(SharedPool::open().base());
+    let pool = TestPool::new(Driver::Btrfs);
+    let pool = pool.pool();
+    let first = template::ensure_base(pool, &base_options(), &mut |_| {}).unwrap();
+    // What an older Warren left: metadata without a version, no account.
+    let json = pool.templates_dir().join("base.json");
+    let mut old: serde_json::Value = serde_json::from_slice(&fs::read(&json).unwrap()).unwrap();
+    old["source"].as_object_mut().unwrap().remove("version");
+    fs::write(&json, serde_json::to_vec(&old).unwrap()).unwrap();
+    let outdated = template::get(pool, "base").unwrap();
+    assert!(template::base_is_outdated(&outdated));
+
+    let mut lines = Vec::new();
+    let rebuilt = template::ensure_base(pool, &base_options(), &mut |line| {
+        lines.push(line.to_string())
+    })
+    .unwrap();
+    assert!(
+        lines.iter().any(|l| l.contains("older Warren")),
+        "{lines:?}"
+    );
+    assert_ne!(rebuilt.build_id, first.build_id);
+    assert!(!template::base_is_outdated(&rebuilt));
+    assert_eq!(template::get(pool, "base").unwrap(), rebuilt);
+    let root = pool.template_path("base").unwrap();
+    assert!(root.join("etc/sudoers.d/user").is_file());
 }
 
 /// Deletes the named templates and prunes their layers, even on failure.

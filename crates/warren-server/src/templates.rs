@@ -130,23 +130,33 @@ impl Templates {
     }
 
     /// What sandboxes made from `name` inherit. `base` is built first if
-    /// the pool has none (concurrent callers wait for one build).
+    /// the pool has none or an outdated one (concurrent callers wait for
+    /// one build).
     pub async fn ensure(&self, name: &str) -> Result<TemplateConfig, TemplateError> {
         let node = self.node.clone();
         let options = self.base.clone();
         let name = name.to_string();
         blocking("look up template", move || {
             let pool = node.pool();
-            match template::get(pool, &name) {
-                Ok(meta) => Ok(config(meta)),
-                Err(template::TemplateError::NotFound(_)) if name == BASE_TEMPLATE => {
-                    tracing::info!("template base is missing: building it (minutes, once)");
+            let found = template::get(pool, &name);
+            let rebuild = name == BASE_TEMPLATE
+                && match &found {
+                    Ok(meta) => template::base_is_outdated(meta),
+                    Err(e) => matches!(e, template::TemplateError::NotFound(_)),
+                };
+            match found {
+                _ if rebuild => {
+                    tracing::info!(
+                        "template base is missing or from an older Warren: building it \
+                         (minutes, once)"
+                    );
                     let meta = template::ensure_base(pool, &options, &mut |line| {
                         tracing::info!(template = BASE_TEMPLATE, "{line}");
                     })
                     .map_err(TemplateError::BuildBase)?;
                     Ok(config(meta))
                 }
+                Ok(meta) => Ok(config(meta)),
                 Err(e) => Err(TemplateError::from_pool(&name, e)),
             }
         })

@@ -594,3 +594,32 @@ async fn commands_run_as_a_user_of_the_sandbox() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn base_has_a_user_with_passwordless_sudo() {
+    let server = TestServer::start().await;
+    let id = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let script = "id -u; id -g; id -Gn; echo $HOME; getent passwd user | cut -d: -f7; \
+                  stat -c '%U:%G' /home/user; ls -A /home/user | grep -c bashrc; \
+                  touch /home/user/mine && echo home-writable; \
+                  sudo -n id -u; sudo -n sh -c 'touch /root/x && echo root-writable'";
+    let (status, out) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+            Some(json!({"cmd": script, "user": "user", "cwd": "/home/user"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["exit_code"], 0, "{out}");
+    assert_eq!(
+        out["stdout"].as_str().unwrap(),
+        "1000\n1000\nuser sudo\n/home/user\n/bin/bash\nuser:user\n1\nhome-writable\n0\nroot-writable\n",
+        "{out}"
+    );
+    assert_eq!(out["stderr"].as_str().unwrap(), "", "{out}");
+}

@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use super::account;
 use super::inroot::InRoot;
 use super::mirror::{detect_mirrors, Mirrors};
 use super::{
@@ -24,7 +25,15 @@ pub const BASE_PACKAGES: &[&str] = &[
     "procps",
     "iproute2",
     "bash",
+    "sudo",
 ];
+
+/// Version of what [`ensure_base`] puts in `base` beyond the package list.
+/// A pool's `base` from an older version is rebuilt by the next
+/// [`ensure_base`], and the seed's key changes with it.
+/// - 1 (no field in the metadata): debootstrap and the files every template has;
+/// - 2: the `user` account (uid 1000, `/home/user`, passwordless sudo).
+pub const BASE_VERSION: u32 = 2;
 
 /// How `base` is built.
 #[derive(Debug, Clone)]
@@ -57,7 +66,15 @@ impl Default for BaseOptions {
     }
 }
 
-/// Returns the `base` template, building it first if the pool has none.
+/// Whether `meta` (the pool's `base`) was made by an older [`ensure_base`]
+/// and is rebuilt by the next one. A `base` from elsewhere (an image
+/// imported under that name) is never replaced.
+pub fn base_is_outdated(meta: &TemplateMeta) -> bool {
+    matches!(meta.source, TemplateSource::Debootstrap { version, .. } if version < BASE_VERSION)
+}
+
+/// Returns the `base` template, building it first if the pool has none or
+/// has one made by an older version ([`BASE_VERSION`]).
 ///
 /// The build (a few minutes the first time, mostly downloads) reports
 /// debootstrap's output lines to `progress`, runs into a temporary volume,
@@ -71,11 +88,16 @@ pub fn ensure_base(
 ) -> Result<TemplateMeta, TemplateError> {
     match get(pool, BASE_TEMPLATE) {
         Err(TemplateError::NotFound(_)) => {}
+        Ok(meta) if base_is_outdated(&meta) => {}
         other => return other,
     }
     let _lock = name_lock(pool, BASE_TEMPLATE)?;
     match get(pool, BASE_TEMPLATE) {
         Err(TemplateError::NotFound(_)) => {}
+        Ok(meta) if base_is_outdated(&meta) => progress(&format!(
+            "template {BASE_TEMPLATE} was built by an older Warren: rebuilding it \
+             (templates built on it keep the old one until they are rebuilt)"
+        )),
         other => return other,
     }
     let mirrors = match &options.mirror {
@@ -95,6 +117,7 @@ pub fn ensure_base(
             options.suite.as_bytes(),
             mirrors.debian.as_bytes(),
             BASE_PACKAGES.join(",").as_bytes(),
+            &BASE_VERSION.to_le_bytes(),
         ]);
         dir.join(format!("base-{}-{}.tar", options.suite, &key[..16]))
     });
@@ -121,12 +144,14 @@ pub fn ensure_base(
     };
     finish_rootfs(tmp.path())?;
     write_sources(tmp.path(), &mirrors, &options.suite)?;
+    account::add_user(tmp.path())?;
     let meta = TemplateMeta {
         name: BASE_TEMPLATE.to_string(),
         source: TemplateSource::Debootstrap {
             suite: options.suite.clone(),
             mirror: mirrors.debian.clone(),
             packages: BASE_PACKAGES.iter().map(|p| p.to_string()).collect(),
+            version: BASE_VERSION,
         },
         build_id: hash_parts(&[
             b"debootstrap",

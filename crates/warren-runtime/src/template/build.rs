@@ -18,7 +18,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::base::{ensure_base, BaseOptions, BASE_TEMPLATE};
+use super::base::{base_is_outdated, ensure_base, BaseOptions, BASE_TEMPLATE};
 use super::inroot::{remove_any, InRoot};
 use super::run::run_in_rootfs;
 use super::{
@@ -317,7 +317,7 @@ pub struct BuildReport {
 }
 
 /// Builds template `name` from `spec` (replacing an existing one), reusing
-/// cached layers. A missing `base` parent is built first; any other
+/// cached layers. A missing or outdated `base` parent is built first; any other
 /// missing parent is [`TemplateError::NotFound`].
 pub fn build(
     pool: &Pool,
@@ -327,6 +327,9 @@ pub fn build(
 ) -> Result<BuildReport, TemplateError> {
     let parent = match get(pool, &spec.base) {
         Err(TemplateError::NotFound(_)) if spec.base == BASE_TEMPLATE => {
+            ensure_base(pool, &BaseOptions::default(), progress)?
+        }
+        Ok(meta) if spec.base == BASE_TEMPLATE && base_is_outdated(&meta) => {
             ensure_base(pool, &BaseOptions::default(), progress)?
         }
         other => other?,

@@ -2,7 +2,9 @@
 //!
 //! Three ways to make one:
 //! - [`ensure_base`]: `base`, Debian bookworm minbase by debootstrap from the
-//!   host's configured Debian mirror, built on first use and cached.
+//!   host's configured Debian mirror, with a `user` account (uid 1000,
+//!   passwordless sudo), built on first use, cached, and rebuilt when made
+//!   by an older version ([`BASE_VERSION`]).
 //! - [`build`]: a [`TemplateSpec`] (`spec.toml`) on top of another template:
 //!   apt packages, files, commands, env and workdir, each step cached as a
 //!   layer.
@@ -30,6 +32,7 @@
 //! `/etc/hostname`, `/etc/hosts`, a placeholder `/etc/resolv.conf` (a
 //! regular file the runtime can bind-mount over) and `/root`.
 
+mod account;
 mod base;
 mod build;
 mod import;
@@ -51,7 +54,10 @@ use serde::{Deserialize, Serialize};
 use crate::storage::{Pool, StorageError};
 use crate::SANDBOX_ID_BASE;
 
-pub use base::{ensure_base, BaseOptions, BASE_PACKAGES, BASE_TEMPLATE};
+pub use account::{USER_HOME, USER_ID, USER_NAME};
+pub use base::{
+    base_is_outdated, ensure_base, BaseOptions, BASE_PACKAGES, BASE_TEMPLATE, BASE_VERSION,
+};
 pub use build::{build, BuildReport, LayerReport, TemplateSpec};
 pub use import::import;
 pub use mirror::{detect_mirrors, Mirrors};
@@ -156,6 +162,9 @@ pub enum TemplateSource {
         mirror: String,
         /// Packages included beyond minbase.
         packages: Vec<String>,
+        /// [`BASE_VERSION`] of the build (0: before versions were kept).
+        #[serde(default)]
+        version: u32,
     },
     /// Built from a spec on top of another template.
     Spec {
