@@ -48,7 +48,7 @@ pub use error::{Error, Result};
 pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
-pub use sandbox::Sandbox;
+pub use sandbox::{PtyOptions, Sandbox};
 pub use sessions::{AgentSession, Agents};
 pub use warren_api::agent::{
     FileEntry, FileStat, LogsResponse, OutputChunk, ProcessInfo, ProcessState, RunRequest,

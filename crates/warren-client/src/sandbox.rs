@@ -1,5 +1,7 @@
 //! One sandbox: lifecycle, commands, files, terminals, time travel.
 
+use std::collections::BTreeMap;
+
 use warren_api::agent::{ProcessInfo, ProcessList, RunRequest, RunResponse, StartRequest};
 use warren_api::checkpoint::{
     Checkpoint, CheckpointList, CreateCheckpointRequest, ForkRequest, ForkResponse, RestoreRequest,
@@ -11,6 +13,36 @@ use crate::files::Files;
 use crate::process::Process;
 use crate::pty::Pty;
 use crate::Client;
+
+/// How [`Sandbox::pty_with`] opens a terminal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtyOptions {
+    /// Shell command line to run (default: a login shell).
+    pub cmd: Option<String>,
+    /// Width in columns (default 80).
+    pub cols: u16,
+    /// Height in rows (default 24).
+    pub rows: u16,
+    /// Run as this user (a name or a uid; default: the agent's own, root).
+    pub user: Option<String>,
+    /// Working directory (default: the sandbox's workdir).
+    pub cwd: Option<String>,
+    /// Environment over the sandbox's.
+    pub env: Option<BTreeMap<String, String>>,
+}
+
+impl Default for PtyOptions {
+    fn default() -> Self {
+        PtyOptions {
+            cmd: None,
+            cols: 80,
+            rows: 24,
+            user: None,
+            cwd: None,
+            env: None,
+        }
+    }
+}
 
 /// A handle on one sandbox. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -144,6 +176,18 @@ impl Sandbox {
         .await
     }
 
+    /// Runs a shell command line to completion as `user` (a name from the
+    /// sandbox's `/etc/passwd`, such as `base`'s `user`, or a numeric uid),
+    /// with that user's uid, groups and `HOME`.
+    pub async fn run_as(&self, user: &str, cmd: &str) -> Result<RunResponse> {
+        self.run_with(&RunRequest {
+            cmd: Some(cmd.to_string()),
+            user: Some(user.to_string()),
+            ..RunRequest::default()
+        })
+        .await
+    }
+
     /// Runs a command with every option of [`RunRequest`].
     pub async fn run_with(&self, request: &RunRequest) -> Result<RunResponse> {
         let http = self.client.http();
@@ -187,12 +231,32 @@ impl Sandbox {
 
     /// Opens a terminal running `cmd` (default: a login shell) of the given size.
     pub async fn pty(&self, cmd: Option<&str>, cols: u16, rows: u16) -> Result<Pty> {
+        self.pty_with(&PtyOptions {
+            cmd: cmd.map(str::to_string),
+            cols,
+            rows,
+            ..PtyOptions::default()
+        })
+        .await
+    }
+
+    /// Opens a terminal with every option of [`PtyOptions`] (as a user,
+    /// in a directory, with more environment).
+    pub async fn pty_with(&self, options: &PtyOptions) -> Result<Pty> {
         let process = self
             .spawn_with(&StartRequest {
-                cmd: Some(cmd.unwrap_or("exec bash -l || exec sh").to_string()),
+                cmd: Some(
+                    options
+                        .cmd
+                        .clone()
+                        .unwrap_or_else(|| "exec bash -l || exec sh".to_string()),
+                ),
+                cwd: options.cwd.clone(),
+                env: options.env.clone(),
+                user: options.user.clone(),
                 tty: true,
-                cols: Some(cols),
-                rows: Some(rows),
+                cols: Some(options.cols),
+                rows: Some(options.rows),
                 ..StartRequest::default()
             })
             .await?;

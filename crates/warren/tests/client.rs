@@ -18,8 +18,8 @@ use futures::StreamExt;
 use server_common::{TestServer, ADMIN_KEY};
 use warren_client::{
     Client, CreatePatchRequest, CreateSandboxRequest, Error, ErrorCode, ListFilter, OutputEvent,
-    PatchSandboxRequest, PreviewAuth, PtyEvent, SandboxState, SignalSpec, StartRequest, StreamKind,
-    WatchItem,
+    PatchSandboxRequest, PreviewAuth, PtyEvent, PtyOptions, SandboxState, SignalSpec, StartRequest,
+    StreamKind, WatchItem,
 };
 
 fn client(server: &TestServer) -> Client {
@@ -631,5 +631,79 @@ async fn the_pty_delivers_every_short_commands_exit_and_output() {
             "command {i}: {screen:?}"
         );
     }
+    sandbox.delete().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn commands_and_terminals_run_as_a_user() {
+    let server = TestServer::start().await;
+    let client = client(&server);
+    let sandbox = client
+        .create(&CreateSandboxRequest::default())
+        .await
+        .unwrap();
+
+    let out = sandbox
+        .run_as("user", "cd; id -un; echo $HOME; pwd")
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, Some(0), "{out:?}");
+    assert_eq!(out.stdout, "user\n/home/user\n/home/user\n");
+
+    let process = sandbox
+        .spawn_with(&StartRequest {
+            cmd: Some("id -u; sudo -n id -u".into()),
+            user: Some("user".into()),
+            cwd: Some("/home/user".into()),
+            ..StartRequest::default()
+        })
+        .await
+        .unwrap();
+    let events: Vec<OutputEvent> = process
+        .output()
+        .map(|e| e.unwrap())
+        .collect::<Vec<_>>()
+        .await;
+    let mut stdout = Vec::new();
+    for event in &events {
+        if let OutputEvent::Output {
+            stream: StreamKind::Stdout,
+            data,
+            ..
+        } = event
+        {
+            stdout.extend_from_slice(data);
+        }
+    }
+    assert_eq!(String::from_utf8_lossy(&stdout), "1000\n0\n", "{events:?}");
+
+    let mut pty = sandbox
+        .pty_with(&PtyOptions {
+            cmd: Some("echo \"i am $(id -un) in $PWD\"; exit 3".into()),
+            user: Some("user".into()),
+            cwd: Some("/home/user".into()),
+            ..PtyOptions::default()
+        })
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let mut screen = String::new();
+    let status = loop {
+        match tokio::time::timeout_at(deadline, pty.recv())
+            .await
+            .expect("the exit in time")
+            .unwrap()
+        {
+            Some(PtyEvent::Output(bytes)) => screen.push_str(&String::from_utf8_lossy(&bytes)),
+            Some(PtyEvent::Exit(status)) => break status,
+            Some(PtyEvent::Dropped { .. }) => {}
+            None => panic!("closed without exit: {screen:?}"),
+        }
+    };
+    assert_eq!(status.exit_code, Some(3), "{screen:?}");
+    assert!(screen.contains("i am user in /home/user"), "{screen:?}");
+
+    let err = sandbox.run_as("nobody-here", "true").await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::InvalidRequest), "{err}");
     sandbox.delete().await.unwrap();
 }
