@@ -22,6 +22,10 @@ pub struct CommandArgs {
     /// Working directory inside the sandbox.
     #[arg(long, short = 'w')]
     cwd: Option<String>,
+    /// Run as this user of the sandbox (a name, such as `base`'s `user`,
+    /// or a uid): its uid, groups and HOME. Default: root.
+    #[arg(long, short = 'u')]
+    user: Option<String>,
     /// Forward this terminal's stdin to the command (closed at EOF).
     #[arg(long, short = 'i')]
     interactive: bool,
@@ -42,6 +46,7 @@ impl CommandArgs {
             cmd,
             argv,
             cwd: self.cwd.clone(),
+            user: self.user.clone(),
             env: (!env.is_empty()).then_some(env),
             ..StartRequest::default()
         })

@@ -5,6 +5,7 @@ pub mod checkpoints;
 pub mod cli;
 pub mod cp;
 pub mod exec;
+pub mod keys;
 pub mod progress;
 pub mod sandbox_init;
 pub mod sandboxes;

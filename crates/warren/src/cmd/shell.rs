@@ -10,7 +10,7 @@ use clap::Args;
 use nix::sys::termios::{self, SetArg, Termios};
 use tokio::io::AsyncReadExt;
 use tokio::signal::unix::{signal, SignalKind};
-use warren_client::{Client, PtyEvent, PtyInput};
+use warren_client::{Client, PtyEvent, PtyInput, PtyOptions};
 
 use super::cli::{CliError, CliResult};
 
@@ -25,6 +25,13 @@ pub struct ShellArgs {
     /// Run this command line instead of a login shell.
     #[arg(long, short)]
     cmd: Option<String>,
+    /// Run as this user of the sandbox (a name, such as `base`'s `user`,
+    /// or a uid). Default: root.
+    #[arg(long, short)]
+    user: Option<String>,
+    /// Working directory inside the sandbox.
+    #[arg(long, short = 'w')]
+    cwd: Option<String>,
 }
 
 /// Puts the terminal in raw mode and restores it when dropped.
@@ -86,7 +93,14 @@ pub async fn shell(client: &Client, args: ShellArgs) -> CliResult {
     let (cols, rows) = terminal_size();
     let pty = client
         .sandbox(&args.id)
-        .pty(args.cmd.as_deref(), cols, rows)
+        .pty_with(&PtyOptions {
+            cmd: args.cmd,
+            cols,
+            rows,
+            user: args.user,
+            cwd: args.cwd,
+            env: None,
+        })
         .await?;
     let (process, input, mut output) = pty.split();
     let raw = RawMode::enable(stdin.as_fd())?;
