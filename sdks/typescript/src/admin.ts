@@ -60,6 +60,19 @@ export interface NewTenant {
   maxDiskMb?: number;
 }
 
+/**
+ * The form of a new key's secret: `warren` (`wsk_…`, the default) or `e2b`
+ * (`e2b_` and 64 hex digits, which E2B's SDKs accept as `E2B_API_KEY`; a
+ * Warren key all the same).
+ */
+export type KeyFormat = 'warren' | 'e2b';
+
+/** Options of `Admin.createKey`. */
+export interface CreateKeyOptions extends CallOptions {
+  /** The secret's form (default `warren`). */
+  format?: KeyFormat;
+}
+
 /** A new API key: the only time the secret is shown. */
 export interface ApiKeyCreated {
   /** `key_…`, used to revoke it. */
@@ -224,12 +237,19 @@ export class Admin {
     return toTenant(wire);
   }
 
-  /** Issues an API key for a tenant; its secret is only in this answer. */
-  async createKey(tenantId: string, opts: CallOptions = {}): Promise<ApiKeyCreated> {
+  /**
+   * Issues an API key for a tenant; its secret is only in this answer.
+   * `{ format: 'e2b' }` makes one E2B's SDKs take as `E2B_API_KEY`.
+   */
+  async createKey(tenantId: string, opts: CreateKeyOptions = {}): Promise<ApiKeyCreated> {
     const w = await this.#api.json<{ id: string; key: string; tenant_id: string; created_at: string }>(
       'POST',
       `/v1/admin/tenants/${encodeURIComponent(tenantId)}/keys`,
-      { timeoutMs: opts.requestTimeoutMs, signal: opts.signal },
+      {
+        json: opts.format === undefined ? undefined : { format: opts.format },
+        timeoutMs: opts.requestTimeoutMs,
+        signal: opts.signal,
+      },
     );
     return { id: w.id, key: w.key, tenantId: w.tenant_id, createdAt: toDate(w.created_at) };
   }

@@ -24,6 +24,13 @@ export type Signal = 'SIGTERM' | 'SIGKILL' | 'SIGINT' | 'SIGHUP' | 'SIGQUIT' | '
 export interface ProcessOptions extends CallOptions {
   /** Working directory (default: the template's workdir). */
   cwd?: string;
+  /**
+   * Run as this user of the sandbox: a name from its `/etc/passwd` (`base`
+   * has `user`, uid 1000, with passwordless sudo) or a numeric uid. The
+   * process gets that user's uid, groups, `HOME`, `USER` and `LOGNAME`.
+   * Default: root.
+   */
+  user?: string;
   /** Environment, merged over the sandbox's. */
   env?: Record<string, string>;
   /** Same as `env` (the E2B spelling); both may be given, `env` wins. */
@@ -113,6 +120,7 @@ function isRetryable(err: unknown): boolean {
 function commandBody(cmd: string | readonly string[], opts: ProcessOptions): Record<string, unknown> {
   const body: Record<string, unknown> = typeof cmd === 'string' ? { cmd } : { argv: [...cmd] };
   if (opts.cwd !== undefined) body.cwd = opts.cwd;
+  if (opts.user !== undefined) body.user = opts.user;
   if (opts.env !== undefined || opts.envs !== undefined) body.env = { ...opts.envs, ...opts.env };
   if (opts.stdin !== undefined) body.stdin = opts.stdin;
   if (opts.timeoutMs !== undefined) body.timeout_ms = opts.timeoutMs;

@@ -59,7 +59,7 @@ export type {
   SessionEndedData,
 } from './agent.js';
 export { Admin, Templates } from './admin.js';
-export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo } from './admin.js';
+export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo, KeyFormat, CreateKeyOptions } from './admin.js';
 export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';

@@ -30,6 +30,8 @@ export interface PtyCreateOptions extends PtyHandlers, CallOptions {
   cmd?: string | readonly string[];
   /** Working directory. */
   cwd?: string;
+  /** Run as this user of the sandbox (a name such as `user`, or a uid); default: root. */
+  user?: string;
   /** Environment, merged over the sandbox's (`TERM` is `xterm-256color`). */
   env?: Record<string, string>;
   /** Kill the session after this long; no limit by default. */
@@ -194,6 +196,7 @@ export class Pty {
     body.cols = opts.cols ?? 80;
     body.rows = opts.rows ?? 24;
     if (opts.cwd !== undefined) body.cwd = opts.cwd;
+    if (opts.user !== undefined) body.user = opts.user;
     if (opts.env !== undefined) body.env = opts.env;
     if (opts.timeoutMs !== undefined) body.timeout_ms = opts.timeoutMs;
     const wire = await this.api.json<WireProcess>('POST', this.base, {
