@@ -9,12 +9,31 @@ Time fields are timezone-aware :class:`datetime.datetime` objects in UTC.
 from __future__ import annotations
 
 import base64
-import re
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, List, Mapping, Optional
+from datetime import datetime
+from typing import Any, Dict, List, Optional
 
-from .errors import ProtocolError
+from ._json import JsonObject as JsonObject
+from ._json import _bad
+from ._json import as_object as as_object
+from ._json import get_bool as get_bool
+from ._json import get_float as get_float
+from ._json import get_int as get_int
+from ._json import get_list as get_list
+from ._json import get_object as get_object
+from ._json import get_opt_float as get_opt_float
+from ._json import get_opt_int as get_opt_int
+from ._json import get_opt_str as get_opt_str
+from ._json import get_opt_time as get_opt_time
+from ._json import get_str as get_str
+from ._json import get_str_map as get_str_map
+from ._json import get_time as get_time
+from ._json import parse_time as parse_time
+from .session_models import AgentCapabilities as AgentCapabilities
+from .session_models import AgentEvent as AgentEvent
+from .session_models import AgentInfo as AgentInfo
+from .session_models import InstallProgress as InstallProgress
+from .session_models import SessionInfo as SessionInfo
 
 __all__ = [
     "Resources",
@@ -39,134 +58,6 @@ __all__ = [
     "AgentEvent",
     "InstallProgress",
 ]
-
-JsonObject = Mapping[str, Any]
-
-_RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(Z|z|[+-]\d{2}:\d{2})$"
-)
-
-
-def parse_time(value: str) -> datetime:
-    """Parses an RFC 3339 timestamp (any number of fraction digits, ``Z`` or an
-    offset) into an aware UTC datetime; Python 3.9's ``fromisoformat`` takes
-    neither ``Z`` nor nanoseconds."""
-    m = _RFC3339.match(value)
-    if m is None:
-        raise ProtocolError("invalid_response", None, f"not an RFC 3339 time: {value!r}")
-    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
-    micros = int((m.group(7) or "0")[:6].ljust(6, "0"))
-    zone = m.group(8)
-    tz = timezone.utc
-    if zone not in ("Z", "z"):
-        sign = 1 if zone[0] == "+" else -1
-        tz = timezone(sign * timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6])))
-    return datetime(year, month, day, hour, minute, second, micros, tzinfo=tz).astimezone(
-        timezone.utc
-    )
-
-
-def _bad(key: str, want: str, obj: JsonObject) -> ProtocolError:
-    return ProtocolError(
-        "invalid_response", None, f"field {key!r} should be {want}, got {obj.get(key)!r}"
-    )
-
-
-def get_str(obj: JsonObject, key: str) -> str:
-    """A required string field."""
-    value = obj.get(key)
-    if not isinstance(value, str):
-        raise _bad(key, "a string", obj)
-    return value
-
-
-def get_opt_str(obj: JsonObject, key: str) -> Optional[str]:
-    """An optional (absent or null) string field."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _bad(key, "a string or null", obj)
-    return value
-
-
-def get_int(obj: JsonObject, key: str, default: Optional[int] = None) -> int:
-    """A required integer field (``default`` when absent)."""
-    value = obj.get(key, default)
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise _bad(key, "an integer", obj)
-
-
-def get_opt_int(obj: JsonObject, key: str) -> Optional[int]:
-    """An optional (absent or null) integer field."""
-    value = obj.get(key)
-    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
-        return value
-    raise _bad(key, "an integer or null", obj)
-
-
-def get_float(obj: JsonObject, key: str) -> float:
-    """A required number field."""
-    value = obj.get(key)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise _bad(key, "a number", obj)
-    return float(value)
-
-
-def get_opt_float(obj: JsonObject, key: str) -> Optional[float]:
-    """An optional (absent or null) number field."""
-    value = obj.get(key)
-    if value is None:
-        return None
-    return get_float(obj, key)
-
-
-def get_bool(obj: JsonObject, key: str, default: Optional[bool] = None) -> bool:
-    """A required boolean field (``default`` when absent)."""
-    value = obj.get(key, default)
-    if not isinstance(value, bool):
-        raise _bad(key, "a boolean", obj)
-    return value
-
-
-def get_str_map(obj: JsonObject, key: str) -> Dict[str, str]:
-    """A string-to-string map field (absent or null: empty)."""
-    value = obj.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict) or not all(
-        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-    ):
-        raise _bad(key, "a map of strings", obj)
-    return dict(value)
-
-
-def get_list(obj: JsonObject, key: str) -> List[Any]:
-    """A required array field."""
-    value = obj.get(key)
-    if not isinstance(value, list):
-        raise _bad(key, "an array", obj)
-    return value
-
-
-def as_object(value: Any, what: str) -> JsonObject:
-    """``value`` if it is a JSON object, else a :class:`ProtocolError`."""
-    if not isinstance(value, dict):
-        raise ProtocolError("invalid_response", None, f"{what} should be an object, got {value!r}")
-    return value
-
-
-def get_time(obj: JsonObject, key: str) -> datetime:
-    """A required RFC 3339 time field."""
-    return parse_time(get_str(obj, key))
-
-
-def get_opt_time(obj: JsonObject, key: str) -> Optional[datetime]:
-    """An optional RFC 3339 time field."""
-    value = get_opt_str(obj, key)
-    return None if value is None else parse_time(value)
 
 
 @dataclass(frozen=True)
@@ -667,166 +558,4 @@ class Preview:
             path_url=get_str(obj, "path_url"),
             token=get_opt_str(obj, "token"),
             created_at=get_opt_time(obj, "created_at"),
-        )
-
-
-def get_object(obj: JsonObject, key: str) -> Dict[str, Any]:
-    """An object field (absent or null: empty)."""
-    value = obj.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise _bad(key, "an object", obj)
-    return dict(value)
-
-
-@dataclass(frozen=True)
-class AgentCapabilities:
-    """What Warren's driver of a coding agent supports."""
-
-    streaming_deltas: bool = False
-    tool_calls: bool = False
-    permissions: bool = False
-    questions: bool = False
-    reasoning: bool = False
-    usage: bool = False
-    resume: bool = False
-    transcript: bool = False
-    interrupt: bool = False
-    mcp_servers: bool = False
-
-    @classmethod
-    def from_json(cls, obj: JsonObject) -> AgentCapabilities:
-        """Parses a capabilities object (absent flags are ``False``)."""
-        return cls(
-            **{
-                name: get_bool(obj, name, False)
-                for name in (
-                    "streaming_deltas",
-                    "tool_calls",
-                    "permissions",
-                    "questions",
-                    "reasoning",
-                    "usage",
-                    "resume",
-                    "transcript",
-                    "interrupt",
-                    "mcp_servers",
-                )
-            }
-        )
-
-
-@dataclass(frozen=True)
-class AgentInfo:
-    """A coding agent Warren knows, and whether it is installed in the sandbox."""
-
-    agent: str
-    """``claude``, ``codex``, ``opencode`` or ``mock``."""
-    installed: bool
-    version: Optional[str]
-    capabilities: AgentCapabilities
-
-    @classmethod
-    def from_json(cls, obj: JsonObject) -> AgentInfo:
-        """Parses an agent object."""
-        return cls(
-            agent=get_str(obj, "agent"),
-            installed=get_bool(obj, "installed"),
-            version=get_opt_str(obj, "version"),
-            capabilities=AgentCapabilities.from_json(get_object(obj, "capabilities")),
-        )
-
-
-@dataclass(frozen=True)
-class SessionInfo:
-    """A coding-agent session as the sandbox describes it."""
-
-    session_id: str
-    """``ses_…``."""
-    agent: str
-    state: str
-    """``starting``, ``running``, ``idle``, ``waiting`` (a permission or
-    question awaits an answer) or ``ended``."""
-    model: Optional[str]
-    native_session_id: Optional[str]
-    """The agent's own id of the conversation (pass it as ``resume``)."""
-    cwd: str
-    permission_mode: str
-    """``default``, ``accept_edits``, ``plan`` or ``bypass``."""
-    created_at: datetime
-    ended_at: Optional[datetime]
-    last_sequence: int
-    """Sequence of the newest event."""
-
-    @property
-    def ended(self) -> bool:
-        """Whether the session has ended."""
-        return self.state == "ended"
-
-    @classmethod
-    def from_json(cls, obj: JsonObject) -> SessionInfo:
-        """Parses a session object."""
-        return cls(
-            session_id=get_str(obj, "id"),
-            agent=get_str(obj, "agent"),
-            state=get_str(obj, "state"),
-            model=get_opt_str(obj, "model"),
-            native_session_id=get_opt_str(obj, "native_session_id"),
-            cwd=get_str(obj, "cwd"),
-            permission_mode=get_str(obj, "permission_mode"),
-            created_at=get_time(obj, "created_at"),
-            ended_at=get_opt_time(obj, "ended_at"),
-            last_sequence=get_int(obj, "last_sequence", 0),
-        )
-
-
-@dataclass(frozen=True)
-class AgentEvent:
-    """One event of a session: ``session.started``, ``item.delta``,
-    ``permission.requested``, ``usage``, ``session.ended``, ... ``data`` is
-    the payload as the API defines it; ``raw`` the agent's native payload,
-    when asked for with ``include_raw``."""
-
-    sequence: int
-    """1, 2, 3, ... with no gaps within a session."""
-    time: datetime
-    session_id: str
-    type: str
-    source: str
-    """``agent`` (from the agent's output) or ``daemon`` (from Warren)."""
-    data: Dict[str, Any] = field(default_factory=dict)
-    raw: Any = None
-
-    @classmethod
-    def from_json(cls, obj: JsonObject) -> AgentEvent:
-        """Parses an event object."""
-        return cls(
-            sequence=get_int(obj, "sequence"),
-            time=get_time(obj, "time"),
-            session_id=get_str(obj, "session_id"),
-            type=get_str(obj, "type"),
-            source=get_str(obj, "source"),
-            data=get_object(obj, "data"),
-            raw=obj.get("raw"),
-        )
-
-
-@dataclass(frozen=True)
-class InstallProgress:
-    """One step of ``agent.install``: ``phase`` is ``started``, ``output``,
-    ``done`` (with ``agent``) or ``error``."""
-
-    phase: str
-    message: Optional[str] = None
-    agent: Optional[AgentInfo] = None
-
-    @classmethod
-    def from_json(cls, obj: JsonObject) -> InstallProgress:
-        """Parses an install event."""
-        agent = obj.get("agent")
-        return cls(
-            phase=get_str(obj, "phase"),
-            message=get_opt_str(obj, "message"),
-            agent=AgentInfo.from_json(as_object(agent, "agent")) if agent is not None else None,
         )
