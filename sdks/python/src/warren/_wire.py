@@ -49,6 +49,7 @@ def command_body(
     env: Optional[Mapping[str, str]] = None,
     stdin: Optional[str] = None,
     timeout: Optional[float] = None,
+    user: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The body of ``processes/run`` and ``processes``: ``cmd`` for a string,
     ``argv`` for a list."""
@@ -64,6 +65,8 @@ def command_body(
         body["argv"] = argv
     if cwd is not None:
         body["cwd"] = cwd
+    if user is not None:
+        body["user"] = user
     if env is not None:
         body["env"] = dict(env)
     if stdin is not None:

@@ -36,6 +36,7 @@ def shell_body(
     rows: int,
     cwd: Optional[str],
     env: Optional[Mapping[str, str]],
+    user: Optional[str] = None,
 ) -> Dict[str, Any]:
     """The ``POST /processes`` body of a terminal."""
     body: Dict[str, Any] = {"tty": True, "cols": cols, "rows": rows}
@@ -47,6 +48,8 @@ def shell_body(
         body["argv"] = list(cmd)
     if cwd is not None:
         body["cwd"] = cwd
+    if user is not None:
+        body["user"] = user
     if env is not None:
         body["env"] = dict(env)
     return body

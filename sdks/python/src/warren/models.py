@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Literal, Optional
 
 from ._json import JsonObject as JsonObject
 from ._json import _bad
@@ -50,6 +50,7 @@ __all__ = [
     "TemplateInfo",
     "Tenant",
     "ApiKey",
+    "KeyFormat",
     "Patch",
     "Preview",
     "AgentCapabilities",
@@ -474,6 +475,12 @@ class Tenant:
             max_cpus=get_opt_float(obj, "max_cpus"),
             max_disk_mb=get_opt_int(obj, "max_disk_mb"),
         )
+
+
+KeyFormat = Literal["warren", "e2b"]
+"""The form of a new API key's secret: ``warren`` (``wsk_…``) or ``e2b``
+(``e2b_`` and 64 hex digits, which E2B's SDKs take as ``E2B_API_KEY``; a
+Warren key all the same)."""
 
 
 @dataclass(frozen=True)

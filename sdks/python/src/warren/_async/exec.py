@@ -269,6 +269,7 @@ class AsyncExec:
         cmd: Command,
         *,
         cwd: Optional[str] = None,
+        user: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
         stdin: Optional[str] = None,
@@ -276,7 +277,7 @@ class AsyncExec:
         check: bool = False,
     ) -> ExecResult:
         """Runs a command to completion (see :meth:`warren.Exec.run`)."""
-        body = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+        body = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, user=user)
         if max_output_bytes is not None:
             body["max_output_bytes"] = max_output_bytes
         obj = await self._transport.json(
@@ -295,6 +296,7 @@ class AsyncExec:
         cmd: Command,
         *,
         cwd: Optional[str] = None,
+        user: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
         stdin: Optional[str] = None,
@@ -307,7 +309,9 @@ class AsyncExec:
     ) -> AsyncProcessHandle:
         """Starts a command in the background (see :meth:`warren.Exec.start`);
         callbacks may be plain or ``async`` functions."""
-        body: Dict[str, Any] = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+        body: Dict[str, Any] = command_body(
+            cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, user=user
+        )
         body["tty"] = tty
         if cols is not None:
             body["cols"] = cols

@@ -161,12 +161,14 @@ class AsyncPty:
         cmd: Optional[Command] = None,
         cwd: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
+        user: Optional[str] = None,
     ) -> AsyncPtyHandle:
-        """Starts a terminal running ``cmd`` (default: a login bash) and attaches to it."""
+        """Starts a terminal running ``cmd`` (default: a login bash) and attaches to it
+        (as ``user``, a name or a uid of the sandbox, when given)."""
         obj = await self._transport.json(
             "POST",
             sandbox_path(self._sandbox_id, "/processes"),
-            json_body=_ws.shell_body(cmd, cols, rows, cwd, env),
+            json_body=_ws.shell_body(cmd, cols, rows, cwd, env, user),
         )
         return await self._attach(ProcessInfo.from_json(as_object(obj, "process")), on_data)
 

@@ -7,7 +7,7 @@ from typing import Any, Dict, List, Optional
 
 from .._config import ConnectionConfig, seg
 from .._http import SyncTransport
-from ..models import ApiKey, TemplateInfo, Tenant, as_object, get_list, get_opt_str
+from ..models import ApiKey, KeyFormat, TemplateInfo, Tenant, as_object, get_list, get_opt_str
 
 
 class Templates:
@@ -107,9 +107,13 @@ class Admin:
         obj = self._transport.json("GET", f"/v1/admin/tenants/{seg(tenant_id)}")
         return Tenant.from_json(as_object(obj, "tenant"))
 
-    def create_key(self, tenant_id: str) -> ApiKey:
-        """Issues an API key for a tenant; its secret (``key``) is only in this answer."""
-        obj = self._transport.json("POST", f"/v1/admin/tenants/{seg(tenant_id)}/keys")
+    def create_key(self, tenant_id: str, *, format: Optional[KeyFormat] = None) -> ApiKey:
+        """Issues an API key for a tenant; its secret (``key``) is only in this answer.
+        ``format="e2b"`` makes one in E2B's form, for ``E2B_API_KEY``."""
+        body = None if format is None else {"format": format}
+        obj = self._transport.json(
+            "POST", f"/v1/admin/tenants/{seg(tenant_id)}/keys", json_body=body
+        )
         return ApiKey.from_json(as_object(obj, "key"))
 
     def list_keys(self, tenant_id: str) -> List[ApiKey]:

@@ -263,6 +263,7 @@ class Exec:
         cmd: Command,
         *,
         cwd: Optional[str] = None,
+        user: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
         stdin: Optional[str] = None,
@@ -275,8 +276,12 @@ class Exec:
         ``timeout`` (seconds, default 60) kills the whole process group and
         sets ``timed_out``. A non-zero exit is returned, not raised, unless
         ``check=True`` (then :class:`CommandExitError`).
+        ``user`` runs it as a user of the sandbox: a name from its
+        ``/etc/passwd`` (``base`` has ``user``, uid 1000, home ``/home/user``,
+        passwordless sudo) or a numeric uid, with that user's uid, groups and
+        ``HOME``; by default root.
         """
-        body = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+        body = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, user=user)
         if max_output_bytes is not None:
             body["max_output_bytes"] = max_output_bytes
         obj = self._transport.json(
@@ -295,6 +300,7 @@ class Exec:
         cmd: Command,
         *,
         cwd: Optional[str] = None,
+        user: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
         timeout: Optional[float] = None,
         stdin: Optional[str] = None,
@@ -310,8 +316,14 @@ class Exec:
         The callbacks (if any) run on a background thread as output arrives;
         ``on_exit`` last. ``timeout`` (seconds) kills the process group after
         that long; by default it runs until it ends or is killed.
+        ``user`` runs it as a user of the sandbox: a name from its
+        ``/etc/passwd`` (``base`` has ``user``, uid 1000, home ``/home/user``,
+        passwordless sudo) or a numeric uid, with that user's uid, groups and
+        ``HOME``; by default root.
         """
-        body: Dict[str, Any] = command_body(cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout)
+        body: Dict[str, Any] = command_body(
+            cmd, cwd=cwd, env=env, stdin=stdin, timeout=timeout, user=user
+        )
         body["tty"] = tty
         if cols is not None:
             body["cols"] = cols

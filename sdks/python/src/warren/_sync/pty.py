@@ -167,13 +167,15 @@ class Pty:
         cmd: Optional[Command] = None,
         cwd: Optional[str] = None,
         env: Optional[Mapping[str, str]] = None,
+        user: Optional[str] = None,
     ) -> PtyHandle:
         """Starts a terminal running ``cmd`` (default: a login bash) and
-        attaches to it."""
+        attaches to it (as ``user``, a name or a uid of the sandbox, when
+        given)."""
         obj = self._transport.json(
             "POST",
             sandbox_path(self._sandbox_id, "/processes"),
-            json_body=_ws.shell_body(cmd, cols, rows, cwd, env),
+            json_body=_ws.shell_body(cmd, cols, rows, cwd, env, user),
         )
         info = ProcessInfo.from_json(as_object(obj, "process"))
         return self._attach(info, on_data)
