@@ -623,3 +623,27 @@ async fn base_has_a_user_with_passwordless_sudo() {
     );
     assert_eq!(out["stderr"].as_str().unwrap(), "", "{out}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outdated_base_is_rebuilt_before_its_next_sandbox() {
+    let server = TestServer::start().await;
+    // What an older Warren left: base's metadata without a version.
+    let json = server.state_dir.join("pool/templates/base.json");
+    let mut meta: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let old_build = meta["build_id"].clone();
+    meta["source"].as_object_mut().unwrap().remove("version");
+    std::fs::write(&json, serde_json::to_vec(&meta).unwrap()).unwrap();
+
+    let id = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let rebuilt: Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    assert_ne!(rebuilt["build_id"], old_build, "{rebuilt}");
+    assert!(
+        rebuilt["source"]["version"].as_u64().unwrap() >= 2,
+        "{rebuilt}"
+    );
+    let (code, out) = server.sh(ADMIN_KEY, &id, "id user").await;
+    assert_eq!(code, 0, "{out}");
+}
