@@ -251,10 +251,15 @@ fn write_resolv_conf(resolver: Ipv4Addr) -> std::io::Result<()> {
     )
 }
 
+/// Marks the `/etc/hosts` line [`name_host`] writes.
+const HOSTS_MARK: &str = "# warren: the sandbox's hostname";
+
 /// Makes the sandbox's hostname resolve (to `127.0.1.1`, as Debian does)
-/// by adding it to `/etc/hosts` unless a line names it: `sudo` and others
-/// look their own host up and complain when it fails. A symlinked
-/// `/etc/hosts` is the image's choice and left alone.
+/// through `/etc/hosts`: `sudo` and others look their own host up and
+/// complain when that fails. The line is marked, so a fork or a restored
+/// disk (another id) gets its own instead of one more; a line of the
+/// image's or the user's that names the host already is left alone, and so
+/// is a symlinked `/etc/hosts`.
 fn name_host(hostname: &str) -> std::io::Result<()> {
     let path = Path::new("/etc/hosts");
     if !Path::new("/etc").is_dir() || path.is_symlink() {
@@ -265,26 +270,30 @@ fn name_host(hostname: &str) -> std::io::Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e),
     };
-    let named = text.lines().any(|line| {
+    if let Some(new) = hosts_naming(&text, hostname) {
+        std::fs::write(path, new)?;
+    }
+    Ok(())
+}
+
+/// `hosts` with the line that names `hostname` (ours, replacing an earlier
+/// one of ours), or `None` when it needs no change.
+fn hosts_naming(hosts: &str, hostname: &str) -> Option<String> {
+    let ours = format!("127.0.1.1\t{hostname}\t{HOSTS_MARK}");
+    let mut kept: Vec<&str> = hosts
+        .lines()
+        .filter(|line| !line.ends_with(HOSTS_MARK))
+        .collect();
+    let named = kept.iter().any(|line| {
         let line = line.split('#').next().unwrap_or("");
         line.split_whitespace().skip(1).any(|name| name == hostname)
     });
-    if named {
-        return Ok(());
+    if !named {
+        kept.push(&ours);
     }
-    let mut file = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)?;
-    let sep = if text.is_empty() || text.ends_with('\n') {
-        ""
-    } else {
-        "\n"
-    };
-    std::io::Write::write_all(
-        &mut file,
-        format!("{sep}127.0.1.1\t{hostname}\n").as_bytes(),
-    )
+    let mut new = kept.join("\n");
+    new.push('\n');
+    (new != hosts).then_some(new)
 }
 
 /// Brings `lo` up in the sandbox's new network namespace (it starts down).
@@ -315,4 +324,27 @@ fn loopback_up() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod hosts_tests {
+    use super::*;
+
+    #[test]
+    fn the_hostname_gets_one_marked_line() {
+        let base = "127.0.0.1\tlocalhost\n";
+        let first = hosts_naming(base, "sbx_a").unwrap();
+        assert_eq!(first, format!("{base}127.0.1.1\tsbx_a\t{HOSTS_MARK}\n"));
+        assert_eq!(hosts_naming(&first, "sbx_a"), None);
+        // A fork: its own line instead of the parent's.
+        let fork = hosts_naming(&first, "sbx_b").unwrap();
+        assert_eq!(fork, format!("{base}127.0.1.1\tsbx_b\t{HOSTS_MARK}\n"));
+        // Named by the user already: left alone.
+        let mine = "127.0.0.1 localhost sbx_c # mine\n";
+        assert_eq!(hosts_naming(mine, "sbx_c"), None);
+        assert_eq!(
+            hosts_naming("", "sbx_d").unwrap(),
+            format!("127.0.1.1\tsbx_d\t{HOSTS_MARK}\n")
+        );
+    }
 }
