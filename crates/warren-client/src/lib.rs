@@ -22,8 +22,10 @@
 //! ```
 //!
 //! - [`Client`]: sandboxes, checkpoints and templates of one server.
-//! - [`Sandbox`]: one sandbox: lifecycle, commands, [`Files`], [`Pty`],
-//!   checkpoints, restore and forks.
+//! - [`Sandbox`]: one sandbox: lifecycle, commands (as root or any user of
+//!   the sandbox: [`Sandbox::run_as`], `user` on [`RunRequest`],
+//!   [`StartRequest`] and [`PtyOptions`]), [`Files`], [`Pty`], checkpoints,
+//!   restore and forks.
 //! - [`Process`]: a managed process whose output is a `Stream`.
 //! - [`Agents`], [`AgentSession`]: coding-agent sessions and their events.
 //! - [`Error`]: problems carry their stable [`ErrorCode`].
