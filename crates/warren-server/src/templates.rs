@@ -8,7 +8,7 @@ use std::sync::Arc;
 use warren_api::server::{Template, TemplateList};
 use warren_api::{ErrorCode, Problem};
 use warren_runtime::storage::StorageError;
-use warren_runtime::template::{self, BaseOptions, TemplateMeta, BASE_TEMPLATE};
+use warren_runtime::template::{self, BaseOptions, StartCommand, TemplateMeta, BASE_TEMPLATE};
 
 use std::collections::BTreeMap;
 
@@ -158,6 +158,28 @@ impl Templates {
                 }
                 Ok(meta) => Ok(config(meta)),
                 Err(e) => Err(TemplateError::from_pool(&name, e)),
+            }
+        })
+        .await
+    }
+
+    /// The start command of template `name` and the user it runs as; `None`
+    /// when the template has none or no longer exists (sandboxes outlive
+    /// their templates; theirs is looked up at each boot).
+    pub async fn start_of(
+        &self,
+        name: &str,
+    ) -> Result<Option<(StartCommand, Option<String>)>, TemplateError> {
+        let node = self.node.clone();
+        let name = name.to_string();
+        blocking("look up a start command", move || {
+            match template::get(node.pool(), &name) {
+                Ok(meta) => Ok(meta.start.map(|start| (start, meta.user))),
+                Err(
+                    template::TemplateError::NotFound(_)
+                    | template::TemplateError::Storage(StorageError::InvalidName(_)),
+                ) => Ok(None),
+                Err(e) => Err(TemplateError::Pool(e)),
             }
         })
         .await

@@ -189,3 +189,195 @@ async fn import_a_docker_save_tarball_as_a_template() {
         .iter()
         .any(|t| t["name"] == "tpl-img"));
 }
+
+/// The managed processes of sandbox `id`.
+async fn processes(server: &TestServer, id: &str) -> Vec<Value> {
+    let (status, list) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/processes"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{list}");
+    list["items"].as_array().unwrap().clone()
+}
+
+/// The buffered output of process `pid` of sandbox `id`.
+async fn output(server: &TestServer, id: &str, pid: &str) -> String {
+    let (status, logs) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/processes/{pid}/logs"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{logs}");
+    logs["chunks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["data"].as_str().unwrap_or_default())
+        .collect()
+}
+
+/// Polls `cmd` in sandbox `id` until it prints `want` (a minute at most).
+async fn until_prints(server: &TestServer, id: &str, cmd: &str, want: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (_, out) = server.sh(ADMIN_KEY, id, cmd).await;
+        if out == want {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{cmd:?} printed {out:?}, not {want:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_template_start_command_runs_on_every_boot_as_a_managed_process() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    // Each boot appends a line (the disk is kept across stop and start, and
+    // copied by a fork), then serves the workdir on a port.
+    std::fs::write(
+        &spec,
+        "run = [\"mkdir -p /srv/www && echo hello > /srv/www/index.html\"]\n\
+         workdir = \"/srv/www\"\n\
+         start = \"id -un >> /root/boots && echo serving && exec python3 -m http.server 8000\"\n",
+    )
+    .unwrap();
+    let built = ok_json(
+        &server,
+        &[
+            "template",
+            "build",
+            "tpl-start",
+            "-f",
+            spec.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(built["name"], "tpl-start");
+
+    let sandbox = server
+        .create(ADMIN_KEY, json!({"template": "tpl-start"}))
+        .await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    let serve = "curl -sf http://127.0.0.1:8000/index.html";
+    until_prints(&server, &id, serve, "hello\n").await;
+    until_prints(&server, &id, "cat /root/boots", "root\n").await;
+    let procs = processes(&server, &id).await;
+    let started = procs
+        .iter()
+        .find(|p| p["cmd"].as_str().is_some_and(|c| c.contains("http.server")))
+        .unwrap_or_else(|| panic!("the start command is a managed process: {procs:?}"));
+    assert_eq!(started["state"], "running");
+    let pid = started["id"].as_str().unwrap();
+    assert!(output(&server, &id, pid).await.contains("serving"));
+
+    // Stop and start: it runs again.
+    let (status, body) = server
+        .call("POST", &format!("/v1/sandboxes/{id}/stop"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/start"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until_prints(&server, &id, serve, "hello\n").await;
+    until_prints(&server, &id, "cat /root/boots", "root\nroot\n").await;
+
+    // A fork boots it too, on its copy of the disk.
+    let (status, forked) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/fork"),
+            ADMIN_KEY,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{forked}");
+    let fork = forked["items"][0]["id"]
+        .as_str()
+        .or_else(|| forked["id"].as_str())
+        .unwrap_or_else(|| panic!("a fork's id: {forked}"))
+        .to_string();
+    until_prints(&server, &fork, serve, "hello\n").await;
+    until_prints(&server, &fork, "wc -l < /root/boots", "3\n").await;
+
+    // A template built on it inherits the command; its own `user` applies.
+    std::fs::write(&spec, "base = \"tpl-start\"\nuser = \"nobody\"\n").unwrap();
+    ok_json(
+        &server,
+        &[
+            "template",
+            "build",
+            "tpl-start-child",
+            "-f",
+            spec.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let child = server
+        .create(ADMIN_KEY, json!({"template": "tpl-start-child"}))
+        .await;
+    let child = child["id"].as_str().unwrap();
+    // `nobody` cannot write /root/boots, and says so in the process's output.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        let procs = processes(&server, child).await;
+        if let Some(p) = procs.iter().find(|p| p["state"] == "exited") {
+            break p.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{procs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_ne!(failed["exit_code"], 0, "{failed}");
+
+    // A start command that fails does not fail the create, and shows as
+    // an exited process with its output.
+    std::fs::write(&spec, "start = [\"/no/such/program\", \"--flag\"]\n").unwrap();
+    ok_json(
+        &server,
+        &[
+            "template",
+            "build",
+            "tpl-start-bad",
+            "-f",
+            spec.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let bad = server
+        .create(ADMIN_KEY, json!({"template": "tpl-start-bad"}))
+        .await;
+    let bad = bad["id"].as_str().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let failed = loop {
+        let procs = processes(&server, bad).await;
+        if let Some(p) = procs.iter().find(|p| p["state"] == "exited") {
+            break p.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "{procs:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_ne!(failed["exit_code"], 0, "{failed}");
+    let pid = failed["id"].as_str().unwrap();
+    let said = output(&server, bad, pid).await;
+    assert!(said.contains("/no/such/program"), "{said}");
+}

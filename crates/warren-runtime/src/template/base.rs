@@ -163,6 +163,8 @@ pub fn ensure_base(
         layers: Vec::new(),
         env: default_env(),
         workdir: "/root".to_string(),
+        start: None,
+        user: None,
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;

@@ -22,8 +22,8 @@ use super::base::{base_is_outdated, ensure_base, BaseOptions, BASE_TEMPLATE};
 use super::inroot::{remove_any, InRoot};
 use super::run::run_in_rootfs;
 use super::{
-    get, hash_parts, name_lock, now_secs, publish_template, TemplateError, TemplateMeta,
-    TemplateSource, TmpVolume,
+    get, hash_parts, name_lock, now_secs, publish_template, StartCommand, TemplateError,
+    TemplateMeta, TemplateSource, TmpVolume,
 };
 use crate::storage::Pool;
 use crate::SANDBOX_ID_BASE;
@@ -38,6 +38,10 @@ use crate::SANDBOX_ID_BASE;
 /// run = ["pip install --break-system-packages requests"]
 /// env = { APP_MODE = "dev" }         # added to the parent's, used by `run`
 /// workdir = "/app"                   # default: the parent's
+/// start = "python3 -m http.server 8000"   # or an argv array; started on
+///                                    # every boot (default: the parent's)
+/// user = "user"                      # the start command's user
+///                                    # (default: the parent's, else root)
 /// ```
 ///
 /// A spec is trusted input, like a Dockerfile given to `docker build`:
@@ -66,6 +70,13 @@ pub struct TemplateSpec {
     /// Default working directory, if not the parent's.
     #[serde(default)]
     pub workdir: Option<String>,
+    /// The command sandboxes start on every boot, if not the parent's.
+    #[serde(default)]
+    pub start: Option<StartCommand>,
+    /// The user the start command runs as, if not the parent's (`run`
+    /// steps of a spec run as root whatever this says).
+    #[serde(default)]
+    pub user: Option<String>,
     /// Directory relative `files` sources are read from.
     #[serde(skip)]
     pub context: PathBuf,
@@ -167,7 +178,33 @@ impl TemplateSpec {
                 ));
             }
         }
+        if let Some(start) = &self.start {
+            start.check().map_err(|e| format!("start: {e}"))?;
+        }
+        if let Some(user) = &self.user {
+            check_user(user).map_err(|e| format!("user: {e}"))?;
+        }
         Ok(())
+    }
+}
+
+/// Checks a user as `USER` and `user =` take it: a name or uid, optionally
+/// followed by `:` and a group name or gid.
+pub(crate) fn check_user(user: &str) -> Result<(), String> {
+    let word = |w: &str| {
+        !w.is_empty()
+            && !w.starts_with('-')
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+    };
+    let mut parts = user.splitn(2, ':');
+    let name = parts.next().unwrap_or_default();
+    if word(name) && parts.next().is_none_or(word) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{user:?} is not a user (name or uid, optionally :group)"
+        ))
     }
 }
 
@@ -405,6 +442,8 @@ pub fn build(
         layers: layers.iter().map(|l| l.hash.clone()).collect(),
         env,
         workdir,
+        start: spec.start.clone().or_else(|| parent.start.clone()),
+        user: spec.user.clone().or_else(|| parent.user.clone()),
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;
@@ -429,6 +468,8 @@ mod tests {
             files = { "/app/main.py" = "src/main.py" }
             env = { MODE = "dev" }
             workdir = "/app"
+            start = ["python3", "-m", "http.server"]
+            user = "user"
             "#,
             Path::new("/ctx"),
         )
@@ -437,6 +478,17 @@ mod tests {
         assert_eq!(spec.files["/app/main.py"], Path::new("src/main.py"));
         assert_eq!(spec.workdir.as_deref(), Some("/app"));
         assert_eq!(spec.context, Path::new("/ctx"));
+        assert_eq!(
+            spec.start,
+            Some(StartCommand::Exec(vec![
+                "python3".into(),
+                "-m".into(),
+                "http.server".into()
+            ]))
+        );
+        assert_eq!(spec.user.as_deref(), Some("user"));
+        let shell = TemplateSpec::parse("start = \"sleep 1\"", Path::new(".")).unwrap();
+        assert_eq!(shell.start, Some(StartCommand::Shell("sleep 1".into())));
         assert_eq!(
             TemplateSpec::parse("", Path::new(".")).unwrap().base,
             "base"
@@ -455,6 +507,10 @@ mod tests {
             "base = \"../etc\"",
             "unknown = 1",
             "run = [\"  \"]",
+            "start = \" \"",
+            "start = []",
+            "user = \"a b\"",
+            "user = \"root:\"",
         ] {
             assert!(
                 matches!(

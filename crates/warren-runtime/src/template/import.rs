@@ -77,6 +77,8 @@ pub fn import(pool: &Pool, name: &str, tar_path: &Path) -> Result<TemplateMeta, 
         layers: Vec::new(),
         env,
         workdir,
+        start: None,
+        user: None,
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;

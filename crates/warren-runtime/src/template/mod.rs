@@ -196,8 +196,49 @@ pub struct TemplateMeta {
     pub env: BTreeMap<String, String>,
     /// Default working directory.
     pub workdir: String,
+    /// The command every sandbox of this template starts on each boot (as
+    /// a managed process of its agent), if any; templates built on this
+    /// one inherit it unless they name their own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<StartCommand>,
+    /// The user the start command (and later build steps of templates
+    /// built on it from a Dockerfile) runs as: a name or uid of the
+    /// template's `/etc/passwd`, optionally `:group`; root when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
+}
+
+/// A template's start command: a shell command line (run by `/bin/sh -c`)
+/// or a program and its arguments (exec'd directly). In a spec.toml,
+/// `start = "python3 -m http.server 8000"` or `start = ["python3", "-m",
+/// "http.server", "8000"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum StartCommand {
+    /// A shell command line.
+    Shell(String),
+    /// A program and its arguments.
+    Exec(Vec<String>),
+}
+
+impl StartCommand {
+    /// Why the command cannot be run, if it cannot: empty, or a NUL byte.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = match self {
+            StartCommand::Shell(cmd) => !cmd.trim().is_empty() && !cmd.contains('\0'),
+            StartCommand::Exec(argv) => {
+                argv.first().is_some_and(|p| !p.is_empty())
+                    && argv.iter().all(|a| !a.contains('\0'))
+            }
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("{self:?} is not a command"))
+        }
+    }
 }
 
 /// The environment every template starts from.

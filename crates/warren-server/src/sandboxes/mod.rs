@@ -6,6 +6,7 @@
 //!   a half-made or half-destroyed sandbox; each holds the sandbox's
 //!   operation lock, writes the database, and only then updates the registry.
 //! - [`query`]: get, list, patch, extend.
+//! - [`startup`]: the template's start command, started on every boot.
 //! - [`registry`]: the in-memory phases and activity the proxy reads.
 //! - [`validate`]: checks of requests.
 //!
@@ -19,6 +20,7 @@ pub mod network;
 mod query;
 pub mod registry;
 mod seeded;
+mod startup;
 mod transitions;
 pub mod validate;
 

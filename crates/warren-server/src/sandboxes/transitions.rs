@@ -141,7 +141,8 @@ impl Sandboxes {
         }
     }
 
-    /// Makes the disk, starts the sandbox and records it as running.
+    /// Makes the disk, starts the sandbox, records it as running and starts
+    /// its template's start command ([`super::startup`]).
     pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network, disk_mb) = (
@@ -163,6 +164,7 @@ impl Sandboxes {
             .store
             .set_state(&record.id, StoredState::Running, Some(started.pid))
             .await?;
+        self.launch_start_command(record).await;
         Ok(started.pid)
     }
 

@@ -1,0 +1,132 @@
+//! A template's start command (`start` in a spec.toml, `CMD`/`ENTRYPOINT`
+//! in a Dockerfile): started on every boot of a sandbox (create, start after
+//! a stop, wake, fork, restore) as a managed process of its agent, right
+//! after the agent answers, so its output is read through the process
+//! routes like any other's.
+//!
+//! The boot waits for the agent to accept the process, never for the
+//! program to be ready (a server on a port is polled by whoever needs it).
+//! A start command that fails does not fail the boot: it is an exited
+//! process with its exit code and output. When the agent refuses it
+//! outright (a program that is not there, a user the sandbox does not
+//! have), a stand-in process that prints the reason and exits 127 takes its
+//! place, so the failure is visible the same way.
+//!
+//! The command is looked up in the template at each boot (the sandbox's row
+//! names its template): a rebuilt template's new command is what its
+//! sandboxes start next time, and a sandbox whose template was deleted
+//! starts nothing.
+
+use axum::body::Body;
+use warren_api::agent::{ProcessInfo, StartRequest};
+use warren_api::Problem;
+use warren_runtime::template::StartCommand;
+
+use super::Sandboxes;
+use crate::proxy::{read_limited, AgentClient, MAX_AGENT_REPLY};
+use crate::store::SandboxRecord;
+
+impl Sandboxes {
+    /// Starts the start command of `record`'s template in the (running)
+    /// sandbox, if it has one. Failures are logged, never returned.
+    pub(super) async fn launch_start_command(&self, record: &SandboxRecord) {
+        let found = match self.inner.templates.start_of(&record.template).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::error!(id = %record.id, template = %record.template, error = %e,
+                    "looking up the template's start command");
+                return;
+            }
+        };
+        let Some((command, user)) = found else {
+            return;
+        };
+        let agent = &self.inner.agent;
+        match start(agent, &record.id, request(&command, user.as_deref())).await {
+            Ok(info) => {
+                tracing::info!(id = %record.id, process = %info.id, "start command started");
+            }
+            Err(reason) => {
+                tracing::warn!(id = %record.id, %reason, "the start command could not be started");
+                let standin = StartRequest {
+                    argv: Some(vec![
+                        "/bin/sh".into(),
+                        "-c".into(),
+                        "printf 'warren: the start command could not be started: %s\\n' \"$1\" >&2; exit 127".into(),
+                        "warren-start".into(),
+                        reason,
+                    ]),
+                    ..StartRequest::default()
+                };
+                if let Err(e) = start(agent, &record.id, standin).await {
+                    tracing::error!(id = %record.id, error = %e, "starting the stand-in of a failed start command");
+                }
+            }
+        }
+    }
+}
+
+/// The agent request of a start command run as `user` (`name[:group]`: the
+/// agent takes the user, whose primary group it uses).
+fn request(command: &StartCommand, user: Option<&str>) -> StartRequest {
+    let (cmd, argv) = match command {
+        StartCommand::Shell(cmd) => (Some(cmd.clone()), None),
+        StartCommand::Exec(argv) => (None, Some(argv.clone())),
+    };
+    StartRequest {
+        cmd,
+        argv,
+        user: user
+            .map(|u| u.split(':').next().unwrap_or(u).to_string())
+            .filter(|u| u != "root" && u != "0"),
+        ..StartRequest::default()
+    }
+}
+
+/// `POST /v1/processes` to the sandbox's agent; the problem's detail when
+/// it refuses.
+async fn start(
+    agent: &AgentClient,
+    sandbox_id: &str,
+    body: StartRequest,
+) -> Result<ProcessInfo, String> {
+    let req = http::Request::post(format!("http://{sandbox_id}/v1/processes"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .body(Body::from(
+            serde_json::to_vec(&body).expect("a start request serializes"),
+        ))
+        .map_err(|e| e.to_string())?;
+    let response = agent
+        .send(req)
+        .await
+        .map_err(|e| format!("the sandbox's agent did not answer: {e}"))?;
+    let status = response.status();
+    let bytes = read_limited(response.into_body(), MAX_AGENT_REPLY)
+        .await
+        .map_err(|e| e.to_string())?;
+    if !status.is_success() {
+        return Err(match serde_json::from_slice::<Problem>(&bytes) {
+            Ok(problem) => problem.detail,
+            Err(_) => format!("the agent answered {status}"),
+        });
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("the agent's answer does not parse: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_carry_the_command_and_the_user_without_its_group() {
+        let r = request(&StartCommand::Shell("serve".into()), Some("app:staff"));
+        assert_eq!(r.cmd.as_deref(), Some("serve"));
+        assert_eq!(r.user.as_deref(), Some("app"));
+        let r = request(
+            &StartCommand::Exec(vec!["a".into(), "b".into()]),
+            Some("root"),
+        );
+        assert_eq!(r.argv, Some(vec!["a".to_string(), "b".to_string()]));
+        assert_eq!(r.user, None);
+    }
+}
