@@ -19,8 +19,10 @@ use std::path::{Component, Path, PathBuf};
 use serde::Deserialize;
 
 use super::base::{base_is_outdated, ensure_base, BaseOptions, BASE_TEMPLATE};
+use super::context::CopySpec;
 use super::inroot::{remove_any, InRoot};
 use super::run::run_in_rootfs;
+use super::users;
 use super::{
     get, hash_parts, name_lock, now_secs, publish_template, StartCommand, TemplateError,
     TemplateMeta, TemplateSource, TmpVolume,
@@ -91,10 +93,13 @@ pub struct TemplateSpec {
 /// The environment a step runs with: the spec's, plus the extra CA
 /// certificates for [`super::run`]'s step script to install under `/run`
 /// and the variables that point programs at them (`crate::trust`).
-fn with_extra_ca(env: &BTreeMap<String, String>, spec: &TemplateSpec) -> BTreeMap<String, String> {
+fn with_extra_ca(
+    env: &BTreeMap<String, String>,
+    extra_ca: Option<&str>,
+) -> BTreeMap<String, String> {
     let mut env = env.clone();
-    if let Some(pem) = &spec.extra_ca {
-        env.insert(super::run::EXTRA_CA_VAR.into(), pem.clone());
+    if let Some(pem) = extra_ca {
+        env.insert(super::run::EXTRA_CA_VAR.into(), pem.to_string());
         for (key, value) in crate::trust::env() {
             env.entry(key.into()).or_insert_with(|| value.into());
         }
@@ -214,10 +219,61 @@ fn is_clean_absolute(path: &str) -> bool {
 }
 
 /// One build step, ready to hash and run.
-enum Step {
+pub(crate) enum Step {
+    /// `apt-get install` of packages (spec `apt`).
     Apt(Vec<String>),
+    /// Host files copied in (spec `files`).
     Files(Vec<(String, PathBuf)>),
+    /// A command run by `sh -c` as the sandbox's root (spec `run`, and a
+    /// Dockerfile's `RUN` without `USER`).
     Run(String),
+    /// A command run by `sh -c` as a user of the rootfs (a Dockerfile's
+    /// `RUN` after `USER`).
+    RunAs {
+        /// The command.
+        cmd: String,
+        /// `name[:group]` or `uid[:gid]`.
+        user: String,
+    },
+    /// Sources of a build context copied in (`COPY`, `ADD`).
+    Copy(CopySpec),
+    /// A directory made if missing, owned by `user` (`WORKDIR`).
+    Workdir {
+        /// Absolute path in the rootfs.
+        path: String,
+        /// Owner of the directories made, root when `None`.
+        user: Option<String>,
+    },
+}
+
+/// A step with the environment and working directory it runs with.
+pub(crate) struct PlannedStep {
+    pub(crate) step: Step,
+    pub(crate) env: BTreeMap<String, String>,
+    pub(crate) workdir: String,
+}
+
+/// A build: the parent, its steps, and what the template keeps.
+pub(crate) struct Plan {
+    /// The parent template (already looked up).
+    pub(crate) parent: TemplateMeta,
+    /// How the template is recorded as made.
+    pub(crate) source: TemplateSource,
+    /// The steps, in order.
+    pub(crate) steps: Vec<PlannedStep>,
+    /// The template's environment.
+    pub(crate) env: BTreeMap<String, String>,
+    /// The template's working directory.
+    pub(crate) workdir: String,
+    /// The template's start command.
+    pub(crate) start: Option<StartCommand>,
+    /// The start command's user.
+    pub(crate) user: Option<String>,
+    /// Extra CA certificates the steps trust (see [`TemplateSpec::extra_ca`]).
+    pub(crate) extra_ca: Option<String>,
+    /// Where errors about the input point (the spec's directory, the
+    /// Dockerfile).
+    pub(crate) origin: String,
 }
 
 impl Step {
@@ -229,10 +285,15 @@ impl Step {
                 format!("files {}", dests.join(" "))
             }
             Step::Run(cmd) => format!("run {cmd}"),
+            Step::RunAs { cmd, user } => format!("run (as {user}) {cmd}"),
+            Step::Copy(copy) => copy.describe(),
+            Step::Workdir { path, .. } => format!("workdir {path}"),
         }
     }
 
-    /// The bytes that identify this step's effect.
+    /// The bytes that identify this step's effect. Those of spec steps are
+    /// what they have always been, so that existing layer caches stay
+    /// valid.
     fn identity(&self, env: &BTreeMap<String, String>, workdir: &str) -> io::Result<Vec<u8>> {
         let env_json = serde_json::to_vec(env).map_err(io::Error::other)?;
         let parts: Vec<Vec<u8>> = match self {
@@ -250,6 +311,23 @@ impl Step {
                 cmd.clone().into_bytes(),
                 env_json,
                 workdir.as_bytes().to_vec(),
+            ],
+            Step::RunAs { cmd, user } => vec![
+                b"run-as".to_vec(),
+                user.clone().into_bytes(),
+                cmd.clone().into_bytes(),
+                env_json,
+                workdir.as_bytes().to_vec(),
+            ],
+            Step::Copy(copy) => {
+                let mut parts = vec![b"copy".to_vec()];
+                parts.extend(copy.identity()?);
+                parts
+            }
+            Step::Workdir { path, user } => vec![
+                b"workdir".to_vec(),
+                path.clone().into_bytes(),
+                user.clone().unwrap_or_default().into_bytes(),
             ],
         };
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
@@ -273,10 +351,39 @@ impl Step {
                 );
                 let mut env = env.clone();
                 env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
-                run_in_rootfs(rootfs, &script, &env, "/", &self.describe(), progress)
+                run_in_rootfs(rootfs, &script, &env, "/", None, &self.describe(), progress)
             }
             Step::Files(files) => copy_files(rootfs, files),
-            Step::Run(cmd) => run_in_rootfs(rootfs, cmd, env, workdir, &self.describe(), progress),
+            Step::Run(cmd) => {
+                run_in_rootfs(rootfs, cmd, env, workdir, None, &self.describe(), progress)
+            }
+            Step::RunAs { cmd, user } => {
+                let ident = users::resolve(rootfs, user)?;
+                let mut env = env.clone();
+                env.entry("HOME".into())
+                    .or_insert_with(|| ident.home.clone());
+                run_in_rootfs(
+                    rootfs,
+                    cmd,
+                    &env,
+                    workdir,
+                    Some(&ident),
+                    &self.describe(),
+                    progress,
+                )
+            }
+            Step::Copy(copy) => copy.execute(rootfs),
+            Step::Workdir { path, user } => {
+                let owner = match user {
+                    Some(user) => users::resolve(rootfs, user)?.shifted(),
+                    None => (SANDBOX_ID_BASE, SANDBOX_ID_BASE),
+                };
+                let fs = InRoot::open(rootfs)
+                    .map_err(|e| TemplateError::io("open rootfs", rootfs, e))?;
+                fs.dir(Path::new(path), Some(owner))
+                    .map(drop)
+                    .map_err(|e| TemplateError::io("make", Path::new(path), e))
+            }
         }
     }
 }
@@ -297,7 +404,7 @@ fn copy_files(rootfs: &Path, files: &[(String, PathBuf)]) -> Result<(), Template
 }
 
 /// A digest of a file or tree: names, types, modes and contents.
-fn hash_source(path: &Path) -> io::Result<String> {
+pub(crate) fn hash_source(path: &Path) -> io::Result<String> {
     use sha2::{Digest, Sha256};
     fn walk(path: &Path, h: &mut Sha256) -> io::Result<()> {
         let meta = fs::symlink_metadata(path)?;
@@ -362,15 +469,7 @@ pub fn build(
     spec: &TemplateSpec,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BuildReport, TemplateError> {
-    let parent = match get(pool, &spec.base) {
-        Err(TemplateError::NotFound(_)) if spec.base == BASE_TEMPLATE => {
-            ensure_base(pool, &BaseOptions::default(), progress)?
-        }
-        Ok(meta) if spec.base == BASE_TEMPLATE && base_is_outdated(&meta) => {
-            ensure_base(pool, &BaseOptions::default(), progress)?
-        }
-        other => other?,
-    };
+    let parent = parent_template(pool, &spec.base, progress)?;
     let _lock = name_lock(pool, name)?;
     let mut env = parent.env.clone();
     env.extend(spec.env.clone());
@@ -392,31 +491,78 @@ pub fn build(
         steps.push(Step::Files(files));
     }
     steps.extend(spec.run.iter().cloned().map(Step::Run));
+    let plan = Plan {
+        source: TemplateSource::Spec {
+            base: spec.base.clone(),
+        },
+        steps: steps
+            .into_iter()
+            .map(|step| PlannedStep {
+                step,
+                env: env.clone(),
+                workdir: workdir.clone(),
+            })
+            .collect(),
+        start: spec.start.clone().or_else(|| parent.start.clone()),
+        user: spec.user.clone().or_else(|| parent.user.clone()),
+        parent,
+        env,
+        workdir,
+        extra_ca: spec.extra_ca.clone(),
+        origin: spec.context.display().to_string(),
+    };
+    run_plan(pool, name, plan, progress)
+}
 
-    let mut key = parent.build_id.clone();
-    let mut current = pool.template_path(&spec.base)?;
-    let mut layers = Vec::with_capacity(steps.len());
-    for (i, step) in steps.iter().enumerate() {
+/// Template `base_name`, built first when it is `base` and missing.
+pub(crate) fn parent_template(
+    pool: &Pool,
+    base_name: &str,
+    progress: &mut dyn FnMut(&str),
+) -> Result<TemplateMeta, TemplateError> {
+    match get(pool, base_name) {
+        Err(TemplateError::NotFound(_)) if base_name == BASE_TEMPLATE => {
+            ensure_base(pool, &BaseOptions::default(), progress)
+        }
+        Ok(meta) if base_name == BASE_TEMPLATE && base_is_outdated(&meta) => {
+            ensure_base(pool, &BaseOptions::default(), progress)
+        }
+        other => other,
+    }
+}
+
+/// Runs `plan`'s steps, each a layer found in the cache or made, and
+/// publishes the result as template `name`. The caller holds the name's
+/// lock.
+pub(crate) fn run_plan(
+    pool: &Pool,
+    name: &str,
+    plan: Plan,
+    progress: &mut dyn FnMut(&str),
+) -> Result<BuildReport, TemplateError> {
+    let mut key = plan.parent.build_id.clone();
+    let mut current = pool.template_path(&plan.parent.name)?;
+    let total = plan.steps.len();
+    let mut layers = Vec::with_capacity(total);
+    for (i, planned) in plan.steps.iter().enumerate() {
+        let step = &planned.step;
         let describe = step.describe();
-        let identity = step
-            .identity(&env, &workdir)
-            .map_err(|e| TemplateError::InvalidSpec {
-                path: spec.context.display().to_string(),
-                reason: format!("files: {e}"),
-            })?;
+        let identity = step.identity(&planned.env, &planned.workdir).map_err(|e| {
+            TemplateError::InvalidSpec {
+                path: plan.origin.clone(),
+                reason: format!("{describe}: {e}"),
+            }
+        })?;
         key = hash_parts(&[key.as_bytes(), &identity]);
         let layer = pool.layer_path(&key)?;
         let cached = pool.driver().is_volume(&layer);
         if cached {
-            progress(&format!(
-                "step {}/{}: {describe} (cached)",
-                i + 1,
-                steps.len()
-            ));
+            progress(&format!("step {}/{total}: {describe} (cached)", i + 1));
         } else {
-            progress(&format!("step {}/{}: {describe}", i + 1, steps.len()));
+            progress(&format!("step {}/{total}: {describe}", i + 1));
             let tmp = TmpVolume::snapshot(pool, &current, "layer")?;
-            step.execute(tmp.path(), &with_extra_ca(&env, spec), &workdir, progress)?;
+            let env = with_extra_ca(&planned.env, plan.extra_ca.as_deref());
+            step.execute(tmp.path(), &env, &planned.workdir, progress)?;
             match tmp.publish(&layer) {
                 // Another build made the same layer meanwhile: same content.
                 Ok(())
@@ -435,15 +581,13 @@ pub fn build(
     let tmp = TmpVolume::snapshot(pool, &current, name)?;
     let meta = TemplateMeta {
         name: name.to_string(),
-        source: TemplateSource::Spec {
-            base: spec.base.clone(),
-        },
+        source: plan.source,
         build_id: key,
         layers: layers.iter().map(|l| l.hash.clone()).collect(),
-        env,
-        workdir,
-        start: spec.start.clone().or_else(|| parent.start.clone()),
-        user: spec.user.clone().or_else(|| parent.user.clone()),
+        env: plan.env,
+        workdir: plan.workdir,
+        start: plan.start,
+        user: plan.user,
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;

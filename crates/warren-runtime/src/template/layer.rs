@@ -29,7 +29,7 @@ const WHITEOUT: &str = ".wh.";
 const OPAQUE: &str = ".wh..wh..opq";
 
 /// A tar entry name as a relative path; `None` for the root itself.
-fn clean(name: &Path) -> Result<Option<PathBuf>, TemplateError> {
+pub(crate) fn clean(name: &Path) -> Result<Option<PathBuf>, TemplateError> {
     let mut out = PathBuf::new();
     for c in name.components() {
         match c {

@@ -8,6 +8,9 @@
 //! - [`build`]: a [`TemplateSpec`] (`spec.toml`) on top of another template:
 //!   apt packages, files, commands, env and workdir, each step cached as a
 //!   layer.
+//! - [`build_dockerfile`]: a Dockerfile (the common subset, see
+//!   [`dockerfile`]) and its build context, each instruction that changes
+//!   files a cached layer like a spec's steps.
 //! - [`import`]: an OCI image layout or `docker save` tarball.
 //!
 //! # Layout of a template
@@ -35,12 +38,16 @@
 mod account;
 mod base;
 mod build;
+mod context;
+mod dockerbuild;
+pub mod dockerfile;
 mod import;
 mod inroot;
 mod layer;
 mod mirror;
 mod run;
 mod shift;
+mod users;
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -59,6 +66,7 @@ pub use base::{
     base_is_outdated, ensure_base, BaseOptions, BASE_PACKAGES, BASE_TEMPLATE, BASE_VERSION,
 };
 pub use build::{build, BuildReport, LayerReport, TemplateSpec};
+pub use dockerbuild::{base_template, build_dockerfile, DockerBuild};
 pub use import::import;
 pub use mirror::{detect_mirrors, Mirrors};
 
@@ -132,6 +140,18 @@ pub enum TemplateError {
         /// What is wrong.
         reason: String,
     },
+    /// A Dockerfile is malformed or uses what is not supported (the error
+    /// names the line).
+    #[error("Dockerfile {path}: {source}")]
+    Dockerfile {
+        /// The Dockerfile's path in the build context.
+        path: String,
+        /// What is wrong, and where.
+        source: dockerfile::DockerfileError,
+    },
+    /// A build context is not a tar archive, or lacks the Dockerfile.
+    #[error("build context: {0}")]
+    InvalidContext(String),
     /// An image entry points outside the root file system (`..`).
     #[error("image entry {entry:?} escapes the root file system")]
     PathEscape {
@@ -168,6 +188,11 @@ pub enum TemplateSource {
     },
     /// Built from a spec on top of another template.
     Spec {
+        /// The parent template.
+        base: String,
+    },
+    /// Built from a Dockerfile on top of another template.
+    Dockerfile {
         /// The parent template.
         base: String,
     },

@@ -24,12 +24,16 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
+use super::users::Ident;
 use super::TemplateError;
 use crate::{SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
 
 /// Sets up `/dev` (with its own devpts), `/proc` and DNS in the rootfs (host tools, new mount
 /// namespace), then chroots and runs the step with `sh -c` in its workdir.
-/// Arguments: rootfs, workdir, command, path of the host's `chroot`.
+/// Arguments: rootfs, workdir, command, path of the host's `chroot`, and
+/// for a step run as a user `uid:gid` and its groups (`g1,g2`), else two
+/// empty strings. A user's working directory must exist (a root step makes
+/// its own if missing; a Dockerfile's `WORKDIR` is a step that makes it).
 const STEP_SCRIPT: &str = r#"set -eu
 root=$1
 sbxpath=$PATH
@@ -61,6 +65,9 @@ if [ -n "${WARREN_EXTRA_CA:-}" ]; then
   unset WARREN_EXTRA_CA
 fi
 PATH=$sbxpath
+if [ -n "$5" ]; then
+  exec "$4" --userspec="$5" --groups="$6" "$root" /bin/sh -c 'cd "$1" && exec /bin/sh -c "$2"' warren-step "$2" "$3"
+fi
 exec "$4" "$root" /bin/sh -c 'mkdir -p "$1" && cd "$1" && exec /bin/sh -c "$2"' warren-step "$2" "$3"
 "#;
 
@@ -126,12 +133,14 @@ fn relay_lines(reader: impl Read, progress: &mut dyn FnMut(&str)) -> VecDeque<St
 }
 
 /// Runs `command` with `sh -c` inside `rootfs` as the sandbox's root (see
-/// the module docs), with exactly `env` as its environment.
+/// the module docs), or as `user` of the rootfs, with exactly `env` as its
+/// environment.
 pub(crate) fn run_in_rootfs(
     rootfs: &Path,
     command: &str,
     env: &BTreeMap<String, String>,
     workdir: &str,
+    user: Option<&Ident>,
     step: &str,
     progress: &mut dyn FnMut(&str),
 ) -> Result<(), TemplateError> {
@@ -173,10 +182,18 @@ pub(crate) fn run_in_rootfs(
         .arg(staged)
         .arg(workdir)
         .arg(command)
-        .arg(chroot)
-        .current_dir("/")
-        .env_clear()
-        .envs(env);
+        .arg(chroot);
+    match user {
+        Some(ident) => {
+            let groups: Vec<String> = ident.groups.iter().map(u32::to_string).collect();
+            cmd.arg(format!("{}:{}", ident.uid, ident.gid))
+                .arg(groups.join(","));
+        }
+        None => {
+            cmd.args(["", ""]);
+        }
+    }
+    cmd.current_dir("/").env_clear().envs(env);
     let (ready_fd, go_fd) = (ready_w.as_raw_fd(), go_r.as_raw_fd());
     // SAFETY: the closure runs in the forked child before exec and only
     // makes async-signal-safe system calls (unshare, mount, mkdir, getpid,
