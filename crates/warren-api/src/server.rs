@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 /// Lifecycle state of a sandbox.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
@@ -446,8 +446,51 @@ pub struct Template {
     pub workdir: String,
     /// Default environment of sandboxes made from it.
     pub env: BTreeMap<String, String>,
+    /// The command its sandboxes start on every boot (a managed process),
+    /// if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start: Option<TemplateStart>,
     /// RFC 3339 UTC, when it was built.
     pub created_at: String,
+    /// What the build that answers with this template did, one entry per
+    /// layer (only in the answer of a build).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub layers: Vec<TemplateLayer>,
+}
+
+/// A template's start command: exactly one of `cmd` and `argv`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateStart {
+    /// A shell command line, run by `/bin/sh -c`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<String>,
+    /// A program and its arguments, exec'd directly.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub argv: Option<Vec<String>>,
+    /// The user it runs as (root when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+/// One layer of a template build.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct TemplateLayer {
+    /// The step, e.g. `run make install` or `copy app.py /srv/app`.
+    pub step: String,
+    /// Whether it came from the layer cache.
+    pub cached: bool,
+}
+
+/// Query of `POST /v1/templates/{name}/build` with a build context.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct TemplateBuildQuery {
+    /// Path of the Dockerfile in the build context (default `Dockerfile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dockerfile: Option<String>,
+    /// Build arguments, a JSON object of strings (`{"PY":"3.11"}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build_args: Option<String>,
 }
 
 /// Every template on the host.

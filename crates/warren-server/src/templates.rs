@@ -1,11 +1,13 @@
 //! Templates: the read-only root file systems sandboxes are snapshots of
-//! ([`warren_runtime::template`] holds and builds them). Listed and deleted
-//! through the API; looked up when a sandbox is created, and `base` is built
-//! (debootstrap, minutes) on first use, with its progress in the log.
+//! ([`warren_runtime::template`] holds and builds them). Listed, built (from
+//! a spec.toml, or a Dockerfile and its build context), imported and
+//! deleted through the API; looked up when a sandbox is created (and its
+//! start command at each boot), and `base` is built (debootstrap, minutes)
+//! on first use, with its progress in the log.
 
 use std::sync::Arc;
 
-use warren_api::server::{Template, TemplateList};
+use warren_api::server::{Template, TemplateLayer, TemplateList, TemplateStart};
 use warren_api::{ErrorCode, Problem};
 use warren_runtime::storage::StorageError;
 use warren_runtime::template::{self, BaseOptions, StartCommand, TemplateMeta, BASE_TEMPLATE};
@@ -35,9 +37,12 @@ pub enum TemplateError {
     /// server will not read on a caller's behalf.
     #[error("`files` in a spec sent over the API is not supported: copy files in with a `run` step, or build on the server's host")]
     HostFiles,
-    /// Receiving an uploaded image failed.
-    #[error("receiving the image: {0}")]
+    /// Receiving an uploaded image or build context failed.
+    #[error("receiving the upload: {0}")]
     Upload(std::io::Error),
+    /// `build_args` is not a JSON object of strings.
+    #[error("build_args: {0}")]
+    BuildArgs(String),
     /// The blocking task doing the work panicked.
     #[error("task of {op} failed: {source}")]
     Task {
@@ -53,9 +58,10 @@ impl TemplateError {
     pub fn code(&self) -> ErrorCode {
         match self {
             TemplateError::NotFound(_) => ErrorCode::TemplateNotFound,
-            TemplateError::Rejected(_) | TemplateError::HostFiles | TemplateError::Upload(_) => {
-                ErrorCode::InvalidRequest
-            }
+            TemplateError::Rejected(_)
+            | TemplateError::HostFiles
+            | TemplateError::Upload(_)
+            | TemplateError::BuildArgs(_) => ErrorCode::InvalidRequest,
             TemplateError::BuildBase(_) | TemplateError::Pool(_) | TemplateError::Task { .. } => {
                 ErrorCode::Internal
             }
@@ -71,6 +77,8 @@ impl TemplateError {
                 TemplateError::NotFound(name.to_string())
             }
             e @ (template::TemplateError::InvalidSpec { .. }
+            | template::TemplateError::Dockerfile { .. }
+            | template::TemplateError::InvalidContext(_)
             | template::TemplateError::StepFailed { .. }
             | template::TemplateError::InvalidImage { .. }
             | template::TemplateError::PathEscape { .. }) => TemplateError::Rejected(e),
@@ -215,7 +223,36 @@ impl Templates {
                 tracing::info!(template = %name, "{line}");
             })
             .map_err(|e| TemplateError::from_pool(&name, e))?;
-            Ok(describe(report.template))
+            Ok(described_build(report))
+        })
+        .await
+    }
+
+    /// Builds (or rebuilds) template `name` from a Dockerfile in a build
+    /// context already received into `context` (a tar archive, removed
+    /// afterwards); each instruction that changes files is a cached layer.
+    pub async fn build_dockerfile(
+        &self,
+        name: &str,
+        context: tempfile::TempPath,
+        dockerfile: Option<String>,
+        build_args: BTreeMap<String, String>,
+    ) -> Result<Template, TemplateError> {
+        let node = self.node.clone();
+        let name = name.to_string();
+        blocking("build template", move || {
+            let req = template::DockerBuild {
+                context: context.to_path_buf(),
+                dockerfile: dockerfile.unwrap_or_default(),
+                build_args,
+                extra_ca: node.extra_ca().map(str::to_string),
+            };
+            let report = template::build_dockerfile(node.pool(), &name, &req, &mut |line| {
+                tracing::info!(template = %name, "{line}");
+            })
+            .map_err(|e| TemplateError::from_pool(&name, e))?;
+            drop(context);
+            Ok(described_build(report))
         })
         .await
     }
@@ -257,11 +294,39 @@ impl Templates {
 
 /// The API's view of a template.
 fn describe(meta: TemplateMeta) -> Template {
+    let start = meta.start.map(|start| {
+        let (cmd, argv) = match start {
+            StartCommand::Shell(cmd) => (Some(cmd), None),
+            StartCommand::Exec(argv) => (None, Some(argv)),
+        };
+        TemplateStart {
+            cmd,
+            argv,
+            user: meta.user.clone(),
+        }
+    });
     Template {
         created_at: rfc3339(meta.created_at as i64 * 1000),
         name: meta.name,
         workdir: meta.workdir,
         env: meta.env,
+        start,
+        layers: Vec::new(),
+    }
+}
+
+/// The API's view of a template just built, with what became of each layer.
+fn described_build(report: template::BuildReport) -> Template {
+    Template {
+        layers: report
+            .layers
+            .into_iter()
+            .map(|l| TemplateLayer {
+                step: l.step,
+                cached: l.cached,
+            })
+            .collect(),
+        ..describe(report.template)
     }
 }
 
