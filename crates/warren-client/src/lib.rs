@@ -62,7 +62,7 @@ pub use warren_api::checkpoint::{
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
     PatchSandboxRequest, Preview, PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo,
-    SandboxList, SandboxState, Template, Tenant,
+    SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant,
 };
 pub use warren_api::session::{
     AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,
@@ -258,6 +258,37 @@ impl Client {
                     .post(&format!("/v1/templates/{name}/build"))
                     .header("content-type", "application/toml")
                     .body(spec.into()),
+            )
+            .await
+    }
+
+    /// Builds (or rebuilds) template `name` from a Dockerfile (admin key):
+    /// `context` is the build context as an uncompressed tar archive, which
+    /// holds the Dockerfile at `dockerfile` (default `Dockerfile`);
+    /// `build_args` are `--build-arg` values. Answers when the build is
+    /// done, with the layers it reused and made.
+    pub async fn build_template_dockerfile(
+        &self,
+        name: &str,
+        context: impl Into<reqwest::Body>,
+        dockerfile: Option<&str>,
+        build_args: &std::collections::BTreeMap<String, String>,
+    ) -> Result<Template> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(path) = dockerfile {
+            query.push(("dockerfile", path.to_string()));
+        }
+        if !build_args.is_empty() {
+            let json = serde_json::to_string(build_args).expect("strings serialize");
+            query.push(("build_args", json));
+        }
+        self.inner
+            .json(
+                self.inner
+                    .post(&format!("/v1/templates/{name}/build"))
+                    .query(&query)
+                    .header("content-type", "application/x-tar")
+                    .body(context),
             )
             .await
     }

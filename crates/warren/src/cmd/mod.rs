@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod checkpoints;
 pub mod cli;
+pub mod context;
 pub mod cp;
 pub mod exec;
 pub mod keys;
