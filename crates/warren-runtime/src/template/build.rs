@@ -251,6 +251,8 @@ pub(crate) struct PlannedStep {
     pub(crate) step: Step,
     pub(crate) env: BTreeMap<String, String>,
     pub(crate) workdir: String,
+    /// The Dockerfile line it comes from, named in progress and errors.
+    pub(crate) line: Option<usize>,
 }
 
 /// A build: the parent, its steps, and what the template keeps.
@@ -334,11 +336,13 @@ impl Step {
         Ok(hash_parts(&refs).into_bytes())
     }
 
+    /// Runs the step in `rootfs`; `describe` names it in errors.
     fn execute(
         &self,
         rootfs: &Path,
         env: &BTreeMap<String, String>,
         workdir: &str,
+        describe: &str,
         progress: &mut dyn FnMut(&str),
     ) -> Result<(), TemplateError> {
         match self {
@@ -351,26 +355,16 @@ impl Step {
                 );
                 let mut env = env.clone();
                 env.insert("DEBIAN_FRONTEND".into(), "noninteractive".into());
-                run_in_rootfs(rootfs, &script, &env, "/", None, &self.describe(), progress)
+                run_in_rootfs(rootfs, &script, &env, "/", None, describe, progress)
             }
             Step::Files(files) => copy_files(rootfs, files),
-            Step::Run(cmd) => {
-                run_in_rootfs(rootfs, cmd, env, workdir, None, &self.describe(), progress)
-            }
+            Step::Run(cmd) => run_in_rootfs(rootfs, cmd, env, workdir, None, describe, progress),
             Step::RunAs { cmd, user } => {
                 let ident = users::resolve(rootfs, user)?;
                 let mut env = env.clone();
                 env.entry("HOME".into())
                     .or_insert_with(|| ident.home.clone());
-                run_in_rootfs(
-                    rootfs,
-                    cmd,
-                    &env,
-                    workdir,
-                    Some(&ident),
-                    &self.describe(),
-                    progress,
-                )
+                run_in_rootfs(rootfs, cmd, &env, workdir, Some(&ident), describe, progress)
             }
             Step::Copy(copy) => copy.execute(rootfs),
             Step::Workdir { path, user } => {
@@ -501,6 +495,7 @@ pub fn build(
                 step,
                 env: env.clone(),
                 workdir: workdir.clone(),
+                line: None,
             })
             .collect(),
         start: spec.start.clone().or_else(|| parent.start.clone()),
@@ -546,7 +541,10 @@ pub(crate) fn run_plan(
     let mut layers = Vec::with_capacity(total);
     for (i, planned) in plan.steps.iter().enumerate() {
         let step = &planned.step;
-        let describe = step.describe();
+        let describe = match planned.line {
+            Some(line) => format!("line {line}: {}", step.describe()),
+            None => step.describe(),
+        };
         let identity = step.identity(&planned.env, &planned.workdir).map_err(|e| {
             TemplateError::InvalidSpec {
                 path: plan.origin.clone(),
@@ -562,7 +560,14 @@ pub(crate) fn run_plan(
             progress(&format!("step {}/{total}: {describe}", i + 1));
             let tmp = TmpVolume::snapshot(pool, &current, "layer")?;
             let env = with_extra_ca(&planned.env, plan.extra_ca.as_deref());
-            step.execute(tmp.path(), &env, &planned.workdir, progress)?;
+            step.execute(tmp.path(), &env, &planned.workdir, &describe, progress)
+                .map_err(|e| match e {
+                    TemplateError::InvalidSpec { reason, .. } => TemplateError::InvalidSpec {
+                        path: plan.origin.clone(),
+                        reason: format!("{describe}: {reason}"),
+                    },
+                    other => other,
+                })?;
             match tmp.publish(&layer) {
                 // Another build made the same layer meanwhile: same content.
                 Ok(())

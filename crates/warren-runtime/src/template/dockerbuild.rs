@@ -178,6 +178,7 @@ pub fn build_dockerfile(
             step: planned,
             env: step.env,
             workdir: step.workdir,
+            line: Some(step.line),
         });
     }
     let plan = Plan {
