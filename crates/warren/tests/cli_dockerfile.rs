@@ -215,7 +215,10 @@ async fn a_dockerfile_builds_a_template_whose_sandboxes_have_its_env_files_user_
         ("FROM ubuntu:22.04\n", "warren template import"),
         ("FROM base\nCOPY missing.txt /x\n", "line 2: COPY"),
         ("FROM base\nRUN exit 7\n", "line 2: run exit 7 failed"),
-        ("FROM base\nUSER ghost\nRUN true\n", "line 3: run (as ghost) true: no user"),
+        (
+            "FROM base\nUSER ghost\nRUN true\n",
+            "line 3: run (as ghost) true: no user",
+        ),
     ] {
         std::fs::write(&bad, text).unwrap();
         let out = warren(

@@ -300,6 +300,21 @@ async fn a_template_start_command_runs_on_every_boot_as_a_managed_process() {
     until_prints(&server, &id, serve, "hello\n").await;
     until_prints(&server, &id, "cat /root/boots", "root\nroot\n").await;
 
+    // Hibernate and wake: again.
+    for step in ["hibernate", "wake"] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/{step}"),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{step}: {body}");
+    }
+    until_prints(&server, &id, serve, "hello\n").await;
+    until_prints(&server, &id, "wc -l < /root/boots", "3\n").await;
+
     // A fork boots it too, on its copy of the disk.
     let (status, forked) = server
         .call(
@@ -316,7 +331,21 @@ async fn a_template_start_command_runs_on_every_boot_as_a_managed_process() {
         .unwrap_or_else(|| panic!("a fork's id: {forked}"))
         .to_string();
     until_prints(&server, &fork, serve, "hello\n").await;
-    until_prints(&server, &fork, "wc -l < /root/boots", "3\n").await;
+    until_prints(&server, &fork, "wc -l < /root/boots", "4\n").await;
+
+    // A restore to the fork's checkpoint (three boots on its disk) too.
+    let checkpoint = forked["checkpoint_id"].as_str().unwrap();
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/restore"),
+            ADMIN_KEY,
+            Some(json!({ "checkpoint_id": checkpoint })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    until_prints(&server, &id, serve, "hello\n").await;
+    until_prints(&server, &id, "wc -l < /root/boots", "4\n").await;
 
     // A template built on it inherits the command; its own `user` applies.
     std::fs::write(&spec, "base = \"tpl-start\"\nuser = \"nobody\"\n").unwrap();
