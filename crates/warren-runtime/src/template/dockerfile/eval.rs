@@ -91,12 +91,7 @@ impl Dockerfile {
         &self,
         build_args: &BTreeMap<String, String>,
     ) -> Result<(usize, String), DockerfileError> {
-        let mut vars = BTreeMap::new();
-        for arg in &self.global_args {
-            if let Kind::Arg(raw) = &arg.kind {
-                declare_args(arg.line, raw, build_args, &mut vars)?;
-            }
-        }
+        let vars = self.global_values(build_args)?;
         let (line, raw) = &self.from;
         let image = expand_one(raw, &vars).map_err(|reason| DockerfileError::Invalid {
             line: *line,
@@ -106,12 +101,27 @@ impl Dockerfile {
         Ok((*line, image))
     }
 
+    /// The values of the `ARG`s before `FROM`.
+    fn global_values(
+        &self,
+        build_args: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, DockerfileError> {
+        let mut vars = BTreeMap::new();
+        for arg in &self.global_args {
+            if let Kind::Arg(raw) = &arg.kind {
+                declare_args(arg.line, raw, build_args, &BTreeMap::new(), &mut vars)?;
+            }
+        }
+        Ok(vars)
+    }
+
     /// The steps and the template's configuration, over `parent`.
     pub fn evaluate(
         &self,
         build_args: &BTreeMap<String, String>,
         parent: &Parent,
     ) -> Result<Evaluated, DockerfileError> {
+        let globals = self.global_values(build_args)?;
         let mut env = parent.env.clone();
         let mut args: BTreeMap<String, String> = BTreeMap::new();
         let mut declared: Vec<String> = self
@@ -143,7 +153,7 @@ impl Dockerfile {
                 Kind::Ignored => {}
                 Kind::Arg(raw) => {
                     declared.extend(arg_names(raw));
-                    declare_args(line, raw, build_args, &mut args)?;
+                    declare_args(line, raw, build_args, &globals, &mut args)?;
                 }
                 Kind::Env(raw) => {
                     for (k, v) in key_values(raw, &vars).map_err(|e| invalid("ENV", e))? {
@@ -376,11 +386,13 @@ fn arg_names(raw: &str) -> Vec<String> {
 }
 
 /// Declares the `ARG`s of `raw` into `vars`: a build argument, else the
-/// default (substituted), else nothing.
+/// default (substituted), else the value of a same-named `ARG` before
+/// `FROM` (`globals`), else nothing.
 fn declare_args(
     line: usize,
     raw: &str,
     build_args: &BTreeMap<String, String>,
+    globals: &BTreeMap<String, String>,
     vars: &mut BTreeMap<String, String>,
 ) -> Result<(), DockerfileError> {
     let invalid = |reason: String| DockerfileError::Invalid {
@@ -401,6 +413,8 @@ fn declare_args(
         } else if let Some(default) = default {
             let value = expand_one(&default, vars).map_err(invalid)?;
             vars.insert(name, value);
+        } else if let Some(value) = globals.get(&name) {
+            vars.insert(name, value.clone());
         }
     }
     Ok(())
@@ -481,6 +495,11 @@ CMD python${PY} -m http.server 8000
         assert_eq!(df.base_image(&args).unwrap().1, "other");
 
         let ev = eval(text, &[("PY", "3.11"), ("NOPE", "x")]).unwrap();
+        // An ARG before FROM is in scope after it once declared again.
+        let again = eval("ARG V=1\nFROM base\nARG V\nRUN echo $V\n", &[]).unwrap();
+        assert_eq!(again.steps[0].env["V"], "1");
+        let unset = eval("ARG V=1\nFROM base\nRUN echo $V\n", &[]).unwrap();
+        assert!(!unset.steps[0].env.contains_key("V"));
         assert_eq!(ev.env["APP_HOME"], "/srv/app");
         assert_eq!(ev.env["MODE"], "dev mode");
         assert_eq!(ev.env["LEGACY"], "some value");
