@@ -166,6 +166,24 @@ fn main_text(lines: &[Value]) -> Option<String> {
         .and_then(|r| r["text"].as_str().map(str::to_string))
 }
 
+/// `text` without ANSI colour sequences (`ESC [ ... m`).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::new();
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn stdout(lines: &[Value]) -> String {
     of(lines, "stdout")
         .iter()
@@ -217,7 +235,8 @@ async fn code_interpreter_runs_code_like_e2b() {
     assert_eq!(errors.len(), 1, "{failed:?}");
     assert_eq!(errors[0]["name"], "ZeroDivisionError");
     assert_eq!(errors[0]["value"], "division by zero");
-    let traceback = errors[0]["traceback"].as_str().unwrap();
+    // IPython colours its tracebacks (kept, as E2B does).
+    let traceback = strip_ansi(errors[0]["traceback"].as_str().unwrap());
     assert!(traceback.contains("ZeroDivisionError"), "{traceback}");
     assert!(traceback.contains("1 / 0"), "{traceback}");
     assert_eq!(stdout(&failed), "before\n");
