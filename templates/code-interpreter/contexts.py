@@ -220,13 +220,16 @@ class Context:
     async def restart(self):
         """Restarts the kernel: all state is lost, the id stays."""
         async with self._lock:
-            if self._kc is not None:
-                self._kc.stop_channels()
-            try:
-                await self._km.restart_kernel(now=True)
-                await self._connect()
-            except Exception as e:
-                raise ContextError(500, f"restarting the kernel failed: {e}") from e
+            await self._restart()
+
+    async def _restart(self):
+        if self._kc is not None:
+            self._kc.stop_channels()
+        try:
+            await self._km.restart_kernel(now=True)
+            await self._connect()
+        except Exception as e:
+            raise ContextError(500, f"restarting the kernel failed: {e}") from e
 
     async def shutdown(self):
         """Stops the kernel (for good)."""
@@ -264,7 +267,9 @@ class Context:
                 msg = await self._kc.get_iopub_msg(timeout=1)
             except queue.Empty:
                 if not await self._km.is_alive():
-                    raise ContextError(500, "the kernel died") from None
+                    raise ContextError(
+                        500, "the kernel died; the next execution starts a new one"
+                    ) from None
                 continue
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
@@ -288,6 +293,10 @@ class Context:
         async with self._lock:
             if self._kc is None:
                 raise ContextError(500, "the context's kernel is not running")
+            if not await self._km.is_alive():
+                # The last execution killed it (os._exit, out of memory):
+                # a fresh kernel, as Jupyter's own restarter would do.
+                await self._restart()
             before, after = _env_snippet(self.spec, env_vars)
             if before:
                 await self._silent(before)
@@ -311,6 +320,8 @@ class Context:
     async def _interrupt(self, msg_id):
         """Interrupts request `msg_id` and waits until the kernel is idle."""
         try:
+            if not await self._km.is_alive():
+                return
             await self._km.interrupt_kernel()
             deadline = time.monotonic() + IDLE_AFTER_INTERRUPT
             while time.monotonic() < deadline:

@@ -237,7 +237,7 @@ class Server:
                 async for line in ctx.execute(code, env_vars):
                     await send(line)
             except ContextError as e:
-                await send({"type": "error", "name": "ContextError", "value": e.message,
+                await send({"type": "error", "name": "KernelError", "value": e.message,
                             "traceback": e.message})
                 await send({"type": "end_of_execution"})
             writer.write(b"0\r\n\r\n")

@@ -9,7 +9,7 @@
 //! traceback; `plt.plot` gives a PNG result and line chart data; env vars
 //! for one execution only; contexts created, listed, restarted and deleted,
 //! each with its own state and working directory; a bash context; a client
-//! that goes away interrupts the kernel.
+//! that goes away interrupts the kernel; a kernel that dies is replaced.
 
 mod server_common;
 
@@ -427,5 +427,16 @@ async fn code_interpreter_contexts_and_interrupts() {
         started.elapsed() < Duration::from_secs(30),
         "the abandoned execution was not interrupted ({:?})",
         started.elapsed()
+    );
+
+    // Code that kills its kernel gets an error; the next execution runs in
+    // a new kernel.
+    let died = ci.run("import os\nos._exit(1)").await;
+    assert_eq!(of(&died, "error")[0]["name"], "KernelError", "{died:?}");
+    let lines = ci.run("'a' in globals(), 6 * 7").await;
+    assert_eq!(
+        main_text(&lines).as_deref(),
+        Some("(False, 42)"),
+        "{lines:?}"
     );
 }
