@@ -8,7 +8,8 @@
 //! stdout and stderr arrive while the code runs; an error with its
 //! traceback; `plt.plot` gives a PNG result and line chart data; env vars
 //! for one execution only; contexts created, listed, restarted and deleted,
-//! each with its own state and working directory; a bash context; a client
+//! each with its own state and working directory; bash and JavaScript/TypeScript
+//! (Deno) contexts; a client
 //! that goes away interrupts the kernel; a kernel that dies is replaced.
 
 mod server_common;
@@ -406,6 +407,17 @@ async fn code_interpreter_contexts_and_interrupts() {
         .execute(json!({"code": "echo n=$N", "context_id": bash_id}))
         .await;
     assert_eq!(stdout(&lines), "n=7\n", "{lines:?}");
+
+    // JavaScript and TypeScript: Deno's kernel, one default context for both.
+    let js = ci
+        .execute(json!({"code": "const xs = [1, 2, 3].map((x) => x * 2); console.log('js'); xs.length", "language": "javascript"}))
+        .await;
+    assert_eq!(stdout(&js), "js\n", "{js:?}");
+    assert_eq!(main_text(&js).as_deref(), Some("3"), "{js:?}");
+    let ts = ci
+        .execute(json!({"code": "const n: number = xs.length * 14; n", "language": "typescript"}))
+        .await;
+    assert_eq!(main_text(&ts).as_deref(), Some("42"), "{ts:?}");
 
     // A client that goes away interrupts the execution: the next one runs
     // at once instead of after the sleep.
