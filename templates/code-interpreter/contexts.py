@@ -66,6 +66,8 @@ MAX_RESULT = 64 << 20
 KERNEL_READY_TIMEOUT = 60
 SOCKETS = Path(tempfile.mkdtemp(prefix="code-interpreter-"))
 IDLE_AFTER_INTERRUPT = 30
+#: How long a kernel that reports idle too early must stay quiet after it.
+LATE_OUTPUT_QUIET = 0.2
 
 
 class ContextError(Exception):
@@ -274,8 +276,22 @@ class Context:
             if msg["parent_header"].get("msg_id") != msg_id:
                 continue
             if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                if self.spec == "deno":
+                    # Deno's kernel may say idle before it publishes the
+                    # cell's output: take what follows until it is quiet.
+                    async for late in self._late(msg_id):
+                        yield late
                 return
             yield msg
+
+    async def _late(self, msg_id):
+        while True:
+            try:
+                msg = await self._kc.get_iopub_msg(timeout=LATE_OUTPUT_QUIET)
+            except queue.Empty:
+                return
+            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] != "status":
+                yield msg
 
     async def _drain_shell(self, msg_id):
         """Consumes the execute_reply (so the shell queue does not grow)."""
