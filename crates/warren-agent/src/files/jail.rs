@@ -169,6 +169,16 @@ impl Jail {
 
     /// `mkdir -p rel` under the jail; returns the directory.
     pub(crate) fn mkdir_all(&self, rel: &Path) -> Result<OwnedFd, OpenError> {
+        self.mkdir_all_as(rel, None)
+    }
+
+    /// `mkdir -p rel` under the jail, the directories it creates owned by
+    /// `owner` (uid, gid) when given; returns the directory.
+    pub(crate) fn mkdir_all_as(
+        &self,
+        rel: &Path,
+        owner: Option<(u32, u32)>,
+    ) -> Result<OwnedFd, OpenError> {
         match self.open_dir(rel) {
             Err(OpenError::Sys(Errno::ENOENT)) => {}
             other => return other,
@@ -187,7 +197,18 @@ impl Jail {
                         component.as_os_str(),
                         Mode::from_bits_truncate(0o777),
                     ) {
-                        Ok(()) | Err(Errno::EEXIST) => {}
+                        Ok(()) => {
+                            if let Some((uid, gid)) = owner {
+                                nix::unistd::fchownat(
+                                    Some(dir.as_raw_fd()),
+                                    component.as_os_str(),
+                                    Some(uid.into()),
+                                    Some(gid.into()),
+                                    nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+                                )?;
+                            }
+                        }
+                        Err(Errno::EEXIST) => {}
                         Err(e) => return Err(e.into()),
                     }
                     self.open_dir(&prefix)?
@@ -201,13 +222,24 @@ impl Jail {
     /// The parent directory and final name of `rel`, without following a
     /// symlink in the final name. With `create`, missing parents are made.
     pub(crate) fn entry(&self, rel: &Path, create: bool, user: &str) -> Result<Entry, AgentError> {
+        self.entry_as(rel, create, None, user)
+    }
+
+    /// Like [`Jail::entry`], with the parents it creates owned by `owner`.
+    pub(crate) fn entry_as(
+        &self,
+        rel: &Path,
+        create: bool,
+        owner: Option<(u32, u32)>,
+        user: &str,
+    ) -> Result<Entry, AgentError> {
         let (parent_rel, name) = split(rel).ok_or_else(|| {
             AgentError::InvalidRequest(format!(
                 "{user} does not name an entry in a directory (the root, or ends in ..)"
             ))
         })?;
         let parent = if create {
-            self.mkdir_all(&parent_rel)
+            self.mkdir_all_as(&parent_rel, owner)
         } else {
             self.open_dir(&parent_rel)
         }
@@ -225,9 +257,20 @@ impl Jail {
         create: bool,
         user: &str,
     ) -> Result<Entry, AgentError> {
+        self.entry_following_as(rel, create, None, user)
+    }
+
+    /// Like [`Jail::entry_following`], with the parents it creates owned by `owner`.
+    pub(crate) fn entry_following_as(
+        &self,
+        rel: &Path,
+        create: bool,
+        owner: Option<(u32, u32)>,
+        user: &str,
+    ) -> Result<Entry, AgentError> {
         let mut rel = rel.to_path_buf();
         for _ in 0..MAX_SYMLINK_HOPS {
-            let entry = self.entry(&rel, create, user)?;
+            let entry = self.entry_as(&rel, create, owner, user)?;
             match &entry.stat {
                 Some(st) if file_type(st) == SFlag::S_IFLNK => {
                     let target =
@@ -252,6 +295,11 @@ impl Jail {
     /// Whether `rel` is the jail's root itself (or `/` without a jail).
     pub(crate) fn is_anchor(rel: &Path) -> bool {
         rel.components().next().is_none() || rel == Path::new(".")
+    }
+
+    /// The directory paths are resolved under (the jail's root, or `/`).
+    pub(crate) fn anchor(&self) -> &Path {
+        &self.anchor
     }
 
     fn anchor_fd(&self) -> Result<OwnedFd, OpenError> {

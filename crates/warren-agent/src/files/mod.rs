@@ -7,12 +7,14 @@
 //! - `archive`: tar upload (extracted as it arrives) and download
 //!   (produced as it is sent).
 //! - `watch`: inotify watches as a stream of events.
+//! - `describe`: entry details and depth-limited walks (for envd).
 //!
 //! Everything that touches the disk runs on the blocking pool; bodies move
 //! between the connection and that pool through small bounded channels, so
 //! memory stays constant whatever the size of a file.
 
 mod archive;
+mod describe;
 mod jail;
 mod ops;
 mod stream;
@@ -25,6 +27,7 @@ use nix::sys::stat::{FileStat, SFlag};
 use warren_api::agent::{FileEntry, FileStat as WireStat};
 
 pub use archive::TarStream;
+pub use describe::{EntryDetails, EntryKind};
 pub use stream::{ByteRange, FileRead};
 pub use watch::{WatchMessage, WatchStream};
 
@@ -126,7 +129,7 @@ fn wire_entry(
 }
 
 /// `secs.nanos` since the epoch as RFC 3339 UTC with milliseconds.
-fn rfc3339(secs: i64, nanos: i64) -> String {
+pub(crate) fn rfc3339(secs: i64, nanos: i64) -> String {
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm), valid for any i64 day.

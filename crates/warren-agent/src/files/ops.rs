@@ -118,6 +118,33 @@ impl Files {
         .await
     }
 
+    /// `mkdir -p` on behalf of a user: the directories it creates are owned
+    /// by `owner`. `Ok(false)` when the directory already existed; an
+    /// existing non-directory is `already_exists`.
+    pub async fn mkdir_as(
+        &self,
+        path: String,
+        owner: Option<(u32, u32)>,
+    ) -> Result<bool, AgentError> {
+        self.blocking(move |inner| {
+            let rel = inner.jail.relative(&path)?;
+            match inner.jail.open_dir(&rel) {
+                Ok(_) => return Ok(false),
+                Err(OpenError::Sys(Errno::ENOENT)) => {}
+                Err(OpenError::Sys(Errno::ENOTDIR)) => {
+                    return Err(AgentError::AlreadyExists(path));
+                }
+                Err(e) => return Err(e.into_agent("mkdir", &path)),
+            }
+            match inner.jail.mkdir_all_as(&rel, owner) {
+                Ok(_) => Ok(true),
+                Err(OpenError::Sys(Errno::ENOTDIR)) => Err(AgentError::NotADirectory(path)),
+                Err(e) => Err(e.into_agent("mkdir", &path)),
+            }
+        })
+        .await
+    }
+
     /// `mkdir -p`. An existing directory is fine; an existing file is
     /// `already_exists`.
     pub async fn mkdir(&self, path: String) -> Result<FileWritten, AgentError> {
@@ -143,6 +170,16 @@ impl Files {
     /// its target), creating `to`'s parents. An existing `to` needs
     /// `overwrite`. Across file systems, regular files are copied.
     pub async fn rename(&self, req: MoveRequest) -> Result<FileWritten, AgentError> {
+        self.rename_as(req, None).await
+    }
+
+    /// [`Files::rename`], with the destination's missing parents owned by
+    /// `owner` when given.
+    pub async fn rename_as(
+        &self,
+        req: MoveRequest,
+        owner: Option<(u32, u32)>,
+    ) -> Result<FileWritten, AgentError> {
         self.blocking(move |inner| {
             let MoveRequest {
                 from,
@@ -155,7 +192,7 @@ impl Files {
             let Some(src_stat) = src.stat else {
                 return Err(AgentError::FileNotFound(from));
             };
-            let dst = inner.jail.entry(&to_rel, true, &to)?;
+            let dst = inner.jail.entry_as(&to_rel, true, owner, &to)?;
             if dst.stat.is_some() && !overwrite {
                 return Err(AgentError::AlreadyExists(to));
             }

@@ -192,12 +192,36 @@ impl Files {
         E: Display,
     {
         let mode = mode.as_deref().map(parse_mode).transpose()?;
+        self.write_as(path, mode, None, body).await
+    }
+
+    /// [`Files::write`] with the file, and the parents it creates, owned by
+    /// `owner` (uid, gid) when given (for writes on behalf of a user).
+    pub async fn write_as<S, E>(
+        &self,
+        path: String,
+        mode: Option<u32>,
+        owner: Option<(u32, u32)>,
+        body: S,
+    ) -> Result<FileWritten, AgentError>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Send,
+        E: Display,
+    {
         let user = path.clone();
         let mut tmp = self
             .blocking(move |inner| {
                 let rel = inner.jail.relative(&user)?;
-                let entry = inner.jail.entry_following(&rel, true, &user)?;
-                AtomicFile::create(entry, mode, &user)
+                let entry = inner.jail.entry_following_as(&rel, true, owner, &user)?;
+                let tmp = AtomicFile::create(entry, mode, &user)?;
+                if let Some((uid, gid)) = owner {
+                    let fd = tmp.file.as_ref().map(|f| f.as_raw_fd());
+                    if let Some(fd) = fd {
+                        nix::unistd::fchown(fd, Some(uid.into()), Some(gid.into()))
+                            .map_err(|e| fs_error("chown", &user, e))?;
+                    }
+                }
+                Ok(tmp)
             })
             .await?;
         let write_err = |source| AgentError::Fs {

@@ -52,6 +52,7 @@ pub use self::child::Child;
 pub use self::clock::rfc3339;
 pub use self::follow::{output_chunk, FollowEvent, Follower};
 pub use self::reaper::ExitStatus;
+pub use self::user::{lookup as lookup_user, IdNames, User};
 
 /// Terminal size when a tty process is started without `cols`/`rows`.
 const DEFAULT_COLS: u16 = 80;

@@ -86,6 +86,54 @@ pub fn lookup(spec: &str) -> Result<User, AgentError> {
     lookup_in(spec, &read_db("/etc/passwd"), &read_db("/etc/group"))
 }
 
+/// Names of uids and gids, read once from `/etc/passwd` and `/etc/group`.
+#[derive(Debug, Default)]
+pub struct IdNames {
+    users: std::collections::HashMap<u32, String>,
+    groups: std::collections::HashMap<u32, String>,
+}
+
+impl IdNames {
+    /// Reads the system's databases.
+    pub fn load() -> IdNames {
+        IdNames::parse(&read_db("/etc/passwd"), &read_db("/etc/group"))
+    }
+
+    /// Parses `passwd` and `group` text (the first name of an id wins).
+    pub fn parse(passwd: &str, group: &str) -> IdNames {
+        let table = |text: &str| {
+            let mut map = std::collections::HashMap::new();
+            for line in text.lines() {
+                let f: Vec<&str> = line.split(':').collect();
+                if let (Some(name), Some(Ok(id))) = (f.first(), f.get(2).map(|s| s.parse())) {
+                    map.entry(id).or_insert_with(|| name.to_string());
+                }
+            }
+            map
+        };
+        IdNames {
+            users: table(passwd),
+            groups: table(group),
+        }
+    }
+
+    /// The user name of `uid`, or the number as text.
+    pub fn user(&self, uid: u32) -> String {
+        self.users
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
+    }
+
+    /// The group name of `gid`, or the number as text.
+    pub fn group(&self, gid: u32) -> String {
+        self.groups
+            .get(&gid)
+            .cloned()
+            .unwrap_or_else(|| gid.to_string())
+    }
+}
+
 /// Between fork and exec: takes on `groups`, `gid` and `uid`, in that
 /// order (groups and gid need the privilege that setuid gives up).
 /// Async-signal-safe: raw system calls on memory allocated before the fork.
@@ -127,5 +175,13 @@ mod tests {
         );
         assert!(lookup_in("nobody-here", PASSWD, GROUP).is_err());
         assert!(lookup_in("a:b", PASSWD, GROUP).is_err());
+    }
+
+    #[test]
+    fn ids_have_names() {
+        let names = IdNames::parse(PASSWD, GROUP);
+        assert_eq!(names.user(1000), "user");
+        assert_eq!(names.group(27), "sudo");
+        assert_eq!(names.user(4242), "4242");
     }
 }
