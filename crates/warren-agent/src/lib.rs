@@ -10,11 +10,14 @@
 //! - [`files`]: file operations under an optional root jail, tar, inotify watch.
 //! - [`sessions`]: coding-agent sessions (Claude Code, Codex, OpenCode, mock)
 //!   and their event streams.
+//! - [`envd`]: E2B's in-sandbox API (Connect RPC and `/files`) over the
+//!   same process and file code, for E2B's SDKs.
 //! - [`error`]: [`AgentError`], every failure mapped to one problem code.
 //! - [`serve`]: binds listeners and runs until SIGTERM, then stops every
 //!   process it started.
 
 pub mod config;
+pub mod envd;
 pub mod error;
 pub mod files;
 pub mod http;
@@ -39,6 +42,8 @@ pub struct AppState {
     pub files: files::Files,
     /// Coding-agent sessions.
     pub sessions: sessions::Sessions,
+    /// envd's own state (process tags, polling watchers).
+    pub envd: envd::Envd,
 }
 
 impl AppState {
@@ -51,6 +56,7 @@ impl AppState {
             sessions: sessions::Sessions::new(config.clone(), processes.clone()),
             processes,
             files: files::Files::new(config.clone()),
+            envd: envd::Envd::default(),
             config,
         }
     }

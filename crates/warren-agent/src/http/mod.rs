@@ -52,7 +52,10 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(ports::routes())
         .merge(sessions::routes())
         .split_for_parts();
+    // envd's routes are E2B's protocol, not Warren's API: outside the
+    // OpenAPI document, behind the same token.
     let router = router
+        .merge(crate::envd::routes())
         .fallback(warren_api::extract::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
