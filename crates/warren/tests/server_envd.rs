@@ -549,11 +549,24 @@ async fn envd_files_and_filesystem_work_as_the_user_with_watches() {
             &[
                 ("content-type", "application/octet-stream"),
                 ("content-encoding", "gzip"),
+                ("x-metadata-Purpose", "testing"),
             ],
             gzip(b"compressed contents"),
         )
         .await;
     assert_eq!(resp.status(), 200);
+    let written: Value =
+        serde_json::from_slice(&resp.into_body().collect().await.unwrap().to_bytes()).unwrap();
+    assert_eq!(written[0]["metadata"], json!({ "purpose": "testing" }));
+    let (_, stat) = envd
+        .unary(
+            "filesystem.Filesystem/Stat",
+            Some("root"),
+            json!({ "path": "/root/gz/c.txt" }),
+        )
+        .await;
+    assert_eq!(stat["entry"]["metadata"], json!({ "purpose": "testing" }));
+    assert_eq!(stat["entry"]["owner"], "root");
     let resp = envd
         .send(
             "GET",

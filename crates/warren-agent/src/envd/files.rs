@@ -8,7 +8,7 @@
 //! statuses the SDKs map to their exceptions (400 invalid argument, 401
 //! unknown user, 404 not found, 507 no space).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::io::{Read, Write};
 
 use axum::body::Body;
@@ -23,6 +23,12 @@ use serde_json::{json, Value};
 use super::{caller, owner, resolve};
 use crate::process::User;
 use crate::{AgentError, AppState};
+
+/// Prefix of the headers carrying file metadata (lowercase, as `HeaderMap`
+/// keeps names).
+const METADATA_HEADER: &str = "x-metadata-";
+/// Most metadata keys on one upload.
+const MAX_METADATA: usize = 64;
 
 /// Bytes read from an inflated body at a time.
 const INFLATE_CHUNK: usize = 64 * 1024;
@@ -208,9 +214,14 @@ async fn upload_inner(
         .unwrap_or("")
         .trim()
         .to_ascii_lowercase();
+    let metadata = metadata_of(&headers)?;
     let entry = |path: &str| {
         let name = path.rsplit('/').next().unwrap_or(path);
-        json!({ "name": name, "type": "file", "path": path })
+        let mut entry = json!({ "name": name, "type": "file", "path": path });
+        if !metadata.is_empty() {
+            entry["metadata"] = json!(metadata);
+        }
+        entry
     };
     if media == "application/octet-stream" {
         let Some(path) = q.path.as_deref() else {
@@ -223,6 +234,10 @@ async fn upload_inner(
         state
             .files
             .write_as(path.clone(), None, owner(&user), stream)
+            .await?;
+        state
+            .files
+            .set_metadata(path.clone(), metadata.clone())
             .await?;
         return Ok(vec![entry(&path)]);
     }
@@ -275,9 +290,38 @@ async fn upload_inner(
             .files
             .write_as(path.clone(), None, owner(&user), field)
             .await?;
+        state
+            .files
+            .set_metadata(path.clone(), metadata.clone())
+            .await?;
         written.push(entry(&path));
     }
     Ok(written)
+}
+
+/// The user metadata of an upload: its `X-Metadata-<key>` headers, keys
+/// lowercased (as envd stores them), at most [`MAX_METADATA`] of them.
+fn metadata_of(headers: &HeaderMap) -> Result<BTreeMap<String, String>, HttpError> {
+    let mut out = BTreeMap::new();
+    for (name, value) in headers {
+        let Some(key) = name.as_str().strip_prefix(METADATA_HEADER) else {
+            continue;
+        };
+        let value = value.to_str().map_err(|_| {
+            HttpError(
+                StatusCode::BAD_REQUEST,
+                format!("metadata {key} must be printable US-ASCII"),
+            )
+        })?;
+        if key.is_empty() || out.len() >= MAX_METADATA {
+            return Err(HttpError(
+                StatusCode::BAD_REQUEST,
+                format!("at most {MAX_METADATA} non-empty metadata keys"),
+            ));
+        }
+        out.insert(key.to_ascii_lowercase(), value.to_string());
+    }
+    Ok(out)
 }
 
 /// Fails the stream once more than `limit` bytes went through.

@@ -336,6 +336,9 @@ pub fn entry_json(entry: &EntryDetails, names: &IdNames) -> Value {
         "group": names.group(entry.gid),
         "modifiedTime": timestamp(secs, nanos),
     });
+    if !entry.metadata.is_empty() {
+        value["metadata"] = json!(entry.metadata);
+    }
     if let Some(target) = &entry.symlink_target {
         value["symlinkTarget"] = json!(target);
         value["isSymlink"] = json!(true);

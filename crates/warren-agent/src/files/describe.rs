@@ -3,7 +3,8 @@
 //! to), and directory walks to a depth that never follow symlinked
 //! directories.
 
-use std::ffi::OsStr;
+use std::collections::BTreeMap;
+use std::ffi::{CString, OsStr};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
@@ -56,7 +57,17 @@ pub struct EntryDetails {
     /// For a symlink, the path it resolves to (the link's own path when it
     /// cannot be resolved, as envd does).
     pub symlink_target: Option<String>,
+    /// User metadata: the `user.e2b.*` extended attributes (of a symlink's
+    /// target), without their prefix.
+    pub metadata: BTreeMap<String, String>,
 }
+
+/// Prefix of the extended attributes that hold E2B's file metadata.
+const METADATA_PREFIX: &str = "user.e2b.";
+/// Most bytes of the attribute names of one file read.
+const MAX_XATTR_LIST: usize = 64 * 1024;
+/// Most bytes of one attribute value read.
+const MAX_XATTR_VALUE: usize = 4096;
 
 fn kind_of(st: &FileStat) -> EntryKind {
     match file_type(st) {
@@ -88,6 +99,47 @@ impl Files {
             };
             let name = entry.name.to_string_lossy().into_owned();
             Ok(details(&inner.jail, &rel, name, path, &st))
+        })
+        .await
+    }
+
+    /// Sets user metadata on the file at `path` (following symlinks), as
+    /// `user.e2b.<key>` extended attributes.
+    pub async fn set_metadata(
+        &self,
+        path: String,
+        metadata: BTreeMap<String, String>,
+    ) -> Result<(), AgentError> {
+        if metadata.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |inner| {
+            let rel = inner.jail.relative(&path)?;
+            let fd = inner
+                .jail
+                .open(&rel, OFlag::O_PATH)
+                .map_err(|e| e.into_agent("set metadata of", &path))?;
+            let link = proc_path(&fd);
+            for (key, value) in &metadata {
+                let name = CString::new(format!("{METADATA_PREFIX}{key}")).map_err(|_| {
+                    AgentError::InvalidRequest(format!("invalid metadata key {key:?}"))
+                })?;
+                // SAFETY: both strings are NUL-terminated and live across the
+                // call; the value pointer and length describe `value`.
+                let rc = unsafe {
+                    libc::setxattr(
+                        link.as_ptr(),
+                        name.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        0,
+                    )
+                };
+                if rc != 0 {
+                    return Err(fs_error("set metadata of", &path, Errno::last()));
+                }
+            }
+            Ok(())
         })
         .await
     }
@@ -181,7 +233,12 @@ fn details(jail: &Jail, rel: &Path, name: String, path: String, st: &FileStat) -
             None => symlink_target = Some(path.clone()),
         }
     }
+    let metadata = jail
+        .open(rel, OFlag::O_PATH)
+        .map(|fd| read_metadata(&fd))
+        .unwrap_or_default();
     EntryDetails {
+        metadata,
         name,
         path,
         kind,
@@ -194,6 +251,55 @@ fn details(jail: &Jail, rel: &Path, name: String, path: String, st: &FileStat) -
         mtime: (st.st_mtime, st.st_mtime_nsec),
         symlink_target,
     }
+}
+
+/// `/proc/self/fd/N` of a descriptor, for the `*xattr` calls (an `O_PATH`
+/// descriptor does not take `fgetxattr`).
+fn proc_path(fd: &OwnedFd) -> CString {
+    CString::new(format!("/proc/self/fd/{}", fd.as_raw_fd())).expect("no NUL in the path")
+}
+
+/// The `user.e2b.*` attributes of the file behind `fd`; none on any error.
+fn read_metadata(fd: &OwnedFd) -> BTreeMap<String, String> {
+    let link = proc_path(fd);
+    let mut names = vec![0u8; MAX_XATTR_LIST];
+    // SAFETY: the path is NUL-terminated; the buffer pointer and length
+    // describe `names`.
+    let len = unsafe { libc::listxattr(link.as_ptr(), names.as_mut_ptr().cast(), names.len()) };
+    let mut out = BTreeMap::new();
+    if len <= 0 {
+        return out;
+    }
+    names.truncate(len as usize);
+    for name in names.split(|b| *b == 0) {
+        let Ok(text) = std::str::from_utf8(name) else {
+            continue;
+        };
+        let Some(key) = text.strip_prefix(METADATA_PREFIX) else {
+            continue;
+        };
+        let Ok(cname) = CString::new(name) else {
+            continue;
+        };
+        let mut value = vec![0u8; MAX_XATTR_VALUE];
+        // SAFETY: as above, with `value` as the buffer.
+        let n = unsafe {
+            libc::getxattr(
+                link.as_ptr(),
+                cname.as_ptr(),
+                value.as_mut_ptr().cast(),
+                value.len(),
+            )
+        };
+        if n >= 0 {
+            value.truncate(n as usize);
+            out.insert(
+                key.to_string(),
+                String::from_utf8_lossy(&value).into_owned(),
+            );
+        }
+    }
+    out
 }
 
 impl Jail {
