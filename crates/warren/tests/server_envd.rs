@@ -432,6 +432,17 @@ async fn envd_processes_stream_run_as_users_and_take_input_signals_and_resizes()
         )
         .await;
     assert_eq!((status, err["code"].as_str()), (404, Some("not_found")));
+    // A client reconnecting after the end still gets the exit.
+    let mut late = envd
+        .stream(
+            "process.Process/Connect",
+            None,
+            &[],
+            json!({ "process": { "pid": pid } }),
+        )
+        .await;
+    assert_eq!(pid_of(&mut late).await, pid);
+    assert_eq!(late.finish().await.3["status"], "signal: terminated");
 
     // Errors, with their Connect codes.
     let (status, err) = envd

@@ -7,7 +7,7 @@
 //! streamed from the ring by a follower: from the start for `Start`, from
 //! the current end for `Connect` (envd does not replay).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -50,16 +50,21 @@ impl Table {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Forgets processes the supervisor no longer runs.
-    fn prune(&self, sup: &Supervisor) {
-        let running: HashMap<String, u32> = sup
+    /// Forgets processes the supervisor no longer keeps; returns the ids
+    /// of those still running.
+    fn prune(&self, sup: &Supervisor) -> HashSet<String> {
+        let kept: HashMap<String, (u32, bool)> = sup
             .list()
             .items
             .into_iter()
-            .filter(|p| p.state == ProcessState::Running)
-            .map(|p| (p.id, p.pid as u32))
+            .map(|p| (p.id, (p.pid as u32, p.state == ProcessState::Running)))
             .collect();
-        self.lock().retain(|pid, r| running.get(&r.id) == Some(pid));
+        self.lock()
+            .retain(|pid, r| kept.get(&r.id).map(|(p, _)| p) == Some(pid));
+        kept.into_iter()
+            .filter(|(_, (_, running))| *running)
+            .map(|(id, _)| id)
+            .collect()
     }
 }
 
@@ -198,10 +203,11 @@ async fn unary(state: &AppState, method: &str, body: &[u8]) -> Result<Value, Rpc
     let table = &state.envd.processes;
     match method {
         "List" => {
-            table.prune(sup);
+            let running = table.prune(sup);
             let remembered = table.lock().clone();
             let mut processes: Vec<(u32, Value)> = remembered
                 .into_iter()
+                .filter(|(_, r)| running.contains(&r.id))
                 .map(|(pid, r)| {
                     let mut info = json!({ "config": r.config, "pid": pid });
                     if let Some(tag) = r.tag {
@@ -325,7 +331,7 @@ async fn start(state: AppState, headers: HeaderMap, req: StartRequest) -> Respon
 
 /// `Connect`: streams a running process's events from now on.
 async fn attach(state: AppState, headers: HeaderMap, req: Selected) -> Response {
-    let found = select(&state, req.process.as_ref()).and_then(|id| {
+    let found = select_in(&state, req.process.as_ref(), true).and_then(|id| {
         let info = state
             .processes
             .list()
@@ -485,39 +491,58 @@ async fn stream_input(state: AppState, mut body: Envelopes) -> Response {
     response
 }
 
-/// The supervisor id of the process a selector names.
-fn select(state: &AppState, selector: Option<&Selector>) -> Result<String, RpcError> {
+/// The supervisor id of the process a selector names: a running one, or
+/// with `exited`, also one that has exited and is still kept (so a client
+/// that reconnects after the end still gets the exit, as under envd).
+fn select_in(
+    state: &AppState,
+    selector: Option<&Selector>,
+    exited: bool,
+) -> Result<String, RpcError> {
     let selector = selector.ok_or_else(|| RpcError::invalid("process selector is required"))?;
-    let table = &state.envd.processes;
-    table.prune(&state.processes);
+    let known = state.processes.list().items;
+    let usable = |id: &str| {
+        known
+            .iter()
+            .any(|p| p.id == id && (exited || p.state == ProcessState::Running))
+    };
+    let remembered = state.envd.processes.lock().clone();
     if let Some(pid) = &selector.pid {
         let pid = number(pid).ok_or_else(|| RpcError::invalid("pid must be a number"))?;
-        if let Some(r) = table.lock().get(&(pid as u32)) {
-            return Ok(r.id.clone());
-        }
-        // A process started through Warren's own API.
-        return state
-            .processes
-            .list()
-            .items
-            .into_iter()
-            .find(|p| p.pid as i64 == pid && p.state == ProcessState::Running)
-            .map(|p| p.id)
-            .ok_or_else(|| {
-                RpcError::new(Code::NotFound, format!("process with pid {pid} not found"))
-            });
+        let by_table = u32::try_from(pid)
+            .ok()
+            .and_then(|pid| remembered.get(&pid))
+            .map(|r| r.id.clone())
+            .filter(|id| usable(id));
+        // Else a process started through Warren's own API (the newest with
+        // this pid).
+        let by_supervisor = || {
+            known
+                .iter()
+                .rev()
+                .find(|p| p.pid as i64 == pid && usable(&p.id))
+                .map(|p| p.id.clone())
+        };
+        return by_table.or_else(by_supervisor).ok_or_else(|| {
+            RpcError::new(Code::NotFound, format!("process with pid {pid} not found"))
+        });
     }
     if let Some(tag) = &selector.tag {
-        return table
-            .lock()
+        return remembered
             .values()
-            .find(|r| r.tag.as_deref() == Some(tag))
+            .filter(|r| r.tag.as_deref() == Some(tag) && usable(&r.id))
             .map(|r| r.id.clone())
+            .next()
             .ok_or_else(|| {
                 RpcError::new(Code::NotFound, format!("process with tag {tag} not found"))
             });
     }
     Err(RpcError::invalid("process selector needs a pid or a tag"))
+}
+
+/// The supervisor id of the running process a selector names.
+fn select(state: &AppState, selector: Option<&Selector>) -> Result<String, RpcError> {
+    select_in(state, selector, false)
 }
 
 /// A proto3 JSON integer (a number, or a string of one).
