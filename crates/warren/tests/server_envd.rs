@@ -702,6 +702,19 @@ async fn envd_files_and_filesystem_work_as_the_user_with_watches() {
         .unary(&fs("ListDir"), None, json!({ "path": "dir" }))
         .await;
     assert_eq!(status, 404);
+    // As envd: removing what is not there is fine; a directory where a
+    // file is, is an invalid argument.
+    let (status, _) = envd
+        .unary(&fs("Remove"), None, json!({ "path": "dir" }))
+        .await;
+    assert_eq!(status, 200);
+    let (status, err) = envd
+        .unary(&fs("MakeDir"), None, json!({ "path": "link" }))
+        .await;
+    assert_eq!(
+        (status, err["code"].as_str()),
+        (400, Some("invalid_argument"))
+    );
 
     // WatchDir: a start event, then events named relative to the directory.
     let mut watch = envd

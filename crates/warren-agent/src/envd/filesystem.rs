@@ -126,7 +126,17 @@ async fn unary(
             Ok(json!({ "entries": entries }))
         }
         "MakeDir" => {
-            if !files.mkdir_as(path.clone(), owner(user)).await? {
+            let created =
+                files
+                    .mkdir_as(path.clone(), owner(user))
+                    .await
+                    .map_err(|err| match err {
+                        crate::AgentError::AlreadyExists(p) => RpcError::invalid(format!(
+                            "path already exists but it is not a directory: {p}"
+                        )),
+                        err => err.into(),
+                    })?;
+            if !created {
                 return Err(RpcError::new(
                     Code::AlreadyExists,
                     format!("directory {path} already exists"),
@@ -148,8 +158,11 @@ async fn unary(
             Ok(json!({ "entry": entry_json(&entry, &IdNames::load()) }))
         }
         "Remove" => {
-            files.delete(path, true).await?;
-            Ok(json!({}))
+            // As `os.RemoveAll`: nothing there is not an error.
+            match files.delete(path, true).await {
+                Ok(_) | Err(crate::AgentError::FileNotFound(_)) => Ok(json!({})),
+                Err(err) => Err(err.into()),
+            }
         }
         "CreateWatcher" => create_watcher(state, path, req.recursive, req.include_entry).await,
         "GetWatcherEvents" => {
