@@ -41,6 +41,8 @@ pub const STREAM_JSON: &str = "application/connect+json";
 const KEEPALIVE_HEADER: &str = "keepalive-ping-interval";
 /// Header of the call's deadline, in milliseconds.
 const TIMEOUT_HEADER: &str = "connect-timeout-ms";
+/// Keepalive interval when the client names none (envd's).
+const DEFAULT_KEEPALIVE: Duration = Duration::from_secs(90);
 /// Shortest keepalive interval honoured (a client cannot make us spin).
 const MIN_KEEPALIVE: Duration = Duration::from_secs(1);
 /// Longest keepalive interval honoured.
@@ -357,16 +359,16 @@ pub fn stream_error(error: RpcError) -> Response {
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
 }
 
-/// The keepalive interval the client asked for, within bounds.
+/// The keepalive interval the client asked for, within bounds, or envd's
+/// default.
 pub fn keepalive(headers: &HeaderMap) -> Option<Duration> {
-    let secs: u64 = headers
-        .get(KEEPALIVE_HEADER)?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse()
-        .ok()?;
-    Some(Duration::from_secs(secs).clamp(MIN_KEEPALIVE, MAX_KEEPALIVE))
+    let asked = headers
+        .get(KEEPALIVE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DEFAULT_KEEPALIVE);
+    Some(asked.clamp(MIN_KEEPALIVE, MAX_KEEPALIVE))
 }
 
 /// The call's deadline (`Connect-Timeout-Ms`), if any and positive.

@@ -29,7 +29,7 @@ use crate::AppState;
 /// Most polling watchers at once.
 pub const MAX_WATCHERS: usize = 32;
 /// Most events a polling watcher buffers between two polls.
-pub const MAX_BUFFERED: usize = 10_000;
+pub const MAX_BUFFERED: usize = 1_000;
 /// Most entries one `ListDir` returns.
 const MAX_LIST: usize = 100_000;
 
