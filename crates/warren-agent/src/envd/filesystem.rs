@@ -302,6 +302,9 @@ async fn translate(files: &Files, root: &str, message: WatchMessage, include: bo
     let mut push = |kind: &str, path: &str| out.push((kind.to_string(), path.to_string()));
     match event.kind {
         WatchEventKind::Create => push("EVENT_TYPE_CREATE", &event.path),
+        // A directory's own modify is an attribute change (writes inside it
+        // are the entries' events): fsnotify's chmod.
+        WatchEventKind::Modify if event.is_dir => push("EVENT_TYPE_CHMOD", &event.path),
         WatchEventKind::Modify => push("EVENT_TYPE_WRITE", &event.path),
         WatchEventKind::Delete => push("EVENT_TYPE_REMOVE", &event.path),
         WatchEventKind::Rename => {
