@@ -413,6 +413,22 @@ async fn envd_processes_stream_run_as_users_and_take_input_signals_and_resizes()
     // Signals: SIGTERM ends a sleep; the pid is then unknown.
     let mut sleeper = envd.start(None, "exec sleep 60", json!({})).await;
     let pid = pid_of(&mut sleeper).await;
+    // A Connect with a deadline ends with deadline_exceeded, and the
+    // process runs on.
+    let mut bounded = envd
+        .stream(
+            "process.Process/Connect",
+            None,
+            &[("connect-timeout-ms", "300")],
+            json!({ "process": { "pid": pid } }),
+        )
+        .await;
+    assert_eq!(pid_of(&mut bounded).await, pid);
+    let (flags, end) = bounded.next().await.unwrap();
+    assert_eq!(
+        (flags, end["error"]["code"].as_str()),
+        (2, Some("deadline_exceeded"))
+    );
     let (status, _) = envd
         .unary(
             "process.Process/SendSignal",
@@ -443,6 +459,18 @@ async fn envd_processes_stream_run_as_users_and_take_input_signals_and_resizes()
         .await;
     assert_eq!(pid_of(&mut late).await, pid);
     assert_eq!(late.finish().await.3["status"], "signal: terminated");
+
+    // A Start's deadline is the process's: envd kills it then.
+    let mut bounded = envd
+        .stream(
+            "process.Process/Start",
+            None,
+            &[("connect-timeout-ms", "300")],
+            json!({ "process": { "cmd": "sleep", "args": ["30"] } }),
+        )
+        .await;
+    pid_of(&mut bounded).await;
+    assert_eq!(bounded.finish().await.3["status"], "signal: killed");
 
     // Errors, with their Connect codes.
     let (status, err) = envd
