@@ -622,6 +622,17 @@ async fn base_has_a_user_with_passwordless_sudo() {
         "{out}"
     );
     assert_eq!(out["stderr"].as_str().unwrap(), "", "{out}");
+    // Without a cwd, a user starts in its home, not in the workdir (/root).
+    let (status, out) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/processes/run"),
+            ADMIN_KEY,
+            Some(json!({"cmd": "pwd", "user": "user"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{out}");
+    assert_eq!(out["stdout"], "/home/user\n", "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -36,6 +36,8 @@ pub struct Launch {
     argv0: String,
     args: Vec<String>,
     cwd: PathBuf,
+    /// Whether the caller named `cwd` (else a user's home replaces the workdir).
+    cwd_given: bool,
     env: BTreeMap<String, String>,
     /// Who it runs as: uid, gid, every group (allocated before the fork).
     user: Option<(u32, u32, Vec<libc::gid_t>)>,
@@ -72,6 +74,7 @@ impl Launch {
         env: Option<&BTreeMap<String, String>>,
         tty: bool,
     ) -> Result<Launch, AgentError> {
+        let cwd_arg_given = cwd.is_some();
         let cwd = resolve_cwd(&config.workdir, cwd)?;
         let env = merge_env(&config.env, env, tty)?;
         let (program, argv0, args) = match (cmd, argv) {
@@ -120,6 +123,7 @@ impl Launch {
             argv0,
             args,
             cwd,
+            cwd_given: cwd_arg_given,
             env,
             user: None,
         })
@@ -127,7 +131,8 @@ impl Launch {
 
     /// Runs it as `user` (a name or a uid; `None`: the agent's own), with
     /// that user's `HOME`, `USER` and `LOGNAME` unless `request_env` sets
-    /// them.
+    /// them, and in that user's home when no `cwd` was given and the home
+    /// exists (the workdir, often `/root`, is seldom the user's to enter).
     pub fn run_as(
         mut self,
         user: Option<&str>,
@@ -146,6 +151,9 @@ impl Launch {
             if !given(key) {
                 self.env.insert(key.to_string(), value.clone());
             }
+        }
+        if !self.cwd_given && Path::new(&user.home).is_dir() {
+            self.cwd = PathBuf::from(&user.home);
         }
         self.user = Some((user.uid, user.gid, user.groups));
         Ok(self)
