@@ -4,7 +4,8 @@
 //!    database (one transaction, however many requests came in),
 //! 2. stops running sandboxes idle for longer than their `timeout_secs`
 //!    (hibernates those created with `auto_wake`),
-//! 3. destroys sandboxes past their ttl (`expires_at`),
+//! 3. destroys sandboxes past their ttl (`expires_at`), or hibernates them
+//!    when the E2B routes created them with `autoPause`,
 //! 4. every few ticks, marks running sandboxes whose init has died as `error`.
 //!
 //! On shutdown it flushes the activity one last time.
@@ -89,12 +90,19 @@ async fn destroy_expired(sandboxes: &Sandboxes) {
         }
     };
     let mut tasks = JoinSet::new();
-    for id in expired {
+    for (id, pause) in expired {
         let Some(entry) = sandboxes.registry().get(&id) else {
             continue;
         };
         let sandboxes = sandboxes.clone();
         tasks.spawn(async move {
+            if pause {
+                tracing::info!(%id, "deadline reached: hibernating the sandbox (auto-pause)");
+                if let Err(e) = sandboxes.hibernate_expired(entry).await {
+                    tracing::warn!(%id, error = %e, "hibernating an expired sandbox");
+                }
+                return;
+            }
             tracing::info!(%id, "ttl reached: destroying the sandbox");
             if let Err(e) = sandboxes.destroy(entry).await {
                 tracing::warn!(%id, error = %e, "destroying an expired sandbox");

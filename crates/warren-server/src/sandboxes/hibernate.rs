@@ -83,6 +83,18 @@ impl Sandboxes {
         .await
     }
 
+    /// E2B's auto-pause: a sandbox whose deadline passed is hibernated if
+    /// it runs, and has no deadline while it sleeps (a `connect` sets a new
+    /// one).
+    pub async fn hibernate_expired(&self, entry: Arc<Entry>) -> Result<(), SandboxError> {
+        let id = entry.id.clone();
+        if entry.phase() == Phase::Running {
+            self.hibernate_entry(entry, None).await?;
+        }
+        self.inner.store.set_deadline(&id, None).await?;
+        Ok(())
+    }
+
     /// Wakes a hibernated sandbox (idempotent on a running one).
     pub async fn wake(&self, caller: &Caller, id: &str) -> Result<Sandbox, SandboxError> {
         let entry = self.entry(caller, id)?;

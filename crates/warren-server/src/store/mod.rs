@@ -8,6 +8,7 @@
 //! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
 
 mod checkpoints;
+mod e2b;
 mod previews;
 mod sandboxes;
 mod tenants;
@@ -20,6 +21,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::SqlitePool;
 
 pub use checkpoints::{CheckpointFilter, CheckpointRecord, PatchRecord};
+pub use e2b::E2bRecord;
 pub use previews::PreviewRecord;
 pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
 pub use tenants::{KeyRecord, Quotas, TenantRecord, Usage};

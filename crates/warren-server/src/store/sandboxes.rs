@@ -484,11 +484,13 @@ impl Store {
         .map_err(query_err("find idle sandboxes"))
     }
 
-    /// Sandboxes past their ttl deadline.
-    pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<String>, StoreError> {
-        sqlx::query_scalar(
-            "SELECT id FROM sandboxes WHERE expires_at IS NOT NULL AND expires_at <= ? \
-             AND state != 'creating'",
+    /// Sandboxes past their ttl deadline, each with whether it is to be
+    /// hibernated (E2B's `autoPause`) rather than destroyed.
+    pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<(String, bool)>, StoreError> {
+        sqlx::query_as(
+            "SELECT s.id, COALESCE(e.auto_pause, 0) FROM sandboxes s \
+             LEFT JOIN e2b_sandboxes e ON e.sandbox_id = s.id \
+             WHERE s.expires_at IS NOT NULL AND s.expires_at <= ? AND s.state != 'creating'",
         )
         .bind(now)
         .fetch_all(&self.pool)
