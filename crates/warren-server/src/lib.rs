@@ -14,6 +14,8 @@
 //!   patches, export and import).
 //! - [`tenants`], [`templates`]: the other domains.
 //! - [`proxy`]: agent routes forwarded over unix sockets, streamed.
+//! - [`e2b`]: E2B compatibility (its control-plane routes' translation onto
+//!   the domains, envd access tokens, the sandbox plane by header).
 //! - [`previews`]: preview URLs (a sandbox port by Host or by path, through
 //!   a tunnel the agent opens), with the sandboxes' network settings.
 //! - [`lifecycle`]: the reaper (activity flush, idle stop, ttl destroy).
@@ -30,6 +32,7 @@
 pub mod auth;
 pub mod checkpoints;
 pub mod config;
+pub mod e2b;
 pub mod host;
 pub mod http;
 pub mod lifecycle;
@@ -73,4 +76,6 @@ pub struct AppState {
     pub store: store::Store,
     /// Request limits.
     pub limits: config::Limits,
+    /// E2B compatibility.
+    pub e2b: e2b::E2b,
 }

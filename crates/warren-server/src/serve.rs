@@ -176,6 +176,20 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     )
     .await?;
 
+    let e2b_key =
+        crate::e2b::token::TokenKey::load_or_create(&config.state_dir).map_err(|source| {
+            ServeError::StateDir {
+                path: config.state_dir.join(crate::e2b::token::FILE_NAME),
+                source,
+            }
+        })?;
+    let e2b = crate::e2b::E2b::new(
+        sandboxes.clone(),
+        checkpoints.clone(),
+        previews.clone(),
+        e2b_key,
+    )
+    .await?;
     let auth = Auth::new(admin.key, store.clone());
     let state = AppState {
         tenants: Tenants::new(store.clone(), auth.clone()),
@@ -188,6 +202,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         store: store.clone(),
         previews: previews.clone(),
         limits,
+        e2b,
     };
     let app = http::router(state);
     let listener = TcpListener::bind(&config.listen)

@@ -8,14 +8,18 @@
 //! - [`admin`]: `/v1/admin/...` (tenants and keys).
 //! - [`templates`]: `/v1/templates` routes.
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
+//! - [`e2b`]: E2B's control plane (`/sandboxes`, `/v2/sandboxes`, ...),
+//!   with its own key check (`X-API-KEY`) and error bodies.
 //!
-//! Layers, outermost first: tracing (tower-http), metrics
+//! Layers, outermost first: E2B's sandbox plane
+//! ([`crate::e2b::plane::dispatch`]), previews, tracing (tower-http), metrics
 //! ([`crate::metrics::track`]), authentication ([`crate::auth::require_key`]),
 //! the JSON body limit. Handlers parse, call the domain and render; the
 //! OpenAPI document is collected from their `#[utoipa::path]` attributes.
 
 pub mod admin;
 pub mod checkpoints;
+pub mod e2b;
 pub mod health;
 pub mod previews;
 pub mod sandboxes;
@@ -74,6 +78,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             state.auth.clone(),
             auth::require_key,
         ))
+        .merge(e2b::router(&state))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -92,6 +97,12 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .layer(axum::middleware::from_fn_with_state(
             state.previews.clone(),
             crate::previews::forward::dispatch,
+        ))
+        // E2B's sandbox plane (`E2b-Sandbox-Id`, envd's port by Host):
+        // before previews, whose hosts it shares.
+        .layer(axum::middleware::from_fn_with_state(
+            state.e2b.clone(),
+            crate::e2b::plane::dispatch,
         ))
         .with_state(state);
     (router, api)

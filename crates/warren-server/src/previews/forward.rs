@@ -149,6 +149,28 @@ impl Previews {
         Ok(response)
     }
 
+    /// Forwards `req` to `port` of sandbox `sandbox_id` without a preview
+    /// record (E2B's sandbox plane and its public ports; the caller has
+    /// checked the request's credentials): the whole path goes to the
+    /// application, streamed as for previews. A hibernated sandbox is woken
+    /// as for previews.
+    pub async fn serve_port(
+        &self,
+        sandbox_id: &str,
+        port: u16,
+        req: Request,
+    ) -> Result<Response, Problem> {
+        let target = Target {
+            sandbox_id: sandbox_id.to_string(),
+            port,
+            form: Form::Host {
+                domain: String::new(),
+            },
+        };
+        let entry = self.awake_entry(sandbox_id).await?;
+        self.forward(&target, entry, req).await
+    }
+
     /// The sandbox's registry entry if it runs: a hibernated sandbox created
     /// with `auto_wake` is woken first; other hibernated ones answer 409.
     async fn awake_entry(&self, sandbox_id: &str) -> Result<Arc<Entry>, Problem> {
