@@ -198,6 +198,13 @@ impl utoipa::Modify for SecurityAddon {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+        // E2B's routes: the same keys, as the E2B SDKs send them.
+        components.add_security_scheme(
+            "e2b_api_key",
+            SecurityScheme::ApiKey(utoipa::openapi::security::ApiKey::Header(
+                utoipa::openapi::security::ApiKeyValue::new("X-API-KEY"),
+            )),
+        );
     }
 }
 

@@ -6,9 +6,10 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// `POST /sandboxes` and `POST /v2/sandboxes`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NewSandbox {
     /// Template id or alias (`base`, `code-interpreter-v1`, a Warren
@@ -35,7 +36,7 @@ pub struct NewSandbox {
 }
 
 /// `autoResume` of a create.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, ToSchema)]
 pub struct AutoResume {
     /// Whether a paused sandbox wakes on its next request.
     #[serde(default)]
@@ -43,7 +44,7 @@ pub struct AutoResume {
 }
 
 /// E2B's network options (create and `PUT /sandboxes/{id}/network`).
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct NetworkConfig {
     /// Destinations admitted (with `denyOut: ["0.0.0.0/0"]`).
@@ -58,7 +59,7 @@ pub struct NetworkConfig {
 }
 
 /// The answer of create, connect and fork: how to reach the sandbox.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxCreated {
     /// The template it was made from.
@@ -81,7 +82,7 @@ pub struct SandboxCreated {
 }
 
 /// `GET /sandboxes/{id}` and the items of the lists.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxDetail {
     /// The template it was made from.
@@ -125,7 +126,7 @@ pub struct SandboxDetail {
 }
 
 /// `lifecycle` of a sandbox's detail.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Lifecycle {
     /// `kill` or `pause`.
@@ -135,7 +136,7 @@ pub struct Lifecycle {
 }
 
 /// `POST /v2/sandboxes/{id}/connect` and `/sandboxes/{id}/resume`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ConnectSandbox {
     /// Time to live from now, in seconds (default: the one it was created
     /// with, else 300).
@@ -143,21 +144,21 @@ pub struct ConnectSandbox {
 }
 
 /// `POST /sandboxes/{id}/timeout`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, ToSchema)]
 pub struct TimeoutRequest {
     /// Time to live from now, in seconds.
     pub timeout: u64,
 }
 
 /// `POST /sandboxes/{id}/snapshots`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct SnapshotRequest {
     /// A name for the snapshot.
     pub name: Option<String>,
 }
 
 /// A snapshot (a Warren checkpoint).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SnapshotInfo {
     /// The checkpoint id; usable as `templateID` of a create.
     #[serde(rename = "snapshotID")]
@@ -167,7 +168,7 @@ pub struct SnapshotInfo {
 }
 
 /// `POST /sandboxes/{id}/fork`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
 pub struct ForkRequest {
     /// Time to live of the forks in seconds.
     pub timeout: Option<u64>,
@@ -176,7 +177,7 @@ pub struct ForkRequest {
 }
 
 /// One fork's outcome.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct ForkResult {
     /// The new sandbox.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -187,7 +188,7 @@ pub struct ForkResult {
 }
 
 /// One sample of a sandbox's metrics.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxMetric {
     /// When it was taken (RFC 3339).
@@ -211,14 +212,14 @@ pub struct SandboxMetric {
 }
 
 /// `GET /sandboxes/metrics`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SandboxesWithMetrics {
     /// Sandbox id → its latest sample.
     pub sandboxes: BTreeMap<String, SandboxMetric>,
 }
 
 /// One log line of the old shape.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SandboxLog {
     /// RFC 3339.
     pub timestamp: String,
@@ -227,7 +228,7 @@ pub struct SandboxLog {
 }
 
 /// One structured log entry.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SandboxLogEntry {
     /// RFC 3339.
     pub timestamp: String,
@@ -240,7 +241,7 @@ pub struct SandboxLogEntry {
 }
 
 /// `GET /sandboxes/{id}/logs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SandboxLogs {
     /// Lines.
@@ -250,14 +251,14 @@ pub struct SandboxLogs {
 }
 
 /// `GET /v2/sandboxes/{id}/logs`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct SandboxLogsV2 {
     /// Entries.
     pub logs: Vec<SandboxLogEntry>,
 }
 
 /// E2B's error body: the HTTP status again, and a message.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The HTTP status.
     pub code: u16,

@@ -3,23 +3,24 @@
 //!
 //! They take the key as `X-API-KEY` (what the SDKs send) or as Warren's
 //! bearer, and every error, a missing key included, is E2B's body
-//! (`{"code", "message"}`). Not in the OpenAPI document: the contract of
-//! these routes is E2B's.
+//! (`{"code", "message"}`). In the OpenAPI document under the tag `e2b`;
+//! their contract is E2B's API.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Path, RawQuery, Request, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::auth::{Auth, Caller};
 use crate::e2b::views::parse_list_query;
 use crate::e2b::wire::{
-    ConnectSandbox, ForkRequest, NetworkConfig, NewSandbox, SandboxLogs, SandboxLogsV2,
-    SandboxesWithMetrics, SnapshotRequest,
+    ConnectSandbox, ErrorBody, ForkRequest, ForkResult, NetworkConfig, NewSandbox, SandboxCreated,
+    SandboxDetail, SandboxLogs, SandboxLogsV2, SandboxMetric, SandboxesWithMetrics, SnapshotInfo,
+    SnapshotRequest,
 };
 use crate::e2b::{E2b, E2bError};
 use crate::AppState;
@@ -27,27 +28,33 @@ use crate::AppState;
 /// The header of the next page's token.
 const NEXT_TOKEN: HeaderName = HeaderName::from_static("x-next-token");
 
-/// The routes, with their own key check; merged beside Warren's API.
-pub fn router(state: &AppState) -> Router<AppState> {
-    Router::new()
-        .route("/sandboxes", post(create).get(list_running))
-        .route("/v2/sandboxes", post(create).get(list))
-        .route("/sandboxes/metrics", get(metrics_of))
-        .route("/sandboxes/{id}", get(get_one).delete(kill))
-        .route("/sandboxes/{id}/timeout", post(set_timeout))
-        .route("/sandboxes/{id}/refreshes", post(refresh))
-        .route("/sandboxes/{id}/pause", post(pause))
-        .route("/sandboxes/{id}/resume", post(resume))
-        .route("/sandboxes/{id}/connect", post(connect))
-        .route("/v2/sandboxes/{id}/connect", post(connect))
-        .route("/sandboxes/{id}/snapshots", post(snapshot))
-        .route("/snapshots", get(snapshots))
-        .route("/templates/{id}", delete(delete_template))
-        .route("/sandboxes/{id}/fork", post(fork))
-        .route("/sandboxes/{id}/metrics", get(metrics))
-        .route("/sandboxes/{id}/logs", get(logs))
-        .route("/v2/sandboxes/{id}/logs", get(logs_v2))
-        .route("/sandboxes/{id}/network", put(network))
+/// The routes (and their OpenAPI paths), without layers.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_v1, list_running))
+        .routes(routes!(create, list))
+        .routes(routes!(metrics_of))
+        .routes(routes!(get_one, kill))
+        .routes(routes!(set_timeout))
+        .routes(routes!(refresh))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(connect_v1))
+        .routes(routes!(connect))
+        .routes(routes!(snapshot))
+        .routes(routes!(snapshots))
+        .routes(routes!(delete_template))
+        .routes(routes!(fork))
+        .routes(routes!(metrics))
+        .routes(routes!(logs))
+        .routes(routes!(logs_v2))
+        .routes(routes!(network))
+}
+
+/// `router` (these routes) with their own body limit and key check; merged
+/// beside Warren's API, whose key check they do not go through.
+pub fn layered(router: Router<AppState>, state: &AppState) -> Router<AppState> {
+    router
         .layer(axum::extract::DefaultBodyLimit::max(
             state.limits.max_json_body,
         ))
@@ -154,6 +161,16 @@ fn e2b(app: &AppState) -> &E2b {
     &app.e2b
 }
 
+/// Create a sandbox: `templateID` (`base`, `code-interpreter-v1`, a Warren
+/// template or a snapshot id), `timeout` (time to live, s, default 300),
+/// `autoPause`, `metadata`, `envVars`, network options.
+#[utoipa::path(post, path = "/v2/sandboxes", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    request_body = NewSandbox,
+    responses(
+        (status = 201, description = "The sandbox runs", body = SandboxCreated),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "No such template or snapshot", body = ErrorBody)))]
 async fn create(
     State(app): State<AppState>,
     caller: Caller,
@@ -163,6 +180,33 @@ async fn create(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// Create a sandbox (E2B's old route; same as `POST /v2/sandboxes`).
+#[utoipa::path(post, path = "/sandboxes", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    request_body = NewSandbox,
+    responses(
+        (status = 201, description = "The sandbox runs", body = SandboxCreated),
+        (status = 400, description = "Invalid request", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "No such template or snapshot", body = ErrorBody)))]
+async fn create_v1(
+    state: State<AppState>,
+    caller: Caller,
+    body: Body<NewSandbox>,
+) -> Result<Response, E2bError> {
+    create(state, caller, body).await
+}
+
+/// List sandboxes; the next page's token is the `x-next-token` header.
+#[utoipa::path(get, path = "/v2/sandboxes", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    params(
+        ("metadata" = Option<String>, Query, description = "`k=v&k2=v2`, url-encoded; all must match"),
+        ("state" = Option<String>, Query, description = "`running`, `paused` or both, comma-separated"),
+        ("limit" = Option<u32>, Query, description = "Items per page"),
+        ("nextToken" = Option<String>, Query, description = "`x-next-token` of the previous page")),
+    responses(
+        (status = 200, description = "A page of sandboxes", body = Vec<SandboxDetail>),
+        (status = 400, description = "Invalid filter", body = ErrorBody),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody)))]
 async fn list(
     State(app): State<AppState>,
     caller: Caller,
@@ -174,6 +218,12 @@ async fn list(
 }
 
 /// The old list: running sandboxes only.
+/// List running sandboxes (E2B's old route).
+#[utoipa::path(get, path = "/sandboxes", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    params(("metadata" = Option<String>, Query, description = "`k=v&k2=v2`, url-encoded")),
+    responses(
+        (status = 200, description = "The running sandboxes", body = Vec<SandboxDetail>),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody)))]
 async fn list_running(
     State(app): State<AppState>,
     caller: Caller,
@@ -185,6 +235,11 @@ async fn list_running(
     Ok(with_next_token(Json(items).into_response(), next))
 }
 
+/// One sandbox.
+#[utoipa::path(get, path = "/sandboxes/{id}", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    responses(
+        (status = 200, description = "The sandbox", body = SandboxDetail),
+        (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn get_one(
     State(app): State<AppState>,
     caller: Caller,
@@ -193,6 +248,9 @@ async fn get_one(
     Ok(Json(e2b(&app).get(&caller, &id).await?).into_response())
 }
 
+/// Kill a sandbox.
+#[utoipa::path(delete, path = "/sandboxes/{id}", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    responses((status = 204, description = "Killed"), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn kill(
     State(app): State<AppState>,
     caller: Caller,
@@ -203,11 +261,15 @@ async fn kill(
 }
 
 /// `{"timeout": seconds}`.
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 struct TimeoutBody {
     timeout: Option<u64>,
 }
 
+/// Set the time to live, from now.
+#[utoipa::path(post, path = "/sandboxes/{id}/timeout", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = TimeoutBody,
+    responses((status = 204, description = "Set"), (status = 400, description = "No timeout", body = ErrorBody), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn set_timeout(
     State(app): State<AppState>,
     caller: Caller,
@@ -222,11 +284,15 @@ async fn set_timeout(
 }
 
 /// `{"duration": seconds}` (E2B's keep-alive).
-#[derive(Debug, Default, serde::Deserialize)]
+#[derive(Debug, Default, serde::Deserialize, utoipa::ToSchema)]
 struct RefreshBody {
     duration: Option<u64>,
 }
 
+/// Keep a sandbox alive `duration` seconds from now.
+#[utoipa::path(post, path = "/sandboxes/{id}/refreshes", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = RefreshBody,
+    responses((status = 204, description = "Set"), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn refresh(
     State(app): State<AppState>,
     caller: Caller,
@@ -238,6 +304,10 @@ async fn refresh(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Pause (Warren's hibernate: files kept, memory and processes not).
+#[utoipa::path(post, path = "/sandboxes/{id}/pause", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    responses((status = 204, description = "Paused"), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "Already paused", body = ErrorBody)))]
 async fn pause(
     State(app): State<AppState>,
     caller: Caller,
@@ -247,6 +317,11 @@ async fn pause(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Resume a paused sandbox (E2B's old route).
+#[utoipa::path(post, path = "/sandboxes/{id}/resume", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = ConnectSandbox,
+    responses((status = 201, description = "Resumed", body = SandboxCreated), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody),
+        (status = 409, description = "Already running", body = ErrorBody)))]
 async fn resume(
     State(app): State<AppState>,
     caller: Caller,
@@ -257,6 +332,25 @@ async fn resume(
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
+/// Connect (E2B's older route; same as the v2 one).
+#[utoipa::path(post, path = "/sandboxes/{id}/connect", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = ConnectSandbox,
+    responses((status = 200, description = "Running already", body = SandboxCreated),
+        (status = 201, description = "Resumed", body = SandboxCreated), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
+async fn connect_v1(
+    state: State<AppState>,
+    caller: Caller,
+    id: Path<String>,
+    body: Body<ConnectSandbox>,
+) -> Result<Response, E2bError> {
+    connect(state, caller, id, body).await
+}
+
+/// Connect: resumes a paused sandbox and sets its time to live from now.
+#[utoipa::path(post, path = "/v2/sandboxes/{id}/connect", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = ConnectSandbox,
+    responses((status = 200, description = "Running already", body = SandboxCreated),
+        (status = 201, description = "Resumed", body = SandboxCreated), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn connect(
     State(app): State<AppState>,
     caller: Caller,
@@ -272,6 +366,10 @@ async fn connect(
     Ok((status, Json(created)).into_response())
 }
 
+/// Snapshot a sandbox (a Warren checkpoint; its id is a `templateID`).
+#[utoipa::path(post, path = "/sandboxes/{id}/snapshots", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = SnapshotRequest,
+    responses((status = 201, description = "Taken", body = SnapshotInfo), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn snapshot(
     State(app): State<AppState>,
     caller: Caller,
@@ -282,6 +380,14 @@ async fn snapshot(
     Ok((StatusCode::CREATED, Json(info)).into_response())
 }
 
+/// List snapshots; the next page's token is the `x-next-token` header.
+#[utoipa::path(get, path = "/snapshots", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    params(
+        ("sandboxID" = Option<String>, Query, description = "Only this sandbox's"),
+        ("name" = Option<String>, Query, description = "Only of this name"),
+        ("limit" = Option<u32>, Query, description = "Items per page"),
+        ("nextToken" = Option<String>, Query, description = "`x-next-token` of the previous page")),
+    responses((status = 200, description = "A page of snapshots", body = Vec<SnapshotInfo>), (status = 401, description = "Missing or invalid key", body = ErrorBody)))]
 async fn snapshots(
     State(app): State<AppState>,
     caller: Caller,
@@ -309,6 +415,11 @@ async fn snapshots(
 
 /// E2B deletes snapshots as templates; Warren's templates are not deleted
 /// here.
+/// Delete a snapshot (E2B deletes snapshots as templates).
+#[utoipa::path(delete, path = "/templates/{id}", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    params(("id" = String, Path, description = "A snapshot id (`ckpt_…`)")),
+    responses((status = 204, description = "Deleted"), (status = 401, description = "Missing or invalid key", body = ErrorBody),
+        (status = 404, description = "No such snapshot", body = ErrorBody)))]
 async fn delete_template(
     State(app): State<AppState>,
     caller: Caller,
@@ -324,6 +435,10 @@ async fn delete_template(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Fork a sandbox (`count` new ones from one checkpoint).
+#[utoipa::path(post, path = "/sandboxes/{id}/fork", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = ForkRequest,
+    responses((status = 201, description = "One result per fork", body = Vec<ForkResult>), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn fork(
     State(app): State<AppState>,
     caller: Caller,
@@ -334,6 +449,9 @@ async fn fork(
     Ok((StatusCode::CREATED, Json(results)).into_response())
 }
 
+/// A sandbox's metrics (limits; usage is not measured yet).
+#[utoipa::path(get, path = "/sandboxes/{id}/metrics", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    responses((status = 200, description = "Samples", body = Vec<SandboxMetric>), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn metrics(
     State(app): State<AppState>,
     caller: Caller,
@@ -342,6 +460,10 @@ async fn metrics(
     Ok(Json(e2b(&app).metrics(&caller, &id).await?).into_response())
 }
 
+/// The latest metrics of several sandboxes.
+#[utoipa::path(get, path = "/sandboxes/metrics", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])),
+    params(("sandbox_ids" = String, Query, description = "Comma-separated ids")),
+    responses((status = 200, description = "Id to sample", body = SandboxesWithMetrics), (status = 401, description = "Missing or invalid key", body = ErrorBody)))]
 async fn metrics_of(
     State(app): State<AppState>,
     caller: Caller,
@@ -368,6 +490,10 @@ fn limit_of(pairs: &[(String, String)]) -> Result<Option<usize>, E2bError> {
     }
 }
 
+/// A sandbox's logs (the end of its agent's log).
+#[utoipa::path(get, path = "/sandboxes/{id}/logs", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    params(("limit" = Option<usize>, Query, description = "Most lines, the last ones")),
+    responses((status = 200, description = "Lines", body = SandboxLogs), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn logs(
     State(app): State<AppState>,
     caller: Caller,
@@ -383,6 +509,10 @@ async fn logs(
     .into_response())
 }
 
+/// A sandbox's logs as entries.
+#[utoipa::path(get, path = "/v2/sandboxes/{id}/logs", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    params(("limit" = Option<usize>, Query, description = "Most entries, the last ones")),
+    responses((status = 200, description = "Entries", body = SandboxLogsV2), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn logs_v2(
     State(app): State<AppState>,
     caller: Caller,
@@ -394,6 +524,10 @@ async fn logs_v2(
     Ok(Json(SandboxLogsV2 { logs: entries }).into_response())
 }
 
+/// Replace a sandbox's egress rules (and whether its ports are public).
+#[utoipa::path(put, path = "/sandboxes/{id}/network", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
+    request_body = NetworkConfig,
+    responses((status = 204, description = "Replaced"), (status = 400, description = "Unsupported rule", body = ErrorBody), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn network(
     State(app): State<AppState>,
     caller: Caller,

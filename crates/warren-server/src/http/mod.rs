@@ -60,7 +60,7 @@ struct ApiDoc;
 /// The routes and the OpenAPI document they describe.
 fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let body_limit = state.limits.max_json_body;
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
         .merge(checkpoints::routes())
@@ -68,6 +68,8 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(admin::routes())
         .merge(templates::routes())
         .split_for_parts();
+    let (e2b_router, e2b_api) = e2b::routes().split_for_parts();
+    api.merge(e2b_api);
     let router = router
         .route("/v1/sandboxes/{id}/{*agent_path}", any(proxy::forward))
         .fallback(warren_api::extract::not_found)
@@ -78,7 +80,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             state.auth.clone(),
             auth::require_key,
         ))
-        .merge(e2b::router(&state))
+        .merge(e2b::layered(e2b_router, &state))
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
@@ -151,7 +153,7 @@ pub fn router(state: AppState) -> Router {
 /// The OpenAPI document of the server API, as committed in
 /// `docs/openapi/server.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
+    let (_, mut api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
         .merge(checkpoints::routes())
@@ -159,6 +161,8 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .merge(admin::routes())
         .merge(templates::routes())
         .split_for_parts();
+    let (_, e2b_api) = e2b::routes().split_for_parts();
+    api.merge(e2b_api);
     api
 }
 
