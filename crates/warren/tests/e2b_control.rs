@@ -869,3 +869,99 @@ async fn e2b_sandbox_plane_by_header_and_by_host() {
         .unwrap();
     assert_eq!(resp.status(), 404, "no preview of a Warren sandbox's port");
 }
+
+/// `GET /health` on envd's port by header; the status (not 401 nor 502
+/// when the request reached the agent).
+async fn envd_health(server: &TestServer, id: &str, token: &str) -> u16 {
+    plane(
+        server,
+        reqwest::Method::GET,
+        "/health",
+        id,
+        49983,
+        Some(token),
+    )
+    .send()
+    .await
+    .unwrap()
+    .status()
+    .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn e2b_auto_resume_on_traffic_and_tokens_survive_a_restart() {
+    let mut server = TestServer::start().await;
+    let (_, key) = server.tenant("e2b-restart", None).await;
+    let created = create(
+        &server,
+        &key,
+        json!({"templateID": "base", "timeout": 600, "autoPause": true, "autoResume": {"enabled": true}}),
+    )
+    .await;
+    let id = created["sandboxID"].as_str().unwrap().to_string();
+    let token = created["envdAccessToken"].as_str().unwrap().to_string();
+    let reached = envd_health(&server, &id, &token).await;
+    assert!(reached != 401 && reached != 502, "{reached}");
+
+    // Paused, traffic on the sandbox plane resumes it (autoResume).
+    let (status, _, _) = e2b(
+        &server,
+        "POST",
+        &format!("/sandboxes/{id}/pause"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(envd_health(&server, &id, &token).await, reached);
+    let (_, _, info) = e2b(&server, "GET", &format!("/sandboxes/{id}"), &key, None).await;
+    assert_eq!(info["state"], "running", "{info}");
+    assert_eq!(info["lifecycle"]["autoResume"], true);
+
+    // Without autoResume, a paused sandbox is envd's 502 until connected.
+    let plain = create(&server, &key, json!({"templateID": "base"})).await;
+    let plain_id = plain["sandboxID"].as_str().unwrap().to_string();
+    let plain_token = plain["envdAccessToken"].as_str().unwrap().to_string();
+    let (status, _, _) = e2b(
+        &server,
+        "POST",
+        &format!("/sandboxes/{plain_id}/pause"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let resp = plane(
+        &server,
+        reqwest::Method::GET,
+        "/files?path=/etc/hostname",
+        &plain_id,
+        49983,
+        Some(&plain_token),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), 502);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["code"], 502, "{body}");
+
+    // A restart keeps tokens, rows and deadlines.
+    tokio::task::block_in_place(|| server.terminate(Duration::from_secs(10)));
+    server.spawn();
+    assert_eq!(envd_health(&server, &id, &token).await, reached);
+    let (_, _, info) = e2b(&server, "GET", &format!("/sandboxes/{id}"), &key, None).await;
+    assert_eq!(info["lifecycle"]["onTimeout"], "pause", "{info}");
+    assert_eq!(info["envdAccessToken"], token.as_str());
+    let (status, _, connected) = e2b(
+        &server,
+        "POST",
+        &format!("/v2/sandboxes/{plain_id}/connect"),
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(status, 201, "{connected}");
+    assert_eq!(connected["envdAccessToken"], plain_token.as_str());
+    assert_eq!(envd_health(&server, &plain_id, &plain_token).await, reached);
+}
