@@ -181,13 +181,21 @@ impl E2b {
     }
 
     /// The E2B row of sandbox `id` (`sbx_…`), if the E2B routes made it.
+    /// The row of a sandbox that is gone (its row went with the sandbox's,
+    /// e.g. at its deadline) is dropped here.
     pub fn row(&self, id: &str) -> Option<Arc<E2bRecord>> {
-        self.inner
+        let found = self
+            .inner
             .rows
             .read()
             .expect("e2b rows lock")
             .get(id)
-            .cloned()
+            .cloned()?;
+        if self.inner.sandboxes.registry().get(id).is_none() {
+            self.inner.rows.write().expect("e2b rows lock").remove(id);
+            return None;
+        }
+        Some(found)
     }
 
     async fn save_row(&self, row: E2bRecord) -> Result<(), StoreError> {
