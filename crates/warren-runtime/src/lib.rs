@@ -126,6 +126,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError>;
     /// Whether sandboxes can be given outbound access at all.
     fn egress_available(&self) -> bool;
+    /// What the sandbox's cgroups have counted (memory now, CPU time so
+    /// far); nothing by default.
+    fn usage(&self, _id: &str) -> cgroups::Usage {
+        cgroups::Usage::default()
+    }
     /// Checks that `connection`, just made to the sandbox's agent socket,
     /// reached that sandbox's own agent. A sandbox's root owns its run
     /// directory and can replace `agent.sock` with a symlink to another

@@ -276,6 +276,11 @@ impl Node {
         self.runtime.is_frozen(id)
     }
 
+    /// What the sandbox's cgroups have counted (memory now, CPU time so far).
+    pub fn usage(&self, id: &str) -> warren_runtime::cgroups::Usage {
+        self.runtime.usage(id)
+    }
+
     /// Applies an egress policy to a running sandbox.
     pub fn set_network(
         &self,

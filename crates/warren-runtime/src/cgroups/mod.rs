@@ -66,6 +66,23 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn remove(&self, id: &str) -> io::Result<()>;
     /// Ids of every sandbox cgroup under the parent, live or not.
     fn list(&self) -> Vec<String>;
+    /// What the sandbox's cgroups have counted so far (nothing once they
+    /// are gone).
+    fn usage(&self, id: &str) -> Usage;
+}
+
+/// What a sandbox's cgroups count: `None` where the host does not say.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Memory charged to the sandbox now, bytes (page cache included).
+    pub memory_bytes: Option<u64>,
+    /// CPU time used since the sandbox started, microseconds.
+    pub cpu_usec: Option<u64>,
+}
+
+/// A number read from a cgroup file holding one.
+fn read_u64(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// How the sandbox's first process enters its cgroups without paying for a

@@ -213,4 +213,15 @@ impl Backend for V1 {
     fn list(&self) -> Vec<String> {
         subdirs(&self.freezer.join(&self.parent))
     }
+
+    fn usage(&self, id: &str) -> super::Usage {
+        // cpuacct is mounted with cpu where the host has it.
+        let cpu_ns = super::read_u64(&self.dir(&self.cpu, id).join("cpuacct.usage"));
+        super::Usage {
+            memory_bytes: super::read_u64(
+                &self.dir(&self.memory, id).join("memory.usage_in_bytes"),
+            ),
+            cpu_usec: cpu_ns.map(|ns| ns / 1000),
+        }
+    }
 }

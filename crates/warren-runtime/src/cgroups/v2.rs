@@ -151,6 +151,21 @@ impl Backend for V2 {
     fn list(&self) -> Vec<String> {
         subdirs(&self.root.join(&self.parent))
     }
+
+    fn usage(&self, id: &str) -> super::Usage {
+        let dir = self.dir(id);
+        let cpu_usec = std::fs::read_to_string(dir.join("cpu.stat"))
+            .ok()
+            .and_then(|stat| {
+                stat.lines()
+                    .find_map(|l| l.strip_prefix("usage_usec "))
+                    .and_then(|v| v.trim().parse().ok())
+            });
+        super::Usage {
+            memory_bytes: super::read_u64(&dir.join("memory.current")),
+            cpu_usec,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -393,6 +393,10 @@ impl Runtime for NamespaceRuntime {
         self.cgroups.exists(id) && self.cgroups.is_frozen(id)
     }
 
+    fn usage(&self, id: &str) -> cgroups::Usage {
+        self.cgroups.usage(id)
+    }
+
     fn running(&self) -> Vec<String> {
         self.cgroups
             .list()
