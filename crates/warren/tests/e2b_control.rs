@@ -519,6 +519,8 @@ async fn e2b_time_to_live_pause_connect_snapshots_and_fork() {
     assert_eq!(status, 200, "{metrics}");
     assert!(metrics[0]["memTotal"].as_u64().unwrap() > 0, "{metrics}");
     assert!(metrics[0]["cpuCount"].as_u64().unwrap() >= 1);
+    assert!(metrics[0]["memUsed"].as_u64().unwrap() > 0, "{metrics}");
+    assert!(metrics[0]["cpuUsedPct"].as_f64().is_some(), "{metrics}");
     let (status, _, all) = e2b(
         &server,
         "GET",

@@ -18,6 +18,9 @@ use crate::paging::Page;
 use crate::store::E2bRecord;
 use crate::time::{now_ms, rfc3339};
 
+/// Over how long a metrics sample measures CPU use.
+const CPU_WINDOW: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Most of a sandbox's agent log the logs routes read (its end).
 const MAX_LOG_BYTES: u64 = 256 << 10;
 
@@ -140,8 +143,10 @@ impl E2b {
         Ok(results)
     }
 
-    /// `GET /sandboxes/{id}/metrics`: one sample, now. Warren measures no
-    /// per-sandbox usage yet, so usage is 0 and the totals are the limits.
+    /// `GET /sandboxes/{id}/metrics`: one sample, now, from what the
+    /// sandbox's cgroups count: memory charged, and CPU use over
+    /// [`CPU_WINDOW`]; the totals are its limits. Disk use is not measured
+    /// (0).
     pub async fn metrics(&self, caller: &Caller, id: &str) -> Result<Vec<SandboxMetric>, E2bError> {
         let sandbox = self
             .inner
@@ -149,14 +154,31 @@ impl E2b {
             .get(caller, &warren_id(id))
             .await
             .map_err(|_| E2bError::sandbox_not_found(id))?;
+        let node = self.inner.sandboxes.node().clone();
+        let wid = sandbox.id.clone();
+        let (first, second) = tokio::task::spawn_blocking(move || {
+            let first = node.usage(&wid);
+            std::thread::sleep(CPU_WINDOW);
+            (first, node.usage(&wid))
+        })
+        .await
+        .unwrap_or_default();
+        let cpus = sandbox.resources.cpus.max(0.01);
+        let cpu_used_pct = match (first.cpu_usec, second.cpu_usec) {
+            (Some(a), Some(b)) => {
+                let window_usec = CPU_WINDOW.as_micros() as f64;
+                ((b.saturating_sub(a)) as f64 / (window_usec * cpus) * 100.0).min(100.0)
+            }
+            _ => 0.0,
+        };
         let now = now_ms();
         let mib = 1u64 << 20;
         Ok(vec![SandboxMetric {
             timestamp: rfc3339(now),
             timestamp_unix: now / 1000,
             cpu_count: sandbox.resources.cpus.ceil().max(1.0) as u64,
-            cpu_used_pct: 0.0,
-            mem_used: 0,
+            cpu_used_pct: (cpu_used_pct * 100.0).round() / 100.0,
+            mem_used: second.memory_bytes.unwrap_or(0),
             mem_total: sandbox.resources.memory_mb * mib,
             mem_cache: 0,
             disk_used: 0,

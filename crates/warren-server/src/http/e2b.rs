@@ -449,7 +449,7 @@ async fn fork(
     Ok((StatusCode::CREATED, Json(results)).into_response())
 }
 
-/// A sandbox's metrics (limits; usage is not measured yet).
+/// A sandbox's metrics: memory and CPU use now (from its cgroups), limits.
 #[utoipa::path(get, path = "/sandboxes/{id}/metrics", tag = "e2b", security(("e2b_api_key" = []), ("bearer" = [])), params(("id" = String, Path, description = "The sandbox id, with or without `sbx_`")),
     responses((status = 200, description = "Samples", body = Vec<SandboxMetric>), (status = 401, description = "Missing or invalid key", body = ErrorBody), (status = 404, description = "No such sandbox (or another tenant's)", body = ErrorBody)))]
 async fn metrics(
