@@ -77,21 +77,28 @@ function mountsUnder(dir) {
 }
 
 /**
- * Starts `warren server` on a free port in a fresh state directory and
- * waits until it answers. Returns `{url, apiKey, stop}`.
+ * Starts `warren server` on a free port and waits until it answers.
+ * Returns `{url, apiKey, stop, logPath}`.
+ *
+ * Options: `stateDir`, a state directory kept across runs (its templates
+ * too: stopping unmounts what the server mounted there but removes only
+ * the temporary directory with the log), else a fresh one that stopping
+ * removes; `name`, the prefix of the temporary directory and the cgroup
+ * parent; `args`, more arguments to `warren server`.
  */
-export async function startServer() {
+export async function startServer(options = {}) {
   const bin = warrenBinary();
-  const root = mkdtempSync(join(tmpdir(), 'warren-sdk-ts-'));
+  const name = options.name ?? 'warren-sdk-ts';
+  const root = mkdtempSync(join(tmpdir(), `${name}-`));
   // mkdtemp makes it 0700; the sandboxes' mapped root must be able to
   // traverse it to reach their disks in the pool below.
   chmodSync(root, 0o755);
-  const stateDir = join(root, 'state');
+  const stateDir = options.stateDir ?? join(root, 'state');
   const logPath = join(root, 'server.log');
   const apiKey = `test-admin-${randomBytes(16).toString('hex')}`;
-  const cgroupParent = `warren-sdk-ts-${process.pid}-${randomBytes(3).toString('hex')}`;
+  const cgroupParent = `${name}-${process.pid}-${randomBytes(3).toString('hex')}`;
   const help = spawnSync(bin, ['server', '--help'], { encoding: 'utf8' }).stdout;
-  const args = ['server', '--listen', '127.0.0.1:0', '--state-dir', stateDir];
+  const args = ['server', '--listen', '127.0.0.1:0', '--state-dir', stateDir, ...(options.args ?? [])];
   // Two servers on one machine must not share a cgroup parent, or each
   // takes the other's sandboxes for orphans.
   if (help.includes('--cgroup-parent')) args.push('--cgroup-parent', cgroupParent);
@@ -106,7 +113,7 @@ export async function startServer() {
   const stop = async () => {
     if (stopped) return;
     stopped = true;
-    await stopServer({ child, url, apiKey, root, stateDir, cgroupParent });
+    await stopServer({ child, url, apiKey, root, stateDir, cgroupParent, keepState: options.stateDir !== undefined });
   };
 
   let url;
@@ -150,7 +157,7 @@ async function deleteAllSandboxes(url, apiKey) {
   }
 }
 
-async function stopServer({ child, url, apiKey, root, stateDir, cgroupParent }) {
+async function stopServer({ child, url, apiKey, root, stateDir, cgroupParent, keepState }) {
   if (url && child.exitCode === null) {
     // The server leaves sandboxes running when it stops: delete them first.
     await deleteAllSandboxes(url, apiKey).catch(() => undefined);
@@ -166,7 +173,10 @@ async function stopServer({ child, url, apiKey, root, stateDir, cgroupParent }) 
     spawnSync('umount', [point]);
     if (mountsUnder(point).includes(point)) spawnSync('umount', ['-l', point]);
   }
-  if (mountsUnder(stateDir).length === 0) rmSync(root, { recursive: true, force: true });
+  if (keepState) {
+    if (mountsUnder(stateDir).length > 0) console.error(`${stateDir} is still mounted`);
+    rmSync(root, { recursive: true, force: true });
+  } else if (mountsUnder(stateDir).length === 0) rmSync(root, { recursive: true, force: true });
   else console.error(`leaving ${root}: still mounted`);
   // Empty cgroups the server made under its parent (rmdir only removes empty ones).
   for (const controller of readdirSync('/sys/fs/cgroup', { withFileTypes: true })) {
