@@ -1,0 +1,56 @@
+"""e2b-code-interpreter: run_code with state, errors, charts, contexts."""
+
+import base64
+
+import pytest
+from e2b_code_interpreter import Sandbox
+
+
+@pytest.fixture(scope="module")
+def ci():
+    s = Sandbox.create(timeout=600)  # the package's default template
+    yield s
+    try:
+        s.kill()
+    except Exception:
+        pass
+
+
+def test_state_across_calls(ci):
+    assert ci.run_code("x = 41\nx + 1").text == "42"
+    assert ci.run_code("x * 2").text == "82"
+
+
+def test_logs_and_callbacks(ci):
+    out = []
+    e = ci.run_code('print("hello")', on_stdout=lambda m: out.append(m.line))
+    assert e.logs.stdout == ["hello\n"]
+    assert [o for o in out] == ["hello\n"]
+
+
+def test_error_with_traceback(ci):
+    e = ci.run_code("def f():\n    return 1 / 0\nf()")
+    assert e.error is not None
+    assert e.error.name == "ZeroDivisionError"
+    assert "division by zero" in e.error.value
+    assert "ZeroDivisionError" in e.error.traceback
+    assert ci.run_code("x").text == "41"
+
+
+def test_matplotlib_png(ci):
+    e = ci.run_code("import matplotlib.pyplot as plt\nplt.plot([1, 2, 3], [1, 4, 9])\nplt.show()")
+    assert e.error is None, e.error
+    pngs = [r.png for r in e.results if r.png]
+    assert pngs, [r.formats() for r in e.results]
+    raw = base64.b64decode(pngs[0])
+    assert raw[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_contexts(ci):
+    ctx = ci.create_code_context(cwd="/tmp")
+    ci.run_code('y = "ctx"', context=ctx)
+    assert ci.run_code("y", context=ctx).text == "'ctx'"
+    assert ci.run_code("y").error.name == "NameError"
+    assert ctx.id in [c.id for c in ci.list_code_contexts()]
+    ci.remove_code_context(ctx)
+    assert ctx.id not in [c.id for c in ci.list_code_contexts()]
