@@ -10,8 +10,9 @@
 // the Python SDKs), WARREN_E2B_ONLY=js|py (one suite only). Extra arguments
 // go to both runners (a test name pattern, say).
 
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomBytes } from 'node:crypto';
@@ -44,6 +45,38 @@ async function call(url, key, method, path, body) {
   return JSON.parse(text);
 }
 
+/**
+ * The spec of `templates/{name}.toml` as the build API takes it. The API
+ * reads no host paths, so a one-line `files = { "DEST" = "SRC", ... }` table
+ * becomes a first `run` step that unpacks the same files (a gzipped tar,
+ * base64 in the command); everything else is unchanged.
+ */
+function apiSpec(name) {
+  const dir = join(repo, 'templates');
+  const lines = readFileSync(join(dir, `${name}.toml`), 'utf8').split('\n');
+  const at = lines.findIndex((l) => /^files\s*=/.test(l));
+  if (at < 0) return lines.join('\n');
+  const pairs = [...lines[at].matchAll(/"([^"]+)"\s*=\s*"([^"]+)"/g)].map((m) => [m[1], m[2]]);
+  if (pairs.length === 0) throw new Error(`cannot read the files line of ${name}.toml: ${lines[at]}`);
+  const steps = pairs.map(([dest, src]) => {
+    // Byte for byte the same for the same files, so the layer cache holds.
+    const tar = spawnSync(
+      'sh',
+      ['-c', 'tar -c --sort=name --mtime=@0 --owner=0 --group=0 --numeric-owner --mode=u+rw,go+r -C "$1" . | gzip -n', 'sh', join(dir, src)],
+      { maxBuffer: 64 << 20 },
+    );
+    if (tar.status !== 0) throw new Error(`tar of templates/${src} failed: ${tar.stderr}`);
+    const b64 = tar.stdout.toString('base64');
+    if (b64.length > 100_000) throw new Error(`templates/${src} is too big to inline (${b64.length} bytes)`);
+    return `  "mkdir -p ${dest} && echo ${b64} | base64 -d | tar -xz -C ${dest}",`;
+  });
+  lines.splice(at, 1);
+  const run = lines.findIndex((l) => /^run\s*=\s*\[\s*$/.test(l));
+  if (run < 0) throw new Error(`${name}.toml has files but no multi-line run = [ ... ]`);
+  lines.splice(run + 1, 0, ...steps);
+  return lines.join('\n');
+}
+
 const reason = serverSkipReason();
 if (reason) {
   console.error(`# cannot run the E2B suites: ${reason}`);
@@ -68,10 +101,14 @@ try {
   // The code interpreter's template, through the CLI as a user builds it
   // (unchanged steps come from the layer cache in the kept state directory).
   started = Date.now();
-  const built = await run(warrenBinary(), ['template', 'build', 'code-interpreter', '-f', 'templates/code-interpreter.toml'], {
+  const specDir = mkdtempSync(join(tmpdir(), 'warren-e2b-spec-'));
+  const specPath = join(specDir, 'code-interpreter.toml');
+  writeFileSync(specPath, apiSpec('code-interpreter'));
+  const built = await run(warrenBinary(), ['template', 'build', 'code-interpreter', '-f', specPath], {
     cwd: repo,
     env: { ...process.env, WARREN_URL: server.url, WARREN_API_KEY: server.apiKey },
   });
+  rmSync(specDir, { recursive: true, force: true });
   if (built !== 0) throw new Error(`building the code-interpreter template exited ${built}`);
   console.log(`# code-interpreter ready in ${Math.round((Date.now() - started) / 1000)} s`);
 
