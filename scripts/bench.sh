@@ -40,13 +40,28 @@ case "$which" in
     # first run builds `base` and the `agents` template (npm, minutes).
     target/release/bench-sessions
     ;;
+  e2b)
+    # The official e2b SDK (npm, pinned in bench/e2b/package-lock.json) next
+    # to Warren's TypeScript SDK (built from sdks/typescript), through a
+    # server of its own (cgroup warren-bench-e2b, no network).
+    (cd sdks/typescript && { [ -d node_modules ] || npm ci --no-audit --no-fund --silent; } && npm run build --silent)
+    e2b_dir=$peer_dir/e2b
+    if ! cmp -s bench/e2b/package-lock.json "$e2b_dir/package-lock.json"; then
+      rm -rf "$e2b_dir"
+      mkdir -p "$e2b_dir"
+      cp bench/e2b/package.json bench/e2b/package-lock.json "$e2b_dir/"
+      (cd "$e2b_dir" && npm ci --no-audit --no-fund --silent)
+    fi
+    ln -sfn "$PWD/$e2b_dir/node_modules" bench/e2b/node_modules
+    WARREN_BIN=${WARREN_BIN:-$PWD/target/release/warren} node bench/e2b/bench.mjs
+    ;;
   soak)
     # An hour of mixed load at a steady rate (SOAK_SECS to change it); a
     # server of its own (cgroup warren-bench-soak, no network).
     target/release/bench-soak
     ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, soak)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, e2b, soak)" >&2
     exit 2
     ;;
 esac
