@@ -112,12 +112,18 @@ try {
   if (built !== 0) throw new Error(`building the code-interpreter template exited ${built}`);
   console.log(`# code-interpreter ready in ${Math.round((Date.now() - started) / 1000)} s`);
 
-  // A tenant of its own, and its key in E2B's form.
-  const tenant = await call(server.url, server.apiKey, 'POST', '/v1/admin/tenants', {
-    name: `e2b-conformance-${randomBytes(4).toString('hex')}`,
-  });
-  const { key } = await call(server.url, server.apiKey, 'POST', `/v1/admin/tenants/${tenant.id}/keys`, { format: 'e2b' });
-  if (!/^e2b_[0-9a-f]{64}$/.test(key)) throw new Error(`the E2B-form key is not e2b_ and 64 hex digits: ${key}`);
+  // A tenant of its own with its key in E2B's form, and another tenant's
+  // key (its sandboxes must be invisible to the first).
+  const e2bKey = async () => {
+    const tenant = await call(server.url, server.apiKey, 'POST', '/v1/admin/tenants', {
+      name: `e2b-conformance-${randomBytes(4).toString('hex')}`,
+    });
+    const { key } = await call(server.url, server.apiKey, 'POST', `/v1/admin/tenants/${tenant.id}/keys`, { format: 'e2b' });
+    if (!/^e2b_[0-9a-f]{64}$/.test(key)) throw new Error(`the E2B-form key is not e2b_ and 64 hex digits: ${key}`);
+    return key;
+  };
+  const key = await e2bKey();
+  const otherKey = await e2bKey();
 
   const port = new URL(server.url).port;
   const env = {
@@ -128,6 +134,7 @@ try {
     // getHost(port) is `{port}-{id}.{E2B_DOMAIN}`: the server's preview
     // domain (`localhost`) with its port. The tests resolve it to 127.0.0.1.
     E2B_DOMAIN: `localhost:${port}`,
+    WARREN_E2B_OTHER_API_KEY: otherKey,
   };
   delete env.E2B_DEBUG;
   delete env.E2B_ACCESS_TOKEN;
