@@ -5,10 +5,24 @@ import base64
 import pytest
 from e2b_code_interpreter import Sandbox
 
+from conftest import eventually
+
+
+def test_run_code_right_after_create():
+    """The server is ready when create returns, as on E2B."""
+    s = Sandbox.create()
+    try:
+        assert s.run_code("6 * 7").text == "42"
+    finally:
+        s.kill()
+
 
 @pytest.fixture(scope="module")
 def ci():
-    s = Sandbox.create(timeout=600)  # the package's default template
+    # The package's default template. The test above holds create to E2B's
+    # promise of a ready server; these give it time to listen.
+    s = Sandbox.create(timeout=600)
+    eventually(lambda: s.run_code("0").text == "0", 60, "the code interpreter to answer")
     yield s
     try:
         s.kill()

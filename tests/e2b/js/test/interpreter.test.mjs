@@ -4,12 +4,21 @@
 import { before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Sandbox } from '@e2b/code-interpreter';
-import { track } from './helpers.mjs';
+import { eventually, track } from './helpers.mjs';
+
+test('runCode right after Sandbox.create() (the server is ready when create returns)', async () => {
+  const fresh = track(await Sandbox.create());
+  const exec = await fresh.runCode('6 * 7');
+  assert.equal(exec.text, '42');
+});
 
 let sbx;
 before(async () => {
-  // The package's default template (code-interpreter-v1).
+  // The package's default template (code-interpreter-v1). The test above
+  // holds create to E2B's promise of a ready server; the tests below give
+  // the server time to listen, so they check the rest on their own.
   sbx = track(await Sandbox.create({ timeoutMs: 600_000 }));
+  await eventually(() => sbx.runCode('0').then((e) => e.text === '0'), 60_000, 'the code interpreter to answer');
 });
 
 test('state is kept across runCode calls', async () => {
