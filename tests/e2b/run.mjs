@@ -11,7 +11,7 @@
 // go to both runners (a test name pattern, say).
 
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,12 @@ const only = process.env.WARREN_E2B_ONLY;
 const extra = process.argv.slice(2);
 
 const tailOf = (path, n = 60) => readFileSync(path, 'utf8').split('\n').slice(-n).join('\n');
+// Where the whole server log is kept when something failed.
+const keptLog = process.env.WARREN_E2B_FAILED_LOG ?? '/var/cache/warren-test/e2b-failed-server.log';
+const keepLog = (from) => {
+  copyFileSync(from, keptLog);
+  return `the whole log: ${keptLog}`;
+};
 
 function run(cmd, args, opts) {
   return new Promise((done) => {
@@ -157,9 +163,9 @@ try {
   }
   console.log(`# results: ${JSON.stringify(results)}`);
   code = Object.values(results).every((c) => c === 0) ? 0 : 1;
-  if (code !== 0) console.error(`# the server's log ends with:\n${tailOf(server.logPath)}`);
+  if (code !== 0) console.error(`# the server's log ends with (${keepLog(server.logPath)}):\n${tailOf(server.logPath)}`);
 } catch (err) {
-  console.error(`# ${err.stack ?? err}\n# the server's log ends with:\n${tailOf(server.logPath)}`);
+  console.error(`# ${err.stack ?? err}\n# the server's log ends with (${keepLog(server.logPath)}):\n${tailOf(server.logPath)}`);
   code = 1;
 } finally {
   await server.stop();
