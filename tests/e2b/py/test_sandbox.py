@@ -115,3 +115,29 @@ def test_async_sandbox(_):
             await s.kill()
 
     asyncio.run(flow())
+
+
+def test_snapshot_and_create_from_it(new, made):
+    s = new()
+    s.files.write("/home/user/snap.txt", "in the snapshot")
+    snap = s.create_snapshot()
+    assert snap.snapshot_id
+    from_snap = Sandbox.create(template=snap.snapshot_id)
+    made.append(from_snap)
+    assert from_snap.sandbox_id != s.sandbox_id
+    assert from_snap.files.read("/home/user/snap.txt") == "in the snapshot"
+    assert Sandbox.delete_snapshot(snap.snapshot_id) is True
+
+
+def test_fork(new, made):
+    s = new()
+    s.files.write("/home/user/forked.txt", "before the fork")
+    forks = s.fork(count=2)
+    assert len(forks) == 2
+    for f in forks:
+        assert isinstance(f, Sandbox), f
+        made.append(f)
+        assert f.files.read("/home/user/forked.txt") == "before the fork"
+    forks[0].files.write("/home/user/forked.txt", "changed")
+    assert forks[1].files.read("/home/user/forked.txt") == "before the fork"
+    assert s.files.read("/home/user/forked.txt") == "before the fork"
