@@ -50,6 +50,17 @@ test('write and read bytes, a blob and a stream', async () => {
   assert.equal(md5.stdout.trim(), (await import('node:crypto')).createHash('md5').update(bytes).digest('hex'));
 });
 
+test('forty writes in a row all succeed', async () => {
+  // One write after another over the same connections, as a loop over
+  // files in a user's script does.
+  for (let i = 0; i < 40; i++) {
+    await sbx.files.write(`/tmp/loop/f${i}.txt`, `file ${i}`);
+  }
+  const listed = await sbx.files.list('/tmp/loop');
+  assert.equal(listed.length, 40);
+  assert.equal(await sbx.files.read('/tmp/loop/f39.txt'), 'file 39');
+});
+
 test('write several files at once', async () => {
   const infos = await sbx.files.write([
     { path: '/tmp/multi/a.txt', data: 'A' },
