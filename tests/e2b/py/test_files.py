@@ -93,3 +93,10 @@ def test_watch_dir(sbx):
         assert any(e.name == "new.txt" and e.type == FilesystemEventType.CREATE for e in seen), seen
     finally:
         handle.stop()
+
+
+def test_forty_writes_in_a_row(sbx):
+    for i in range(40):
+        sbx.files.write(f"/tmp/loop/f{i}.txt", f"file {i}")
+    assert len(sbx.files.list("/tmp/loop")) == 40
+    assert sbx.files.read("/tmp/loop/f39.txt") == "file 39"
