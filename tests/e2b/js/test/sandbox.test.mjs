@@ -77,6 +77,15 @@ test('a sandbox past its timeout is gone', async () => {
   );
 });
 
+test("with lifecycle onTimeout 'pause', the timeout pauses the sandbox; connect resumes it", async () => {
+  const sbx = await create({ timeoutMs: 5_000, lifecycle: { onTimeout: 'pause' } });
+  await sbx.files.write('/home/user/auto.txt', 'kept across auto-pause');
+  await eventually(async () => (await Sandbox.getInfo(sbx.sandboxId)).state === 'paused', 60_000, 'the sandbox to pause');
+  const resumed = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 });
+  assert.equal((await resumed.getInfo()).state, 'running');
+  assert.equal(await resumed.files.read('/home/user/auto.txt'), 'kept across auto-pause');
+});
+
 test('betaPause then connect resumes; the disk is kept, processes are not', async () => {
   const sbx = await create();
   await sbx.files.write('/home/user/kept.txt', 'kept across pause');
