@@ -470,6 +470,10 @@ pub struct TemplateStart {
     /// The user it runs as (root when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The port it accepts connections on once ready; a sandbox's boot
+    /// waits for it (bounded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_port: Option<u16>,
 }
 
 /// One layer of a template build.

@@ -171,18 +171,19 @@ impl Templates {
         .await
     }
 
-    /// The start command of template `name` and the user it runs as; `None`
+    /// The start command of template `name`, its user and ready port; `None`
     /// when the template has none or no longer exists (sandboxes outlive
     /// their templates; theirs is looked up at each boot).
-    pub async fn start_of(
-        &self,
-        name: &str,
-    ) -> Result<Option<(StartCommand, Option<String>)>, TemplateError> {
+    pub async fn start_of(&self, name: &str) -> Result<Option<BootCommand>, TemplateError> {
         let node = self.node.clone();
         let name = name.to_string();
         blocking("look up a start command", move || {
             match template::get(node.pool(), &name) {
-                Ok(meta) => Ok(meta.start.map(|start| (start, meta.user))),
+                Ok(meta) => Ok(meta.start.map(|command| BootCommand {
+                    command,
+                    user: meta.user,
+                    ready_port: meta.ready_port,
+                })),
                 Err(
                     template::TemplateError::NotFound(_)
                     | template::TemplateError::Storage(StorageError::InvalidName(_)),
@@ -292,6 +293,17 @@ impl Templates {
     }
 }
 
+/// What a template's sandboxes start on every boot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootCommand {
+    /// The command.
+    pub command: StartCommand,
+    /// Its user (`name[:group]`), root when absent.
+    pub user: Option<String>,
+    /// The port it is ready on, which the boot waits for.
+    pub ready_port: Option<u16>,
+}
+
 /// The API's view of a template.
 fn describe(meta: TemplateMeta) -> Template {
     let start = meta.start.map(|start| {
@@ -303,6 +315,7 @@ fn describe(meta: TemplateMeta) -> Template {
             cmd,
             argv,
             user: meta.user.clone(),
+            ready_port: meta.ready_port,
         }
     });
     Template {

@@ -410,3 +410,99 @@ async fn a_template_start_command_runs_on_every_boot_as_a_managed_process() {
     let said = output(&server, bad, pid).await;
     assert!(said.contains("/no/such/program"), "{said}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ready_port_makes_create_wait_for_the_start_command_to_listen() {
+    let server = TestServer::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("spec.toml");
+    // The server listens only a second and a half after the boot.
+    std::fs::write(
+        &spec,
+        "run = [\"mkdir -p /srv/www && echo ready > /srv/www/index.html\"]\n\
+         workdir = \"/srv/www\"\n\
+         start = \"sleep 1.5 && exec python3 -m http.server 8000\"\n\
+         ready_port = 8000\n",
+    )
+    .unwrap();
+    let built = ok_json(
+        &server,
+        &[
+            "template",
+            "build",
+            "tpl-ready",
+            "-f",
+            spec.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    assert_eq!(built["start"]["ready_port"], 8000, "{built}");
+
+    // Each boot hands the sandbox out with the port already answering: a
+    // request right after create (and after a stop and start) is served.
+    let sandbox = server
+        .create(ADMIN_KEY, json!({"template": "tpl-ready"}))
+        .await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    let served = || async {
+        let (status, out) = server
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/processes/run"),
+                ADMIN_KEY,
+                Some(json!({"cmd": "curl -sS http://127.0.0.1:8000/index.html"})),
+            )
+            .await;
+        assert_eq!(status, 200, "{out}");
+        out
+    };
+    let out = served().await;
+    assert_eq!(
+        out["stdout"], "ready\n",
+        "not listening right after create: {out}"
+    );
+    let (status, body) = server
+        .call("POST", &format!("/v1/sandboxes/{id}/stop"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/start"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let out = served().await;
+    assert_eq!(
+        out["stdout"], "ready\n",
+        "not listening right after start: {out}"
+    );
+
+    // A start command that never listens costs the boot nothing once it
+    // has exited: create returns, with the failure visible as the process.
+    std::fs::write(&spec, "start = \"exit 3\"\nready_port = 8000\n").unwrap();
+    ok_json(
+        &server,
+        &[
+            "template",
+            "build",
+            "tpl-never",
+            "-f",
+            spec.to_str().unwrap(),
+            "--json",
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let sandbox = server
+        .create(ADMIN_KEY, json!({"template": "tpl-never"}))
+        .await;
+    assert!(sandbox["id"].is_string(), "{sandbox}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "create waited out the ready timeout for a command that had exited"
+    );
+}

@@ -164,6 +164,7 @@ pub fn ensure_base(
         env: default_env(),
         workdir: "/root".to_string(),
         start: None,
+        ready_port: None,
         user: None,
         created_at: now_secs(),
     };

@@ -79,6 +79,11 @@ pub struct TemplateSpec {
     /// steps of a spec run as root whatever this says).
     #[serde(default)]
     pub user: Option<String>,
+    /// A port the start command listens on when it is ready: a boot waits
+    /// (bounded) until the port accepts connections. Inherited with the
+    /// parent's start command; a spec naming its own `start` names its own.
+    #[serde(default)]
+    pub ready_port: Option<u16>,
     /// Directory relative `files` sources are read from.
     #[serde(skip)]
     pub context: PathBuf,
@@ -189,6 +194,9 @@ impl TemplateSpec {
         if let Some(user) = &self.user {
             check_user(user).map_err(|e| format!("user: {e}"))?;
         }
+        if self.ready_port == Some(0) {
+            return Err("ready_port: 0 is not a port".into());
+        }
         Ok(())
     }
 }
@@ -271,6 +279,8 @@ pub(crate) struct Plan {
     pub(crate) start: Option<StartCommand>,
     /// The start command's user.
     pub(crate) user: Option<String>,
+    /// The port the start command is ready on.
+    pub(crate) ready_port: Option<u16>,
     /// Extra CA certificates the steps trust (see [`TemplateSpec::extra_ca`]).
     pub(crate) extra_ca: Option<String>,
     /// Where errors about the input point (the spec's directory, the
@@ -500,6 +510,11 @@ pub fn build(
             .collect(),
         start: spec.start.clone().or_else(|| parent.start.clone()),
         user: spec.user.clone().or_else(|| parent.user.clone()),
+        ready_port: match (&spec.start, spec.ready_port) {
+            (_, Some(port)) => Some(port),
+            (Some(_), None) => None,
+            (None, None) => parent.ready_port,
+        },
         parent,
         env,
         workdir,
@@ -593,6 +608,7 @@ pub(crate) fn run_plan(
         workdir: plan.workdir,
         start: plan.start,
         user: plan.user,
+        ready_port: plan.ready_port,
         created_at: now_secs(),
     };
     publish_template(pool, tmp, &meta)?;

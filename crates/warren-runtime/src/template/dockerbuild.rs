@@ -185,6 +185,11 @@ pub fn build_dockerfile(
         source: TemplateSource::Dockerfile {
             base: parent.name.clone(),
         },
+        // A Dockerfile's own CMD/ENTRYPOINT has no known ready port.
+        ready_port: match evaluated.start {
+            Some(_) => None,
+            None => parent.ready_port,
+        },
         start: match evaluated.start {
             Some(start) => start,
             None => parent.start.clone(),

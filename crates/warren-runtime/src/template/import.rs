@@ -78,6 +78,7 @@ pub fn import(pool: &Pool, name: &str, tar_path: &Path) -> Result<TemplateMeta, 
         env,
         workdir,
         start: None,
+        ready_port: None,
         user: None,
         created_at: now_secs(),
     };

@@ -231,6 +231,11 @@ pub struct TemplateMeta {
     /// template's `/etc/passwd`, optionally `:group`; root when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// The port the start command accepts connections on once it is ready;
+    /// each boot waits for it (bounded), so a sandbox is handed out with its
+    /// server already listening.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ready_port: Option<u16>,
     /// Creation time, seconds since the Unix epoch.
     pub created_at: u64,
 }

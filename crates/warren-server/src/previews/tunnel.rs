@@ -80,6 +80,16 @@ impl tower::Service<Uri> for TunnelConnector {
     }
 }
 
+/// Whether something in sandbox `id` accepts connections on `port` (the
+/// agent connects to it; the tunnel is closed at once).
+pub async fn port_accepts(node: &Node, id: &str, port: u16) -> Result<bool, TunnelError> {
+    match open(node, id, port).await {
+        Ok(_) => Ok(true),
+        Err(TunnelError::PortUnreachable(_)) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Connects to the agent and upgrades the connection into a tunnel.
 async fn open(node: &Node, id: &str, port: u16) -> Result<TunnelStream, TunnelError> {
     let stream = node.connect_agent(id).await.map_err(TunnelError::Agent)?;

@@ -4,8 +4,11 @@
 //! after the agent answers, so its output is read through the process
 //! routes like any other's.
 //!
-//! The boot waits for the agent to accept the process, never for the
-//! program to be ready (a server on a port is polled by whoever needs it).
+//! The boot waits for the agent to accept the process and, when the
+//! template names a `ready_port`, for that port to accept connections (at
+//! most [`READY_TIMEOUT`], polled through the agent's port tunnel): E2B's
+//! SDKs call the code interpreter's server the moment create returns.
+//! Without a ready port the boot never waits for the program.
 //! A start command that fails does not fail the boot: it is an exited
 //! process with its exit code and output. When the agent refuses it
 //! outright (a program that is not there, a user the sandbox does not
@@ -22,7 +25,10 @@ use warren_api::agent::{ProcessInfo, StartRequest};
 use warren_api::Problem;
 use warren_runtime::template::StartCommand;
 
+use std::time::Duration;
+
 use super::Sandboxes;
+use crate::previews::tunnel::port_accepts;
 use crate::proxy::{read_limited, AgentClient, MAX_AGENT_REPLY};
 use crate::store::SandboxRecord;
 
@@ -38,13 +44,22 @@ impl Sandboxes {
                 return;
             }
         };
-        let Some((command, user)) = found else {
+        let Some(boot) = found else {
             return;
         };
         let agent = &self.inner.agent;
-        match start(agent, &record.id, request(&command, user.as_deref())).await {
+        match start(
+            agent,
+            &record.id,
+            request(&boot.command, boot.user.as_deref()),
+        )
+        .await
+        {
             Ok(info) => {
                 tracing::info!(id = %record.id, process = %info.id, "start command started");
+                if let Some(port) = boot.ready_port {
+                    self.wait_ready(&record.id, &info.id, port).await;
+                }
             }
             Err(reason) => {
                 tracing::warn!(id = %record.id, %reason, "the start command could not be started");
@@ -65,6 +80,62 @@ impl Sandboxes {
         }
     }
 }
+
+impl Sandboxes {
+    /// Waits until `port` accepts connections in sandbox `id`, the start
+    /// command `process` exits, or [`READY_TIMEOUT`] passes; never fails
+    /// the boot (what is not ready is logged).
+    async fn wait_ready(&self, id: &str, process: &str, port: u16) {
+        let node = &self.inner.node;
+        let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
+        let mut pause = Duration::from_millis(5);
+        loop {
+            match port_accepts(node, id, port).await {
+                Ok(true) => return,
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(%id, port, error = %e, "waiting for the start command's port");
+                    return;
+                }
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                tracing::warn!(%id, port, %process, "the start command's port is not ready; the boot goes on");
+                return;
+            }
+            if exited(&self.inner.agent, id, process).await {
+                tracing::warn!(%id, port, %process, "the start command exited before its port was ready");
+                return;
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Whether the agent reports managed process `process` as exited (or
+/// cannot say: then waiting longer is pointless too).
+async fn exited(agent: &AgentClient, sandbox_id: &str, process: &str) -> bool {
+    let Ok(req) = http::Request::get(format!("http://{sandbox_id}/v1/processes/{process}"))
+        .body(Body::empty())
+    else {
+        return true;
+    };
+    let Ok(response) = agent.send(req).await else {
+        return true;
+    };
+    if !response.status().is_success() {
+        return true;
+    }
+    match read_limited(response.into_body(), MAX_AGENT_REPLY).await {
+        Ok(bytes) => serde_json::from_slice::<ProcessInfo>(&bytes)
+            .map(|info| info.exited_at.is_some())
+            .unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+/// The longest a boot waits for a start command's ready port.
+pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The agent request of a start command run as `user` (`name[:group]`: the
 /// agent takes the user, whose primary group it uses).
