@@ -40,7 +40,7 @@ use warren_api::Problem;
 
 use super::{warren_id, E2b};
 use crate::previews::host;
-use crate::proxy::{forwardable, requested_upgrade, splice, Guarded};
+use crate::proxy::{error_chain, forwardable, requested_upgrade, splice, Guarded};
 use crate::sandboxes::registry::{Entry, Phase};
 
 /// The sandbox a request is for.
@@ -330,7 +330,7 @@ impl E2b {
             headers.insert(header::UPGRADE, protocol.clone());
         }
         let mut response = self.inner.agent.send(forwarded).await.map_err(|err| {
-            tracing::warn!(sandbox = %id, error = %err, "envd request: agent unreachable");
+            tracing::warn!(sandbox = %id, error = %error_chain(&err), "envd request: agent unreachable");
             PlaneError::unavailable("the sandbox's envd is not answering".into())
         })?;
         if response.status() == StatusCode::SWITCHING_PROTOCOLS {

@@ -59,6 +59,19 @@ pub async fn read_limited(body: Incoming, limit: usize) -> Result<bytes::Bytes, 
     }
 }
 
+/// An error with its sources, `outer: inner: ...` (hyper's client errors
+/// say only their kind; the cause is in their sources).
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}
+
 /// hyper's pooled client over `connector`, keeping at most
 /// `max_idle_per_host` idle connections per host for `idle`. The pool's
 /// timer sweeps what expired or closed: without one, hyper drops idle

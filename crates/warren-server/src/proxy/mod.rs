@@ -28,7 +28,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use warren_api::{ErrorCode, Problem};
 
-pub use client::{pooled_client, read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
+pub use client::{error_chain, pooled_client, read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
 
 use crate::auth::Caller;
 use crate::metrics::RouteLabel;
@@ -112,7 +112,7 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
     let mut response = match app.agent.send(forwarded).await {
         Ok(response) => response,
         Err(err) => {
-            tracing::warn!(sandbox = %entry.id, error = %err, "agent unreachable");
+            tracing::warn!(sandbox = %entry.id, error = %error_chain(&err), "agent unreachable");
             let mut problem = Problem::new(
                 ErrorCode::Unavailable,
                 "the sandbox's agent is not answering",
