@@ -9,13 +9,16 @@
 //!   processes, PTYs, output rings and followers);
 //! - [`filesystem`]: `filesystem.Filesystem` over the jailed file code and
 //!   its inotify watches;
-//! - [`files`]: `GET`/`POST /files` and `GET /health`.
+//! - [`files`]: `GET`/`POST /files` and `GET /health`;
+//! - [`body`]: every request body is read to its end before the answer
+//!   (or the answer closes the connection).
 //!
 //! These routes are E2B's protocol, not Warren's API: they are not in the
 //! agent's OpenAPI document. Every call runs as a user: the one the server
 //! names, else `user` when the sandbox has one, else root. Relative paths
 //! resolve against that user's home; what a call creates is owned by it.
 
+pub mod body;
 pub mod connect;
 pub mod files;
 pub mod filesystem;
@@ -54,6 +57,7 @@ pub fn routes() -> Router<AppState> {
             get(files::download).post(files::upload),
         )
         .route(&format!("{AGENT_PREFIX}/health"), get(files::health))
+        .layer(axum::middleware::from_fn(body::whole_body))
 }
 
 /// The user a call runs as: `named` (a query parameter of `/files`), else
