@@ -18,7 +18,6 @@ use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::upgrade::Upgraded;
 
-use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioIo;
 use warren_api::ids::{self, IdKind};
 
@@ -128,23 +127,24 @@ pub type TunnelStream = Pooled<Upgraded>;
 /// The pooled client of sandbox ports; cheap to clone.
 #[derive(Clone)]
 pub struct TunnelClient {
-    client: Client<TunnelConnector, Body>,
+    client: crate::proxy::RetryingClient<TunnelConnector>,
 }
 
 impl TunnelClient {
     /// A client for the ports of `node`'s sandboxes.
     pub fn new(node: Node) -> Self {
         let connector = TunnelConnector { node };
-        let client = crate::proxy::pooled_client(connector, POOL_IDLE, POOL_MAX_IDLE);
+        let client = crate::proxy::RetryingClient::new(connector, POOL_IDLE, POOL_MAX_IDLE);
         TunnelClient { client }
     }
 
-    /// Sends a request addressed `http://<sandbox id>:<port>/...`.
+    /// Sends a request addressed `http://<sandbox id>:<port>/...` (see
+    /// [`crate::proxy::RetryingClient::send`]).
     pub async fn send(
         &self,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(req).await
+        self.client.send(req).await
     }
 }
 

@@ -77,6 +77,12 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
 /// timer sweeps what expired or closed: without one, hyper drops idle
 /// entries only when their host is asked for again, so every deleted
 /// sandbox left its entries in the server's memory for good.
+///
+/// A request that a reused connection failed before hyper wrote any of it
+/// (hyper hands it back) is sent again on another connection
+/// (`retry_canceled_requests`, hyper's default, said here because
+/// [`RetryingClient`] counts on it): that one is provably not sent, body
+/// or not.
 pub fn pooled_client<C>(connector: C, idle: Duration, max_idle_per_host: usize) -> Client<C, Body>
 where
     C: Connect + Clone,
@@ -85,7 +91,77 @@ where
         .pool_idle_timeout(idle)
         .pool_max_idle_per_host(max_idle_per_host)
         .pool_timer(TokioTimer::new())
+        .retry_canceled_requests(true)
         .build(connector)
+}
+
+/// A pooled client that sends an idempotent request without a body once
+/// more, on a fresh connection, when its connection failed under it.
+///
+/// A pooled connection can die between its last answer and its next use
+/// (its peer closed it, and the close was not seen yet); the request on it
+/// then fails once hyper has started writing it, which hyper does not retry.
+/// Sending it again is safe only when doing it twice is the same as once:
+/// an idempotent method (RFC 9110 §9.2.2) and no body to replay. Anything
+/// else (an upload, a process start) fails as before; what hyper proved
+/// unsent it already retried itself ([`pooled_client`]). The second try
+/// goes on a connection of its own, never another pooled one that may be
+/// just as dead. The agent, the preview tunnels and E2B's sandbox plane all
+/// send through this.
+#[derive(Clone)]
+pub struct RetryingClient<C> {
+    pooled: Client<C, Body>,
+    fresh: Client<C, Body>,
+}
+
+impl<C> RetryingClient<C>
+where
+    C: Connect + Clone + Send + Sync + 'static,
+{
+    /// Over `connector`, pooling as [`pooled_client`] does.
+    pub fn new(connector: C, idle: Duration, max_idle_per_host: usize) -> Self {
+        let fresh = Client::builder(TokioExecutor::new())
+            .pool_max_idle_per_host(0)
+            .build(connector.clone());
+        RetryingClient {
+            pooled: pooled_client(connector, idle, max_idle_per_host),
+            fresh,
+        }
+    }
+
+    /// Sends `req`, once more on a fresh connection when that is safe.
+    pub async fn send(
+        &self,
+        req: Request<Body>,
+    ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
+        let again = replayable(&req);
+        match self.pooled.request(req).await {
+            Err(err) if !err.is_connect() => match again {
+                Some(again) => {
+                    tracing::debug!(error = %error_chain(&err), "request failed on its connection: sent again on a fresh one");
+                    self.fresh.request(again).await
+                }
+                None => Err(err),
+            },
+            other => other,
+        }
+    }
+}
+
+/// A copy of `req` to send again, when it is idempotent and has no body.
+fn replayable(req: &Request<Body>) -> Option<Request<Body>> {
+    use hyper::body::Body as _;
+    if !req.method().is_idempotent() || !req.body().is_end_stream() {
+        return None;
+    }
+    let mut again = Request::builder()
+        .method(req.method().clone())
+        .uri(req.uri().clone())
+        .version(req.version())
+        .body(Body::empty())
+        .ok()?;
+    *again.headers_mut() = req.headers().clone();
+    Some(again)
 }
 
 /// Dials the agent of the sandbox named by the URI's host.
@@ -179,23 +255,24 @@ impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for Pooled<T> {
 /// The pooled client; cheap to clone.
 #[derive(Clone)]
 pub struct AgentClient {
-    client: Client<UnixConnector, Body>,
+    client: RetryingClient<UnixConnector>,
 }
 
 impl AgentClient {
     /// A client for the agents of `node`'s sandboxes.
     pub fn new(node: Node) -> Self {
         let connector = UnixConnector { node };
-        let client = pooled_client(connector, POOL_IDLE, POOL_MAX_IDLE_PER_SANDBOX);
+        let client = RetryingClient::new(connector, POOL_IDLE, POOL_MAX_IDLE_PER_SANDBOX);
         AgentClient { client }
     }
 
-    /// Sends a request addressed `http://<sandbox id>/...`.
+    /// Sends a request addressed `http://<sandbox id>/...` (see
+    /// [`RetryingClient::send`]).
     pub async fn send(
         &self,
         req: Request<Body>,
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
-        self.client.request(req).await
+        self.client.send(req).await
     }
 }
 
@@ -318,5 +395,107 @@ mod tests {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// Reads one request head from `stream` (and a body of `content-length`
+    /// bytes, if any); `false` when the peer closed first.
+    async fn read_request(stream: &mut UnixStream) -> bool {
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        loop {
+            if let Some(end) = request.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&request[..end]).to_ascii_lowercase();
+                let len = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map_or(0, |v| v.trim().parse::<usize>().unwrap());
+                if request.len() >= end + 4 + len {
+                    return true;
+                }
+            }
+            let n = stream.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                return false;
+            }
+            request.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    /// An "agent" whose first connection answers one request as keep-alive
+    /// and then dies under the next one (read, never answered); every later
+    /// connection answers `again`.
+    fn flaky_agent(listener: tokio::net::UnixListener) {
+        tokio::spawn(async move {
+            let (mut first, _) = listener.accept().await.unwrap();
+            assert!(read_request(&mut first).await);
+            first
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .await
+                .unwrap();
+            read_request(&mut first).await;
+            drop(first);
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                tokio::spawn(async move {
+                    while read_request(&mut stream).await {
+                        let answer = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nagain";
+                        if stream.write_all(answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    }
+
+    async fn text(response: Response<Incoming>) -> String {
+        let body = read_limited(response.into_body(), 64).await.unwrap();
+        String::from_utf8(body.to_vec()).unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_is_sent_again_on_a_fresh_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        flaky_agent(tokio::net::UnixListener::bind(&path).unwrap());
+        let marker = Arc::new(());
+        let client = RetryingClient::new(
+            MarkedConnector(path, Arc::downgrade(&marker)),
+            Duration::from_secs(10),
+            4,
+        );
+        let get = || {
+            Request::get("http://sbx_flaky/v1/health")
+                .body(Body::empty())
+                .unwrap()
+        };
+        assert_eq!(text(client.send(get()).await.unwrap()).await, "ok");
+        // The pooled connection dies under the next GET: sent again.
+        assert_eq!(text(client.send(get()).await.unwrap()).await, "again");
+    }
+
+    #[tokio::test]
+    async fn a_request_with_a_body_is_not_sent_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        flaky_agent(tokio::net::UnixListener::bind(&path).unwrap());
+        let marker = Arc::new(());
+        let client = RetryingClient::new(
+            MarkedConnector(path, Arc::downgrade(&marker)),
+            Duration::from_secs(10),
+            4,
+        );
+        let first = Request::get("http://sbx_flaky/v1/health")
+            .body(Body::empty())
+            .unwrap();
+        assert_eq!(text(client.send(first).await.unwrap()).await, "ok");
+        // The agent may have acted on it: the failure is the caller's.
+        let post = Request::post("http://sbx_flaky/v1/processes")
+            .header("content-length", "2")
+            .body(Body::from("{}"))
+            .unwrap();
+        assert!(client.send(post).await.is_err());
     }
 }

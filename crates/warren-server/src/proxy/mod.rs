@@ -28,7 +28,10 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use warren_api::{ErrorCode, Problem};
 
-pub use client::{error_chain, pooled_client, read_limited, AgentClient, Pooled, ReadError, MAX_AGENT_REPLY};
+pub use client::{
+    error_chain, pooled_client, read_limited, AgentClient, Pooled, ReadError, RetryingClient,
+    MAX_AGENT_REPLY,
+};
 
 use crate::auth::Caller;
 use crate::metrics::RouteLabel;
