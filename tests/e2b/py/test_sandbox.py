@@ -141,3 +141,26 @@ def test_fork(new, made):
     forks[0].files.write("/home/user/forked.txt", "changed")
     assert forks[1].files.read("/home/user/forked.txt") == "before the fork"
     assert s.files.read("/home/user/forked.txt") == "before the fork"
+
+
+def test_get_metrics_reports_cpu_and_memory(new):
+    s = new()
+    s.commands.run("true")
+    metrics = s.get_metrics()
+    assert metrics, "no metrics"
+    m = metrics[-1]
+    assert m.cpu_count > 0
+    assert 0 < m.mem_used <= m.mem_total
+
+
+def test_on_timeout_pause_pauses_and_connect_resumes(new):
+    s = new(timeout=5, lifecycle={"on_timeout": "pause"})
+    s.files.write("/home/user/auto.txt", "kept across auto-pause")
+
+    def paused():
+        return Sandbox.get_info(s.sandbox_id).state == SandboxState.PAUSED or None
+
+    eventually(paused, 60, "the sandbox to pause at its timeout")
+    resumed = Sandbox.connect(s.sandbox_id, timeout=60)
+    assert resumed.get_info().state == SandboxState.RUNNING
+    assert resumed.files.read("/home/user/auto.txt") == "kept across auto-pause"
