@@ -10,15 +10,13 @@
 //! the sandbox's `/tmp`, runs it with stdin from `/dev/null` and removes it.
 //! A `#!` line picks the interpreter; without one the shell runs it.
 
-use axum::body::Body;
 use warren_api::agent::{RunRequest, RunResponse};
 use warren_api::checkpoint::{CreatePatchRequest, Patch, PatchList};
 use warren_api::ids::{self, IdKind};
-use warren_api::Problem;
 
 use super::{checked_name, CheckpointError, Checkpoints};
 use crate::auth::Caller;
-use crate::proxy::{read_limited, AgentClient, MAX_AGENT_REPLY};
+use crate::proxy::AgentClient;
 use crate::sandboxes::SandboxError;
 use crate::store::PatchRecord;
 use crate::time::{now_ms, rfc3339};
@@ -199,27 +197,14 @@ async fn run(
         timeout_ms: Some(patch.timeout_ms),
         ..RunRequest::default()
     };
-    let req = http::Request::post(format!("http://{sandbox_id}/v1/processes/run"))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            serde_json::to_vec(&body).expect("a run request serializes"),
-        ))
-        .map_err(|e| e.to_string())?;
-    let response = agent
-        .send(req)
+    agent
+        .call(
+            http::Method::POST,
+            sandbox_id,
+            "/v1/processes/run",
+            Some(&body),
+        )
         .await
-        .map_err(|e| format!("the sandbox's agent did not answer: {e}"))?;
-    let status = response.status();
-    let bytes = read_limited(response.into_body(), MAX_AGENT_REPLY)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(problem) => problem.detail,
-            Err(_) => format!("the agent answered {status}"),
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|e| format!("the agent's answer does not parse: {e}"))
 }
 
 #[cfg(test)]

@@ -274,6 +274,48 @@ impl AgentClient {
     ) -> Result<Response<Incoming>, hyper_util::client::legacy::Error> {
         self.client.send(req).await
     }
+
+    /// Calls the agent of `sandbox_id` itself (not on a client's behalf):
+    /// `method path` with `body` as JSON, its JSON answer parsed. A refusal
+    /// is the problem's detail; any other failure says what went wrong.
+    pub async fn call<T: serde::de::DeserializeOwned>(
+        &self,
+        method: http::Method,
+        sandbox_id: &str,
+        path: &str,
+        body: Option<&(impl serde::Serialize + ?Sized)>,
+    ) -> Result<T, String> {
+        let builder = Request::builder()
+            .method(method)
+            .uri(format!("http://{sandbox_id}{path}"));
+        let req = match body {
+            Some(body) => builder
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .body(Body::from(
+                    serde_json::to_vec(body).map_err(|e| e.to_string())?,
+                )),
+            None => builder.body(Body::empty()),
+        }
+        .map_err(|e| e.to_string())?;
+        let response = self
+            .send(req)
+            .await
+            .map_err(|e| format!("the sandbox's agent did not answer: {e}"))?;
+        let status = response.status();
+        let bytes = read_limited(response.into_body(), MAX_AGENT_REPLY)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !status.is_success() {
+            return Err(
+                match serde_json::from_slice::<warren_api::Problem>(&bytes) {
+                    Ok(problem) => problem.detail,
+                    Err(_) => format!("the agent answered {status}"),
+                },
+            );
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| format!("the agent's answer does not parse: {e}"))
+    }
 }
 
 #[cfg(test)]

@@ -20,16 +20,15 @@
 //! sandboxes start next time, and a sandbox whose template was deleted
 //! starts nothing.
 
-use axum::body::Body;
+use http::Method;
 use warren_api::agent::{ProcessInfo, StartRequest};
-use warren_api::Problem;
 use warren_runtime::template::StartCommand;
 
 use std::time::Duration;
 
 use super::Sandboxes;
 use crate::previews::tunnel::port_accepts;
-use crate::proxy::{read_limited, AgentClient, MAX_AGENT_REPLY};
+use crate::proxy::AgentClient;
 use crate::store::SandboxRecord;
 
 impl Sandboxes {
@@ -115,23 +114,11 @@ impl Sandboxes {
 /// Whether the agent reports managed process `process` as exited (or
 /// cannot say: then waiting longer is pointless too).
 async fn exited(agent: &AgentClient, sandbox_id: &str, process: &str) -> bool {
-    let Ok(req) = http::Request::get(format!("http://{sandbox_id}/v1/processes/{process}"))
-        .body(Body::empty())
-    else {
-        return true;
-    };
-    let Ok(response) = agent.send(req).await else {
-        return true;
-    };
-    if !response.status().is_success() {
-        return true;
-    }
-    match read_limited(response.into_body(), MAX_AGENT_REPLY).await {
-        Ok(bytes) => serde_json::from_slice::<ProcessInfo>(&bytes)
-            .map(|info| info.exited_at.is_some())
-            .unwrap_or(true),
-        Err(_) => true,
-    }
+    let path = format!("/v1/processes/{process}");
+    agent
+        .call::<ProcessInfo>(Method::GET, sandbox_id, &path, None::<&()>)
+        .await
+        .map_or(true, |info| info.exited_at.is_some())
 }
 
 /// The longest a boot waits for a start command's ready port.
@@ -161,27 +148,9 @@ async fn start(
     sandbox_id: &str,
     body: StartRequest,
 ) -> Result<ProcessInfo, String> {
-    let req = http::Request::post(format!("http://{sandbox_id}/v1/processes"))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .body(Body::from(
-            serde_json::to_vec(&body).expect("a start request serializes"),
-        ))
-        .map_err(|e| e.to_string())?;
-    let response = agent
-        .send(req)
+    agent
+        .call(Method::POST, sandbox_id, "/v1/processes", Some(&body))
         .await
-        .map_err(|e| format!("the sandbox's agent did not answer: {e}"))?;
-    let status = response.status();
-    let bytes = read_limited(response.into_body(), MAX_AGENT_REPLY)
-        .await
-        .map_err(|e| e.to_string())?;
-    if !status.is_success() {
-        return Err(match serde_json::from_slice::<Problem>(&bytes) {
-            Ok(problem) => problem.detail,
-            Err(_) => format!("the agent answered {status}"),
-        });
-    }
-    serde_json::from_slice(&bytes).map_err(|e| format!("the agent's answer does not parse: {e}"))
 }
 
 #[cfg(test)]
