@@ -183,6 +183,7 @@ impl Templates {
                     command,
                     user: meta.user,
                     ready_port: meta.ready_port,
+                    workdir: meta.workdir,
                 })),
                 Err(
                     template::TemplateError::NotFound(_)
@@ -302,6 +303,9 @@ pub struct BootCommand {
     pub user: Option<String>,
     /// The port it is ready on, which the boot waits for.
     pub ready_port: Option<u16>,
+    /// The template's working directory, where it starts (also as a user,
+    /// whose commands otherwise start in its home).
+    pub workdir: String,
 }
 
 /// The API's view of a template.

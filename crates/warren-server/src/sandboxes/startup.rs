@@ -50,7 +50,7 @@ impl Sandboxes {
         match start(
             agent,
             &record.id,
-            request(&boot.command, boot.user.as_deref()),
+            request(&boot.command, boot.user.as_deref(), &boot.workdir),
         )
         .await
         {
@@ -126,7 +126,7 @@ pub const READY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The agent request of a start command run as `user` (`name[:group]`: the
 /// agent takes the user, whose primary group it uses).
-fn request(command: &StartCommand, user: Option<&str>) -> StartRequest {
+fn request(command: &StartCommand, user: Option<&str>, workdir: &str) -> StartRequest {
     let (cmd, argv) = match command {
         StartCommand::Shell(cmd) => (Some(cmd.clone()), None),
         StartCommand::Exec(argv) => (None, Some(argv.clone())),
@@ -137,6 +137,7 @@ fn request(command: &StartCommand, user: Option<&str>) -> StartRequest {
         user: user
             .map(|u| u.split(':').next().unwrap_or(u).to_string())
             .filter(|u| u != "root" && u != "0"),
+        cwd: Some(workdir.to_string()),
         ..StartRequest::default()
     }
 }
@@ -159,12 +160,18 @@ mod tests {
 
     #[test]
     fn requests_carry_the_command_and_the_user_without_its_group() {
-        let r = request(&StartCommand::Shell("serve".into()), Some("app:staff"));
+        let r = request(
+            &StartCommand::Shell("serve".into()),
+            Some("app:staff"),
+            "/srv",
+        );
         assert_eq!(r.cmd.as_deref(), Some("serve"));
         assert_eq!(r.user.as_deref(), Some("app"));
+        assert_eq!(r.cwd.as_deref(), Some("/srv"));
         let r = request(
             &StartCommand::Exec(vec!["a".into(), "b".into()]),
             Some("root"),
+            "/",
         );
         assert_eq!(r.argv, Some(vec!["a".to_string(), "b".to_string()]));
         assert_eq!(r.user, None);
