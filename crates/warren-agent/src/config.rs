@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 /// Everything the agent needs to know at start. Built by the CLI; tests build
@@ -13,7 +14,7 @@ pub struct AgentConfig {
     /// Directory relative paths (file paths and `cwd`) resolve against.
     pub workdir: PathBuf,
     /// Default environment of every process (request `env` is merged over it).
-    pub env: BTreeMap<String, String>,
+    pub env: DefaultEnv,
     /// Optional jail: file routes refuse any path that resolves outside it.
     pub root: Option<PathBuf>,
     /// Where the agent keeps what must outlive it (coding-agent sessions).
@@ -84,9 +85,39 @@ impl AgentConfig {
             token: None,
             state_dir: workdir.join(".warren"),
             workdir,
-            env: BTreeMap::new(),
+            env: DefaultEnv::default(),
             root: None,
             limits: Limits::default(),
         }
+    }
+}
+
+/// The default environment of every process the agent starts: set by
+/// `--env` at start, and extended through `PATCH /v1/environment` (how the
+/// server gives a pooled sandbox its owner's `envs`). Processes already
+/// running keep the environment they started with. Cheap to clone; clones
+/// share one map.
+#[derive(Debug, Clone, Default)]
+pub struct DefaultEnv(Arc<RwLock<Arc<BTreeMap<String, String>>>>);
+
+impl DefaultEnv {
+    /// The environment now (a snapshot: later changes do not show in it).
+    pub fn get(&self) -> Arc<BTreeMap<String, String>> {
+        self.0.read().expect("environment lock").clone()
+    }
+
+    /// Sets `vars` over the environment and returns the result.
+    pub fn extend(&self, vars: BTreeMap<String, String>) -> Arc<BTreeMap<String, String>> {
+        let mut env = self.0.write().expect("environment lock");
+        let mut next = (**env).clone();
+        next.extend(vars);
+        *env = Arc::new(next);
+        env.clone()
+    }
+}
+
+impl From<BTreeMap<String, String>> for DefaultEnv {
+    fn from(env: BTreeMap<String, String>) -> Self {
+        DefaultEnv(Arc::new(RwLock::new(Arc::new(env))))
     }
 }

@@ -47,8 +47,11 @@ async fn run_feeds_stdin_then_closes_it() {
 #[tokio::test]
 async fn run_merges_env_and_resolves_cwd() {
     let agent = TestAgent::start_with(|c| {
-        c.env.insert("BASE".into(), "from-agent".into());
-        c.env.insert("OVER".into(), "agent".into());
+        c.env.extend(
+            [("BASE", "from-agent"), ("OVER", "agent")]
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .into(),
+        );
     })
     .await;
     std::fs::create_dir(agent.dir.path().join("sub")).unwrap();
@@ -69,6 +72,100 @@ async fn run_merges_env_and_resolves_cwd() {
     assert_eq!(out["stdout"], format!("{}\n", agent.dir.path().display()));
     let out = agent.run(json!({"argv": ["pwd"], "cwd": "/tmp"})).await;
     assert_eq!(out["stdout"], "/tmp\n");
+}
+
+#[tokio::test]
+async fn the_default_environment_can_be_extended_for_later_processes() {
+    let agent = TestAgent::start_with(|c| {
+        c.env
+            .extend([("KEEP".to_string(), "template".to_string())].into());
+    })
+    .await;
+    let url = agent.url("/v1/environment");
+    let env: serde_json::Value = agent
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(env, json!({"env": {"KEEP": "template"}}));
+    // A process started before the change keeps its environment.
+    let before = agent
+        .http
+        .post(agent.url("/v1/processes"))
+        .json(&json!({"cmd": "read _; echo \"$KEEP $OWNER\""}))
+        .send()
+        .await
+        .unwrap();
+    assert!(before.status().is_success());
+    let before: serde_json::Value = before.json().await.unwrap();
+    let resp = agent
+        .http
+        .patch(&url)
+        .json(&json!({"env": {"OWNER": "caller"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let env: serde_json::Value = resp.json().await.unwrap();
+    assert_eq!(env, json!({"env": {"KEEP": "template", "OWNER": "caller"}}));
+    let out = agent.run(json!({"cmd": "echo \"$KEEP $OWNER\""})).await;
+    assert_eq!(out["stdout"], "template caller\n");
+    let id = before["id"].as_str().unwrap();
+    agent
+        .http
+        .post(agent.url(&format!("/v1/processes/{id}/stdin")))
+        .json(&json!({"data": "\n"}))
+        .send()
+        .await
+        .unwrap();
+    within("the earlier process's output", async {
+        loop {
+            let logs: serde_json::Value = agent
+                .http
+                .get(agent.url(&format!("/v1/processes/{id}/logs")))
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            let text = logs.to_string();
+            if text.contains("template ") {
+                assert!(!text.contains("caller"), "{logs}");
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Names with '=' (or empty, or NUL) are refused, and nothing changes.
+    let resp = agent
+        .http
+        .patch(&url)
+        .json(&json!({"env": {"A=B": "x", "FINE": "y"}}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert_problem(
+        &(status, resp.json().await.unwrap()),
+        400,
+        "invalid_request",
+    );
+    let env: serde_json::Value = agent
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(env["env"].as_object().unwrap().len(), 2, "{env}");
 }
 
 #[tokio::test]

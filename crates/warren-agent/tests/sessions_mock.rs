@@ -696,7 +696,8 @@ async fn a_transcript_moves_a_conversation_to_another_agent() {
 #[tokio::test]
 async fn bad_session_requests_get_problem_codes() {
     let agent = TestAgent::start_with(|c| {
-        c.env.insert("PATH".into(), "/usr/bin:/bin".into());
+        c.env
+            .extend([("PATH".to_string(), "/usr/bin:/bin".to_string())].into());
     })
     .await;
     let post_json = |path: &'static str, body: Value| {

@@ -16,6 +16,14 @@ pub struct Health {
     pub version: String,
 }
 
+/// `GET` and `PATCH /v1/environment`: the default environment of every
+/// process the agent starts from now on (a request's own `env` goes over it).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Environment {
+    /// Variables; a `PATCH` sets these over the current ones.
+    pub env: BTreeMap<String, String>,
+}
+
 /// What to run: exactly one of `cmd` (through `/bin/sh -c`) or `argv` (exec'd directly).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 pub struct RunRequest {

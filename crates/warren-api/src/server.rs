@@ -503,3 +503,31 @@ pub struct TemplateList {
     /// Templates by name.
     pub items: Vec<Template>,
 }
+
+/// One template's warm pool: sandboxes started ahead of creates
+/// (`GET /v1/admin/pools`, `PUT /v1/admin/pools/{template}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct WarmPool {
+    /// The template.
+    pub template: String,
+    /// How many ready sandboxes the server keeps (0: no pool).
+    pub size: u32,
+    /// How many are ready now.
+    pub ready: u32,
+}
+
+/// Every template's warm pool.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WarmPoolList {
+    /// Pools by template name.
+    pub items: Vec<WarmPool>,
+}
+
+/// `PUT /v1/admin/pools/{template}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWarmPoolRequest {
+    /// Ready sandboxes to keep; 0 turns the pool off and destroys its
+    /// ready sandboxes.
+    pub size: u32,
+}

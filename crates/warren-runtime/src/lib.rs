@@ -126,6 +126,9 @@ pub trait Runtime: Send + Sync + 'static {
     fn set_network(&self, id: &str, policy: &NetworkPolicy) -> Result<(), RuntimeError>;
     /// Whether sandboxes can be given outbound access at all.
     fn egress_available(&self) -> bool;
+    /// Changes the cpu, memory and pids limits of the running sandbox `id`
+    /// (zeros are the defaults, as at start).
+    fn set_resources(&self, id: &str, resources: &Resources) -> Result<(), RuntimeError>;
     /// What the sandbox's cgroups have counted (memory now, CPU time so
     /// far); nothing by default.
     fn usage(&self, _id: &str) -> cgroups::Usage {

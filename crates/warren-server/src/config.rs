@@ -37,6 +37,8 @@ pub struct ServerConfig {
     /// Extra CA certificates (PEM) every sandbox and template build trusts
     /// besides its image's store: a TLS-intercepting proxy's, say.
     pub extra_ca_pem: Option<String>,
+    /// Ready sandboxes kept per template (the warm pool; 0 or absent: none).
+    pub pools: std::collections::BTreeMap<String, u32>,
     /// Limits and timings.
     pub limits: Limits,
 }

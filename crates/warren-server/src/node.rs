@@ -237,6 +237,15 @@ impl Node {
         Ok(())
     }
 
+    /// Changes a running sandbox's cpu, memory and pids limits.
+    pub fn set_resources(
+        &self,
+        id: &str,
+        resources: &warren_runtime::Resources,
+    ) -> Result<(), NodeError> {
+        Ok(self.runtime.set_resources(id, resources)?)
+    }
+
     /// Starts a prepared sandbox.
     pub fn start(&self, spec: &SandboxSpec) -> Result<Started, NodeError> {
         Ok(self.runtime.start(spec)?)

@@ -162,7 +162,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         metrics.clone(),
         limits.clone(),
         HostLimits::detect(),
+        config.pools.clone(),
     );
+    // Before the pool starts: what it made before a restart is an orphan.
     reconcile(&sandboxes).await?;
     let checkpoints = Checkpoints::new(sandboxes.clone());
     if let Err(e) = checkpoints.sweep().await {
@@ -222,10 +224,11 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let reaper = tokio::spawn(lifecycle::run(
-        sandboxes,
+        sandboxes.clone(),
         config.limits.reaper_interval,
         stop_rx.clone(),
     ));
+    let refiller = tokio::spawn(sandboxes.clone().run_pool(stop_rx.clone()));
     let mut stop = stop_rx.clone();
     let server = tokio::spawn(async move {
         axum::serve(listener, app)
@@ -244,6 +247,15 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         tracing::info!("cutting the streams still open");
     }
     let _ = reaper.await;
+    // Its ready sandboxes are destroyed; a restart would remove them anyway.
+    if tokio::time::timeout(SHUTDOWN_GRACE, refiller)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the warm pool's sandboxes were not all destroyed; the next start removes them"
+        );
+    }
     store.close().await;
     Ok(())
 }

@@ -112,12 +112,16 @@ pub struct TemplateConfig {
     pub workdir: String,
     /// Default environment (the sandbox's `envs` go over it).
     pub env: BTreeMap<String, String>,
+    /// Identity of the template's contents: a rebuilt template has a new
+    /// one, so the warm pool can tell its sandboxes of the old one.
+    pub build_id: String,
 }
 
 fn config(meta: TemplateMeta) -> TemplateConfig {
     TemplateConfig {
         workdir: meta.workdir,
         env: meta.env,
+        build_id: meta.build_id,
     }
 }
 
@@ -165,6 +169,22 @@ impl Templates {
                     Ok(config(meta))
                 }
                 Ok(meta) => Ok(config(meta)),
+                Err(e) => Err(TemplateError::from_pool(&name, e)),
+            }
+        })
+        .await
+    }
+
+    /// What sandboxes made from `name` inherit, if the template is built
+    /// and current (a `base` of an older Warren is not); builds nothing.
+    pub async fn current(&self, name: &str) -> Result<Option<TemplateConfig>, TemplateError> {
+        let node = self.node.clone();
+        let name = name.to_string();
+        blocking("look up template", move || {
+            match template::get(node.pool(), &name) {
+                Ok(meta) if name == BASE_TEMPLATE && template::base_is_outdated(&meta) => Ok(None),
+                Ok(meta) => Ok(Some(config(meta))),
+                Err(template::TemplateError::NotFound(_)) => Ok(None),
                 Err(e) => Err(TemplateError::from_pool(&name, e)),
             }
         })

@@ -2,6 +2,7 @@
 //!
 //! - [`auth`], the bearer-token layer (constant-time, `?access_token=` too);
 //! - [`health`] for `/v1/health`;
+//! - [`environment`] for `/v1/environment` (processes' default environment);
 //! - [`processes`] for `/v1/processes/...`;
 //! - [`files`] for `/v1/files/...`;
 //! - [`sessions`] for `/v1/agents`, `/v1/sessions/...`, `/v1/transcripts`;
@@ -13,6 +14,7 @@
 //! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`.
 
 pub mod auth;
+pub mod environment;
 pub mod files;
 pub mod health;
 pub mod ports;
@@ -47,6 +49,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let body_limit = state.config.limits.max_json_body;
     let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
+        .merge(environment::routes())
         .merge(processes::routes())
         .merge(files::routes())
         .merge(ports::routes())

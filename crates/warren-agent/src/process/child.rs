@@ -77,6 +77,7 @@ impl Supervisor {
         let config = &self.inner.config;
         let path_var = config
             .env
+            .get()
             .get("PATH")
             .cloned()
             .or_else(|| std::env::var("PATH").ok())

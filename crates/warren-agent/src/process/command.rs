@@ -76,7 +76,7 @@ impl Launch {
     ) -> Result<Launch, AgentError> {
         let cwd_arg_given = cwd.is_some();
         let cwd = resolve_cwd(&config.workdir, cwd)?;
-        let env = merge_env(&config.env, env, tty)?;
+        let env = merge_env(&config.env.get(), env, tty)?;
         let (program, argv0, args) = match (cmd, argv) {
             (Some(cmd), None) => {
                 no_nul("cmd", cmd)?;

@@ -238,7 +238,7 @@ impl Sessions {
         &self,
         request: Option<&BTreeMap<String, String>>,
     ) -> Result<BTreeMap<String, String>, AgentError> {
-        let mut env = self.inner.config.env.clone();
+        let mut env = (*self.inner.config.env.get()).clone();
         for (k, v) in request.into_iter().flatten() {
             if k.is_empty() || k.contains(['=', '\0']) || v.contains('\0') {
                 return Err(AgentError::InvalidRequest(format!(
@@ -460,8 +460,8 @@ impl Sessions {
     }
 
     /// The agent's default environment (to find `HOME`).
-    pub fn default_env(&self) -> &BTreeMap<String, String> {
-        &self.inner.config.env
+    pub fn default_env(&self) -> std::sync::Arc<BTreeMap<String, String>> {
+        self.inner.config.env.get()
     }
 }
 

@@ -45,6 +45,10 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn name(&self) -> &'static str;
     /// Creates the sandbox's cgroups (and parents) and writes its limits.
     fn create(&self, id: &str, resources: &Resources) -> io::Result<()>;
+    /// Writes the limits of an existing sandbox's cgroups (a pooled sandbox
+    /// gets its owner's at hand-over). Lowering memory below what the
+    /// sandbox uses fails (`EBUSY`), and nothing is killed for it.
+    fn set_limits(&self, id: &str, resources: &Resources) -> io::Result<()>;
     /// How a new process joins the sandbox's cgroups; see [`Join`].
     fn join(&self, id: &str) -> Join;
     /// Whether the sandbox's cgroup exists.

@@ -120,6 +120,10 @@ impl Backend for V1 {
         for hierarchy in &self.all {
             mkdir_all(&self.dir(hierarchy, id))?;
         }
+        self.set_limits(id, resources)
+    }
+
+    fn set_limits(&self, id: &str, resources: &Resources) -> io::Result<()> {
         let cpu = self.dir(&self.cpu, id);
         write_file(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
         write_file(

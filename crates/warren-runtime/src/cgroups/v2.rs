@@ -78,8 +78,12 @@ impl Backend for V2 {
         Self::enable_controllers(&self.root)?;
         mkdir_all(&parent)?;
         Self::enable_controllers(&parent)?;
+        mkdir_all(&self.dir(id))?;
+        self.set_limits(id, resources)
+    }
+
+    fn set_limits(&self, id: &str, resources: &Resources) -> io::Result<()> {
         let dir = self.dir(id);
-        mkdir_all(&dir)?;
         write_file(
             &dir.join("cpu.max"),
             &format!("{} {CPU_PERIOD_US}", cpu_quota_us(resources.cpus)),

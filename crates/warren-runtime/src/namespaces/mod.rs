@@ -427,6 +427,20 @@ impl Runtime for NamespaceRuntime {
     fn egress_available(&self) -> bool {
         self.network.is_some()
     }
+
+    fn set_resources(&self, id: &str, resources: &Resources) -> Result<(), RuntimeError> {
+        let resources = validate_resources(resources)?;
+        if !self.cgroups.exists(id) {
+            return Err(RuntimeError::NotRunning(id.to_string()));
+        }
+        self.cgroups
+            .set_limits(id, &resources)
+            .map_err(|source| RuntimeError::Cgroup {
+                op: "set limits",
+                id: id.to_string(),
+                source,
+            })
+    }
 }
 
 /// Resources with zeros replaced by the defaults, checked against the host.

@@ -34,6 +34,8 @@ impl Seed {
         Ok(TemplateConfig {
             workdir: self.checkpoint.workdir.clone(),
             env: self.checkpoint.envs.clone(),
+            // Made from a checkpoint, never from the warm pool.
+            build_id: String::new(),
         })
     }
 }

@@ -5,7 +5,8 @@
 //! - [`sandboxes`]: `/v1/sandboxes/...` (lifecycle).
 //! - [`checkpoints`]: checkpoints, restore, fork, wipe, patches, export and
 //!   import.
-//! - [`admin`]: `/v1/admin/...` (tenants and keys).
+//! - [`admin`]: `/v1/admin/...` (tenants and keys); [`pools`]:
+//!   `/v1/admin/pools` (the warm pools).
 //! - [`templates`]: `/v1/templates` routes.
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
 //! - [`e2b`]: E2B's control plane (`/sandboxes`, `/v2/sandboxes`, ...),
@@ -21,6 +22,7 @@ pub mod admin;
 pub mod checkpoints;
 pub mod e2b;
 pub mod health;
+pub mod pools;
 pub mod previews;
 pub mod sandboxes;
 pub mod templates;
@@ -57,17 +59,22 @@ use crate::{metrics, proxy, AppState};
 )]
 struct ApiDoc;
 
-/// The routes and the OpenAPI document they describe.
-fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
-    let body_limit = state.limits.max_json_body;
-    let (router, mut api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+/// Warren's own routes, each with its OpenAPI description.
+fn documented() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(health::routes())
         .merge(sandboxes::routes())
         .merge(checkpoints::routes())
         .merge(previews::routes())
         .merge(admin::routes())
+        .merge(pools::routes())
         .merge(templates::routes())
-        .split_for_parts();
+}
+
+/// The routes and the OpenAPI document they describe.
+fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
+    let body_limit = state.limits.max_json_body;
+    let (router, mut api) = documented().split_for_parts();
     let (e2b_router, e2b_api) = e2b::routes().split_for_parts();
     api.merge(e2b_api);
     let router = router
@@ -153,14 +160,7 @@ pub fn router(state: AppState) -> Router {
 /// The OpenAPI document of the server API, as committed in
 /// `docs/openapi/server.json`.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    let (_, mut api) = OpenApiRouter::<AppState>::with_openapi(ApiDoc::openapi())
-        .merge(health::routes())
-        .merge(sandboxes::routes())
-        .merge(checkpoints::routes())
-        .merge(previews::routes())
-        .merge(admin::routes())
-        .merge(templates::routes())
-        .split_for_parts();
+    let (_, mut api) = documented().split_for_parts();
     let (_, e2b_api) = e2b::routes().split_for_parts();
     api.merge(e2b_api);
     api

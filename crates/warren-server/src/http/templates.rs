@@ -45,6 +45,8 @@ async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, TemplateError> {
     app.templates.delete(&name).await?;
+    // Its pooled sandboxes go too, rather than at the next refill.
+    app.sandboxes.templates_changed();
     Ok(StatusCode::NO_CONTENT)
 }
 

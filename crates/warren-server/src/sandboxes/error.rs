@@ -63,6 +63,9 @@ pub enum SandboxError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The agent of a pooled sandbox refused what makes it the caller's.
+    #[error("handing over a pooled sandbox: {0}")]
+    HandOver(String),
     /// A background task of the operation panicked or was cancelled.
     #[error("task of {op} failed: {source}")]
     Task {
@@ -95,9 +98,10 @@ impl SandboxError {
             SandboxError::Store(e) if crate::node::is_out_of_space(e) => {
                 ErrorCode::InsufficientStorage
             }
-            SandboxError::Node(_) | SandboxError::Store(_) | SandboxError::Task { .. } => {
-                ErrorCode::Internal
-            }
+            SandboxError::Node(_)
+            | SandboxError::Store(_)
+            | SandboxError::Task { .. }
+            | SandboxError::HandOver(_) => ErrorCode::Internal,
         }
     }
 

@@ -7,6 +7,8 @@
 //!   operation lock, writes the database, and only then updates the registry.
 //! - [`query`]: get, list, patch, extend.
 //! - [`startup`]: the template's start command, started on every boot.
+//! - [`pool`]: the warm pool: sandboxes started ahead of creates, handed
+//!   over to their owner by a create.
 //! - [`registry`]: the in-memory phases and activity the proxy reads.
 //! - [`validate`]: checks of requests.
 //!
@@ -17,6 +19,7 @@ pub mod concurrency;
 mod error;
 mod hibernate;
 pub mod network;
+pub mod pool;
 mod query;
 pub mod registry;
 mod seeded;
@@ -58,6 +61,8 @@ struct Inner {
     agent: AgentClient,
     /// Requests in flight per tenant ([`concurrency`]).
     in_flight: concurrency::TenantCounts,
+    /// The warm pools ([`pool`]).
+    pools: pool::Pools,
 }
 
 /// The sandbox service; cheap to clone.
@@ -67,7 +72,10 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    /// The service over its store, registry and node.
+    /// The service over its store, registry and node, with warm pools of
+    /// these sizes per template (see [`pool`]; nothing is made until
+    /// [`Sandboxes::run_pool`] runs).
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         registry: Registry,
@@ -76,12 +84,14 @@ impl Sandboxes {
         metrics: Metrics,
         limits: Limits,
         host: HostLimits,
+        pools: impl IntoIterator<Item = (String, u32)>,
     ) -> Self {
         let agent = AgentClient::new(node.clone());
         Sandboxes {
             inner: Arc::new(Inner {
                 agent,
                 in_flight: concurrency::TenantCounts::default(),
+                pools: pool::Pools::new(pools),
                 store,
                 registry,
                 node,

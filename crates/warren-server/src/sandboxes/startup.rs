@@ -29,16 +29,15 @@ use std::time::Duration;
 use super::Sandboxes;
 use crate::previews::tunnel::port_accepts;
 use crate::proxy::AgentClient;
-use crate::store::SandboxRecord;
 
 impl Sandboxes {
-    /// Starts the start command of `record`'s template in the (running)
-    /// sandbox, if it has one. Failures are logged, never returned.
-    pub(super) async fn launch_start_command(&self, record: &SandboxRecord) {
-        let found = match self.inner.templates.start_of(&record.template).await {
+    /// Starts the start command of `template` in the (running) sandbox
+    /// `id`, if it has one. Failures are logged, never returned.
+    pub(super) async fn launch_start_command(&self, id: &str, template: &str) {
+        let found = match self.inner.templates.start_of(template).await {
             Ok(found) => found,
             Err(e) => {
-                tracing::error!(id = %record.id, template = %record.template, error = %e,
+                tracing::error!(%id, template = %template, error = %e,
                     "looking up the template's start command");
                 return;
             }
@@ -49,19 +48,19 @@ impl Sandboxes {
         let agent = &self.inner.agent;
         match start(
             agent,
-            &record.id,
+            id,
             request(&boot.command, boot.user.as_deref(), &boot.workdir),
         )
         .await
         {
             Ok(info) => {
-                tracing::info!(id = %record.id, process = %info.id, "start command started");
+                tracing::info!(%id, process = %info.id, "start command started");
                 if let Some(port) = boot.ready_port {
-                    self.wait_ready(&record.id, &info.id, port).await;
+                    self.wait_ready(id, &info.id, port).await;
                 }
             }
             Err(reason) => {
-                tracing::warn!(id = %record.id, %reason, "the start command could not be started");
+                tracing::warn!(%id, %reason, "the start command could not be started");
                 let standin = StartRequest {
                     argv: Some(vec![
                         "/bin/sh".into(),
@@ -72,8 +71,8 @@ impl Sandboxes {
                     ]),
                     ..StartRequest::default()
                 };
-                if let Err(e) = start(agent, &record.id, standin).await {
-                    tracing::error!(id = %record.id, error = %e, "starting the stand-in of a failed start command");
+                if let Err(e) = start(agent, id, standin).await {
+                    tracing::error!(%id, error = %e, "starting the stand-in of a failed start command");
                 }
             }
         }

@@ -72,6 +72,7 @@ impl Sandboxes {
         seed: Option<Seed>,
     ) -> Result<Sandbox, SandboxError> {
         let started = Instant::now();
+        let _creating = self.inner.pools.creating();
         let template = match &seed {
             None => self.inner.templates.ensure(&plan.template).await?,
             Some(seed) => {
@@ -81,7 +82,7 @@ impl Sandboxes {
             }
         };
         let now = now_ms();
-        let mut env = template.env;
+        let mut env = template.env.clone();
         env.extend(plan.envs);
         let mut record = SandboxRecord {
             seq: 0,
@@ -97,7 +98,7 @@ impl Sandboxes {
             envs: env,
             metadata: plan.metadata,
             labels: plan.labels,
-            workdir: template.workdir,
+            workdir: template.workdir.clone(),
             resources: plan.resources,
             disk_mb: plan.disk_mb,
             network: plan.network,
@@ -107,6 +108,11 @@ impl Sandboxes {
             from_checkpoint: plan.from_checkpoint,
             pid: None,
         };
+        if seed.is_none() {
+            if let Some(sandbox) = self.hand_over(&mut record, &template, started).await? {
+                return Ok(sandbox);
+            }
+        }
         if !self.inner.store.insert_sandbox(&record).await? {
             return Err(self
                 .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
@@ -164,7 +170,8 @@ impl Sandboxes {
             .store
             .set_state(&record.id, StoredState::Running, Some(started.pid))
             .await?;
-        self.launch_start_command(record).await;
+        self.launch_start_command(&record.id, &record.template)
+            .await;
         Ok(started.pid)
     }
 

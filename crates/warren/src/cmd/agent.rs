@@ -84,7 +84,7 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     let config = AgentConfig {
         token: args.token,
         workdir,
-        env: args.env.into_iter().collect::<BTreeMap<_, _>>(),
+        env: args.env.into_iter().collect::<BTreeMap<_, _>>().into(),
         root: args.root,
         state_dir,
         limits,

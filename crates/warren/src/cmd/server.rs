@@ -60,6 +60,12 @@ pub struct ServerArgs {
         value_parser = clap::builder::BoolishValueParser::new()
     )]
     allow_private_egress: bool,
+    /// Keep N sandboxes of TEMPLATE started and ready, so that creates take
+    /// one instead of starting one (repeatable; `base=0` turns the default
+    /// off). Default: `base=2`. Admins change sizes at run time with
+    /// `PUT /v1/admin/pools/{template}`.
+    #[arg(long = "pool", value_name = "TEMPLATE=N", value_parser = parse_pool)]
+    pools: Vec<(String, u32)>,
     /// No outbound network: every sandbox has loopback only.
     #[arg(long)]
     no_network: bool,
@@ -171,6 +177,7 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
             allow_private: args.allow_private_egress,
         }),
         extra_ca_pem,
+        pools: pool_sizes(args.pools),
         previews: PreviewSettings {
             domain: args.preview_domain,
             scheme: args.preview_scheme,
@@ -195,6 +202,35 @@ pub fn run(args: ServerArgs) -> anyhow::Result<()> {
         .context("starting the tokio runtime")?;
     rt.block_on(warren_server::run(config))?;
     Ok(())
+}
+
+/// `TEMPLATE=N`.
+fn parse_pool(s: &str) -> Result<(String, u32), String> {
+    let (template, size) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected TEMPLATE=N, got {s:?}"))?;
+    if template.is_empty() {
+        return Err(format!("expected TEMPLATE=N, got {s:?}"));
+    }
+    let size: u32 = size
+        .parse()
+        .map_err(|_| format!("{size:?} is not a number of sandboxes"))?;
+    if size > warren_server::sandboxes::pool::MAX_POOL_SIZE {
+        return Err(format!(
+            "at most {} ready sandboxes per template",
+            warren_server::sandboxes::pool::MAX_POOL_SIZE
+        ));
+    }
+    Ok((template.to_string(), size))
+}
+
+/// The sizes asked for, over the default pool (`base=2`); the last
+/// `--pool` of a template wins.
+fn pool_sizes(asked: Vec<(String, u32)>) -> std::collections::BTreeMap<String, u32> {
+    let (name, size) = warren_server::sandboxes::pool::DEFAULT_POOL;
+    let mut sizes = std::collections::BTreeMap::from([(name.to_string(), size)]);
+    sizes.extend(asked);
+    sizes
 }
 
 #[cfg(test)]

@@ -318,6 +318,10 @@ impl TestServer {
             .arg(&self.state_dir)
             .arg("--cgroup-parent")
             .arg(&self.cgroup_parent)
+            // No warm pool unless a test asks for one (`--pool base=N` in
+            // its args wins): sandboxes a test did not make would muddle
+            // its counts of cgroups, volumes and run directories.
+            .args(["--pool", "base=0"])
             .args(&self.args)
             .env("WARREN_ADMIN_KEY", ADMIN_KEY)
             .env("RUST_LOG", "info,warren_server=debug")
