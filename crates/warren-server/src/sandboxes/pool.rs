@@ -345,11 +345,17 @@ impl Sandboxes {
             return Ok(None);
         };
         let cold_id = std::mem::replace(&mut record.id, warm.id.clone());
+        // Running from the start: it is (a crash before the answer leaves it
+        // running, as it would a cold create whose agent came up).
+        record.state = StoredState::Running;
+        record.pid = Some(warm.pid);
         if !self.inner.store.insert_sandbox(record).await? {
             if let Some(unwanted) = self.inner.pools.put_back(&record.template, warm) {
                 self.destroy_warm(vec![unwanted]).await;
             }
             record.id = cold_id;
+            record.state = StoredState::Creating;
+            record.pid = None;
             return Err(self
                 .quota_error(record.tenant_id.as_deref(), super::Asked::New(record))
                 .await);
@@ -364,8 +370,6 @@ impl Sandboxes {
         let _op = entry.ops.lock().await;
         match self.make_it_theirs(record, template, &warm).await {
             Ok(()) => {
-                record.state = StoredState::Running;
-                record.pid = Some(warm.pid);
                 entry.set_phase(Phase::Running);
                 self.inner.metrics.observe_create(started.elapsed());
                 tracing::info!(id = %record.id, pid = warm.pid, took_ms = started.elapsed().as_millis() as u64, "sandbox created from the warm pool");
@@ -383,13 +387,16 @@ impl Sandboxes {
                 self.inner.store.delete_sandbox(&record.id).await?;
                 self.inner.registry.remove(&record.id);
                 record.id = cold_id;
+                record.state = StoredState::Creating;
+                record.pid = None;
                 Ok(None)
             }
         }
     }
 
-    /// Gives the pooled sandbox `warm` what `record` asks for, then records
-    /// it as running.
+    /// Gives the pooled sandbox `warm` what `record` asks for where it is
+    /// not what the pool started it with (the server's default resources
+    /// and disk limit, no network, the template's environment).
     async fn make_it_theirs(
         &self,
         record: &SandboxRecord,
@@ -404,14 +411,23 @@ impl Sandboxes {
             record.disk_mb,
             record.network.clone(),
         );
+        let limits = &self.inner.limits;
+        let (same_resources, same_disk) = (
+            resources == limits.default_resources,
+            disk_mb == limits.default_disk_mb,
+        );
         blocking("hand over", move || {
             if node.pid(&id) != Some(pid) {
                 return Err(crate::node::NodeError::Runtime(
                     warren_runtime::RuntimeError::NotRunning(id),
                 ));
             }
-            node.set_resources(&id, &resources)?;
-            node.limit_disk(&id, disk_mb)?;
+            if !same_resources {
+                node.set_resources(&id, &resources)?;
+            }
+            if !same_disk {
+                node.limit_disk(&id, disk_mb)?;
+            }
             if network.needs_interface() {
                 node.set_network(&id, &network)?;
             }
@@ -438,10 +454,6 @@ impl Sandboxes {
                 .await
                 .map_err(SandboxError::HandOver)?;
         }
-        self.inner
-            .store
-            .set_state(&record.id, StoredState::Running, Some(warm.pid))
-            .await?;
         Ok(())
     }
 
@@ -458,6 +470,7 @@ impl Sandboxes {
         let id = ids::new_id(IdKind::Sandbox);
         let node = self.inner.node.clone();
         let resources = self.inner.limits.default_resources;
+        let disk_mb = self.inner.limits.default_disk_mb;
         let (sandbox, name) = (id.clone(), template.to_string());
         let env = config.env.clone();
         let workdir = config.workdir.clone();
@@ -470,6 +483,7 @@ impl Sandboxes {
                 resources,
                 NetworkPolicy::deny(),
             )?;
+            node.limit_disk(&sandbox, disk_mb)?;
             node.start(&spec)
         })
         .await;

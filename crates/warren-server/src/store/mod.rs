@@ -7,6 +7,7 @@
 //! full" and loses nothing committed (see [`Store::open`] for why not WAL). The
 //! schema lives in `migrations/` and is applied at open by `sqlx::migrate!`.
 
+mod batch;
 mod checkpoints;
 mod e2b;
 mod previews;
@@ -49,6 +50,13 @@ pub enum StoreError {
         /// Cause.
         source: sqlx::Error,
     },
+    /// Committing a batch of writes failed (every write of the batch gets
+    /// this; none of them is committed).
+    #[error("committing a batch of writes: {0}")]
+    Batch(std::sync::Arc<sqlx::Error>),
+    /// The store was closed.
+    #[error("the database is closed")]
+    Closed,
     /// A stored value does not parse (a JSON map or a state).
     #[error("corrupt {what} in row {id}: {reason}")]
     Corrupt {
@@ -70,6 +78,8 @@ fn query_err(op: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: SqlitePool,
+    /// Group commit of the writes of creates and deletes.
+    batch: batch::Batcher,
 }
 
 impl Store {
@@ -119,7 +129,8 @@ impl Store {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(Store { pool })
+        let batch = batch::Batcher::start(pool.clone());
+        Ok(Store { pool, batch })
     }
 
     /// Closes every connection.

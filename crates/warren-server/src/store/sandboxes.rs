@@ -273,51 +273,17 @@ pub struct SandboxFilter {
 }
 
 impl Store {
-    /// Inserts a new sandbox in state `creating`, unless its tenant already
-    /// has `max_sandboxes` sandboxes holding compute: `Ok(false)` then. The
-    /// check and the insert are one statement, so concurrent creates cannot
-    /// both slip under the quota. `seq`, `state` and `pid` of `s` are ignored.
+    /// Inserts a new sandbox in its `state` (`creating`; `running`, with
+    /// its `pid`, for a pooled sandbox being handed over), unless its tenant
+    /// is at a quota: `Ok(false)` then. The check and the insert are one
+    /// statement, so concurrent creates cannot both slip under the quota.
+    /// `seq` of `s` is ignored.
     pub async fn insert_sandbox(&self, s: &SandboxRecord) -> Result<bool, StoreError> {
-        let sql = format!(
-            "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
-             timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
-             pids, disk_mb, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
-             from_checkpoint, pid) \
-             SELECT ?, ?, 'creating', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL \
-             WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND {})",
-            over_quota("?", "?", Some("?"))
-        );
-        let result = sqlx::query(&sql)
-            .bind(&s.id)
-            .bind(&s.tenant_id)
-            .bind(&s.template)
-            .bind(s.created_at)
-            .bind(s.last_active_at)
-            .bind(s.timeout_secs as i64)
-            .bind(s.ttl_secs.map(|t| t as i64))
-            .bind(s.expires_at)
-            .bind(json(&s.envs))
-            .bind(json(&s.metadata))
-            .bind(json(&s.labels))
-            .bind(&s.workdir)
-            .bind(s.resources.cpus)
-            .bind(s.resources.memory_mb as i64)
-            .bind(s.resources.pids as i64)
-            .bind(s.disk_mb.map(|d| d as i64))
-            .bind(super::previews::egress_str(s.network.egress))
-            .bind(serde_json::to_string(&s.network.allow).expect("strings serialize"))
-            .bind(s.auto_checkpoint)
-            .bind(s.auto_checkpoint_keep)
-            .bind(s.auto_wake)
-            .bind(&s.from_checkpoint)
-            .bind(&s.tenant_id)
-            .bind(s.resources.memory_mb as i64)
-            .bind(s.resources.cpus)
-            .bind(s.disk_mb.map(|d| d as i64))
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("insert sandbox"))?;
-        Ok(result.rows_affected() == 1)
+        let inserted = self
+            .batch
+            .write(super::batch::Write::InsertSandbox(Box::new(s.clone())))
+            .await?;
+        Ok(inserted == 1)
     }
 
     /// Moves a stopped or failed sandbox to `running` ahead of starting it,
@@ -405,13 +371,13 @@ impl Store {
         state: StoredState,
         pid: Option<i32>,
     ) -> Result<(), StoreError> {
-        sqlx::query("UPDATE sandboxes SET state = ?, pid = ? WHERE id = ?")
-            .bind(state.as_str())
-            .bind(pid)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("set sandbox state"))?;
+        self.batch
+            .write(super::batch::Write::SetState {
+                id: id.to_string(),
+                state,
+                pid,
+            })
+            .await?;
         Ok(())
     }
 
@@ -500,11 +466,9 @@ impl Store {
 
     /// Removes a sandbox's row.
     pub async fn delete_sandbox(&self, id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sandboxes WHERE id = ?")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("delete sandbox"))?;
+        self.batch
+            .write(super::batch::Write::DeleteSandbox(id.to_string()))
+            .await?;
         Ok(())
     }
 
@@ -520,4 +484,80 @@ impl Store {
             .filter_map(|(state, n)| StoredState::parse(&state).map(|s| (s, n)))
             .collect())
     }
+}
+
+/// Inserts `s` unless its tenant is at a quota; the rows inserted (0 or 1).
+pub(super) async fn insert(
+    conn: &mut sqlx::SqliteConnection,
+    s: &SandboxRecord,
+) -> Result<u64, StoreError> {
+    let sql = format!(
+        "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
+         timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
+         pids, disk_mb, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, \
+         from_checkpoint, pid) \
+         SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? \
+         WHERE NOT EXISTS (SELECT 1 FROM tenants t WHERE t.id = ? AND {})",
+        over_quota("?", "?", Some("?"))
+    );
+    let result = sqlx::query(&sql)
+        .bind(&s.id)
+        .bind(&s.tenant_id)
+        .bind(s.state.as_str())
+        .bind(&s.template)
+        .bind(s.created_at)
+        .bind(s.last_active_at)
+        .bind(s.timeout_secs as i64)
+        .bind(s.ttl_secs.map(|t| t as i64))
+        .bind(s.expires_at)
+        .bind(json(&s.envs))
+        .bind(json(&s.metadata))
+        .bind(json(&s.labels))
+        .bind(&s.workdir)
+        .bind(s.resources.cpus)
+        .bind(s.resources.memory_mb as i64)
+        .bind(s.resources.pids as i64)
+        .bind(s.disk_mb.map(|d| d as i64))
+        .bind(super::previews::egress_str(s.network.egress))
+        .bind(serde_json::to_string(&s.network.allow).expect("strings serialize"))
+        .bind(s.auto_checkpoint)
+        .bind(s.auto_checkpoint_keep)
+        .bind(s.auto_wake)
+        .bind(&s.from_checkpoint)
+        .bind(s.pid)
+        .bind(&s.tenant_id)
+        .bind(s.resources.memory_mb as i64)
+        .bind(s.resources.cpus)
+        .bind(s.disk_mb.map(|d| d as i64))
+        .execute(conn)
+        .await
+        .map_err(query_err("insert sandbox"))?;
+    Ok(result.rows_affected())
+}
+
+/// Sets a sandbox's state and pid; the rows changed.
+pub(super) async fn update_state(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+    state: StoredState,
+    pid: Option<i32>,
+) -> Result<u64, StoreError> {
+    let result = sqlx::query("UPDATE sandboxes SET state = ?, pid = ? WHERE id = ?")
+        .bind(state.as_str())
+        .bind(pid)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(query_err("set sandbox state"))?;
+    Ok(result.rows_affected())
+}
+
+/// Deletes a sandbox's row; the rows deleted.
+pub(super) async fn delete(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<u64, StoreError> {
+    let result = sqlx::query("DELETE FROM sandboxes WHERE id = ?")
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(query_err("delete sandbox"))?;
+    Ok(result.rows_affected())
 }
