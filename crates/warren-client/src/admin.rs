@@ -1,8 +1,9 @@
-//! Admin routes (the admin key only): tenants and their API keys.
+//! Admin routes (the admin key only): tenants, their API keys, warm pools.
 
+use reqwest::Method;
 use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, ApiKeyList, CreateKeyRequest, CreateTenantRequest, KeyFormat,
-    Tenant, TenantList,
+    SetWarmPoolRequest, Tenant, TenantList, WarmPool, WarmPoolList,
 };
 
 use crate::error::Result;
@@ -78,5 +79,22 @@ impl Client {
         let http = self.http();
         http.empty(http.delete(&format!("/v1/admin/keys/{key_id}")))
             .await
+    }
+
+    /// Every template's warm pool: its size and how many sandboxes are ready.
+    pub async fn pools(&self) -> Result<Vec<WarmPool>> {
+        let http = self.http();
+        let list: WarmPoolList = http.json(http.get("/v1/admin/pools")).await?;
+        Ok(list.items)
+    }
+
+    /// Keeps `size` sandboxes of `template` ready for creates (0: none).
+    pub async fn set_pool(&self, template: &str, size: u32) -> Result<WarmPool> {
+        let http = self.http();
+        http.json(
+            http.request(Method::PUT, &format!("/v1/admin/pools/{template}"))
+                .json(&SetWarmPoolRequest { size }),
+        )
+        .await
     }
 }

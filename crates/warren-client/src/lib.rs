@@ -62,7 +62,7 @@ pub use warren_api::checkpoint::{
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
     PatchSandboxRequest, Preview, PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo,
-    SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant,
+    SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant, WarmPool,
 };
 pub use warren_api::session::{
     AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,

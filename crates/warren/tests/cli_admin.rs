@@ -156,3 +156,36 @@ async fn tenants_and_keys_in_both_formats() {
     assert!(!missing.status.success());
     ok(&server, ADMIN_KEY, &["rm", &id]).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pool_set_and_ls_size_the_warm_pool() {
+    let server = TestServer::start().await;
+    let set = json(&server, ADMIN_KEY, &["pool", "set", "base", "1", "--json"]).await;
+    assert_eq!(set[0]["template"], "base", "{set}");
+    assert_eq!(set[0]["size"], 1, "{set}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let pools = json(&server, ADMIN_KEY, &["pool", "ls", "--json"]).await;
+        if pools[0]["ready"] == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "never ready: {pools}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let table = ok(&server, ADMIN_KEY, &["pool", "ls"]).await;
+    assert!(
+        table.contains("TEMPLATE") && table.contains("base"),
+        "{table}"
+    );
+    // A tenant's key is not the admin's; an unknown template is refused.
+    let (_, tenant_key) = server.tenant("t", None).await;
+    assert!(!cli(&server, &tenant_key, &["pool", "ls"])
+        .await
+        .status
+        .success());
+    assert!(!cli(&server, ADMIN_KEY, &["pool", "set", "nope", "1"])
+        .await
+        .status
+        .success());
+    ok(&server, ADMIN_KEY, &["pool", "set", "base", "0"]).await;
+}

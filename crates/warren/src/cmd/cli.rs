@@ -62,6 +62,10 @@ pub enum ClientCommand {
     /// API keys of tenants (admin key).
     #[command(subcommand)]
     Key(keys::KeyCommand),
+    /// Warm pools: sandboxes kept ready so creates start in milliseconds
+    /// (admin key).
+    #[command(subcommand)]
+    Pool(keys::PoolCommand),
 }
 
 /// `--json`, shared by every client command.
@@ -156,6 +160,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Session(command) => sessions::session(client, command).await,
         ClientCommand::Tenant(command) => keys::tenant(client, command).await,
         ClientCommand::Key(command) => keys::key(client, command).await,
+        ClientCommand::Pool(command) => keys::pool(client, command).await,
     }
 }
 

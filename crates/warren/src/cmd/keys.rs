@@ -1,4 +1,5 @@
-//! `warren tenant create|ls` and `warren key create|ls|rm` (the admin key).
+//! `warren tenant create|ls`, `warren key create|ls|rm` and `warren pool
+//! ls|set` (the admin key).
 
 use clap::{Subcommand, ValueEnum};
 use warren_client::{Client, KeyFormat};
@@ -155,4 +156,44 @@ pub async fn key(client: &Client, command: KeyCommand) -> CliResult {
             Ok(0)
         }
     }
+}
+
+/// `warren pool ...`: the warm pools of ready sandboxes.
+#[derive(Debug, Subcommand)]
+pub enum PoolCommand {
+    /// List the pools: size and sandboxes ready.
+    Ls {
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Keep N sandboxes of a template ready (0 turns its pool off).
+    Set {
+        /// The template.
+        template: String,
+        /// How many ready sandboxes to keep.
+        size: u32,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// `warren pool ...`.
+pub async fn pool(client: &Client, command: PoolCommand) -> CliResult {
+    let (pools, out) = match command {
+        PoolCommand::Ls { out } => (client.pools().await?, out),
+        PoolCommand::Set {
+            template,
+            size,
+            out,
+        } => (vec![client.set_pool(&template, size).await?], out),
+    };
+    if out.json {
+        return print_json(&pools);
+    }
+    let rows: Vec<Vec<String>> = pools
+        .iter()
+        .map(|p| vec![p.template.clone(), p.size.to_string(), p.ready.to_string()])
+        .collect();
+    print_table(&["TEMPLATE", "SIZE", "READY"], &rows);
+    Ok(0)
 }
