@@ -138,3 +138,98 @@ async fn commit(pool: &SqlitePool, batch: Vec<(Write, Reply)>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::super::{Quotas, SandboxRecord, Store, StoredState};
+
+    fn record(id: &str, tenant: &str) -> SandboxRecord {
+        SandboxRecord {
+            seq: 0,
+            id: id.to_string(),
+            tenant_id: Some(tenant.to_string()),
+            state: StoredState::Creating,
+            template: "base".into(),
+            created_at: 1,
+            last_active_at: 1,
+            timeout_secs: 0,
+            ttl_secs: None,
+            expires_at: None,
+            envs: BTreeMap::new(),
+            metadata: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            workdir: "/".into(),
+            resources: warren_runtime::Resources::default(),
+            disk_mb: None,
+            network: warren_runtime::NetworkPolicy::deny(),
+            auto_checkpoint: false,
+            auto_checkpoint_keep: 1,
+            auto_wake: false,
+            from_checkpoint: None,
+            pid: None,
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn concurrent_writes_commit_together_and_keep_quotas_exact() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let store = Store::open(&path).await.unwrap();
+        let quotas = Quotas {
+            max_sandboxes: Some(25),
+            ..Quotas::default()
+        };
+        assert!(store.insert_tenant("ten_q", "q", quotas, 1).await.unwrap());
+        // 100 inserts at once, for a tenant allowed 25: exactly 25 go in.
+        let inserts = (0..100).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                store
+                    .insert_sandbox(&record(&format!("sbx_{i:03}"), "ten_q"))
+                    .await
+            })
+        });
+        let mut inserted = Vec::new();
+        for (i, task) in inserts.enumerate() {
+            if task.await.unwrap().unwrap() {
+                inserted.push(format!("sbx_{i:03}"));
+            }
+        }
+        assert_eq!(inserted.len(), 25);
+        // State changes and deletes at once; a write to a missing row fails
+        // nothing else.
+        let writes = inserted.iter().enumerate().map(|(n, id)| {
+            let store = store.clone();
+            let id = id.clone();
+            tokio::spawn(async move {
+                if n % 2 == 0 {
+                    store.set_state(&id, StoredState::Running, Some(7)).await
+                } else {
+                    store.delete_sandbox(&id).await
+                }
+            })
+        });
+        for task in writes {
+            task.await.unwrap().unwrap();
+        }
+        store
+            .set_state("sbx_missing", StoredState::Running, None)
+            .await
+            .unwrap();
+        // Everything acknowledged is committed: a second connection sees it.
+        let other = Store::open(&path).await.unwrap();
+        for (n, id) in inserted.iter().enumerate() {
+            let row = other.sandbox(id).await.unwrap();
+            if n % 2 == 0 {
+                let row = row.expect("an acknowledged insert");
+                assert_eq!((row.state, row.pid), (StoredState::Running, Some(7)));
+            } else {
+                assert!(row.is_none(), "an acknowledged delete of {id}");
+            }
+        }
+        other.close().await;
+        store.close().await;
+    }
+}
