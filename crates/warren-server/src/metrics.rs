@@ -31,6 +31,7 @@ struct Inner {
     requests: IntCounterVec,
     request_seconds: HistogramVec,
     create_seconds: Histogram,
+    creates: IntCounterVec,
     exec_seconds: Histogram,
     sandboxes: IntGaugeVec,
 }
@@ -76,6 +77,14 @@ impl Metrics {
             .buckets(exponential_buckets(0.002, 2.0, 18).expect("valid buckets")),
         )
         .expect("valid metric");
+        let creates = IntCounterVec::new(
+            Opts::new(
+                "warren_sandbox_creates_total",
+                "Successful creates, by where the sandbox came from: `pool` (the warm pool) or `cold` (started for the create).",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
         let exec_seconds = Histogram::with_opts(
             HistogramOpts::new(
                 "warren_exec_duration_seconds",
@@ -99,6 +108,9 @@ impl Metrics {
             .register(Box::new(create_seconds.clone()))
             .expect("unique metric");
         registry
+            .register(Box::new(creates.clone()))
+            .expect("unique metric");
+        registry
             .register(Box::new(exec_seconds.clone()))
             .expect("unique metric");
         registry
@@ -110,15 +122,19 @@ impl Metrics {
                 requests,
                 request_seconds,
                 create_seconds,
+                creates,
                 exec_seconds,
                 sandboxes,
             }),
         }
     }
 
-    /// Records how long a successful create took.
-    pub fn observe_create(&self, took: Duration) {
+    /// Records how long a successful create took, and whether the warm
+    /// pool served it.
+    pub fn observe_create(&self, took: Duration, pooled: bool) {
         self.inner.create_seconds.observe(took.as_secs_f64());
+        let source = if pooled { "pool" } else { "cold" };
+        self.inner.creates.with_label_values(&[source]).inc();
     }
 
     /// Records how long a proxied `processes/run` took.
@@ -204,7 +220,7 @@ mod tests {
     #[test]
     fn renders_every_series() {
         let m = Metrics::new();
-        m.observe_create(Duration::from_millis(20));
+        m.observe_create(Duration::from_millis(20), true);
         m.observe_exec(Duration::from_millis(1));
         m.observe_request("GET", "/v1/sandboxes/{id}", 404, Duration::from_millis(1));
         m.set_sandbox_counts(&[(SandboxState::Running, 2)]);
@@ -212,6 +228,7 @@ mod tests {
         for needle in [
             "warren_http_requests_total{method=\"GET\",route=\"/v1/sandboxes/{id}\",status=\"404\"} 1",
             "warren_sandbox_create_duration_seconds_count 1",
+            "warren_sandbox_creates_total{source=\"pool\"} 1",
             "warren_exec_duration_seconds_count 1",
             "warren_sandboxes{state=\"running\"} 2",
             "warren_sandboxes{state=\"stopped\"} 0",

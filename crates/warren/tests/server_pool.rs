@@ -198,6 +198,15 @@ async fn pooled_sandboxes_are_indistinguishable_from_fresh_ones() {
     let cold_id = cold["id"].as_str().unwrap().to_string();
     assert!(!pooled.contains(&cold_id));
 
+    let (_, metrics) = server.call("GET", "/metrics", ADMIN_KEY, None).await;
+    let metrics = metrics.as_str().unwrap_or_default().to_string();
+    for line in [
+        "warren_sandbox_creates_total{source=\"pool\"} 1",
+        "warren_sandbox_creates_total{source=\"cold\"} 1",
+    ] {
+        assert!(metrics.contains(line), "no {line:?} in {metrics}");
+    }
+
     let from_pool = observe(&server, &warm_id, &internet).await;
     let fresh = observe(&server, &cold_id, &internet).await;
     assert_eq!(

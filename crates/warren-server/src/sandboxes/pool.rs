@@ -371,7 +371,7 @@ impl Sandboxes {
         match self.make_it_theirs(record, template, &warm).await {
             Ok(()) => {
                 entry.set_phase(Phase::Running);
-                self.inner.metrics.observe_create(started.elapsed());
+                self.inner.metrics.observe_create(started.elapsed(), true);
                 tracing::info!(id = %record.id, pid = warm.pid, took_ms = started.elapsed().as_millis() as u64, "sandbox created from the warm pool");
                 Ok(Some(view(record, Some(&entry))))
             }

@@ -129,7 +129,7 @@ impl Sandboxes {
                 record.state = StoredState::Running;
                 record.pid = Some(pid);
                 entry.set_phase(Phase::Running);
-                self.inner.metrics.observe_create(started.elapsed());
+                self.inner.metrics.observe_create(started.elapsed(), false);
                 tracing::info!(id = %record.id, pid, took_ms = started.elapsed().as_millis() as u64, "sandbox created");
                 Ok(view(&record, Some(&entry)))
             }
