@@ -258,3 +258,68 @@ async fn a_server_under_nohup_gives_its_sandboxes_default_signals() {
         "SIGHUP did not end the process: {out}"
     );
 }
+
+/// The soft and hard "Max open files" of `pid`.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap()
+        .to_string();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_raises_its_open_file_limit_for_thousands_of_sandboxes() {
+    use std::os::unix::process::CommandExt;
+    let state = tempfile::tempdir().unwrap();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_warren"));
+    command
+        .args(["server", "--listen", "127.0.0.1:0", "--storage", "copy"])
+        .args(["--no-network", "--pool", "base=0", "--cgroup-parent"])
+        .arg(format!("warren-test-fds-{}", std::process::id()))
+        .arg("--state-dir")
+        .arg(state.path())
+        .env("WARREN_ADMIN_KEY", ADMIN_KEY)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut hard = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into a valid rlimit struct.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut hard) },
+        0
+    );
+    let hard = hard.rlim_max;
+    assert!(hard > 1024, "this test needs a hard limit over 1024");
+    // SAFETY: setrlimit is async-signal-safe and touches no parent memory.
+    unsafe {
+        command.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: 1024,
+                rlim_max: hard,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().unwrap();
+    let pid = child.id();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let limits = loop {
+        let limits = open_file_limits(pid);
+        if limits.0 != "1024" || std::time::Instant::now() > deadline {
+            break limits;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(limits, (hard.to_string(), hard.to_string()));
+}

@@ -91,27 +91,11 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     };
     // PID 1 inside a sandbox, or a subreaper standalone: orphans come to us.
     warren_agent::process::become_subreaper();
-    raise_fd_limit();
+    super::raise_fd_limit();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
     rt.block_on(warren_agent::run(config, args.listen))
-}
-
-/// Raises the soft open-file limit to the hard one: every process costs the
-/// agent three or four descriptors, and 1024 runs out before `max_processes`.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit write to and read from a valid rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }

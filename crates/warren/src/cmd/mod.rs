@@ -46,3 +46,22 @@ pub fn init_logging(format: LogFormat) {
             .try_init(),
     };
 }
+
+/// Raises the soft open-file limit to the hard one. The agent: every
+/// process costs it three or four descriptors, and 1024 runs out before
+/// `max_processes`. The server: each live sandbox can hold a few pooled
+/// connections to its agent, and 1024 runs out long before thousands of
+/// sandboxes.
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write to and read from a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -147,6 +147,7 @@ fn parse_egress(s: &str) -> Result<warren_runtime::Egress, String> {
 /// Runs the server until SIGTERM. Sandboxes keep running after it exits.
 pub fn run(args: ServerArgs) -> anyhow::Result<()> {
     super::init_logging(args.log_format);
+    super::raise_fd_limit();
     // Every sandbox's agent and the runtime's single-threaded init helper are
     // this very binary.
     let warren_binary = std::env::current_exe().context("finding the warren binary")?;
