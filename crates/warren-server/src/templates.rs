@@ -115,6 +115,8 @@ pub struct TemplateConfig {
     /// Identity of the template's contents: a rebuilt template has a new
     /// one, so the warm pool can tell its sandboxes of the old one.
     pub build_id: String,
+    /// Whether its sandboxes run a start command at boot.
+    pub has_start: bool,
 }
 
 fn config(meta: TemplateMeta) -> TemplateConfig {
@@ -122,6 +124,7 @@ fn config(meta: TemplateMeta) -> TemplateConfig {
         workdir: meta.workdir,
         env: meta.env,
         build_id: meta.build_id,
+        has_start: meta.start.is_some(),
     }
 }
 

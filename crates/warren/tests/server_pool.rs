@@ -410,3 +410,59 @@ async fn a_server_killed_while_refilling_loses_nothing_and_leaks_nothing() {
     assert_eq!(server.sandbox_volumes(), vec![kept_id.clone()]);
     assert_eq!(server.run_dirs(), vec![kept_id]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_command_sees_the_callers_envs_so_such_creates_start_cold() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        ..Options::default()
+    })
+    .await;
+    let resp = server
+        .req(
+            reqwest::Method::POST,
+            "/v1/templates/starter/build",
+            ADMIN_KEY,
+        )
+        .body("start = \"echo \\\"greeting=$GREETING\\\" > /tmp/started; sleep 3600\"")
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success(), "{}", resp.status());
+    let (status, view) = set_pool(&server, "starter", 2).await;
+    assert_eq!(status, 200, "{view}");
+    wait_ready(&server, "starter", 2).await;
+    let pooled = known(&server);
+
+    let started = |id: String| {
+        let server = &server;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                let (code, out) = server.sh(ADMIN_KEY, &id, "cat /tmp/started").await;
+                if code == 0 {
+                    return out;
+                }
+                assert!(Instant::now() < deadline, "the start command never ran");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // Without envs: from the pool, its start command already running.
+    let plain = server
+        .create(ADMIN_KEY, json!({ "template": "starter" }))
+        .await;
+    let plain_id = plain["id"].as_str().unwrap().to_string();
+    assert!(pooled.contains(&plain_id));
+    assert_eq!(started(plain_id).await, "greeting=\n");
+    // With envs: cold, and the start command sees them.
+    let with_env = server
+        .create(
+            ADMIN_KEY,
+            json!({ "template": "starter", "envs": { "GREETING": "hi" } }),
+        )
+        .await;
+    let env_id = with_env["id"].as_str().unwrap().to_string();
+    assert!(!pooled.contains(&env_id));
+    assert_eq!(started(env_id).await, "greeting=hi\n");
+}

@@ -36,6 +36,7 @@ impl Seed {
             env: self.checkpoint.envs.clone(),
             // Made from a checkpoint, never from the warm pool.
             build_id: String::new(),
+            has_start: false,
         })
     }
 }

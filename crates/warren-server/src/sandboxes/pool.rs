@@ -9,7 +9,8 @@
 //! finds it as an orphan and removes it (reconciliation runs before the
 //! refiller starts).
 //!
-//! A create of a template (not of a checkpoint) takes one
+//! A create of a template (not of a checkpoint; and, for a template with a
+//! start command, one without `envs`, which that command must see) takes one
 //! ([`Sandboxes::hand_over`]) and makes it the caller's before it answers:
 //! its row goes in (the tenant's quota is checked there, and a refusal puts
 //! the sandbox back untouched), then its cgroup limits, disk limit and
@@ -339,6 +340,11 @@ impl Sandboxes {
         template: &TemplateConfig,
         started: Instant,
     ) -> Result<Option<warren_api::server::Sandbox>, SandboxError> {
+        // A start command sees the environment of its boot: with `envs` of
+        // the caller's, only a cold start gives it them.
+        if template.has_start && !callers_env(record, template).is_empty() {
+            return Ok(None);
+        }
         let (warm, stale) = self.inner.pools.take(&record.template, &template.build_id);
         self.destroy_warm(stale).await;
         let Some(warm) = warm else {
@@ -436,12 +442,7 @@ impl Sandboxes {
         .await?;
         // The template's variables are the agent's already; the caller's go
         // over them.
-        let env: std::collections::BTreeMap<String, String> = record
-            .envs
-            .iter()
-            .filter(|(k, v)| template.env.get(*k) != Some(*v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
+        let env = callers_env(record, template);
         if !env.is_empty() {
             self.inner
                 .agent
@@ -565,6 +566,20 @@ impl Sandboxes {
         );
         self.destroy_warm(ready).await;
     }
+}
+
+/// The variables of `record`'s environment that its template does not set
+/// (to the same value): the caller's `envs`.
+fn callers_env(
+    record: &SandboxRecord,
+    template: &TemplateConfig,
+) -> std::collections::BTreeMap<String, String> {
+    record
+        .envs
+        .iter()
+        .filter(|(k, v)| template.env.get(*k) != Some(*v))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect()
 }
 
 /// Whether the host has [`MIN_AVAILABLE_MB`] of memory available (true when
