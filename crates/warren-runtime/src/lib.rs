@@ -109,6 +109,11 @@ pub trait Runtime: Send + Sync + 'static {
     fn stop(&self, id: &str) -> Result<(), RuntimeError>;
     /// Host pid of the sandbox's PID 1 if it is running.
     fn pid(&self, id: &str) -> Option<i32>;
+    /// For each of `ids`, whether its PID 1 is gone (the reaper's check of
+    /// every running sandbox). The default asks [`Runtime::pid`] of each.
+    fn exited(&self, ids: &[String]) -> Vec<bool> {
+        ids.iter().map(|id| self.pid(id).is_none()).collect()
+    }
     /// Freezes every process of the sandbox (cgroup freezer).
     fn freeze(&self, id: &str) -> Result<(), RuntimeError>;
     /// Thaws a frozen sandbox.

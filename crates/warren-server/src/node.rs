@@ -265,6 +265,12 @@ impl Node {
         self.remove_run_dir(&self.run_dir(id))
     }
 
+    /// For each of `ids`, whether its init is gone (cheap for many: see
+    /// [`Runtime::exited`]).
+    pub fn exited(&self, ids: &[String]) -> Vec<bool> {
+        self.runtime.exited(ids)
+    }
+
     /// Host pid of the sandbox's init, if it runs.
     pub fn pid(&self, id: &str) -> Option<i32> {
         self.runtime.pid(id)

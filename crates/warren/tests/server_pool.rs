@@ -407,8 +407,19 @@ async fn a_server_killed_while_refilling_loses_nothing_and_leaks_nothing() {
     // And the new pool's go when it is turned off.
     set_pool(&server, "base", 0).await;
     wait_known(&server, &BTreeSet::from([kept_id.clone()])).await;
-    assert_eq!(server.sandbox_volumes(), vec![kept_id.clone()]);
-    assert_eq!(server.run_dirs(), vec![kept_id]);
+    // Their disks and run directories go right after their cgroups.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while server.sandbox_volumes() != vec![kept_id.clone()]
+        || server.run_dirs() != vec![kept_id.clone()]
+    {
+        assert!(
+            Instant::now() < deadline,
+            "left behind: {:?} {:?}",
+            server.sandbox_volumes(),
+            server.run_dirs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -23,11 +23,13 @@ pub mod init;
 mod mounts;
 pub mod seccomp;
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cgroups::{self, Backend};
@@ -118,6 +120,10 @@ pub struct NamespaceRuntime {
     cgroup_parent: String,
     /// The sandbox network; without it every sandbox has loopback only.
     network: Option<Network>,
+    /// A pidfd of each running sandbox's PID 1, opened once: one `poll(2)`
+    /// over them all tells which exited ([`Runtime::exited`]), a cost that
+    /// does not grow with reads of every sandbox's cgroup and `/proc`.
+    inits: Mutex<HashMap<String, OwnedFd>>,
 }
 
 impl NamespaceRuntime {
@@ -139,6 +145,7 @@ impl NamespaceRuntime {
             cgroups,
             cgroup_parent: parent.to_string(),
             network: None,
+            inits: Mutex::default(),
         })
     }
 
@@ -334,6 +341,7 @@ impl Runtime for NamespaceRuntime {
     }
 
     fn stop(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inits.lock().expect("inits lock").remove(id);
         if let Some(network) = &self.network {
             network
                 .release(id)
@@ -361,6 +369,56 @@ impl Runtime for NamespaceRuntime {
             .pids(id)
             .into_iter()
             .find(|&pid| is_live_init(pid))
+    }
+
+    fn exited(&self, ids: &[String]) -> Vec<bool> {
+        let mut inits = self.inits.lock().expect("inits lock");
+        let mut exited = vec![false; ids.len()];
+        let mut polled = Vec::with_capacity(ids.len());
+        for (i, id) in ids.iter().enumerate() {
+            if !inits.contains_key(id) {
+                // First look (a sandbox started or reattached since): the
+                // slow way, once.
+                // The pid cannot be reused under an open pidfd, so the look
+                // after the open is the one that counts.
+                let init = self
+                    .pid(id)
+                    .and_then(|pid| pidfd(pid).filter(|_| self.pid(id) == Some(pid)));
+                match init {
+                    Some(fd) => {
+                        inits.insert(id.clone(), fd);
+                    }
+                    None => {
+                        exited[i] = true;
+                        continue;
+                    }
+                }
+            }
+            polled.push(i);
+        }
+        let mut fds: Vec<libc::pollfd> = polled
+            .iter()
+            .map(|&i| libc::pollfd {
+                fd: inits[&ids[i]].as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; timeout 0.
+        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
+        if ready < 0 {
+            // Cannot tell this way: ask the slow way.
+            drop(inits);
+            return ids.iter().map(|id| self.pid(id).is_none()).collect();
+        }
+        for (pfd, &i) in fds.iter().zip(&polled) {
+            // A pidfd is readable once its process has exited.
+            if pfd.revents != 0 {
+                exited[i] = true;
+                inits.remove(&ids[i]);
+            }
+        }
+        exited
     }
 
     fn freeze(&self, id: &str) -> Result<(), RuntimeError> {
@@ -533,6 +591,14 @@ fn validate_id(id: &str) -> Result<(), String> {
             "bad sandbox id {id:?}: 1 to 63 characters of A-Z a-z 0-9 _ -"
         ))
     }
+}
+
+/// A pidfd of `pid`, if it exists.
+fn pidfd(pid: i32) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
 /// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.

@@ -402,14 +402,7 @@ impl Sandboxes {
         }
         let node = self.inner.node.clone();
         let ids: Vec<String> = running.iter().map(|e| e.id.clone()).collect();
-        let dead = match blocking("check liveness", move || {
-            Ok(ids
-                .into_iter()
-                .map(|id| node.pid(&id).is_none())
-                .collect::<Vec<_>>())
-        })
-        .await
-        {
+        let dead = match blocking("check liveness", move || Ok(node.exited(&ids))).await {
             Ok(dead) => dead,
             Err(e) => {
                 tracing::error!(error = %e, "checking sandbox liveness");
