@@ -379,19 +379,27 @@ impl Runtime for NamespaceRuntime {
             if !inits.contains_key(id) {
                 // First look (a sandbox started or reattached since): the
                 // slow way, once.
-                // The pid cannot be reused under an open pidfd, so the look
-                // after the open is the one that counts.
-                let init = self
-                    .pid(id)
-                    .and_then(|pid| pidfd(pid).filter(|_| self.pid(id) == Some(pid)));
-                match init {
-                    Some(fd) => {
+                let Some(pid) = self.pid(id) else {
+                    exited[i] = true;
+                    continue;
+                };
+                match pidfd(pid) {
+                    // The pid cannot be reused under an open pidfd, so the
+                    // look after the open is the one that counts.
+                    Ok(fd) if self.pid(id) == Some(pid) => {
                         inits.insert(id.clone(), fd);
                     }
-                    None => {
+                    Ok(_) => {
                         exited[i] = true;
                         continue;
                     }
+                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
+                        exited[i] = true;
+                        continue;
+                    }
+                    // Out of descriptors, say: alive, as the slow look
+                    // said; the next call tries again.
+                    Err(_) => continue,
                 }
             }
             polled.push(i);
@@ -593,12 +601,15 @@ fn validate_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// A pidfd of `pid`, if it exists.
-fn pidfd(pid: i32) -> Option<OwnedFd> {
+/// A pidfd of `pid` (`ESRCH` when there is no such process).
+fn pidfd(pid: i32) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
     let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
     // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    (raw >= 0).then(|| unsafe { OwnedFd::from_raw_fd(raw as i32) })
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
 }
 
 /// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.
