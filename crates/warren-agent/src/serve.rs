@@ -4,7 +4,16 @@
 //! supervisor sends SIGTERM to every process group it started, waits up to
 //! [`SHUTDOWN_GRACE`], sends SIGKILL to what is left, and `run` returns.
 //! When the agent is PID 1 of a sandbox, returning ends the sandbox.
+//!
+//! Start-up order, for a fast cold start: the listeners are taken first (a
+//! sandbox's init binds and listens on the agent's socket before it execs
+//! the agent and hands it over as `fd:N`, so connections queue in its
+//! backlog from then on), readiness is signalled (`ready`, an inherited
+//! pipe the runtime waits on instead of polling the socket), and only then
+//! is the router built; connections that arrived meanwhile are served as
+//! soon as it is.
 
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
@@ -17,19 +26,28 @@ use crate::{http, AgentConfig, AppState};
 /// How long processes get between SIGTERM and SIGKILL at shutdown.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(3);
 
-/// Where to listen: `HOST:PORT` or `unix:/path`.
+/// Where to listen: `HOST:PORT`, `unix:/path` or `fd:N`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Listen {
     /// A TCP address.
     Tcp(String),
     /// A unix socket path (an existing socket file is replaced).
     Unix(PathBuf),
+    /// An inherited unix socket, already bound and listening (a sandbox's
+    /// init makes it before it execs the agent).
+    Fd(i32),
 }
 
 impl FromStr for Listen {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if let Some(fd) = s.strip_prefix("fd:") {
+            return match fd.parse::<i32>() {
+                Ok(fd) if fd > 2 => Ok(Listen::Fd(fd)),
+                _ => Err(format!("fd: needs a descriptor number above 2, got {fd:?}")),
+            };
+        }
         if let Some(path) = s.strip_prefix("unix:") {
             if path.is_empty() {
                 return Err("unix: needs a path".into());
@@ -38,13 +56,98 @@ impl FromStr for Listen {
         } else if s.contains(':') {
             Ok(Listen::Tcp(s.to_string()))
         } else {
-            Err(format!("expected HOST:PORT or unix:/path, got {s:?}"))
+            Err(format!("expected HOST:PORT, unix:/path or fd:N, got {s:?}"))
         }
     }
 }
 
-/// Binds every listener, serves until SIGTERM/SIGINT, then stops the processes.
-pub async fn run(config: AgentConfig, listens: Vec<Listen>) -> anyhow::Result<()> {
+/// A listener taken before the router exists.
+enum Bound {
+    Tcp(TcpListener),
+    Unix(UnixListener),
+}
+
+/// Takes one listener: binds it, or adopts the inherited descriptor.
+async fn bind(listen: Listen) -> anyhow::Result<Bound> {
+    Ok(match listen {
+        Listen::Tcp(addr) => {
+            let listener = TcpListener::bind(&addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+            tracing::info!(addr = %listener.local_addr()?, "agent listening");
+            Bound::Tcp(listener)
+        }
+        Listen::Unix(path) => {
+            let _ = std::fs::remove_file(&path);
+            let listener = UnixListener::bind(&path)
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
+            tracing::info!(path = %path.display(), "agent listening");
+            Bound::Unix(listener)
+        }
+        Listen::Fd(fd) => {
+            let listener = adopt_unix_listener(fd)?;
+            tracing::debug!(fd, "agent listening on an inherited socket");
+            Bound::Unix(listener)
+        }
+    })
+}
+
+/// Takes ownership of inherited descriptor `fd`, which must be a unix
+/// stream socket in the listening state.
+fn adopt_unix_listener(fd: i32) -> anyhow::Result<UnixListener> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let fail = |what: &str| anyhow::anyhow!("fd:{fd}: {what}");
+    let mut accepting: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one int into `accepting`, whose size is `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut accepting as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(fail(&std::io::Error::last_os_error().to_string()));
+    }
+    if accepting == 0 {
+        return Err(fail("not a listening socket"));
+    }
+    // SAFETY: the descriptor was handed to this process to own (nothing
+    // else in it refers to it); it is a listening socket, checked above.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let std_listener = std::os::unix::net::UnixListener::from(owned);
+    std_listener.set_nonblocking(true)?;
+    // The agent's children must not inherit it.
+    // SAFETY: F_SETFD only changes this descriptor's flags.
+    if unsafe { libc::fcntl(std_listener.as_raw_fd(), libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(UnixListener::from_std(std_listener)?)
+}
+
+/// Tells whoever started the agent that it accepts connections: one byte
+/// on the inherited pipe `fd`, which is then closed.
+fn signal_ready(fd: i32) {
+    use std::io::Write;
+    use std::os::fd::FromRawFd;
+    // SAFETY: the descriptor was handed to this process for this one write;
+    // nothing else in it refers to it.
+    let mut pipe = unsafe { std::fs::File::from_raw_fd(fd) };
+    if let Err(e) = pipe.write_all(b"R") {
+        tracing::warn!(fd, error = %e, "cannot signal readiness");
+    }
+}
+
+/// Binds every listener, signals readiness on `ready` (an inherited pipe,
+/// if any), serves until SIGTERM/SIGINT, then stops the processes.
+pub async fn run(
+    config: AgentConfig,
+    listens: Vec<Listen>,
+    ready: Option<i32>,
+) -> anyhow::Result<()> {
     if std::process::id() == 1 {
         // The sandbox's other processes run as the same user: without this
         // they could ptrace the agent, or read its memory through /proc.
@@ -53,22 +156,28 @@ pub async fn run(config: AgentConfig, listens: Vec<Listen>) -> anyhow::Result<()
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot make the agent non-dumpable");
         }
     }
+    let mut bound = Vec::with_capacity(listens.len());
+    for listen in listens {
+        bound.push(bind(listen).await?);
+    }
+    // Connections queue in the listeners' backlogs until the router below
+    // serves them: ready now, so the router is built while the caller goes
+    // on with its own work.
+    if let Some(fd) = ready {
+        signal_ready(fd);
+    }
     let state = AppState::new(config);
     let app = http::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
-    for listen in listens {
+    for listener in bound {
         let app = app.clone();
         let mut stop = stop_rx.clone();
         let shutdown = async move {
             let _ = stop.wait_for(|s| *s).await;
         };
-        match listen {
-            Listen::Tcp(addr) => {
-                let listener = TcpListener::bind(&addr)
-                    .await
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-                tracing::info!(addr = %listener.local_addr()?, "agent listening");
+        match listener {
+            Bound::Tcp(listener) => {
                 let listener = listener.tap_io(|tcp| {
                     let _ = tcp.set_nodelay(true);
                 });
@@ -78,11 +187,7 @@ pub async fn run(config: AgentConfig, listens: Vec<Listen>) -> anyhow::Result<()
                         .await
                 });
             }
-            Listen::Unix(path) => {
-                let _ = std::fs::remove_file(&path);
-                let listener = UnixListener::bind(&path)
-                    .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", path.display()))?;
-                tracing::info!(path = %path.display(), "agent listening");
+            Bound::Unix(listener) => {
                 servers.spawn(async move {
                     axum::serve(listener, app)
                         .with_graceful_shutdown(shutdown)

@@ -45,6 +45,7 @@ pub mod proxy;
 pub mod reconcile;
 pub mod sandboxes;
 pub mod serve;
+pub mod spares;
 pub mod store;
 pub mod templates;
 pub mod tenants;

@@ -97,6 +97,8 @@ pub struct Node {
     run_root: PathBuf,
     warren_binary: PathBuf,
     extra_ca: Option<String>,
+    /// Roots snapshotted ahead of time, one per template in use.
+    spares: crate::spares::Spares,
 }
 
 impl Node {
@@ -119,6 +121,7 @@ impl Node {
             run_root,
             warren_binary,
             extra_ca: None,
+            spares: crate::spares::Spares::default(),
         })
     }
 
@@ -170,7 +173,8 @@ impl Node {
         })
     }
 
-    /// Makes the sandbox's writable root (a snapshot of the template) and its
+    /// Makes the sandbox's writable root (a snapshot of the template, taken
+    /// ahead of time when a spare one is ready: [`crate::spares`]) and its
     /// empty run directory; returns the spec to start it with.
     pub fn prepare(
         &self,
@@ -187,7 +191,9 @@ impl Node {
             if !self.pool.driver().is_volume(&source) {
                 return Err(NodeError::TemplateNotFound(template.to_string()));
             }
-            self.pool.driver().snapshot(&source, &rootfs, false)?;
+            if !self.spares.take(&self.pool, template, &source, &rootfs) {
+                self.pool.driver().snapshot(&source, &rootfs, false)?;
+            }
         }
         let run_dir = self.run_dir(id);
         self.reset_run_dir(&run_dir)?;

@@ -311,7 +311,9 @@ impl Templates {
         let node = self.node.clone();
         let name = name.to_string();
         blocking("delete template", move || {
-            template::delete(node.pool(), &name).map_err(|e| TemplateError::from_pool(&name, e))
+            template::delete(node.pool(), &name).map_err(|e| TemplateError::from_pool(&name, e))?;
+            crate::spares::remove(node.pool(), &name);
+            Ok(())
         })
         .await
     }

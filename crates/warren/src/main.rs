@@ -23,6 +23,10 @@ enum Command {
     /// the namespace runtime as a fresh single-threaded process.
     #[command(name = "__sandbox-init", hide = true)]
     SandboxInit,
+    /// Internal: the namespace runtime's zygote, which forks a helper per
+    /// sandbox (requests on stdin). Started once by the server.
+    #[command(name = "__sandbox-zygote", hide = true)]
+    SandboxZygote,
     /// The client commands (`create`, `ls`, `exec`, `shell`, `cp`, ...), which
     /// speak to the server at `WARREN_URL` with `WARREN_API_KEY`.
     #[command(flatten)]
@@ -35,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Server(args) => cmd::server::run(args),
         Command::SandboxInit => cmd::sandbox_init::run(),
+        Command::SandboxZygote => cmd::sandbox_init::zygote(),
         Command::Client(command) => cmd::cli::run(command),
     }
 }

@@ -70,12 +70,18 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
 }
 
 /// The agent's router, with `/v1/openapi.json` served from the same document.
+/// The document is serialized on its first request, not at start-up: a
+/// sandbox's agent should answer its first command as soon as it can.
 pub fn router(state: AppState) -> Router {
     let (router, api) = parts(state);
-    let json = api.to_pretty_json().expect("OpenAPI document serializes");
+    let api = std::sync::Arc::new(api);
+    let json = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     router.route(
         "/v1/openapi.json",
         axum::routing::get(move || async move {
+            let json = json
+                .get_or_init(|| api.to_pretty_json().expect("OpenAPI document serializes"))
+                .clone();
             ([(http::header::CONTENT_TYPE, "application/json")], json)
         }),
     )

@@ -10,6 +10,7 @@
 use std::convert::Infallible;
 use std::ffi::CString;
 use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan, Staged};
@@ -26,6 +27,7 @@ pub fn setup_and_exec(
     spec: &SandboxSpec,
     sources: &Staged,
     resolver: Option<Ipv4Addr>,
+    ready: Option<RawFd>,
 ) -> Result<Infallible, StageError> {
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
@@ -49,11 +51,22 @@ pub fn setup_and_exec(
         crate::trust::install_in_sandbox(pem)
             .map_err(|e| StageError::new("ca certificates", e.to_string()))?;
     }
-    let (argv, envp) = agent_command(spec)?;
+    // The agent's socket is bound and listening before the exec: from here
+    // on a connection waits in its backlog until the agent serves it, and
+    // the listener's peer credentials (what `verify_agent` checks) are this
+    // process's, which the agent is after the exec.
+    let listener =
+        listen_agent_socket().map_err(|e| StageError::new("agent socket", e.to_string()))?;
+    let (argv, envp) = agent_command(spec, listener.as_raw_fd(), ready)?;
     // Nothing the server or the helper had open may reach the sandbox: an
     // inherited descriptor of a host directory would be a way out of the
-    // new root. The report pipe stays usable until the exec closes it.
+    // new root. The report pipe stays usable until the exec closes it. The
+    // agent's listener and its readiness channel (a socket to the server
+    // that the agent writes one byte to and closes) are handed over.
     close_inherited_fds().map_err(|e| StageError::new("close fds", e.to_string()))?;
+    for fd in std::iter::once(listener.as_raw_fd()).chain(ready) {
+        keep_across_exec(fd).map_err(|e| StageError::new("close fds", e.to_string()))?;
+    }
     // Nor may the server's signal dispositions: under `nohup` it ignores
     // SIGHUP, and every process of every sandbox would inherit that.
     reset_signals().map_err(|e| StageError::new("signals", e.to_string()))?;
@@ -64,6 +77,7 @@ pub fn setup_and_exec(
     caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
     let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
     let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    drop(listener);
     Err(StageError::new(
         "exec",
         format!("{SANDBOX_WARREN_BINARY}: {err}"),
@@ -131,18 +145,45 @@ fn workdir(dir: &str) -> Result<(), StageError> {
         .map_err(|e| StageError::new("workdir", format!("{dir}: {e}")))
 }
 
-/// `warren agent --listen unix:/run/warren/agent.sock --no-token --workdir
-/// DIR --env K=V...` with a minimal environment.
-fn agent_command(spec: &SandboxSpec) -> Result<(Vec<CString>, Vec<CString>), StageError> {
+/// Binds and listens on the agent's socket (inside the new root, as the
+/// sandbox's root); a stale file there is replaced.
+fn listen_agent_socket() -> std::io::Result<std::os::unix::net::UnixListener> {
+    match std::fs::remove_file(AGENT_SOCKET_IN_SANDBOX) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::os::unix::net::UnixListener::bind(AGENT_SOCKET_IN_SANDBOX)
+}
+
+/// Clears close-on-exec on `fd`, so that the agent inherits it.
+fn keep_across_exec(fd: RawFd) -> std::io::Result<()> {
+    // SAFETY: F_SETFD only changes this descriptor's flags.
+    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// `warren agent --listen fd:N [--ready-fd M] --no-token --workdir DIR
+/// --env K=V...` with a minimal environment: `N` is the agent's socket
+/// (`/run/warren/agent.sock`), already listening; `M` the readiness channel.
+fn agent_command(
+    spec: &SandboxSpec,
+    listener: RawFd,
+    ready: Option<RawFd>,
+) -> Result<(Vec<CString>, Vec<CString>), StageError> {
     let mut argv = vec![
         "warren".to_string(),
         "agent".to_string(),
         "--listen".to_string(),
-        format!("unix:{AGENT_SOCKET_IN_SANDBOX}"),
+        format!("fd:{listener}"),
         "--no-token".to_string(),
         "--workdir".to_string(),
         spec.workdir.clone(),
     ];
+    if let Some(fd) = ready {
+        argv.push(format!("--ready-fd={fd}"));
+    }
     for (key, value) in &spec.env {
         if key.is_empty() || key.contains('=') {
             return Err(StageError::new(

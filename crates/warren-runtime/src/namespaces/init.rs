@@ -24,7 +24,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -69,10 +69,14 @@ pub enum InitReport {
 }
 
 /// Runs the helper: one request from `input`, one report line to `output`.
+/// `ready`, if given, is handed to the agent, which writes one byte to it
+/// once it accepts connections (the runtime passes one end of a socket pair
+/// as the helper's stdin, and waits on the other end instead of polling).
 /// Returns the process exit code (0 when the sandbox started).
-pub fn run(input: impl Read, mut output: impl Write) -> i32 {
+pub fn run(input: impl Read, mut output: impl Write, ready: Option<OwnedFd>) -> i32 {
+    let ready = ready.as_ref().map(AsRawFd::as_raw_fd);
     let report = match serde_json::from_reader::<_, InitRequest>(input) {
-        Ok(request) => match launch(&request) {
+        Ok(request) => match launch(&request, ready) {
             Ok(pid) => InitReport::Started { pid },
             Err(e) => InitReport::Failed {
                 stage: e.stage,
@@ -103,7 +107,7 @@ const TAG_PID: u8 = b'P';
 const TAG_FAILED: u8 = b'F';
 
 /// Starts the sandbox; on failure removes what was made.
-fn launch(req: &InitRequest) -> Result<i32, StageError> {
+fn launch(req: &InitRequest, ready: Option<RawFd>) -> Result<i32, StageError> {
     let spec = &req.spec;
     let cg = cgroups::detect(&req.cgroup_parent)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
@@ -115,7 +119,7 @@ fn launch(req: &InitRequest) -> Result<i32, StageError> {
     }
     cg.create(&spec.id, &spec.resources)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
-    let result = launch_in(req, cg.as_ref());
+    let result = launch_in(req, cg.as_ref(), ready);
     if result.is_err() {
         if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {
             tracing::warn!(id = %spec.id, error = %e, "cleaning up after a failed start");
@@ -124,7 +128,7 @@ fn launch(req: &InitRequest) -> Result<i32, StageError> {
     result
 }
 
-fn launch_in(req: &InitRequest, cg: &dyn Backend) -> Result<i32, StageError> {
+fn launch_in(req: &InitRequest, cg: &dyn Backend, ready: Option<RawFd>) -> Result<i32, StageError> {
     let spec = &req.spec;
     let rootfs = std::fs::canonicalize(&spec.rootfs)
         .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
@@ -142,11 +146,11 @@ fn launch_in(req: &InitRequest, cg: &dyn Backend) -> Result<i32, StageError> {
                 v1_tasks: join.v1_tasks,
             };
             intermediate(
-                spec,
+                req,
                 &rootfs,
                 &join,
                 &stdio,
-                req.resolver,
+                ready,
                 File::from(report_w),
                 File::from(go_r),
             )
@@ -216,14 +220,15 @@ fn write_id_maps(child: Pid) -> Result<(), StageError> {
 
 /// The intermediate child: never returns.
 fn intermediate(
-    spec: &SandboxSpec,
+    req: &InitRequest,
     rootfs: &Path,
     join: &Join,
     stdio: &Stdio,
-    resolver: Option<std::net::Ipv4Addr>,
+    ready: Option<RawFd>,
     report: File,
     mut go: File,
 ) -> ! {
+    let spec = &req.spec;
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
@@ -249,7 +254,7 @@ fn intermediate(
         // SAFETY: this process is single-threaded (a fork of the helper).
         match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
             ForkResult::Child => {
-                let err = match child::setup_and_exec(spec, &staged, resolver) {
+                let err = match child::setup_and_exec(spec, &staged, req.resolver, ready) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };

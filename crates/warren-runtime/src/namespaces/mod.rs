@@ -4,7 +4,10 @@
 //! [`NamespaceRuntime::start`] runs in the multithreaded server, where
 //! forking and then allocating is unsafe, so it only spawns
 //! `warren __sandbox-init` (a fresh single-threaded process, see [`init`]),
-//! hands it the spec, reads one report line and waits for the agent's socket.
+//! hands it the spec over one end of a socket pair (its stdin), reads one
+//! report line and waits for one byte on that socket pair: the agent's
+//! signal that it accepts connections (no polling of its socket; the
+//! sandbox's init listens on the socket before it execs the agent).
 //! Everything else ([`stop`](NamespaceRuntime::stop), freeze, finding
 //! sandboxes) works on the cgroups alone, so it works the same after a
 //! server restart.
@@ -22,6 +25,7 @@ pub use child::USER_COUNT_LIMITS;
 pub mod init;
 mod mounts;
 pub mod seccomp;
+pub mod zygote;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -124,6 +128,8 @@ pub struct NamespaceRuntime {
     /// over them all tells which exited ([`Runtime::exited`]), a cost that
     /// does not grow with reads of every sandbox's cgroup and `/proc`.
     inits: Mutex<HashMap<String, OwnedFd>>,
+    /// The single-threaded helper that forks each sandbox's set-up.
+    zygote: zygote::Zygote,
 }
 
 impl NamespaceRuntime {
@@ -146,6 +152,7 @@ impl NamespaceRuntime {
             cgroup_parent: parent.to_string(),
             network: None,
             inits: Mutex::default(),
+            zygote: zygote::Zygote::default(),
         })
     }
 
@@ -184,8 +191,12 @@ impl NamespaceRuntime {
         }
     }
 
-    /// Spawns the helper and returns its report.
-    fn run_helper(&self, spec: &SandboxSpec) -> Result<init::InitReport, (String, String)> {
+    /// Spawns the helper and returns its report, and the channel the
+    /// sandbox's agent signals readiness on.
+    fn run_helper(
+        &self,
+        spec: &SandboxSpec,
+    ) -> Result<(init::InitReport, UnixStream), (String, String)> {
         let fail =
             |what: &str, e: &dyn std::fmt::Display| ("helper".to_string(), format!("{what}: {e}"));
         let request = init::InitRequest {
@@ -194,33 +205,52 @@ impl NamespaceRuntime {
             resolver: self.network.as_ref().map(Network::gateway),
         };
         let body = serde_json::to_vec(&request).map_err(|e| fail("encoding the request", &e))?;
-        let mut helper = Command::new(&spec.warren_binary)
-            .arg(INIT_SUBCOMMAND)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .map_err(|e| fail(&format!("running {}", spec.warren_binary.display()), &e))?;
-        let written = {
+        // The request goes over a socket pair rather than a pipe: the same
+        // socket, inherited by the agent, later carries its readiness.
+        let (ours, theirs) = UnixStream::pair().map_err(|e| fail("a socket pair", &e))?;
+        let send = |report: Result<OwnedFd, String>| {
             use std::io::Write;
-            let mut stdin = helper.stdin.take().expect("piped stdin");
-            stdin.write_all(&body)
+            let report = report.map_err(|e| fail("starting the helper", &e))?;
+            (&ours)
+                .write_all(&body)
+                .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+                .map_err(|e| fail("sending the request", &e))?;
+            read_line(report, HELPER_TIMEOUT).map_err(|e| fail("reading the report", &e))
         };
-        let stdout = helper.stdout.take().expect("piped stdout");
-        let line = written
-            .map_err(|e| fail("sending the request", &e))
-            .and_then(|()| {
-                read_line(stdout.into(), HELPER_TIMEOUT).map_err(|e| fail("reading the report", &e))
-            });
-        if line.is_err() {
-            let _ = helper.kill();
-        }
-        let status = helper.wait();
+        // A worker forked by the zygote; an exec'd helper if the zygote
+        // cannot be started.
+        let (report_r, report_w) =
+            nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| fail("a pipe", &e))?;
+        let forked = self.zygote.request(&spec.warren_binary, &theirs, report_w);
+        let (line, status) = match forked {
+            Ok(()) => {
+                drop(theirs);
+                (send(Ok(report_r)), None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the sandbox zygote is unavailable; exec'ing the helper");
+                drop(report_r);
+                let mut helper = Command::new(&spec.warren_binary)
+                    .arg(INIT_SUBCOMMAND)
+                    .stdin(Stdio::from(OwnedFd::from(theirs)))
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::inherit())
+                    .spawn()
+                    .map_err(|e| fail(&format!("running {}", spec.warren_binary.display()), &e))?;
+                let stdout = helper.stdout.take().expect("piped stdout");
+                let line = send(Ok(stdout.into()));
+                if line.is_err() {
+                    let _ = helper.kill();
+                }
+                (line, helper.wait().ok())
+            }
+        };
         let line = line?;
-        serde_json::from_str(&line).map_err(|e| {
+        let report = serde_json::from_str(&line).map_err(|e| {
             let status = status.map(|s| s.to_string()).unwrap_or_default();
             fail(&format!("bad report {line:?} ({status})"), &e)
-        })
+        })?;
+        Ok((report, ours))
     }
 }
 
@@ -307,7 +337,10 @@ impl Runtime for NamespaceRuntime {
         };
         let mut spec = spec.clone();
         spec.resources = resources;
-        let report = self.run_helper(&spec);
+        let (report, ready) = match self.run_helper(&spec) {
+            Ok((report, ready)) => (Ok(report), Some(ready)),
+            Err(e) => (Err(e), None),
+        };
         if !matches!(report, Ok(init::InitReport::Started { .. })) {
             // Its nft batch must be done before the clean-up below undoes it.
             drop(prepared.take());
@@ -328,7 +361,8 @@ impl Runtime for NamespaceRuntime {
             }
         }
         let set_up = begun.elapsed();
-        if let Err(reason) = wait_for_agent(&agent_socket, pid, AGENT_TIMEOUT) {
+        let ready = ready.expect("a started helper has a readiness channel");
+        if let Err(reason) = wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
             let log = log_tail(&spec.run_dir.join(AGENT_LOG));
             return Err(self.start_failed(
                 &spec.id,
@@ -684,44 +718,37 @@ fn wait_readable(fd: i32, timeout: Duration) -> std::io::Result<bool> {
     }
 }
 
-/// Waits until the agent accepts a connection on `socket`; fails early if
-/// the sandbox's init exits.
-fn wait_for_agent(socket: &Path, pid: i32, timeout: Duration) -> Result<(), String> {
-    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
+/// Waits until the agent signals on `ready` that it accepts connections
+/// on `socket` (one byte; end-of-file means every holder of the channel's
+/// other end, the agent last, is gone), then checks that the socket's
+/// listener is the sandbox's init, `pid`.
+fn wait_for_agent(
+    ready: &UnixStream,
+    socket: &Path,
+    pid: i32,
+    timeout: Duration,
+) -> Result<(), String> {
+    if !wait_readable(ready.as_raw_fd(), timeout).map_err(|e| e.to_string())? {
         return Err(format!(
-            "the sandbox's init (pid {pid}) is gone: {}",
-            std::io::Error::last_os_error()
+            "the agent did not listen on {} within {timeout:?}",
+            socket.display()
         ));
     }
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    let pidfd = unsafe { OwnedFd::from_raw_fd(raw as i32) };
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Ok(stream) = UnixStream::connect(socket) {
-            return match peer_pid(stream.as_fd()) {
-                Ok(peer) if peer == pid => Ok(()),
-                Ok(peer) => Err(format!(
-                    "{} is served by pid {peer}, not the agent",
-                    socket.display()
-                )),
-                Err(e) => Err(format!("reading the peer of {}: {e}", socket.display())),
-            };
-        }
-        if Instant::now() >= deadline {
-            return Err(format!(
-                "the agent did not listen on {} within {timeout:?}",
-                socket.display()
-            ));
-        }
-        // The pause doubles as the liveness check: a pidfd is readable once
-        // the process has exited.
-        if wait_readable(pidfd.as_raw_fd(), Duration::from_micros(250))
-            .map_err(|e| e.to_string())?
-        {
-            return Err(format!("the agent (pid {pid}) exited before listening"));
-        }
+    let mut byte = [0u8; 1];
+    match (&*ready).read(&mut byte) {
+        Ok(1) => {}
+        Ok(_) => return Err(format!("the agent (pid {pid}) exited before listening")),
+        Err(e) => return Err(format!("reading the agent's readiness: {e}")),
+    }
+    let stream = UnixStream::connect(socket)
+        .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
+    match peer_pid(stream.as_fd()) {
+        Ok(peer) if peer == pid => Ok(()),
+        Ok(peer) => Err(format!(
+            "{} is served by pid {peer}, not the agent",
+            socket.display()
+        )),
+        Err(e) => Err(format!("reading the peer of {}: {e}", socket.display())),
     }
 }
 

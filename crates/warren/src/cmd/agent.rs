@@ -10,9 +10,14 @@ use warren_agent::{config::Limits, AgentConfig, Listen};
 /// Flags of `warren agent`.
 #[derive(Debug, Args)]
 pub struct AgentArgs {
-    /// Where to listen: HOST:PORT or unix:/path. Repeatable.
+    /// Where to listen: HOST:PORT, unix:/path, or fd:N (an inherited unix
+    /// socket already listening). Repeatable.
     #[arg(long = "listen", default_value = "127.0.0.1:7071")]
     listen: Vec<Listen>,
+    /// An inherited pipe to write one byte to once the listeners accept
+    /// connections (the namespace runtime waits on it).
+    #[arg(long, hide = true)]
+    ready_fd: Option<i32>,
     /// Token every request must carry (Authorization: Bearer, or ?access_token=).
     #[arg(long, env = "WARREN_AGENT_TOKEN", conflicts_with = "no_token")]
     token: Option<String>,
@@ -97,5 +102,5 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(warren_agent::run(config, args.listen))
+    rt.block_on(warren_agent::run(config, args.listen, args.ready_fd))
 }

@@ -8,7 +8,37 @@
 /// Runs the helper and exits with its status.
 pub fn run() -> ! {
     super::init_logging(super::LogFormat::Text);
-    let code =
-        warren_runtime::namespaces::init::run(std::io::stdin().lock(), std::io::stdout().lock());
+    let code = warren_runtime::namespaces::init::run(
+        std::io::stdin().lock(),
+        std::io::stdout().lock(),
+        ready_channel(),
+    );
     std::process::exit(code)
+}
+
+/// Runs the zygote until the server closes its channel (stdin), and exits.
+/// Single-threaded like the helper: its workers are forks of it.
+pub fn zygote() -> ! {
+    use std::os::fd::AsFd;
+    super::init_logging(super::LogFormat::Text);
+    let code = match std::io::stdin().as_fd().try_clone_to_owned() {
+        Ok(channel) => warren_runtime::namespaces::zygote::serve(channel),
+        Err(e) => {
+            eprintln!("warren __sandbox-zygote: stdin: {e}");
+            1
+        }
+    };
+    std::process::exit(code)
+}
+
+/// A copy of stdin when it is a socket: the runtime's readiness channel,
+/// which the sandbox's agent writes one byte to once it accepts connections.
+fn ready_channel() -> Option<std::os::fd::OwnedFd> {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    // A new descriptor (close-on-exec, above stderr) of stdin's socket.
+    let copy = std::io::stdin().as_fd().try_clone_to_owned().ok()?;
+    let file = std::fs::File::from(copy);
+    let is_socket = file.metadata().ok()?.file_type().is_socket();
+    is_socket.then(|| file.into())
 }

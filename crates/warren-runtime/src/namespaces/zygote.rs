@@ -1,0 +1,212 @@
+//! `warren __sandbox-zygote`: one single-threaded helper process, started
+//! once by the runtime, that forks a worker per sandbox instead of the
+//! runtime exec'ing `warren __sandbox-init` for each one (an exec of the
+//! whole binary, its dynamic linking and start-up: milliseconds a sandbox).
+//!
+//! ```text
+//! server (multithreaded)
+//!   └─ zygote: one thread, never starts one; waits for requests
+//!      └─ worker (a fork, one per sandbox): exactly the helper of [`super::init`]
+//!         └─ intermediate ─ sandbox init ─ execve(warren agent)
+//! ```
+//!
+//! Protocol: the runtime sends one byte over a `SOCK_SEQPACKET` pair (the
+//! zygote's stdin) with two descriptors attached (`SCM_RIGHTS`): the
+//! worker's side of a socket pair, on which the request arrives (until
+//! end-of-file) and which the agent later signals readiness on, and the
+//! write end of the pipe the worker answers its one report line on. The
+//! zygote forks, the worker runs [`super::init::run`] on them and exits;
+//! the zygote never reads a request itself, so it holds nothing of any
+//! sandbox, and every worker starts from the same clean state.
+//!
+//! The zygote ignores `SIGCHLD`, so its workers are reaped by the kernel.
+//! When the server goes away (even by `kill -9`) the zygote reads
+//! end-of-file and exits; workers already forked finish their sandboxes,
+//! which the next server start finds and reattaches, as it would after a
+//! crash during an exec'd helper. Sandboxes are never the server's
+//! children: each worker's intermediate exits once the init exists.
+
+use std::fs::File;
+use std::io::IoSliceMut;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, socketpair, AddressFamily, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockFlag, SockType,
+};
+
+/// The hidden subcommand of the `warren` binary that runs [`serve`].
+pub const ZYGOTE_SUBCOMMAND: &str = "__sandbox-zygote";
+
+/// The zygote's loop, on `channel` (its stdin): fork a worker per request
+/// until end-of-file. Returns the process exit code. Must be called while
+/// the process has a single thread.
+pub fn serve(channel: OwnedFd) -> i32 {
+    // SAFETY: setting a disposition; no handler runs.
+    unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    loop {
+        let (input, output) = match receive(channel.as_raw_fd()) {
+            Ok(Some(fds)) => fds,
+            Ok(None) => return 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "zygote: a bad request");
+                continue;
+            }
+        };
+        // SAFETY: this process has one thread and holds no lock, so the
+        // child may do anything the parent could.
+        match unsafe { nix::unistd::fork() } {
+            Ok(nix::unistd::ForkResult::Child) => {
+                drop(channel);
+                // The worker waits for its own children.
+                // SAFETY: setting a disposition; no handler runs.
+                unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
+                let code = work(input, output);
+                // SAFETY: leave without the zygote's atexit handlers.
+                unsafe { libc::_exit(code) }
+            }
+            Ok(nix::unistd::ForkResult::Parent { .. }) => {}
+            Err(e) => {
+                // The runtime reads end-of-file on the report: a failure.
+                tracing::warn!(error = %e, "zygote: fork");
+            }
+        }
+    }
+}
+
+/// A worker: the helper of [`super::init`] on the request's descriptors.
+fn work(input: OwnedFd, output: OwnedFd) -> i32 {
+    let reader = match input.try_clone() {
+        Ok(fd) => File::from(fd),
+        Err(_) => return 1,
+    };
+    super::init::run(
+        std::io::BufReader::new(reader),
+        File::from(output),
+        Some(input),
+    )
+}
+
+/// One request: `None` at end-of-file (the server is gone).
+fn receive(channel: RawFd) -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
+    let mut byte = [0u8; 1];
+    let mut iov = [IoSliceMut::new(&mut byte)];
+    let mut space = nix::cmsg_space!([RawFd; 2]);
+    let msg = loop {
+        match recvmsg::<()>(
+            channel,
+            &mut iov,
+            Some(&mut space),
+            MsgFlags::MSG_CMSG_CLOEXEC,
+        ) {
+            Err(nix::errno::Errno::EINTR) => continue,
+            other => break other?,
+        }
+    };
+    let mut fds = Vec::new();
+    for cmsg in msg.cmsgs()? {
+        if let ControlMessageOwned::ScmRights(received) = cmsg {
+            // SAFETY: the kernel made these descriptors for this process.
+            fds.extend(
+                received
+                    .into_iter()
+                    .map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }),
+            );
+        }
+    }
+    if msg.bytes == 0 && fds.is_empty() {
+        return Ok(None);
+    }
+    let mut fds = fds.into_iter();
+    match (fds.next(), fds.next(), fds.next()) {
+        (Some(input), Some(output), None) => Ok(Some((input, output))),
+        _ => Err(std::io::Error::other("expected two descriptors")),
+    }
+}
+
+/// The runtime's handle on its zygote, started on first use and again
+/// after it died.
+#[derive(Debug, Default)]
+pub struct Zygote {
+    running: Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    binary: PathBuf,
+    child: Child,
+    channel: OwnedFd,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Closing the channel ends the zygote; reap it.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Zygote {
+    /// Asks the zygote of `binary` to start a worker that reads its request
+    /// from `input` and reports on `output`. Starts the zygote if needed,
+    /// and once more if the running one is gone.
+    pub fn request(
+        &self,
+        binary: &Path,
+        input: &UnixStream,
+        output: OwnedFd,
+    ) -> std::io::Result<()> {
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for attempt in 0..2 {
+            let stale = running
+                .as_mut()
+                .is_none_or(|r| r.binary != binary || !matches!(r.child.try_wait(), Ok(None)));
+            if stale {
+                *running = None;
+                *running = Some(spawn(binary)?);
+            }
+            let zygote = running.as_ref().expect("started above");
+            let fds = [input.as_raw_fd(), output.as_raw_fd()];
+            let cmsg = [ControlMessage::ScmRights(&fds)];
+            match sendmsg::<()>(
+                zygote.channel.as_raw_fd(),
+                &[std::io::IoSlice::new(b"R")],
+                &cmsg,
+                MsgFlags::MSG_NOSIGNAL,
+                None,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(e) if attempt == 0 => {
+                    tracing::warn!(error = %e, "the sandbox zygote is gone; starting another");
+                    *running = None;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+}
+
+fn spawn(binary: &Path) -> std::io::Result<Running> {
+    let (ours, theirs) = socketpair(
+        AddressFamily::Unix,
+        SockType::SeqPacket,
+        None,
+        SockFlag::SOCK_CLOEXEC,
+    )?;
+    let child = Command::new(binary)
+        .arg(ZYGOTE_SUBCOMMAND)
+        .stdin(Stdio::from(theirs))
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    Ok(Running {
+        binary: binary.to_path_buf(),
+        child,
+        channel: ours,
+    })
+}
