@@ -4,6 +4,9 @@
 //! Every benchmark prints a table with medians, p99 and the ratio against
 //! the peer measured in the same run; the README quotes those tables.
 
+pub mod podman;
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -170,4 +173,55 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// An integer from the environment, else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// A comma-separated list of integers from the environment (`1,10,50`),
+/// else `default`; an empty value is an empty list.
+pub fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// A field of /proc/meminfo in KiB (`MemAvailable`).
+pub fn meminfo_kib(field: &str) -> anyhow::Result<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo")?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{field} in /proc/meminfo"))
+}
+
+/// Memory charged to the cgroup `parent` (a server's `--cgroup-parent`, so
+/// all its sandboxes): usage (page cache included) and anonymous memory, in
+/// bytes; cgroup v1 (hybrid) or v2.
+pub fn cgroup_memory(parent: &str) -> Option<(u64, u64)> {
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let stat_field = |stat: &str, key: &str| {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(parent);
+    if v1.is_dir() {
+        let usage = read(&v1.join("memory.usage_in_bytes"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let rss = stat_field(&read(&v1.join("memory.stat"))?, "total_rss")?;
+        return Some((usage, rss));
+    }
+    let v2 = Path::new("/sys/fs/cgroup").join(parent);
+    let usage = read(&v2.join("memory.current"))?.trim().parse().ok()?;
+    let anon = stat_field(&read(&v2.join("memory.stat"))?, "anon")?;
+    Some((usage, anon))
 }
