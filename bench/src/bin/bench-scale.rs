@@ -243,12 +243,15 @@ fn create_body(egress: &str) -> Value {
 }
 
 fn print_header(ctx: &Ctx) {
-    let commit = Command::new("git")
-        .args(["-C", &warren_bench::repo_root().to_string_lossy()])
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
-        .unwrap_or_default();
+    let commit = match std::env::var_os("WARREN_BIN") {
+        Some(bin) => format!("WARREN_BIN={}", bin.to_string_lossy()),
+        None => Command::new("git")
+            .args(["-C", &warren_bench::repo_root().to_string_lossy()])
+            .args(["rev-parse", "--short", "HEAD"])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+            .unwrap_or_default(),
+    };
     let sysctl = |p: &str| {
         std::fs::read_to_string(format!("/proc/sys/{p}"))
             .map(|s| s.trim().to_string())
@@ -522,6 +525,7 @@ struct Level {
     errors: Vec<String>,
     fill: Option<Filled>,
     server_rss_kib: u64,
+    server_fds: usize,
 }
 
 /// Sequential creates and deletes, then execs on one more sandbox.
@@ -535,6 +539,7 @@ async fn measure_level(ctx: &Ctx, alive: usize, egress: &str) -> Level {
         errors: Vec::new(),
         fill: None,
         server_rss_kib: rss_kib(ctx.server_pid).unwrap_or(0),
+        server_fds: open_files(ctx.server_pid),
     };
     for _ in 0..ctx.cfg.seq {
         let (r, id) = ctx.api.create_until_first_run(&body).await;
@@ -622,7 +627,7 @@ fn print_levels(egress: &str, levels: &[Level]) {
             )
         });
         println!(
-            "| {egress} | {} | {} | {}, {} | {} ({}) | {} / {} ({}) | {:.0} MiB ({}) | {} | {fill} |",
+            "| {egress} | {} | {} | {}, {} | {} ({}) | {} / {} ({}) | {:.0} MiB ({}), {} | {} | {fill} |",
             l.alive,
             p50_p99(&l.create),
             ratio(l.create.p50(), zero.create.p50()),
@@ -634,6 +639,7 @@ fn print_levels(egress: &str, levels: &[Level]) {
             ratio(l.exec.p50(), zero.exec.p50()),
             l.server_rss_kib as f64 / 1024.0,
             ratio_f(l.server_rss_kib as f64, zero.server_rss_kib as f64),
+            l.server_fds,
             l.errors.len(),
         );
         for e in l.errors.iter().take(3) {
@@ -644,7 +650,7 @@ fn print_levels(egress: &str, levels: &[Level]) {
 
 async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
     println!("### sequential creates and execs with sandboxes alive (pool off)\n");
-    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0) | errors | making the alive ones |");
+    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0), open files | errors | making the alive ones |");
     println!("|---|---|---|---|---|---|---|---|---|");
     let mut memory = Vec::new();
     let largest = ctx.cfg.alive.last().copied().unwrap_or(0);
@@ -764,8 +770,15 @@ async fn max_phase(ctx: &Ctx) -> anyhow::Result<()> {
             Err(e) => println!("| exec `true` with {n} alive | failed: {e:#} | |"),
         }
         println!(
-            "| server RSS at {n} | {:.0} MiB | |",
-            rss_kib(ctx.server_pid).unwrap_or(0) as f64 / 1024.0
+            "| server at {n}: RSS, open files | {:.0} MiB, {} | |",
+            rss_kib(ctx.server_pid).unwrap_or(0) as f64 / 1024.0,
+            open_files(ctx.server_pid)
+        );
+        println!(
+            "| host tasks (processes and threads) at {n} | {} | kernel.pid_max {} |",
+            host_tasks(),
+            std::fs::read_to_string("/proc/sys/kernel/pid_max")
+                .map_or(String::new(), |s| s.trim().into())
         );
     }
     let (took, failed) = delete_all(&ctx.api, alive, 8).await;
@@ -776,4 +789,23 @@ async fn max_phase(ctx: &Ctx) -> anyhow::Result<()> {
     );
     println!();
     Ok(())
+}
+
+/// Open file descriptors of `pid`.
+fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Tasks on the host: the total of /proc/loadavg's `running/total`.
+fn host_tasks() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .nth(1)
+                .map(String::from)
+        })
+        .unwrap_or_default()
 }
