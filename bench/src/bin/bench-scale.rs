@@ -520,6 +520,8 @@ async fn burst_phase(ctx: &Ctx) -> anyhow::Result<()> {
 struct Level {
     alive: usize,
     create: Samples,
+    /// Creates served by a warm pool of one, refilled before each.
+    pooled: Samples,
     delete: Samples,
     exec: Samples,
     errors: Vec<String>,
@@ -528,12 +530,14 @@ struct Level {
     server_fds: usize,
 }
 
-/// Sequential creates and deletes, then execs on one more sandbox.
+/// Sequential creates and deletes (cold, then from a warm pool of one when
+/// the server has pools), then execs on one more sandbox.
 async fn measure_level(ctx: &Ctx, alive: usize, egress: &str) -> Level {
     let body = create_body(egress);
     let mut level = Level {
         alive,
         create: Samples::default(),
+        pooled: Samples::default(),
         delete: Samples::default(),
         exec: Samples::default(),
         errors: Vec::new(),
@@ -555,6 +559,11 @@ async fn measure_level(ctx: &Ctx, alive: usize, egress: &str) -> Level {
             }
         }
     }
+    if ctx.pools {
+        if let Err(e) = pooled_creates(ctx, &body, &mut level.pooled).await {
+            level.errors.push(format!("{e:#}"));
+        }
+    }
     match ctx.api.create(&body).await {
         Ok(id) => {
             match execs(&ctx.api, &id, ctx.cfg.execs).await {
@@ -570,6 +579,27 @@ async fn measure_level(ctx: &Ctx, alive: usize, egress: &str) -> Level {
 
 fn mib(kib: f64) -> String {
     format!("{:.2} MiB", kib / 1024.0)
+}
+
+/// `SCALE_SEQ` sequential creates from a warm pool of one, each once the
+/// pool is full again; the pool is off after.
+async fn pooled_creates(ctx: &Ctx, body: &Value, into: &mut Samples) -> anyhow::Result<()> {
+    ctx.api.set_pool(TEMPLATE, 1).await?;
+    for _ in 0..ctx.cfg.seq {
+        ctx.api
+            .wait_pool(TEMPLATE, 1, Duration::from_secs(60))
+            .await?;
+        let (r, id) = ctx.api.create_until_first_run(body).await;
+        if let Some(id) = id {
+            ctx.api.delete(&id).await?;
+        }
+        into.push(r?);
+    }
+    ctx.api.set_pool(TEMPLATE, 0).await?;
+    ctx.api
+        .wait_pool(TEMPLATE, 0, Duration::from_secs(60))
+        .await?;
+    Ok(())
 }
 
 /// Memory per sandbox (or container), in KiB.
@@ -611,7 +641,7 @@ impl Memory {
 }
 
 /// One egress's figures at every count of alive sandboxes.
-fn print_levels(egress: &str, levels: &[Level]) {
+fn print_levels(egress: &str, levels: &[Level], pools: bool) {
     let Some(zero) = levels.first() else { return };
     for l in levels {
         let fill = l.fill.as_ref().map_or("-".to_string(), |f| {
@@ -626,8 +656,18 @@ fn print_levels(egress: &str, levels: &[Level]) {
                 f.took.as_secs_f64()
             )
         });
+        let pooled = if !pools {
+            "pool: not on this server".to_string()
+        } else {
+            format!(
+                "{} ({}, {})",
+                p50_p99(&l.pooled),
+                ratio(l.pooled.p50(), zero.pooled.p50()),
+                ratio(l.pooled.p99(), zero.pooled.p99())
+            )
+        };
         println!(
-            "| {egress} | {} | {} | {}, {} | {} ({}) | {} / {} ({}) | {:.0} MiB ({}), {} | {} | {fill} |",
+            "| {egress} | {} | {} | {}, {} | {pooled} | {} ({}) | {} / {} ({}) | {:.0} MiB ({}), {} | {} | {fill} |",
             l.alive,
             p50_p99(&l.create),
             ratio(l.create.p50(), zero.create.p50()),
@@ -649,9 +689,9 @@ fn print_levels(egress: &str, levels: &[Level]) {
 }
 
 async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
-    println!("### sequential creates and execs with sandboxes alive (pool off)\n");
-    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0), open files | errors | making the alive ones |");
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("### sequential creates and execs with sandboxes alive (cold: pool off)\n");
+    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | the same from a warm pool of one (vs 0) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0), open files | errors | making the alive ones |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut memory = Vec::new();
     let largest = ctx.cfg.alive.last().copied().unwrap_or(0);
     for egress in ctx.cfg.egress.clone() {
@@ -677,7 +717,7 @@ async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
         if egress == "deny" {
             ctx.exec_zero = Some(levels[0].exec.p50());
         }
-        print_levels(&egress, &levels);
+        print_levels(&egress, &levels, ctx.pools);
         let count = alive.len();
         let (took, failed) = delete_all(&ctx.api, alive, 8).await;
         eprintln!(
