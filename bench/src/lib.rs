@@ -4,6 +4,7 @@
 //! Every benchmark prints a table with medians, p99 and the ratio against
 //! the peer measured in the same run; the README quotes those tables.
 
+pub mod memory;
 pub mod podman;
 pub mod server;
 
@@ -224,4 +225,51 @@ pub fn cgroup_memory(parent: &str) -> Option<(u64, u64)> {
     let usage = read(&v2.join("memory.current"))?.trim().parse().ok()?;
     let anon = stat_field(&read(&v2.join("memory.stat"))?, "anon")?;
     Some((usage, anon))
+}
+
+/// Ratio `a / b` as `1.23x`, or `-` without a reference.
+pub fn ratio_f(a: f64, b: f64) -> String {
+    if a <= 0.0 || b <= 0.0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", a / b)
+    }
+}
+
+/// Latency ratio `a / b`.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    ratio_f(a.as_secs_f64(), b.as_secs_f64())
+}
+
+/// `p50 / p99`, or `-` without samples.
+pub fn p50_p99(s: &Samples) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        format!("{} / {}", ms(s.p50()), ms(s.p99()))
+    }
+}
+
+/// KiB as MiB with two decimals.
+pub fn mib(kib: f64) -> String {
+    format!("{:.2} MiB", kib / 1024.0)
+}
+
+/// Open file descriptors of `pid`.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Tasks on the host: the total of /proc/loadavg's `running/total`.
+pub fn host_tasks() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .nth(1)
+                .map(String::from)
+        })
+        .unwrap_or_default()
 }

@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use futures::StreamExt;
 use serde_json::{json, Value};
 
 use crate::{free_port, wait_ready, warren_bin, Guard};
@@ -190,6 +191,18 @@ impl Api {
             bail!("delete {id} answered {status}: {}", resp.text().await?);
         }
         Ok(())
+    }
+
+    /// Deletes `ids`, `conc` at a time; the time it took and the failures.
+    pub async fn delete_all(&self, ids: Vec<String>, conc: usize) -> (Duration, usize) {
+        let start = Instant::now();
+        let failed = futures::stream::iter(ids)
+            .map(|id| async move { self.delete(&id).await.is_err() })
+            .buffer_unordered(conc)
+            .filter(|failed| futures::future::ready(*failed))
+            .count()
+            .await;
+        (start.elapsed(), failed)
     }
 
     /// Ids of every sandbox the server has (all pages).

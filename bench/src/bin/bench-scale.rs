@@ -40,11 +40,15 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context};
 use futures::stream::{FuturesUnordered, StreamExt};
 use serde_json::{json, Value};
+use warren_bench::memory::Memory;
 use warren_bench::podman::{
     ensure_podman_image, podman_first_answer, remove_containers, start_idle_containers,
 };
 use warren_bench::server::{remove_network, unmount_pool, Api, BenchServer, ServerOptions};
-use warren_bench::{cgroup_memory, env_list, env_usize, meminfo_kib, ms, rss_kib, Samples};
+use warren_bench::{
+    env_list, env_usize, host_tasks, meminfo_kib, mib, ms, open_files, p50_p99, ratio, ratio_f,
+    rss_kib, Samples,
+};
 
 const ADMIN_KEY: &str = "wadm_bench-scale-admin-key-0123456789";
 const CGROUP_PARENT: &str = "warren-bench-scale";
@@ -272,40 +276,6 @@ fn print_header(ctx: &Ctx) {
     );
 }
 
-/// Ratio `a / b` as `1.23x`, or `-` without a reference.
-fn ratio_f(a: f64, b: f64) -> String {
-    if a <= 0.0 || b <= 0.0 {
-        "-".into()
-    } else {
-        format!("{:.2}x", a / b)
-    }
-}
-
-/// Latency ratio `a / b`.
-fn ratio(a: Duration, b: Duration) -> String {
-    ratio_f(a.as_secs_f64(), b.as_secs_f64())
-}
-
-fn p50_p99(s: &Samples) -> String {
-    if s.is_empty() {
-        "-".into()
-    } else {
-        format!("{} / {}", ms(s.p50()), ms(s.p99()))
-    }
-}
-
-/// Deletes `ids`, `conc` at a time; the time it took and the failures.
-async fn delete_all(api: &Api, ids: Vec<String>, conc: usize) -> (Duration, usize) {
-    let start = Instant::now();
-    let failed = futures::stream::iter(ids)
-        .map(|id| async move { api.delete(&id).await.is_err() })
-        .buffer_unordered(conc)
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
-    (start.elapsed(), failed)
-}
-
 /// Deletes every sandbox of the server and empties the pool; whether the
 /// server answered and nothing is left.
 async fn cleanup(api: &Api) -> bool {
@@ -314,7 +284,7 @@ async fn cleanup(api: &Api) -> bool {
         match api.list_ids().await {
             Ok(ids) if ids.is_empty() => return true,
             Ok(ids) => {
-                let (_, failed) = delete_all(api, ids, 8).await;
+                let (_, failed) = api.delete_all(ids, 8).await;
                 if failed > 0 {
                     eprintln!("scale: {failed} deletes failed; trying again");
                 }
@@ -420,7 +390,7 @@ async fn warren_burst(api: &Api, c: usize, into: &mut Samples, errors: &mut Vec<
         }
         ids.extend(id);
     }
-    delete_all(api, ids, 8).await;
+    api.delete_all(ids, 8).await;
 }
 
 /// `c` podman containers at once, each until its first command prints.
@@ -577,10 +547,6 @@ async fn measure_level(ctx: &Ctx, alive: usize, egress: &str) -> Level {
     level
 }
 
-fn mib(kib: f64) -> String {
-    format!("{:.2} MiB", kib / 1024.0)
-}
-
 /// `SCALE_SEQ` sequential creates from a warm pool of one, each once the
 /// pool is full again; the pool is off after.
 async fn pooled_creates(ctx: &Ctx, body: &Value, into: &mut Samples) -> anyhow::Result<()> {
@@ -600,44 +566,6 @@ async fn pooled_creates(ctx: &Ctx, body: &Value, into: &mut Samples) -> anyhow::
         .wait_pool(TEMPLATE, 0, Duration::from_secs(60))
         .await?;
     Ok(())
-}
-
-/// Memory per sandbox (or container), in KiB.
-struct Memory {
-    what: String,
-    /// The host's MemAvailable drop over the count.
-    host_kib: f64,
-    /// The cgroups' usage and anonymous memory over the count.
-    cgroups_kib: Option<(f64, f64)>,
-}
-
-impl Memory {
-    /// Measures after two seconds to settle: the MemAvailable drop since
-    /// `avail_before` over `n`, and (for sandboxes) the cgroups' own.
-    async fn measure(what: String, avail_before: u64, n: usize, cgroups: bool) -> Memory {
-        tokio::time::sleep(Duration::from_secs(2)).await;
-        let after = meminfo_kib("MemAvailable").unwrap_or(avail_before);
-        let n = n.max(1) as f64;
-        Memory {
-            what,
-            host_kib: avail_before.saturating_sub(after) as f64 / n,
-            cgroups_kib: cgroups
-                .then(|| cgroup_memory(CGROUP_PARENT))
-                .flatten()
-                .map(|(usage, rss)| (usage as f64 / 1024.0 / n, rss as f64 / 1024.0 / n)),
-        }
-    }
-
-    /// `| what | host (vs peer) | cgroups |`.
-    fn row(&self, peer: Option<f64>) -> String {
-        let cg = self.cgroups_kib.map_or("-".into(), |(usage, rss)| {
-            format!("{} ({} anonymous)", mib(usage), mib(rss))
-        });
-        let vs = peer.map_or(String::new(), |p| {
-            format!(" ({} podman's)", ratio_f(self.host_kib, p))
-        });
-        format!("| {} | {}{vs} | {cg} |", self.what, mib(self.host_kib))
-    }
 }
 
 /// One egress's figures at every count of alive sandboxes.
@@ -705,7 +633,9 @@ async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
             let stopped = filled.stopped.is_some();
             if n == largest || stopped {
                 let what = format!("{} idle sandboxes, egress {egress}", alive.len());
-                memory.push(Memory::measure(what, avail_before, alive.len(), true).await);
+                memory.push(
+                    Memory::measure(what, avail_before, alive.len(), Some(CGROUP_PARENT)).await,
+                );
             }
             let mut level = measure_level(ctx, alive.len(), &egress).await;
             level.fill = Some(filled);
@@ -719,7 +649,7 @@ async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
         }
         print_levels(&egress, &levels, ctx.pools);
         let count = alive.len();
-        let (took, failed) = delete_all(&ctx.api, alive, 8).await;
+        let (took, failed) = ctx.api.delete_all(alive, 8).await;
         eprintln!(
             "scale: deleted {count} ({failed} failed) in {:.1} s",
             took.as_secs_f64()
@@ -757,7 +687,7 @@ async fn podman_idle(n: usize) -> Option<Memory> {
     .map_err(anyhow::Error::from)
     .and_then(|r| r);
     let peer = match made {
-        Ok(before) => Some(Memory::measure(what, before, n, false).await),
+        Ok(before) => Some(Memory::measure(what, before, n, None).await),
         Err(e) => {
             eprintln!("scale: podman's idle containers: {e:#}");
             None
@@ -795,7 +725,7 @@ async fn max_phase(ctx: &Ctx) -> anyhow::Result<()> {
         println!("| stopped early | {why} | |");
     }
     if n > 0 {
-        let m = Memory::measure(String::new(), avail_before, n, true).await;
+        let m = Memory::measure(String::new(), avail_before, n, Some(CGROUP_PARENT)).await;
         println!(
             "| memory per sandbox at {n}: host (MemAvailable drop / count), cgroups (usage / count) | {} | {} |",
             mib(m.host_kib),
@@ -821,7 +751,7 @@ async fn max_phase(ctx: &Ctx) -> anyhow::Result<()> {
                 .map_or(String::new(), |s| s.trim().into())
         );
     }
-    let (took, failed) = delete_all(&ctx.api, alive, 8).await;
+    let (took, failed) = ctx.api.delete_all(alive, 8).await;
     println!(
         "| deleting them, 8 at a time | {:.1} s ({:.0}/s), {failed} failed | |",
         took.as_secs_f64(),
@@ -829,23 +759,4 @@ async fn max_phase(ctx: &Ctx) -> anyhow::Result<()> {
     );
     println!();
     Ok(())
-}
-
-/// Open file descriptors of `pid`.
-fn open_files(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-/// Tasks on the host: the total of /proc/loadavg's `running/total`.
-fn host_tasks() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| {
-            l.split_whitespace()
-                .nth(3)?
-                .split('/')
-                .nth(1)
-                .map(String::from)
-        })
-        .unwrap_or_default()
 }
