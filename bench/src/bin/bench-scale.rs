@@ -579,7 +579,7 @@ fn print_levels(egress: &str, levels: &[Level], pools: bool) {
                 .as_ref()
                 .map_or(String::new(), |s| format!(", stopped: {s}"));
             format!(
-                "{} in {:.1} s ({rate:.0}/s){stop}",
+                "+{} in {:.1} s ({rate:.0}/s){stop}",
                 f.made,
                 f.took.as_secs_f64()
             )
@@ -618,7 +618,7 @@ fn print_levels(egress: &str, levels: &[Level], pools: bool) {
 
 async fn alive_phase(ctx: &mut Ctx) -> anyhow::Result<()> {
     println!("### sequential creates and execs with sandboxes alive (cold: pool off)\n");
-    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | the same from a warm pool of one (vs 0) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0), open files | errors | making the alive ones |");
+    println!("| egress | alive | create → first run p50 / p99 | vs 0 alive (p50, p99) | the same from a warm pool of one (vs 0) | delete p50 (vs 0) | exec `true` p50 / p99 (vs 0) | server RSS (vs 0), open files | errors | making the alive ones (this step) |");
     println!("|---|---|---|---|---|---|---|---|---|---|");
     let mut memory = Vec::new();
     let largest = ctx.cfg.alive.last().copied().unwrap_or(0);
