@@ -7,8 +7,11 @@
 //! build): state dir `$WARREN_BENCH_SCALE_STATE` (default
 //! `/var/lib/warren-bench-scale`; the first run builds `base`), cgroup
 //! parent `warren-bench-scale`, network `wsc` on 10.216.0.0/16, and
-//! RLIMIT_NOFILE 1M. Every sandbox is made with the admin key (no tenant,
-//! so no quota) and `timeout_secs: 0` (never stopped for idleness).
+//! RLIMIT_NOFILE up to 1M (this process's hard limit: raising that needs
+//! CAP_SYS_RESOURCE; the server holds a few descriptors, not one per
+//! sandbox). The server caps no count of sandboxes; every sandbox is made
+//! with the admin key (no tenant, so no quota) and `timeout_secs: 0` (never
+//! stopped for idleness).
 //!
 //! Phases (`SCALE_PHASES`, default `burst,alive,max`):
 //! - `burst`: `SCALE_CONCURRENCY` (default 1,10,50,100) creates at once,
@@ -19,9 +22,10 @@
 //!   row, at most 20 rounds.
 //! - `alive`: for each egress of `SCALE_EGRESS` (default deny,allow):
 //!   `SCALE_SEQ` (default 30) sequential creates (until the first run
-//!   answers) and deletes, and `SCALE_EXECS` (default 200) execs of `true`,
-//!   with 0 and each of `SCALE_ALIVE` (default 300,1000) idle sandboxes of
-//!   that egress alive (made `SCALE_FILL_CONCURRENCY`, default 1, at a
+//!   answers) and deletes, the same from a warm pool of one (refilled
+//!   before each) when the server has pools, and `SCALE_EXECS` (default
+//!   200) execs of `true`, with 0 and each of `SCALE_ALIVE` (default
+//!   300,1000) idle sandboxes of that egress alive (made `SCALE_FILL_CONCURRENCY`, default 1, at a
 //!   time); memory per idle sandbox at the largest count; podman's idle
 //!   container memory over `SCALE_PODMAN_IDLE` (default 50) containers.
 //! - `max`: idle sandboxes (egress deny) made `SCALE_MAX_CONCURRENCY`
@@ -29,7 +33,9 @@
 //!   the first error or when MemAvailable falls under `SCALE_MEM_FLOOR_MIB`
 //!   (default 2048).
 //!
-//! Cold rows (alive, max) run with the pool off. Every sandbox is deleted
+//! Without pools (`GET /v1/admin/pools` answers 404) the pool cells say
+//! "pool: not on this server". Otherwise rows say whether they ran with
+//! the pool; the others run with it off (size 0). Every sandbox is deleted
 //! at the end, also on Ctrl-C, SIGTERM or a panic; the server is killed by
 //! pid. Run: `scripts/bench.sh scale` (as root).
 
