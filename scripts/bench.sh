@@ -60,8 +60,21 @@ case "$which" in
     # server of its own (cgroup warren-bench-soak, no network).
     target/release/bench-soak
     ;;
+  scale)
+    # Thousands of sandboxes on a server of its own (cgroup warren-bench-scale,
+    # network wsc/10.216.0.0/16, state /var/lib/warren-bench-scale), with
+    # podman + runc from Debian as the peer. Sizes: SCALE_ALIVE=300,1000
+    # SCALE_CONCURRENCY=1,10,50,100 SCALE_MAX=5000 SCALE_PHASES=burst,alive,max
+    # (see bench/src/bin/bench-scale.rs for the rest).
+    command -v podman >/dev/null && command -v runc >/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
+    }
+    # Every sandbox holds a few descriptors of the server: as many as allowed.
+    ulimit -n "$(ulimit -Hn)"
+    target/release/bench-scale
+    ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, e2b, soak)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, e2b, soak, scale)" >&2
     exit 2
     ;;
 esac

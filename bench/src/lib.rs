@@ -4,6 +4,10 @@
 //! Every benchmark prints a table with medians, p99 and the ratio against
 //! the peer measured in the same run; the README quotes those tables.
 
+pub mod memory;
+pub mod podman;
+pub mod server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -170,4 +174,102 @@ pub async fn wait_ready(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// An integer from the environment, else `default`.
+pub fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
+}
+
+/// A comma-separated list of integers from the environment (`1,10,50`),
+/// else `default`; an empty value is an empty list.
+pub fn env_list(name: &str, default: &[usize]) -> Vec<usize> {
+    match std::env::var(name) {
+        Ok(v) => v.split(',').filter_map(|x| x.trim().parse().ok()).collect(),
+        Err(_) => default.to_vec(),
+    }
+}
+
+/// A field of /proc/meminfo in KiB (`MemAvailable`).
+pub fn meminfo_kib(field: &str) -> anyhow::Result<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo")?;
+    info.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("{field} in /proc/meminfo"))
+}
+
+/// Memory charged to the cgroup `parent` (a server's `--cgroup-parent`, so
+/// all its sandboxes): usage (page cache included) and anonymous memory, in
+/// bytes; cgroup v1 (hybrid) or v2.
+pub fn cgroup_memory(parent: &str) -> Option<(u64, u64)> {
+    let read = |p: &Path| std::fs::read_to_string(p).ok();
+    let stat_field = |stat: &str, key: &str| {
+        stat.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+    };
+    let v1 = Path::new("/sys/fs/cgroup/memory").join(parent);
+    if v1.is_dir() {
+        let usage = read(&v1.join("memory.usage_in_bytes"))?
+            .trim()
+            .parse()
+            .ok()?;
+        let rss = stat_field(&read(&v1.join("memory.stat"))?, "total_rss")?;
+        return Some((usage, rss));
+    }
+    let v2 = Path::new("/sys/fs/cgroup").join(parent);
+    let usage = read(&v2.join("memory.current"))?.trim().parse().ok()?;
+    let anon = stat_field(&read(&v2.join("memory.stat"))?, "anon")?;
+    Some((usage, anon))
+}
+
+/// Ratio `a / b` as `1.23x`, or `-` without a reference.
+pub fn ratio_f(a: f64, b: f64) -> String {
+    if a <= 0.0 || b <= 0.0 {
+        "-".into()
+    } else {
+        format!("{:.2}x", a / b)
+    }
+}
+
+/// Latency ratio `a / b`.
+pub fn ratio(a: Duration, b: Duration) -> String {
+    ratio_f(a.as_secs_f64(), b.as_secs_f64())
+}
+
+/// `p50 / p99`, or `-` without samples.
+pub fn p50_p99(s: &Samples) -> String {
+    if s.is_empty() {
+        "-".into()
+    } else {
+        format!("{} / {}", ms(s.p50()), ms(s.p99()))
+    }
+}
+
+/// KiB as MiB with two decimals.
+pub fn mib(kib: f64) -> String {
+    format!("{:.2} MiB", kib / 1024.0)
+}
+
+/// Open file descriptors of `pid`.
+pub fn open_files(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// Tasks on the host: the total of /proc/loadavg's `running/total`.
+pub fn host_tasks() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| {
+            l.split_whitespace()
+                .nth(3)?
+                .split('/')
+                .nth(1)
+                .map(String::from)
+        })
+        .unwrap_or_default()
 }

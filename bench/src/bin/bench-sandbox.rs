@@ -17,19 +17,12 @@ use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
+use warren_bench::podman::{ensure_podman_image, PODMAN_IMAGE, PODMAN_RUN_ARGS};
 use warren_bench::{
-    free_port, ms, print_compare, rss_anon_kib, wait_ready, warren_bin, Guard, Samples,
+    env_usize, free_port, ms, print_compare, rss_anon_kib, wait_ready, warren_bin, Guard, Samples,
 };
 
 const KEY: &str = "bench-admin-key";
-const PODMAN_IMAGE: &str = "localhost/warren-bench-base:latest";
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 struct Server {
     _guard: Guard,
@@ -123,7 +116,7 @@ async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Res
         let (_, id) = server.create_until_first_run().await?;
         server.delete(&id).await?;
     }
-    ensure_podman_image(&server.state)?;
+    ensure_podman_image()?;
 
     println!("## sandbox benchmark\n");
     println!("| what | warren | peer | ratio | |\n|---|---|---|---|---|");
@@ -295,49 +288,11 @@ fn used_memory_kib() -> anyhow::Result<u64> {
     Ok(field("MemTotal:")? - field("MemAvailable:")?)
 }
 
-/// Imports the base template's seed archive (the same root file system the
-/// sandboxes run) into podman once.
-fn ensure_podman_image(_state: &Path) -> anyhow::Result<()> {
-    let exists = Command::new("podman")
-        .args(["image", "exists", PODMAN_IMAGE])
-        .status()?;
-    if exists.success() {
-        return Ok(());
-    }
-    let seed = std::fs::read_dir("/var/cache/warren/seeds")
-        .context("the base template's seed (created by the first sandbox)")?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .find(|p| p.extension().is_some_and(|x| x == "tar"))
-        .context("no base seed archive")?;
-    let status = Command::new("podman")
-        .arg("import")
-        .arg(&seed)
-        .arg(PODMAN_IMAGE)
-        .stdout(std::process::Stdio::null())
-        .status()?;
-    if !status.success() {
-        bail!("podman import failed");
-    }
-    Ok(())
-}
-
 fn podman_run() -> anyhow::Result<Duration> {
     let start = Instant::now();
     let status = Command::new("podman")
-        .args([
-            "--runtime",
-            "runc",
-            "run",
-            "--rm",
-            "--network",
-            "none",
-            "--ulimit",
-            "nofile=1024:1024",
-            "--ulimit",
-            "nproc=1024:1024",
-            PODMAN_IMAGE,
-            "true",
-        ])
+        .args(PODMAN_RUN_ARGS)
+        .args([PODMAN_IMAGE, "true"])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .status()?;
