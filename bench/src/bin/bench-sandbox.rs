@@ -90,6 +90,8 @@ async fn main() -> anyhow::Result<()> {
     let port = free_port();
     let mut cmd = Command::new(warren_bin());
     cmd.args(["server", "--listen", &format!("127.0.0.1:{port}")])
+        // Cold starts: bench-scale times creates from the warm pool.
+        .args(["--pool", "base=0"])
         .arg("--state-dir")
         .arg(&state)
         .env("WARREN_ADMIN_KEY", KEY);
