@@ -198,6 +198,36 @@ pub(crate) fn split_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), Stora
     }
 }
 
+/// Most bytes [`warm`] reads of one file.
+const WARM_MAX_BYTES: u64 = 16 << 20;
+
+/// Reads the regular files `files` (paths relative to `root`, resolved
+/// inside it: a symlink cannot lead out, as `root` may be an imported
+/// image) so that their pages are in the page cache; at most
+/// [`WARM_MAX_BYTES`] of each. Anything else (missing, not a regular file,
+/// unreadable) is skipped.
+pub fn warm(root: &Path, files: &[&str]) {
+    use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
+    use std::io::Read;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    let Ok(dir) = std::fs::File::open(root) else {
+        return;
+    };
+    for file in files {
+        let how = OpenHow::new()
+            .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
+            .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
+        let Ok(fd) = nix::fcntl::openat2(dir.as_raw_fd(), *file, how) else {
+            continue;
+        };
+        // SAFETY: `openat2` just returned this fd and nothing else owns it.
+        let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        if file.metadata().is_ok_and(|m| m.is_file()) {
+            let _ = std::io::copy(&mut file.take(WARM_MAX_BYTES), &mut std::io::sink());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
