@@ -100,6 +100,20 @@ impl Guard {
         Ok(Guard { child })
     }
 
+    /// Spawns `cmd` with stdout and stderr appended to `log` (to the
+    /// terminal when `BENCH_VERBOSE` is set).
+    pub fn spawn_logged(mut cmd: Command, log: &Path) -> anyhow::Result<Guard> {
+        if std::env::var_os("BENCH_VERBOSE").is_none() {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(log)?;
+            cmd.stdout(file.try_clone()?).stderr(file);
+        }
+        let child = cmd.spawn()?;
+        Ok(Guard { child })
+    }
+
     /// The child's pid.
     pub fn pid(&self) -> u32 {
         self.child.id()

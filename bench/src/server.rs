@@ -31,7 +31,8 @@ pub struct ServerOptions {
     pub admin_key: String,
 }
 
-/// A running server; killed (SIGKILL) when dropped.
+/// A running server; killed (SIGKILL) when dropped. Its log goes to
+/// `STATE_DIR/server.log`.
 pub struct BenchServer {
     guard: Guard,
     /// Its API.
@@ -68,7 +69,8 @@ impl BenchServer {
                 Ok(())
             });
         }
-        let guard = Guard::spawn(cmd).context("starting warren server")?;
+        let log = opts.state_dir.join("server.log");
+        let guard = Guard::spawn_logged(cmd, &log).context("starting warren server")?;
         let http = reqwest::Client::builder()
             .no_proxy()
             .tcp_nodelay(true)

@@ -33,7 +33,8 @@
 //!   the first error or when MemAvailable falls under `SCALE_MEM_FLOOR_MIB`
 //!   (default 2048).
 //!
-//! Without pools (`GET /v1/admin/pools` answers 404) the pool cells say
+//! The server's log is appended to `STATE_DIR/server.log` (errors that
+//! answered 500 are explained there). Without pools (`GET /v1/admin/pools` answers 404) the pool cells say
 //! "pool: not on this server". Otherwise rows say whether they ran with
 //! the pool; the others run with it off (size 0). Every sandbox is deleted
 //! at the end, also on Ctrl-C, SIGTERM or a panic; the server is killed by
