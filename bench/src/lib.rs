@@ -84,7 +84,7 @@ pub fn print_row(what: &str, s: &Samples) {
     );
 }
 
-/// A child process killed (SIGKILL) and reaped when dropped.
+/// A child process stopped (SIGTERM, then SIGKILL) and reaped when dropped.
 pub struct Guard {
     /// The child.
     pub child: Child,
@@ -121,11 +121,27 @@ impl Guard {
 }
 
 impl Drop for Guard {
+    /// SIGTERM first, so that a server stops gracefully (its warm pool's
+    /// sandboxes, which no list shows, are destroyed); SIGKILL after
+    /// [`GUARD_GRACE`].
     fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid, not yet reaped.
+        if unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) } == 0 {
+            let deadline = std::time::Instant::now() + GUARD_GRACE;
+            while std::time::Instant::now() < deadline {
+                if matches!(self.child.try_wait(), Ok(Some(_))) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
+
+/// How long a [`Guard`]ed process has between SIGTERM and SIGKILL.
+pub const GUARD_GRACE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Resident set size of a process in KiB (VmRSS).
 pub fn rss_kib(pid: u32) -> Option<u64> {
