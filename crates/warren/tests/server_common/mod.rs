@@ -593,7 +593,14 @@ impl Drop for TestServer {
             }
         }
         let drivers: [&dyn StorageDriver; 2] = [&BtrfsDriver::new(), &CopyDriver::new()];
-        for dir in ["sandboxes", "spares", "templates", "checkpoints", "layers", "tmp"] {
+        for dir in [
+            "sandboxes",
+            "spares",
+            "templates",
+            "checkpoints",
+            "layers",
+            "tmp",
+        ] {
             let dir = self.state_dir.join("pool").join(dir);
             for name in list_dir(&dir) {
                 let path = dir.join(&name);
