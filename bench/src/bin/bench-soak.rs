@@ -81,14 +81,7 @@ fn main() -> anyhow::Result<()> {
     drop(server);
     // The pool's loop-mounted image is ours: leave no mount or loop device
     // behind (the next run mounts it again and keeps `base`).
-    let pool = state_dir.join("pool");
-    if std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap_or_default()
-        .lines()
-        .any(|l| l.split(' ').nth(4) == Some(&*pool.to_string_lossy()))
-    {
-        let _ = Command::new("umount").arg(&pool).status();
-    }
+    warren_bench::server::unmount_pool(&state_dir);
     result
 }
 
