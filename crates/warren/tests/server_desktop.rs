@@ -1,0 +1,131 @@
+//! The `desktop` template (`templates/desktop.toml`) on a real server: the
+//! agent's `/v1/desktop` routes reached through the proxy as
+//! `/v1/sandboxes/{id}/desktop/...`, in a sandbox made from the template.
+//!
+//! Checked: a route before `start` answers `desktop_not_running`; `start`
+//! brings up Xvfb and Openbox as managed processes; a screenshot is a PNG
+//! of the asked size; an xterm launched through `launch` shows up in
+//! `windows` with its title and is closed by id; `stop` ends the display.
+
+mod server_common;
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use server_common::{Options, TestServer, ADMIN_KEY};
+
+/// Width and height of a PNG, from its IHDR chunk.
+fn png_size(png: &[u8]) -> (u32, u32) {
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
+    let be = |at: usize| u32::from_be_bytes(png[at..at + 4].try_into().unwrap());
+    (be(16), be(20))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn desktop_sandbox_through_the_server() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        templates: vec!["desktop"],
+        ..Options::default()
+    })
+    .await;
+    let id = server
+        .create(
+            ADMIN_KEY,
+            json!({"template": "desktop", "resources": {"memory_mb": 2048}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = |p: &str| format!("/v1/sandboxes/{id}/desktop/{p}");
+
+    let (status, problem) = server
+        .call("GET", &path("screenshot"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "desktop_not_running");
+
+    let started = Instant::now();
+    let (status, desktop) = server
+        .call(
+            "POST",
+            &path("start"),
+            ADMIN_KEY,
+            Some(json!({"width": 1024, "height": 768})),
+        )
+        .await;
+    assert_eq!(status, 200, "{desktop}");
+    eprintln!("desktop started in {:?}", started.elapsed());
+    assert_eq!(desktop["running"], true);
+    assert_eq!(desktop["display"], ":0", "the first display in a sandbox");
+    let names: Vec<&str> = desktop["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["xvfb", "window_manager"]);
+
+    let resp = server
+        .req(reqwest::Method::GET, &path("screenshot"), ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "image/png");
+    assert_eq!(png_size(&resp.bytes().await.unwrap()), (1024, 768));
+
+    // The template's DISPLAY reaches processes started through exec.
+    let (code, out) = server.sh(ADMIN_KEY, &id, "xdpyinfo | grep dimensions").await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("1024x768"), "{out}");
+
+    let (status, launched) = server
+        .call(
+            "POST",
+            &path("launch"),
+            ADMIN_KEY,
+            Some(json!({"app": "xterm", "args": ["-T", "warren-term"]})),
+        )
+        .await;
+    assert_eq!(status, 200, "{launched}");
+    let window = wait_window(&server, &path("windows"), "warren-term").await;
+    let (status, body) = server
+        .call(
+            "POST",
+            &path(&format!("windows/{}/close", window["id"])),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+
+    let (status, stopped) = server.call("POST", &path("stop"), ADMIN_KEY, None).await;
+    assert_eq!(status, 200, "{stopped}");
+    assert_eq!(stopped["running"], false);
+    let (status, problem) = server
+        .call("GET", &path("mouse/position"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 409, "{problem}");
+    assert_eq!(problem["code"], "desktop_not_running");
+}
+
+/// Waits until a window titled `title` is listed; returns it.
+async fn wait_window(server: &TestServer, path: &str, title: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let (status, list) = server.call("GET", path, ADMIN_KEY, None).await;
+        assert_eq!(status, 200, "{list}");
+        if let Some(w) = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["title"] == title)
+        {
+            return w.clone();
+        }
+        assert!(Instant::now() < deadline, "no window {title:?} in {list}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
