@@ -77,7 +77,9 @@ async fn desktop_sandbox_through_the_server() {
     assert_eq!(png_size(&resp.bytes().await.unwrap()), (1024, 768));
 
     // The template's DISPLAY reaches processes started through exec.
-    let (code, out) = server.sh(ADMIN_KEY, &id, "xdpyinfo | grep dimensions").await;
+    let (code, out) = server
+        .sh(ADMIN_KEY, &id, "xdpyinfo | grep dimensions")
+        .await;
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("1024x768"), "{out}");
 
