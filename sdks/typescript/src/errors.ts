@@ -41,6 +41,8 @@ export type ErrorCode =
   | 'too_many_requests'
   | 'quota_exceeded'
   | 'patch_failed'
+  | 'desktop_not_running'
+  | 'window_not_found'
   | 'timeout'
   | 'unavailable'
   | 'internal'
