@@ -5,7 +5,8 @@
 //! Checked: a route before `start` answers `desktop_not_running`; `start`
 //! brings up Xvfb and Openbox as managed processes; a screenshot is a PNG
 //! of the asked size; an xterm launched through `launch` shows up in
-//! `windows` with its title and is closed by id; `stop` ends the display.
+//! `windows` with its title and is closed by id; Chromium opens a local
+//! page, which sees a key typed through the proxy; `stop` ends the display.
 
 mod server_common;
 
@@ -102,6 +103,44 @@ async fn desktop_sandbox_through_the_server() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
+
+    // Chromium runs in the sandbox: a page that titles itself with the
+    // last key, typed through the proxy.
+    let page = "<title>ready</title><script>addEventListener('keydown', \
+                e => document.title = 'key:' + e.key)</script>";
+    let (code, out) = server
+        .sh(ADMIN_KEY, &id, &format!("echo \"{page}\" > /tmp/page.html"))
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let (status, opened) = server
+        .call(
+            "POST",
+            &path("open"),
+            ADMIN_KEY,
+            Some(json!({"target": "file:///tmp/page.html"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{opened}");
+    let browser = wait_window(&server, &path("windows"), "ready - Chromium").await;
+    let (status, body) = server
+        .call(
+            "POST",
+            &path(&format!("windows/{}/focus", browser["id"])),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = server
+        .call(
+            "POST",
+            &path("keyboard/type"),
+            ADMIN_KEY,
+            Some(json!({"text": "k"})),
+        )
+        .await;
+    assert_eq!(status, 204, "{body}");
+    wait_window(&server, &path("windows"), "key:k - Chromium").await;
 
     let (status, stopped) = server.call("POST", &path("stop"), ADMIN_KEY, None).await;
     assert_eq!(status, 200, "{stopped}");
