@@ -171,6 +171,9 @@ pub enum AgentError {
     /// No top-level window with this id on the display.
     #[error("no window with id {0}")]
     WindowNotFound(u32),
+    /// No recording with this id.
+    #[error("no recording with id {0}")]
+    RecordingNotFound(String),
     /// A desktop tool did not finish within its time limit (it was killed).
     #[error("{tool} did not finish within {secs} s")]
     ToolTimedOut {
@@ -245,6 +248,7 @@ impl AgentError {
             AgentError::DesktopNotRunning => ErrorCode::DesktopNotRunning,
             AgentError::WindowNotFound(_) => ErrorCode::WindowNotFound,
             AgentError::DesktopConflict(_) => ErrorCode::Conflict,
+            AgentError::RecordingNotFound(_) => ErrorCode::RecordingNotFound,
             AgentError::ToolTimedOut { .. } => ErrorCode::Timeout,
             AgentError::ToolFailed { .. } => ErrorCode::Internal,
             AgentError::Io { .. } => ErrorCode::Internal,

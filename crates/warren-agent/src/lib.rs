@@ -59,7 +59,7 @@ impl AppState {
         let processes = process::Supervisor::new(config.clone());
         AppState {
             sessions: sessions::Sessions::new(config.clone(), processes.clone()),
-            desktop: desktop::Desktop::new(processes.clone()),
+            desktop: desktop::Desktop::new(processes.clone(), config.state_dir.clone()),
             processes,
             files: files::Files::new(config.clone()),
             envd: envd::Envd::default(),

@@ -1,7 +1,7 @@
 //! `/v1/desktop` on a real display: an agent on this host starts Xvfb and
 //! Openbox (installed by `scripts/test-deps.sh`), opens a local page in
 //! Chromium that puts the last key and click in its title, and drives it
-//! through the API. One desktop for the file (one test), killed with the
+//! through the API, and records the screen. One desktop for the file (one test), killed with the
 //! agent's processes even when an assertion fails.
 
 mod common;
@@ -378,6 +378,107 @@ async fn desktop_on_a_real_display() {
     assert_eq!(status, 204);
     let (status, clip) = api.call("GET", "/v1/desktop/clipboard", None).await;
     assert_eq!((status, clip), (200, json!({"text": "héllo, warren"})));
+
+    // A recording: about two seconds of typing, a playable MP4.
+    let (status, rec) = api
+        .call(
+            "POST",
+            "/v1/desktop/recording/start",
+            Some(json!({"framerate": 10})),
+        )
+        .await;
+    assert_eq!(
+        (status, &rec["status"]),
+        (200, &json!("recording")),
+        "{rec}"
+    );
+    let rec_id = rec["id"].as_str().unwrap().to_string();
+    let rec_path = format!("/v1/desktop/recordings/{rec_id}");
+    assert_eq!(
+        api.problem("GET", &rec_path, None).await,
+        (409, "conflict".into())
+    );
+    assert_eq!(
+        api.problem("POST", "/v1/desktop/recording/start", Some(json!({})))
+            .await,
+        (409, "conflict".into())
+    );
+    let recorded = Instant::now();
+    for key in ["r", "e", "c"] {
+        api.act("/v1/desktop/keyboard/type", json!({"text": key}))
+            .await;
+        api.window(&format!("key:{key}")).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let (status, done) = api.call("POST", "/v1/desktop/recording/stop", None).await;
+    let seconds = recorded.elapsed().as_secs_f64();
+    assert_eq!((status, &done["status"]), (200, &json!("done")), "{done}");
+    assert!(done["size_bytes"].as_u64().unwrap() > 0, "{done}");
+    let (_, list) = api.call("GET", "/v1/desktop/recordings", None).await;
+    assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
+    let resp = agent.http.get(agent.url(&rec_path)).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "video/mp4");
+    let mp4 = agent.dir.path().join("rec.mp4");
+    std::fs::write(&mp4, resp.bytes().await.unwrap()).unwrap();
+    let probe = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-show_entries",
+            "format=format_name,duration:stream=codec_name,width,height",
+            "-of",
+            "json",
+        ])
+        .arg(&mp4)
+        .output()
+        .unwrap();
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    assert!(
+        probe["format"]["format_name"]
+            .as_str()
+            .unwrap()
+            .contains("mp4"),
+        "{probe}"
+    );
+    assert_eq!(probe["streams"][0]["codec_name"], "h264", "{probe}");
+    assert_eq!(
+        (
+            &probe["streams"][0]["width"],
+            &probe["streams"][0]["height"]
+        ),
+        (&json!(WIDTH), &json!(HEIGHT))
+    );
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        duration > 1.0 && duration <= seconds + 0.5,
+        "{duration} s of {seconds} s: {probe}"
+    );
+    let (status, _) = api.call("DELETE", &rec_path, None).await;
+    assert_eq!(status, 204);
+    assert_eq!(
+        api.problem("GET", &rec_path, None).await,
+        (404, "recording_not_found".into())
+    );
+    assert_eq!(
+        api.problem("DELETE", "/v1/desktop/recordings/rec_nope", None)
+            .await,
+        (404, "recording_not_found".into())
+    );
+    assert_eq!(
+        api.problem("POST", "/v1/desktop/recording/stop", None)
+            .await,
+        (409, "conflict".into())
+    );
 
     // Close the window; stop the desktop.
     api.act(&format!("/v1/desktop/windows/{id}/close"), json!({}))

@@ -318,3 +318,41 @@ pub struct Launched {
     /// Its pid.
     pub pid: u32,
 }
+
+/// `POST /v1/desktop/recording/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RecordingStartRequest {
+    /// Frames per second, 1 to 30 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framerate: Option<u32>,
+}
+
+/// Whether a recording is still being made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStatus {
+    /// ffmpeg is still writing it.
+    Recording,
+    /// Finished: its MP4 can be downloaded.
+    Done,
+}
+
+/// A recording of the screen (MP4, H.264).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Recording {
+    /// Its id (`rec_...`).
+    pub id: String,
+    /// Still recording, or done.
+    pub status: RecordingStatus,
+    /// The file's size so far.
+    pub size_bytes: u64,
+    /// When it was last written (RFC 3339).
+    pub modified_at: String,
+}
+
+/// `GET /v1/desktop/recordings`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordingList {
+    /// Recordings, oldest first.
+    pub items: Vec<Recording>,
+}

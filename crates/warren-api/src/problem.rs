@@ -93,6 +93,8 @@ pub enum ErrorCode {
     DesktopNotRunning,
     /// No window with this id on the desktop's display (404).
     WindowNotFound,
+    /// No desktop recording with this id (404).
+    RecordingNotFound,
     /// An unexpected failure on our side (500). Details are logged, not returned.
     Internal,
 }
@@ -107,7 +109,7 @@ impl ErrorCode {
             Forbidden | PathNotAllowed => 403,
             NotFound | SandboxNotFound | ProcessNotFound | FileNotFound | CheckpointNotFound
             | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound | AgentNotFound
-            | SessionNotFound | RequestNotFound | WindowNotFound => 404,
+            | SessionNotFound | RequestNotFound | WindowNotFound | RecordingNotFound => 404,
             MethodNotAllowed => 405,
             IsADirectory | NotADirectory => 400,
             Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning
@@ -169,6 +171,7 @@ impl ErrorCode {
             PatchFailed => "patch_failed",
             DesktopNotRunning => "desktop_not_running",
             WindowNotFound => "window_not_found",
+            RecordingNotFound => "recording_not_found",
             Internal => "internal",
         }
     }
@@ -216,6 +219,7 @@ impl ErrorCode {
             PatchFailed => "Patch failed",
             DesktopNotRunning => "Desktop not running",
             WindowNotFound => "Window not found",
+            RecordingNotFound => "Recording not found",
             Internal => "Internal error",
         }
     }

@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'patch_failed'
   | 'desktop_not_running'
   | 'window_not_found'
+  | 'recording_not_found'
   | 'timeout'
   | 'unavailable'
   | 'internal'

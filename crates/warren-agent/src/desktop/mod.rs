@@ -6,6 +6,7 @@
 //!   `status`) and the [`Screen`] every other operation runs against;
 //! - [`input`]: mouse and keyboard (xdotool);
 //! - [`screen`]: screenshots (ffmpeg's x11grab, one frame as PNG or JPEG);
+//! - [`recording`]: screen recordings (ffmpeg to MP4), kept on disk;
 //! - [`windows`]: windows (wmctrl, xdotool), clipboard (xclip), `launch`
 //!   and `open`;
 //! - [`tool`]: bounded runs of those tools (argv only, a time limit each).
@@ -14,12 +15,13 @@
 //! works the same, on the first free display number.
 
 pub mod input;
+pub mod recording;
 pub mod screen;
 pub mod tool;
 pub mod windows;
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -87,16 +89,23 @@ struct Running {
 pub struct Desktop {
     processes: Supervisor,
     running: Arc<Mutex<Option<Running>>>,
-    /// Serializes `start` and `stop`.
+    /// The recording being made.
+    recording: Arc<Mutex<Option<recording::Current>>>,
+    /// The agent's state directory (recordings go under it).
+    state_dir: PathBuf,
+    /// Serializes `start` and `stop` (of the desktop and of recordings).
     lifecycle: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Desktop {
-    /// A desktop, not started, whose processes `processes` supervises.
-    pub fn new(processes: Supervisor) -> Self {
+    /// A desktop, not started, whose processes `processes` supervises and
+    /// whose recordings go under `state_dir`.
+    pub fn new(processes: Supervisor, state_dir: PathBuf) -> Self {
         Desktop {
             processes,
             running: Arc::default(),
+            recording: Arc::default(),
+            state_dir,
             lifecycle: Arc::default(),
         }
     }
@@ -287,6 +296,7 @@ impl Desktop {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(running) = running {
+            self.end_recording().await;
             // The window manager first, the X server last.
             let mut processes = running.processes;
             processes.reverse();

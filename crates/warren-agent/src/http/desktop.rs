@@ -12,8 +12,9 @@ use warren_api::agent::RawBytes;
 use warren_api::desktop::{
     Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyRequest, KeyboardPressRequest,
     KeyboardTypeRequest, LaunchRequest, Launched, MouseButtonRequest, MouseClickRequest,
-    MouseDragRequest, MousePosition, MouseScrollRequest, OpenRequest, RegionQuery, ScreenshotQuery,
-    WindowList, WindowMoveRequest, WindowResizeRequest,
+    MouseDragRequest, MousePosition, MouseScrollRequest, OpenRequest, Recording, RecordingList,
+    RecordingStartRequest, RegionQuery, ScreenshotQuery, WindowList, WindowMoveRequest,
+    WindowResizeRequest,
 };
 use warren_api::extract::{Json, Query};
 use warren_api::Problem;
@@ -49,6 +50,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(close_window))
         .routes(routes!(launch))
         .routes(routes!(open))
+        .routes(routes!(start_recording))
+        .routes(routes!(stop_recording))
+        .routes(routes!(list_recordings))
+        .routes(routes!(download_recording, delete_recording))
 }
 
 /// The `{id}` segment of window routes: an X window id in decimal.
@@ -469,4 +474,76 @@ async fn open(
     Json(req): Json<OpenRequest>,
 ) -> Result<Json<Launched>, AgentError> {
     Ok(Json(state.desktop.open(req).await?))
+}
+
+/// Starts recording the screen (MP4, H.264, the pointer drawn) at
+/// `framerate`; at most one at a time, an hour and 1 GiB each.
+#[utoipa::path(post, path = "/v1/desktop/recording/start", tag = "desktop",
+    request_body = RecordingStartRequest,
+    responses(
+        (status = 200, description = "Recording", body = Recording),
+        (status = 400, description = "Bad framerate (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not running, already recording, or too many recordings kept", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn start_recording(
+    State(state): State<AppState>,
+    Json(req): Json<RecordingStartRequest>,
+) -> Result<Json<Recording>, AgentError> {
+    Ok(Json(state.desktop.start_recording(req).await?))
+}
+
+/// Stops the recording and finishes its file.
+#[utoipa::path(post, path = "/v1/desktop/recording/stop", tag = "desktop",
+    responses(
+        (status = 200, description = "The finished recording", body = Recording),
+        (status = 409, description = "No recording is running (`conflict`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn stop_recording(State(state): State<AppState>) -> Result<Json<Recording>, AgentError> {
+    Ok(Json(state.desktop.stop_recording().await?))
+}
+
+/// The recordings kept, oldest first.
+#[utoipa::path(get, path = "/v1/desktop/recordings", tag = "desktop",
+    responses((status = 200, description = "The recordings", body = RecordingList)))]
+async fn list_recordings(State(state): State<AppState>) -> Result<Json<RecordingList>, AgentError> {
+    Ok(Json(state.desktop.recordings()?))
+}
+
+/// A finished recording's MP4.
+#[utoipa::path(get, path = "/v1/desktop/recordings/{id}", tag = "desktop",
+    params(("id" = String, Path, description = "Recording id (`rec_…`)")),
+    responses(
+        (status = 200, description = "The MP4", content_type = "video/mp4", body = inline(RawBytes)),
+        (status = 404, description = "No such recording (`recording_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still recording (`conflict`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn download_recording(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Response, AgentError> {
+    let (file, len) = state.desktop.recording_file(&id).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "video/mp4".to_string()),
+            (header::CONTENT_LENGTH, len.to_string()),
+        ],
+        axum::body::Body::from_stream(tokio_util::io::ReaderStream::new(file)),
+    )
+        .into_response())
+}
+
+/// Deletes a finished recording.
+#[utoipa::path(delete, path = "/v1/desktop/recordings/{id}", tag = "desktop",
+    params(("id" = String, Path, description = "Recording id (`rec_…`)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such recording (`recording_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Still recording (`conflict`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn delete_recording(
+    State(state): State<AppState>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<StatusCode, AgentError> {
+    state.desktop.delete_recording(&id)?;
+    Ok(StatusCode::NO_CONTENT)
 }
