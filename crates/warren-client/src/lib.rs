@@ -28,12 +28,15 @@
 //!   restore and forks.
 //! - [`Process`]: a managed process whose output is a `Stream`.
 //! - [`Agents`], [`AgentSession`]: coding-agent sessions and their events.
+//! - [`Desktop`]: a sandbox's desktop: screenshots, mouse, keyboard,
+//!   windows, recordings.
 //! - [`Error`]: problems carry their stable [`ErrorCode`].
 //!
 //! Wire types are those of [`warren_api`], re-exported here.
 
 mod admin;
 mod config;
+mod desktop;
 mod error;
 mod files;
 mod http;
@@ -46,6 +49,7 @@ mod sse;
 mod timetravel;
 
 pub use config::{config_path, DEFAULT_URL};
+pub use desktop::Desktop;
 pub use error::{Error, Result};
 pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
@@ -58,6 +62,10 @@ pub use warren_api::agent::{
 };
 pub use warren_api::checkpoint::{
     Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
+};
+pub use warren_api::desktop::{
+    DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,
+    MouseClickRequest, MousePosition, Recording, RecordingStatus, ScreenshotQuery, Window,
 };
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,

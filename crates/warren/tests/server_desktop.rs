@@ -6,7 +6,8 @@
 //! brings up Xvfb and Openbox as managed processes; a screenshot is a PNG
 //! of the asked size; an xterm launched through `launch` shows up in
 //! `windows` with its title and is closed by id; Chromium opens a local
-//! page, which sees a key typed through the proxy; `stop` ends the display.
+//! page, which sees a key typed through the proxy and through the Rust
+//! client; `warren desktop screenshot` saves a PNG; `stop` ends the display.
 
 mod server_common;
 
@@ -141,6 +142,39 @@ async fn desktop_sandbox_through_the_server() {
         .await;
     assert_eq!(status, 204, "{body}");
     wait_window(&server, &path("windows"), "key:k - Chromium").await;
+
+    // The Rust client and the CLI.
+    let client = warren_client::Client::new(&server.base, Some(ADMIN_KEY)).unwrap();
+    let desktop = client.sandbox(&id).desktop();
+    assert!(desktop.status().await.unwrap().running);
+    desktop.type_text("z").await.unwrap();
+    wait_window(&server, &path("windows"), "key:z - Chromium").await;
+    desktop.move_mouse(100, 50).await.unwrap();
+    let pos = desktop.mouse_position().await.unwrap();
+    assert_eq!((pos.x, pos.y), (100, 50));
+    let err = desktop.move_mouse(5000, 0).await.unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(warren_client::ErrorCode::InvalidRequest),
+        "{err}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let shot = dir.path().join("shot.png");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
+        .env("WARREN_URL", &server.base)
+        .env("WARREN_API_KEY", ADMIN_KEY)
+        .env("HOME", "/nonexistent")
+        .args(["desktop", "screenshot", &id, "-o"])
+        .arg(&shot)
+        .args(["--scale", "0.5"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(png_size(&std::fs::read(&shot).unwrap()), (512, 384));
 
     let (status, stopped) = server.call("POST", &path("stop"), ADMIN_KEY, None).await;
     assert_eq!(status, 200, "{stopped}");

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use warren_client::Client;
 
-use super::{checkpoints, cp, exec, keys, sandboxes, sessions, shell, templates};
+use super::{checkpoints, cp, desktop, exec, keys, sandboxes, sessions, shell, templates};
 
 /// The commands that speak to a Warren server.
 #[derive(Debug, Subcommand)]
@@ -56,6 +56,9 @@ pub enum ClientCommand {
     /// Coding-agent sessions (Claude Code, Codex, OpenCode, mock) in a sandbox.
     #[command(subcommand)]
     Session(sessions::SessionCommand),
+    /// The desktop of a sandbox: start, stop, status, screenshots.
+    #[command(subcommand)]
+    Desktop(desktop::DesktopCommand),
     /// Tenants of the server (admin key).
     #[command(subcommand)]
     Tenant(keys::TenantCommand),
@@ -158,6 +161,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Fork(args) => checkpoints::fork(client, args).await,
         ClientCommand::Template(command) => templates::template(client, command).await,
         ClientCommand::Session(command) => sessions::session(client, command).await,
+        ClientCommand::Desktop(command) => desktop::desktop(client, command).await,
         ClientCommand::Tenant(command) => keys::tenant(client, command).await,
         ClientCommand::Key(command) => keys::key(client, command).await,
         ClientCommand::Pool(command) => keys::pool(client, command).await,
