@@ -21,7 +21,7 @@ pub mod tool;
 pub mod windows;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -48,6 +48,8 @@ const DEPTH: u32 = 24;
 const DISPLAYS: u32 = 64;
 /// How long the X server and the window manager get to come up.
 const READY_WAIT: Duration = Duration::from_secs(15);
+/// A display lock file this old without a server behind it is stale.
+const STALE_LOCK_AGE: Duration = Duration::from_secs(10);
 /// How long `stop` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
 
@@ -361,18 +363,27 @@ impl Desktop {
     }
 }
 
-/// Whether display `n` has a live X server: its lock file names a running
-/// process (a stale lock is left for Xvfb itself to clear).
+/// Whether display `n` has a live X server: one accepts connections on its
+/// socket. A lock file without one is stale (left by a server that was
+/// killed, or kept on a disk across a hibernation, where its pid may now
+/// be another process's) and is removed, so the sandbox keeps display :0.
 fn display_taken(n: u32) -> bool {
-    let Ok(text) = std::fs::read_to_string(format!("/tmp/.X{n}-lock")) else {
-        return Path::new(&format!("/tmp/.X11-unix/X{n}")).exists()
-            && std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{n}")).is_ok();
-    };
-    match text.trim().parse::<i32>() {
-        // SAFETY: kill with signal 0 only checks that the pid exists.
-        Ok(pid) if pid > 0 => unsafe { libc::kill(pid, 0) == 0 },
-        _ => true,
+    let socket = format!("/tmp/.X11-unix/X{n}");
+    if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+        return true;
     }
+    let lock = format!("/tmp/.X{n}-lock");
+    let Ok(meta) = std::fs::metadata(&lock) else {
+        return false;
+    };
+    // A server that is starting has a lock and no socket yet, for moments.
+    let age = meta.modified().ok().and_then(|m| m.elapsed().ok());
+    if age.is_none_or(|age| age < STALE_LOCK_AGE) {
+        return true;
+    }
+    let _ = std::fs::remove_file(&lock);
+    let _ = std::fs::remove_file(&socket);
+    false
 }
 
 fn bounded(field: &str, value: u32, min: u32, max: u32) -> Result<u32, AgentError> {
@@ -382,4 +393,29 @@ fn bounded(field: &str, value: u32, min: u32, max: u32) -> Result<u32, AgentErro
         )));
     }
     Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stale_display_locks_are_cleared_and_young_ones_kept() {
+        // Display 63: the last one tried, free on a test host.
+        let lock = "/tmp/.X63-lock";
+        if std::os::unix::net::UnixStream::connect("/tmp/.X11-unix/X63").is_ok() {
+            return;
+        }
+        std::fs::write(lock, "      4242\n").unwrap();
+        assert!(display_taken(63), "a lock being made is respected");
+        let old = std::time::SystemTime::now() - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(lock)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        assert!(!display_taken(63), "a stale lock frees the display");
+        assert!(!std::path::Path::new(lock).exists());
+    }
 }
