@@ -1,5 +1,5 @@
 //! Bounded runs of the desktop's external tools (xdotool, wmctrl, xclip,
-//! ffmpeg): argv only (never a shell), `DISPLAY` set, stdin fed, stdout kept
+//! ffmpeg): argv only (never a shell), `DISPLAY` and a UTF-8 locale set, stdin fed, stdout kept
 //! up to a cap, and the whole process group killed at the time limit, so no
 //! request ever hangs on a tool.
 
@@ -61,7 +61,11 @@ impl<'a> Tool<'a> {
             max_stdout,
         } = self;
         let name = argv[0].clone();
-        let env = BTreeMap::from([("DISPLAY".to_string(), display.to_string())]);
+        // A UTF-8 locale, or xdotool cannot type text beyond ASCII.
+        let env = BTreeMap::from([
+            ("DISPLAY".to_string(), display.to_string()),
+            ("LC_ALL".to_string(), "C.UTF-8".to_string()),
+        ]);
         let mut child = processes.spawn_child(&argv, "/", &env)?;
         let mut stdout_pipe = child.stdout.take().expect("piped stdout");
         let mut stderr_pipe = child.stderr.take().expect("piped stderr");
