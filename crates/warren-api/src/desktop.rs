@@ -86,6 +86,7 @@ pub enum ImageFormat {
 pub struct ScreenshotQuery {
     /// `png` (default) or `jpeg`.
     #[serde(default)]
+    #[param(inline)]
     pub format: ImageFormat,
     /// JPEG quality, 1 to 100 (default 80).
     #[serde(default)]
@@ -112,6 +113,7 @@ pub struct RegionQuery {
     pub height: u32,
     /// `png` (default) or `jpeg`.
     #[serde(default)]
+    #[param(inline)]
     pub format: ImageFormat,
     /// JPEG quality, 1 to 100 (default 80).
     #[serde(default)]
