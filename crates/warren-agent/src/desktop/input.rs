@@ -92,7 +92,10 @@ impl Desktop {
             )));
         }
         let mut args = move_args(&screen, req.x, req.y)?;
-        args.extend(["click", "--repeat", &count.to_string(), "--delay", "80"].map(String::from));
+        // xdotool sleeps its delay (default 100 ms) after every click, the
+        // last one too: none for a single click.
+        let delay = if count > 1 { "80" } else { "0" };
+        args.extend(["click", "--repeat", &count.to_string(), "--delay", delay].map(String::from));
         args.push(button(req.button).into());
         self.xdotool(&screen, args).await.map(drop)
     }
@@ -153,9 +156,8 @@ impl Desktop {
         for (steps, negative, positive) in [(req.dy, "4", "5"), (req.dx, "6", "7")] {
             if steps != 0 {
                 let b = if steps < 0 { negative } else { positive };
-                args.extend(
-                    ["click", "--repeat", &steps.unsigned_abs().to_string(), b].map(String::from),
-                );
+                let steps = steps.unsigned_abs().to_string();
+                args.extend(["click", "--repeat", &steps, "--delay", "20", b].map(String::from));
             }
         }
         if args.is_empty() {
