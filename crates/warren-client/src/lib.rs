@@ -57,7 +57,8 @@ pub use warren_api::agent::{
     RunResponse, SignalSpec, StartRequest, StreamKind, WatchEvent, WatchEventKind,
 };
 pub use warren_api::checkpoint::{
-    Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
+    Checkpoint, CheckpointDiff, CheckpointList, CreatePatchRequest, DiffChange, DiffItem, DiffKind,
+    FileDiff, ForkRequest, ForkResponse, Patch,
 };
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
