@@ -60,7 +60,7 @@ export type {
 } from './agent.js';
 export { Admin, Templates } from './admin.js';
 export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo, KeyFormat, CreateKeyOptions } from './admin.js';
-export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';
+export type { RestoreOptions, PatchOptions, ExportOptions, ImportData, DiffOptions } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';
 export {
@@ -91,6 +91,11 @@ export type {
   CommandResult,
   ProcessInfo,
   CheckpointInfo,
+  CheckpointDiff,
+  DiffChange,
+  DiffItem,
+  DiffKind,
+  FileDiff,
   Patch,
 } from './types.js';
 
