@@ -162,7 +162,13 @@ pub fn diff<K: Send + Sync + 'static>(
             res
         })?;
     let (a, b) = (Tree::open(from)?, Tree::open(to)?);
-    let mut reader = io::BufReader::with_capacity(64 << 10, File::from(reader));
+    let mut reader = io::BufReader::with_capacity(
+        64 << 10,
+        DeadlineReader {
+            file: File::from(reader),
+            deadline: limits.deadline,
+        },
+    );
     let mut paths: HashMap<Vec<u8>, u8> = HashMap::new();
     let parsed = parse(&mut reader, &mut paths, limits.deadline);
     // Closing the read end ends a send still writing (EPIPE).
@@ -198,6 +204,35 @@ pub fn diff<K: Send + Sync + 'static>(
     Ok(diff)
 }
 
+/// A pipe whose reads fail with `TimedOut` once `deadline` passes, even
+/// while the kernel is still comparing trees and writes nothing.
+struct DeadlineReader {
+    file: File,
+    deadline: Instant,
+}
+
+impl Read for DeadlineReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use std::os::fd::AsFd;
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        let ms = u16::try_from(left.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [nix::poll::PollFd::new(
+            self.file.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
+        match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(ms)) {
+            Ok(0) if left.as_millis() <= u128::from(u16::MAX) => {
+                Err(io::Error::from(io::ErrorKind::TimedOut))
+            }
+            // A wait longer than one poll can: poll again on the next read.
+            Ok(0) => Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Ok(_) => self.file.read(buf),
+            Err(Errno::EINTR) => Err(io::Error::from(io::ErrorKind::Interrupted)),
+            Err(e) => Err(errno_io(e)),
+        }
+    }
+}
+
 /// Reads the stream into `paths` (each with its [`hint`]s). `Ok(false)`
 /// when it stopped early: the deadline passed or too many paths.
 fn parse(
@@ -225,6 +260,7 @@ fn parse(
             Ok(()) => {}
             // A stream without its end command: what was sent is complete.
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(true),
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(false),
             Err(e) => return Err(e),
         }
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes")) as usize;
@@ -236,7 +272,11 @@ fn parse(
             ));
         }
         buf.resize(len, 0);
-        stream.read_exact(&mut buf)?;
+        match stream.read_exact(&mut buf) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => return Ok(false),
+            Err(e) => return Err(e),
+        }
         if command == cmd::END {
             return Ok(true);
         }
@@ -376,6 +416,27 @@ mod tests {
                 ("o260-7-0".to_string(), hint::DATA),
             ]
         );
+    }
+
+    #[test]
+    fn a_silent_stream_ends_at_the_deadline() {
+        let (reader, writer) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let mut writer = File::from(writer);
+        let mut header = b"btrfs-stream\0".to_vec();
+        header.extend(1u32.to_le_bytes());
+        std::io::Write::write_all(&mut writer, &header).unwrap();
+        let deadline = Instant::now() + std::time::Duration::from_millis(200);
+        let mut stream = DeadlineReader {
+            file: File::from(reader),
+            deadline,
+        };
+        let mut paths = HashMap::new();
+        assert!(
+            !parse(&mut stream, &mut paths, deadline).unwrap(),
+            "truncated"
+        );
+        assert!(Instant::now() < deadline + std::time::Duration::from_secs(1));
+        drop(writer);
     }
 
     #[test]

@@ -85,16 +85,21 @@ impl Checkpoints {
         to: Option<&str>,
     ) -> Result<CheckpointDiff, CheckpointError> {
         let (from, target) = self.diff_sides(caller, id, to).await?;
-        let _slot = self.inner.diffs.take(caller)?;
+        let slot = self.inner.diffs.take(caller)?;
         let node = self.inner.node.clone();
         let limits = DiffLimits {
             max_items: MAX_ITEMS,
             deadline: Instant::now() + TIME_LIMIT,
         };
         let side = target.clone();
-        let diff = blocking("diff", move || node.diff_disks(&from, &side, limits))
-            .await
-            .map_err(|e| missing(e, id, &target))?;
+        // The slot goes with the work: a request dropped meanwhile does not
+        // free it before the disk work ends.
+        let diff = blocking("diff", move || {
+            let _slot = slot;
+            node.diff_disks(&from, &side, limits)
+        })
+        .await
+        .map_err(|e| missing(e, id, &target))?;
         Ok(view(diff))
     }
 
@@ -109,10 +114,11 @@ impl Checkpoints {
     ) -> Result<FileDiff, CheckpointError> {
         let rel = checked_path(path)?;
         let (from, target) = self.diff_sides(caller, id, to).await?;
-        let _slot = self.inner.diffs.take(caller)?;
+        let slot = self.inner.diffs.take(caller)?;
         let node = self.inner.node.clone();
         let side = target.clone();
         let (a, b) = blocking("file diff", move || {
+            let _slot = slot;
             let a = node.read_for_diff(&DiffTarget::Checkpoint(from), &rel, MAX_FILE_BYTES)?;
             let b = node.read_for_diff(&side, &rel, MAX_FILE_BYTES)?;
             Ok((a, b))
