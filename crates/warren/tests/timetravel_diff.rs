@@ -262,3 +262,100 @@ async fn diffs_between_checkpoints_and_to_the_live_disk() {
     assert_eq!(status, 200);
     assert_eq!(under(&diff, "/home/user/w/"), rows(CHANGES));
 }
+
+/// `GET` of `path` as the admin; (status, body).
+async fn get(server: &TestServer, path: &str) -> (u16, Value) {
+    server
+        .call("GET", path, server_common::ADMIN_KEY, None)
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_copy_driver_diffs_by_walking() {
+    use server_common::{Options, ADMIN_KEY};
+    // The copy driver's server has no `base`: its sandbox comes from a
+    // checkpoint of a btrfs server, exported as a tar (trimmed first, so
+    // its full copies stay quick).
+    let origin = TestServer::start().await;
+    let copy = TestServer::start_with(Options {
+        copy_driver: true,
+        args: vec!["--no-network".into()],
+        ..Options::default()
+    })
+    .await;
+    let sbx = id_of(&origin.create(ADMIN_KEY, json!({})).await);
+    sh_ok(
+        &origin,
+        ADMIN_KEY,
+        &sbx,
+        "rm -rf /var/lib/apt/lists /var/cache/apt /usr/share/doc /usr/share/man /usr/share/locale",
+    )
+    .await;
+    let seed = checkpoint(&origin, ADMIN_KEY, &sbx).await;
+    let resp = origin
+        .req(
+            reqwest::Method::GET,
+            &format!("/v1/checkpoints/{seed}/export?format=tar-gzip"),
+            ADMIN_KEY,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let export = resp.bytes().await.unwrap();
+    let resp = copy
+        .req(reqwest::Method::POST, "/v1/checkpoints/import", ADMIN_KEY)
+        .header("content-type", "application/vnd.warren.checkpoint")
+        .body(export)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 201);
+    let imported = id_of(&resp.json().await.unwrap());
+    let made = id_of(
+        &copy
+            .create(ADMIN_KEY, json!({"from_checkpoint": imported}))
+            .await,
+    );
+
+    sh_ok(
+        &copy,
+        ADMIN_KEY,
+        &made,
+        "mkdir -p /srv/c/old && printf 'one\\ntwo\\n' > /srv/c/t.txt && echo x > /srv/c/old/a",
+    )
+    .await;
+    let a = checkpoint(&copy, ADMIN_KEY, &made).await;
+    sh_ok(
+        &copy,
+        ADMIN_KEY,
+        &made,
+        "printf 'one\\n2\\n' > /srv/c/t.txt && mv /srv/c/old /srv/c/new && ln -s t.txt /srv/c/l",
+    )
+    .await;
+    let b = checkpoint(&copy, ADMIN_KEY, &made).await;
+    let expected = rows(&[
+        ("added", "symlink", 5, "/srv/c/l"),
+        ("added", "dir", 0, "/srv/c/new"),
+        ("added", "file", 2, "/srv/c/new/a"),
+        ("deleted", "dir", 0, "/srv/c/old"),
+        ("deleted", "file", 2, "/srv/c/old/a"),
+        ("modified", "file", 6, "/srv/c/t.txt"),
+    ]);
+    let (status, diff) = get(&copy, &format!("/v1/checkpoints/{a}/diff?to={b}")).await;
+    assert_eq!(status, 200, "{diff}");
+    assert_eq!(under(&diff, "/srv/c/"), expected, "{diff}");
+    let (status, live) = get(&copy, &format!("/v1/checkpoints/{a}/diff")).await;
+    assert_eq!(status, 200, "{live}");
+    assert_eq!(under(&live, "/srv/c/"), expected, "{live}");
+    let (status, file) = get(
+        &copy,
+        &format!("/v1/checkpoints/{a}/diff/file?path=/srv/c/t.txt&to={b}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{file}");
+    assert_eq!(
+        file["unified"],
+        "--- a/srv/c/t.txt\n+++ b/srv/c/t.txt\n@@ -1,2 +1,2 @@\n one\n-two\n+2\n"
+    );
+}
