@@ -85,6 +85,20 @@ async fn run(base: &str, state_dir: &std::path::Path) -> anyhow::Result<()> {
         .await?;
     let id = sandbox["id"].as_str().context("sandbox id")?.to_string();
     let outcome = measure(&api, state_dir, &id, mb, n, slow_n).await;
+    // Named checkpoints outlive their sandbox: delete them too, so that
+    // runs do not pile up 2 GB each in the pool.
+    if let Ok(list) = api
+        .call("GET", &format!("/v1/checkpoints?sandbox_id={id}"), None)
+        .await
+    {
+        for ckpt in list["items"].as_array().into_iter().flatten() {
+            if let Some(ckpt) = ckpt["id"].as_str() {
+                let _ = api
+                    .call("DELETE", &format!("/v1/checkpoints/{ckpt}"), None)
+                    .await;
+            }
+        }
+    }
     let _ = api
         .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
         .await;
