@@ -214,10 +214,23 @@ impl Node {
         taken
     }
 
-    /// Deletes a checkpoint's volume (a missing one is fine).
+    /// Deletes a checkpoint's volume (a missing one is fine). btrfs refuses
+    /// (`EPERM`) to delete a subvolume a diff's send stream is reading:
+    /// that lasts at most a diff's time limit, so it is retried until then.
     pub fn delete_checkpoint_volume(&self, ckpt: &str) -> Result<(), NodeError> {
         let path = self.checkpoint_volume(ckpt)?;
-        Ok(self.pool().driver().delete(&path)?)
+        let begun = std::time::Instant::now();
+        loop {
+            match self.pool().driver().delete(&path) {
+                Err(StorageError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::EPERM)
+                        && begun.elapsed() < super::diff::TIME_LIMIT * 2 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                done => return Ok(done?),
+            }
+        }
     }
 
     /// Makes sandbox `id`'s root a writable snapshot of checkpoint `ckpt`
