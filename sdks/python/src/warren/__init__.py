@@ -18,6 +18,7 @@ from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.previews import AsyncPreviews
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncSandbox
+from ._events import AsyncSandboxEvents, SandboxEvents
 from ._sync.admin import Admin, Templates
 from ._sync.agent import Agent, AgentSession
 from ._sync.checkpoints import Checkpoints
@@ -61,6 +62,7 @@ from .models import (
     AgentInfo,
     ApiKey,
     Checkpoint,
+    EventsLagged,
     ExecResult,
     ExitStatus,
     FileEntry,
@@ -73,6 +75,7 @@ from .models import (
     ProcessInfo,
     ProcessOutput,
     Resources,
+    SandboxEvent,
     SandboxInfo,
     SessionInfo,
     TemplateInfo,
@@ -84,6 +87,8 @@ __all__ = [
     "__version__",
     "Sandbox",
     "AsyncSandbox",
+    "SandboxEvents",
+    "AsyncSandboxEvents",
     "Exec",
     "AsyncExec",
     "ProcessHandle",
@@ -121,6 +126,7 @@ __all__ = [
     "SessionInfo",
     "Checkpoint",
     "ExecResult",
+    "EventsLagged",
     "ExitStatus",
     "FileEntry",
     "FileStat",
@@ -128,6 +134,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessOutput",
     "Resources",
+    "SandboxEvent",
     "SandboxInfo",
     "WriteInfo",
     "WarrenError",
