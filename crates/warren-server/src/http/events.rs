@@ -32,7 +32,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
 ///
 /// From the moment of the call, every change committed for a sandbox the key may see (a tenant
 /// key its tenant's, the admin key all, with `tenant_id`) is an event
-/// `sandbox` (data: `SandboxEvent`), `destroyed` when the sandbox is gone.
+/// `sandbox` (data: `SandboxEvent`), `destroyed` when the sandbox is gone
+/// (a create served by the warm pool starts at `running`).
 /// A subscriber too slow to keep up gets `lagged` (data: `EventsLagged`)
 /// and should list its sandboxes again; the stream goes on. An idle stream
 /// carries a `: keep-alive` comment every 15 s. To follow a list without a
