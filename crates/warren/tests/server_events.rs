@@ -2,7 +2,8 @@
 //! exactly its sandboxes' state changes, in order (create, stop, start,
 //! hibernate, wake, fork, delete; the reaper's idle stop and ttl destroy),
 //! and nothing of another tenant's; the admin key sees everybody's with
-//! their tenant; `?sandbox_id=` filters; bad keys, bad filters and one
+//! their tenant; the warm pool's own sandboxes are never seen (a pooled
+//! create starts at `running`); `?sandbox_id=` filters; bad keys, bad filters and one
 //! stream too many are problems; idle streams carry keep-alives; streams
 //! end cleanly (and at once) when the server stops. The Rust client's
 //! `Client::events` and `warren events --json` follow the same changes.
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
-use server_common::{TestServer, ADMIN_KEY};
+use server_common::{Options, TestServer, ADMIN_KEY};
 
 /// How long any one expected event may take (a create or a wake boots a
 /// sandbox; the reaper runs every second).
@@ -262,6 +263,53 @@ async fn the_reapers_idle_stop_and_ttl_destroy_are_changes_too() {
         .call("GET", &format!("/v1/sandboxes/{idle}"), &key, None)
         .await;
     assert_eq!(stopped["state"], "stopped", "{stopped}");
+}
+
+/// Waits until the warm pool of `base` has `ready` sandboxes.
+async fn wait_pool_ready(server: &TestServer, ready: u64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, pools) = server.call("GET", "/v1/admin/pools", ADMIN_KEY, None).await;
+        assert_eq!(status, 200, "{pools}");
+        let base = pools["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["template"] == "base")
+            .cloned()
+            .unwrap_or_default();
+        if base["ready"].as_u64().unwrap_or(0) >= ready {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pool never had {ready} ready: {pools}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_warm_pools_sandboxes_are_unseen_until_handed_over() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into(), "--pool".into(), "base=2".into()],
+        ..Options::default()
+    })
+    .await;
+    let mut admin = Events::open(&server, ADMIN_KEY, "").await;
+    let (_, key) = server.tenant("t", None).await;
+    wait_pool_ready(&server, 2).await;
+    let id = id_of(&server.create(&key, json!({})).await);
+    // The pool makes another one for the one it handed over: unseen too.
+    wait_pool_ready(&server, 2).await;
+    let (status, body) = server
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), &key, None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+    let seen = admin.until_destroyed(&[&id]).await;
+    assert_eq!(seen.len(), 1, "a pooled sandbox was seen: {seen:?}");
+    // Handed over running: no `creating`.
+    assert_eq!(seen[&id], ["running", "destroyed"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
