@@ -3,6 +3,8 @@
 
 export { Sandbox, SandboxPaginator, CREATE_TIMEOUT_MS } from './sandbox.js';
 export type { SandboxOptions, SandboxListOptions, SandboxUpdate } from './sandbox.js';
+export { SandboxEvents } from './events.js';
+export type { SandboxEvent, SandboxEventsOptions } from './events.js';
 export { Exec, CommandHandle } from './exec.js';
 export type {
   ProcessOptions,

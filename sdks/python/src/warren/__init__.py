@@ -18,6 +18,7 @@ from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.previews import AsyncPreviews
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncSandbox
+from ._events import AsyncSandboxEvents, SandboxEvents
 from ._sync.admin import Admin, Templates
 from ._sync.agent import Agent, AgentSession
 from ._sync.checkpoints import Checkpoints
@@ -63,6 +64,7 @@ from .models import (
     Checkpoint,
     CheckpointDiff,
     DiffItem,
+    EventsLagged,
     ExecResult,
     ExitStatus,
     FileDiff,
@@ -76,6 +78,7 @@ from .models import (
     ProcessInfo,
     ProcessOutput,
     Resources,
+    SandboxEvent,
     SandboxInfo,
     SessionInfo,
     TemplateInfo,
@@ -87,6 +90,8 @@ __all__ = [
     "__version__",
     "Sandbox",
     "AsyncSandbox",
+    "SandboxEvents",
+    "AsyncSandboxEvents",
     "Exec",
     "AsyncExec",
     "ProcessHandle",
@@ -127,6 +132,7 @@ __all__ = [
     "SessionInfo",
     "Checkpoint",
     "ExecResult",
+    "EventsLagged",
     "ExitStatus",
     "FileEntry",
     "FileStat",
@@ -134,6 +140,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessOutput",
     "Resources",
+    "SandboxEvent",
     "SandboxInfo",
     "WriteInfo",
     "WarrenError",

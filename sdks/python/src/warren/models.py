@@ -172,6 +172,44 @@ class SandboxInfo:
 
 
 @dataclass(frozen=True)
+class SandboxEvent:
+    """A sandbox changed state (``Sandbox.events()``)."""
+
+    sandbox_id: str
+    """``sbx_…``."""
+    state: str
+    """Its new state; ``destroyed`` when it is gone."""
+    time: datetime
+    """When the change was committed."""
+    tenant_id: Optional[str]
+    """The owning tenant, on the admin key's stream only (``None`` there for
+    the admin's own sandboxes)."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> SandboxEvent:
+        """Parses the data of a ``sandbox`` event."""
+        return cls(
+            sandbox_id=get_str(obj, "sandbox_id"),
+            state=get_str(obj, "state"),
+            time=get_time(obj, "time"),
+            tenant_id=get_opt_str(obj, "tenant_id"),
+        )
+
+
+@dataclass(frozen=True)
+class EventsLagged:
+    """The subscriber fell behind and ``missed`` changes were dropped: list
+    the sandboxes again. The stream goes on."""
+
+    missed: int
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> EventsLagged:
+        """Parses the data of a ``lagged`` event."""
+        return cls(missed=get_int(obj, "missed", 0))
+
+
+@dataclass(frozen=True)
 class ExitStatus:
     """How a process ended: ``exit_code`` when it exited, ``signal`` when killed."""
 
