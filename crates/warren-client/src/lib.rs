@@ -21,7 +21,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Client`]: sandboxes, checkpoints and templates of one server.
+//! - [`Client`]: sandboxes, checkpoints and templates of one server;
+//!   [`Client::events`], the stream of their state changes
+//!   ([`ServerEvent`]).
 //! - [`Sandbox`]: one sandbox: lifecycle, commands (as root or any user of
 //!   the sandbox: [`Sandbox::run_as`], `user` on [`RunRequest`],
 //!   [`StartRequest`] and [`PtyOptions`]), [`Files`], [`Pty`], checkpoints,
@@ -38,6 +40,7 @@ mod admin;
 mod config;
 mod desktop;
 mod error;
+mod events;
 mod files;
 mod http;
 mod previews;
@@ -51,6 +54,7 @@ mod timetravel;
 pub use config::{config_path, DEFAULT_URL};
 pub use desktop::Desktop;
 pub use error::{Error, Result};
+pub use events::ServerEvent;
 pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
@@ -61,7 +65,8 @@ pub use warren_api::agent::{
     RunResponse, SignalSpec, StartRequest, StreamKind, WatchEvent, WatchEventKind,
 };
 pub use warren_api::checkpoint::{
-    Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
+    Checkpoint, CheckpointDiff, CheckpointList, CreatePatchRequest, DiffChange, DiffItem, DiffKind,
+    FileDiff, ForkRequest, ForkResponse, Patch,
 };
 pub use warren_api::desktop::{
     DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,
@@ -70,7 +75,8 @@ pub use warren_api::desktop::{
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
     PatchSandboxRequest, Preview, PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo,
-    SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant, WarmPool,
+    SandboxEvent, SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant,
+    WarmPool,
 };
 pub use warren_api::session::{
     AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use warren_client::Client;
 
-use super::{checkpoints, cp, desktop, exec, keys, sandboxes, sessions, shell, templates};
+use super::{checkpoints, cp, desktop, events, exec, keys, sandboxes, sessions, shell, templates};
 
 /// The commands that speak to a Warren server.
 #[derive(Debug, Subcommand)]
@@ -31,6 +31,8 @@ pub enum ClientCommand {
     Hibernate(sandboxes::IdArgs),
     /// Wake a hibernated sandbox.
     Wake(sandboxes::IdArgs),
+    /// Follow sandbox state changes as they happen, one line each.
+    Events(events::EventsArgs),
     /// Run a command in a sandbox, streaming its output; exits with its exit code.
     Exec(exec::ExecArgs),
     /// Run a command in a new sandbox that is destroyed afterwards.
@@ -150,6 +152,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Wake(args) => {
             sandboxes::lifecycle(client, args, sandboxes::Action::Wake).await
         }
+        ClientCommand::Events(args) => events::events(client, args).await,
         ClientCommand::Exec(args) => exec::exec(client, args).await,
         ClientCommand::Run(args) => exec::run(client, args).await,
         ClientCommand::Ps(args) => exec::ps(client, args).await,
