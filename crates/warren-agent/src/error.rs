@@ -165,6 +165,9 @@ pub enum AgentError {
     /// The desktop's display is not started (or its X server has exited).
     #[error("the desktop is not running: POST /v1/desktop/start starts it")]
     DesktopNotRunning,
+    /// The desktop's browser is not started (or it has exited).
+    #[error("the browser is not running: POST /v1/desktop/browser/start starts it")]
+    BrowserNotRunning,
     /// The desktop is running in another shape, or no display is free.
     #[error("{0}")]
     DesktopConflict(String),
@@ -246,6 +249,7 @@ impl AgentError {
             AgentError::TooManySessions(_) => ErrorCode::TooManyRequests,
             AgentError::Missing(_) => ErrorCode::Conflict,
             AgentError::DesktopNotRunning => ErrorCode::DesktopNotRunning,
+            AgentError::BrowserNotRunning => ErrorCode::BrowserNotRunning,
             AgentError::WindowNotFound(_) => ErrorCode::WindowNotFound,
             AgentError::DesktopConflict(_) => ErrorCode::Conflict,
             AgentError::RecordingNotFound(_) => ErrorCode::RecordingNotFound,

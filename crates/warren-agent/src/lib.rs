@@ -49,6 +49,8 @@ pub struct AppState {
     pub envd: envd::Envd,
     /// The desktop (display, window manager, input).
     pub desktop: desktop::Desktop,
+    /// The desktop's browser (Chromium and its DevTools endpoint).
+    pub browser: desktop::browser::Browser,
 }
 
 impl AppState {
@@ -60,6 +62,7 @@ impl AppState {
         AppState {
             sessions: sessions::Sessions::new(config.clone(), processes.clone()),
             desktop: desktop::Desktop::new(processes.clone(), config.state_dir.clone()),
+            browser: desktop::browser::Browser::default(),
             processes,
             files: files::Files::new(config.clone()),
             envd: envd::Envd::default(),

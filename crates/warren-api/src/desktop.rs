@@ -358,3 +358,31 @@ pub struct RecordingList {
     /// Recordings, oldest first.
     pub items: Vec<Recording>,
 }
+
+/// `POST /v1/desktop/browser/start`: where the browser opens and how.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct BrowserStartRequest {
+    /// The first page (http, https, file or about; default `about:blank`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Run without a display (default false: on the desktop's display,
+    /// which must be started).
+    #[serde(default)]
+    pub headless: bool,
+}
+
+/// `GET /v1/desktop/browser/status`, and the answer of `start` and `stop`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserStatus {
+    /// Whether the browser is running.
+    pub running: bool,
+    /// Whether it runs without a display.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headless: Option<bool>,
+    /// Its managed process id (`proc_…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub process_id: Option<String>,
+    /// Its DevTools port on the sandbox's loopback.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub devtools_port: Option<u16>,
+}

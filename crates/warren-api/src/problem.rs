@@ -91,6 +91,8 @@ pub enum ErrorCode {
     PatchFailed,
     /// The desktop's display is not started: `POST /v1/desktop/start` (409).
     DesktopNotRunning,
+    /// The desktop's browser is not started: `POST /v1/desktop/browser/start` (409).
+    BrowserNotRunning,
     /// No window with this id on the desktop's display (404).
     WindowNotFound,
     /// No desktop recording with this id (404).
@@ -113,7 +115,7 @@ impl ErrorCode {
             MethodNotAllowed => 405,
             IsADirectory | NotADirectory => 400,
             Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning
-            | AgentNotInstalled | SessionEnded | DesktopNotRunning => 409,
+            | AgentNotInstalled | SessionEnded | DesktopNotRunning | BrowserNotRunning => 409,
             InvalidTranscript => 400,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -170,6 +172,7 @@ impl ErrorCode {
             PortUnreachable => "port_unreachable",
             PatchFailed => "patch_failed",
             DesktopNotRunning => "desktop_not_running",
+            BrowserNotRunning => "browser_not_running",
             WindowNotFound => "window_not_found",
             RecordingNotFound => "recording_not_found",
             Internal => "internal",
@@ -218,6 +221,7 @@ impl ErrorCode {
             PortUnreachable => "Port unreachable",
             PatchFailed => "Patch failed",
             DesktopNotRunning => "Desktop not running",
+            BrowserNotRunning => "Browser not running",
             WindowNotFound => "Window not found",
             RecordingNotFound => "Recording not found",
             Internal => "Internal error",

@@ -42,6 +42,7 @@ export type ErrorCode =
   | 'quota_exceeded'
   | 'patch_failed'
   | 'desktop_not_running'
+  | 'browser_not_running'
   | 'window_not_found'
   | 'recording_not_found'
   | 'timeout'

@@ -8,6 +8,7 @@
 //! - [`sessions`] for `/v1/agents`, `/v1/sessions/...`, `/v1/transcripts`;
 //! - [`sse`]: helpers of the streaming routes;
 //! - [`ports`] for `/v1/ports/{port}/tunnel` (preview URLs);
+//! - [`browser`] for `/v1/desktop/browser/...` (Chromium and its DevTools protocol).
 //! - [`desktop`] for `/v1/desktop/...` (display, input, windows, screenshots).
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
@@ -15,6 +16,7 @@
 //! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`.
 
 pub mod auth;
+pub mod browser;
 pub mod desktop;
 pub mod environment;
 pub mod files;
@@ -57,6 +59,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(ports::routes())
         .merge(sessions::routes())
         .merge(desktop::routes())
+        .merge(browser::routes())
         .split_for_parts();
     // envd's routes are E2B's protocol, not Warren's API: outside the
     // OpenAPI document, behind the same token.

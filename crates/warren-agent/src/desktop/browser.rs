@@ -1,0 +1,227 @@
+//! The desktop's browser: one Chromium, a managed process of the
+//! supervisor, on the desktop's display (or headless), with its DevTools
+//! endpoint on loopback only. `/v1/desktop/browser/cdp` forwards a
+//! WebSocket to that endpoint (see `http/browser.rs`).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use warren_api::agent::{ProcessState, SignalSpec, StartRequest};
+use warren_api::desktop::{BrowserStartRequest, BrowserStatus};
+
+use super::Desktop;
+use crate::process::Supervisor;
+use crate::AgentError;
+
+/// Names the browser may be installed under, tried in order.
+const PROGRAMS: [&str; 2] = ["chromium", "chromium-browser"];
+/// How long the browser gets to write its `DevToolsActivePort`.
+const READY_WAIT: Duration = Duration::from_secs(30);
+/// How long `stop` waits after SIGTERM before SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(3);
+/// The longest first URL accepted.
+const MAX_URL: usize = 8192;
+
+/// A running browser.
+#[derive(Debug, Clone)]
+struct Running {
+    process_id: String,
+    headless: bool,
+    port: u16,
+    /// The browser target's WebSocket path (`/devtools/browser/…`).
+    ws_path: String,
+    profile: PathBuf,
+}
+
+/// The desktop's browser. Cheap to clone (shared state).
+#[derive(Clone, Default)]
+pub struct Browser {
+    running: Arc<Mutex<Option<Running>>>,
+    /// Serializes `start` and `stop`.
+    lifecycle: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// Checks a URL's scheme: http, https, file and about only.
+pub fn check_url(url: &str) -> Result<(), AgentError> {
+    let scheme = url.split_once(':').map(|(s, _)| s.to_ascii_lowercase());
+    let ok = url.len() <= MAX_URL
+        && matches!(scheme.as_deref(), Some("http" | "https" | "file" | "about"));
+    if ok {
+        Ok(())
+    } else {
+        Err(AgentError::InvalidRequest(format!(
+            "url must be an http, https, file or about URL of at most {MAX_URL} bytes"
+        )))
+    }
+}
+
+impl Browser {
+    fn current(&self) -> Option<Running> {
+        self.running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn alive(processes: &Supervisor, id: &str) -> bool {
+        matches!(processes.get(id, None).await, Ok(p) if p.status == ProcessState::Running)
+    }
+
+    /// The browser's DevTools WebSocket URL on loopback, or
+    /// `BrowserNotRunning` (also when it has exited).
+    pub async fn devtools_url(&self, processes: &Supervisor) -> Result<String, AgentError> {
+        let running = self.current().ok_or(AgentError::BrowserNotRunning)?;
+        if !Self::alive(processes, &running.process_id).await {
+            return Err(AgentError::BrowserNotRunning);
+        }
+        Ok(format!(
+            "ws://127.0.0.1:{}{}",
+            running.port, running.ws_path
+        ))
+    }
+
+    /// Starts the browser; idempotent while one runs (its status is
+    /// returned). On the desktop's display unless `headless`.
+    pub async fn start(
+        &self,
+        desktop: &Desktop,
+        req: BrowserStartRequest,
+    ) -> Result<BrowserStatus, AgentError> {
+        let url = req.url.unwrap_or_else(|| "about:blank".into());
+        check_url(&url)?;
+        let processes = desktop.processes();
+        let _held = self.lifecycle.lock().await;
+        if self.devtools_url(processes).await.is_ok() {
+            return Ok(self.status(processes).await);
+        }
+        self.stop_locked(processes).await;
+        let program = PROGRAMS
+            .iter()
+            .find(|p| processes.find_program(p).is_some())
+            .ok_or_else(|| {
+                AgentError::Missing(
+                    "chromium is not installed: use the desktop template, or install chromium"
+                        .into(),
+                )
+            })?;
+        let mut env = BTreeMap::new();
+        if !req.headless {
+            env.insert("DISPLAY".to_string(), desktop.screen().await?.display);
+        }
+        let profile = std::env::temp_dir().join(format!("warren-browser-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&profile);
+        std::fs::create_dir_all(&profile).map_err(|source| AgentError::Io {
+            op: "create the browser's profile directory",
+            source,
+        })?;
+        let mut argv = vec![
+            program.to_string(),
+            format!("--user-data-dir={}", profile.display()),
+            "--remote-debugging-address=127.0.0.1".into(),
+            "--remote-debugging-port=0".into(),
+            "--no-first-run".into(),
+            "--no-default-browser-check".into(),
+            "--disable-dev-shm-usage".into(),
+            // Chromium's sandbox needs user namespaces (or a set-uid helper)
+            // that a Warren sandbox's seccomp profile refuses, and Chromium
+            // refuses to run as root with it; the Warren sandbox is the
+            // isolation boundary.
+            "--no-sandbox".into(),
+        ];
+        if req.headless {
+            argv.push("--headless=new".into());
+        }
+        argv.push(url);
+        let info = processes.start(StartRequest {
+            argv: Some(argv),
+            env: Some(env),
+            ..StartRequest::default()
+        })?;
+        let active = profile.join("DevToolsActivePort");
+        let deadline = Instant::now() + READY_WAIT;
+        let (port, ws_path) = loop {
+            if let Some(found) = std::fs::read_to_string(&active)
+                .ok()
+                .and_then(|text| parse_active_port(&text))
+            {
+                break found;
+            }
+            if Instant::now() > deadline || !Self::alive(processes, &info.id).await {
+                end(processes, &info.id).await;
+                let _ = std::fs::remove_dir_all(&profile);
+                return Err(AgentError::ToolFailed {
+                    tool: program.to_string(),
+                    detail: "the browser did not open its DevTools port".into(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(Running {
+            process_id: info.id,
+            headless: req.headless,
+            port,
+            ws_path,
+            profile,
+        });
+        Ok(self.status(processes).await)
+    }
+
+    /// Stops the browser (a no-op when none runs).
+    pub async fn stop(&self, processes: &Supervisor) -> BrowserStatus {
+        let _held = self.lifecycle.lock().await;
+        self.stop_locked(processes).await;
+        self.status(processes).await
+    }
+
+    async fn stop_locked(&self, processes: &Supervisor) {
+        let running = self
+            .running
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(running) = running {
+            end(processes, &running.process_id).await;
+            let _ = std::fs::remove_dir_all(&running.profile);
+        }
+    }
+
+    /// Whether the browser runs, and how.
+    pub async fn status(&self, processes: &Supervisor) -> BrowserStatus {
+        match self.current() {
+            Some(r) if Self::alive(processes, &r.process_id).await => BrowserStatus {
+                running: true,
+                headless: Some(r.headless),
+                process_id: Some(r.process_id),
+                devtools_port: Some(r.port),
+            },
+            _ => BrowserStatus {
+                running: false,
+                headless: None,
+                process_id: None,
+                devtools_port: None,
+            },
+        }
+    }
+}
+
+/// SIGTERM, then SIGKILL after a grace; the process is forgotten.
+async fn end(processes: &Supervisor, id: &str) {
+    let _ = processes.signal(id, &SignalSpec::Name("TERM".into()));
+    let _ = processes.get(id, Some(STOP_GRACE)).await;
+    if let Err(e) = processes.remove(id, true).await {
+        tracing::warn!(process = %id, error = %e, "browser did not end");
+    }
+}
+
+/// `DevToolsActivePort`: the port on the first line, the browser target's
+/// path on the second (both written before the file is complete).
+fn parse_active_port(text: &str) -> Option<(u16, String)> {
+    let mut lines = text.lines();
+    let port = lines.next()?.trim().parse().ok()?;
+    let path = lines.next()?.trim();
+    path.starts_with("/devtools/browser/")
+        .then(|| (port, path.to_string()))
+}

@@ -1,0 +1,161 @@
+//! `/v1/desktop/browser` routes: the desktop's Chromium
+//! ([`crate::desktop::browser::Browser`]) started, stopped, and its
+//! DevTools protocol forwarded over a WebSocket, so Playwright's
+//! `connectOverCDP` and other CDP clients drive it from outside.
+
+use std::sync::{Arc, LazyLock};
+
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{SinkExt, StreamExt};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::Message as CdpMessage;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use warren_api::desktop::{BrowserStartRequest, BrowserStatus};
+use warren_api::extract::Json;
+use warren_api::{ErrorCode, Problem};
+
+use crate::{AgentError, AppState};
+
+/// The largest CDP message forwarded either way (screenshots are large).
+const MAX_MESSAGE: usize = 64 << 20;
+/// DevTools connections open at once.
+const MAX_CONNECTIONS: usize = 8;
+
+static CONNECTIONS: LazyLock<Arc<Semaphore>> =
+    LazyLock::new(|| Arc::new(Semaphore::new(MAX_CONNECTIONS)));
+
+/// Routes of this module.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(start))
+        .routes(routes!(stop))
+        .routes(routes!(status))
+        .routes(routes!(cdp))
+}
+
+/// Starts Chromium on the desktop's display (or headless) as a managed
+/// process, with a fresh profile and its DevTools port on loopback. A
+/// running browser is left as it is (its status is returned).
+#[utoipa::path(post, path = "/v1/desktop/browser/start", tag = "desktop",
+    request_body = BrowserStartRequest,
+    responses(
+        (status = 200, description = "The browser's status", body = BrowserStatus),
+        (status = 400, description = "A URL of another scheme than http, https, file or about (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The desktop is not running and `headless` is false (`desktop_not_running`), or chromium is not installed (`conflict`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn start(
+    State(state): State<AppState>,
+    Json(req): Json<BrowserStartRequest>,
+) -> Result<Json<BrowserStatus>, AgentError> {
+    Ok(Json(state.browser.start(&state.desktop, req).await?))
+}
+
+/// Stops the browser (a no-op when it is not running).
+#[utoipa::path(post, path = "/v1/desktop/browser/stop", tag = "desktop",
+    responses(
+        (status = 200, description = "The browser's status", body = BrowserStatus),
+    ))]
+async fn stop(State(state): State<AppState>) -> Json<BrowserStatus> {
+    Json(state.browser.stop(&state.processes).await)
+}
+
+/// Whether the browser runs, and how.
+#[utoipa::path(get, path = "/v1/desktop/browser/status", tag = "desktop",
+    responses(
+        (status = 200, description = "The browser's status", body = BrowserStatus),
+    ))]
+async fn status(State(state): State<AppState>) -> Json<BrowserStatus> {
+    Json(state.browser.status(&state.processes).await)
+}
+
+/// The browser's DevTools protocol (CDP) over a WebSocket: every message
+/// is forwarded to the browser target's endpoint and back, up to 64 MiB
+/// each, at most 8 connections at once.
+#[utoipa::path(get, path = "/v1/desktop/browser/cdp", tag = "desktop",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many DevTools connections (`too_many_requests`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn cdp(
+    State(state): State<AppState>,
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<Response, Problem> {
+    let url = state.browser.devtools_url(&state.processes).await?;
+    let upgrade = upgrade.map_err(|rejection| {
+        Problem::invalid(format!(
+            "{}: this route needs a WebSocket client",
+            rejection.body_text()
+        ))
+    })?;
+    let permit = CONNECTIONS.clone().try_acquire_owned().map_err(|_| {
+        Problem::new(
+            ErrorCode::TooManyRequests,
+            format!("at most {MAX_CONNECTIONS} DevTools connections at once"),
+        )
+    })?;
+    let config = WebSocketConfig {
+        max_message_size: Some(MAX_MESSAGE),
+        max_frame_size: Some(MAX_MESSAGE),
+        ..WebSocketConfig::default()
+    };
+    let (browser, _) =
+        tokio_tungstenite::connect_async_with_config(url.as_str(), Some(config), false)
+            .await
+            .map_err(|e| {
+                tracing::warn!(error = %e, "browser DevTools connection failed");
+                Problem::from(AgentError::BrowserNotRunning)
+            })?;
+    Ok(upgrade
+        .max_message_size(MAX_MESSAGE)
+        .max_frame_size(MAX_MESSAGE)
+        .on_upgrade(move |socket| forward(socket, browser, permit)))
+}
+
+/// Pumps messages both ways until either side closes.
+async fn forward<S>(
+    client: WebSocket,
+    browser: tokio_tungstenite::WebSocketStream<S>,
+    _permit: OwnedSemaphorePermit,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let (mut client_tx, mut client_rx) = client.split();
+    let (mut browser_tx, mut browser_rx) = browser.split();
+    let up = async {
+        while let Some(Ok(message)) = client_rx.next().await {
+            let message = match message {
+                Message::Text(text) => CdpMessage::Text(text.as_str().to_owned()),
+                Message::Binary(bytes) => CdpMessage::Binary(bytes.to_vec()),
+                Message::Close(_) => break,
+                Message::Ping(_) | Message::Pong(_) => continue,
+            };
+            if browser_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = browser_tx.close().await;
+    };
+    let down = async {
+        while let Some(Ok(message)) = browser_rx.next().await {
+            let message = match message {
+                CdpMessage::Text(text) => Message::Text(text.into()),
+                CdpMessage::Binary(bytes) => Message::Binary(bytes.into()),
+                CdpMessage::Close(_) => break,
+                _ => continue,
+            };
+            if client_tx.send(message).await.is_err() {
+                break;
+            }
+        }
+        let _ = client_tx.close().await;
+    };
+    tokio::select! {
+        () = up => {}
+        () = down => {}
+    }
+}

@@ -1,0 +1,153 @@
+//! `/v1/desktop/browser` with a real Chromium (headless, so no display):
+//! start on a local page, the DevTools protocol forwarded through the
+//! agent's WebSocket reads the page's title, and the errors: a bad URL
+//! scheme, the CDP route before start and after stop.
+
+mod common;
+
+use std::time::Duration;
+
+use common::TestAgent;
+use futures::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use tokio_tungstenite::tungstenite::Message;
+
+const PAGE: &str = "<!doctype html><html><head><title>warren browser</title></head>\
+<body><button id=b>Go</button><input id=i></body></html>";
+
+async fn post(agent: &TestAgent, path: &str, body: Value) -> (u16, Value) {
+    let resp = agent
+        .http
+        .post(agent.url(path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Sends one CDP command and waits for the answer with its id.
+async fn call<S>(ws: &mut S, id: u64, method: &str, params: Value) -> Value
+where
+    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>>
+        + futures::Sink<Message>
+        + Unpin,
+    <S as futures::Sink<Message>>::Error: std::fmt::Debug,
+{
+    let msg = json!({"id": id, "method": method, "params": params});
+    ws.send(Message::Text(msg.to_string())).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            let Message::Text(text) = ws.next().await.unwrap().unwrap() else {
+                continue;
+            };
+            let v: Value = serde_json::from_str(&text).unwrap();
+            if v["id"] == id {
+                return v;
+            }
+        }
+    })
+    .await
+    .expect("CDP answer in time")
+}
+
+#[tokio::test]
+async fn browser_over_cdp() {
+    let agent = TestAgent::start().await;
+    let cdp = format!("ws://{}/v1/desktop/browser/cdp", agent.addr);
+
+    // Before start: the CDP route is a problem, not an upgrade.
+    let err = tokio_tungstenite::connect_async(cdp.as_str())
+        .await
+        .unwrap_err();
+    let tokio_tungstenite::tungstenite::Error::Http(resp) = err else {
+        panic!("expected an HTTP answer, got {err:?}");
+    };
+    assert_eq!(resp.status(), 409);
+    let body: Value = serde_json::from_slice(resp.body().as_deref().unwrap()).unwrap();
+    assert_eq!(body["code"], "browser_not_running");
+
+    // A bad scheme, and a headed start without a desktop.
+    let (status, problem) = post(
+        &agent,
+        "/v1/desktop/browser/start",
+        json!({"url": "javascript:alert(1)", "headless": true}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+    let (status, problem) = post(&agent, "/v1/desktop/browser/start", json!({})).await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("desktop_not_running"))
+    );
+
+    let page = agent.dir.path().join("page.html");
+    std::fs::write(&page, PAGE).unwrap();
+    let url = format!("file://{}", page.display());
+    let (status, started) = post(
+        &agent,
+        "/v1/desktop/browser/start",
+        json!({"url": url, "headless": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{started}");
+    assert_eq!(started["running"], true);
+    assert_eq!(started["headless"], true);
+    assert!(started["devtools_port"].as_u64().unwrap() > 0);
+    // Started again: the same browser.
+    let (_, again) = post(
+        &agent,
+        "/v1/desktop/browser/start",
+        json!({"headless": true}),
+    )
+    .await;
+    assert_eq!(again["process_id"], started["process_id"]);
+
+    // Through the agent's WebSocket: the page target and its title.
+    let (mut ws, _) = tokio_tungstenite::connect_async(cdp.as_str())
+        .await
+        .unwrap();
+    let version = call(&mut ws, 1, "Browser.getVersion", json!({})).await;
+    assert!(
+        version["result"]["product"]
+            .as_str()
+            .unwrap()
+            .contains("Chrome"),
+        "{version}"
+    );
+    let mut title = String::new();
+    for _ in 0..100 {
+        let targets = call(&mut ws, 2, "Target.getTargets", json!({})).await;
+        let infos = targets["result"]["targetInfos"].as_array().unwrap().clone();
+        if let Some(t) = infos.iter().find(|t| t["type"] == "page") {
+            title = t["title"].as_str().unwrap_or_default().to_string();
+            if title == "warren browser" {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(title, "warren browser");
+    drop(ws);
+
+    let (status, stopped) = post(&agent, "/v1/desktop/browser/stop", json!({})).await;
+    assert_eq!((status, stopped["running"].as_bool()), (200, Some(false)));
+    let status: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/status"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(status["running"], false);
+    let err = tokio_tungstenite::connect_async(cdp.as_str())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 409));
+}
