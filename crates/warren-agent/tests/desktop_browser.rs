@@ -1,7 +1,8 @@
 //! `/v1/desktop/browser` with a real Chromium (headless, so no display):
 //! start on a local page, the DevTools protocol forwarded through the
-//! agent's WebSocket reads the page's title, and the errors: a bad URL
-//! scheme, the CDP route before start and after stop.
+//! agent's WebSocket reads the page's title, `navigate` and `text` read a
+//! second page, and the errors: a bad URL scheme, the routes before start
+//! and after stop.
 
 mod common;
 
@@ -134,6 +135,50 @@ async fn browser_over_cdp() {
     assert_eq!(title, "warren browser");
     drop(ws);
 
+    // navigate and text: a second page, its text read back.
+    let second = agent.dir.path().join("second.html");
+    std::fs::write(
+        &second,
+        "<title>second</title><script>document.addEventListener('DOMContentLoaded', \
+         () => document.body.append('added by script'))</script><p>hello page</p>",
+    )
+    .unwrap();
+    let second_url = format!("file://{}", second.display());
+    let (status, page) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": second_url, "wait_until": "load"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page["title"], "second");
+    assert_eq!(page["url"], second_url);
+    let text: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/text"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let body = text["text"].as_str().unwrap();
+    assert!(
+        body.contains("hello page") && body.contains("added by script"),
+        "{text}"
+    );
+    assert_eq!(text["truncated"], false);
+    let (status, problem) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": "ftp://example.com/", "wait_until": "domcontentloaded"}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (400, Some("invalid_request"))
+    );
+
     let (status, stopped) = post(&agent, "/v1/desktop/browser/stop", json!({})).await;
     assert_eq!((status, stopped["running"].as_bool()), (200, Some(false)));
     let status: Value = agent
@@ -150,4 +195,14 @@ async fn browser_over_cdp() {
         .await
         .unwrap_err();
     assert!(matches!(err, tokio_tungstenite::tungstenite::Error::Http(r) if r.status() == 409));
+    let (status, problem) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": "about:blank"}),
+    )
+    .await;
+    assert_eq!(
+        (status, problem["code"].as_str()),
+        (409, Some("browser_not_running"))
+    );
 }

@@ -386,3 +386,41 @@ pub struct BrowserStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub devtools_port: Option<u16>,
 }
+
+/// When `navigate` answers: after the page's `load` event (default) or its
+/// `DOMContentLoaded`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum WaitUntil {
+    /// The `load` event.
+    #[default]
+    Load,
+    /// The `DOMContentLoaded` event.
+    Domcontentloaded,
+}
+
+/// `POST /v1/desktop/browser/navigate`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserNavigateRequest {
+    /// An http, https, file or about URL.
+    pub url: String,
+    /// When to answer (default `load`).
+    #[serde(default)]
+    pub wait_until: WaitUntil,
+}
+
+/// The page the browser shows: `navigate`'s answer, and `text`'s with the
+/// page's text.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserPage {
+    /// The page's URL.
+    pub url: String,
+    /// The page's title.
+    pub title: String,
+    /// `document.body.innerText` (`text` only), at most 1 MiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// Whether `text` was cut at its limit.
+    #[serde(default)]
+    pub truncated: bool,
+}

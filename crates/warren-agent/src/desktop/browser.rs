@@ -8,10 +8,14 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use serde_json::json;
 use tokio::time::Instant;
 use warren_api::agent::{ProcessState, SignalSpec, StartRequest};
-use warren_api::desktop::{BrowserStartRequest, BrowserStatus};
+use warren_api::desktop::{
+    BrowserNavigateRequest, BrowserPage, BrowserStartRequest, BrowserStatus, WaitUntil,
+};
 
+use super::cdp::{self, Page};
 use super::Desktop;
 use crate::process::Supervisor;
 use crate::AgentError;
@@ -22,7 +26,9 @@ const PROGRAMS: [&str; 2] = ["chromium", "chromium-browser"];
 const READY_WAIT: Duration = Duration::from_secs(30);
 /// How long `stop` waits after SIGTERM before SIGKILL.
 const STOP_GRACE: Duration = Duration::from_secs(3);
-/// The longest first URL accepted.
+/// The most page text returned, in bytes.
+const MAX_TEXT: usize = 1 << 20;
+/// The longest URL accepted.
 const MAX_URL: usize = 8192;
 
 /// A running browser.
@@ -205,6 +211,99 @@ impl Browser {
             },
         }
     }
+}
+
+impl Browser {
+    /// Loads `url` in the first page; answers at its `load` or
+    /// `DOMContentLoaded` event.
+    pub async fn navigate(
+        &self,
+        processes: &Supervisor,
+        req: BrowserNavigateRequest,
+    ) -> Result<BrowserPage, AgentError> {
+        check_url(&req.url)?;
+        let url = self.devtools_url(processes).await?;
+        within(async {
+            let mut page = Page::attach(&url).await?;
+            page.call("Page.enable", json!({})).await?;
+            let nav = page.call("Page.navigate", json!({"url": req.url})).await?;
+            if let Some(error) = nav["errorText"].as_str().filter(|e| !e.is_empty()) {
+                return Err(AgentError::ToolFailed {
+                    tool: "chromium".into(),
+                    detail: format!("navigation failed: {error}"),
+                });
+            }
+            // A same-document navigation has no loader and fires no event.
+            if nav.get("loaderId").is_some() {
+                page.event(match req.wait_until {
+                    WaitUntil::Load => "Page.loadEventFired",
+                    WaitUntil::Domcontentloaded => "Page.domContentEventFired",
+                })
+                .await?;
+            }
+            describe(&mut page, false).await
+        })
+        .await
+    }
+
+    /// The first page's URL, title and `document.body.innerText` (capped).
+    pub async fn text(&self, processes: &Supervisor) -> Result<BrowserPage, AgentError> {
+        let url = self.devtools_url(processes).await?;
+        within(async {
+            let mut page = Page::attach(&url).await?;
+            describe(&mut page, true).await
+        })
+        .await
+    }
+}
+
+/// Runs a high-level call within [`cdp::CALL_LIMIT`].
+async fn within<T>(
+    call: impl std::future::Future<Output = Result<T, AgentError>>,
+) -> Result<T, AgentError> {
+    tokio::time::timeout(cdp::CALL_LIMIT, call)
+        .await
+        .map_err(|_| AgentError::ToolTimedOut {
+            tool: "chromium".into(),
+            secs: cdp::CALL_LIMIT.as_secs(),
+        })?
+}
+
+/// The page's URL, title and, when `with_text`, its text.
+async fn describe(page: &mut Page, with_text: bool) -> Result<BrowserPage, AgentError> {
+    let expression = if with_text {
+        "[location.href, document.title, document.body ? document.body.innerText : '']"
+    } else {
+        "[location.href, document.title]"
+    };
+    let value = page
+        .call(
+            "Runtime.evaluate",
+            json!({"expression": expression, "returnByValue": true}),
+        )
+        .await?;
+    let value = &value["result"]["value"];
+    let field = |i: usize| value[i].as_str().unwrap_or_default().to_string();
+    let (text, truncated) = if with_text {
+        let mut text = field(2);
+        let truncated = text.len() > MAX_TEXT;
+        if truncated {
+            let mut end = MAX_TEXT;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+        }
+        (Some(text), truncated)
+    } else {
+        (None, false)
+    };
+    Ok(BrowserPage {
+        url: field(0),
+        title: field(1),
+        text,
+        truncated,
+    })
 }
 
 /// SIGTERM, then SIGKILL after a grace; the process is forgotten.

@@ -9,13 +9,15 @@
 //! - [`recording`]: screen recordings (ffmpeg to MP4), kept on disk;
 //! - [`windows`]: windows (wmctrl, xdotool), clipboard (xclip), `launch`
 //!   and `open`;
-//! - [`browser`]: Chromium with its DevTools port on loopback;
+//! - [`browser`]: Chromium with its DevTools port on loopback, and
+//!   [`cdp`] the small DevTools client of its high-level routes;
 //! - [`tool`]: bounded runs of those tools (argv only, a time limit each).
 //!
 //! Nothing here knows of sandboxes: on any host with Xvfb installed it
 //! works the same, on the first free display number.
 
 pub mod browser;
+pub mod cdp;
 pub mod input;
 pub mod recording;
 pub mod screen;

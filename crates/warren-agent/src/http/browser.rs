@@ -13,7 +13,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as CdpMessage;
 use utoipa_axum::{router::OpenApiRouter, routes};
-use warren_api::desktop::{BrowserStartRequest, BrowserStatus};
+use warren_api::desktop::{
+    BrowserNavigateRequest, BrowserPage, BrowserStartRequest, BrowserStatus,
+};
 use warren_api::extract::Json;
 use warren_api::{ErrorCode, Problem};
 
@@ -34,6 +36,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stop))
         .routes(routes!(status))
         .routes(routes!(cdp))
+        .routes(routes!(navigate))
+        .routes(routes!(text))
 }
 
 /// Starts Chromium on the desktop's display (or headless) as a managed
@@ -69,6 +73,35 @@ async fn stop(State(state): State<AppState>) -> Json<BrowserStatus> {
     ))]
 async fn status(State(state): State<AppState>) -> Json<BrowserStatus> {
     Json(state.browser.status(&state.processes).await)
+}
+
+/// Loads a URL in the browser's first page; answers at its `load` (or
+/// `DOMContentLoaded`) event, within 30 s.
+#[utoipa::path(post, path = "/v1/desktop/browser/navigate", tag = "desktop",
+    request_body = BrowserNavigateRequest,
+    responses(
+        (status = 200, description = "The page loaded", body = BrowserPage),
+        (status = 400, description = "A URL of another scheme than http, https, file or about (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 500, description = "The navigation failed (`internal`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn navigate(
+    State(state): State<AppState>,
+    Json(req): Json<BrowserNavigateRequest>,
+) -> Result<Json<BrowserPage>, AgentError> {
+    Ok(Json(state.browser.navigate(&state.processes, req).await?))
+}
+
+/// The first page's URL, title and `document.body.innerText` (at most 1 MiB).
+#[utoipa::path(get, path = "/v1/desktop/browser/text", tag = "desktop",
+    responses(
+        (status = 200, description = "The page and its text", body = BrowserPage),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn text(State(state): State<AppState>) -> Result<Json<BrowserPage>, AgentError> {
+    Ok(Json(state.browser.text(&state.processes).await?))
 }
 
 /// The browser's DevTools protocol (CDP) over a WebSocket: every message
