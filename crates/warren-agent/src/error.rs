@@ -174,6 +174,11 @@ pub enum AgentError {
     /// No top-level window with this id on the display.
     #[error("no window with id {0}")]
     WindowNotFound(u32),
+    /// No element with this ref on the browser's page.
+    #[error(
+        "no element with ref {0} on the page (refs come from GET /v1/desktop/browser/snapshot)"
+    )]
+    ElementNotFound(String),
     /// No recording with this id.
     #[error("no recording with id {0}")]
     RecordingNotFound(String),
@@ -251,6 +256,7 @@ impl AgentError {
             AgentError::DesktopNotRunning => ErrorCode::DesktopNotRunning,
             AgentError::BrowserNotRunning => ErrorCode::BrowserNotRunning,
             AgentError::WindowNotFound(_) => ErrorCode::WindowNotFound,
+            AgentError::ElementNotFound(_) => ErrorCode::ElementNotFound,
             AgentError::DesktopConflict(_) => ErrorCode::Conflict,
             AgentError::RecordingNotFound(_) => ErrorCode::RecordingNotFound,
             AgentError::ToolTimedOut { .. } => ErrorCode::Timeout,

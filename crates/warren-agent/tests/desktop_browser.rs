@@ -1,7 +1,7 @@
 //! `/v1/desktop/browser` with a real Chromium (headless, so no display):
 //! start on a local page, the DevTools protocol forwarded through the
 //! agent's WebSocket reads the page's title, `navigate` and `text` read a
-//! second page, and the errors: a bad URL scheme, the routes before start
+//! second page, `snapshot`, `fill` and `click` by ref drive a form, and the errors: a bad URL scheme, the routes before start
 //! and after stop.
 
 mod common;
@@ -168,6 +168,73 @@ async fn browser_over_cdp() {
         "{text}"
     );
     assert_eq!(text["truncated"], false);
+
+    // snapshot, fill and click by ref: the button shows the input's value.
+    let form = agent.dir.path().join("form.html");
+    std::fs::write(
+        &form,
+        "<title>form</title><input id=i aria-label=Name>\
+         <button onclick=\"document.getElementById('o').textContent='got:'+\
+         document.getElementById('i').value\">Go</button><p id=o>none</p>",
+    )
+    .unwrap();
+    let (status, page) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": format!("file://{}", form.display()), "wait_until": "domcontentloaded"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let snapshot: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let elements = snapshot["elements"].as_array().unwrap();
+    let find = |role: &str, name: &str| {
+        elements
+            .iter()
+            .find(|e| e["role"] == role && e["name"] == name)
+            .unwrap_or_else(|| panic!("no {role} {name} in {snapshot}"))["ref"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let (input, button) = (find("textbox", "Name"), find("button", "Go"));
+    let (status, body) = post(
+        &agent,
+        "/v1/desktop/browser/fill",
+        json!({"ref": input, "text": "hello warren"}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    let (status, body) = post(&agent, "/v1/desktop/browser/click", json!({"ref": button})).await;
+    assert_eq!(status, 204, "{body}");
+    let text: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/text"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        text["text"].as_str().unwrap().contains("got:hello warren"),
+        "{text}"
+    );
+    for body in [json!({"ref": "e99999999"}), json!({"ref": "nonsense"})] {
+        let (status, problem) = post(&agent, "/v1/desktop/browser/click", body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (404, Some("element_not_found"))
+        );
+    }
+
     let (status, problem) = post(
         &agent,
         "/v1/desktop/browser/navigate",

@@ -387,6 +387,52 @@ pub struct BrowserStatus {
     pub devtools_port: Option<u16>,
 }
 
+/// `POST /v1/desktop/browser/click`: an element of `snapshot`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserClickRequest {
+    /// The element's `ref` from `snapshot`.
+    #[serde(rename = "ref")]
+    pub element: String,
+}
+
+/// `POST /v1/desktop/browser/fill`: text typed into an element of
+/// `snapshot`, replacing its value.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserFillRequest {
+    /// The element's `ref` from `snapshot`.
+    #[serde(rename = "ref")]
+    pub element: String,
+    /// The text (at most 1 MiB).
+    pub text: String,
+}
+
+/// One element of the page's accessibility tree.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserElement {
+    /// Its ref for `click` and `fill`, stable while the page stays loaded.
+    #[serde(rename = "ref")]
+    pub element: String,
+    /// Its accessibility role (`button`, `textbox`, `link`, ...).
+    pub role: String,
+    /// Its accessible name.
+    pub name: String,
+    /// Its value, for inputs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+}
+
+/// `GET /v1/desktop/browser/snapshot`: the page's accessibility tree,
+/// flattened in document order, at most 2000 elements.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct BrowserSnapshot {
+    /// The page's URL.
+    pub url: String,
+    /// The elements with a role other than a container's, or a name.
+    pub elements: Vec<BrowserElement>,
+    /// Whether elements were left out at the limit.
+    pub truncated: bool,
+}
+
 /// When `navigate` answers: after the page's `load` event (default) or its
 /// `DOMContentLoaded`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -95,6 +95,8 @@ pub enum ErrorCode {
     BrowserNotRunning,
     /// No window with this id on the desktop's display (404).
     WindowNotFound,
+    /// No element with this ref on the browser's page (404).
+    ElementNotFound,
     /// No desktop recording with this id (404).
     RecordingNotFound,
     /// An unexpected failure on our side (500). Details are logged, not returned.
@@ -111,7 +113,8 @@ impl ErrorCode {
             Forbidden | PathNotAllowed => 403,
             NotFound | SandboxNotFound | ProcessNotFound | FileNotFound | CheckpointNotFound
             | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound | AgentNotFound
-            | SessionNotFound | RequestNotFound | WindowNotFound | RecordingNotFound => 404,
+            | SessionNotFound | RequestNotFound | WindowNotFound | RecordingNotFound
+            | ElementNotFound => 404,
             MethodNotAllowed => 405,
             IsADirectory | NotADirectory => 400,
             Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning
@@ -174,6 +177,7 @@ impl ErrorCode {
             DesktopNotRunning => "desktop_not_running",
             BrowserNotRunning => "browser_not_running",
             WindowNotFound => "window_not_found",
+            ElementNotFound => "element_not_found",
             RecordingNotFound => "recording_not_found",
             Internal => "internal",
         }
@@ -223,6 +227,7 @@ impl ErrorCode {
             DesktopNotRunning => "Desktop not running",
             BrowserNotRunning => "Browser not running",
             WindowNotFound => "Window not found",
+            ElementNotFound => "Element not found",
             RecordingNotFound => "Recording not found",
             Internal => "Internal error",
         }

@@ -44,6 +44,7 @@ export type ErrorCode =
   | 'desktop_not_running'
   | 'browser_not_running'
   | 'window_not_found'
+  | 'element_not_found'
   | 'recording_not_found'
   | 'timeout'
   | 'unavailable'

@@ -258,7 +258,7 @@ impl Browser {
 }
 
 /// Runs a high-level call within [`cdp::CALL_LIMIT`].
-async fn within<T>(
+pub(super) async fn within<T>(
     call: impl std::future::Future<Output = Result<T, AgentError>>,
 ) -> Result<T, AgentError> {
     tokio::time::timeout(cdp::CALL_LIMIT, call)

@@ -10,7 +10,8 @@
 //! - [`windows`]: windows (wmctrl, xdotool), clipboard (xclip), `launch`
 //!   and `open`;
 //! - [`browser`]: Chromium with its DevTools port on loopback, and
-//!   [`cdp`] the small DevTools client of its high-level routes;
+//!   [`cdp`] the small DevTools client of its high-level routes,
+//!   [`elements`] the page's accessibility snapshot, `click` and `fill`;
 //! - [`tool`]: bounded runs of those tools (argv only, a time limit each).
 //!
 //! Nothing here knows of sandboxes: on any host with Xvfb installed it
@@ -18,6 +19,7 @@
 
 pub mod browser;
 pub mod cdp;
+pub mod elements;
 pub mod input;
 pub mod recording;
 pub mod screen;

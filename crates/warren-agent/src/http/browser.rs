@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -14,7 +15,8 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as CdpMessage;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use warren_api::desktop::{
-    BrowserNavigateRequest, BrowserPage, BrowserStartRequest, BrowserStatus,
+    BrowserClickRequest, BrowserFillRequest, BrowserNavigateRequest, BrowserPage, BrowserSnapshot,
+    BrowserStartRequest, BrowserStatus,
 };
 use warren_api::extract::Json;
 use warren_api::{ErrorCode, Problem};
@@ -38,6 +40,9 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(cdp))
         .routes(routes!(navigate))
         .routes(routes!(text))
+        .routes(routes!(snapshot))
+        .routes(routes!(click))
+        .routes(routes!(fill))
 }
 
 /// Starts Chromium on the desktop's display (or headless) as a managed
@@ -102,6 +107,54 @@ async fn navigate(
     ))]
 async fn text(State(state): State<AppState>) -> Result<Json<BrowserPage>, AgentError> {
     Ok(Json(state.browser.text(&state.processes).await?))
+}
+
+/// The first page's accessibility tree, flattened to elements with refs
+/// (at most 2000).
+#[utoipa::path(get, path = "/v1/desktop/browser/snapshot", tag = "desktop",
+    responses(
+        (status = 200, description = "The page's elements", body = BrowserSnapshot),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn snapshot(State(state): State<AppState>) -> Result<Json<BrowserSnapshot>, AgentError> {
+    Ok(Json(state.browser.snapshot(&state.processes).await?))
+}
+
+/// Clicks an element of `snapshot` by its ref (in the middle of its box,
+/// scrolled into view).
+#[utoipa::path(post, path = "/v1/desktop/browser/click", tag = "desktop",
+    request_body = BrowserClickRequest,
+    responses(
+        (status = 204, description = "Clicked"),
+        (status = 404, description = "No element with this ref (`element_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn click(
+    State(state): State<AppState>,
+    Json(req): Json<BrowserClickRequest>,
+) -> Result<StatusCode, AgentError> {
+    state.browser.click(&state.processes, req).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces the value of an element of `snapshot` with `text`, typed in.
+#[utoipa::path(post, path = "/v1/desktop/browser/fill", tag = "desktop",
+    request_body = BrowserFillRequest,
+    responses(
+        (status = 204, description = "Filled"),
+        (status = 400, description = "Text over 1 MiB (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No element with this ref (`element_not_found`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn fill(
+    State(state): State<AppState>,
+    Json(req): Json<BrowserFillRequest>,
+) -> Result<StatusCode, AgentError> {
+    state.browser.fill(&state.processes, req).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The browser's DevTools protocol (CDP) over a WebSocket: every message
