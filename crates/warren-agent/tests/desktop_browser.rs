@@ -1,7 +1,8 @@
 //! `/v1/desktop/browser` with a real Chromium (headless, so no display):
 //! start on a local page, the DevTools protocol forwarded through the
 //! agent's WebSocket reads the page's title, `navigate` and `text` read a
-//! second page, `snapshot`, `fill` and `click` by ref drive a form, and the errors: a bad URL scheme, the routes before start
+//! second page, `snapshot`, `fill` and `click` by ref drive a form,
+//! `screenshot` is a PNG or a JPEG, and the errors: a bad URL scheme, the routes before start
 //! and after stop.
 
 mod common;
@@ -227,6 +228,17 @@ async fn browser_over_cdp() {
         text["text"].as_str().unwrap().contains("got:hello warren"),
         "{text}"
     );
+    for (format, magic) in [("png", &b"\x89PNG"[..]), ("jpeg", &b"\xff\xd8\xff"[..])] {
+        let resp = agent
+            .http
+            .get(agent.url(&format!("/v1/desktop/browser/screenshot?format={format}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200, "{format}");
+        assert_eq!(resp.headers()["content-type"], format!("image/{format}"));
+        assert!(resp.bytes().await.unwrap().starts_with(magic), "{format}");
+    }
     for body in [json!({"ref": "e99999999"}), json!({"ref": "nonsense"})] {
         let (status, problem) = post(&agent, "/v1/desktop/browser/click", body).await;
         assert_eq!(

@@ -470,3 +470,13 @@ pub struct BrowserPage {
     #[serde(default)]
     pub truncated: bool,
 }
+
+/// Query of `GET /v1/desktop/browser/screenshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct BrowserScreenshotQuery {
+    /// `png` (default) or `jpeg`.
+    #[serde(default)]
+    #[param(inline)]
+    pub format: ImageFormat,
+}

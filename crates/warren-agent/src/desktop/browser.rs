@@ -8,11 +8,12 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::json;
 use tokio::time::Instant;
 use warren_api::agent::{ProcessState, SignalSpec, StartRequest};
 use warren_api::desktop::{
-    BrowserNavigateRequest, BrowserPage, BrowserStartRequest, BrowserStatus, WaitUntil,
+    BrowserNavigateRequest, BrowserPage, BrowserStartRequest, BrowserStatus, ImageFormat, WaitUntil,
 };
 
 use super::cdp::{self, Page};
@@ -242,6 +243,33 @@ impl Browser {
                 .await?;
             }
             describe(&mut page, false).await
+        })
+        .await
+    }
+
+    /// The first page's viewport as PNG or JPEG.
+    pub async fn screenshot(
+        &self,
+        processes: &Supervisor,
+        format: ImageFormat,
+    ) -> Result<Vec<u8>, AgentError> {
+        let url = self.devtools_url(processes).await?;
+        let format = match format {
+            ImageFormat::Png => "png",
+            ImageFormat::Jpeg => "jpeg",
+        };
+        within(async {
+            let mut page = Page::attach(&url).await?;
+            let shot = page
+                .call("Page.captureScreenshot", json!({"format": format}))
+                .await?;
+            let data = shot["data"].as_str().unwrap_or_default();
+            base64::engine::general_purpose::STANDARD
+                .decode(data)
+                .map_err(|_| AgentError::ToolFailed {
+                    tool: "chromium".into(),
+                    detail: "a screenshot that is not base64".into(),
+                })
         })
         .await
     }

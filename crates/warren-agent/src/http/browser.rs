@@ -7,18 +7,22 @@ use std::sync::{Arc, LazyLock};
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as CdpMessage;
 use utoipa_axum::{router::OpenApiRouter, routes};
+use warren_api::agent::RawBytes;
 use warren_api::desktop::{
     BrowserClickRequest, BrowserFillRequest, BrowserNavigateRequest, BrowserPage, BrowserSnapshot,
     BrowserStartRequest, BrowserStatus,
 };
+use warren_api::desktop::{BrowserScreenshotQuery, ImageFormat};
 use warren_api::extract::Json;
+use warren_api::extract::Query;
 use warren_api::{ErrorCode, Problem};
 
 use crate::{AgentError, AppState};
@@ -43,6 +47,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(snapshot))
         .routes(routes!(click))
         .routes(routes!(fill))
+        .routes(routes!(screenshot))
 }
 
 /// Starts Chromium on the desktop's display (or headless) as a managed
@@ -155,6 +160,33 @@ async fn fill(
 ) -> Result<StatusCode, AgentError> {
     state.browser.fill(&state.processes, req).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// The first page's viewport as PNG (default) or JPEG.
+#[utoipa::path(get, path = "/v1/desktop/browser/screenshot", tag = "desktop",
+    params(BrowserScreenshotQuery),
+    responses(
+        (status = 200, description = "The image", content((inline(RawBytes) = "image/png"), (inline(RawBytes) = "image/jpeg"))),
+        (status = 409, description = "The browser is not running (`browser_not_running`)", body = Problem, content_type = "application/problem+json"),
+        (status = 504, description = "No answer within 30 s (`timeout`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn screenshot(
+    State(state): State<AppState>,
+    Query(q): Query<BrowserScreenshotQuery>,
+) -> Result<Response, AgentError> {
+    let kind = match q.format {
+        ImageFormat::Png => "image/png",
+        ImageFormat::Jpeg => "image/jpeg",
+    };
+    let bytes = state.browser.screenshot(&state.processes, q.format).await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// The browser's DevTools protocol (CDP) over a WebSocket: every message
