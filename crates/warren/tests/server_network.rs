@@ -668,3 +668,105 @@ async fn many_sandboxes_are_set_elements_not_rules() {
     }
     drop(server);
 }
+
+/// After a `kill -9` and a restart, running sandboxes keep exactly their
+/// policies (their elements are read back), while elements of no sandbox
+/// and whatever an older server left in the table (a chain and sets per
+/// sandbox behind a verdict map) are removed.
+#[tokio::test]
+async fn a_restart_keeps_policies_and_removes_leftovers() {
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let mut server = TestServer::start_with(Options {
+        args: slot.server_args(Some(internet.a())),
+        ..Options::default()
+    })
+    .await;
+    let (a, b) = (internet.a().to_string(), internet.b().to_string());
+    let listed = create(&server, json!({ "allow": [format!("{a}/32")] })).await;
+    let by_name = create(&server, json!({ "allow": ["b.test"] })).await;
+    let plain = create(&server, json!({ "egress": "allow" })).await;
+    assert_eq!(
+        probe(&server, &by_name, &format!("http b.test 80")).await,
+        "ok stand-in b"
+    );
+    let before = TableState::read(&slot.name());
+    assert_eq!(before.learnt.len(), 1, "{before:?}");
+
+    server.kill9();
+    let (t, k) = (format!("inet {}", slot.name()), slot.k);
+    let stray = format!("10.214.{k}.250");
+    let old = format!(
+        "{:08x}",
+        u32::from(stray.parse::<std::net::Ipv4Addr>().unwrap())
+    );
+    let leftovers = format!(
+        "add map {t} sandboxes {{ type ipv4_addr : verdict; }}\n\
+         add chain {t} sb_{old}\n\
+         add rule {t} sb_{old} accept\n\
+         add set {t} sn_{old} {{ type ipv4_addr; flags interval; }}\n\
+         add set {t} sd_{old} {{ type ipv4_addr; flags timeout; }}\n\
+         add element {t} sandboxes {{ {stray} : jump sb_{old} }}\n\
+         add element {t} egress_public {{ \"{name}-fa\" . {stray} }}\n\
+         add element {t} allowed {{ {stray} . 0.0.0.0/0 }}\n\
+         add element {t} learnt {{ {stray} . {b} timeout 1h }}\n",
+        name = slot.name()
+    );
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(leftovers.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success());
+    server.spawn();
+
+    let after = TableState::read(&slot.name());
+    assert!(
+        !after.chains.iter().any(|c| c.starts_with("sb_")),
+        "{after:?}"
+    );
+    assert_eq!(after.rules, before.rules, "{after:?}");
+    assert_eq!(after.public, before.public, "{after:?}");
+    assert_eq!(after.listed, before.listed, "{after:?}");
+    assert_eq!(after.allowed, before.allowed, "{after:?}");
+    assert_eq!(after.learnt.len(), 1, "{after:?}");
+    let listing = Command::new("nft")
+        .args(["list", "table", "inet", &slot.name()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        !listing.contains(&stray) && !listing.contains("sandboxes"),
+        "{listing}"
+    );
+
+    let reach = |id: &str, host: &str| {
+        let (server, cmd) = (&server, format!("http {host} 80"));
+        let id = id.to_string();
+        async move { probe(server, &id, &cmd).await.starts_with("ok") }
+    };
+    assert!(reach(&listed, &a).await);
+    assert!(!reach(&listed, &b).await);
+    assert!(reach(&plain, &a).await);
+    assert!(reach(&plain, &b).await);
+    assert!(reach(&by_name, &b).await);
+    assert!(!reach(&by_name, &a).await);
+
+    for id in [&listed, &by_name, &plain] {
+        let (status, _) = server
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 204);
+    }
+    let (veths, table) = host_state(&slot);
+    assert!(veths.is_empty(), "{veths:?}");
+    for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
+        assert!(elements.is_empty(), "{table:?}");
+    }
+}
