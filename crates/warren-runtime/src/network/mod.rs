@@ -165,6 +165,10 @@ fn netlink_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkE
     move |source| NetworkError::Netlink { op, source }
 }
 
+/// Per sandbox address, its resolver-learnt addresses and when their
+/// elements time out.
+type Learnt = HashMap<Ipv4Addr, HashMap<Ipv4Addr, Instant>>;
+
 /// One sandbox's place on the network.
 #[derive(Debug, Clone)]
 struct Lease {
@@ -191,8 +195,8 @@ struct Inner {
     tables: Tables,
     gateway: Ipv4Addr,
     leases: Mutex<Leases>,
-    /// (sandbox, learnt address) → when its nft element times out.
-    learnt: Mutex<HashMap<(Ipv4Addr, Ipv4Addr), Instant>>,
+    /// sandbox → learnt address → when its nft element times out.
+    learnt: Mutex<Learnt>,
     /// The table's sets. Every change of a sandbox's elements holds it,
     /// then (briefly) `leases`: never the other way round.
     sets: Mutex<Nftables>,
@@ -257,6 +261,8 @@ impl Network {
             tables.run(script)?;
         }
         let mut sets = Nftables::open(&config.name).map_err(NetworkError::Elements)?;
+        // 0.0.0.0 is never a sandbox's address.
+        sets.probe(nft::LEARNT, vec![0; 8]);
 
         let mut leases = Leases::default();
         for link in host.links().map_err(netlink_err("listing links"))? {
@@ -358,7 +364,7 @@ impl Network {
     pub fn connect(&self, prepared: Prepared, pid: i32) -> Result<(), NetworkError> {
         let Prepared { id, addr, rules } = prepared;
         self.inner.wire(&id, addr, pid)?;
-        self.inner.set_rules(&id, rules);
+        self.inner.set_rules(&id, Some(rules));
         Ok(())
     }
 
@@ -380,7 +386,7 @@ impl Network {
             return Err(e);
         }
         self.inner.wire(id, addr, pid)?;
-        self.inner.set_rules(id, rules);
+        self.inner.set_rules(id, Some(rules));
         Ok(())
     }
 
@@ -394,6 +400,9 @@ impl Network {
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
         host.delete_link(&interface)
             .map_err(netlink_err(format!("deleting {interface}")))?;
+        // The resolver admits nothing more for it; what it admitted until
+        // now (under the lock of the sets) goes with the rest.
+        self.inner.set_rules(id, None);
         self.inner.install(id, addr, &Rules::Loopback, true)?;
         self.inner.drop_lease(id);
         Ok(())
@@ -430,10 +439,10 @@ impl Inner {
         Err(NetworkError::Exhausted(self.config.cidr))
     }
 
-    fn set_rules(&self, id: &str, rules: Arc<Rules>) {
+    fn set_rules(&self, id: &str, rules: Option<Arc<Rules>>) {
         let mut leases = self.leases.lock().expect("leases lock");
         if let Some(lease) = leases.by_id.get_mut(id) {
-            lease.rules = Some(rules);
+            lease.rules = rules;
         }
     }
 
@@ -466,20 +475,16 @@ impl Inner {
         let new = Installed::of(rules);
         let learnt: Vec<Ipv4Addr> = if forget {
             let learnt = self.learnt.lock().expect("learnt lock");
-            (learnt.keys())
-                .filter(|(owner, _)| *owner == addr)
-                .map(|(_, ip)| *ip)
-                .collect()
+            (learnt.get(&addr))
+                .map(|ips| ips.keys().copied().collect())
+                .unwrap_or_default()
         } else {
             Vec::new()
         };
         let changes = self.tables.changes(addr, &old, &new, &learnt);
         sets.commit(&changes).map_err(NetworkError::Elements)?;
         if forget {
-            self.learnt
-                .lock()
-                .expect("learnt lock")
-                .retain(|(owner, _), _| *owner != addr);
+            self.learnt.lock().expect("learnt lock").remove(&addr);
         }
         let mut leases = self.leases.lock().expect("leases lock");
         if let Some(lease) = leases.by_id.get_mut(id) {
@@ -565,7 +570,7 @@ impl dns::Policy for Inner {
         {
             let learnt = self.learnt.lock().expect("learnt lock");
             for ip in ips {
-                match learnt.get(&(source, *ip)) {
+                match learnt.get(&source).and_then(|ips| ips.get(ip)) {
                     // Still admitted for more than half of what is asked.
                     Some(&until) if until > now + timeout / 2 => {}
                     Some(&until) if until > now + Duration::from_secs(5) => refresh.push(*ip),
@@ -587,8 +592,9 @@ impl dns::Policy for Inner {
         match sets.commit(&changes).map_err(NetworkError::Elements) {
             Ok(()) => {
                 let mut learnt = self.learnt.lock().expect("learnt lock");
+                let ips = learnt.entry(source).or_default();
                 for ip in fresh.iter().chain(&refresh) {
-                    learnt.insert((source, *ip), now + timeout);
+                    ips.insert(*ip, now + timeout);
                 }
             }
             Err(e) => tracing::warn!(sandbox = %source, error = %e, "admitting resolved addresses"),
@@ -603,9 +609,9 @@ fn recover(
     tables: &Tables,
     sets: &mut Nftables,
     leases: &mut Leases,
-) -> Result<HashMap<(Ipv4Addr, Ipv4Addr), Instant>, NetworkError> {
+) -> Result<Learnt, NetworkError> {
     let now = Instant::now();
-    let mut learnt = HashMap::new();
+    let mut learnt = Learnt::new();
     let mut stale = Vec::new();
     let addr_at = |key: &[u8], at: usize| -> Option<Ipv4Addr> {
         let octets: [u8; 4] = key.get(at..at + 4)?.try_into().ok()?;
@@ -644,7 +650,7 @@ fn recover(
                 _ => match (addr_at(&listed.key, 0), addr_at(&listed.key, 4)) {
                     (Some(owner), Some(ip)) if lease(leases, Some(owner)).is_some() => {
                         let left = listed.expires.unwrap_or_default();
-                        learnt.insert((owner, ip), now + left);
+                        learnt.entry(owner).or_default().insert(ip, now + left);
                         true
                     }
                     _ => false,

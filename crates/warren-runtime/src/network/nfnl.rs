@@ -8,7 +8,9 @@
 //! kept open: `NFT_MSG_NEWSETELEM` and `NFT_MSG_DESTROYSETELEM` (deleting an
 //! element that is not there is no error; Linux 6.3 and later) between a
 //! batch's begin and end, which the kernel applies atomically. Its cost
-//! depends on the elements named, not on how many the sets hold.
+//! depends on the elements named, not on how many the sets hold. Before
+//! Linux 6.3 (no destroy), an element is removed by adding it (no error if
+//! present) and deleting it in the same batch.
 
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -24,6 +26,7 @@ const NFNL_MSG_BATCH_BEGIN: u16 = 16;
 const NFNL_MSG_BATCH_END: u16 = 17;
 const NFT_MSG_NEWSETELEM: u16 = 12;
 const NFT_MSG_GETSETELEM: u16 = 13;
+const NFT_MSG_DELSETELEM: u16 = 14;
 const NFT_MSG_DESTROYSETELEM: u16 = 30;
 const NFPROTO_INET: u8 = 1;
 
@@ -91,6 +94,8 @@ pub struct Nftables {
     fd: OwnedFd,
     table: String,
     seq: u32,
+    /// Whether the kernel has `NFT_MSG_DESTROYSETELEM`.
+    destroy: bool,
 }
 
 impl Nftables {
@@ -113,7 +118,30 @@ impl Nftables {
             fd,
             table: table.to_string(),
             seq: 1,
+            destroy: true,
         })
+    }
+
+    /// Finds out whether the kernel destroys elements, by destroying `key`
+    /// (which must be absent) in `set`; without, removals add and delete.
+    pub fn probe(&mut self, set: &'static str, key: Vec<u8>) {
+        let absent = Element {
+            key,
+            key_end: None,
+            timeout: None,
+        };
+        self.destroy = self
+            .commit(&[Change {
+                op: Op::Destroy,
+                set,
+                elements: vec![absent],
+            }])
+            .is_ok();
+        if !self.destroy {
+            tracing::info!(
+                "nftables without element destroy (Linux before 6.3): removals add, then delete"
+            );
+        }
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -128,12 +156,19 @@ impl Nftables {
         begin.bytes(&nfgen(0, NFNL_SUBSYS_NFTABLES));
         buf.extend(begin.finish(self.next_seq()));
         let mut asked = 0usize;
-        for change in changes {
+        let steps = changes.iter().flat_map(|change| {
+            let kinds: &[(u16, u16)] = match (change.op, self.destroy) {
+                (Op::Add, _) => &[(NFT_MSG_NEWSETELEM, NLM_F_CREATE)],
+                (Op::Destroy, true) => &[(NFT_MSG_DESTROYSETELEM, 0)],
+                (Op::Destroy, false) => {
+                    &[(NFT_MSG_NEWSETELEM, NLM_F_CREATE), (NFT_MSG_DELSETELEM, 0)]
+                }
+            };
+            kinds.iter().map(move |kind| (change, *kind))
+        });
+        let steps: Vec<(&Change, (u16, u16))> = steps.collect();
+        for (change, (ty, flags)) in steps {
             for chunk in change.elements.chunks(CHUNK) {
-                let (ty, flags) = match change.op {
-                    Op::Add => (NFT_MSG_NEWSETELEM, NLM_F_CREATE),
-                    Op::Destroy => (NFT_MSG_DESTROYSETELEM, 0),
-                };
                 let mut msg = Message::new(NFNL_SUBSYS_NFTABLES << 8 | ty, flags);
                 msg.bytes(&nfgen(NFPROTO_INET, 0));
                 msg.attr_str(NFTA_SET_ELEM_LIST_TABLE, &self.table);
@@ -359,5 +394,109 @@ mod tests {
                 expires: Some(Duration::from_millis(1500)),
             }]
         );
+    }
+
+    /// A scratch table of this test's own, deleted on drop.
+    struct Scratch(String);
+
+    impl Scratch {
+        fn new() -> Scratch {
+            let name = format!("wnfnl{}", std::process::id() % 1_000_000);
+            let script = format!(
+                "add table inet {name}\n\
+                 add set inet {name} learnt {{ type ipv4_addr . ipv4_addr; flags timeout; }}\n\
+                 add set inet {name} allowed {{ type ipv4_addr . ipv4_addr; flags interval; }}\n"
+            );
+            nft(&script);
+            Scratch(name)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            nft(&format!("delete table inet {}\n", self.0));
+        }
+    }
+
+    fn nft(script: &str) {
+        use std::io::Write;
+        let mut child = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(script.as_bytes())
+            .unwrap();
+        assert!(child.wait().unwrap().success(), "{script}");
+    }
+
+    #[test]
+    fn elements_are_added_listed_and_removed_atomically() {
+        let scratch = Scratch::new();
+        let learnt = Element {
+            key: vec![10, 0, 0, 1, 1, 1, 1, 1],
+            key_end: None,
+            timeout: Some(Duration::from_secs(60)),
+        };
+        let range = Element {
+            key: vec![10, 0, 0, 1, 1, 2, 3, 0],
+            key_end: Some(vec![10, 0, 0, 1, 1, 2, 3, 255]),
+            timeout: None,
+        };
+        let change = |op, set, e: &Element| Change {
+            op,
+            set,
+            elements: vec![e.clone()],
+        };
+        let mut sets = Nftables::open(&scratch.0).unwrap();
+        sets.probe("learnt", vec![0; 8]);
+        assert!(sets.destroy, "this kernel destroys elements");
+        for destroy in [true, false] {
+            sets.destroy = destroy;
+            let add = [
+                change(Op::Add, "learnt", &learnt),
+                change(Op::Add, "allowed", &range),
+            ];
+            // Adding twice is no error.
+            sets.commit(&add).unwrap();
+            sets.commit(&add).unwrap();
+            let listed = sets.elements("learnt").unwrap();
+            assert_eq!(listed.len(), 1, "{listed:?}");
+            assert_eq!(listed[0].key, learnt.key);
+            let left = listed[0].expires.unwrap();
+            assert!(left <= Duration::from_secs(60) && left > Duration::from_secs(50));
+            let ranges = sets.elements("allowed").unwrap();
+            assert_eq!(ranges.len(), 1, "{ranges:?}");
+            assert_eq!(
+                (&ranges[0].key, &ranges[0].key_end),
+                (&range.key, &range.key_end)
+            );
+
+            // A batch that fails anywhere changes nothing.
+            let other = Element {
+                key: vec![10, 0, 0, 2, 1, 1, 1, 1],
+                ..learnt.clone()
+            };
+            let failing = [
+                change(Op::Add, "learnt", &other),
+                change(Op::Add, "no-such-set", &other),
+            ];
+            assert!(sets.commit(&failing).is_err());
+            assert_eq!(sets.elements("learnt").unwrap().len(), 1);
+
+            // Removing twice is no error.
+            let remove = [
+                change(Op::Destroy, "learnt", &learnt),
+                change(Op::Destroy, "allowed", &range),
+            ];
+            sets.commit(&remove).unwrap();
+            sets.commit(&remove).unwrap();
+            assert!(sets.elements("learnt").unwrap().is_empty());
+            assert!(sets.elements("allowed").unwrap().is_empty());
+        }
     }
 }
