@@ -687,7 +687,7 @@ async fn a_restart_keeps_policies_and_removes_leftovers() {
     let by_name = create(&server, json!({ "allow": ["b.test"] })).await;
     let plain = create(&server, json!({ "egress": "allow" })).await;
     assert_eq!(
-        probe(&server, &by_name, &format!("http b.test 80")).await,
+        probe(&server, &by_name, "http b.test 80").await,
         "ok stand-in b"
     );
     let before = TableState::read(&slot.name());

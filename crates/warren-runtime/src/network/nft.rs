@@ -531,8 +531,7 @@ mod tests {
         // Unlisted sandboxes end at a refusal.
         let last_forward = base
             .lines()
-            .filter(|l| l.contains(" forward iifname \"warren-*\""))
-            .last()
+            .rfind(|l| l.contains(" forward iifname \"warren-*\""))
             .unwrap();
         assert!(last_forward.ends_with(REJECT), "{base}");
 
