@@ -8,6 +8,7 @@ import type { Sandbox } from './types';
 import { SandboxList } from './views/sandboxes/list';
 import { SandboxPage } from './views/sandbox/page';
 import { Overview } from './views/sandbox/overview';
+import { TerminalTab } from './views/sandbox/terminal';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -47,6 +48,7 @@ export interface SandboxTab {
 /** The tabs of a sandbox's page, in order; the first is the default. */
 export const sandboxTabs: SandboxTab[] = [
   { id: 'overview', label: 'Overview', view: Overview },
+  { id: 'terminal', label: 'Terminal', view: TerminalTab, needsRunning: true },
 ];
 
 /** Every page; the first match wins. */
