@@ -9,6 +9,7 @@ import { SandboxList } from './views/sandboxes/list';
 import { SandboxPage } from './views/sandbox/page';
 import { Overview } from './views/sandbox/overview';
 import { TerminalTab } from './views/sandbox/terminal';
+import { FilesTab } from './views/sandbox/files';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -49,6 +50,7 @@ export interface SandboxTab {
 export const sandboxTabs: SandboxTab[] = [
   { id: 'overview', label: 'Overview', view: Overview },
   { id: 'terminal', label: 'Terminal', view: TerminalTab, needsRunning: true },
+  { id: 'files', label: 'Files', view: FilesTab, needsRunning: true },
 ];
 
 /** Every page; the first match wins. */
