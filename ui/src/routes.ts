@@ -10,6 +10,7 @@ import { SandboxPage } from './views/sandbox/page';
 import { Overview } from './views/sandbox/overview';
 import { TerminalTab } from './views/sandbox/terminal';
 import { FilesTab } from './views/sandbox/files';
+import { CheckpointsTab } from './views/sandbox/checkpoints';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -51,6 +52,7 @@ export const sandboxTabs: SandboxTab[] = [
   { id: 'overview', label: 'Overview', view: Overview },
   { id: 'terminal', label: 'Terminal', view: TerminalTab, needsRunning: true },
   { id: 'files', label: 'Files', view: FilesTab, needsRunning: true },
+  { id: 'checkpoints', label: 'Checkpoints', view: CheckpointsTab },
 ];
 
 /** Every page; the first match wins. */
