@@ -11,6 +11,8 @@ import { Overview } from './views/sandbox/overview';
 import { TerminalTab } from './views/sandbox/terminal';
 import { FilesTab } from './views/sandbox/files';
 import { CheckpointsTab } from './views/sandbox/checkpoints';
+import { ProcessesTab } from './views/sandbox/processes';
+import { PreviewsTab } from './views/sandbox/previews';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -53,6 +55,8 @@ export const sandboxTabs: SandboxTab[] = [
   { id: 'terminal', label: 'Terminal', view: TerminalTab, needsRunning: true },
   { id: 'files', label: 'Files', view: FilesTab, needsRunning: true },
   { id: 'checkpoints', label: 'Checkpoints', view: CheckpointsTab },
+  { id: 'processes', label: 'Processes', view: ProcessesTab, needsRunning: true },
+  { id: 'previews', label: 'Previews', view: PreviewsTab },
 ];
 
 /** Every page; the first match wins. */
