@@ -9,6 +9,7 @@
 //!   `/v1/admin/pools` (the warm pools).
 //! - [`templates`]: `/v1/templates` routes.
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
+//! - [`console`]: the web console at `/ui` (static files, no key).
 //! - [`e2b`]: E2B's control plane (`/sandboxes`, `/v2/sandboxes`, ...),
 //!   with its own key check (`X-API-KEY`) and error bodies.
 //!
@@ -20,6 +21,7 @@
 
 pub mod admin;
 pub mod checkpoints;
+pub mod console;
 pub mod e2b;
 pub mod health;
 pub mod pools;
@@ -88,6 +90,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             auth::require_key,
         ))
         .merge(e2b::layered(e2b_router, &state))
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,
