@@ -8,6 +8,8 @@ import type { Sandbox } from './types';
 import { SandboxList } from './views/sandboxes/list';
 import { SandboxPage } from './views/sandbox/page';
 import { Overview } from './views/sandbox/overview';
+import { SessionsTab } from './views/sessions/tab';
+import { AdminPage } from './views/admin/page';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -47,10 +49,12 @@ export interface SandboxTab {
 /** The tabs of a sandbox's page, in order; the first is the default. */
 export const sandboxTabs: SandboxTab[] = [
   { id: 'overview', label: 'Overview', view: Overview },
+  { id: 'sessions', label: 'Sessions', view: SessionsTab, needsRunning: true },
 ];
 
 /** Every page; the first match wins. */
 export const routes: RouteDef[] = [
   { path: '/', view: SandboxList, nav: 'Sandboxes' },
   { path: '/sandboxes/:id/:tab?', view: (props) => SandboxPage({ ...props, tabs: sandboxTabs }) },
+  { path: '/admin/:section?', view: AdminPage, nav: 'Admin', admin: true },
 ];
