@@ -122,7 +122,7 @@ function BuildForm({ api, onBuilt }: { api: Api; onBuilt: () => void }) {
         <Field label="Template name">
           <input required maxLength={64} pattern="[a-z0-9][a-z0-9._\-]*" value={name} onInput={(e) => setName(e.currentTarget.value)} />
         </Field>
-        <Field label="Or load a spec.toml">
+        <Field label="Or load it from a file">
           <input type="file" accept=".toml,text/plain" onChange={(e) => upload(e.currentTarget.files?.[0])} />
         </Field>
       </div>

@@ -189,7 +189,10 @@ export function ConversationView({ api, sandboxId, initial, onChanged }: { api: 
       // The session's state follows its events: read it again shortly.
       clearTimeout(refresh);
       refresh = setTimeout(() => {
-        api.get<AgentSession>(path, undefined, abort.signal).then(setSession, () => undefined);
+        api.get<AgentSession>(path, undefined, abort.signal).then((s) => {
+          setSession(s);
+          onChanged();
+        }, () => undefined);
       }, 300);
     };
     void follow(api, path, conv.current, changed, setStreamError, abort.signal).then(() => {

@@ -21,7 +21,8 @@ export function SessionsTab({ session, sandbox }: SandboxTabProps) {
   const [prompt, setPrompt] = useState(MOCK_PROMPT);
   const [run, busy, error] = useAction();
   const items = list.data?.items ?? [];
-  const current = items.find((s) => s.id === selected);
+  // The newest session is shown until another is picked.
+  const current = items.find((s) => s.id === selected) ?? (selected === undefined ? items[items.length - 1] : undefined);
 
   const start = () =>
     run(async () => {
@@ -65,8 +66,8 @@ export function SessionsTab({ session, sandbox }: SandboxTabProps) {
               <li key={s.id}>
                 <button
                   type="button"
-                  class={`sessions-item ${s.id === selected ? 'active' : ''}`}
-                  aria-current={s.id === selected ? 'true' : undefined}
+                  class={`sessions-item ${s.id === current?.id ? 'active' : ''}`}
+                  aria-current={s.id === current?.id ? 'true' : undefined}
                   onClick={() => setSelected(s.id)}
                 >
                   <span class="mono">{s.id}</span>
