@@ -8,6 +8,11 @@ import type { Sandbox } from './types';
 import { SandboxList } from './views/sandboxes/list';
 import { SandboxPage } from './views/sandbox/page';
 import { Overview } from './views/sandbox/overview';
+import { TerminalTab } from './views/sandbox/terminal';
+import { FilesTab } from './views/sandbox/files';
+import { CheckpointsTab } from './views/sandbox/checkpoints';
+import { ProcessesTab } from './views/sandbox/processes';
+import { PreviewsTab } from './views/sandbox/previews';
 import { SessionsTab } from './views/sessions/tab';
 import { AdminPage } from './views/admin/page';
 
@@ -49,7 +54,12 @@ export interface SandboxTab {
 /** The tabs of a sandbox's page, in order; the first is the default. */
 export const sandboxTabs: SandboxTab[] = [
   { id: 'overview', label: 'Overview', view: Overview },
+  { id: 'terminal', label: 'Terminal', view: TerminalTab, needsRunning: true },
+  { id: 'files', label: 'Files', view: FilesTab, needsRunning: true },
+  { id: 'checkpoints', label: 'Checkpoints', view: CheckpointsTab },
+  { id: 'processes', label: 'Processes', view: ProcessesTab, needsRunning: true },
   { id: 'sessions', label: 'Sessions', view: SessionsTab, needsRunning: true },
+  { id: 'previews', label: 'Previews', view: PreviewsTab },
 ];
 
 /** Every page; the first match wins. */

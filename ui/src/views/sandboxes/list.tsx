@@ -25,7 +25,7 @@ function hasLabels(sandbox: Sandbox, filter: string): boolean {
 
 function Row({ sandbox, api, put, showTenant }: { sandbox: Sandbox; api: ViewProps['session']['api']; put: (id: string, s: Sandbox | null) => void; showTenant: boolean }) {
   return (
-    <div class="sandbox-row" data-sandbox={sandbox.id}>
+    <div class={showTenant ? 'sandbox-row with-tenant' : 'sandbox-row'} data-sandbox={sandbox.id}>
       <a class="mono" {...linkProps(`/sandboxes/${sandbox.id}`)}>
         {sandbox.id}
       </a>

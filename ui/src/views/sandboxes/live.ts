@@ -4,10 +4,10 @@
 
 import { useCallback, useEffect, useState } from 'preact/hooks';
 import { ApiError, type Api } from '../../api';
+import { followEvents, sleep } from '../../events';
 import type { Sandbox, SandboxEvent } from '../../types';
 
 const POLL_MS = 3000;
-const RETRY_MS = 2000;
 
 export interface LiveSandboxes {
   items: Map<string, Sandbox>;
@@ -18,15 +18,6 @@ export interface LiveSandboxes {
   /** Puts a sandbox the caller just changed (or removes it: `null`). */
   put: (id: string, sandbox: Sandbox | null) => void;
 }
-
-const sleep = (ms: number, signal: AbortSignal) =>
-  new Promise<void>((resolve) => {
-    const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-  });
 
 /** Every sandbox the key may see, kept up to date. */
 export function useLiveSandboxes(api: Api): LiveSandboxes {
@@ -89,24 +80,22 @@ export function useLiveSandboxes(api: Api): LiveSandboxes {
     };
 
     const follow = async () => {
-      while (!signal.aborted) {
-        try {
-          const events = await api.sse('/v1/events', undefined, signal);
+      const streamed = await followEvents(api, {}, signal, {
+        onOpen: async () => {
           setMode('events');
           await list();
-          for await (const event of events) {
-            if (event.event === 'lagged') await list();
-            else if (event.event === 'sandbox') await apply(JSON.parse(event.data) as SandboxEvent);
-          }
-        } catch (err) {
-          if (signal.aborted) return;
-          if (err instanceof ApiError && (err.status === 404 || err.status === 405)) return poll();
-          setError(err as Error);
+        },
+        onEvent: async (event) => {
+          if (event.event === 'lagged') await list();
+          else if (event.event === 'sandbox') await apply(JSON.parse(event.data) as SandboxEvent);
+        },
+        onError: (err) => {
+          setMode('connecting');
+          setError(err);
           setLoading(false);
-        }
-        setMode('connecting');
-        await sleep(RETRY_MS, signal);
-      }
+        },
+      });
+      if (!streamed) await poll();
     };
 
     void follow();
