@@ -148,8 +148,8 @@ export function TenantsView({ api }: { api: Api }) {
         <Field label="Tenant name">
           <input required maxLength={64} value={name} onInput={(e) => setName(e.currentTarget.value)} />
         </Field>
-        <Field label="Max sandboxes" hint="Empty: no limit">
-          <input type="number" min={0} inputMode="numeric" value={max} onInput={(e) => setMax(e.currentTarget.value)} />
+        <Field label="Max sandboxes">
+          <input type="number" min={0} inputMode="numeric" placeholder="no limit" value={max} onInput={(e) => setMax(e.currentTarget.value)} />
         </Field>
         <Button kind="primary" type="submit" busy={busy} disabled={!name.trim()}>
           Create tenant
