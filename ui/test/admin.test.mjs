@@ -151,6 +151,18 @@ test('a mock session streams into the page and its permission request is answere
   await page.getByRole('button', { name: 'yes', exact: true }).click();
   await log.getByText('You answered yes. Done with turn 2.').waitFor();
 
+  // A long item is cut until "Show more"; "Always allow" answers for the rest of the session.
+  const long = `long ${'word '.repeat(1000)}end`;
+  await page.getByLabel('Message').fill(long);
+  await page.getByRole('button', { name: 'Send' }).click();
+  await page.getByRole('button', { name: 'Always allow Write' }).click();
+  await log.getByText('Done with turn 3.').waitFor();
+  const more = log.getByRole('button', { name: /^Show more/ });
+  assert.ok((await more.count()) >= 2, 'the long message and the long reply are cut');
+  assert.equal(await log.getByText(/ end\.$/).count(), 0);
+  await more.first().click();
+  await log.getByRole('button', { name: 'Show less' }).first().waitFor();
+
   // Tool calls are folded until clicked.
   const call = log.getByText('Tool call: Write').first();
   assert.equal(await log.getByText('"file_path": "mock-turn-1.txt"').first().isVisible(), false);
