@@ -151,6 +151,16 @@ test('a mock session streams into the page and its permission request is answere
   await page.getByRole('button', { name: 'yes', exact: true }).click();
   await log.getByText('You answered yes. Done with turn 2.').waitFor();
 
+  // Tool calls are folded until clicked.
+  const call = log.getByText('Tool call: Write').first();
+  assert.equal(await log.getByText('"file_path": "mock-turn-1.txt"').first().isVisible(), false);
+  await call.click();
+  await log.getByText('"file_path": "mock-turn-1.txt"').first().waitFor();
+  // The list follows the session's state.
+  await page.locator('.sessions-item').getByText('idle').waitFor();
+  await log.evaluate((el) => (el.scrollTop = el.scrollHeight));
+  await screenshot(page, 'session-conversation');
+
   // A long item is cut until "Show more"; "Always allow" answers for the rest of the session.
   const long = `long ${'word '.repeat(1000)}end`;
   await page.getByLabel('Message').fill(long);
@@ -162,16 +172,6 @@ test('a mock session streams into the page and its permission request is answere
   assert.equal(await log.getByText(/ end\.$/).count(), 0);
   await more.first().click();
   await log.getByRole('button', { name: 'Show less' }).first().waitFor();
-
-  // Tool calls are folded until clicked.
-  const call = log.getByText('Tool call: Write').first();
-  assert.equal(await log.getByText('"file_path": "mock-turn-1.txt"').first().isVisible(), false);
-  await call.click();
-  await log.getByText('"file_path": "mock-turn-1.txt"').first().waitFor();
-  // The list follows the session's state.
-  await page.locator('.sessions-item').getByText('idle').waitFor();
-  await log.evaluate((el) => (el.scrollTop = el.scrollHeight));
-  await screenshot(page, 'session-conversation');
 
   // On a phone, in the dark theme.
   await page.setViewportSize({ width: 390, height: 844 });
