@@ -181,6 +181,20 @@ test('a mock session streams into the page and its permission request is answere
   await page.close();
 });
 
+test('a running turn is interrupted from the console', async () => {
+  const { id } = await sandbox();
+  const page = await signedIn(ADMIN_KEY);
+  await page.goto(`${URL_}/ui/sandboxes/${id}/sessions`);
+  await page.getByLabel('First prompt').fill('a slow answer please');
+  await page.getByRole('button', { name: 'Start a mock session' }).click();
+  const log = page.getByRole('log');
+  await log.getByText(/Turn 1\. You said: a slow answer please\. and so on/).waitFor();
+  await page.getByRole('button', { name: 'Interrupt' }).click();
+  await log.getByText(/interrupted/).waitFor();
+  assert.equal(await log.getByText('Done with turn 1.').count(), 0);
+  await page.close();
+});
+
 test('the metrics charts draw sandboxes by state and the create latency', async () => {
   // A command run through the server feeds the exec latency.
   const { id } = await sandbox();
