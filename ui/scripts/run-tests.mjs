@@ -10,10 +10,13 @@ import { fileURLToPath } from 'node:url';
 import { startServer, warmUp } from '../../sdks/typescript/test/harness.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
-const files = readdirSync(join(root, 'test'))
-  .filter((f) => f.endsWith('.test.mjs'))
-  .sort()
-  .map((f) => join('test', f));
+// Every test file, or those named on the command line.
+const files = process.argv.length > 2
+  ? process.argv.slice(2)
+  : readdirSync(join(root, 'test'))
+      .filter((f) => f.endsWith('.test.mjs'))
+      .sort()
+      .map((f) => join('test', f));
 
 const env = { ...process.env };
 let server;

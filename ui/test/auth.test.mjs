@@ -46,10 +46,12 @@ test('a tenant sees its own sandboxes only', async () => {
   }
 });
 
-test('the phone-sized layout and the dark theme', async () => {
+test('the phone-sized layout and the dark theme', async (t) => {
+  const sandbox = await api(ADMIN_KEY, 'POST', '/v1/sandboxes', { labels: { team: 'mobile' } });
+  t.after(() => deleteSandbox(sandbox.id));
   const page = await newPage({ width: 390, height: 844 }, { colorScheme: 'dark', isMobile: true, hasTouch: true });
   await signIn(page, ADMIN_KEY);
-  await page.getByRole('heading', { name: 'Sandboxes' }).waitFor();
+  await page.locator(`[data-sandbox="${sandbox.id}"]`).waitFor();
   assert.equal(await page.evaluate(() => document.documentElement.dataset.theme), 'dark');
   // Nothing wider than the screen.
   assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= innerWidth + 1));

@@ -23,7 +23,11 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
   await page.fill('textarea[name=envs]', 'GREETING=hello');
   await screenshot(page, 'create');
   await page.getByRole('button', { name: 'Create', exact: true }).click();
-  await page.waitForURL(/\/ui\/sandboxes\/sbx_/, { timeout: 120_000 });
+  const refused = page.locator('.create-form [role=alert]');
+  await Promise.race([
+    page.waitForURL(/\/ui\/sandboxes\/sbx_/, { timeout: 120_000, waitUntil: 'commit' }),
+    refused.waitFor({ timeout: 120_000 }).then(async () => assert.fail(`create refused: ${await refused.innerText()}`)),
+  ]);
   const id = page.url().match(/sbx_[a-z0-9]+/)[0];
   made.push(id);
   const sandbox = await api(ADMIN_KEY, 'GET', `/v1/sandboxes/${id}`);

@@ -31,7 +31,7 @@ export function CreateSandbox({ api, onCreated }: { api: Api; onCreated: (sandbo
     ttl_secs: '',
     envs: '',
     labels: '',
-    egress: 'allow',
+    egress: '',
     allow: '',
     auto_checkpoint: false,
     auto_wake: false,
@@ -52,10 +52,13 @@ export function CreateSandbox({ api, onCreated }: { api: Api; onCreated: (sandbo
         envs: parsePairs(form.envs, 'Environment'),
         labels: parsePairs(form.labels, 'Labels'),
         resources: { cpus: num(form.cpus), memory_mb: num(form.memory_mb), disk_mb: num(form.disk_mb) },
-        network: {
-          egress: form.egress as 'allow' | 'deny',
-          allow: form.allow.trim() ? form.allow.split(/[\s,]+/).filter(Boolean) : undefined,
-        },
+        network:
+          form.egress || form.allow.trim()
+            ? {
+                egress: (form.egress || undefined) as 'allow' | 'deny' | undefined,
+                allow: form.allow.trim() ? form.allow.split(/[\s,]+/).filter(Boolean) : undefined,
+              }
+            : undefined,
         auto_checkpoint: form.auto_checkpoint || undefined,
         auto_wake: form.auto_wake || undefined,
       };
@@ -92,6 +95,7 @@ export function CreateSandbox({ api, onCreated }: { api: Api; onCreated: (sandbo
         </Field>
         <Field label="Network egress">
           <select name="egress" value={form.egress} onChange={set('egress')}>
+            <option value="">server default</option>
             <option value="allow">allow</option>
             <option value="deny">deny</option>
           </select>
