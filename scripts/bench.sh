@@ -55,6 +55,12 @@ case "$which" in
     ln -sfn "$PWD/$e2b_dir/node_modules" bench/e2b/node_modules
     WARREN_BIN=${WARREN_BIN:-$PWD/target/release/warren} node bench/e2b/bench.mjs
     ;;
+  diff)
+    # Checkpoint diffs of a 2 GB disk against walking both trees; a server
+    # of its own (cgroup warren-bench-diff, no network, state
+    # /var/lib/warren-bench-diff). BENCH_DIFF_MB, BENCH_N, BENCH_SLOW_N.
+    target/release/bench-diff
+    ;;
   soak)
     # An hour of mixed load at a steady rate (SOAK_SECS to change it); a
     # server of its own (cgroup warren-bench-soak, no network).
@@ -74,7 +80,7 @@ case "$which" in
     target/release/bench-scale
     ;;
   *)
-    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, sessions, e2b, soak, scale)" >&2
+    echo "unknown benchmark: $which (known: agent, sandbox, preview, timetravel, diff, sessions, e2b, soak, scale)" >&2
     exit 2
     ;;
 esac

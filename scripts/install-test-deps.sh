@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, on top of scripts/install-deps.sh:
-# cargo-nextest (if missing), a Python venv with schemathesis, and Debian's
-# Chromium for the web console's browser tests (ui/scripts/test.sh).
+# cargo-nextest (if missing), a Python venv with schemathesis, Debian's Chromium
+# for the web console's browser tests (ui/scripts/test.sh), and an X display
+# with its tools for the desktop tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/install-deps.sh"
@@ -14,6 +15,14 @@ fi
 if ! command -v python3 >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 >/dev/null
+fi
+
+# The agent's desktop tests (crates/warren-agent/tests/desktop.rs) run a
+# real display on this host: Xvfb, Openbox and the tools the agent drives.
+if ! command -v Xvfb >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    xvfb openbox xdotool wmctrl xclip x11-utils xdg-utils ffmpeg chromium fonts-dejavu-core >/dev/null
 fi
 
 # The SDK tests need Node 18+ and npm (this machine kind ships them).

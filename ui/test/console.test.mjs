@@ -136,6 +136,7 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
     await page.locator(`[data-sandbox="${other.id}"]`).waitFor({ timeout: 15_000 });
     await page.getByRole('button', { name: `Start ${id}` }).click();
     await row.locator('.state-running').waitFor({ timeout: 60_000 });
+    await row.locator('button:not([disabled])', { hasText: 'Stop' }).waitFor();
     await screenshot(page, 'sandboxes');
     if (await hasRoute('/v1/events')) assert.equal(await page.locator('.live').innerText(), 'live');
   });

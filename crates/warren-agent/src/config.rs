@@ -92,6 +92,15 @@ impl AgentConfig {
     }
 }
 
+/// Most bytes of names and values (each entry counted as `NAME=value` with
+/// its NUL) the default environment may hold after `PATCH /v1/environment`.
+pub const MAX_ENV_BYTES: usize = 1024 * 1024;
+
+/// Bytes an environment takes in `execve`'s argument space.
+fn env_bytes(env: &BTreeMap<String, String>) -> usize {
+    env.iter().map(|(k, v)| k.len() + v.len() + 2).sum()
+}
+
 /// The default environment of every process the agent starts: set by
 /// `--env` at start, and extended through `PATCH /v1/environment` (how the
 /// server gives a pooled sandbox its owner's `envs`). Processes already
@@ -113,6 +122,26 @@ impl DefaultEnv {
         next.extend(vars);
         *env = Arc::new(next);
         env.clone()
+    }
+
+    /// Like [`DefaultEnv::extend`], but refuses (and changes nothing) when
+    /// the result would hold more than [`MAX_ENV_BYTES`] of names and values:
+    /// the environment is copied into every process the agent starts, and
+    /// `execve` refuses one much larger anyway. Returns the size it would
+    /// have had on refusal.
+    pub fn try_extend(
+        &self,
+        vars: BTreeMap<String, String>,
+    ) -> Result<Arc<BTreeMap<String, String>>, usize> {
+        let mut env = self.0.write().expect("environment lock");
+        let mut next = (**env).clone();
+        next.extend(vars);
+        let bytes = env_bytes(&next);
+        if bytes > MAX_ENV_BYTES {
+            return Err(bytes);
+        }
+        *env = Arc::new(next);
+        Ok(env.clone())
     }
 }
 

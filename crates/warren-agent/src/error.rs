@@ -162,6 +162,34 @@ pub enum AgentError {
     /// Something the operation needs is missing from the sandbox.
     #[error("{0}")]
     Missing(String),
+    /// The desktop's display is not started (or its X server has exited).
+    #[error("the desktop is not running: POST /v1/desktop/start starts it")]
+    DesktopNotRunning,
+    /// The desktop is running in another shape, or no display is free.
+    #[error("{0}")]
+    DesktopConflict(String),
+    /// No top-level window with this id on the display.
+    #[error("no window with id {0}")]
+    WindowNotFound(u32),
+    /// No recording with this id.
+    #[error("no recording with id {0}")]
+    RecordingNotFound(String),
+    /// A desktop tool did not finish within its time limit (it was killed).
+    #[error("{tool} did not finish within {secs} s")]
+    ToolTimedOut {
+        /// The program.
+        tool: String,
+        /// Its limit.
+        secs: u64,
+    },
+    /// A desktop tool failed; the detail is logged, not returned.
+    #[error("{tool} failed: {detail}")]
+    ToolFailed {
+        /// The program.
+        tool: String,
+        /// Its exit status and the start of its stderr.
+        detail: String,
+    },
     /// An I/O failure on the given operation, not caused by the request.
     #[error("{op}: {source}")]
     Io {
@@ -217,6 +245,12 @@ impl AgentError {
             AgentError::InvalidTranscript(_) => ErrorCode::InvalidTranscript,
             AgentError::TooManySessions(_) => ErrorCode::TooManyRequests,
             AgentError::Missing(_) => ErrorCode::Conflict,
+            AgentError::DesktopNotRunning => ErrorCode::DesktopNotRunning,
+            AgentError::WindowNotFound(_) => ErrorCode::WindowNotFound,
+            AgentError::DesktopConflict(_) => ErrorCode::Conflict,
+            AgentError::RecordingNotFound(_) => ErrorCode::RecordingNotFound,
+            AgentError::ToolTimedOut { .. } => ErrorCode::Timeout,
+            AgentError::ToolFailed { .. } => ErrorCode::Internal,
             AgentError::Io { .. } => ErrorCode::Internal,
         }
     }

@@ -10,6 +10,8 @@
 //! - [`files`]: file operations under an optional root jail, tar, inotify watch.
 //! - [`sessions`]: coding-agent sessions (Claude Code, Codex, OpenCode, mock)
 //!   and their event streams.
+//! - [`desktop`]: a virtual display driven by mouse, keyboard, windows and
+//!   screenshots (Xvfb, Openbox, xdotool, ffmpeg).
 //! - [`envd`]: E2B's in-sandbox API (Connect RPC and `/files`) over the
 //!   same process and file code, for E2B's SDKs.
 //! - [`error`]: [`AgentError`], every failure mapped to one problem code.
@@ -17,6 +19,7 @@
 //!   process it started.
 
 pub mod config;
+pub mod desktop;
 pub mod envd;
 pub mod error;
 pub mod files;
@@ -44,6 +47,8 @@ pub struct AppState {
     pub sessions: sessions::Sessions,
     /// envd's own state (process tags, polling watchers).
     pub envd: envd::Envd,
+    /// The desktop (display, window manager, input).
+    pub desktop: desktop::Desktop,
 }
 
 impl AppState {
@@ -54,6 +59,7 @@ impl AppState {
         let processes = process::Supervisor::new(config.clone());
         AppState {
             sessions: sessions::Sessions::new(config.clone(), processes.clone()),
+            desktop: desktop::Desktop::new(processes.clone(), config.state_dir.clone()),
             processes,
             files: files::Files::new(config.clone()),
             envd: envd::Envd::default(),

@@ -166,6 +166,41 @@ async fn the_default_environment_can_be_extended_for_later_processes() {
         .await
         .unwrap();
     assert_eq!(env["env"].as_object().unwrap().len(), 2, "{env}");
+    // The environment is bounded in size: 600 KB fits once, not twice, and
+    // the refused change leaves it as it was.
+    let big = "x".repeat(600 * 1024);
+    let resp = agent
+        .http
+        .patch(&url)
+        .json(&json!({"env": {"BIG1": big}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let resp = agent
+        .http
+        .patch(&url)
+        .json(&json!({"env": {"BIG2": big}}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    assert_problem(
+        &(status, resp.json().await.unwrap()),
+        413,
+        "payload_too_large",
+    );
+    let env: serde_json::Value = agent
+        .http
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&String> = env["env"].as_object().unwrap().keys().collect();
+    assert_eq!(names, ["BIG1", "KEEP", "OWNER"], "{names:?}");
 }
 
 #[tokio::test]

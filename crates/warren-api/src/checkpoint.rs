@@ -132,3 +132,74 @@ pub struct PatchList {
     /// Patches in run order.
     pub items: Vec<Patch>,
 }
+
+/// How a path changed between two disks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffChange {
+    /// Only in the newer disk.
+    Added,
+    /// In both, with different contents or metadata (type, size, mode,
+    /// owner, mtime, symlink target).
+    Modified,
+    /// Only in the older disk.
+    Deleted,
+    /// In both and the same (only in a file diff).
+    Unchanged,
+}
+
+/// What a changed path is (on the newer side when both have it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DiffKind {
+    /// A regular file.
+    File,
+    /// A directory.
+    Dir,
+    /// A symbolic link.
+    Symlink,
+    /// A fifo, socket or device node.
+    Other,
+}
+
+/// One changed path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DiffItem {
+    /// Absolute, as the sandbox sees it (`/home/user/x.txt`).
+    pub path: String,
+    /// `added`, `modified` or `deleted`.
+    pub change: DiffChange,
+    /// Bytes of a file or of a symlink's target; 0 for a directory.
+    pub size: u64,
+    /// `file`, `dir`, `symlink` or `other`.
+    pub kind: DiffKind,
+}
+
+/// `GET /v1/checkpoints/{id}/diff`: what changed since the checkpoint.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct CheckpointDiff {
+    /// Changed paths sorted by path; an added or deleted directory brings
+    /// its contents along; a directory whose only change is its children's
+    /// is left out.
+    pub items: Vec<DiffItem>,
+    /// Whether the list is incomplete (more than 10,000 changes, or the
+    /// server's time limit for a diff passed).
+    pub truncated: bool,
+}
+
+/// `GET /v1/checkpoints/{id}/diff/file`: one file's unified diff.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct FileDiff {
+    /// The path asked for.
+    pub path: String,
+    /// `added`, `modified`, `deleted` or `unchanged`.
+    pub change: DiffChange,
+    /// Whether either side is not text (a NUL byte or invalid UTF-8 in its
+    /// first MiB, or not a regular file); `unified` is then null.
+    pub binary: bool,
+    /// The unified diff (`--- a/…`, `+++ b/…`, hunks with 3 lines of
+    /// context); empty when the contents are the same.
+    pub unified: Option<String>,
+    /// Whether either side is longer than the 1 MiB compared.
+    pub truncated: bool,
+}

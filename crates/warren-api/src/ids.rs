@@ -37,6 +37,8 @@ pub enum IdKind {
     Permission,
     /// A question of a session: `q_`.
     Question,
+    /// A desktop recording: `rec_`.
+    Recording,
 }
 
 impl IdKind {
@@ -54,6 +56,7 @@ impl IdKind {
             IdKind::Session => "ses_",
             IdKind::Permission => "perm_",
             IdKind::Question => "q_",
+            IdKind::Recording => "rec_",
         }
     }
 }

@@ -6,6 +6,7 @@
 //! - [`server`]: request and response bodies of the control plane.
 //! - [`session`]: coding-agent sessions, their events and transcripts.
 //! - [`checkpoint`]: checkpoints, restore, forks, patches (time travel).
+//! - [`desktop`]: the agent's desktop API (display, input, windows, screenshots).
 //! - [`envd`]: constants of the E2B-compatible surface (envd version, port, headers).
 //! - `extract` (feature `axum`): axum extractors whose rejections are problems.
 //!
@@ -14,6 +15,7 @@
 
 pub mod agent;
 pub mod checkpoint;
+pub mod desktop;
 pub mod envd;
 #[cfg(feature = "axum")]
 pub mod extract;

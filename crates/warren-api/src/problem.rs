@@ -89,6 +89,12 @@ pub enum ErrorCode {
     /// A patch of the checkpoint a sandbox is made from failed; the detail
     /// has its exit code and output (422).
     PatchFailed,
+    /// The desktop's display is not started: `POST /v1/desktop/start` (409).
+    DesktopNotRunning,
+    /// No window with this id on the desktop's display (404).
+    WindowNotFound,
+    /// No desktop recording with this id (404).
+    RecordingNotFound,
     /// An unexpected failure on our side (500). Details are logged, not returned.
     Internal,
 }
@@ -103,11 +109,11 @@ impl ErrorCode {
             Forbidden | PathNotAllowed => 403,
             NotFound | SandboxNotFound | ProcessNotFound | FileNotFound | CheckpointNotFound
             | TemplateNotFound | TenantNotFound | KeyNotFound | PreviewNotFound | AgentNotFound
-            | SessionNotFound | RequestNotFound => 404,
+            | SessionNotFound | RequestNotFound | WindowNotFound | RecordingNotFound => 404,
             MethodNotAllowed => 405,
             IsADirectory | NotADirectory => 400,
             Conflict | EditConflict | AlreadyExists | DirectoryNotEmpty | ProcessNotRunning
-            | AgentNotInstalled | SessionEnded => 409,
+            | AgentNotInstalled | SessionEnded | DesktopNotRunning => 409,
             InvalidTranscript => 400,
             PayloadTooLarge => 413,
             UnsupportedMediaType => 415,
@@ -163,6 +169,9 @@ impl ErrorCode {
             Unavailable => "unavailable",
             PortUnreachable => "port_unreachable",
             PatchFailed => "patch_failed",
+            DesktopNotRunning => "desktop_not_running",
+            WindowNotFound => "window_not_found",
+            RecordingNotFound => "recording_not_found",
             Internal => "internal",
         }
     }
@@ -208,6 +217,9 @@ impl ErrorCode {
             Unavailable => "Unavailable",
             PortUnreachable => "Port unreachable",
             PatchFailed => "Patch failed",
+            DesktopNotRunning => "Desktop not running",
+            WindowNotFound => "Window not found",
+            RecordingNotFound => "Recording not found",
             Internal => "Internal error",
         }
     }

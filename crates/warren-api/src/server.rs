@@ -237,6 +237,31 @@ pub struct SandboxList {
     pub next_cursor: Option<String>,
 }
 
+/// `GET /v1/events`: a sandbox's state changed (the SSE event `sandbox`),
+/// sent once the change is committed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct SandboxEvent {
+    /// `sbx_…`.
+    pub sandbox_id: String,
+    /// Its new state; `destroyed` when it is gone.
+    pub state: SandboxState,
+    /// When the change was committed (RFC 3339 UTC, milliseconds).
+    pub time: String,
+    /// The owning tenant, on the admin key's stream only (absent there too
+    /// for the admin's own sandboxes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+}
+
+/// `GET /v1/events`: the subscriber fell behind and `missed` events of its
+/// stream were dropped (the SSE event `lagged`); the stream goes on, and
+/// the subscriber should list its sandboxes again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct EventsLagged {
+    /// How many events were dropped.
+    pub missed: u64,
+}
+
 /// `PATCH /v1/sandboxes/{id}`: given fields replace the stored ones.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -21,20 +21,26 @@
 //! # Ok(()) }
 //! ```
 //!
-//! - [`Client`]: sandboxes, checkpoints and templates of one server.
+//! - [`Client`]: sandboxes, checkpoints and templates of one server;
+//!   [`Client::events`], the stream of their state changes
+//!   ([`ServerEvent`]).
 //! - [`Sandbox`]: one sandbox: lifecycle, commands (as root or any user of
 //!   the sandbox: [`Sandbox::run_as`], `user` on [`RunRequest`],
 //!   [`StartRequest`] and [`PtyOptions`]), [`Files`], [`Pty`], checkpoints,
 //!   restore and forks.
 //! - [`Process`]: a managed process whose output is a `Stream`.
 //! - [`Agents`], [`AgentSession`]: coding-agent sessions and their events.
+//! - [`Desktop`]: a sandbox's desktop: screenshots, mouse, keyboard,
+//!   windows, recordings.
 //! - [`Error`]: problems carry their stable [`ErrorCode`].
 //!
 //! Wire types are those of [`warren_api`], re-exported here.
 
 mod admin;
 mod config;
+mod desktop;
 mod error;
+mod events;
 mod files;
 mod http;
 mod previews;
@@ -46,7 +52,9 @@ mod sse;
 mod timetravel;
 
 pub use config::{config_path, DEFAULT_URL};
+pub use desktop::Desktop;
 pub use error::{Error, Result};
+pub use events::ServerEvent;
 pub use files::{Files, WatchItem};
 pub use process::{chunk_bytes, ExitStatus, OutputEvent, Process};
 pub use pty::{Pty, PtyEvent, PtyInput, PtyOutput};
@@ -57,12 +65,18 @@ pub use warren_api::agent::{
     RunResponse, SignalSpec, StartRequest, StreamKind, WatchEvent, WatchEventKind,
 };
 pub use warren_api::checkpoint::{
-    Checkpoint, CheckpointList, CreatePatchRequest, ForkRequest, ForkResponse, Patch,
+    Checkpoint, CheckpointDiff, CheckpointList, CreatePatchRequest, DiffChange, DiffItem, DiffKind,
+    FileDiff, ForkRequest, ForkResponse, Patch,
+};
+pub use warren_api::desktop::{
+    DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,
+    MouseClickRequest, MousePosition, Recording, RecordingStatus, ScreenshotQuery, Window,
 };
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,
     PatchSandboxRequest, Preview, PreviewAuth, ResourcesRequest, Sandbox as SandboxInfo,
-    SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant, WarmPool,
+    SandboxEvent, SandboxList, SandboxState, Template, TemplateLayer, TemplateStart, Tenant,
+    WarmPool,
 };
 pub use warren_api::session::{
     AgentCapabilities, AgentInfo, AgentKind, CreateSession, Event as SessionEvent, EventSource,

@@ -1,17 +1,49 @@
-//! The rest of time travel: moving checkpoints between servers (export and
-//! import streams), checkpoint patches, and wiping a sandbox back to its
-//! template.
+//! The rest of time travel: what changed since a checkpoint (diffs), moving
+//! checkpoints between servers (export and import streams), checkpoint
+//! patches, and wiping a sandbox back to its template.
 
 use bytes::Bytes;
 use futures::stream::BoxStream;
 use futures::{StreamExt, TryStreamExt};
-use warren_api::checkpoint::{Checkpoint, CreatePatchRequest, Patch, PatchList};
+use warren_api::checkpoint::{
+    Checkpoint, CheckpointDiff, CreatePatchRequest, FileDiff, Patch, PatchList,
+};
 use warren_api::server::Sandbox as SandboxInfo;
 
 use crate::error::{Error, Result};
 use crate::{Client, Sandbox};
 
 impl Client {
+    /// The paths added, modified and deleted since checkpoint `id`, up to
+    /// checkpoint `to` or (with `None`) the live disk of its sandbox.
+    pub async fn checkpoint_diff(&self, id: &str, to: Option<&str>) -> Result<CheckpointDiff> {
+        let http = self.http();
+        let mut req = http.get(&format!("/v1/checkpoints/{id}/diff"));
+        if let Some(to) = to {
+            req = req.query(&[("to", to)]);
+        }
+        http.json(req).await
+    }
+
+    /// The unified diff of the text file at `path` (absolute, as the
+    /// sandbox sees it) since checkpoint `id`, up to checkpoint `to` or the
+    /// live disk.
+    pub async fn checkpoint_file_diff(
+        &self,
+        id: &str,
+        path: &str,
+        to: Option<&str>,
+    ) -> Result<FileDiff> {
+        let http = self.http();
+        let mut req = http
+            .get(&format!("/v1/checkpoints/{id}/diff/file"))
+            .query(&[("path", path)]);
+        if let Some(to) = to {
+            req = req.query(&[("to", to)]);
+        }
+        http.json(req).await
+    }
+
     /// A checkpoint as an export stream, to import on another server.
     /// `format`: `btrfs-send` or `tar-gzip` (default: the server's own).
     pub async fn export_checkpoint(

@@ -18,6 +18,8 @@
 //!   the domains, envd access tokens, the sandbox plane by header).
 //! - [`previews`]: preview URLs (a sandbox port by Host or by path, through
 //!   a tunnel the agent opens), with the sandboxes' network settings.
+//! - [`events`]: committed sandbox state changes as streams
+//!   (`GET /v1/events`), per tenant, bounded.
 //! - [`lifecycle`]: the reaper (activity flush, idle stop, ttl destroy).
 //! - [`reconcile`]: matching the database with the machine at start-up.
 //! - [`node`]: runtime + storage pool + run directories.
@@ -33,6 +35,7 @@ pub mod auth;
 pub mod checkpoints;
 pub mod config;
 pub mod e2b;
+pub mod events;
 pub mod host;
 pub mod http;
 pub mod lifecycle;

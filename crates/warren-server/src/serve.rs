@@ -6,7 +6,8 @@
 //! on the machine; then the listener and the reaper.
 //!
 //! Shutdown protocol: on SIGTERM or SIGINT the listener stops accepting,
-//! open requests get [`SHUTDOWN_GRACE`] to finish (streams are cut after it),
+//! event streams (`GET /v1/events`) end, other open requests get
+//! [`SHUTDOWN_GRACE`] to finish (streams are cut after it),
 //! the reaper flushes recorded activity, the database is closed. Sandboxes
 //! are left running: the next start reattaches them.
 
@@ -243,6 +244,9 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
     signals.wait().await;
     tracing::info!("stopping: sandboxes keep running");
     let _ = stop_tx.send(true);
+    // Event streams never end by themselves: end them, so that they do not
+    // hold the graceful shutdown up.
+    store.events().close();
     if tokio::time::timeout(SHUTDOWN_GRACE, server).await.is_err() {
         tracing::info!("cutting the streams still open");
     }

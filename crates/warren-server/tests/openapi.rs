@@ -55,6 +55,8 @@ fn the_document_describes_the_api_md_contract() {
         ("/v1/admin/keys/{id}", "delete"),
         ("/v1/templates", "get"),
         ("/v1/templates/{name}", "delete"),
+        ("/v1/checkpoints/{id}/diff", "get"),
+        ("/v1/checkpoints/{id}/diff/file", "get"),
         ("/metrics", "get"),
     ] {
         assert!(paths[path][method].is_object(), "{method} {path} missing");
@@ -62,5 +64,9 @@ fn the_document_describes_the_api_md_contract() {
     let sandbox = &doc["components"]["schemas"]["Sandbox"]["properties"];
     for field in ["id", "state", "template", "created_at", "expires_at"] {
         assert!(sandbox[field].is_object(), "Sandbox.{field} missing");
+    }
+    let item = &doc["components"]["schemas"]["DiffItem"]["properties"];
+    for field in ["path", "change", "size", "kind"] {
+        assert!(item[field].is_object(), "DiffItem.{field} missing");
     }
 }

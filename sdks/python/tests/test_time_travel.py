@@ -149,3 +149,33 @@ def test_auto_checkpoint_after_each_run(base_ready: Server) -> None:
             sbx.exec.run(f"echo {i}")
         kept = [c for c in sbx.checkpoints.list() if c.auto]
         assert [c.command for c in kept] == ["echo 1", "echo 2"]
+
+
+def test_diff_lists_changed_paths_and_unified_diffs(sandbox: Sandbox) -> None:
+    sandbox.files.write("/srv/py/t.txt", "a\nb\n")
+    sandbox.files.write("/srv/py/gone.txt", "x")
+    first = _checkpoint(sandbox, "before")
+    sandbox.files.write("/srv/py/t.txt", "a\nB\n")
+    sandbox.files.remove("/srv/py/gone.txt")
+    second = sandbox.checkpoints.create("after")
+
+    diff = sandbox.checkpoints.diff(first, second)
+    assert not diff.truncated
+    assert [
+        (i.change, i.kind, i.size, i.path) for i in diff.items if i.path.startswith("/srv/py/")
+    ] == [
+        ("deleted", "file", 1, "/srv/py/gone.txt"),
+        ("modified", "file", 4, "/srv/py/t.txt"),
+    ]
+    sandbox.files.write("/srv/py/live.txt", "now\n")
+    live = sandbox.checkpoints.diff(second)
+    assert [(i.change, i.path) for i in live.items if i.path.startswith("/srv/py/")] == [
+        ("added", "/srv/py/live.txt")
+    ]
+    file = sandbox.checkpoints.diff_file(first, "/srv/py/t.txt", to=second)
+    assert (file.change, file.binary, file.truncated) == ("modified", False, False)
+    assert file.unified == "--- a/srv/py/t.txt\n+++ b/srv/py/t.txt\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n"
+    with pytest.raises(InvalidRequestError):
+        sandbox.checkpoints.diff_file(first, "relative.txt")
+    with pytest.raises(CheckpointNotFoundError):
+        sandbox.checkpoints.diff("ckpt_missing")

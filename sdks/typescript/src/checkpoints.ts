@@ -1,12 +1,14 @@
 // sandbox.checkpoints: snapshots of a sandbox's disk, restoring one in place,
-// the patches that run in sandboxes made from one, and moving checkpoints
-// between servers (export and import).
+// what changed since one (diffs), the patches that run in sandboxes made from
+// one, and moving checkpoints between servers (export and import).
 
 import { type ConnectionOptions, resolveConfig } from './config.js';
 import { ApiClient, type CallOptions } from './http.js';
 import { fileStream, writeStreamToFile } from './localfs.js';
 import {
+  type CheckpointDiff,
   type CheckpointInfo,
+  type FileDiff,
   type Patch,
   type WireCheckpoint,
   type WireList,
@@ -39,6 +41,12 @@ export interface ExportOptions extends CallOptions {
 export type ImportData = Uint8Array | Blob | ReadableStream<Uint8Array>;
 
 const checkpointPath = (id: string, rest = '') => `/v1/checkpoints/${encodeURIComponent(id)}${rest}`;
+
+/** Options of `checkpoints.diff` and `checkpoints.diffFile`. */
+export interface DiffOptions extends CallOptions {
+  /** The newer checkpoint (default: the sandbox's live disk). */
+  to?: string;
+}
 
 /** Options of `checkpoints.restore`. */
 export interface RestoreOptions extends CallOptions {
@@ -103,6 +111,31 @@ export class Checkpoints {
   /** Deletes a checkpoint (sandboxes forked from it keep working). */
   async delete(checkpointId: string, opts: CallOptions = {}): Promise<void> {
     await this.api.json('DELETE', `/v1/checkpoints/${encodeURIComponent(checkpointId)}`, {
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+  }
+
+  /**
+   * What changed since checkpoint `checkpointId`: paths added, modified and
+   * deleted up to checkpoint `opts.to` or (without it) the live disk of the
+   * checkpoint's sandbox, sorted by path.
+   */
+  async diff(checkpointId: string, opts: DiffOptions = {}): Promise<CheckpointDiff> {
+    return this.api.json<CheckpointDiff>('GET', checkpointPath(checkpointId, '/diff'), {
+      query: { to: opts.to },
+      timeoutMs: opts.requestTimeoutMs,
+      signal: opts.signal,
+    });
+  }
+
+  /**
+   * The unified diff of the text file at `path` (absolute, as the sandbox
+   * sees it) since checkpoint `checkpointId`, up to `opts.to` or the live disk.
+   */
+  async diffFile(checkpointId: string, path: string, opts: DiffOptions = {}): Promise<FileDiff> {
+    return this.api.json<FileDiff>('GET', checkpointPath(checkpointId, '/diff/file'), {
+      query: { path, to: opts.to },
       timeoutMs: opts.requestTimeoutMs,
       signal: opts.signal,
     });

@@ -3,6 +3,8 @@
 
 export { Sandbox, SandboxPaginator, CREATE_TIMEOUT_MS } from './sandbox.js';
 export type { SandboxOptions, SandboxListOptions, SandboxUpdate } from './sandbox.js';
+export { SandboxEvents } from './events.js';
+export type { SandboxEvent, SandboxEventsOptions } from './events.js';
 export { Exec, CommandHandle } from './exec.js';
 export type {
   ProcessOptions,
@@ -60,7 +62,7 @@ export type {
 } from './agent.js';
 export { Admin, Templates } from './admin.js';
 export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo, KeyFormat, CreateKeyOptions } from './admin.js';
-export type { RestoreOptions, PatchOptions, ExportOptions, ImportData } from './checkpoints.js';
+export type { RestoreOptions, PatchOptions, ExportOptions, ImportData, DiffOptions } from './checkpoints.js';
 export { packTar, unpackTar } from './tar.js';
 export type { TarEntry, TarEntryType, UploadEntry } from './tar.js';
 export {
@@ -91,6 +93,11 @@ export type {
   CommandResult,
   ProcessInfo,
   CheckpointInfo,
+  CheckpointDiff,
+  DiffChange,
+  DiffItem,
+  DiffKind,
+  FileDiff,
   Patch,
 } from './types.js';
 

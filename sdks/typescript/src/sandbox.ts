@@ -5,6 +5,7 @@ import { Agent } from './agent.js';
 import { Checkpoints } from './checkpoints.js';
 import { type ConnectionOptions, resolveConfig } from './config.js';
 import { NotFoundError } from './errors.js';
+import { type SandboxEvents, type SandboxEventsOptions, openEvents } from './events.js';
 import { Exec } from './exec.js';
 import { Files } from './files.js';
 import { ApiClient, type CallOptions, type Query } from './http.js';
@@ -253,6 +254,15 @@ export class Sandbox {
   /** Lists the sandboxes the key may see, page by page. */
   static list(opts: SandboxListOptions = {}): SandboxPaginator {
     return new SandboxPaginator(new ApiClient(resolveConfig(opts)), opts);
+  }
+
+  /**
+   * Follows the state changes of the sandboxes the key may see (all of
+   * them, with their tenant, for the admin key). Resolves once subscribed:
+   * subscribe, then `list`, then apply the events, and nothing is missed.
+   */
+  static events(opts: SandboxEventsOptions & ConnectionOptions = {}): Promise<SandboxEvents> {
+    return openEvents(new ApiClient(resolveConfig(opts)), opts);
   }
 
   /** One sandbox's description. */

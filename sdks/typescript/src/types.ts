@@ -271,6 +271,42 @@ export function toCheckpointInfo(w: WireCheckpoint): CheckpointInfo {
   return out;
 }
 
+/** How a path changed between two disks (`unchanged` only in a file diff). */
+export type DiffChange = 'added' | 'modified' | 'deleted' | 'unchanged';
+
+/** What a changed path is (on the newer side when both have it). */
+export type DiffKind = 'file' | 'dir' | 'symlink' | 'other';
+
+/** One changed path of `checkpoints.diff`. */
+export interface DiffItem {
+  /** Absolute, as the sandbox sees it (`/home/user/x.txt`). */
+  path: string;
+  change: DiffChange;
+  /** Bytes of a file or of a symlink's target; 0 for a directory. */
+  size: number;
+  kind: DiffKind;
+}
+
+/** What changed since a checkpoint: `checkpoints.diff`. */
+export interface CheckpointDiff {
+  /** Sorted by path; an added or deleted directory brings its contents along. */
+  items: DiffItem[];
+  /** Whether the list is incomplete (more than 10,000 changes, or the server's time limit). */
+  truncated: boolean;
+}
+
+/** One file's unified diff: `checkpoints.diffFile`. */
+export interface FileDiff {
+  path: string;
+  change: DiffChange;
+  /** Whether either side is not text; `unified` is then `null`. */
+  binary: boolean;
+  /** `--- a/…`, `+++ b/…` and hunks with 3 lines of context; empty when unchanged. */
+  unified: string | null;
+  /** Whether either side is longer than the 1 MiB compared. */
+  truncated: boolean;
+}
+
 /** A script attached to a checkpoint: it runs in every sandbox made from the checkpoint. */
 export interface Patch {
   /** `pat_…`. */

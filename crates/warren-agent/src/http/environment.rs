@@ -7,6 +7,7 @@ use warren_api::agent::Environment;
 use warren_api::extract::Json;
 use warren_api::Problem;
 
+use crate::config::MAX_ENV_BYTES;
 use crate::error::AgentError;
 use crate::AppState;
 
@@ -31,6 +32,7 @@ async fn get_environment(state: axum::extract::State<AppState>) -> Json<Environm
     responses(
         (status = 200, description = "The default environment now", body = Environment),
         (status = 400, description = "A bad variable name or value", body = Problem),
+        (status = 413, description = "The environment would exceed its size limit", body = Problem),
     ))]
 async fn patch_environment(
     state: axum::extract::State<AppState>,
@@ -43,7 +45,14 @@ async fn patch_environment(
             )));
         }
     }
-    let env = state.config.env.extend(req.env);
+    let env = state
+        .config
+        .env
+        .try_extend(req.env)
+        .map_err(|_| AgentError::TooLarge {
+            what: "the default environment",
+            limit: MAX_ENV_BYTES as u64,
+        })?;
     Ok(Json(Environment {
         env: (*env).clone(),
     }))

@@ -7,13 +7,15 @@
 //! - [`files`] for `/v1/files/...`;
 //! - [`sessions`] for `/v1/agents`, `/v1/sessions/...`, `/v1/transcripts`;
 //! - [`sse`]: helpers of the streaming routes;
-//! - [`ports`] for `/v1/ports/{port}/tunnel` (preview URLs).
+//! - [`ports`] for `/v1/ports/{port}/tunnel` (preview URLs);
+//! - [`desktop`] for `/v1/desktop/...` (display, input, windows, screenshots).
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
 //! render; they hold no logic of their own. The OpenAPI document is collected
 //! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`.
 
 pub mod auth;
+pub mod desktop;
 pub mod environment;
 pub mod files;
 pub mod health;
@@ -35,7 +37,7 @@ use crate::AppState;
 #[openapi(
     info(
         title = "Warren agent API",
-        description = "The in-sandbox agent: processes, terminals and files over HTTP.",
+        description = "The in-sandbox agent: processes, terminals, files and a desktop over HTTP.",
         license(name = "Apache-2.0")
     ),
     components(schemas(warren_api::Problem, warren_api::ErrorCode)),
@@ -54,6 +56,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .merge(files::routes())
         .merge(ports::routes())
         .merge(sessions::routes())
+        .merge(desktop::routes())
         .split_for_parts();
     // envd's routes are E2B's protocol, not Warren's API: outside the
     // OpenAPI document, behind the same token.

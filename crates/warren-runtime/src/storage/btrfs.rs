@@ -634,6 +634,41 @@ impl StorageDriver for BtrfsDriver {
             Err(_) => false,
         }
     }
+
+    /// A send stream without data between the two subvolumes; a writable
+    /// `to` is first snapshotted read-only at `scratch`, deleted once the
+    /// kernel is done with it.
+    fn diff(
+        &self,
+        from: &Path,
+        to: &Path,
+        scratch: &Path,
+        limits: super::diff::DiffLimits,
+    ) -> Result<super::diff::Diff, StorageError> {
+        for volume in [from, to] {
+            if !self.is_volume(volume) {
+                return Err(StorageError::NotFound(volume.display().to_string()));
+            }
+        }
+        if is_readonly(to)? {
+            return super::send::diff(from, to, limits, std::sync::Arc::new(()))
+                .map_err(|e| StorageError::io("diff", to, e));
+        }
+        self.snapshot(to, scratch, true)?;
+        let guard = std::sync::Arc::new(Scratch(scratch.to_path_buf()));
+        super::send::diff(from, scratch, limits, guard).map_err(|e| StorageError::io("diff", to, e))
+    }
+}
+
+/// A temporary read-only snapshot, deleted when the last holder drops it.
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Err(e) = BtrfsDriver.delete(&self.0) {
+            tracing::warn!(path = %self.0.display(), error = %e, "deleting a diff's snapshot");
+        }
+    }
 }
 
 /// Whether the subvolume at `path` carries the read-only flag.

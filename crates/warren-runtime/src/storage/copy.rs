@@ -172,6 +172,23 @@ impl StorageDriver for CopyDriver {
     fn is_volume(&self, path: &Path) -> bool {
         fs::symlink_metadata(path).is_ok_and(|m| m.is_dir()) && marker(path).is_some()
     }
+
+    /// A walk of both trees (a live root is walked as it is: nothing here
+    /// can make a cheap read-only view of it).
+    fn diff(
+        &self,
+        from: &Path,
+        to: &Path,
+        _scratch: &Path,
+        limits: super::diff::DiffLimits,
+    ) -> Result<super::diff::Diff, StorageError> {
+        for volume in [from, to] {
+            if !self.is_volume(volume) {
+                return Err(StorageError::NotFound(volume.display().to_string()));
+            }
+        }
+        super::diff::walk(from, to, limits).map_err(|e| StorageError::io("diff", to, e))
+    }
 }
 
 /// Whether the copy volume at `path` is marked read-only.

@@ -24,8 +24,10 @@
 
 pub mod btrfs;
 pub mod copy;
+pub mod diff;
 mod loopdev;
 pub mod pool;
+mod send;
 
 use std::path::Path;
 
@@ -125,6 +127,17 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// limit); `Ok(false)` when this driver cannot enforce a limit at all
     /// (the copy driver: plain directories share their file system).
     fn limit_size(&self, path: &Path, bytes: Option<u64>) -> Result<bool, StorageError>;
+    /// What changed from the read-only volume `from` to the volume `to`
+    /// (see [`diff`]). `to` may be writable (a sandbox's live root): a
+    /// driver that needs a read-only view of it makes one at `scratch` (a
+    /// free path in the pool's `tmp/`) and deletes it when done.
+    fn diff(
+        &self,
+        from: &Path,
+        to: &Path,
+        scratch: &Path,
+        limits: diff::DiffLimits,
+    ) -> Result<diff::Diff, StorageError>;
 }
 
 /// Checks that `name` can be used as one path component of the pool layout.

@@ -25,6 +25,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rand::Rng;
+use warren_runtime::storage::diff::{Diff, DiffLimits, Side};
 use warren_runtime::storage::StorageError;
 use warren_runtime::RuntimeError;
 
@@ -108,7 +109,58 @@ impl Drop for ThawOnDrop<'_> {
     }
 }
 
+/// The newer side of a diff.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DiffTarget {
+    /// A checkpoint's volume.
+    Checkpoint(String),
+    /// A sandbox's live root (never frozen for a diff).
+    Live(String),
+}
+
 impl Node {
+    /// The volume of one side of a diff.
+    fn diff_volume(&self, side: &DiffTarget) -> Result<PathBuf, NodeError> {
+        match side {
+            DiffTarget::Checkpoint(ckpt) => self.checkpoint_volume(ckpt),
+            DiffTarget::Live(id) => Ok(self.pool().sandbox_path(id)?),
+        }
+    }
+
+    /// What changed from checkpoint `from` to `to` (see
+    /// `StorageDriver::diff`). A live root is snapshotted read-only at a
+    /// `tmp/tt-diff-*` path on btrfs, which the start-up sweep removes if a
+    /// crash left it.
+    pub fn diff_disks(
+        &self,
+        from: &str,
+        to: &DiffTarget,
+        limits: DiffLimits,
+    ) -> Result<Diff, NodeError> {
+        let a = self.checkpoint_volume(from)?;
+        let b = self.diff_volume(to)?;
+        let scratch = self.pool().tmp_dir().join(tmp_name("diff"));
+        Ok(self.pool().driver().diff(&a, &b, &scratch, limits)?)
+    }
+
+    /// At most `max` bytes of the file `rel` (relative to the root, checked)
+    /// on one side of a diff, never through a symlink.
+    pub fn read_for_diff(
+        &self,
+        side: &DiffTarget,
+        rel: &[u8],
+        max: usize,
+    ) -> Result<Side, NodeError> {
+        let root = self.diff_volume(side)?;
+        if !self.pool().driver().is_volume(&root) {
+            return Err(NodeError::Storage(StorageError::NotFound(
+                root.display().to_string(),
+            )));
+        }
+        warren_runtime::storage::diff::read_file(&root, rel, max)
+            .map_err(|e| io_err("read for a diff", &root, e))
+    }
+
     /// `checkpoints/<ckpt>` in the pool.
     pub fn checkpoint_volume(&self, ckpt: &str) -> Result<PathBuf, NodeError> {
         Ok(self.pool().checkpoint_path(ckpt)?)
@@ -162,10 +214,23 @@ impl Node {
         taken
     }
 
-    /// Deletes a checkpoint's volume (a missing one is fine).
+    /// Deletes a checkpoint's volume (a missing one is fine). btrfs refuses
+    /// (`EPERM`) to delete a subvolume a diff's send stream is reading:
+    /// that lasts at most a diff's time limit, so it is retried until then.
     pub fn delete_checkpoint_volume(&self, ckpt: &str) -> Result<(), NodeError> {
         let path = self.checkpoint_volume(ckpt)?;
-        Ok(self.pool().driver().delete(&path)?)
+        let begun = std::time::Instant::now();
+        loop {
+            match self.pool().driver().delete(&path) {
+                Err(StorageError::Io { source, .. })
+                    if source.raw_os_error() == Some(libc::EPERM)
+                        && begun.elapsed() < super::diff::TIME_LIMIT * 2 =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                done => return Ok(done?),
+            }
+        }
     }
 
     /// Makes sandbox `id`'s root a writable snapshot of checkpoint `ckpt`

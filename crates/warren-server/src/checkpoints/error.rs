@@ -40,6 +40,15 @@ pub enum CheckpointError {
     /// parses it in the host kernel as root).
     #[error("import: {0}")]
     ImportForbidden(String),
+    /// No file at that path on either side of a diff.
+    #[error("no file at {0} on either side")]
+    FileNotFound(String),
+    /// A file diff of a directory.
+    #[error("{0} is a directory: ask for the diff of the checkpoint to list its changes")]
+    IsADirectory(String),
+    /// The caller already runs as many diffs as it may at once.
+    #[error("too many diffs in flight: wait for one to finish")]
+    Busy,
     /// The sandbox part of the operation failed (not found, conflict, quota).
     #[error(transparent)]
     Sandbox(#[from] SandboxError),
@@ -77,6 +86,9 @@ impl CheckpointError {
                 ErrorCode::InvalidRequest
             }
             CheckpointError::ImportForbidden(_) => ErrorCode::Forbidden,
+            CheckpointError::FileNotFound(_) => ErrorCode::FileNotFound,
+            CheckpointError::IsADirectory(_) => ErrorCode::IsADirectory,
+            CheckpointError::Busy => ErrorCode::TooManyRequests,
             CheckpointError::TemplateGone(_) => ErrorCode::TemplateNotFound,
             CheckpointError::Sandbox(e) => e.code(),
             CheckpointError::Node(e) if crate::node::is_out_of_space(e) => {

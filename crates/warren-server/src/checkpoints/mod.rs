@@ -10,6 +10,7 @@
 //! - [`auto`]: the checkpoint after every `processes/run` of an
 //!   `auto_checkpoint` sandbox, taken in the proxy.
 //! - [`transfer`]: export to a stream and import on another server.
+//! - [`diff`]: what changed since a checkpoint (paths, one file's text).
 //! - [`disk`]: the node operations (freeze, syncfs, snapshot, swap).
 //!
 //! Rules: a checkpoint is taken under its sandbox's operation lock (never
@@ -21,6 +22,7 @@
 //! snapshots, not references).
 
 pub mod auto;
+pub mod diff;
 pub mod disk;
 mod error;
 pub mod fork;
@@ -62,6 +64,7 @@ struct Inner {
     sandboxes: Sandboxes,
     store: Store,
     node: Node,
+    diffs: diff::DiffSlots,
 }
 
 /// The checkpoint service; cheap to clone.
@@ -78,6 +81,7 @@ impl Checkpoints {
                 store: sandboxes.store().clone(),
                 node: sandboxes.node().clone(),
                 sandboxes,
+                diffs: diff::DiffSlots::default(),
             }),
         }
     }

@@ -9,8 +9,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use warren_api::checkpoint::{
-    Checkpoint, CheckpointList, CreateCheckpointRequest, CreatePatchRequest, ForkRequest,
-    ForkResponse, Patch, PatchList, RestoreRequest,
+    Checkpoint, CheckpointDiff, CheckpointList, CreateCheckpointRequest, CreatePatchRequest,
+    FileDiff, ForkRequest, ForkResponse, Patch, PatchList, RestoreRequest,
 };
 use warren_api::extract::{Json, Query};
 use warren_api::server::Sandbox;
@@ -29,6 +29,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(create, list_of_sandbox))
         .routes(routes!(list))
         .routes(routes!(get_one, delete))
+        .routes(routes!(diff))
+        .routes(routes!(diff_file))
         .routes(routes!(restore))
         .routes(routes!(fork))
         .routes(routes!(wipe))
@@ -48,6 +50,26 @@ pub struct ListQuery {
     pub limit: Option<u32>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
+}
+
+/// `?to=` of a diff.
+#[derive(Debug, Clone, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DiffQuery {
+    /// The newer checkpoint (`ckpt_…`); without it, the live disk of the
+    /// checkpoint's sandbox.
+    pub to: Option<String>,
+}
+
+/// `?path=&to=` of a file diff.
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct FileDiffQuery {
+    /// The file, absolute as the sandbox sees it (`/home/user/x.txt`).
+    pub path: String,
+    /// The newer checkpoint (`ckpt_…`); without it, the live disk of the
+    /// checkpoint's sandbox.
+    pub to: Option<String>,
 }
 
 /// `?format=` of an export.
@@ -130,6 +152,50 @@ async fn get_one(
     Path(id): Path<String>,
 ) -> Result<Json<Checkpoint>, CheckpointError> {
     Ok(Json(app.checkpoints.get(&caller, &id).await?))
+}
+
+/// What changed since the checkpoint, up to checkpoint `to` or the live disk
+/// of its sandbox: paths added, modified and deleted, sorted by path (at most
+/// 10,000, then `truncated`).
+#[utoipa::path(get, path = "/v1/checkpoints/{id}/diff", tag = "checkpoints",
+    params(("id" = String, Path, description = "`ckpt_…`"), DiffQuery),
+    responses(
+        (status = 200, description = "The changed paths", body = CheckpointDiff),
+        (status = 404, description = "No such checkpoint (or another tenant's), or the sandbox of a live diff is gone", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many diffs of this tenant in flight", body = Problem, content_type = "application/problem+json")))]
+async fn diff(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<DiffQuery>,
+) -> Result<Json<CheckpointDiff>, CheckpointError> {
+    Ok(Json(
+        app.checkpoints
+            .diff(&caller, &id, query.to.as_deref())
+            .await?,
+    ))
+}
+
+/// One file's unified diff since the checkpoint (up to checkpoint `to` or the
+/// live disk); at most 1 MiB of each side is compared.
+#[utoipa::path(get, path = "/v1/checkpoints/{id}/diff/file", tag = "checkpoints",
+    params(("id" = String, Path, description = "`ckpt_…`"), FileDiffQuery),
+    responses(
+        (status = 200, description = "The file's diff", body = FileDiff),
+        (status = 400, description = "Invalid path, or a directory", body = Problem, content_type = "application/problem+json"),
+        (status = 404, description = "No such checkpoint or sandbox, or no such file on either side", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many diffs of this tenant in flight", body = Problem, content_type = "application/problem+json")))]
+async fn diff_file(
+    State(app): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<FileDiffQuery>,
+) -> Result<Json<FileDiff>, CheckpointError> {
+    Ok(Json(
+        app.checkpoints
+            .diff_file(&caller, &id, &query.path, query.to.as_deref())
+            .await?,
+    ))
 }
 
 /// Delete a checkpoint and its patches; sandboxes made from it keep working.

@@ -8,6 +8,7 @@
 //! - [`admin`]: `/v1/admin/...` (tenants and keys); [`pools`]:
 //!   `/v1/admin/pools` (the warm pools).
 //! - [`templates`]: `/v1/templates` routes.
+//! - [`events`]: `/v1/events` (sandbox state changes, SSE).
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
 //! - [`console`]: the web console at `/ui` (static files, no key).
 //! - [`e2b`]: E2B's control plane (`/sandboxes`, `/v2/sandboxes`, ...),
@@ -23,6 +24,7 @@ pub mod admin;
 pub mod checkpoints;
 pub mod console;
 pub mod e2b;
+pub mod events;
 pub mod health;
 pub mod pools;
 pub mod previews;
@@ -55,7 +57,11 @@ use crate::{metrics, proxy, AppState};
         license(name = "Apache-2.0")
     ),
     paths(proxy::forward),
-    components(schemas(warren_api::Problem, warren_api::ErrorCode)),
+    components(schemas(
+        warren_api::Problem,
+        warren_api::ErrorCode,
+        warren_api::server::EventsLagged
+    )),
     modifiers(&SecurityAddon),
     security(("bearer" = []))
 )]
@@ -71,6 +77,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(admin::routes())
         .merge(pools::routes())
         .merge(templates::routes())
+        .merge(events::routes())
 }
 
 /// The routes and the OpenAPI document they describe.

@@ -52,6 +52,8 @@ pub fn label(agent_path: &str) -> &'static str {
             "transcript" => "/v1/sandboxes/{id}/sessions/{sid}/transcript",
             _ => OTHER,
         },
+        ["desktop", "windows", _, _] => "/v1/sandboxes/{id}/desktop/windows/{window}/{action}",
+        ["desktop", ..] => "/v1/sandboxes/{id}/desktop/{*action}",
         ["sessions", _, "permissions", _] => {
             "/v1/sandboxes/{id}/sessions/{sid}/permissions/{permission_id}"
         }
@@ -76,6 +78,14 @@ mod tests {
         assert_eq!(label("/files"), "/v1/sandboxes/{id}/files");
         assert_eq!(label("/files/stat"), "/v1/sandboxes/{id}/files/stat");
         assert_eq!(label("/etc/passwd"), OTHER);
+        assert_eq!(
+            label("/desktop/windows/4194307/close"),
+            "/v1/sandboxes/{id}/desktop/windows/{window}/{action}"
+        );
+        assert_eq!(
+            label("/desktop/mouse/click"),
+            "/v1/sandboxes/{id}/desktop/{*action}"
+        );
         assert_eq!(label("/processes/a/b/c"), OTHER);
         assert_eq!(
             label("/sessions/ses_x/permissions/perm_y"),

@@ -9,14 +9,20 @@
 //! quota in turn); a statement that fails fails alone. A COMMIT that fails
 //! fails every write of the batch: nothing in it is acknowledged. A write
 //! that finds nobody waiting is committed at once, as before.
+//!
+//! Every write of a sandbox's state goes through here, so this is where
+//! state changes are published to [`crate::events`]: once their batch is
+//! committed, in commit order.
 
 use std::sync::Arc;
 
 use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
-use super::sandboxes::SandboxRecord;
+use super::sandboxes::{Applied, SandboxRecord};
 use super::{StoreError, StoredState};
+use crate::events::Hub;
+use crate::time::now_ms;
 
 /// Most writes committed in one transaction.
 const MAX_BATCH: usize = 256;
@@ -34,18 +40,22 @@ pub(super) enum Write {
         /// Host pid of its init, when it runs.
         pid: Option<i32>,
     },
+    /// A stopped or failed sandbox becomes `running` ahead of its start,
+    /// unless its tenant is at a quota.
+    ReserveStart(String),
     /// A sandbox's row goes.
     DeleteSandbox(String),
 }
 
 impl Write {
-    /// Runs the write's statement; the rows it changed.
-    async fn execute(&self, conn: &mut SqliteConnection) -> Result<u64, StoreError> {
+    /// Runs the write's statements.
+    async fn execute(&self, conn: &mut SqliteConnection) -> Result<Applied, StoreError> {
         match self {
             Write::InsertSandbox(record) => super::sandboxes::insert(conn, record).await,
             Write::SetState { id, state, pid } => {
                 super::sandboxes::update_state(conn, id, *state, *pid).await
             }
+            Write::ReserveStart(id) => super::sandboxes::reserve_start(conn, id).await,
             Write::DeleteSandbox(id) => super::sandboxes::delete(conn, id).await,
         }
     }
@@ -60,11 +70,11 @@ pub(super) struct Batcher {
 }
 
 impl Batcher {
-    /// Starts the committing task on `pool` (it ends when every
-    /// [`Batcher`] is dropped).
-    pub fn start(pool: SqlitePool) -> Batcher {
+    /// Starts the committing task on `pool`, publishing committed state
+    /// changes to `events` (it ends when every [`Batcher`] is dropped).
+    pub fn start(pool: SqlitePool, events: Hub) -> Batcher {
         let (queue, rx) = mpsc::unbounded_channel();
-        tokio::spawn(run(pool, rx));
+        tokio::spawn(run(pool, events, rx));
         Batcher { queue }
     }
 
@@ -78,7 +88,7 @@ impl Batcher {
     }
 }
 
-async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<(Write, Reply)>) {
+async fn run(pool: SqlitePool, events: Hub, mut rx: mpsc::UnboundedReceiver<(Write, Reply)>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -87,12 +97,24 @@ async fn run(pool: SqlitePool, mut rx: mpsc::UnboundedReceiver<(Write, Reply)>) 
                 Err(_) => break,
             }
         }
-        commit(&pool, batch).await;
+        commit(&pool, &events, batch).await;
     }
 }
 
+/// Answers a committed write and publishes the state change it made.
+fn answer(events: &Hub, reply: Reply, result: Result<Applied, StoreError>) {
+    let result = result.map(|applied| {
+        if let Some(mut change) = applied.change {
+            change.at_ms = now_ms();
+            events.publish(change);
+        }
+        applied.rows
+    });
+    let _ = reply.send(result);
+}
+
 /// Commits `batch` in one transaction and answers every write.
-async fn commit(pool: &SqlitePool, batch: Vec<(Write, Reply)>) {
+async fn commit(pool: &SqlitePool, events: &Hub, batch: Vec<(Write, Reply)>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
@@ -105,7 +127,8 @@ async fn commit(pool: &SqlitePool, batch: Vec<(Write, Reply)>) {
     };
     if batch.len() == 1 {
         let (write, reply) = batch.into_iter().next().expect("one write");
-        let _ = reply.send(write.execute(&mut conn).await);
+        // Outside a transaction: the statement is committed as it returns.
+        answer(events, reply, write.execute(&mut conn).await);
         return;
     }
     let began = sqlx::query("BEGIN").execute(&mut *conn).await;
@@ -123,7 +146,7 @@ async fn commit(pool: &SqlitePool, batch: Vec<(Write, Reply)>) {
     match sqlx::query("COMMIT").execute(&mut *conn).await {
         Ok(_) => {
             for ((_, reply), result) in batch.into_iter().zip(results) {
-                let _ = reply.send(result);
+                answer(events, reply, result);
             }
         }
         Err(e) => {
@@ -170,6 +193,90 @@ mod tests {
             from_checkpoint: None,
             pid: None,
         }
+    }
+
+    #[tokio::test]
+    async fn each_committed_state_change_is_published_once_in_order() {
+        use std::collections::HashSet;
+
+        use warren_api::server::SandboxState as S;
+
+        use crate::auth::Caller;
+        use crate::events::Item;
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("warren.db")).await.unwrap();
+        let quotas = Quotas {
+            max_sandboxes: Some(1),
+            ..Quotas::default()
+        };
+        assert!(store.insert_tenant("ten_e", "e", quotas, 1).await.unwrap());
+        let tenant = Caller::Tenant("ten_e".into());
+        let mut sub = store.events().subscribe(&tenant, HashSet::new()).unwrap();
+        let id = "sbx_e";
+        assert!(store.insert_sandbox(&record(id, "ten_e")).await.unwrap());
+        // Over quota: nothing committed, nothing published.
+        assert!(!store
+            .insert_sandbox(&record("sbx_f", "ten_e"))
+            .await
+            .unwrap());
+        store
+            .set_state(id, StoredState::Running, Some(7))
+            .await
+            .unwrap();
+        // A pid recorded again is no change.
+        store
+            .set_state(id, StoredState::Running, Some(8))
+            .await
+            .unwrap();
+        store
+            .set_state(id, StoredState::Stopped, None)
+            .await
+            .unwrap();
+        assert!(store.reserve_start(id).await.unwrap());
+        store
+            .set_state(id, StoredState::Running, Some(9))
+            .await
+            .unwrap();
+        // `destroying` is internal; `destroyed` comes with the delete.
+        store
+            .set_state(id, StoredState::Destroying, None)
+            .await
+            .unwrap();
+        store.delete_sandbox(id).await.unwrap();
+        store.delete_sandbox(id).await.unwrap();
+        store
+            .set_state("sbx_missing", StoredState::Error, None)
+            .await
+            .unwrap();
+        let mut seen = Vec::new();
+        for _ in 0..5 {
+            match sub.next().await {
+                Some(Item::Change(c)) => {
+                    assert_eq!(
+                        (c.sandbox_id.as_str(), c.tenant_id.as_deref()),
+                        (id, Some("ten_e"))
+                    );
+                    assert!(c.at_ms > 0);
+                    seen.push(c.state);
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                S::Creating,
+                S::Running,
+                S::Stopped,
+                S::Running,
+                S::Destroyed
+            ]
+        );
+        // Nothing more was published.
+        store.events().close();
+        assert_eq!(sub.next().await, None);
+        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread")]

@@ -21,6 +21,8 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::SqlitePool;
 
+use crate::events::Hub;
+
 pub use checkpoints::{CheckpointFilter, CheckpointRecord, PatchRecord};
 pub use e2b::E2bRecord;
 pub use previews::PreviewRecord;
@@ -80,6 +82,8 @@ pub struct Store {
     pool: SqlitePool,
     /// Group commit of the writes of creates and deletes.
     batch: batch::Batcher,
+    /// Where committed state changes are published.
+    events: Hub,
 }
 
 impl Store {
@@ -129,8 +133,18 @@ impl Store {
             .await
             .map_err(open_err)?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        let batch = batch::Batcher::start(pool.clone());
-        Ok(Store { pool, batch })
+        let events = Hub::new();
+        let batch = batch::Batcher::start(pool.clone(), events.clone());
+        Ok(Store {
+            pool,
+            batch,
+            events,
+        })
+    }
+
+    /// The hub every committed sandbox state change is published to.
+    pub fn events(&self) -> &Hub {
+        &self.events
     }
 
     /// Closes every connection.

@@ -8,6 +8,7 @@ use warren_api::server::SandboxState;
 use warren_runtime::{Egress, NetworkPolicy, Resources};
 
 use super::{query_err, Store, StoreError};
+use crate::events::Change;
 
 /// A sandbox's state as stored. `Destroying` is internal: the row is on its
 /// way out (a restart finishes the job) and the API shows it as `destroyed`.
@@ -289,18 +290,11 @@ impl Store {
     /// Moves a stopped or failed sandbox to `running` ahead of starting it,
     /// unless that would put its tenant over quota: `Ok(false)` then.
     pub async fn reserve_start(&self, id: &str) -> Result<bool, StoreError> {
-        let sql = format!(
-            "UPDATE sandboxes SET state = 'running', pid = NULL WHERE id = ?1 \
-             AND NOT EXISTS (SELECT 1 FROM tenants t \
-               WHERE t.id = sandboxes.tenant_id AND {})",
-            over_quota("sandboxes.memory_mb", "sandboxes.cpus", None)
-        );
-        let result = sqlx::query(&sql)
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map_err(query_err("reserve sandbox start"))?;
-        Ok(result.rows_affected() == 1)
+        let reserved = self
+            .batch
+            .write(super::batch::Write::ReserveStart(id.to_string()))
+            .await?;
+        Ok(reserved == 1)
     }
 
     /// One sandbox by id.
@@ -486,11 +480,51 @@ impl Store {
     }
 }
 
-/// Inserts `s` unless its tenant is at a quota; the rows inserted (0 or 1).
+/// What a write of a sandbox row did: the rows it changed, and the state
+/// change it made, if any, for [`crate::events`] once it is committed
+/// (`at_ms` is set then).
+pub(super) struct Applied {
+    /// Rows changed.
+    pub rows: u64,
+    /// The sandbox's new state, when it is a new one.
+    pub change: Option<Change>,
+}
+
+impl Applied {
+    fn new(rows: u64, id: &str, tenant_id: Option<String>, state: SandboxState) -> Applied {
+        Applied {
+            rows,
+            change: (rows > 0).then(|| Change {
+                sandbox_id: id.to_string(),
+                tenant_id,
+                state,
+                at_ms: 0,
+            }),
+        }
+    }
+
+    fn unchanged(rows: u64) -> Applied {
+        Applied { rows, change: None }
+    }
+}
+
+/// A sandbox's owner and stored state before a write.
+async fn before(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+) -> Result<Option<(Option<String>, String)>, StoreError> {
+    sqlx::query_as("SELECT tenant_id, state FROM sandboxes WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await
+        .map_err(query_err("read sandbox state"))
+}
+
+/// Inserts `s` unless its tenant is at a quota (0 or 1 rows).
 pub(super) async fn insert(
     conn: &mut sqlx::SqliteConnection,
     s: &SandboxRecord,
-) -> Result<u64, StoreError> {
+) -> Result<Applied, StoreError> {
     let sql = format!(
         "INSERT INTO sandboxes (id, tenant_id, state, template, created_at, last_active_at, \
          timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
@@ -532,16 +566,52 @@ pub(super) async fn insert(
         .execute(conn)
         .await
         .map_err(query_err("insert sandbox"))?;
-    Ok(result.rows_affected())
+    Ok(Applied::new(
+        result.rows_affected(),
+        &s.id,
+        s.tenant_id.clone(),
+        s.state.api(),
+    ))
 }
 
-/// Sets a sandbox's state and pid; the rows changed.
+/// Moves a sandbox to `running` (pid cleared) unless its tenant would go
+/// over quota (0 or 1 rows).
+pub(super) async fn reserve_start(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+) -> Result<Applied, StoreError> {
+    let Some((tenant, previous)) = before(&mut *conn, id).await? else {
+        return Ok(Applied::unchanged(0));
+    };
+    let sql = format!(
+        "UPDATE sandboxes SET state = 'running', pid = NULL WHERE id = ?1 \
+         AND NOT EXISTS (SELECT 1 FROM tenants t \
+           WHERE t.id = sandboxes.tenant_id AND {})",
+        over_quota("sandboxes.memory_mb", "sandboxes.cpus", None)
+    );
+    let result = sqlx::query(&sql)
+        .bind(id)
+        .execute(conn)
+        .await
+        .map_err(query_err("reserve sandbox start"))?;
+    let rows = result.rows_affected();
+    if previous == StoredState::Running.as_str() {
+        return Ok(Applied::unchanged(rows));
+    }
+    Ok(Applied::new(rows, id, tenant, SandboxState::Running))
+}
+
+/// Sets a sandbox's state and pid. Only a new state is a change, and
+/// `destroying` is none: `destroyed` comes with the row's delete.
 pub(super) async fn update_state(
     conn: &mut sqlx::SqliteConnection,
     id: &str,
     state: StoredState,
     pid: Option<i32>,
-) -> Result<u64, StoreError> {
+) -> Result<Applied, StoreError> {
+    let Some((tenant, previous)) = before(&mut *conn, id).await? else {
+        return Ok(Applied::unchanged(0));
+    };
     let result = sqlx::query("UPDATE sandboxes SET state = ?, pid = ? WHERE id = ?")
         .bind(state.as_str())
         .bind(pid)
@@ -549,15 +619,26 @@ pub(super) async fn update_state(
         .execute(conn)
         .await
         .map_err(query_err("set sandbox state"))?;
-    Ok(result.rows_affected())
+    let rows = result.rows_affected();
+    if previous == state.as_str() || state == StoredState::Destroying {
+        return Ok(Applied::unchanged(rows));
+    }
+    Ok(Applied::new(rows, id, tenant, state.api()))
 }
 
-/// Deletes a sandbox's row; the rows deleted.
-pub(super) async fn delete(conn: &mut sqlx::SqliteConnection, id: &str) -> Result<u64, StoreError> {
-    let result = sqlx::query("DELETE FROM sandboxes WHERE id = ?")
-        .bind(id)
-        .execute(conn)
-        .await
-        .map_err(query_err("delete sandbox"))?;
-    Ok(result.rows_affected())
+/// Deletes a sandbox's row: it is `destroyed`.
+pub(super) async fn delete(
+    conn: &mut sqlx::SqliteConnection,
+    id: &str,
+) -> Result<Applied, StoreError> {
+    let owner: Option<(Option<String>,)> =
+        sqlx::query_as("DELETE FROM sandboxes WHERE id = ? RETURNING tenant_id")
+            .bind(id)
+            .fetch_optional(conn)
+            .await
+            .map_err(query_err("delete sandbox"))?;
+    Ok(match owner {
+        Some((tenant,)) => Applied::new(1, id, tenant, SandboxState::Destroyed),
+        None => Applied::unchanged(0),
+    })
 }

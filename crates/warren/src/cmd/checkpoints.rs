@@ -1,11 +1,11 @@
-//! `warren checkpoint create|ls|rm`, `warren restore`, `warren fork`.
+//! `warren checkpoint create|ls|diff|rm`, `warren restore`, `warren fork`.
 
 use std::path::Path;
 
 use clap::{Args, Subcommand};
 use futures::StreamExt;
 use tokio::io::AsyncWriteExt;
-use warren_client::{Checkpoint, Client};
+use warren_client::{Checkpoint, Client, DiffChange};
 
 use super::cli::{print_json, print_table, CliError, CliResult, Output};
 use super::progress::Progress;
@@ -27,6 +27,19 @@ pub enum CheckpointCommand {
     Ls {
         /// The sandbox (`sbx_…`).
         id: Option<String>,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// What changed since checkpoint A, up to checkpoint B or (without it)
+    /// the sandbox's live disk: one line per path (change, size, path).
+    Diff {
+        /// The older checkpoint (`ckpt_…`).
+        from: String,
+        /// The newer checkpoint (`ckpt_…`); default: the live disk.
+        to: Option<String>,
+        /// Print this file's unified diff instead (absolute path).
+        #[arg(long)]
+        path: Option<String>,
         #[command(flatten)]
         out: Output,
     },
@@ -120,6 +133,12 @@ pub async fn checkpoint(client: &Client, command: CheckpointCommand) -> CliResul
             print_checkpoints(&items);
             Ok(0)
         }
+        CheckpointCommand::Diff {
+            from,
+            to,
+            path,
+            out,
+        } => diff(client, &from, to.as_deref(), path.as_deref(), out).await,
         CheckpointCommand::Export {
             id,
             file,
@@ -217,4 +236,57 @@ async fn import(client: &Client, file: &Path, out: Output) -> CliResult {
     }
     println!("{}", checkpoint.id);
     Ok(0)
+}
+
+/// `warren checkpoint diff A [B] [--path P]`.
+async fn diff(
+    client: &Client,
+    from: &str,
+    to: Option<&str>,
+    path: Option<&str>,
+    out: Output,
+) -> CliResult {
+    if let Some(path) = path {
+        let diff = client.checkpoint_file_diff(from, path, to).await?;
+        if out.json {
+            return print_json(&diff);
+        }
+        match &diff.unified {
+            Some(text) => print!("{text}"),
+            None => println!("binary file {} {}", diff.path, change_name(diff.change)),
+        }
+        if diff.truncated {
+            eprintln!("(compared the first MiB of each side only)");
+        }
+        return Ok(0);
+    }
+    let diff = client.checkpoint_diff(from, to).await?;
+    if out.json {
+        return print_json(&diff);
+    }
+    let rows: Vec<Vec<String>> = diff
+        .items
+        .iter()
+        .map(|item| {
+            vec![
+                change_name(item.change).to_string(),
+                item.size.to_string(),
+                item.path.clone(),
+            ]
+        })
+        .collect();
+    print_table(&["CHANGE", "SIZE", "PATH"], &rows);
+    if diff.truncated {
+        eprintln!("(truncated: more changes than listed)");
+    }
+    Ok(0)
+}
+
+fn change_name(change: DiffChange) -> &'static str {
+    match change {
+        DiffChange::Added => "added",
+        DiffChange::Modified => "modified",
+        DiffChange::Deleted => "deleted",
+        DiffChange::Unchanged => "unchanged",
+    }
 }

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use serde::Serialize;
 use warren_client::Client;
 
-use super::{checkpoints, cp, exec, keys, sandboxes, sessions, shell, templates};
+use super::{checkpoints, cp, desktop, events, exec, keys, sandboxes, sessions, shell, templates};
 
 /// The commands that speak to a Warren server.
 #[derive(Debug, Subcommand)]
@@ -31,6 +31,8 @@ pub enum ClientCommand {
     Hibernate(sandboxes::IdArgs),
     /// Wake a hibernated sandbox.
     Wake(sandboxes::IdArgs),
+    /// Follow sandbox state changes as they happen, one line each.
+    Events(events::EventsArgs),
     /// Run a command in a sandbox, streaming its output; exits with its exit code.
     Exec(exec::ExecArgs),
     /// Run a command in a new sandbox that is destroyed afterwards.
@@ -56,6 +58,9 @@ pub enum ClientCommand {
     /// Coding-agent sessions (Claude Code, Codex, OpenCode, mock) in a sandbox.
     #[command(subcommand)]
     Session(sessions::SessionCommand),
+    /// The desktop of a sandbox: start, stop, status, screenshots.
+    #[command(subcommand)]
+    Desktop(desktop::DesktopCommand),
     /// Tenants of the server (admin key).
     #[command(subcommand)]
     Tenant(keys::TenantCommand),
@@ -147,6 +152,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Wake(args) => {
             sandboxes::lifecycle(client, args, sandboxes::Action::Wake).await
         }
+        ClientCommand::Events(args) => events::events(client, args).await,
         ClientCommand::Exec(args) => exec::exec(client, args).await,
         ClientCommand::Run(args) => exec::run(client, args).await,
         ClientCommand::Ps(args) => exec::ps(client, args).await,
@@ -158,6 +164,7 @@ async fn dispatch(client: &Client, command: ClientCommand) -> CliResult {
         ClientCommand::Fork(args) => checkpoints::fork(client, args).await,
         ClientCommand::Template(command) => templates::template(client, command).await,
         ClientCommand::Session(command) => sessions::session(client, command).await,
+        ClientCommand::Desktop(command) => desktop::desktop(client, command).await,
         ClientCommand::Tenant(command) => keys::tenant(client, command).await,
         ClientCommand::Key(command) => keys::key(client, command).await,
         ClientCommand::Pool(command) => keys::pool(client, command).await,

@@ -5,6 +5,8 @@ pub mod checkpoints;
 pub mod cli;
 pub mod context;
 pub mod cp;
+pub mod desktop;
+pub mod events;
 pub mod exec;
 pub mod keys;
 pub mod progress;

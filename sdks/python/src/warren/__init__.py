@@ -18,6 +18,7 @@ from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.previews import AsyncPreviews
 from ._async.pty import AsyncPty, AsyncPtyHandle
 from ._async.sandbox import AsyncSandbox
+from ._events import AsyncSandboxEvents, SandboxEvents
 from ._sync.admin import Admin, Templates
 from ._sync.agent import Agent, AgentSession
 from ._sync.checkpoints import Checkpoints
@@ -61,8 +62,12 @@ from .models import (
     AgentInfo,
     ApiKey,
     Checkpoint,
+    CheckpointDiff,
+    DiffItem,
+    EventsLagged,
     ExecResult,
     ExitStatus,
+    FileDiff,
     FileEntry,
     FileStat,
     FsEvent,
@@ -73,6 +78,7 @@ from .models import (
     ProcessInfo,
     ProcessOutput,
     Resources,
+    SandboxEvent,
     SandboxInfo,
     SessionInfo,
     TemplateInfo,
@@ -84,6 +90,8 @@ __all__ = [
     "__version__",
     "Sandbox",
     "AsyncSandbox",
+    "SandboxEvents",
+    "AsyncSandboxEvents",
     "Exec",
     "AsyncExec",
     "ProcessHandle",
@@ -104,6 +112,9 @@ __all__ = [
     "ApiKey",
     "KeyFormat",
     "Patch",
+    "CheckpointDiff",
+    "DiffItem",
+    "FileDiff",
     "Preview",
     "Previews",
     "AsyncPreviews",
@@ -121,6 +132,7 @@ __all__ = [
     "SessionInfo",
     "Checkpoint",
     "ExecResult",
+    "EventsLagged",
     "ExitStatus",
     "FileEntry",
     "FileStat",
@@ -128,6 +140,7 @@ __all__ = [
     "ProcessInfo",
     "ProcessOutput",
     "Resources",
+    "SandboxEvent",
     "SandboxInfo",
     "WriteInfo",
     "WarrenError",

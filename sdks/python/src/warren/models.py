@@ -52,6 +52,9 @@ __all__ = [
     "ApiKey",
     "KeyFormat",
     "Patch",
+    "DiffItem",
+    "CheckpointDiff",
+    "FileDiff",
     "Preview",
     "AgentCapabilities",
     "AgentInfo",
@@ -166,6 +169,44 @@ class SandboxInfo:
             tenant_id=get_opt_str(obj, "tenant_id"),
             raw=dict(obj),
         )
+
+
+@dataclass(frozen=True)
+class SandboxEvent:
+    """A sandbox changed state (``Sandbox.events()``)."""
+
+    sandbox_id: str
+    """``sbx_…``."""
+    state: str
+    """Its new state; ``destroyed`` when it is gone."""
+    time: datetime
+    """When the change was committed."""
+    tenant_id: Optional[str]
+    """The owning tenant, on the admin key's stream only (``None`` there for
+    the admin's own sandboxes)."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> SandboxEvent:
+        """Parses the data of a ``sandbox`` event."""
+        return cls(
+            sandbox_id=get_str(obj, "sandbox_id"),
+            state=get_str(obj, "state"),
+            time=get_time(obj, "time"),
+            tenant_id=get_opt_str(obj, "tenant_id"),
+        )
+
+
+@dataclass(frozen=True)
+class EventsLagged:
+    """The subscriber fell behind and ``missed`` changes were dropped: list
+    the sandboxes again. The stream goes on."""
+
+    missed: int
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> EventsLagged:
+        """Parses the data of a ``lagged`` event."""
+        return cls(missed=get_int(obj, "missed", 0))
 
 
 @dataclass(frozen=True)
@@ -504,6 +545,75 @@ class ApiKey:
             created_at=get_time(obj, "created_at"),
             key=get_opt_str(obj, "key"),
             prefix=get_opt_str(obj, "prefix"),
+        )
+
+
+@dataclass(frozen=True)
+class DiffItem:
+    """One path changed since a checkpoint."""
+
+    path: str
+    """Absolute, as the sandbox sees it (``/home/user/x.txt``)."""
+    change: str
+    """``added``, ``modified`` or ``deleted``."""
+    size: int
+    """Bytes of a file or of a symlink's target; 0 for a directory."""
+    kind: str
+    """``file``, ``dir``, ``symlink`` or ``other``."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> DiffItem:
+        """Parses a diff item."""
+        return cls(
+            path=get_str(obj, "path"),
+            change=get_str(obj, "change"),
+            size=get_int(obj, "size", 0),
+            kind=get_str(obj, "kind"),
+        )
+
+
+@dataclass(frozen=True)
+class CheckpointDiff:
+    """What changed since a checkpoint, sorted by path."""
+
+    items: List[DiffItem]
+    """An added or deleted directory brings its contents along."""
+    truncated: bool
+    """Whether the list is incomplete (more than 10,000 changes, or the
+    server's time limit)."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> CheckpointDiff:
+        """Parses a checkpoint diff."""
+        return cls(
+            items=[DiffItem.from_json(as_object(i, "diff item")) for i in get_list(obj, "items")],
+            truncated=get_bool(obj, "truncated", False),
+        )
+
+
+@dataclass(frozen=True)
+class FileDiff:
+    """One file's unified diff since a checkpoint."""
+
+    path: str
+    change: str
+    """``added``, ``modified``, ``deleted`` or ``unchanged``."""
+    binary: bool
+    """Whether either side is not text (``unified`` is then ``None``)."""
+    unified: Optional[str]
+    """``--- a/…``, ``+++ b/…`` and hunks with 3 lines of context."""
+    truncated: bool
+    """Whether either side is longer than the 1 MiB compared."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> FileDiff:
+        """Parses a file diff."""
+        return cls(
+            path=get_str(obj, "path"),
+            change=get_str(obj, "change"),
+            binary=get_bool(obj, "binary", False),
+            unified=get_opt_str(obj, "unified"),
+            truncated=get_bool(obj, "truncated", False),
         )
 
 

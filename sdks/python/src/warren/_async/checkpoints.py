@@ -16,11 +16,21 @@ from .._sync.checkpoints import (
     TRANSFER_TIMEOUT,
     CheckpointRef,
     StrPath,
+    checkpoint_id,
     checkpoint_path,
     patch_body,
     restore_body,
 )
-from ..models import Checkpoint, Patch, SandboxInfo, as_object, get_list, get_opt_str
+from ..models import (
+    Checkpoint,
+    CheckpointDiff,
+    FileDiff,
+    Patch,
+    SandboxInfo,
+    as_object,
+    get_list,
+    get_opt_str,
+)
 from .files import read_chunks
 
 
@@ -92,6 +102,27 @@ class AsyncCheckpoints:
     async def delete(self, checkpoint: CheckpointRef) -> None:
         """Deletes a checkpoint (sandboxes forked from it keep working)."""
         await self._transport.request("DELETE", checkpoint_path(checkpoint))
+
+    async def diff(
+        self, checkpoint: CheckpointRef, to: Optional[CheckpointRef] = None
+    ) -> CheckpointDiff:
+        """The paths added, modified and deleted since ``checkpoint``, up to
+        checkpoint ``to`` or (without it) the sandbox's live disk, sorted by
+        path."""
+        params = [("to", checkpoint_id(to))] if to is not None else None
+        obj = await self._transport.json("GET", checkpoint_path(checkpoint, "/diff"), params=params)
+        return CheckpointDiff.from_json(as_object(obj, "checkpoint diff"))
+
+    async def diff_file(
+        self, checkpoint: CheckpointRef, path: str, to: Optional[CheckpointRef] = None
+    ) -> FileDiff:
+        """The unified diff of the text file at ``path`` (absolute, as the
+        sandbox sees it) since ``checkpoint``, up to ``to`` or the live disk."""
+        params = [("path", path)] + ([("to", checkpoint_id(to))] if to is not None else [])
+        obj = await self._transport.json(
+            "GET", checkpoint_path(checkpoint, "/diff/file"), params=params
+        )
+        return FileDiff.from_json(as_object(obj, "file diff"))
 
     async def add_patch(
         self,

@@ -19,6 +19,7 @@ from typing import (
 )
 
 from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
+from .._events import AsyncSandboxEvents
 from .._http import AsyncTransport
 from .._sync.checkpoints import CheckpointRef, checkpoint_id
 from .._sync.sandbox import sandbox_items
@@ -247,6 +248,27 @@ class AsyncSandbox:
                     return
         finally:
             await transport.close()
+
+    @classmethod
+    async def events(
+        cls,
+        *,
+        sandbox_ids: Optional[Sequence[str]] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> AsyncSandboxEvents:
+        """Follows the state changes of the sandboxes the key may see (all,
+        with their tenant, for the admin key; only ``sandbox_ids`` if given).
+        Returns once subscribed: subscribe, then :meth:`list`, then apply
+        the events, and nothing is missed::
+
+            async with await AsyncSandbox.events() as events:
+                async for event in events:
+                    ...
+        """
+        transport = AsyncTransport(ConnectionConfig.resolve(api_url, api_key, request_timeout))
+        return await AsyncSandboxEvents.open(transport, sandbox_ids)
 
     async def _lifecycle(
         self, method: str, rest: str, body: Optional[Mapping[str, Any]] = None

@@ -11,7 +11,16 @@ from .. import _archive
 from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path, seg
 from .._http import SyncTransport
 from .._wire import to_ms
-from ..models import Checkpoint, Patch, SandboxInfo, as_object, get_list, get_opt_str
+from ..models import (
+    Checkpoint,
+    CheckpointDiff,
+    FileDiff,
+    Patch,
+    SandboxInfo,
+    as_object,
+    get_list,
+    get_opt_str,
+)
 
 CheckpointRef = Union[str, Checkpoint]
 """A checkpoint, or its id (``ckpt_…``)."""
@@ -118,6 +127,23 @@ class Checkpoints:
     def delete(self, checkpoint: CheckpointRef) -> None:
         """Deletes a checkpoint (sandboxes forked from it keep working)."""
         self._transport.request("DELETE", checkpoint_path(checkpoint))
+
+    def diff(self, checkpoint: CheckpointRef, to: Optional[CheckpointRef] = None) -> CheckpointDiff:
+        """The paths added, modified and deleted since ``checkpoint``, up to
+        checkpoint ``to`` or (without it) the sandbox's live disk, sorted by
+        path."""
+        params = [("to", checkpoint_id(to))] if to is not None else None
+        obj = self._transport.json("GET", checkpoint_path(checkpoint, "/diff"), params=params)
+        return CheckpointDiff.from_json(as_object(obj, "checkpoint diff"))
+
+    def diff_file(
+        self, checkpoint: CheckpointRef, path: str, to: Optional[CheckpointRef] = None
+    ) -> FileDiff:
+        """The unified diff of the text file at ``path`` (absolute, as the
+        sandbox sees it) since ``checkpoint``, up to ``to`` or the live disk."""
+        params = [("path", path)] + ([("to", checkpoint_id(to))] if to is not None else [])
+        obj = self._transport.json("GET", checkpoint_path(checkpoint, "/diff/file"), params=params)
+        return FileDiff.from_json(as_object(obj, "file diff"))
 
     def add_patch(
         self,

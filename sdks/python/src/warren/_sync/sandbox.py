@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Type, TypeVar
 
 from .._config import CREATE_TIMEOUT, ConnectionConfig, sandbox_path
+from .._events import SandboxEvents
 from .._http import SyncTransport
 from .._wire import ResourcesLike, create_body, list_params, network_body
 from ..errors import NotFoundError
@@ -231,6 +232,27 @@ class Sandbox:
                     return
         finally:
             transport.close()
+
+    @classmethod
+    def events(
+        cls,
+        *,
+        sandbox_ids: Optional[Sequence[str]] = None,
+        api_url: Optional[str] = None,
+        api_key: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> SandboxEvents:
+        """Follows the state changes of the sandboxes the key may see (all,
+        with their tenant, for the admin key; only ``sandbox_ids`` if given).
+        Returns once subscribed: subscribe, then :meth:`list`, then apply
+        the events, and nothing is missed::
+
+            with Sandbox.events() as events:
+                for event in events:
+                    ...
+        """
+        transport = SyncTransport(ConnectionConfig.resolve(api_url, api_key, request_timeout))
+        return SandboxEvents.open(transport, sandbox_ids)
 
     def _lifecycle(
         self, method: str, rest: str, body: Optional[Mapping[str, Any]] = None

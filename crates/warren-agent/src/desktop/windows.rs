@@ -1,0 +1,274 @@
+//! Windows (listed by wmctrl, acted on by wmctrl and xdotool), the
+//! clipboard (xclip), and applications started on the display (`launch`,
+//! `open`) as managed processes.
+
+use std::collections::BTreeMap;
+
+use warren_api::agent::StartRequest;
+use warren_api::desktop::{
+    LaunchRequest, Launched, OpenRequest, Window, WindowList, WindowMoveRequest,
+    WindowResizeRequest,
+};
+
+use super::tool::Tool;
+use super::{Desktop, Screen};
+use crate::AgentError;
+
+/// Most bytes of clipboard text.
+pub const MAX_CLIPBOARD_BYTES: usize = 1 << 20;
+/// Most arguments of `launch`, and bytes of one argument or `open` target.
+const MAX_ARGS: usize = 256;
+const MAX_ARG_BYTES: usize = 8192;
+/// Largest window size and offset `move` and `resize` take.
+const MAX_WINDOW_DIM: u32 = 16384;
+/// Programs that are Chromium, which refuses to run as root without
+/// `--no-sandbox`.
+const CHROMIUMS: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
+/// What `open` gives Chromium besides the target.
+const BROWSER_ARGS: &[&str] = &["--no-first-run", "--no-default-browser-check"];
+
+/// Parses `wmctrl -lG`: `ID DESKTOP X Y W H HOST TITLE...`.
+fn parse_wmctrl(text: &str, focused: Option<u32>) -> Vec<Window> {
+    text.lines()
+        .filter_map(|line| {
+            let mut rest = line;
+            let mut fields = Vec::with_capacity(7);
+            for _ in 0..7 {
+                rest = rest.trim_start();
+                let end = rest.find(char::is_whitespace).unwrap_or(rest.len());
+                fields.push(&rest[..end]);
+                rest = &rest[end..];
+            }
+            let id = u32::from_str_radix(fields[0].strip_prefix("0x")?, 16).ok()?;
+            Some(Window {
+                id,
+                title: rest.trim().to_string(),
+                x: fields[2].parse().ok()?,
+                y: fields[3].parse().ok()?,
+                width: fields[4].parse().ok()?,
+                height: fields[5].parse().ok()?,
+                focused: focused == Some(id),
+            })
+        })
+        .collect()
+}
+
+fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
+    if arg.len() > MAX_ARG_BYTES || arg.contains('\0') {
+        return Err(AgentError::InvalidRequest(format!(
+            "{field} must be at most {MAX_ARG_BYTES} bytes, without NUL"
+        )));
+    }
+    Ok(())
+}
+
+impl Desktop {
+    async fn windows_on(&self, screen: &Screen) -> Result<Vec<Window>, AgentError> {
+        let list = Tool::new(&screen.display, ["wmctrl", "-lG"])
+            .run(self.processes())
+            .await?;
+        // No active window is an error exit of xdotool, and no focus.
+        let focused = Tool::new(&screen.display, ["xdotool", "getactivewindow"])
+            .run(self.processes())
+            .await
+            .ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).trim().parse().ok());
+        Ok(parse_wmctrl(
+            &String::from_utf8_lossy(&list.stdout),
+            focused,
+        ))
+    }
+
+    /// Top-level windows with their titles, geometry and focus.
+    pub async fn windows(&self) -> Result<WindowList, AgentError> {
+        let screen = self.screen().await?;
+        Ok(WindowList {
+            items: self.windows_on(&screen).await?,
+        })
+    }
+
+    /// The screen, once window `id` is known to be on it.
+    async fn window(&self, id: u32) -> Result<Screen, AgentError> {
+        let screen = self.screen().await?;
+        if !self.windows_on(&screen).await?.iter().any(|w| w.id == id) {
+            return Err(AgentError::WindowNotFound(id));
+        }
+        Ok(screen)
+    }
+
+    /// Raises and focuses a window.
+    pub async fn window_focus(&self, id: u32) -> Result<(), AgentError> {
+        let screen = self.window(id).await?;
+        let argv = ["wmctrl", "-i", "-a", &format!("{id:#x}")].map(String::from);
+        Tool::new(&screen.display, argv)
+            .run(self.processes())
+            .await
+            .map(drop)
+    }
+
+    /// Moves a window's top-left corner.
+    pub async fn window_move(&self, id: u32, req: WindowMoveRequest) -> Result<(), AgentError> {
+        let max = MAX_WINDOW_DIM as i32;
+        if !(-max..=max).contains(&req.x) || !(-max..=max).contains(&req.y) {
+            return Err(AgentError::InvalidRequest(format!(
+                "x and y must be between -{max} and {max}"
+            )));
+        }
+        let screen = self.window(id).await?;
+        let argv = [
+            "xdotool",
+            "windowmove",
+            &id.to_string(),
+            &req.x.to_string(),
+            &req.y.to_string(),
+        ];
+        Tool::new(&screen.display, argv.map(String::from))
+            .run(self.processes())
+            .await
+            .map(drop)
+    }
+
+    /// Resizes a window.
+    pub async fn window_resize(&self, id: u32, req: WindowResizeRequest) -> Result<(), AgentError> {
+        if !(1..=MAX_WINDOW_DIM).contains(&req.width) || !(1..=MAX_WINDOW_DIM).contains(&req.height)
+        {
+            return Err(AgentError::InvalidRequest(format!(
+                "width and height must be between 1 and {MAX_WINDOW_DIM}"
+            )));
+        }
+        let screen = self.window(id).await?;
+        let argv = [
+            "xdotool",
+            "windowsize",
+            &id.to_string(),
+            &req.width.to_string(),
+            &req.height.to_string(),
+        ];
+        Tool::new(&screen.display, argv.map(String::from))
+            .run(self.processes())
+            .await
+            .map(drop)
+    }
+
+    /// Asks a window to close (as its close button does).
+    pub async fn window_close(&self, id: u32) -> Result<(), AgentError> {
+        let screen = self.window(id).await?;
+        let argv = ["wmctrl", "-i", "-c", &format!("{id:#x}")].map(String::from);
+        Tool::new(&screen.display, argv)
+            .run(self.processes())
+            .await
+            .map(drop)
+    }
+
+    /// The clipboard's text (empty when it holds none).
+    pub async fn clipboard(&self) -> Result<String, AgentError> {
+        let screen = self.screen().await?;
+        let mut tool = Tool::new(&screen.display, ["xclip", "-selection", "clipboard", "-o"]);
+        tool.max_stdout = MAX_CLIPBOARD_BYTES;
+        match tool.run(self.processes()).await {
+            Ok(out) => Ok(String::from_utf8_lossy(&out.stdout).into_owned()),
+            // xclip fails when no client owns the clipboard.
+            Err(AgentError::ToolFailed { .. }) => Ok(String::new()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Puts text on the clipboard (xclip keeps serving it in the background
+    /// until another client takes the clipboard).
+    pub async fn set_clipboard(&self, text: String) -> Result<(), AgentError> {
+        if text.len() > MAX_CLIPBOARD_BYTES {
+            return Err(AgentError::TooLarge {
+                what: "clipboard text",
+                limit: MAX_CLIPBOARD_BYTES as u64,
+            });
+        }
+        let screen = self.screen().await?;
+        let mut tool = Tool::new(&screen.display, ["xclip", "-selection", "clipboard", "-i"]);
+        tool.stdin = Some(text.into_bytes());
+        tool.run(self.processes()).await.map(drop)
+    }
+
+    /// Starts `app` with `args` on the display, as a managed process.
+    pub async fn launch(&self, req: LaunchRequest) -> Result<Launched, AgentError> {
+        if req.app.is_empty() || req.args.len() > MAX_ARGS {
+            return Err(AgentError::InvalidRequest(format!(
+                "app must be non-empty, with at most {MAX_ARGS} args"
+            )));
+        }
+        check_arg("app", &req.app)?;
+        for arg in &req.args {
+            check_arg("args", arg)?;
+        }
+        let mut argv = vec![req.app];
+        argv.extend(req.args);
+        self.start_app(argv).await
+    }
+
+    /// Opens a URL or an HTML file in Chromium, anything else with
+    /// `xdg-open`.
+    pub async fn open(&self, req: OpenRequest) -> Result<Launched, AgentError> {
+        let target = req.target;
+        check_arg("target", &target)?;
+        if target.is_empty() || target.starts_with('-') {
+            return Err(AgentError::InvalidRequest(
+                "target must be a URL or a path, not empty nor starting with '-'".into(),
+            ));
+        }
+        let lower = target.to_ascii_lowercase();
+        let web = ["http://", "https://", "file://"]
+            .iter()
+            .any(|p| lower.starts_with(p))
+            || lower.ends_with(".html")
+            || lower.ends_with(".htm");
+        let argv = if web {
+            let mut argv = vec!["chromium".to_string()];
+            argv.extend(BROWSER_ARGS.iter().map(|a| a.to_string()));
+            argv.push(target);
+            argv
+        } else {
+            vec!["xdg-open".to_string(), target]
+        };
+        self.start_app(argv).await
+    }
+
+    async fn start_app(&self, mut argv: Vec<String>) -> Result<Launched, AgentError> {
+        let screen = self.screen().await?;
+        let name = argv[0].rsplit('/').next().unwrap_or_default().to_string();
+        // SAFETY: geteuid has no preconditions.
+        let root = unsafe { libc::geteuid() } == 0;
+        if CHROMIUMS.contains(&name.as_str()) && root && !argv.iter().any(|a| a == "--no-sandbox") {
+            argv.insert(1, "--no-sandbox".into());
+        }
+        let info = self.processes().start(StartRequest {
+            argv: Some(argv),
+            env: Some(BTreeMap::from([("DISPLAY".into(), screen.display)])),
+            ..StartRequest::default()
+        })?;
+        Ok(Launched {
+            process_id: info.id,
+            pid: info.pid as u32,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wmctrl_lines_parse_with_spaces_in_titles() {
+        let text = "0x00a00003  0 10   35   484  316  host  My  page - Chromium\n\
+                    0x00c00001 -1 0    0    1280 800  N/A \nbad line\n";
+        let w = parse_wmctrl(text, Some(0xa00003));
+        assert_eq!(w.len(), 2);
+        assert_eq!(w[0].id, 0xa00003);
+        assert_eq!(w[0].title, "My  page - Chromium");
+        assert_eq!(
+            (w[0].x, w[0].y, w[0].width, w[0].height),
+            (10, 35, 484, 316)
+        );
+        assert!(w[0].focused);
+        assert_eq!(w[1].title, "");
+        assert!(!w[1].focused);
+    }
+}

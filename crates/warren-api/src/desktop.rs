@@ -1,0 +1,360 @@
+//! Request and response bodies of the agent's desktop API (`/v1/desktop`,
+//! forwarded by the server as `/v1/sandboxes/{id}/desktop/...`): a virtual
+//! display driven by mouse, keyboard, windows and screenshots. Bodies follow
+//! sandbox-agent's desktop API where it has one, in snake_case.
+
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// `POST /v1/desktop/start`: the display's size; every field has a default.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct DesktopStartRequest {
+    /// Screen width in pixels (default 1280).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Screen height in pixels (default 800).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Dots per inch (default 96).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpi: Option<u32>,
+}
+
+/// One process of the desktop (the X server, the window manager).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DesktopProcess {
+    /// Its role: `xvfb` or `window_manager`.
+    pub name: String,
+    /// Its managed process id (`/v1/processes/{id}`).
+    pub process_id: String,
+    /// Its pid.
+    pub pid: u32,
+    /// Whether it is still running.
+    pub running: bool,
+}
+
+/// `GET /v1/desktop/status`, and the answer of `start` and `stop`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DesktopStatus {
+    /// Whether the display is up (and every desktop process runs).
+    pub running: bool,
+    /// The X display, such as `:0`, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display: Option<String>,
+    /// Screen width in pixels, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub width: Option<u32>,
+    /// Screen height in pixels, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub height: Option<u32>,
+    /// Dots per inch, while running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpi: Option<u32>,
+    /// The desktop's processes and their health.
+    pub processes: Vec<DesktopProcess>,
+}
+
+/// `GET /v1/desktop/display/info`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct DisplayInfo {
+    /// The X display, such as `:0`.
+    pub display: String,
+    /// Screen width in pixels.
+    pub width: u32,
+    /// Screen height in pixels.
+    pub height: u32,
+    /// Dots per inch.
+    pub dpi: u32,
+    /// Bits per pixel.
+    pub depth: u32,
+}
+
+/// Image format of a screenshot.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ImageFormat {
+    /// Lossless PNG (the default).
+    #[default]
+    Png,
+    /// JPEG at `quality`.
+    Jpeg,
+}
+
+/// Query of `GET /v1/desktop/screenshot`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ScreenshotQuery {
+    /// `png` (default) or `jpeg`.
+    #[serde(default)]
+    #[param(inline)]
+    pub format: ImageFormat,
+    /// JPEG quality, 1 to 100 (default 80).
+    #[serde(default)]
+    pub quality: Option<u32>,
+    /// Scale factor, above 0 and at most 1 (default 1).
+    #[serde(default)]
+    pub scale: Option<f64>,
+    /// Draw the mouse pointer (default false).
+    #[serde(default)]
+    pub cursor: Option<bool>,
+}
+
+/// Query of `GET /v1/desktop/screenshot/region`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct RegionQuery {
+    /// Left edge in screen pixels.
+    pub x: u32,
+    /// Top edge in screen pixels.
+    pub y: u32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// `png` (default) or `jpeg`.
+    #[serde(default)]
+    #[param(inline)]
+    pub format: ImageFormat,
+    /// JPEG quality, 1 to 100 (default 80).
+    #[serde(default)]
+    pub quality: Option<u32>,
+    /// Scale factor, above 0 and at most 1 (default 1).
+    #[serde(default)]
+    pub scale: Option<f64>,
+    /// Draw the mouse pointer (default false).
+    #[serde(default)]
+    pub cursor: Option<bool>,
+}
+
+/// A mouse button.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MouseButton {
+    /// Button 1 (the default).
+    #[default]
+    Left,
+    /// Button 2.
+    Middle,
+    /// Button 3.
+    Right,
+}
+
+/// `POST /v1/desktop/mouse/move`, and `GET /v1/desktop/mouse/position`'s answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct MousePosition {
+    /// Horizontal position in screen pixels.
+    pub x: u32,
+    /// Vertical position in screen pixels.
+    pub y: u32,
+}
+
+/// `POST /v1/desktop/mouse/click`: at `x`, `y` if given, else where the
+/// pointer is.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MouseClickRequest {
+    /// Horizontal position (with `y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    /// Vertical position (with `x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+    /// The button (default `left`).
+    #[serde(default)]
+    pub button: MouseButton,
+    /// Clicks, 1 to 10 (default 1; 2 is a double click).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u32>,
+}
+
+/// `POST /v1/desktop/mouse/down` and `up`: at `x`, `y` if given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MouseButtonRequest {
+    /// Horizontal position (with `y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    /// Vertical position (with `x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+    /// The button (default `left`).
+    #[serde(default)]
+    pub button: MouseButton,
+}
+
+/// `POST /v1/desktop/mouse/drag`: press at the start, move, release at the end.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MouseDragRequest {
+    /// Where the button goes down, horizontally.
+    pub start_x: u32,
+    /// Where the button goes down, vertically.
+    pub start_y: u32,
+    /// Where it comes up, horizontally.
+    pub end_x: u32,
+    /// Where it comes up, vertically.
+    pub end_y: u32,
+    /// The button (default `left`).
+    #[serde(default)]
+    pub button: MouseButton,
+}
+
+/// `POST /v1/desktop/mouse/scroll`: wheel steps; positive `dy` scrolls
+/// down, positive `dx` right. At `x`, `y` if given.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct MouseScrollRequest {
+    /// Horizontal position (with `y`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<u32>,
+    /// Vertical position (with `x`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<u32>,
+    /// Horizontal steps, -100 to 100.
+    #[serde(default)]
+    pub dx: i32,
+    /// Vertical steps, -100 to 100.
+    #[serde(default)]
+    pub dy: i32,
+}
+
+/// `POST /v1/desktop/keyboard/type`: text typed as key strokes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct KeyboardTypeRequest {
+    /// The text (at most 10000 characters).
+    pub text: String,
+    /// Delay between keys in milliseconds, 0 to 1000 (default 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delay_ms: Option<u32>,
+}
+
+/// `POST /v1/desktop/keyboard/press`: a key or a combination, pressed and
+/// released.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct KeyboardPressRequest {
+    /// An X key name (`Return`, `a`, `F5`, `Page_Down`) or a combination
+    /// with `+` (`ctrl+l`).
+    pub key: String,
+    /// Modifiers held around the key (`ctrl`, `shift`, `alt`, `super`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<String>,
+}
+
+/// `POST /v1/desktop/keyboard/down` and `up`: one key held or released.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct KeyRequest {
+    /// An X key name, as in `press`.
+    pub key: String,
+}
+
+/// `GET` and `PUT /v1/desktop/clipboard`: the clipboard's text.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct Clipboard {
+    /// The text (at most 1 MiB).
+    pub text: String,
+}
+
+/// One top-level window.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Window {
+    /// The X window id.
+    pub id: u32,
+    /// Its title.
+    pub title: String,
+    /// Left edge in screen pixels.
+    pub x: i32,
+    /// Top edge in screen pixels.
+    pub y: i32,
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Whether it has the input focus.
+    pub focused: bool,
+}
+
+/// `GET /v1/desktop/windows`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WindowList {
+    /// Top-level windows, in stacking order of the window manager.
+    pub items: Vec<Window>,
+}
+
+/// `POST /v1/desktop/windows/{id}/move`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct WindowMoveRequest {
+    /// New left edge.
+    pub x: i32,
+    /// New top edge.
+    pub y: i32,
+}
+
+/// `POST /v1/desktop/windows/{id}/resize`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct WindowResizeRequest {
+    /// New width, at least 1.
+    pub width: u32,
+    /// New height, at least 1.
+    pub height: u32,
+}
+
+/// `POST /v1/desktop/launch`: an application started on the display.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct LaunchRequest {
+    /// The program, looked up in `PATH`.
+    pub app: String,
+    /// Its arguments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub args: Vec<String>,
+}
+
+/// `POST /v1/desktop/open`: a file or URL opened with its default handler
+/// (URLs and HTML files in Chromium, other files with `xdg-open`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct OpenRequest {
+    /// An `http(s)://` or `file://` URL, or a path.
+    pub target: String,
+}
+
+/// The answer of `launch` and `open`: the managed process started.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Launched {
+    /// Its managed process id (`/v1/processes/{id}`).
+    pub process_id: String,
+    /// Its pid.
+    pub pid: u32,
+}
+
+/// `POST /v1/desktop/recording/start`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, ToSchema)]
+pub struct RecordingStartRequest {
+    /// Frames per second, 1 to 30 (default 10).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub framerate: Option<u32>,
+}
+
+/// Whether a recording is still being made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingStatus {
+    /// ffmpeg is still writing it.
+    Recording,
+    /// Finished: its MP4 can be downloaded.
+    Done,
+}
+
+/// A recording of the screen (MP4, H.264).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Recording {
+    /// Its id (`rec_...`).
+    pub id: String,
+    /// Still recording, or done.
+    pub status: RecordingStatus,
+    /// The file's size so far.
+    pub size_bytes: u64,
+    /// When it was last written (RFC 3339).
+    pub modified_at: String,
+}
+
+/// `GET /v1/desktop/recordings`.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct RecordingList {
+    /// Recordings, oldest first.
+    pub items: Vec<Recording>,
+}

@@ -1,0 +1,209 @@
+//! The desktop of a sandbox (`/v1/sandboxes/{id}/desktop/...`): its display,
+//! screenshots, mouse, keyboard, clipboard, windows, applications and
+//! recordings.
+
+use bytes::Bytes;
+use futures::{Stream, TryStreamExt};
+use serde::Serialize;
+use warren_api::desktop::{
+    Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyboardPressRequest,
+    KeyboardTypeRequest, LaunchRequest, Launched, MouseClickRequest, MousePosition, OpenRequest,
+    Recording, RecordingList, RecordingStartRequest, ScreenshotQuery, Window, WindowList,
+};
+
+use crate::error::{Error, Result};
+use crate::{Client, Sandbox};
+
+/// The desktop of one sandbox (from [`Sandbox::desktop`]).
+#[derive(Debug, Clone)]
+pub struct Desktop {
+    client: Client,
+    sandbox_id: String,
+}
+
+impl Sandbox {
+    /// Its desktop (the `desktop` template has what it needs).
+    pub fn desktop(&self) -> Desktop {
+        Desktop {
+            client: self.client().clone(),
+            sandbox_id: self.id().to_string(),
+        }
+    }
+}
+
+impl Desktop {
+    fn path(&self, rest: &str) -> String {
+        format!("/v1/sandboxes/{}/desktop/{rest}", self.sandbox_id)
+    }
+
+    async fn post<B: Serialize>(&self, rest: &str, body: &B) -> Result<()> {
+        let http = self.client.http();
+        http.empty(http.post(&self.path(rest)).json(body)).await
+    }
+
+    /// Starts the display (idempotent for the same size).
+    pub async fn start(&self, request: &DesktopStartRequest) -> Result<DesktopStatus> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("start")).json(request))
+            .await
+    }
+
+    /// Stops the display.
+    pub async fn stop(&self) -> Result<DesktopStatus> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("stop"))).await
+    }
+
+    /// Whether it runs, and its processes' health.
+    pub async fn status(&self) -> Result<DesktopStatus> {
+        let http = self.client.http();
+        http.json(http.get(&self.path("status"))).await
+    }
+
+    /// The display's size and density.
+    pub async fn display_info(&self) -> Result<DisplayInfo> {
+        let http = self.client.http();
+        http.json(http.get(&self.path("display/info"))).await
+    }
+
+    /// A screenshot: PNG by default, JPEG with `format`.
+    pub async fn screenshot(&self, query: &ScreenshotQuery) -> Result<Bytes> {
+        let http = self.client.http();
+        let resp = http
+            .send(http.get(&self.path("screenshot")).query(query))
+            .await?;
+        Ok(resp.bytes().await?)
+    }
+
+    /// Moves the pointer.
+    pub async fn move_mouse(&self, x: u32, y: u32) -> Result<()> {
+        self.post("mouse/move", &MousePosition { x, y }).await
+    }
+
+    /// Clicks (button, count and position in `request`).
+    pub async fn click(&self, request: &MouseClickRequest) -> Result<()> {
+        self.post("mouse/click", request).await
+    }
+
+    /// Where the pointer is.
+    pub async fn mouse_position(&self) -> Result<MousePosition> {
+        let http = self.client.http();
+        http.json(http.get(&self.path("mouse/position"))).await
+    }
+
+    /// Types text.
+    pub async fn type_text(&self, text: &str) -> Result<()> {
+        let body = KeyboardTypeRequest {
+            text: text.to_string(),
+            delay_ms: None,
+        };
+        self.post("keyboard/type", &body).await
+    }
+
+    /// Presses a key or combination (`Return`, `ctrl+l`).
+    pub async fn press(&self, key: &str) -> Result<()> {
+        let body = KeyboardPressRequest {
+            key: key.to_string(),
+            modifiers: Vec::new(),
+        };
+        self.post("keyboard/press", &body).await
+    }
+
+    /// The clipboard's text.
+    pub async fn clipboard(&self) -> Result<String> {
+        let http = self.client.http();
+        let clip: Clipboard = http.json(http.get(&self.path("clipboard"))).await?;
+        Ok(clip.text)
+    }
+
+    /// Puts text on the clipboard.
+    pub async fn set_clipboard(&self, text: &str) -> Result<()> {
+        let http = self.client.http();
+        let body = Clipboard {
+            text: text.to_string(),
+        };
+        http.empty(
+            http.request(reqwest::Method::PUT, &self.path("clipboard"))
+                .json(&body),
+        )
+        .await
+    }
+
+    /// The top-level windows.
+    pub async fn windows(&self) -> Result<Vec<Window>> {
+        let http = self.client.http();
+        let list: WindowList = http.json(http.get(&self.path("windows"))).await?;
+        Ok(list.items)
+    }
+
+    /// Focuses a window.
+    pub async fn focus_window(&self, id: u32) -> Result<()> {
+        self.post(&format!("windows/{id}/focus"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Closes a window.
+    pub async fn close_window(&self, id: u32) -> Result<()> {
+        self.post(&format!("windows/{id}/close"), &serde_json::json!({}))
+            .await
+    }
+
+    /// Starts an application on the display.
+    pub async fn launch(&self, app: &str, args: &[&str]) -> Result<Launched> {
+        let http = self.client.http();
+        let body = LaunchRequest {
+            app: app.to_string(),
+            args: args.iter().map(|a| a.to_string()).collect(),
+        };
+        http.json(http.post(&self.path("launch")).json(&body)).await
+    }
+
+    /// Opens a URL or file with its default handler.
+    pub async fn open(&self, target: &str) -> Result<Launched> {
+        let http = self.client.http();
+        let body = OpenRequest {
+            target: target.to_string(),
+        };
+        http.json(http.post(&self.path("open")).json(&body)).await
+    }
+
+    /// Starts recording the screen.
+    pub async fn start_recording(&self, framerate: Option<u32>) -> Result<Recording> {
+        let http = self.client.http();
+        let body = RecordingStartRequest { framerate };
+        http.json(http.post(&self.path("recording/start")).json(&body))
+            .await
+    }
+
+    /// Stops the recording and finishes its MP4.
+    pub async fn stop_recording(&self) -> Result<Recording> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("recording/stop"))).await
+    }
+
+    /// The recordings kept.
+    pub async fn recordings(&self) -> Result<Vec<Recording>> {
+        let http = self.client.http();
+        let list: RecordingList = http.json(http.get(&self.path("recordings"))).await?;
+        Ok(list.items)
+    }
+
+    /// A recording's MP4, streamed.
+    pub async fn download_recording(
+        &self,
+        id: &str,
+    ) -> Result<impl Stream<Item = Result<Bytes>> + use<>> {
+        let http = self.client.http();
+        let resp = http
+            .send(http.get(&self.path(&format!("recordings/{id}"))))
+            .await?;
+        Ok(resp.bytes_stream().map_err(Error::from))
+    }
+
+    /// Deletes a recording.
+    pub async fn delete_recording(&self, id: &str) -> Result<()> {
+        let http = self.client.http();
+        http.empty(http.delete(&self.path(&format!("recordings/{id}"))))
+            .await
+    }
+}
