@@ -13,6 +13,8 @@ import { FilesTab } from './views/sandbox/files';
 import { CheckpointsTab } from './views/sandbox/checkpoints';
 import { ProcessesTab } from './views/sandbox/processes';
 import { PreviewsTab } from './views/sandbox/previews';
+import { SessionsTab } from './views/sessions/tab';
+import { AdminPage } from './views/admin/page';
 
 /** Props every routed view gets. */
 export interface ViewProps {
@@ -56,6 +58,7 @@ export const sandboxTabs: SandboxTab[] = [
   { id: 'files', label: 'Files', view: FilesTab, needsRunning: true },
   { id: 'checkpoints', label: 'Checkpoints', view: CheckpointsTab },
   { id: 'processes', label: 'Processes', view: ProcessesTab, needsRunning: true },
+  { id: 'sessions', label: 'Sessions', view: SessionsTab, needsRunning: true },
   { id: 'previews', label: 'Previews', view: PreviewsTab },
 ];
 
@@ -63,4 +66,5 @@ export const sandboxTabs: SandboxTab[] = [
 export const routes: RouteDef[] = [
   { path: '/', view: SandboxList, nav: 'Sandboxes' },
   { path: '/sandboxes/:id/:tab?', view: (props) => SandboxPage({ ...props, tabs: sandboxTabs }) },
+  { path: '/admin/:section?', view: AdminPage, nav: 'Admin', admin: true },
 ];
