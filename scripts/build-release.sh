@@ -3,8 +3,10 @@
 # own (target/release/warren.debug, found through .gnu_debuglink by gdb and
 # by Rust's backtraces): the binary is mapped into every sandbox, its debug
 # info need not be. Extra arguments go to cargo (e.g. `-p warren-bench`).
+# The web console is built first (scripts/build-ui.sh) so the binary embeds it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/build-ui.sh
 cargo build --release -p warren "$@"
 bin=target/release/warren
 # Only when the binary was rebuilt (a stripped binary has no .debug_line).

@@ -4,9 +4,13 @@
 set -euo pipefail
 
 need_apt=()
+# nodejs and npm build the web console (scripts/build-ui.sh), never run Warren.
 for pkg in btrfs-progs debootstrap util-linux iproute2 nftables ca-certificates curl binutils; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$pkg")
 done
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  need_apt+=(nodejs npm)
+fi
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing: ${need_apt[*]}"
   apt-get update -qq

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, on top of scripts/install-deps.sh:
-# cargo-nextest (if missing), a Python venv with schemathesis, and an X
-# display with its tools for the desktop tests.
+# cargo-nextest (if missing), a Python venv with schemathesis, Debian's Chromium
+# for the web console's browser tests (ui/scripts/test.sh), and an X display
+# with its tools for the desktop tests.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 "$here/install-deps.sh"
@@ -28,6 +29,12 @@ fi
 if ! command -v npm >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+# The console's tests drive Debian's Chromium with playwright-core.
+if ! command -v chromium >/dev/null 2>&1; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 
 venv=${WARREN_TEST_VENV:-/var/cache/warren-test/venv}

@@ -4,6 +4,7 @@
 //! Every benchmark prints a table with medians, p99 and the ratio against
 //! the peer measured in the same run; the README quotes those tables.
 
+pub mod json_api;
 pub mod memory;
 pub mod podman;
 pub mod server;

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
+use warren_bench::json_api::JsonApi;
 use warren_bench::{env_usize, free_port, print_compare, wait_ready, warren_bin, Guard, Samples};
 use warren_runtime::storage::diff::{walk, DiffLimits};
 
@@ -72,10 +73,7 @@ async fn run(base: &str, state_dir: &std::path::Path) -> anyhow::Result<()> {
     let mb = env_usize("BENCH_DIFF_MB", 2000);
     let http = reqwest::Client::builder().no_proxy().build()?;
     wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
-    let api = Api {
-        http,
-        base: base.to_string(),
-    };
+    let api = JsonApi::new(http, base, ADMIN_KEY);
     let sandbox = api
         .call(
             "POST",
@@ -106,7 +104,7 @@ async fn run(base: &str, state_dir: &std::path::Path) -> anyhow::Result<()> {
 }
 
 async fn measure(
-    api: &Api,
+    api: &JsonApi,
     state_dir: &std::path::Path,
     id: &str,
     mb: usize,
@@ -228,55 +226,4 @@ fn check(diff: &Value, exact: bool) -> anyhow::Result<()> {
         bail!("expected exactly the changed files: {diff}");
     }
     Ok(())
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_KEY);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status} {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Runs `cmd`; fails unless it exits 0.
-    async fn run(&self, id: &str, cmd: &str) -> anyhow::Result<()> {
-        let out = self
-            .call(
-                "POST",
-                &format!("/v1/sandboxes/{id}/processes/run"),
-                Some(json!({"cmd": cmd, "timeout_ms": 1_200_000})),
-            )
-            .await?;
-        if out["exit_code"] != 0 {
-            bail!("{cmd:?} in {id}: {out}");
-        }
-        Ok(())
-    }
-
-    async fn checkpoint(&self, id: &str) -> anyhow::Result<String> {
-        let ckpt = self
-            .call(
-                "POST",
-                &format!("/v1/sandboxes/{id}/checkpoints"),
-                Some(json!({})),
-            )
-            .await?;
-        Ok(ckpt["id"].as_str().context("checkpoint id")?.to_string())
-    }
 }

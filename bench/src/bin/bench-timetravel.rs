@@ -29,7 +29,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use serde_json::{json, Value};
+use serde_json::json;
+use warren_bench::json_api::JsonApi;
 use warren_bench::{free_port, ms, wait_ready, warren_bin, Guard, Samples};
 
 const ADMIN_KEY: &str = "wadm_bench-admin-key-0123456789";
@@ -92,10 +93,7 @@ async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
     let slow_n = env_usize("BENCH_SLOW_N", 5);
     let http = reqwest::Client::builder().no_proxy().build()?;
     wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
-    let api = Api {
-        http,
-        base: base.to_string(),
-    };
+    let api = JsonApi::new(http, base, ADMIN_KEY);
     // The first create may build `base` (minutes, once).
     let sandbox = api
         .call("POST", "/v1/sandboxes", Some(json!({"timeout_secs": 0})))
@@ -111,7 +109,7 @@ async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
 }
 
 async fn measure(
-    api: &Api,
+    api: &JsonApi,
     state_dir: &Path,
     id: &str,
     n: usize,
@@ -321,62 +319,5 @@ fn print_table(figures: &[Figures]) {
                 if ok { "met" } else { "missed" }
             );
         }
-    }
-}
-
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_KEY);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status} {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
-    }
-
-    /// Runs `cmd`; fails unless it exits 0.
-    async fn run(&self, id: &str, cmd: &str) -> anyhow::Result<()> {
-        let out = self
-            .call(
-                "POST",
-                &format!("/v1/sandboxes/{id}/processes/run"),
-                Some(json!({"cmd": cmd, "timeout_ms": 600_000})),
-            )
-            .await?;
-        if out["exit_code"] != 0 {
-            bail!("{cmd:?} in {id}: {out}");
-        }
-        Ok(())
-    }
-
-    async fn checkpoint(&self, id: &str) -> anyhow::Result<String> {
-        let ckpt = self
-            .call(
-                "POST",
-                &format!("/v1/sandboxes/{id}/checkpoints"),
-                Some(json!({})),
-            )
-            .await?;
-        Ok(ckpt["id"].as_str().context("checkpoint id")?.to_string())
-    }
-
-    async fn delete_checkpoint(&self, id: &str) -> anyhow::Result<()> {
-        self.call("DELETE", &format!("/v1/checkpoints/{id}"), None)
-            .await
-            .map(|_| ())
     }
 }

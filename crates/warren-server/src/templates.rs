@@ -232,8 +232,13 @@ impl Templates {
 
     /// Builds (or rebuilds) template `name` from a spec.toml's text; each
     /// step is a cached layer, so a rebuild redoes only what changed. The
-    /// build's output goes to the log.
-    pub async fn build(&self, name: &str, spec: String) -> Result<Template, TemplateError> {
+    /// build's output goes to the log, and each line to `log` too.
+    pub async fn build(
+        &self,
+        name: &str,
+        spec: String,
+        mut log: impl FnMut(&str) + Send + 'static,
+    ) -> Result<Template, TemplateError> {
         let node = self.node.clone();
         let name = name.to_string();
         blocking("build template", move || {
@@ -246,6 +251,7 @@ impl Templates {
             }
             let report = template::build(node.pool(), &name, &spec, &mut |line| {
                 tracing::info!(template = %name, "{line}");
+                log(line);
             })
             .map_err(|e| TemplateError::from_pool(&name, e))?;
             Ok(described_build(report))
@@ -256,12 +262,14 @@ impl Templates {
     /// Builds (or rebuilds) template `name` from a Dockerfile in a build
     /// context already received into `context` (a tar archive, removed
     /// afterwards); each instruction that changes files is a cached layer.
+    /// Each line of the build's output goes to the log and to `log`.
     pub async fn build_dockerfile(
         &self,
         name: &str,
         context: tempfile::TempPath,
         dockerfile: Option<String>,
         build_args: BTreeMap<String, String>,
+        mut log: impl FnMut(&str) + Send + 'static,
     ) -> Result<Template, TemplateError> {
         let node = self.node.clone();
         let name = name.to_string();
@@ -274,6 +282,7 @@ impl Templates {
             };
             let report = template::build_dockerfile(node.pool(), &name, &req, &mut |line| {
                 tracing::info!(template = %name, "{line}");
+                log(line);
             })
             .map_err(|e| TemplateError::from_pool(&name, e))?;
             drop(context);

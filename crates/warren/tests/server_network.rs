@@ -15,7 +15,7 @@ mod server_common;
 use std::net::TcpListener;
 use std::process::Command;
 
-use network_support::{Internet, Slot, PROBE, PROBE_PATH};
+use network_support::{Internet, Slot, TableState, PROBE, PROBE_PATH};
 use serde_json::{json, Value};
 use server_common::{Options, TestServer, ADMIN_KEY};
 
@@ -59,8 +59,8 @@ async fn create_as(server: &TestServer, key: &str, network: Value) -> String {
     id
 }
 
-/// Host interfaces and nft chains of the test network.
-fn host_state(slot: &Slot) -> (Vec<String>, Vec<String>) {
+/// Host interfaces of the test network, and its table.
+fn host_state(slot: &Slot) -> (Vec<String>, TableState) {
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     let prefix = format!("{}-", slot.name());
     let veths = String::from_utf8_lossy(&links.stdout)
@@ -69,16 +69,7 @@ fn host_state(slot: &Slot) -> (Vec<String>, Vec<String>) {
         .map(|name| name.split('@').next().unwrap_or(name).to_string())
         .filter(|name| name.starts_with(&prefix))
         .collect();
-    let chains = Command::new("nft")
-        .args(["list", "table", "inet", &slot.name()])
-        .output()
-        .unwrap();
-    let chains = String::from_utf8_lossy(&chains.stdout)
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("chain sb_"))
-        .map(|l| l.split_whitespace().next().unwrap_or_default().to_string())
-        .collect();
-    (veths, chains)
+    (veths, TableState::read(&slot.name()))
 }
 
 #[tokio::test]
@@ -388,18 +379,20 @@ async fn egress_policies_on_running_sandboxes() {
         .await
         .starts_with("err"));
 
-    let (veths, chains) = host_state(&slot);
+    let (veths, table) = host_state(&slot);
     assert_eq!(veths.len(), 4, "{veths:?}");
-    assert_eq!(chains.len(), 4, "{chains:?}");
+    assert_eq!(table.public.len() + table.listed.len(), 4, "{table:?}");
     for id in [&deny, &allow, &by_cidr, &by_name, &neighbour] {
         let (status, _) = server
             .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
             .await;
         assert_eq!(status, 204);
     }
-    let (veths, chains) = host_state(&slot);
+    let (veths, table) = host_state(&slot);
     assert!(veths.is_empty(), "{veths:?}");
-    assert!(chains.is_empty(), "{chains:?}");
+    for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
+        assert!(elements.is_empty(), "{table:?}");
+    }
     drop(server);
 }
 
@@ -572,4 +565,208 @@ async fn metadata_is_never_reached_and_private_ranges_only_when_the_admin_allows
     );
     drop(server);
     drop(on_link_local);
+}
+
+/// With many `allow` sandboxes alive, each is two set elements' worth of
+/// state, never rules of its own (a rule list is walked by every packet and
+/// cached by `nft` on every change, so its cost grows with the count). An
+/// allow-listed, a plain-allow and a deny sandbox side by side each get
+/// exactly their own policy, before and after one of them is deleted.
+#[tokio::test]
+async fn many_sandboxes_are_set_elements_not_rules() {
+    const MANY: usize = 50;
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let server = TestServer::start_with(Options {
+        args: slot.server_args(Some(internet.a())),
+        ..Options::default()
+    })
+    .await;
+    let (a, b) = (internet.a().to_string(), internet.b().to_string());
+    let empty = TableState::read(&slot.name());
+    assert!(
+        empty.public.is_empty() && empty.listed.is_empty(),
+        "{empty:?}"
+    );
+
+    let listed = create(&server, json!({ "allow": [format!("{a}/32")] })).await;
+    let deny = create(&server, json!({ "egress": "deny" })).await;
+    let mut public = Vec::new();
+    for i in 0..MANY {
+        // One in the middle gets the probe, to check its reach.
+        if i == MANY / 2 {
+            public.push(create(&server, json!({ "egress": "allow" })).await);
+            continue;
+        }
+        let sandbox = server
+            .create(ADMIN_KEY, json!({ "network": { "egress": "allow" } }))
+            .await;
+        public.push(sandbox["id"].as_str().unwrap().to_string());
+    }
+    let plain = create(&server, json!({ "egress": "allow" })).await;
+
+    let full = TableState::read(&slot.name());
+    assert_eq!(full.rules, empty.rules, "{full:?}");
+    assert_eq!(full.chains, empty.chains, "{full:?}");
+    assert_eq!(full.public.len(), MANY + 1, "{full:?}");
+    assert_eq!(full.listed.len(), 1, "{full:?}");
+    assert_eq!(full.allowed.len(), 1, "{full:?}");
+
+    let reach = |id: String, host: String| {
+        let server = &server;
+        async move {
+            probe(server, &id, &format!("http {host} 80"))
+                .await
+                .starts_with("ok")
+        }
+    };
+    let check = |with_plain: bool| {
+        let (listed, deny, plain, other) = (
+            listed.clone(),
+            deny.clone(),
+            plain.clone(),
+            public[MANY / 2].clone(),
+        );
+        let (a, b) = (a.clone(), b.clone());
+        let reach = &reach;
+        async move {
+            assert!(reach(listed.clone(), a.clone()).await, "listed → a");
+            assert!(!reach(listed, b.clone()).await, "listed → b");
+            assert!(!reach(deny.clone(), a.clone()).await, "deny → a");
+            assert!(!reach(deny, b.clone()).await, "deny → b");
+            assert!(reach(other.clone(), a.clone()).await, "allow → a");
+            assert!(reach(other, b.clone()).await, "allow → b");
+            if with_plain {
+                assert!(reach(plain.clone(), a).await, "plain → a");
+                assert!(reach(plain, b).await, "plain → b");
+            }
+        }
+    };
+    check(true).await;
+
+    let (status, _) = server
+        .call("DELETE", &format!("/v1/sandboxes/{plain}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 204);
+    check(false).await;
+    let fewer = TableState::read(&slot.name());
+    assert_eq!(fewer.rules, empty.rules, "{fewer:?}");
+    assert_eq!(fewer.public.len(), MANY, "{fewer:?}");
+    assert_eq!(fewer.listed.len(), 1, "{fewer:?}");
+
+    for id in public.iter().chain([&listed, &deny]) {
+        let (status, _) = server
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 204);
+    }
+    let (veths, table) = host_state(&slot);
+    assert!(veths.is_empty(), "{veths:?}");
+    assert_eq!(table.rules, empty.rules, "{table:?}");
+    for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
+        assert!(elements.is_empty(), "{table:?}");
+    }
+    drop(server);
+}
+
+/// After a `kill -9` and a restart, running sandboxes keep exactly their
+/// policies (their elements are read back), while elements of no sandbox
+/// and whatever an older server left in the table (a chain and sets per
+/// sandbox behind a verdict map) are removed.
+#[tokio::test]
+async fn a_restart_keeps_policies_and_removes_leftovers() {
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let mut server = TestServer::start_with(Options {
+        args: slot.server_args(Some(internet.a())),
+        ..Options::default()
+    })
+    .await;
+    let (a, b) = (internet.a().to_string(), internet.b().to_string());
+    let listed = create(&server, json!({ "allow": [format!("{a}/32")] })).await;
+    let by_name = create(&server, json!({ "allow": ["b.test"] })).await;
+    let plain = create(&server, json!({ "egress": "allow" })).await;
+    assert_eq!(
+        probe(&server, &by_name, "http b.test 80").await,
+        "ok stand-in b"
+    );
+    let before = TableState::read(&slot.name());
+    assert_eq!(before.learnt.len(), 1, "{before:?}");
+
+    server.kill9();
+    let (t, k) = (format!("inet {}", slot.name()), slot.k);
+    let stray = format!("10.214.{k}.250");
+    let old = format!(
+        "{:08x}",
+        u32::from(stray.parse::<std::net::Ipv4Addr>().unwrap())
+    );
+    let leftovers = format!(
+        "add map {t} sandboxes {{ type ipv4_addr : verdict; }}\n\
+         add chain {t} sb_{old}\n\
+         add rule {t} sb_{old} accept\n\
+         add set {t} sn_{old} {{ type ipv4_addr; flags interval; }}\n\
+         add set {t} sd_{old} {{ type ipv4_addr; flags timeout; }}\n\
+         add element {t} sandboxes {{ {stray} : jump sb_{old} }}\n\
+         add element {t} egress_public {{ \"{name}-fa\" . {stray} }}\n\
+         add element {t} allowed {{ {stray} . 0.0.0.0/0 }}\n\
+         add element {t} learnt {{ {stray} . {b} timeout 1h }}\n",
+        name = slot.name()
+    );
+    let mut nft = Command::new("nft")
+        .args(["-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    nft.stdin
+        .take()
+        .unwrap()
+        .write_all(leftovers.as_bytes())
+        .unwrap();
+    assert!(nft.wait().unwrap().success());
+    server.spawn();
+
+    let after = TableState::read(&slot.name());
+    assert!(
+        !after.chains.iter().any(|c| c.starts_with("sb_")),
+        "{after:?}"
+    );
+    assert_eq!(after.rules, before.rules, "{after:?}");
+    assert_eq!(after.public, before.public, "{after:?}");
+    assert_eq!(after.listed, before.listed, "{after:?}");
+    assert_eq!(after.allowed, before.allowed, "{after:?}");
+    assert_eq!(after.learnt.len(), 1, "{after:?}");
+    let listing = Command::new("nft")
+        .args(["list", "table", "inet", &slot.name()])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    assert!(
+        !listing.contains(&stray) && !listing.contains("sandboxes"),
+        "{listing}"
+    );
+
+    let reach = |id: &str, host: &str| {
+        let (server, cmd) = (&server, format!("http {host} 80"));
+        let id = id.to_string();
+        async move { probe(server, &id, &cmd).await.starts_with("ok") }
+    };
+    assert!(reach(&listed, &a).await);
+    assert!(!reach(&listed, &b).await);
+    assert!(reach(&plain, &a).await);
+    assert!(reach(&plain, &b).await);
+    assert!(reach(&by_name, &b).await);
+    assert!(!reach(&by_name, &a).await);
+
+    for id in [&listed, &by_name, &plain] {
+        let (status, _) = server
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 204);
+    }
+    let (veths, table) = host_state(&slot);
+    assert!(veths.is_empty(), "{veths:?}");
+    for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
+        assert!(elements.is_empty(), "{table:?}");
+    }
 }

@@ -324,9 +324,9 @@ impl Runtime for NamespaceRuntime {
             source,
         };
         let begun = Instant::now();
-        // The sandbox's rules go in (an `nft` run of a few milliseconds)
-        // while the helper starts it; its interface follows once it exists.
-        let mut prepared = match (&self.network, spec.network.needs_interface()) {
+        // The sandbox's rules go in before the helper starts it; its
+        // interface follows once it exists.
+        let prepared = match (&self.network, spec.network.needs_interface()) {
             (Some(network), true) => network
                 .prepare(&spec.id, &spec.network)
                 .map_err(network_error)?,
@@ -339,10 +339,6 @@ impl Runtime for NamespaceRuntime {
             Ok((report, ready)) => (Ok(report), Some(ready)),
             Err(e) => (Err(e), None),
         };
-        if !matches!(report, Ok(init::InitReport::Started { .. })) {
-            // Its nft batch must be done before the clean-up below undoes it.
-            drop(prepared.take());
-        }
         let pid = match report {
             Ok(init::InitReport::Started { pid }) => pid,
             Ok(init::InitReport::Failed { stage, .. }) if stage == STAGE_ALREADY_RUNNING => {

@@ -23,6 +23,7 @@
 
 pub mod dns;
 pub mod netlink;
+pub mod nfnl;
 pub mod nft;
 pub mod policy;
 
@@ -36,7 +37,8 @@ use std::time::{Duration, Instant};
 pub use policy::{Cidr, Egress, NetworkPolicy, PolicyError, Rules};
 
 use netlink::Netlink;
-use nft::Tables;
+use nfnl::Nftables;
+use nft::{Installed, Tables};
 
 /// Where instance locks live.
 pub const LOCK_DIR: &str = "/run/warren";
@@ -105,6 +107,9 @@ pub enum NetworkError {
         /// Cause.
         source: std::io::Error,
     },
+    /// The kernel refused a batch of set elements.
+    #[error("nftables: {0}")]
+    Elements(std::io::Error),
     /// `nft` refused a batch.
     #[error("nft failed: {stderr}")]
     Nft {
@@ -160,6 +165,10 @@ fn netlink_err(op: impl Into<String>) -> impl FnOnce(std::io::Error) -> NetworkE
     move |source| NetworkError::Netlink { op, source }
 }
 
+/// Per sandbox address, its resolver-learnt addresses and when their
+/// elements time out.
+type Learnt = HashMap<Ipv4Addr, HashMap<Ipv4Addr, Instant>>;
+
 /// One sandbox's place on the network.
 #[derive(Debug, Clone)]
 struct Lease {
@@ -167,6 +176,8 @@ struct Lease {
     /// `None` for a lease found after a restart whose policy the server has
     /// not applied again yet: the resolver refuses it meanwhile.
     rules: Option<Arc<Rules>>,
+    /// Its elements in the table.
+    installed: Installed,
 }
 
 #[derive(Debug, Default)]
@@ -184,8 +195,11 @@ struct Inner {
     tables: Tables,
     gateway: Ipv4Addr,
     leases: Mutex<Leases>,
-    /// (sandbox, learnt address) → when its nft element times out.
-    learnt: Mutex<HashMap<(Ipv4Addr, Ipv4Addr), Instant>>,
+    /// sandbox → learnt address → when its nft element times out.
+    learnt: Mutex<Learnt>,
+    /// The table's sets. Every change of a sandbox's elements holds it,
+    /// then (briefly) `leases`: never the other way round.
+    sets: Mutex<Nftables>,
     _lock: File,
 }
 
@@ -210,7 +224,6 @@ pub struct Prepared {
     id: String,
     addr: Ipv4Addr,
     rules: Arc<Rules>,
-    nft: nft::Pending,
 }
 
 impl Network {
@@ -244,6 +257,12 @@ impl Network {
         host.set_up(index)
             .map_err(netlink_err(format!("bringing {bridge} up")))?;
         tables.run(tables.base_script())?;
+        if let Some(script) = tables.legacy_script()? {
+            tables.run(script)?;
+        }
+        let mut sets = Nftables::open(&config.name).map_err(NetworkError::Elements)?;
+        // 0.0.0.0 is never a sandbox's address.
+        sets.probe(nft::LEARNT, vec![0; 8]);
 
         let mut leases = Leases::default();
         for link in host.links().map_err(netlink_err("listing links"))? {
@@ -255,13 +274,16 @@ impl Network {
                 continue;
             }
             leases.by_addr.insert(addr, link.alias.clone());
-            leases.by_id.insert(link.alias, Lease { addr, rules: None });
+            leases.by_id.insert(
+                link.alias,
+                Lease {
+                    addr,
+                    rules: None,
+                    installed: Installed::default(),
+                },
+            );
         }
-        for addr in tables.sandbox_chains()? {
-            if !leases.by_addr.contains_key(&addr) {
-                tables.run(tables.teardown_script(addr))?;
-            }
-        }
+        let learnt = recover(&tables, &mut sets, &mut leases)?;
         let upstreams = if config.upstreams.is_empty() {
             let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
             dns::parse_resolv_conf(&text)
@@ -281,7 +303,8 @@ impl Network {
             tables,
             gateway,
             leases: Mutex::new(leases),
-            learnt: Mutex::new(HashMap::new()),
+            learnt: Mutex::new(learnt),
+            sets: Mutex::new(sets),
             _lock: lock,
         });
         let addr = SocketAddrV4::new(gateway, 53);
@@ -310,9 +333,8 @@ impl Network {
     }
 
     /// First half of connecting a sandbox that is about to start: takes an
-    /// address and starts installing its rules (in the background: `nft`
-    /// takes a few milliseconds, which the caller overlaps with starting the
-    /// sandbox). `None` for a loopback-only policy.
+    /// address and installs its rules (one batch of set elements, well
+    /// under a millisecond). `None` for a loopback-only policy.
     pub fn prepare(
         &self,
         id: &str,
@@ -323,37 +345,26 @@ impl Network {
             return Ok(None);
         }
         let rules = Arc::new(rules);
-        let (addr, _) = self.inner.lease(id)?;
-        self.inner.forget_learnt(addr);
-        let script = self.inner.tables.sandbox_script(addr, &rules, true);
-        let nft = match self.inner.tables.spawn(script) {
-            Ok(nft) => nft,
-            Err(e) => {
+        let (addr, previous) = self.inner.lease(id)?;
+        if let Err(e) = self.inner.install(id, addr, &rules, true) {
+            if previous.is_none() {
                 self.inner.drop_lease(id);
-                return Err(e);
             }
-        };
+            return Err(e);
+        }
         Ok(Some(Prepared {
             id: id.to_string(),
             addr,
             rules,
-            nft,
         }))
     }
 
     /// Second half: gives the started sandbox (init at host pid `pid`) its
     /// interface once its rules are in. On failure the caller releases `id`.
     pub fn connect(&self, prepared: Prepared, pid: i32) -> Result<(), NetworkError> {
-        let Prepared {
-            id,
-            addr,
-            rules,
-            nft,
-        } = prepared;
-        let wired = self.inner.wire(&id, addr, pid);
-        nft.wait()?;
-        wired?;
-        self.inner.set_rules(&id, rules);
+        let Prepared { id, addr, rules } = prepared;
+        self.inner.wire(&id, addr, pid)?;
+        self.inner.set_rules(&id, Some(rules));
         Ok(())
     }
 
@@ -368,18 +379,14 @@ impl Network {
         let rules = Arc::new(rules);
         let (addr, previous) = self.inner.lease(id)?;
         let changed = previous.as_deref().is_some_and(|p| *p != *rules);
-        let script = self.inner.tables.sandbox_script(addr, &rules, changed);
-        if let Err(e) = self.inner.tables.run(script) {
+        if let Err(e) = self.inner.install(id, addr, &rules, changed) {
             if previous.is_none() {
                 self.inner.drop_lease(id);
             }
             return Err(e);
         }
-        if changed {
-            self.inner.forget_learnt(addr);
-        }
         self.inner.wire(id, addr, pid)?;
-        self.inner.set_rules(id, rules);
+        self.inner.set_rules(id, Some(rules));
         Ok(())
     }
 
@@ -393,10 +400,10 @@ impl Network {
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
         host.delete_link(&interface)
             .map_err(netlink_err(format!("deleting {interface}")))?;
-        self.inner
-            .tables
-            .run(self.inner.tables.teardown_script(addr))?;
-        self.inner.forget_learnt(addr);
+        // The resolver admits nothing more for it; what it admitted until
+        // now (under the lock of the sets) goes with the rest.
+        self.inner.set_rules(id, None);
+        self.inner.install(id, addr, &Rules::Loopback, true)?;
         self.inner.drop_lease(id);
         Ok(())
     }
@@ -418,19 +425,24 @@ impl Inner {
             if !leases.by_addr.contains_key(&addr) {
                 leases.cursor = (offset - 2 + 1) % usable;
                 leases.by_addr.insert(addr, id.to_string());
-                leases
-                    .by_id
-                    .insert(id.to_string(), Lease { addr, rules: None });
+                leases.by_id.insert(
+                    id.to_string(),
+                    Lease {
+                        addr,
+                        rules: None,
+                        installed: Installed::default(),
+                    },
+                );
                 return Ok((addr, None));
             }
         }
         Err(NetworkError::Exhausted(self.config.cidr))
     }
 
-    fn set_rules(&self, id: &str, rules: Arc<Rules>) {
+    fn set_rules(&self, id: &str, rules: Option<Arc<Rules>>) {
         let mut leases = self.leases.lock().expect("leases lock");
         if let Some(lease) = leases.by_id.get_mut(id) {
-            lease.rules = Some(rules);
+            lease.rules = rules;
         }
     }
 
@@ -441,11 +453,44 @@ impl Inner {
         }
     }
 
-    fn forget_learnt(&self, sandbox: Ipv4Addr) {
-        self.learnt
-            .lock()
-            .expect("learnt lock")
-            .retain(|(owner, _), _| *owner != sandbox);
+    /// Replaces the elements of sandbox `id` (at `addr`) with those of
+    /// `rules`, in one batch; with `forget`, its learnt addresses go too.
+    /// `Rules::Loopback` removes everything.
+    fn install(
+        &self,
+        id: &str,
+        addr: Ipv4Addr,
+        rules: &Rules,
+        forget: bool,
+    ) -> Result<(), NetworkError> {
+        let mut sets = self.sets.lock().expect("sets lock");
+        let old = {
+            let leases = self.leases.lock().expect("leases lock");
+            leases
+                .by_id
+                .get(id)
+                .map(|l| l.installed.clone())
+                .unwrap_or_default()
+        };
+        let new = Installed::of(rules);
+        let learnt: Vec<Ipv4Addr> = if forget {
+            let learnt = self.learnt.lock().expect("learnt lock");
+            (learnt.get(&addr))
+                .map(|ips| ips.keys().copied().collect())
+                .unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let changes = self.tables.changes(addr, &old, &new, &learnt);
+        sets.commit(&changes).map_err(NetworkError::Elements)?;
+        if forget {
+            self.learnt.lock().expect("learnt lock").remove(&addr);
+        }
+        let mut leases = self.leases.lock().expect("leases lock");
+        if let Some(lease) = leases.by_id.get_mut(id) {
+            lease.installed = new;
+        }
+        Ok(())
     }
 
     /// Creates and configures the sandbox's veth unless it has one.
@@ -525,7 +570,7 @@ impl dns::Policy for Inner {
         {
             let learnt = self.learnt.lock().expect("learnt lock");
             for ip in ips {
-                match learnt.get(&(source, *ip)) {
+                match learnt.get(&source).and_then(|ips| ips.get(ip)) {
                     // Still admitted for more than half of what is asked.
                     Some(&until) if until > now + timeout / 2 => {}
                     Some(&until) if until > now + Duration::from_secs(5) => refresh.push(*ip),
@@ -536,25 +581,97 @@ impl dns::Policy for Inner {
         if fresh.is_empty() && refresh.is_empty() {
             return;
         }
-        let mut script = self.tables.learnt_script(source, &fresh, ttl, false);
-        script.push_str(&self.tables.learnt_script(source, &refresh, ttl, true));
-        let result = self.tables.run(script).or_else(|_| {
-            // An element may have timed out between our bookkeeping and the
-            // batch: add everything without deleting.
-            let all: Vec<Ipv4Addr> = fresh.iter().chain(&refresh).copied().collect();
-            self.tables
-                .run(self.tables.learnt_script(source, &all, ttl, false))
-        });
-        match result {
+        let mut sets = self.sets.lock().expect("sets lock");
+        // Only for a sandbox still holding an allow-list (the others have
+        // no use for it, and a released address must stay clean).
+        let listed = matches!(self.rules(source).as_deref(), Some(Rules::List { .. }));
+        if !listed {
+            return;
+        }
+        let changes = self.tables.learnt_changes(source, &fresh, &refresh, ttl);
+        match sets.commit(&changes).map_err(NetworkError::Elements) {
             Ok(()) => {
                 let mut learnt = self.learnt.lock().expect("learnt lock");
+                let ips = learnt.entry(source).or_default();
                 for ip in fresh.iter().chain(&refresh) {
-                    learnt.insert((source, *ip), now + timeout);
+                    ips.insert(*ip, now + timeout);
                 }
             }
             Err(e) => tracing::warn!(sandbox = %source, error = %e, "admitting resolved addresses"),
         }
     }
+}
+
+/// Reads the table's elements back at start: those of a sandbox found
+/// again become its lease's `installed` state (and its learnt addresses),
+/// the rest are removed in one batch.
+fn recover(
+    tables: &Tables,
+    sets: &mut Nftables,
+    leases: &mut Leases,
+) -> Result<Learnt, NetworkError> {
+    let now = Instant::now();
+    let mut learnt = Learnt::new();
+    let mut stale = Vec::new();
+    let addr_at = |key: &[u8], at: usize| -> Option<Ipv4Addr> {
+        let octets: [u8; 4] = key.get(at..at + 4)?.try_into().ok()?;
+        Some(Ipv4Addr::from(octets))
+    };
+    fn lease(leases: &mut Leases, addr: Option<Ipv4Addr>) -> Option<&mut Lease> {
+        let id = leases.by_addr.get(&addr?)?.clone();
+        leases.by_id.get_mut(&id)
+    }
+    for set in [nft::PUBLIC, nft::LISTED, nft::ALLOWED, nft::LEARNT] {
+        let mut gone = Vec::new();
+        for listed in sets.elements(set).map_err(NetworkError::Elements)? {
+            let kept = match set {
+                nft::PUBLIC | nft::LISTED => {
+                    let addr = addr_at(&listed.key, 16);
+                    let exact = addr.is_some_and(|a| tables.egress_key(a) == listed.key);
+                    match lease(leases, addr) {
+                        Some(l) if exact && l.installed.public.is_none() => {
+                            l.installed.public = Some(set == nft::PUBLIC);
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                nft::ALLOWED => {
+                    let first = addr_at(&listed.key, 4);
+                    let last = listed.key_end.as_deref().and_then(|k| addr_at(k, 4));
+                    match (lease(leases, addr_at(&listed.key, 0)), first, last) {
+                        (Some(l), Some(first), Some(last)) => {
+                            l.installed.ranges.push((first, last));
+                            true
+                        }
+                        _ => false,
+                    }
+                }
+                _ => match (addr_at(&listed.key, 0), addr_at(&listed.key, 4)) {
+                    (Some(owner), Some(ip)) if lease(leases, Some(owner)).is_some() => {
+                        let left = listed.expires.unwrap_or_default();
+                        learnt.entry(owner).or_default().insert(ip, now + left);
+                        true
+                    }
+                    _ => false,
+                },
+            };
+            if !kept {
+                gone.push(nfnl::Element {
+                    key: listed.key,
+                    key_end: listed.key_end,
+                    timeout: None,
+                });
+            }
+        }
+        stale.push(nfnl::Change {
+            op: nfnl::Op::Destroy,
+            set,
+            elements: gone,
+        });
+    }
+    sets.commit(&stale).map_err(NetworkError::Elements)?;
+    Ok(learnt)
 }
 
 /// `<name>-<hex offset>`.

@@ -16,16 +16,16 @@ use std::io;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
-const NLMSG_HDRLEN: usize = 16;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
+pub(super) const NLMSG_HDRLEN: usize = 16;
+pub(super) const NLMSG_ERROR: u16 = 2;
+pub(super) const NLMSG_DONE: u16 = 3;
 
-const NLM_F_REQUEST: u16 = 0x1;
-const NLM_F_ACK: u16 = 0x4;
+pub(super) const NLM_F_REQUEST: u16 = 0x1;
+pub(super) const NLM_F_ACK: u16 = 0x4;
 const NLM_F_REPLACE: u16 = 0x100;
 const NLM_F_EXCL: u16 = 0x200;
-const NLM_F_CREATE: u16 = 0x400;
-const NLM_F_DUMP: u16 = 0x300;
+pub(super) const NLM_F_CREATE: u16 = 0x400;
+pub(super) const NLM_F_DUMP: u16 = 0x300;
 
 const RTM_NEWLINK: u16 = 16;
 const RTM_DELLINK: u16 = 17;
@@ -86,33 +86,7 @@ pub struct Netlink {
 impl Netlink {
     /// A socket in the calling thread's network namespace.
     pub fn open() -> io::Result<Netlink> {
-        // SAFETY: plain socket(2); the fd is owned below.
-        let fd = unsafe {
-            libc::socket(
-                libc::AF_NETLINK,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                libc::NETLINK_ROUTE,
-            )
-        };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
-        // SAFETY: sockaddr_nl is plain old data; zero is a valid value.
-        let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
-        addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
-        // SAFETY: `addr` is a valid sockaddr_nl of the given length.
-        let rc = unsafe {
-            libc::bind(
-                fd.as_raw_fd(),
-                (&addr as *const libc::sockaddr_nl).cast(),
-                std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(io::Error::last_os_error());
-        }
+        let fd = socket(libc::NETLINK_ROUTE)?;
         Ok(Netlink { fd, seq: 1 })
     }
 
@@ -330,7 +304,40 @@ impl Netlink {
     }
 }
 
-fn align(len: usize) -> usize {
+/// A netlink socket of `protocol`, bound, in the calling thread's network
+/// namespace.
+pub(super) fn socket(protocol: i32) -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2); the fd is owned below.
+    let fd = unsafe {
+        libc::socket(
+            libc::AF_NETLINK,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            protocol,
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `fd` was just returned by socket(2) and nothing else owns it.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    // SAFETY: sockaddr_nl is plain old data; zero is a valid value.
+    let mut addr: libc::sockaddr_nl = unsafe { std::mem::zeroed() };
+    addr.nl_family = libc::AF_NETLINK as libc::sa_family_t;
+    // SAFETY: `addr` is a valid sockaddr_nl of the given length.
+    let rc = unsafe {
+        libc::bind(
+            fd.as_raw_fd(),
+            (&addr as *const libc::sockaddr_nl).cast(),
+            std::mem::size_of::<libc::sockaddr_nl>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(fd)
+}
+
+pub(super) fn align(len: usize) -> usize {
     (len + 3) & !3
 }
 
@@ -358,7 +365,7 @@ fn parse_link(body: &[u8]) -> Option<Link> {
 }
 
 /// The (type, payload) pairs of a run of attributes.
-fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
+pub(super) fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
     let mut out = Vec::new();
     while data.len() >= 4 {
         let len = u16::from_ne_bytes([data[0], data[1]]) as usize;
@@ -373,19 +380,24 @@ fn attrs(mut data: &[u8]) -> Vec<(u16, &[u8])> {
 }
 
 /// A request being built: header, fixed struct, attributes.
-struct Message {
+pub(super) struct Message {
     buf: Vec<u8>,
 }
 
 impl Message {
-    fn new(ty: u16, flags: u16) -> Message {
+    pub(super) fn new(ty: u16, flags: u16) -> Message {
+        Message::raw(ty, flags | NLM_F_REQUEST | NLM_F_ACK)
+    }
+
+    /// A message with exactly `flags` (no acknowledgement asked).
+    pub(super) fn raw(ty: u16, flags: u16) -> Message {
         let mut buf = vec![0u8; NLMSG_HDRLEN];
         buf[4..6].copy_from_slice(&ty.to_ne_bytes());
-        buf[6..8].copy_from_slice(&(flags | NLM_F_REQUEST | NLM_F_ACK).to_ne_bytes());
+        buf[6..8].copy_from_slice(&flags.to_ne_bytes());
         Message { buf }
     }
 
-    fn bytes(&mut self, b: &[u8]) {
+    pub(super) fn bytes(&mut self, b: &[u8]) {
         self.buf.extend_from_slice(b);
     }
 
@@ -397,7 +409,7 @@ impl Message {
         self.bytes(&change.to_ne_bytes());
     }
 
-    fn attr(&mut self, ty: u16, data: &[u8]) {
+    pub(super) fn attr(&mut self, ty: u16, data: &[u8]) {
         let len = 4 + data.len();
         self.bytes(&(len as u16).to_ne_bytes());
         self.bytes(&ty.to_ne_bytes());
@@ -406,21 +418,21 @@ impl Message {
     }
 
     /// A NUL-terminated string attribute.
-    fn attr_str(&mut self, ty: u16, s: &str) {
+    pub(super) fn attr_str(&mut self, ty: u16, s: &str) {
         let mut data = s.as_bytes().to_vec();
         data.push(0);
         self.attr(ty, &data);
     }
 
     /// Opens a nested attribute; returns where its header is.
-    fn begin(&mut self, ty: u16) -> usize {
+    pub(super) fn begin(&mut self, ty: u16) -> usize {
         let at = self.buf.len();
         self.bytes(&0u16.to_ne_bytes());
         self.bytes(&(ty | NLA_F_NESTED).to_ne_bytes());
         at
     }
 
-    fn end(&mut self, at: usize) {
+    pub(super) fn end(&mut self, at: usize) {
         let len = (self.buf.len() - at) as u16;
         self.buf[at..at + 2].copy_from_slice(&len.to_ne_bytes());
     }
@@ -431,7 +443,7 @@ impl Message {
         }
     }
 
-    fn finish(mut self, seq: u32) -> Vec<u8> {
+    pub(super) fn finish(mut self, seq: u32) -> Vec<u8> {
         let len = self.buf.len() as u32;
         self.buf[0..4].copy_from_slice(&len.to_ne_bytes());
         self.buf[8..12].copy_from_slice(&seq.to_ne_bytes());

@@ -1,8 +1,11 @@
 //! Who is calling: the admin key or a tenant's API key.
 //!
 //! Every route but `/v1/health` and `/v1/openapi.json` needs a key, as
-//! `Authorization: Bearer <key>` or `?access_token=<key>` (WebSocket and
-//! browser clients). The admin key is compared in constant time; a tenant key
+//! `Authorization: Bearer <key>`, `?access_token=<key>`, or (WebSockets from
+//! a browser, which can set no header and should not put a key in a URL) a
+//! `Sec-WebSocket-Protocol` credential: the client offers
+//! `warren.v1, warren.key.<base64url(key)>` and the server answers
+//! `warren.v1` (see [`ws_protocol`]). The admin key is compared in constant time; a tenant key
 //! is looked up by its SHA-256 (keys are 256 random bits, so a plain hash is
 //! as good as a slow one and keeps the hot path cheap). Known keys are cached
 //! in memory; revoking one drops it from the cache in the same process that
@@ -10,6 +13,7 @@
 
 pub mod admin_key;
 pub mod keys;
+pub mod ws_protocol;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -172,7 +176,8 @@ pub async fn require_key(State(auth): State<Auth>, mut req: Request, next: Next)
     }
 }
 
-/// The key from the `Authorization` header, else from `?access_token=`.
+/// The key from the `Authorization` header, else from a WebSocket
+/// protocol credential, else from `?access_token=`.
 fn presented_token(req: &Request) -> Option<String> {
     if let Some(value) = req.headers().get(http::header::AUTHORIZATION) {
         let value = value.to_str().ok()?;
@@ -180,6 +185,9 @@ fn presented_token(req: &Request) -> Option<String> {
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(|t| t.trim().to_string());
+    }
+    if let Some(key) = ws_protocol::key(req.headers()) {
+        return Some(key);
     }
     crate::params::get(req.uri().query()?, ACCESS_TOKEN)
 }

@@ -10,6 +10,7 @@
 //! - [`templates`]: `/v1/templates` routes.
 //! - [`events`]: `/v1/events` (sandbox state changes, SSE).
 //! - [`crate::proxy`]: every other `/v1/sandboxes/{id}/...` path.
+//! - [`console`]: the web console at `/ui` (static files, no key).
 //! - [`e2b`]: E2B's control plane (`/sandboxes`, `/v2/sandboxes`, ...),
 //!   with its own key check (`X-API-KEY`) and error bodies.
 //!
@@ -21,6 +22,7 @@
 
 pub mod admin;
 pub mod checkpoints;
+pub mod console;
 pub mod e2b;
 pub mod events;
 pub mod health;
@@ -95,6 +97,7 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             auth::require_key,
         ))
         .merge(e2b::layered(e2b_router, &state))
+        .merge(console::routes())
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),
             metrics::track,

@@ -7,9 +7,10 @@
 //! HTTP/1 upgrade) requests are forwarded as such; when the agent answers
 //! `101`, both upgraded connections are spliced with `copy_bidirectional`.
 //!
-//! The caller's credentials stop here: the `Authorization` header and the
-//! `access_token` parameter are removed before the request reaches the
-//! sandbox, whose agent trusts its socket.
+//! The caller's credentials stop here: the `Authorization` header, the
+//! `access_token` parameter and a `Sec-WebSocket-Protocol` credential are
+//! removed before the request reaches the sandbox, whose agent trusts its
+//! socket.
 
 mod client;
 pub mod routes;
@@ -102,6 +103,7 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
         .expect("method and uri come from a valid request");
     *forwarded.headers_mut() = forwardable(&parts.headers);
     forwarded.headers_mut().remove(header::AUTHORIZATION);
+    let answer_protocol = crate::auth::ws_protocol::strip(forwarded.headers_mut());
     if let Some(protocol) = &upgrade {
         let headers = forwarded.headers_mut();
         headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
@@ -142,6 +144,9 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
         let (mut parts, _) = response.into_parts();
         parts.extensions = http::Extensions::new();
         parts.extensions.insert(RouteLabel(route));
+        if answer_protocol {
+            crate::auth::ws_protocol::answer(&mut parts.headers);
+        }
         return Response::from_parts(parts, Body::empty());
     }
 

@@ -339,3 +339,55 @@ except Exception as e:
 
 /// Where the probe is written in sandboxes.
 pub const PROBE_PATH: &str = "/tmp/probe.py";
+
+/// What a server's table `inet <name>` holds, from `nft -j list table`.
+#[derive(Debug, Default)]
+pub struct TableState {
+    /// Names of its chains.
+    pub chains: Vec<String>,
+    /// How many rules it holds, over every chain.
+    pub rules: usize,
+    /// Elements of `egress_public`, `egress_listed`, `allowed` and
+    /// `learnt`, each as `nft` prints it.
+    pub public: Vec<String>,
+    /// See `public`.
+    pub listed: Vec<String>,
+    /// See `public`.
+    pub allowed: Vec<String>,
+    /// See `public`.
+    pub learnt: Vec<String>,
+}
+
+impl TableState {
+    /// Reads table `inet <name>`.
+    pub fn read(name: &str) -> TableState {
+        let out = Command::new("nft")
+            .args(["-j", "list", "table", "inet", name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut state = TableState::default();
+        for item in doc["nftables"].as_array().unwrap() {
+            if let Some(chain) = item["chain"]["name"].as_str() {
+                state.chains.push(chain.to_string());
+            }
+            if item.get("rule").is_some() {
+                state.rules += 1;
+            }
+            let set = &item["set"];
+            let elements: Vec<String> = set["elem"]
+                .as_array()
+                .map(|e| e.iter().map(|v| v.to_string()).collect())
+                .unwrap_or_default();
+            match set["name"].as_str() {
+                Some("egress_public") => state.public = elements,
+                Some("egress_listed") => state.listed = elements,
+                Some("allowed") => state.allowed = elements,
+                Some("learnt") => state.learnt = elements,
+                _ => {}
+            }
+        }
+        state
+    }
+}
