@@ -4,7 +4,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ADMIN_KEY, api, deleteSandbox, hasRoute, newPage, screenshot, signIn } from './browser.mjs';
+import { ADMIN_KEY, URL_, api, deleteSandbox, hasRoute, newPage, screenshot, signIn } from './browser.mjs';
 
 const made = [];
 test.after(async () => {
@@ -99,15 +99,19 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
 
     page.once('dialog', (dialog) => dialog.accept());
     await point.getByRole('button', { name: 'Restore' }).click();
-    await page.waitForFunction(
-      async ([sbx]) => {
-        const key = sessionStorage.getItem('warren.key');
-        const res = await fetch(`/v1/sandboxes/${sbx}/files?path=/home/user/notes.txt`, { headers: { authorization: `Bearer ${key}` } });
-        return res.ok && (await res.text()) === 'first line\nsecond line\n';
-      },
-      [id],
-      { timeout: 60_000, polling: 500 },
-    );
+    // The restore is over when the API serves the old content (409 while it
+    // runs). Polled from here: a page predicate that is async returns a
+    // promise, which waitForFunction takes as truthy at once.
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const res = await fetch(`${URL_}/v1/sandboxes/${id}/files?path=/home/user/notes.txt`, {
+        headers: { authorization: `Bearer ${ADMIN_KEY}` },
+      });
+      const text = await res.text();
+      if (res.ok && text === 'first line\nsecond line\n') break;
+      assert.ok(Date.now() < deadline, `the restore never brought the old content back: ${res.status} ${text}`);
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
     // The editor shows the old content again.
     await page.getByRole('link', { name: 'Files' }).click();
     await page.fill('input[name=root]', '/home/user');
