@@ -14,7 +14,7 @@ mod server_common;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use server_common::{Options, TestServer, ADMIN_KEY};
+use server_common::{desktop_sandbox, TestServer, ADMIN_KEY};
 
 /// Width and height of a PNG, from its IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
@@ -25,21 +25,7 @@ fn png_size(png: &[u8]) -> (u32, u32) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn desktop_sandbox_through_the_server() {
-    let server = TestServer::start_with(Options {
-        args: vec!["--no-network".into()],
-        templates: vec!["desktop"],
-        ..Options::default()
-    })
-    .await;
-    let id = server
-        .create(
-            ADMIN_KEY,
-            json!({"template": "desktop", "resources": {"memory_mb": 2048}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (server, id) = desktop_sandbox().await;
     let path = |p: &str| format!("/v1/sandboxes/{id}/desktop/{p}");
 
     let (status, problem) = server

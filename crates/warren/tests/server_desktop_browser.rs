@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
-use server_common::{Options, TestServer, ADMIN_KEY};
+use server_common::{desktop_sandbox, ADMIN_KEY};
 
 /// Where `playwright-core` is installed (once) for the tests.
 const PLAYWRIGHT_DIR: &str = "/var/cache/warren-test/playwright";
@@ -47,21 +47,7 @@ fn playwright() -> &'static Path {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playwright_connects_over_cdp_through_the_server() {
     let dir = playwright();
-    let server = TestServer::start_with(Options {
-        args: vec!["--no-network".into()],
-        templates: vec!["desktop"],
-        ..Options::default()
-    })
-    .await;
-    let id = server
-        .create(
-            ADMIN_KEY,
-            json!({"template": "desktop", "resources": {"memory_mb": 2048}}),
-        )
-        .await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (server, id) = desktop_sandbox().await;
     let path = |p: &str| format!("/v1/sandboxes/{id}/desktop/{p}");
 
     let (status, problem) = server

@@ -509,6 +509,28 @@ impl TestServer {
     }
 }
 
+/// A server without networking that has the `desktop` template (built once
+/// per machine into the shared pool), and one sandbox of it with room for
+/// Chromium: the server and the sandbox's id.
+pub async fn desktop_sandbox() -> (TestServer, String) {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        templates: vec!["desktop"],
+        ..Options::default()
+    })
+    .await;
+    let id = server
+        .create(
+            ADMIN_KEY,
+            json!({"template": "desktop", "resources": {"memory_mb": 2048}}),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    (server, id)
+}
+
 /// Names in a directory (empty when it does not exist).
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)
