@@ -162,6 +162,9 @@ pub enum AgentError {
     /// Something the operation needs is missing from the sandbox.
     #[error("{0}")]
     Missing(String),
+    /// The live view has its maximum of viewers.
+    #[error("at most {0} live viewers at once")]
+    TooManyViewers(usize),
     /// The desktop's display is not started (or its X server has exited).
     #[error("the desktop is not running: POST /v1/desktop/start starts it")]
     DesktopNotRunning,
@@ -254,6 +257,7 @@ impl AgentError {
             AgentError::TooManySessions(_) => ErrorCode::TooManyRequests,
             AgentError::Missing(_) => ErrorCode::Conflict,
             AgentError::DesktopNotRunning => ErrorCode::DesktopNotRunning,
+            AgentError::TooManyViewers(_) => ErrorCode::TooManyRequests,
             AgentError::BrowserNotRunning => ErrorCode::BrowserNotRunning,
             AgentError::WindowNotFound(_) => ErrorCode::WindowNotFound,
             AgentError::ElementNotFound(_) => ErrorCode::ElementNotFound,

@@ -23,7 +23,8 @@ pub struct DesktopStartRequest {
 /// One process of the desktop (the X server, the window manager).
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct DesktopProcess {
-    /// Its role: `xvfb` or `window_manager`.
+    /// Its role: `xvfb`, `window_manager`, or a live viewer's VNC server
+    /// (`vnc`, `vnc_view_only`; `process_id` is then `viewer-N`).
     pub name: String,
     /// Its managed process id (`/v1/processes/{id}`).
     pub process_id: String,
@@ -479,4 +480,52 @@ pub struct BrowserScreenshotQuery {
     #[serde(default)]
     #[param(inline)]
     pub format: ImageFormat,
+}
+
+/// Query of `GET /v1/desktop/stream`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StreamQuery {
+    /// Watch only: the viewer's keyboard and mouse never reach the display.
+    #[serde(default)]
+    pub view_only: bool,
+}
+
+/// Body of `POST /v1/sandboxes/{id}/desktop/stream/url` (a server route).
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StreamUrlRequest {
+    /// A token that can only watch (default false).
+    #[serde(default)]
+    pub view_only: bool,
+    /// Seconds the token is valid, 1 to 86400 (default 3600).
+    #[serde(default = "default_stream_ttl")]
+    pub ttl_seconds: u64,
+}
+
+impl Default for StreamUrlRequest {
+    fn default() -> Self {
+        StreamUrlRequest {
+            view_only: false,
+            ttl_seconds: default_stream_ttl(),
+        }
+    }
+}
+
+fn default_stream_ttl() -> u64 {
+    3600
+}
+
+/// A shareable live-view URL and the token in it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct StreamUrl {
+    /// The console's page, `<origin>/ui/desktop/{id}#token=<token>`.
+    pub url: String,
+    /// The token, offered as the WebSocket subprotocol
+    /// `warren.token.<token>` on `/v1/sandboxes/{id}/desktop/stream`.
+    pub token: String,
+    /// Whether the token can only watch.
+    pub view_only: bool,
+    /// When the token stops opening streams (RFC 3339).
+    pub expires_at: String,
 }

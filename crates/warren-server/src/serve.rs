@@ -186,6 +186,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
                 source,
             }
         })?;
+    let stream_tokens = crate::auth::stream_token::StreamTokens::new(e2b_key.clone());
     let e2b = crate::e2b::E2b::new(
         sandboxes.clone(),
         checkpoints.clone(),
@@ -193,7 +194,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         e2b_key,
     )
     .await?;
-    let auth = Auth::new(admin.key, store.clone());
+    let auth = Auth::new(admin.key, store.clone(), stream_tokens);
     let state = AppState {
         tenants: Tenants::new(store.clone(), auth.clone()),
         agent: proxy::AgentClient::new(node.clone()),

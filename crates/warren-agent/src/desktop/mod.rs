@@ -12,6 +12,7 @@
 //! - [`browser`]: Chromium with its DevTools port on loopback, and
 //!   [`cdp`] the small DevTools client of its high-level routes,
 //!   [`elements`] the page's accessibility snapshot, `click` and `fill`;
+//! - [`stream`]: the live view, one `x11vnc -inetd` per viewer;
 //! - [`tool`]: bounded runs of those tools (argv only, a time limit each).
 //!
 //! Nothing here knows of sandboxes: on any host with Xvfb installed it
@@ -23,6 +24,7 @@ pub mod elements;
 pub mod input;
 pub mod recording;
 pub mod screen;
+pub mod stream;
 pub mod tool;
 pub mod windows;
 
@@ -103,6 +105,8 @@ pub struct Desktop {
     state_dir: PathBuf,
     /// Serializes `start` and `stop` (of the desktop and of recordings).
     lifecycle: Arc<tokio::sync::Mutex<()>>,
+    /// The live view's viewers.
+    viewers: stream::Viewers,
 }
 
 impl Desktop {
@@ -115,6 +119,7 @@ impl Desktop {
             recording: Arc::default(),
             state_dir,
             lifecycle: Arc::default(),
+            viewers: stream::Viewers::default(),
         }
     }
 
@@ -303,6 +308,7 @@ impl Desktop {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.viewers.end_all();
         if let Some(running) = running {
             self.end_recording().await;
             // The window manager first, the X server last.
@@ -345,8 +351,10 @@ impl Desktop {
                 running: self.alive(id).await,
             });
         }
+        let running_all = processes.iter().all(|p| p.running);
+        processes.extend(self.viewers.processes());
         DesktopStatus {
-            running: processes.iter().all(|p| p.running),
+            running: running_all,
             display: Some(running.screen.display),
             width: Some(running.screen.width),
             height: Some(running.screen.height),

@@ -204,12 +204,7 @@ async fn cdp(
     upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
 ) -> Result<Response, Problem> {
     let url = state.browser.devtools_url(&state.processes).await?;
-    let upgrade = upgrade.map_err(|rejection| {
-        Problem::invalid(format!(
-            "{}: this route needs a WebSocket client",
-            rejection.body_text()
-        ))
-    })?;
+    let upgrade = websocket(upgrade)?;
     let permit = CONNECTIONS.clone().try_acquire_owned().map_err(|_| {
         Problem::new(
             ErrorCode::TooManyRequests,
@@ -232,6 +227,19 @@ async fn cdp(
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
         .on_upgrade(move |socket| forward(socket, browser, permit)))
+}
+
+/// The upgrade of a WebSocket route, or `invalid_request` for a request
+/// that is not a WebSocket handshake.
+pub(crate) fn websocket(
+    upgrade: Result<WebSocketUpgrade, axum::extract::ws::rejection::WebSocketUpgradeRejection>,
+) -> Result<WebSocketUpgrade, Problem> {
+    upgrade.map_err(|rejection| {
+        Problem::invalid(format!(
+            "{}: this route needs a WebSocket client",
+            rejection.body_text()
+        ))
+    })
 }
 
 /// Pumps messages both ways until either side closes.

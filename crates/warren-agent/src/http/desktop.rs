@@ -3,6 +3,8 @@
 //! applications). Every route but `start`, `stop` and `status` answers
 //! `desktop_not_running` (409) until the desktop is started.
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
@@ -13,8 +15,8 @@ use warren_api::desktop::{
     Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyRequest, KeyboardPressRequest,
     KeyboardTypeRequest, LaunchRequest, Launched, MouseButtonRequest, MouseClickRequest,
     MouseDragRequest, MousePosition, MouseScrollRequest, OpenRequest, Recording, RecordingList,
-    RecordingStartRequest, RegionQuery, ScreenshotQuery, WindowList, WindowMoveRequest,
-    WindowResizeRequest,
+    RecordingStartRequest, RegionQuery, ScreenshotQuery, StreamQuery, WindowList,
+    WindowMoveRequest, WindowResizeRequest,
 };
 use warren_api::extract::{Json, Query};
 use warren_api::Problem;
@@ -29,6 +31,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(stop))
         .routes(routes!(status))
         .routes(routes!(display_info))
+        .routes(routes!(stream))
         .routes(routes!(screenshot))
         .routes(routes!(screenshot_region))
         .routes(routes!(mouse_move))
@@ -145,6 +148,31 @@ async fn stop(State(state): State<AppState>) -> Json<DesktopStatus> {
     ))]
 async fn status(State(state): State<AppState>) -> Json<DesktopStatus> {
     Json(state.desktop.status().await)
+}
+
+/// The live view: a WebSocket whose binary messages carry the raw RFB
+/// (VNC) stream both ways, from a VNC server of its own on the display
+/// (`view_only`: one that ignores all input). Offers the `binary`
+/// subprotocol (noVNC's). At most 4 viewers at once.
+#[utoipa::path(get, path = "/v1/desktop/stream", tag = "desktop",
+    params(StreamQuery),
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 400, description = "Not a WebSocket request (`invalid_request`)", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "The desktop is not running (`desktop_not_running`), or x11vnc is not installed (`conflict`)", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many viewers (`too_many_requests`)", body = Problem, content_type = "application/problem+json"),
+    ))]
+async fn stream(
+    State(state): State<AppState>,
+    Query(q): Query<StreamQuery>,
+    upgrade: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, Problem> {
+    state.desktop.screen().await?;
+    let upgrade = super::browser::websocket(upgrade)?;
+    let viewer = state.desktop.viewer(q.view_only).await?;
+    Ok(upgrade
+        .protocols(["binary"])
+        .on_upgrade(move |socket| viewer.pump(socket)))
 }
 
 /// The display's name, size, density and depth.

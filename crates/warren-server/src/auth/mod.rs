@@ -10,9 +10,15 @@
 //! as good as a slow one and keeps the hot path cheap). Known keys are cached
 //! in memory; revoking one drops it from the cache in the same process that
 //! deletes it from the database, so the cache is never stale.
+//!
+//! One route takes a narrower credential: a sandbox's live view
+//! (`desktop/stream`) opens with a signed, expiring token offered as the
+//! subprotocol `warren.token.<token>` ([`stream_token`]), the credential of
+//! shareable desktop URLs.
 
 pub mod admin_key;
 pub mod keys;
+pub mod stream_token;
 pub mod ws_protocol;
 
 use std::collections::HashMap;
@@ -100,16 +106,25 @@ pub struct Auth {
     /// SHA-256 of a tenant key → the key. A std lock: held for a map lookup
     /// only, never across an await.
     cache: Arc<RwLock<HashMap<[u8; 32], CachedKey>>>,
+    /// Live-view tokens.
+    stream: stream_token::StreamTokens,
 }
 
 impl Auth {
-    /// Checks keys against `admin_key` and the tenant keys in `store`.
-    pub fn new(admin_key: String, store: Store) -> Self {
+    /// Checks keys against `admin_key` and the tenant keys in `store`, and
+    /// live-view tokens signed with `stream`.
+    pub fn new(admin_key: String, store: Store, stream: stream_token::StreamTokens) -> Self {
         Auth {
             admin_key: admin_key.into(),
             store,
             cache: Arc::default(),
+            stream,
         }
+    }
+
+    /// The live-view tokens.
+    pub fn stream_tokens(&self) -> &stream_token::StreamTokens {
+        &self.stream
     }
 
     /// The caller a key stands for, or `None` for an unknown key.
@@ -152,7 +167,16 @@ pub async fn require_key(State(auth): State<Auth>, mut req: Request, next: Next)
     if PUBLIC_PATHS.contains(&req.uri().path()) {
         return next.run(req).await;
     }
-    let Some(token) = presented_token(&req) else {
+    let token = presented_token(&req);
+    if token.is_none() {
+        if let Some(response) = stream_token(&auth, &mut req) {
+            return match response {
+                Ok(()) => next.run(req).await,
+                Err(problem) => problem.into_response(),
+            };
+        }
+    }
+    let Some(token) = token else {
         return Problem::new(
             ErrorCode::Unauthorized,
             "missing API key: send Authorization: Bearer <key> or ?access_token=",
@@ -174,6 +198,32 @@ pub async fn require_key(State(auth): State<Auth>, mut req: Request, next: Next)
             .into_response()
         }
     }
+}
+
+/// A live-view token on its stream route: `None` when there is none (or
+/// not on that route), else the grant put in the request (the caller, and
+/// `view_only=true` forced into the query of a view-only token) or the
+/// `401` that refuses it.
+fn stream_token(auth: &Auth, req: &mut Request) -> Option<Result<(), Problem>> {
+    let sandbox = stream_token::stream_sandbox(req.uri().path())?;
+    let token = stream_token::offered(req.headers())?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let grant = match auth.stream.verify(token, sandbox, now) {
+        Ok(grant) => grant,
+        Err(e) => return Some(Err(Problem::new(ErrorCode::Unauthorized, e.to_string()))),
+    };
+    if grant.view_only {
+        let query = stream_token::force_view_only(req.uri().query());
+        let uri = format!("{}?{query}", req.uri().path());
+        match uri.parse() {
+            Ok(uri) => *req.uri_mut() = uri,
+            Err(_) => return Some(Err(Problem::invalid("the query cannot be forwarded"))),
+        }
+    }
+    req.extensions_mut().insert(grant.caller);
+    Some(Ok(()))
 }
 
 /// The key from the `Authorization` header, else from a WebSocket

@@ -33,12 +33,16 @@ pub fn key(headers: &HeaderMap) -> Option<String> {
     String::from_utf8(bytes).ok()
 }
 
-/// Removes the credential from the offered protocols (before the request is
+/// Removes the credentials (keys and live-view tokens) from the offered protocols (before the request is
 /// forwarded); returns whether the client offered [`PROTOCOL`], i.e. whether
 /// the answer must name it.
 pub fn strip(headers: &mut HeaderMap) -> bool {
     let kept: Vec<String> = offered(headers)
-        .filter(|p| !p.is_empty() && !p.starts_with(KEY_PREFIX))
+        .filter(|p| {
+            !p.is_empty()
+                && !p.starts_with(KEY_PREFIX)
+                && !p.starts_with(super::stream_token::PROTOCOL_PREFIX)
+        })
         .map(str::to_string)
         .collect();
     let wants_ours = kept.iter().any(|p| p == PROTOCOL);
@@ -85,7 +89,7 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert(
             SEC_WEBSOCKET_PROTOCOL,
-            HeaderValue::from_static("chat, warren.key.eA"),
+            HeaderValue::from_static("chat, warren.key.eA, warren.token.x.y"),
         );
         assert!(!strip(&mut headers));
         assert_eq!(headers.get(SEC_WEBSOCKET_PROTOCOL).unwrap(), "chat");

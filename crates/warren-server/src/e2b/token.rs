@@ -77,6 +77,16 @@ impl TokenKey {
             .collect()
     }
 
+    /// HMAC-SHA256 of `message` under the secret, in `domain` (so each use
+    /// of the secret signs its own kind of message).
+    pub fn sign(&self, domain: &[u8], message: &[u8]) -> [u8; 32] {
+        let mut mac =
+            Hmac::<Sha256>::new_from_slice(&self.secret).expect("HMAC takes any key length");
+        mac.update(domain);
+        mac.update(message);
+        mac.finalize().into_bytes().into()
+    }
+
     /// Whether `given` is the envd access token of `id`, in constant time.
     pub fn check_envd_token(&self, id: &str, given: &str) -> bool {
         bool::from(self.envd_token(id).as_bytes().ct_eq(given.as_bytes()))

@@ -23,6 +23,7 @@
 pub mod admin;
 pub mod checkpoints;
 pub mod console;
+pub mod desktop;
 pub mod e2b;
 pub mod events;
 pub mod health;
@@ -78,6 +79,7 @@ fn documented() -> OpenApiRouter<AppState> {
         .merge(pools::routes())
         .merge(templates::routes())
         .merge(events::routes())
+        .merge(desktop::routes())
 }
 
 /// The routes and the OpenAPI document they describe.
