@@ -14,6 +14,7 @@ import { CheckpointsTab } from './views/sandbox/checkpoints';
 import { ProcessesTab } from './views/sandbox/processes';
 import { PreviewsTab } from './views/sandbox/previews';
 import { SessionsTab } from './views/sessions/tab';
+import { DesktopTab } from './views/desktop/tab';
 import { AdminPage } from './views/admin/page';
 
 /** Props every routed view gets. */
@@ -59,6 +60,7 @@ export const sandboxTabs: SandboxTab[] = [
   { id: 'checkpoints', label: 'Checkpoints', view: CheckpointsTab },
   { id: 'processes', label: 'Processes', view: ProcessesTab, needsRunning: true },
   { id: 'sessions', label: 'Sessions', view: SessionsTab, needsRunning: true },
+  { id: 'desktop', label: 'Desktop', view: DesktopTab, needsRunning: true },
   { id: 'previews', label: 'Previews', view: PreviewsTab },
 ];
 

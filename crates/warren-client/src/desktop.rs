@@ -8,7 +8,8 @@ use serde::Serialize;
 use warren_api::desktop::{
     Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyboardPressRequest,
     KeyboardTypeRequest, LaunchRequest, Launched, MouseClickRequest, MousePosition, OpenRequest,
-    Recording, RecordingList, RecordingStartRequest, ScreenshotQuery, Window, WindowList,
+    Recording, RecordingList, RecordingStartRequest, ScreenshotQuery, StreamUrl, StreamUrlRequest,
+    Window, WindowList,
 };
 
 use crate::error::{Error, Result};
@@ -58,6 +59,23 @@ impl Desktop {
     pub async fn status(&self) -> Result<DesktopStatus> {
         let http = self.client.http();
         http.json(http.get(&self.path("status"))).await
+    }
+
+    /// A shareable live-view URL (the console's `/ui/desktop/{id}` page)
+    /// whose token opens only this desktop's stream, for `ttl_seconds`
+    /// (1 to 86400; the server's default 3600 when `None`); a `view_only`
+    /// one can only watch.
+    pub async fn stream_url(&self, view_only: bool, ttl_seconds: Option<u64>) -> Result<StreamUrl> {
+        let mut request = StreamUrlRequest {
+            view_only,
+            ..StreamUrlRequest::default()
+        };
+        if let Some(ttl) = ttl_seconds {
+            request.ttl_seconds = ttl;
+        }
+        let http = self.client.http();
+        http.json(http.post(&self.path("stream/url")).json(&request))
+            .await
     }
 
     /// The display's size and density.

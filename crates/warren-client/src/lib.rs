@@ -70,7 +70,8 @@ pub use warren_api::checkpoint::{
 };
 pub use warren_api::desktop::{
     DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,
-    MouseClickRequest, MousePosition, Recording, RecordingStatus, ScreenshotQuery, Window,
+    MouseClickRequest, MousePosition, Recording, RecordingStatus, ScreenshotQuery, StreamUrl,
+    StreamUrlRequest, Window,
 };
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,

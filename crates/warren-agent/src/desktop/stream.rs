@@ -1,18 +1,22 @@
 //! The live view: the desktop's screen as a raw RFB (VNC) byte stream.
 //!
-//! Each viewer gets its own `x11vnc -inetd` on the display, speaking RFB on
-//! its stdin and stdout (no listening socket anywhere), so view-only is the
-//! server's own `-viewonly`: no byte a view-only client sends becomes
-//! input. At most [`MAX_VIEWERS`] run at once; `Desktop::stop` ends them
+//! Each viewer gets its own x11vnc on the display, which connects back to
+//! a one-use listener of the agent on loopback (`-connect_or_exit`: a
+//! reverse connection, so no VNC port stays open and the server exits with
+//! its one client), so view-only is the server's own `-viewonly`: no byte a
+//! view-only client sends becomes input. (`-inetd` would need a socket on
+//! stdin, and managed processes get pipes.) At most [`MAX_VIEWERS`] run at once; `Desktop::stop` ends them
 //! all; `status` lists them (`vnc` entries). The HTTP side pumps a
 //! WebSocket's binary messages through [`Viewer::pump`].
 
 use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use axum::extract::ws::{Message, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use warren_api::desktop::DesktopProcess;
 
@@ -24,6 +28,8 @@ use crate::AgentError;
 pub const MAX_VIEWERS: usize = 4;
 /// Bytes read from the VNC server per WebSocket message, at most.
 const CHUNK: usize = 256 * 1024;
+/// How long a viewer's VNC server gets to connect back.
+const CONNECT_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The viewers of a desktop; cheap to clone.
 #[derive(Clone)]
@@ -72,7 +78,10 @@ impl Viewers {
 
 /// One viewer: its VNC server, its place among the viewers.
 pub struct Viewer {
-    child: Child,
+    /// Its VNC server's connection.
+    vnc: TcpStream,
+    /// Its VNC server, killed with its group when the viewer is dropped.
+    _child: Child,
     stop: watch::Receiver<u64>,
     _registration: Registration,
 }
@@ -111,12 +120,24 @@ impl Desktop {
             .clone()
             .try_acquire_owned()
             .map_err(|_| AgentError::TooManyViewers(MAX_VIEWERS))?;
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .map_err(|e| tool_failed(format!("no loopback port for the viewer: {e}")))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| tool_failed(e.to_string()))?
+            .port();
+        let back = format!("127.0.0.1:{port}");
         let mut argv: Vec<String> = [
             "x11vnc",
-            "-inetd",
             "-q",
             "-display",
             &screen.display,
+            "-connect_or_exit",
+            &back,
+            "-once",
+            "-rfbport",
+            "0",
             "-nopw",
             "-noxdamage",
             "-nobell",
@@ -132,12 +153,29 @@ impl Desktop {
         let env = BTreeMap::from([("DISPLAY".to_string(), screen.display.clone())]);
         let mut child = self.processes.spawn_child(&argv, "/", &env)?;
         // Its log is not the stream: read and dropped, so it never blocks.
-        if let Some(mut stderr) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut sink = vec![0u8; 8192];
-                while matches!(stderr.read(&mut sink).await, Ok(n) if n > 0) {}
-            });
+        for pipe in [child.stdout.take(), child.stderr.take()]
+            .into_iter()
+            .flatten()
+        {
+            tokio::spawn(drain(pipe));
         }
+        let vnc = tokio::select! {
+            accepted = tokio::time::timeout(CONNECT_WAIT, listener.accept()) => match accepted {
+                Ok(Ok((stream, _))) => stream,
+                Ok(Err(e)) => return Err(tool_failed(e.to_string())),
+                Err(_) => {
+                    return Err(AgentError::ToolTimedOut {
+                        tool: "x11vnc".into(),
+                        secs: CONNECT_WAIT.as_secs(),
+                    })
+                }
+            },
+            status = &mut child.exit => {
+                return Err(tool_failed(format!("it exited before connecting ({status:?})")))
+            }
+        };
+        drop(listener);
+        let _ = vnc.set_nodelay(true);
         let number = viewers
             .next
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -147,7 +185,8 @@ impl Desktop {
             .unwrap_or_else(PoisonError::into_inner)
             .insert(number, (child.pid, view_only));
         Ok(Viewer {
-            child,
+            vnc,
+            _child: child,
             stop: viewers.generation.subscribe(),
             _registration: Registration {
                 viewers: viewers.clone(),
@@ -163,11 +202,7 @@ impl Viewer {
     /// desktop stops: binary messages in are written to the server, what it
     /// writes goes out as binary messages. The server is killed after.
     pub async fn pump(mut self, socket: WebSocket) {
-        let (Some(mut to_vnc), Some(mut from_vnc)) =
-            (self.child.stdin.take(), self.child.stdout.take())
-        else {
-            return;
-        };
+        let (mut from_vnc, mut to_vnc) = self.vnc.split();
         let (mut tx, mut rx) = socket.split();
         let up = async {
             while let Some(Ok(message)) = rx.next().await {
@@ -205,4 +240,17 @@ impl Viewer {
         }
         // Dropping the child kills its process group.
     }
+}
+
+fn tool_failed(detail: String) -> AgentError {
+    AgentError::ToolFailed {
+        tool: "x11vnc".into(),
+        detail,
+    }
+}
+
+/// Reads a pipe to its end, dropping what it carries.
+async fn drain(mut pipe: tokio::net::unix::pipe::Receiver) {
+    let mut sink = vec![0u8; 8192];
+    while matches!(pipe.read(&mut sink).await, Ok(n) if n > 0) {}
 }

@@ -1,5 +1,5 @@
-//! `warren desktop start|stop|status|screenshot`: a sandbox's desktop from
-//! the terminal.
+//! `warren desktop start|stop|status|screenshot|view`: a sandbox's desktop
+//! from the terminal.
 
 use clap::{Args, Subcommand, ValueEnum};
 use warren_client::{Client, DesktopStartRequest, DesktopStatus, ImageFormat, ScreenshotQuery};
@@ -41,6 +41,23 @@ pub enum DesktopCommand {
     },
     /// Save a screenshot to a file.
     Screenshot(ScreenshotArgs),
+    /// Print a live-view URL of the desktop (and open it in a browser when
+    /// there is a display).
+    View {
+        /// The sandbox (`sbx_…`).
+        id: String,
+        /// A URL that can only watch.
+        #[arg(long)]
+        view_only: bool,
+        /// Seconds the URL works, 1 to 86400 (default 3600).
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// Print the URL only.
+        #[arg(long)]
+        no_open: bool,
+        #[command(flatten)]
+        out: Output,
+    },
 }
 
 /// Image format of `warren desktop screenshot`.
@@ -93,6 +110,43 @@ pub async fn desktop(client: &Client, command: DesktopCommand) -> CliResult {
             show(&client.sandbox(&id).desktop().status().await?, out)
         }
         DesktopCommand::Screenshot(args) => screenshot(client, args).await,
+        DesktopCommand::View {
+            id,
+            view_only,
+            ttl,
+            no_open,
+            out,
+        } => {
+            let url = client
+                .sandbox(&id)
+                .desktop()
+                .stream_url(view_only, ttl)
+                .await?;
+            if out.json {
+                print_json(&url)?;
+            } else {
+                println!("{}", url.url);
+            }
+            if !no_open && std::env::var_os("DISPLAY").is_some_and(|d| !d.is_empty()) {
+                open_in_browser(&url.url);
+            }
+            Ok(0)
+        }
+    }
+}
+
+/// `xdg-open URL` (which hands the URL to the browser and returns); a
+/// failure is only reported.
+fn open_in_browser(url: &str) {
+    let status = std::process::Command::new("xdg-open")
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .status();
+    match status {
+        Ok(s) if s.success() => {}
+        Ok(s) => eprintln!("xdg-open failed ({s})"),
+        Err(e) => eprintln!("could not run xdg-open: {e}"),
     }
 }
 
