@@ -411,3 +411,57 @@ async fn measure_with_a_scrolling_terminal(
     );
     assert!(m.nonempty >= 10, "{m:?}");
 }
+
+/// `/tmp/org.chromium.Chromium.*` entries (Chromium leaves them behind).
+fn chromium_temps() -> std::collections::BTreeSet<std::path::PathBuf> {
+    std::fs::read_dir("/tmp")
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| {
+                    p.file_name()
+                        .and_then(|n| n.to_str())
+                        .is_some_and(|n| n.starts_with("org.chromium.Chromium."))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The console's live-view page and Desktop tab in Chromium
+/// (`ui/test/desktop.test.mjs`), against this server's desktop sandbox.
+/// Needs the console's dependencies (`npm ci` in `ui/`, as `ui/scripts/test.sh`
+/// does) and a binary built with `ui/dist`; it says so and passes without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktop_page_in_chromium() {
+    let ui = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../ui");
+    if !ui.join("node_modules/playwright-core").is_dir() || !ui.join("dist/index.html").is_file() {
+        eprintln!("skipped: run `scripts/build-ui.sh` (npm ci, ui/dist) and rebuild first");
+        return;
+    }
+    let (server, id) = desktop_sandbox().await;
+    let before = chromium_temps();
+    let out = tokio::process::Command::new("node")
+        .current_dir(&ui)
+        .args(["scripts/run-tests.mjs", "test/desktop.test.mjs"])
+        .env("WARREN_TEST_URL", &server.base)
+        .env("WARREN_TEST_API_KEY", ADMIN_KEY)
+        .env("WARREN_TEST_DESKTOP", &id)
+        .output()
+        .await
+        .expect("node");
+    for dir in chromium_temps().difference(&before) {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("# pass 1"),
+        "the browser test ran: {stdout}"
+    );
+}
