@@ -110,7 +110,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Rfb<S> {
 
     /// Sends raw client bytes.
     pub async fn send(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
-        self.ws.send(Message::Binary(bytes.into())).await?;
+        self.ws.send(Message::Binary(bytes)).await?;
         Ok(())
     }
 
