@@ -79,6 +79,13 @@ test('the live view: shareable page and Desktop tab', async (t) => {
     assert.deepEqual(await canvasDrawn(tab), [1024, 768]);
     await tab.getByText('Connected (interactive)').waitFor();
     await tab.getByLabel('View only').check();
+    // The switch reconnects as a view-only viewer, which the server runs.
+    for (let i = 0; ; i++) {
+      const status = await api(ADMIN_KEY, 'GET', `/v1/sandboxes/${sandbox.id}/desktop/status`);
+      if (status.processes.some((p) => p.name === 'vnc_view_only')) break;
+      assert.ok(i < 100, `no view-only viewer: ${JSON.stringify(status)}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
     await tab.getByText('Watching (view only)').waitFor({ timeout: 30_000 });
     assert.deepEqual(tab.problems, [], 'no errors, no CSP refusals');
   } finally {
