@@ -1,5 +1,5 @@
 //! `warren desktop start|stop|status|screenshot`: a sandbox's desktop from
-//! the terminal.
+//! the terminal (input and window commands in `desktop_input.rs`).
 
 use clap::{Args, Subcommand, ValueEnum};
 use warren_client::{Client, DesktopStartRequest, DesktopStatus, ImageFormat, ScreenshotQuery};
@@ -41,6 +41,9 @@ pub enum DesktopCommand {
     },
     /// Save a screenshot to a file.
     Screenshot(ScreenshotArgs),
+    /// Mouse, keyboard, windows and applications.
+    #[command(flatten)]
+    Input(super::desktop_input::InputCommand),
 }
 
 /// Image format of `warren desktop screenshot`.
@@ -93,6 +96,7 @@ pub async fn desktop(client: &Client, command: DesktopCommand) -> CliResult {
             show(&client.sandbox(&id).desktop().status().await?, out)
         }
         DesktopCommand::Screenshot(args) => screenshot(client, args).await,
+        DesktopCommand::Input(command) => super::desktop_input::input(client, command).await,
     }
 }
 
