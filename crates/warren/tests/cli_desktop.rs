@@ -55,9 +55,10 @@ async fn ok(server: &TestServer, args: &[&str]) -> String {
 }
 
 /// Polls `warren desktop windows ID --json` until a window's title starts
-/// with `prefix`; returns it.
+/// with `prefix` and its geometry held still for one poll; returns it.
 async fn window(server: &TestServer, id: &str, prefix: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(30);
+    let mut last: Option<Value> = None;
     loop {
         let list: Value = serde_json::from_str(&ok(server, &["windows", id, "--json"]).await)
             .expect("windows --json");
@@ -67,10 +68,16 @@ async fn window(server: &TestServer, id: &str, prefix: &str) -> Value {
             .iter()
             .find(|w| w["title"].as_str().unwrap_or("").starts_with(prefix))
         {
-            return w.clone();
+            if last.as_ref() == Some(w) {
+                return w.clone();
+            }
+            last = Some(w.clone());
         }
-        assert!(Instant::now() < deadline, "no window {prefix:?} in {list}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            Instant::now() < deadline,
+            "no still window {prefix:?} in {list}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 

@@ -14,7 +14,7 @@ import json
 import os
 import struct
 import time
-from typing import Callable, Iterator, Optional, Tuple, TypeVar
+from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import httpx
 import pytest
@@ -25,6 +25,7 @@ from warren import (
     InvalidRequestError,
     Sandbox,
     WarrenError,
+    Window,
 )
 
 URL = os.environ.get("WARREN_DESKTOP_URL")
@@ -88,10 +89,18 @@ def test_click_write_press_read_back(sbx: Sandbox) -> None:
     assert desktop.get_screen_size() == (1024, 768)
     sbx.files.write("/tmp/page.html", PAGE)
     assert desktop.browser.start("file:///tmp/page.html").running
-    win = wait_for(
-        lambda: next((w for w in desktop.get_windows() if w.title.startswith("ready")), None),
-        "the page's window",
-    )
+    seen: List[Window] = []
+
+    def still_window() -> Optional[Window]:
+        # The page's window, once its geometry held still for one poll.
+        w = next((w for w in desktop.get_windows() if w.title.startswith("ready")), None)
+        still = w is not None and seen[-1:] == [w]
+        if w is not None:
+            seen.append(w)
+        time.sleep(0.3)
+        return w if still else None
+
+    win = wait_for(still_window, "the page's window")
     cx, cy = win.x + win.width // 2, win.y + win.height // 2
 
     def page_shows(want: str) -> str:

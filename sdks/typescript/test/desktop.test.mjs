@@ -68,8 +68,16 @@ describe('desktop', { skip }, () => {
     await sbx.files.write('/tmp/page.html', PAGE);
     const browser = await desktop.browser.start({ url: 'file:///tmp/page.html' });
     assert.equal(browser.running, true);
+    // The page's window, once its geometry held still for one poll.
+    let last;
     const win = await eventually(
-      async () => (await desktop.getWindows()).find((w) => w.title.startsWith('ready')),
+      async () => {
+        const w = (await desktop.getWindows()).find((w) => w.title.startsWith('ready'));
+        const still = w && last && JSON.stringify(w) === JSON.stringify(last);
+        last = w;
+        await new Promise((r) => setTimeout(r, 300));
+        return still ? w : undefined;
+      },
       30_000,
       'the page window',
     );
