@@ -18,8 +18,8 @@ use crate::{Client, Sandbox};
 /// The desktop of one sandbox (from [`Sandbox::desktop`]).
 #[derive(Debug, Clone)]
 pub struct Desktop {
-    client: Client,
-    sandbox_id: String,
+    pub(crate) client: Client,
+    pub(crate) sandbox_id: String,
 }
 
 impl Sandbox {
@@ -33,11 +33,11 @@ impl Sandbox {
 }
 
 impl Desktop {
-    fn path(&self, rest: &str) -> String {
+    pub(crate) fn path(&self, rest: &str) -> String {
         format!("/v1/sandboxes/{}/desktop/{rest}", self.sandbox_id)
     }
 
-    async fn post<B: Serialize>(&self, rest: &str, body: &B) -> Result<()> {
+    pub(crate) async fn post<B: Serialize>(&self, rest: &str, body: &B) -> Result<()> {
         let http = self.client.http();
         http.empty(http.post(&self.path(rest)).json(body)).await
     }

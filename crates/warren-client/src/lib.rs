@@ -37,6 +37,7 @@
 //! Wire types are those of [`warren_api`], re-exported here.
 
 mod admin;
+mod browser;
 mod config;
 mod desktop;
 mod error;
@@ -51,6 +52,7 @@ mod sessions;
 mod sse;
 mod timetravel;
 
+pub use browser::Browser;
 pub use config::{config_path, DEFAULT_URL};
 pub use desktop::Desktop;
 pub use error::{Error, Result};
@@ -67,6 +69,9 @@ pub use warren_api::agent::{
 pub use warren_api::checkpoint::{
     Checkpoint, CheckpointDiff, CheckpointList, CreatePatchRequest, DiffChange, DiffItem, DiffKind,
     FileDiff, ForkRequest, ForkResponse, Patch,
+};
+pub use warren_api::desktop::{
+    BrowserElement, BrowserPage, BrowserSnapshot, BrowserStartRequest, BrowserStatus, WaitUntil,
 };
 pub use warren_api::desktop::{
     DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,

@@ -6,14 +6,10 @@
 
 mod server_common;
 
-use std::path::Path;
 use std::process::Command;
 
 use serde_json::json;
-use server_common::{desktop_sandbox, ADMIN_KEY};
-
-/// Where `playwright-core` is installed (once) for the tests.
-const PLAYWRIGHT_DIR: &str = "/var/cache/warren-test/playwright";
+use server_common::{desktop_sandbox, playwright, ADMIN_KEY};
 
 /// The Node script: connect over CDP, wait for the page, print its title.
 const SCRIPT: &str = r#"
@@ -27,22 +23,6 @@ const { chromium } = require('playwright-core');
   await browser.close();
 })().catch(e => { console.error(e); process.exit(1); });
 "#;
-
-/// Installs `playwright-core` into [`PLAYWRIGHT_DIR`] unless it is there.
-fn playwright() -> &'static Path {
-    let dir = Path::new(PLAYWRIGHT_DIR);
-    if !dir.join("node_modules/playwright-core").is_dir() {
-        std::fs::create_dir_all(dir).unwrap();
-        std::fs::write(dir.join("package.json"), "{\"private\":true}").unwrap();
-        let status = Command::new("npm")
-            .args(["install", "--no-audit", "--no-fund", "playwright-core@1"])
-            .current_dir(dir)
-            .status()
-            .expect("npm");
-        assert!(status.success(), "npm install playwright-core");
-    }
-    dir
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn playwright_connects_over_cdp_through_the_server() {

@@ -60,6 +60,31 @@ export type {
   UsageData,
   SessionEndedData,
 } from './agent.js';
+export { Desktop, DesktopStream } from './desktop.js';
+export type {
+  DesktopStartOptions,
+  DesktopStatus,
+  DesktopProcess,
+  ScreenshotOptions,
+  Region,
+  MouseButton,
+  Window,
+  Launched,
+  Recording,
+  StreamUrl,
+  StreamUrlOptions,
+} from './desktop.js';
+export { Browser } from './browser.js';
+export type {
+  BrowserStartOptions,
+  BrowserStatus,
+  BrowserPage,
+  BrowserElement,
+  BrowserSnapshot,
+  NavigateOptions,
+  BrowserScreenshotOptions,
+  CdpEndpoint,
+} from './browser.js';
 export { Admin, Templates } from './admin.js';
 export type { TemplateInfo, Tenant, NewTenant, ApiKeyCreated, ApiKeyInfo, KeyFormat, CreateKeyOptions } from './admin.js';
 export type { RestoreOptions, PatchOptions, ExportOptions, ImportData, DiffOptions } from './checkpoints.js';

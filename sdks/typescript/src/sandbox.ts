@@ -3,6 +3,7 @@
 
 import { Agent } from './agent.js';
 import { Checkpoints } from './checkpoints.js';
+import { Desktop } from './desktop.js';
 import { type ConnectionOptions, resolveConfig } from './config.js';
 import { NotFoundError } from './errors.js';
 import { type SandboxEvents, type SandboxEventsOptions, openEvents } from './events.js';
@@ -197,6 +198,8 @@ export class Sandbox {
   readonly checkpoints: Checkpoints;
   /** Coding-agent sessions (Claude Code, Codex, opencode, the mock). */
   readonly agent: Agent;
+  /** The desktop (the `desktop` template): screen, mouse, keyboard, windows and its browser. */
+  readonly desktop: Desktop;
   readonly #api: ApiClient;
 
   /** @internal Use `Sandbox.create` or `Sandbox.connect`. */
@@ -208,6 +211,7 @@ export class Sandbox {
     this.pty = new Pty(api, sandboxId);
     this.checkpoints = new Checkpoints(api, sandboxId);
     this.agent = new Agent(api, sandboxId);
+    this.desktop = new Desktop(api, sandboxId);
   }
 
   /** `exec` under its E2B name. */

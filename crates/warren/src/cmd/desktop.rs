@@ -1,5 +1,5 @@
 //! `warren desktop start|stop|status|screenshot|view`: a sandbox's desktop
-//! from the terminal.
+//! from the terminal (input and window commands in `desktop_input.rs`).
 
 use clap::{Args, Subcommand, ValueEnum};
 use warren_client::{Client, DesktopStartRequest, DesktopStatus, ImageFormat, ScreenshotQuery};
@@ -58,6 +58,9 @@ pub enum DesktopCommand {
         #[command(flatten)]
         out: Output,
     },
+    /// Mouse, keyboard, windows and applications.
+    #[command(flatten)]
+    Input(super::desktop_input::InputCommand),
 }
 
 /// Image format of `warren desktop screenshot`.
@@ -132,6 +135,7 @@ pub async fn desktop(client: &Client, command: DesktopCommand) -> CliResult {
             }
             Ok(0)
         }
+        DesktopCommand::Input(command) => super::desktop_input::input(client, command).await,
     }
 }
 

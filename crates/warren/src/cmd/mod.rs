@@ -6,6 +6,7 @@ pub mod cli;
 pub mod context;
 pub mod cp;
 pub mod desktop;
+pub mod desktop_input;
 pub mod events;
 pub mod exec;
 pub mod keys;

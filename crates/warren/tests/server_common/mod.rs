@@ -531,6 +531,26 @@ pub async fn desktop_sandbox() -> (TestServer, String) {
     (server, id)
 }
 
+/// Where `playwright-core` (npm, no browser download) is installed once
+/// for the tests that connect to a sandbox's browser over CDP.
+pub const PLAYWRIGHT_DIR: &str = "/var/cache/warren-test/playwright";
+
+/// Installs `playwright-core` into [`PLAYWRIGHT_DIR`] unless it is there.
+pub fn playwright() -> &'static Path {
+    let dir = Path::new(PLAYWRIGHT_DIR);
+    if !dir.join("node_modules/playwright-core").is_dir() {
+        fs::create_dir_all(dir).unwrap();
+        fs::write(dir.join("package.json"), "{\"private\":true}").unwrap();
+        let status = Command::new("npm")
+            .args(["install", "--no-audit", "--no-fund", "playwright-core@1"])
+            .current_dir(dir)
+            .status()
+            .expect("npm");
+        assert!(status.success(), "npm install playwright-core");
+    }
+    dir
+}
+
 /// Names in a directory (empty when it does not exist).
 pub fn list_dir(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = fs::read_dir(dir)

@@ -13,6 +13,7 @@ read ``WARREN_URL`` and ``WARREN_API_KEY`` unless given ``api_url`` and
 from ._async.admin import AsyncAdmin, AsyncTemplates
 from ._async.agent import AsyncAgent, AsyncAgentSession
 from ._async.checkpoints import AsyncCheckpoints
+from ._async.desktop import AsyncBrowser, AsyncDesktop, AsyncDesktopStream
 from ._async.exec import AsyncExec, AsyncProcessHandle
 from ._async.files import AsyncFiles, AsyncWatchHandle
 from ._async.previews import AsyncPreviews
@@ -22,12 +23,26 @@ from ._events import AsyncSandboxEvents, SandboxEvents
 from ._sync.admin import Admin, Templates
 from ._sync.agent import Agent, AgentSession
 from ._sync.checkpoints import Checkpoints
+from ._sync.desktop import Browser, Desktop, DesktopStream
 from ._sync.exec import Exec, ProcessHandle
 from ._sync.files import Files, WatchHandle
 from ._sync.previews import Previews
 from ._sync.pty import Pty, PtyHandle
 from ._sync.sandbox import Sandbox
 from ._version import __version__
+from .desktop_models import (
+    BrowserElement,
+    BrowserPage,
+    BrowserSnapshot,
+    BrowserStatus,
+    CdpEndpoint,
+    DesktopProcess,
+    DesktopStatus,
+    Launched,
+    Recording,
+    StreamUrl,
+    Window,
+)
 from .errors import (
     AgentNotFoundError,
     AgentNotInstalledError,
@@ -118,6 +133,23 @@ __all__ = [
     "Preview",
     "Previews",
     "AsyncPreviews",
+    "Desktop",
+    "AsyncDesktop",
+    "DesktopStream",
+    "AsyncDesktopStream",
+    "Browser",
+    "AsyncBrowser",
+    "BrowserElement",
+    "BrowserPage",
+    "BrowserSnapshot",
+    "BrowserStatus",
+    "CdpEndpoint",
+    "DesktopProcess",
+    "DesktopStatus",
+    "Launched",
+    "Recording",
+    "StreamUrl",
+    "Window",
     "TemplateInfo",
     "Tenant",
     "AsyncCheckpoints",

@@ -28,6 +28,7 @@ from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_opt_str
 from .agent import AsyncAgent
 from .checkpoints import AsyncCheckpoints
+from .desktop import AsyncDesktop
 from .exec import AsyncExec
 from .files import AsyncFiles
 from .previews import AsyncPreviews
@@ -85,6 +86,8 @@ class AsyncSandbox:
         """URLs that reach ports inside the sandbox."""
         self.agent = AsyncAgent(transport, info.sandbox_id)
         """Coding-agent sessions (Claude Code, Codex, opencode, the mock)."""
+        self.desktop = AsyncDesktop(transport, info.sandbox_id)
+        """The desktop (the ``desktop`` template): screen, input, windows, browser."""
 
     @property
     def sandbox_id(self) -> str:

@@ -12,6 +12,7 @@ from ..errors import NotFoundError
 from ..models import SandboxInfo, as_object, get_list, get_opt_str
 from .agent import Agent
 from .checkpoints import CheckpointRef, Checkpoints, checkpoint_id
+from .desktop import Desktop
 from .exec import Exec
 from .files import Files
 from .previews import Previews
@@ -53,6 +54,8 @@ class Sandbox:
         """URLs that reach ports inside the sandbox."""
         self.agent = Agent(transport, info.sandbox_id)
         """Coding-agent sessions (Claude Code, Codex, opencode, the mock)."""
+        self.desktop = Desktop(transport, info.sandbox_id)
+        """The desktop (the ``desktop`` template): screen, input, windows, browser."""
 
     @property
     def sandbox_id(self) -> str:
