@@ -7,47 +7,16 @@ mod server_common;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use server_common::{TestServer, ADMIN_KEY};
 
-/// A `warren` command aimed at `server`.
-fn warren(server: &TestServer) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent");
-    cmd
-}
-
-/// Runs `warren ARGS...` to completion.
-async fn cli(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = warren(server);
-    cmd.args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
-
-/// Runs `warren ARGS...`, asserts it succeeded, returns its stdout.
-async fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = cli(server, args).await;
-    assert!(
-        out.status.success(),
-        "warren {args:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
 /// Runs `warren ARGS... --json`-style commands and parses their stdout.
 async fn json(server: &TestServer, args: &[&str]) -> Value {
-    let text = ok(server, args).await;
+    let text = server.cli_ok(ADMIN_KEY, args).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("warren {args:?}: {e}: {text}"))
 }
 
@@ -108,28 +77,31 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
     assert_eq!(created["resources"]["memory_mb"], 256);
 
     // exec: output on the right streams, the exit code becomes warren's.
-    let out = cli(
-        &server,
-        &[
-            "exec",
-            &id,
-            "--",
-            "sh",
-            "-c",
-            "echo $GREETING; echo oops >&2; exit 7",
-        ],
-    )
-    .await;
+    let out = server
+        .cli(
+            ADMIN_KEY,
+            &[
+                "exec",
+                &id,
+                "--",
+                "sh",
+                "-c",
+                "echo $GREETING; echo oops >&2; exit 7",
+            ],
+        )
+        .await;
     assert_eq!(out.status.code(), Some(7), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "oops\n");
-    let line = ok(&server, &["exec", &id, "echo $((6*7)) | tr 2 9"]).await;
+    let line = server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "echo $((6*7)) | tr 2 9"])
+        .await;
     assert_eq!(line, "49\n", "one argument is a shell command line");
     let collected = json(&server, &["exec", "--json", &id, "--", "printf", "a b"]).await;
     assert_eq!(collected["stdout"], "a b");
     assert_eq!(collected["exit_code"], 0);
     let piped = {
-        let mut cmd = warren(&server);
+        let mut cmd = server.warren(ADMIN_KEY);
         cmd.args(["exec", "-i", &id, "--", "tr", "a-z", "A-Z"])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
@@ -149,7 +121,7 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
     assert_eq!(piped, "SHOUT\n", "-i forwards stdin and closes it at EOF");
 
     // Output arrives live: the first line while the command still runs.
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args([
         "exec",
         &id,
@@ -183,19 +155,23 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
         .collect();
     let src = local.path().join("blob.bin");
     std::fs::write(&src, &blob).unwrap();
-    ok(
-        &server,
-        &["cp", src.to_str().unwrap(), &format!("{id}:/tmp/blob.bin")],
-    )
-    .await;
-    let sum = ok(&server, &["exec", &id, "--", "wc", "-c", "/tmp/blob.bin"]).await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["cp", src.to_str().unwrap(), &format!("{id}:/tmp/blob.bin")],
+        )
+        .await;
+    let sum = server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "--", "wc", "-c", "/tmp/blob.bin"])
+        .await;
     assert!(sum.starts_with("300000 "), "{sum}");
     let back = local.path().join("back.bin");
-    ok(
-        &server,
-        &["cp", &format!("{id}:/tmp/blob.bin"), back.to_str().unwrap()],
-    )
-    .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["cp", &format!("{id}:/tmp/blob.bin"), back.to_str().unwrap()],
+        )
+        .await;
     assert_eq!(std::fs::read(&back).unwrap(), blob);
 
     let tree = local.path().join("tree");
@@ -203,39 +179,46 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
     std::fs::write(tree.join("top.txt"), "top\n").unwrap();
     std::fs::write(tree.join("a/deep/leaf.txt"), "leaf\n").unwrap();
     std::fs::write(tree.join("a/data.bin"), &blob[..1000]).unwrap();
-    ok(
-        &server,
-        &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/tree")],
-    )
-    .await;
-    let listed = ok(
-        &server,
-        &[
-            "exec",
-            &id,
-            "cd /tmp/tree && find . -type f | sort && cat a/deep/leaf.txt",
-        ],
-    )
-    .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/tree")],
+        )
+        .await;
+    let listed = server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "exec",
+                &id,
+                "cd /tmp/tree && find . -type f | sort && cat a/deep/leaf.txt",
+            ],
+        )
+        .await;
     assert_eq!(listed, "./a/data.bin\n./a/deep/leaf.txt\n./top.txt\nleaf\n");
     // Into an existing directory: the copy keeps its name.
-    ok(&server, &["exec", &id, "mkdir -p /tmp/into"]).await;
-    ok(
-        &server,
-        &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/into")],
-    )
-    .await;
-    ok(
-        &server,
-        &["exec", &id, "test -f /tmp/into/tree/a/deep/leaf.txt"],
-    )
-    .await;
+    server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "mkdir -p /tmp/into"])
+        .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["cp", tree.to_str().unwrap(), &format!("{id}:/tmp/into")],
+        )
+        .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["exec", &id, "test -f /tmp/into/tree/a/deep/leaf.txt"],
+        )
+        .await;
     let down = local.path().join("down");
-    ok(
-        &server,
-        &["cp", &format!("{id}:/tmp/tree"), down.to_str().unwrap()],
-    )
-    .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &["cp", &format!("{id}:/tmp/tree"), down.to_str().unwrap()],
+        )
+        .await;
     assert_eq!(
         std::fs::read_to_string(down.join("top.txt")).unwrap(),
         "top\n"
@@ -248,16 +231,17 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
         std::fs::read(down.join("a/data.bin")).unwrap(),
         &blob[..1000]
     );
-    let missing = cli(
-        &server,
-        &["cp", &format!("{id}:/tmp/nothing"), down.to_str().unwrap()],
-    )
-    .await;
+    let missing = server
+        .cli(
+            ADMIN_KEY,
+            &["cp", &format!("{id}:/tmp/nothing"), down.to_str().unwrap()],
+        )
+        .await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr).starts_with("error: file_not_found:"));
 
     // ls and inspect, as tables and as JSON.
-    let table = ok(&server, &["ls"]).await;
+    let table = server.cli_ok(ADMIN_KEY, &["ls"]).await;
     assert!(table.starts_with("ID"), "{table}");
     assert!(
         table.contains(&id) && table.contains("suite=cli"),
@@ -271,18 +255,24 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
     let inspected = json(&server, &["inspect", &id, "--json"]).await;
     assert_eq!(inspected["id"], id.as_str());
     assert_eq!(inspected["state"], "running");
-    let human = ok(&server, &["inspect", &id]).await;
+    let human = server.cli_ok(ADMIN_KEY, &["inspect", &id]).await;
     assert!(
         human.contains("state:") && human.contains("running"),
         "{human}"
     );
 
     // Checkpoints, restore in place, fork.
-    ok(&server, &["exec", &id, "echo v1 > /root/state.txt"]).await;
-    let checkpoint = ok(&server, &["checkpoint", "create", &id, "--name", "v1"]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "echo v1 > /root/state.txt"])
+        .await;
+    let checkpoint = server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "create", &id, "--name", "v1"])
+        .await;
     let checkpoint = checkpoint.trim().to_string();
     assert!(checkpoint.starts_with("ckpt_"), "{checkpoint}");
-    ok(&server, &["exec", &id, "echo v2 > /root/state.txt"]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "echo v2 > /root/state.txt"])
+        .await;
     let listed = json(&server, &["checkpoint", "ls", &id, "--json"]).await;
     assert!(
         listed
@@ -292,11 +282,15 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
             .any(|c| c["id"] == checkpoint.as_str() && c["name"] == "v1"),
         "{listed}"
     );
-    let table = ok(&server, &["checkpoint", "ls"]).await;
+    let table = server.cli_ok(ADMIN_KEY, &["checkpoint", "ls"]).await;
     assert!(table.contains(&checkpoint), "{table}");
-    ok(&server, &["restore", &id, &checkpoint]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["restore", &id, &checkpoint])
+        .await;
     assert_eq!(
-        ok(&server, &["exec", &id, "cat /root/state.txt"]).await,
+        server
+            .cli_ok(ADMIN_KEY, &["exec", &id, "cat /root/state.txt"])
+            .await,
         "v1\n"
     );
     let forked = json(&server, &["fork", &id, "--json"]).await;
@@ -306,17 +300,23 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
         .to_string();
     assert_ne!(fork_id, id);
     assert_eq!(
-        ok(&server, &["exec", &fork_id, "cat /root/state.txt"]).await,
+        server
+            .cli_ok(ADMIN_KEY, &["exec", &fork_id, "cat /root/state.txt"])
+            .await,
         "v1\n"
     );
-    ok(&server, &["rm", &fork_id]).await;
-    ok(&server, &["checkpoint", "rm", &checkpoint]).await;
-    let gone = cli(&server, &["checkpoint", "rm", &checkpoint]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &fork_id]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "rm", &checkpoint])
+        .await;
+    let gone = server
+        .cli(ADMIN_KEY, &["checkpoint", "rm", &checkpoint])
+        .await;
     assert_eq!(gone.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&gone.stderr).contains("checkpoint_not_found"));
 
     // extend: a sandbox without a ttl gets one.
-    let extended = ok(&server, &["extend", &id, "3600"]).await;
+    let extended = server.cli_ok(ADMIN_KEY, &["extend", &id, "3600"]).await;
     assert!(
         extended.starts_with(&format!("{id} expires at 20")),
         "{extended}"
@@ -325,18 +325,26 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
 
     // hibernate and wake.
     assert_eq!(
-        ok(&server, &["hibernate", &id]).await,
+        server.cli_ok(ADMIN_KEY, &["hibernate", &id]).await,
         format!("{id} hibernated\n")
     );
-    assert_eq!(ok(&server, &["wake", &id]).await, format!("{id} running\n"));
     assert_eq!(
-        ok(&server, &["exec", &id, "cat /root/state.txt"]).await,
+        server.cli_ok(ADMIN_KEY, &["wake", &id]).await,
+        format!("{id} running\n")
+    );
+    assert_eq!(
+        server
+            .cli_ok(ADMIN_KEY, &["exec", &id, "cat /root/state.txt"])
+            .await,
         "v1\n"
     );
 
     // rm, after which the sandbox is gone in plain words.
-    assert_eq!(ok(&server, &["rm", &id]).await, format!("{id}\n"));
-    let out = cli(&server, &["inspect", &id]).await;
+    assert_eq!(
+        server.cli_ok(ADMIN_KEY, &["rm", &id]).await,
+        format!("{id}\n")
+    );
+    let out = server.cli(ADMIN_KEY, &["inspect", &id]).await;
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("error: sandbox_not_found: "), "{stderr}");
@@ -346,10 +354,10 @@ async fn create_exec_cp_checkpoints_fork_and_rm() {
 #[tokio::test(flavor = "multi_thread")]
 async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
     let server = TestServer::start().await;
-    let out = cli(&server, &["run", "--", "echo", "hi"]).await;
+    let out = server.cli(ADMIN_KEY, &["run", "--", "echo", "hi"]).await;
     assert!(out.status.success(), "{out:?}");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "hi\n");
-    let out = cli(&server, &["run", "exit 3"]).await;
+    let out = server.cli(ADMIN_KEY, &["run", "exit 3"]).await;
     assert_eq!(out.status.code(), Some(3));
     assert_eq!(
         json(&server, &["ls", "--json"]).await,
@@ -358,7 +366,11 @@ async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
     );
 
     // logs of a managed process, replayed and followed.
-    let id = ok(&server, &["create"]).await.trim().to_string();
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
     let (status, process) = server
         .call(
             "POST",
@@ -369,11 +381,11 @@ async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
         .await;
     assert_eq!(status, 201, "{process}");
     let pid = process["id"].as_str().unwrap();
-    let followed = cli(&server, &["logs", &id, pid, "--follow"]).await;
+    let followed = server.cli(ADMIN_KEY, &["logs", &id, pid, "--follow"]).await;
     assert!(followed.status.success(), "{followed:?}");
     assert_eq!(String::from_utf8_lossy(&followed.stdout), "one\n");
     assert_eq!(String::from_utf8_lossy(&followed.stderr), "two\n");
-    let table = ok(&server, &["ps", &id]).await;
+    let table = server.cli_ok(ADMIN_KEY, &["ps", &id]).await;
     assert!(table.starts_with("ID"), "{table}");
     assert!(table.contains(pid) && table.contains("exited 0"), "{table}");
     let listed = json(&server, &["ps", &id, "--json"]).await;
@@ -383,16 +395,18 @@ async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
     assert_eq!(replayed["chunks"].as_array().unwrap().len(), 2);
 
     // Bad input and a missing server in plain words.
-    let out = cli(&server, &["create", "--label", "nokey"]).await;
+    let out = server.cli(ADMIN_KEY, &["create", "--label", "nokey"]).await;
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not KEY=VALUE"));
-    let out = cli(&server, &["create", "--template", "no-such-template"]).await;
+    let out = server
+        .cli(ADMIN_KEY, &["create", "--template", "no-such-template"])
+        .await;
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr).starts_with("error: template_not_found: "),
         "{out:?}"
     );
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.env("WARREN_API_KEY", "wrong").args(["ls"]);
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -403,12 +417,12 @@ async fn run_makes_an_ephemeral_sandbox_and_logs_replays_output() {
         "{out:?}"
     );
 
-    let templates = ok(&server, &["template", "ls"]).await;
+    let templates = server.cli_ok(ADMIN_KEY, &["template", "ls"]).await;
     assert!(
         templates.lines().any(|l| l.starts_with("base ")),
         "{templates}"
     );
-    ok(&server, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 /// Reads everything the pty master says into a channel, from a thread.
@@ -454,9 +468,13 @@ fn set_size(fd: &OwnedFd, cols: u16, rows: u16) {
 #[tokio::test(flavor = "multi_thread")]
 async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
     let server = TestServer::start().await;
-    let id = ok(&server, &["create"]).await.trim().to_string();
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
 
-    let not_a_tty = cli(&server, &["shell", &id]).await;
+    let not_a_tty = server.cli(ADMIN_KEY, &["shell", &id]).await;
     assert_eq!(not_a_tty.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&not_a_tty.stderr).contains("needs a terminal"));
 
@@ -467,7 +485,7 @@ async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
         ws_ypixel: 0,
     };
     let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args(["shell", &id])
         .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -503,7 +521,7 @@ async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
 
     // Ctrl-] detaches and leaves the shell running.
     let pty = nix::pty::openpty(Some(&size), None).expect("openpty");
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args(["shell", &id])
         .stdin(Stdio::from(pty.slave.try_clone().unwrap()))
         .stdout(Stdio::from(pty.slave.try_clone().unwrap()))
@@ -534,7 +552,7 @@ async fn shell_is_an_interactive_terminal_with_resize_and_detach() {
         .filter(|p| p["tty"] == true && p["state"] == "running")
         .count();
     assert_eq!(running, 1, "the detached shell keeps running: {processes}");
-    ok(&server, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -623,7 +641,7 @@ async fn the_config_file_is_read_when_the_environment_is_silent() {
 
     // The environment wins over the file.
     std::fs::write(config.join("config.toml"), "url = \"http://127.0.0.1:1\"\n").unwrap();
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args(["ls", "--json"]).env("HOME", home.path());
     let out = tokio::task::spawn_blocking(move || cmd.output().unwrap())
         .await
@@ -652,19 +670,25 @@ async fn the_config_file_is_read_when_the_environment_is_silent() {
 #[tokio::test(flavor = "multi_thread")]
 async fn cp_shows_progress_on_a_terminal_only() {
     let server = TestServer::start().await;
-    let id = ok(&server, &["create"]).await.trim().to_string();
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
     let local = tempfile::tempdir().expect("tempdir");
     let src = local.path().join("big.bin");
     std::fs::write(&src, vec![7u8; 3 << 20]).unwrap();
     let dest = format!("{id}:/tmp/big.bin");
 
     // stderr a pipe: nothing but errors there.
-    let out = cli(&server, &["cp", src.to_str().unwrap(), &dest]).await;
+    let out = server
+        .cli(ADMIN_KEY, &["cp", src.to_str().unwrap(), &dest])
+        .await;
     assert!(out.status.success() && out.stderr.is_empty(), "{out:?}");
 
     // stderr a terminal: a progress line with the total.
     let pty = nix::pty::openpty(None, None).expect("openpty");
-    let mut cmd = warren(&server);
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args(["cp", &dest, local.path().join("back.bin").to_str().unwrap()])
         .stdout(Stdio::null())
         .stderr(Stdio::from(pty.slave.try_clone().unwrap()));
@@ -685,15 +709,22 @@ async fn cp_shows_progress_on_a_terminal_only() {
         std::fs::read(local.path().join("back.bin")).unwrap().len(),
         3 << 20
     );
-    ok(&server, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn checkpoint_export_and_import_through_files() {
     let server = TestServer::start().await;
-    let id = ok(&server, &["create"]).await.trim().to_string();
-    ok(&server, &["exec", &id, "echo carried > /root/cargo.txt"]).await;
-    let checkpoint = ok(&server, &["checkpoint", "create", &id])
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
+    server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "echo carried > /root/cargo.txt"])
+        .await;
+    let checkpoint = server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "create", &id])
         .await
         .trim()
         .to_string();
@@ -721,24 +752,34 @@ async fn checkpoint_export_and_import_through_files() {
     let new_checkpoint = imported["id"].as_str().expect("id").to_string();
     assert_ne!(new_checkpoint, checkpoint);
     assert_eq!(imported["imported"], true);
-    let revived = ok(&server, &["create", "--from-checkpoint", &new_checkpoint]).await;
+    let revived = server
+        .cli_ok(ADMIN_KEY, &["create", "--from-checkpoint", &new_checkpoint])
+        .await;
     let revived = revived.trim();
     assert_eq!(
-        ok(&server, &["exec", revived, "cat /root/cargo.txt"]).await,
+        server
+            .cli_ok(ADMIN_KEY, &["exec", revived, "cat /root/cargo.txt"])
+            .await,
         "carried\n"
     );
-    let missing = cli(&server, &["checkpoint", "import", "/nonexistent/export"]).await;
+    let missing = server
+        .cli(ADMIN_KEY, &["checkpoint", "import", "/nonexistent/export"])
+        .await;
     assert_eq!(missing.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&missing.stderr)
         .starts_with("error: opening /nonexistent/export: "));
-    ok(&server, &["rm", &id, revived]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id, revived]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn ctrl_c_reaches_the_remote_command() {
     let server = TestServer::start().await;
-    let id = ok(&server, &["create"]).await.trim().to_string();
-    let mut cmd = warren(&server);
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
+    let mut cmd = server.warren(ADMIN_KEY);
     cmd.args(["exec", &id, "--", "sh", "-c", "echo started; sleep 600"])
         .stdout(Stdio::piped());
     let mut guard = ChildGuard(Some(cmd.spawn().expect("spawn")));
@@ -763,5 +804,5 @@ async fn ctrl_c_reaches_the_remote_command() {
             .all(|p| p["state"] == "exited"),
         "nothing keeps running: {processes}"
     );
-    ok(&server, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }

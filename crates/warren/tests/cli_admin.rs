@@ -4,90 +4,68 @@
 
 mod server_common;
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 use server_common::{TestServer, ADMIN_KEY};
 
-/// Runs `warren ARGS...` against `server` with `key`.
-async fn cli(server: &TestServer, key: &str, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", key)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
-
-/// Runs `warren ARGS...`, asserts it succeeded, returns its stdout.
-async fn ok(server: &TestServer, key: &str, args: &[&str]) -> String {
-    let out = cli(server, key, args).await;
-    assert!(
-        out.status.success(),
-        "warren {args:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
 async fn json(server: &TestServer, key: &str, args: &[&str]) -> Value {
-    let text = ok(server, key, args).await;
+    let text = server.cli_ok(key, args).await;
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("warren {args:?}: {e}: {text}"))
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn exec_and_run_take_a_user() {
     let server = TestServer::start().await;
-    let id = ok(&server, ADMIN_KEY, &["create"]).await.trim().to_string();
-    let out = ok(
-        &server,
-        ADMIN_KEY,
-        &[
-            "exec",
-            "--user",
-            "user",
-            "-w",
-            "/home/user",
-            &id,
-            "id -un; echo $HOME; pwd; sudo -n id -u",
-        ],
-    )
-    .await;
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
+        .await
+        .trim()
+        .to_string();
+    let out = server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "exec",
+                "--user",
+                "user",
+                "-w",
+                "/home/user",
+                &id,
+                "id -un; echo $HOME; pwd; sudo -n id -u",
+            ],
+        )
+        .await;
     assert_eq!(out, "user\n/home/user\n/home/user\n0\n");
     // argv form, short flag.
-    let out = ok(&server, ADMIN_KEY, &["exec", "-u", "1000", &id, "id", "-u"]).await;
+    let out = server
+        .cli_ok(ADMIN_KEY, &["exec", "-u", "1000", &id, "id", "-u"])
+        .await;
     assert_eq!(out, "1000\n");
-    let out = ok(&server, ADMIN_KEY, &["exec", &id, "id -u"]).await;
+    let out = server.cli_ok(ADMIN_KEY, &["exec", &id, "id -u"]).await;
     assert_eq!(out, "0\n");
-    let failed = cli(&server, ADMIN_KEY, &["exec", "-u", "ghost", &id, "true"]).await;
+    let failed = server
+        .cli(ADMIN_KEY, &["exec", "-u", "ghost", &id, "true"])
+        .await;
     assert!(!failed.status.success());
     let stderr = String::from_utf8_lossy(&failed.stderr);
     assert!(stderr.contains("invalid_request"), "{stderr}");
-    let out = ok(
-        &server,
-        ADMIN_KEY,
-        &["run", "--user", "user", "--", "whoami"],
-    )
-    .await;
+    let out = server
+        .cli_ok(ADMIN_KEY, &["run", "--user", "user", "--", "whoami"])
+        .await;
     assert_eq!(out, "user\n");
-    ok(&server, ADMIN_KEY, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tenants_and_keys_in_both_formats() {
     let server = TestServer::start().await;
-    let tenant = ok(
-        &server,
-        ADMIN_KEY,
-        &["tenant", "create", "acme", "--max-sandboxes", "3"],
-    )
-    .await
-    .trim()
-    .to_string();
+    let tenant = server
+        .cli_ok(
+            ADMIN_KEY,
+            &["tenant", "create", "acme", "--max-sandboxes", "3"],
+        )
+        .await
+        .trim()
+        .to_string();
     assert!(tenant.starts_with("ten_"), "{tenant}");
     let listed = json(&server, ADMIN_KEY, &["tenant", "ls", "--json"]).await;
     assert!(listed
@@ -97,14 +75,14 @@ async fn tenants_and_keys_in_both_formats() {
         .any(|t| t["id"] == tenant.as_str() && t["name"] == "acme" && t["max_sandboxes"] == 3));
 
     // The E2B form, by tenant name; the secret alone on stdout.
-    let e2b = ok(
-        &server,
-        ADMIN_KEY,
-        &["key", "create", "--tenant", "acme", "--format", "e2b"],
-    )
-    .await
-    .trim()
-    .to_string();
+    let e2b = server
+        .cli_ok(
+            ADMIN_KEY,
+            &["key", "create", "--tenant", "acme", "--format", "e2b"],
+        )
+        .await
+        .trim()
+        .to_string();
     let hex = e2b.strip_prefix("e2b_").expect("e2b_ prefix");
     assert_eq!(hex.len(), 64, "{e2b}");
     assert!(hex
@@ -124,7 +102,7 @@ async fn tenants_and_keys_in_both_formats() {
     assert_eq!(warren["tenant_id"], tenant.as_str());
 
     // Both keys act for the tenant.
-    let id = ok(&server, &e2b, &["create"]).await.trim().to_string();
+    let id = server.cli_ok(&e2b, &["create"]).await.trim().to_string();
     let seen = json(&server, warren["key"].as_str().unwrap(), &["ls", "--json"]).await;
     assert!(seen.to_string().contains(&id), "{seen}");
 
@@ -148,13 +126,15 @@ async fn tenants_and_keys_in_both_formats() {
         .as_str()
         .unwrap()
         .to_string();
-    ok(&server, ADMIN_KEY, &["key", "rm", &e2b_id]).await;
-    let refused = cli(&server, &e2b, &["ls"]).await;
+    server.cli_ok(ADMIN_KEY, &["key", "rm", &e2b_id]).await;
+    let refused = server.cli(&e2b, &["ls"]).await;
     assert!(!refused.status.success());
 
-    let missing = cli(&server, ADMIN_KEY, &["key", "create", "--tenant", "nobody"]).await;
+    let missing = server
+        .cli(ADMIN_KEY, &["key", "create", "--tenant", "nobody"])
+        .await;
     assert!(!missing.status.success());
-    ok(&server, ADMIN_KEY, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,20 +152,24 @@ async fn pool_set_and_ls_size_the_warm_pool() {
         assert!(std::time::Instant::now() < deadline, "never ready: {pools}");
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let table = ok(&server, ADMIN_KEY, &["pool", "ls"]).await;
+    let table = server.cli_ok(ADMIN_KEY, &["pool", "ls"]).await;
     assert!(
         table.contains("TEMPLATE") && table.contains("base"),
         "{table}"
     );
     // A tenant's key is not the admin's; an unknown template is refused.
     let (_, tenant_key) = server.tenant("t", None).await;
-    assert!(!cli(&server, &tenant_key, &["pool", "ls"])
+    assert!(!server
+        .cli(&tenant_key, &["pool", "ls"])
         .await
         .status
         .success());
-    assert!(!cli(&server, ADMIN_KEY, &["pool", "set", "nope", "1"])
+    assert!(!server
+        .cli(ADMIN_KEY, &["pool", "set", "nope", "1"])
         .await
         .status
         .success());
-    ok(&server, ADMIN_KEY, &["pool", "set", "base", "0"]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["pool", "set", "base", "0"])
+        .await;
 }

@@ -6,7 +6,6 @@
 
 mod server_common;
 
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -26,33 +25,6 @@ addEventListener('keydown', (e) => {
   if (e.key.length === 1) t.textContent += e.key;
 });
 </script>"#;
-
-/// Runs `warren ARGS...` aimed at `server` to completion.
-async fn cli(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
-
-/// Runs `warren desktop ARGS...`, asserts it succeeded, returns its stdout.
-async fn ok(server: &TestServer, args: &[&str]) -> String {
-    let mut all = vec!["desktop"];
-    all.extend_from_slice(args);
-    let out = cli(server, &all).await;
-    assert!(
-        out.status.success(),
-        "warren {all:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
 
 /// Polls `warren desktop windows ID --json` until a window's title starts
 /// with `prefix` and its geometry held still for one poll; returns it.
@@ -79,6 +51,13 @@ async fn window(server: &TestServer, id: &str, prefix: &str) -> Value {
         );
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
+
+/// Runs `warren desktop ARGS...`, asserts it succeeded, returns its stdout.
+async fn ok(server: &TestServer, args: &[&str]) -> String {
+    let mut all = vec!["desktop"];
+    all.extend_from_slice(args);
+    server.cli_ok(ADMIN_KEY, &all).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -148,7 +127,9 @@ async fn cli_desktop_input_drives_a_page_read_back_through_the_browser() {
     assert_eq!((pos.x, pos.y), (40, 30));
     ok(&server, &["scroll", &id, "--up", "--amount", "3"]).await;
     ok(&server, &["scroll", &id]).await;
-    let out = cli(&server, &["desktop", "click", &id, "5000", "10"]).await;
+    let out = server
+        .cli(ADMIN_KEY, &["desktop", "click", &id, "5000", "10"])
+        .await;
     assert!(!out.status.success());
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("invalid_request"),

@@ -4,69 +4,52 @@
 
 mod server_common;
 
-use std::process::{Command, Output};
-
 use serde_json::Value;
 use server_common::{TestServer, ADMIN_KEY};
 use warren_client::{Client, CreateSandboxRequest, DiffChange, DiffKind, ErrorCode};
 
-/// Runs `warren ARGS...` aimed at `server` to completion.
-async fn cli(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
-
-/// Runs `warren ARGS...`, asserts it succeeded, returns its stdout.
-async fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = cli(server, args).await;
-    assert!(
-        out.status.success(),
-        "warren {args:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn cli_checkpoint_diff_lists_paths_and_prints_unified_diffs() {
     let server = TestServer::start().await;
-    let id = ok(&server, &["create"]).await.trim().to_string();
-    ok(
-        &server,
-        &[
-            "exec",
-            &id,
-            "mkdir /srv/w && printf 'a\\nb\\n' > /srv/w/t.txt && echo x > /srv/w/gone",
-        ],
-    )
-    .await;
-    let a = ok(&server, &["checkpoint", "create", &id])
+    let id = server
+        .cli_ok(ADMIN_KEY, &["create"])
         .await
         .trim()
         .to_string();
-    ok(
-        &server,
-        &[
-            "exec",
-            &id,
-            "printf 'a\\nB\\n' > /srv/w/t.txt && rm /srv/w/gone && echo hello > /srv/w/new",
-        ],
-    )
-    .await;
-    let b = ok(&server, &["checkpoint", "create", &id])
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "exec",
+                &id,
+                "mkdir /srv/w && printf 'a\\nb\\n' > /srv/w/t.txt && echo x > /srv/w/gone",
+            ],
+        )
+        .await;
+    let a = server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "create", &id])
+        .await
+        .trim()
+        .to_string();
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "exec",
+                &id,
+                "printf 'a\\nB\\n' > /srv/w/t.txt && rm /srv/w/gone && echo hello > /srv/w/new",
+            ],
+        )
+        .await;
+    let b = server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "create", &id])
         .await
         .trim()
         .to_string();
 
-    let table = ok(&server, &["checkpoint", "diff", &a, &b]).await;
+    let table = server
+        .cli_ok(ADMIN_KEY, &["checkpoint", "diff", &a, &b])
+        .await;
     let lines: Vec<&str> = table.lines().filter(|l| l.contains("/srv/w/")).collect();
     let cells: Vec<Vec<&str>> = lines
         .iter()
@@ -84,9 +67,15 @@ async fn cli_checkpoint_diff_lists_paths_and_prints_unified_diffs() {
     assert!(table.starts_with("CHANGE"), "{table}");
 
     // To the live disk, as JSON.
-    ok(&server, &["exec", &id, "echo more > /srv/w/live"]).await;
-    let live: Value =
-        serde_json::from_str(&ok(&server, &["checkpoint", "diff", &b, "--json"]).await).unwrap();
+    server
+        .cli_ok(ADMIN_KEY, &["exec", &id, "echo more > /srv/w/live"])
+        .await;
+    let live: Value = serde_json::from_str(
+        &server
+            .cli_ok(ADMIN_KEY, &["checkpoint", "diff", &b, "--json"])
+            .await,
+    )
+    .unwrap();
     let paths: Vec<&str> = live["items"]
         .as_array()
         .unwrap()
@@ -96,27 +85,29 @@ async fn cli_checkpoint_diff_lists_paths_and_prints_unified_diffs() {
     assert_eq!(paths, ["/srv/w/live"], "{live}");
     assert_eq!(live["truncated"], false);
 
-    let unified = ok(
-        &server,
-        &["checkpoint", "diff", &a, &b, "--path", "/srv/w/t.txt"],
-    )
-    .await;
+    let unified = server
+        .cli_ok(
+            ADMIN_KEY,
+            &["checkpoint", "diff", &a, &b, "--path", "/srv/w/t.txt"],
+        )
+        .await;
     assert_eq!(
         unified,
         "--- a/srv/w/t.txt\n+++ b/srv/w/t.txt\n@@ -1,2 +1,2 @@\n a\n-b\n+B\n"
     );
-    let bad = cli(
-        &server,
-        &["checkpoint", "diff", &a, "--path", "srv/w/t.txt"],
-    )
-    .await;
+    let bad = server
+        .cli(
+            ADMIN_KEY,
+            &["checkpoint", "diff", &a, "--path", "srv/w/t.txt"],
+        )
+        .await;
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("invalid_request"),
         "{}",
         String::from_utf8_lossy(&bad.stderr)
     );
-    ok(&server, &["rm", &id]).await;
+    server.cli_ok(ADMIN_KEY, &["rm", &id]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -6,22 +6,10 @@
 mod server_common;
 
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use server_common::{TestServer, ADMIN_KEY};
-
-async fn warren(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
 
 async fn build(server: &TestServer, name: &str, file: &Path, extra: &[&str]) -> Value {
     let mut args = vec![
@@ -33,7 +21,7 @@ async fn build(server: &TestServer, name: &str, file: &Path, extra: &[&str]) -> 
         "--json",
     ];
     args.extend(extra);
-    let out = warren(server, &args).await;
+    let out = server.cli(ADMIN_KEY, &args).await;
     assert!(
         out.status.success(),
         "warren {args:?}: {}\n{}",
@@ -178,19 +166,20 @@ async fn a_dockerfile_builds_a_template_whose_sandboxes_have_its_env_files_user_
     let other = tempfile::tempdir().unwrap();
     let file = other.path().join("e2b.Dockerfile");
     std::fs::write(&file, "FROM tpl-docker\nCOPY data/x.txt /x\n").unwrap();
-    let out = warren(
-        &server,
-        &[
-            "template",
-            "build",
-            "tpl-outside",
-            "-f",
-            file.to_str().unwrap(),
-            "--context",
-            dir.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = server
+        .cli(
+            ADMIN_KEY,
+            &[
+                "template",
+                "build",
+                "tpl-outside",
+                "-f",
+                file.to_str().unwrap(),
+                "--context",
+                dir.to_str().unwrap(),
+            ],
+        )
+        .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not inside the build context"));
     std::fs::write(
@@ -221,11 +210,12 @@ async fn a_dockerfile_builds_a_template_whose_sandboxes_have_its_env_files_user_
         ),
     ] {
         std::fs::write(&bad, text).unwrap();
-        let out = warren(
-            &server,
-            &["template", "build", "tpl-bad", "-f", bad.to_str().unwrap()],
-        )
-        .await;
+        let out = server
+            .cli(
+                ADMIN_KEY,
+                &["template", "build", "tpl-bad", "-f", bad.to_str().unwrap()],
+            )
+            .await;
         assert!(!out.status.success(), "{text}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains("invalid_request"), "{text}: {stderr}");

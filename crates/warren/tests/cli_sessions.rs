@@ -3,35 +3,10 @@
 
 mod server_common;
 
-use std::process::{Command, Output};
-
 use futures::StreamExt;
 use serde_json::Value;
 use server_common::{TestServer, ADMIN_KEY};
 use warren_client::{Client, CreateSession, PermissionDecision, PermissionMode, SessionState};
-
-async fn cli(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .unwrap()
-}
-
-async fn ok(server: &TestServer, args: &[&str]) -> String {
-    let out = cli(server, args).await;
-    assert!(
-        out.status.success(),
-        "warren {args:?}: {}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_rust_client_streams_a_session_and_answers_its_requests() {
@@ -135,31 +110,39 @@ async fn warren_session_renders_the_stream_and_prints_json_lines() {
         .unwrap()
         .to_string();
 
-    let out = ok(
-        &server,
-        &[
-            "session",
-            "start",
-            &id,
-            "--agent",
-            "mock",
-            "--permission-mode",
-            "bypass",
-            "hello there",
-        ],
-    )
-    .await;
+    let out = server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "session",
+                "start",
+                &id,
+                "--agent",
+                "mock",
+                "--permission-mode",
+                "bypass",
+                "hello there",
+            ],
+        )
+        .await;
     assert!(out.contains("> hello there"), "{out}");
     assert!(out.contains("Turn 1. You said: hello there."), "{out}");
     assert!(out.contains("* Write("), "{out}");
     assert!(out.contains("= wrote 11 bytes to mock-turn-1.txt"), "{out}");
 
-    let ls = ok(&server, &["session", "ls", &id, "--json"]).await;
+    let ls = server
+        .cli_ok(ADMIN_KEY, &["session", "ls", &id, "--json"])
+        .await;
     let list: Value = serde_json::from_str(&ls).unwrap();
     let ses = list[0]["id"].as_str().unwrap().to_string();
     assert_eq!(list[0]["state"], "idle");
 
-    let out = ok(&server, &["session", "send", &id, &ses, "second", "--json"]).await;
+    let out = server
+        .cli_ok(
+            ADMIN_KEY,
+            &["session", "send", &id, &ses, "second", "--json"],
+        )
+        .await;
     let events: Vec<Value> = out
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
@@ -183,26 +166,36 @@ async fn warren_session_renders_the_stream_and_prints_json_lines() {
 
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("t.jsonl.gz");
-    ok(
-        &server,
-        &[
-            "session",
-            "transcript",
-            &id,
-            &ses,
-            "-o",
-            file.to_str().unwrap(),
-        ],
-    )
-    .await;
+    server
+        .cli_ok(
+            ADMIN_KEY,
+            &[
+                "session",
+                "transcript",
+                &id,
+                &ses,
+                "-o",
+                file.to_str().unwrap(),
+            ],
+        )
+        .await;
     assert_eq!(&std::fs::read(&file).unwrap()[..2], &[0x1f, 0x8b]);
 
-    ok(&server, &["session", "kill", &id, &ses]).await;
-    let out = ok(&server, &["session", "attach", &id, &ses, "--json"]).await;
+    server
+        .cli_ok(ADMIN_KEY, &["session", "kill", &id, &ses])
+        .await;
+    let out = server
+        .cli_ok(ADMIN_KEY, &["session", "attach", &id, &ses, "--json"])
+        .await;
     let last: Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
     assert_eq!(last["type"], "session.ended");
 
-    let bad = cli(&server, &["session", "start", &id, "--agent", "gpt", "hi"]).await;
+    let bad = server
+        .cli(
+            ADMIN_KEY,
+            &["session", "start", &id, "--agent", "gpt", "hi"],
+        )
+        .await;
     assert_eq!(bad.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&bad.stderr).contains("agent_not_found"),

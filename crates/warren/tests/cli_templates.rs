@@ -4,24 +4,11 @@
 
 mod server_common;
 
-use std::process::{Command, Output};
-
 use serde_json::{json, Value};
 use server_common::{TestServer, ADMIN_KEY};
 
-async fn warren(server: &TestServer, args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
-    cmd.env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
-        .args(args);
-    tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
-        .await
-        .expect("warren task")
-}
-
 async fn ok_json(server: &TestServer, args: &[&str]) -> Value {
-    let out = warren(server, args).await;
+    let out = server.cli(ADMIN_KEY, args).await;
     assert!(
         out.status.success(),
         "warren {args:?}: {}\n{}",
@@ -76,11 +63,12 @@ async fn build_a_template_from_a_spec_and_run_a_sandbox_on_it() {
 
     // A failing step is the caller's error, with its output.
     std::fs::write(&spec, "run = [\"echo nope >&2; exit 7\"]\n").unwrap();
-    let out = warren(
-        &server,
-        &["template", "build", "tpl-bad", "-f", spec.to_str().unwrap()],
-    )
-    .await;
+    let out = server
+        .cli(
+            ADMIN_KEY,
+            &["template", "build", "tpl-bad", "-f", spec.to_str().unwrap()],
+        )
+        .await;
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("invalid_request"), "{stderr}");
@@ -88,17 +76,18 @@ async fn build_a_template_from_a_spec_and_run_a_sandbox_on_it() {
 
     // Host files are not read on a caller's behalf.
     std::fs::write(&spec, "files = { \"/etc/passwd2\" = \"/etc/passwd\" }\n").unwrap();
-    let out = warren(
-        &server,
-        &[
-            "template",
-            "build",
-            "tpl-files",
-            "-f",
-            spec.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let out = server
+        .cli(
+            ADMIN_KEY,
+            &[
+                "template",
+                "build",
+                "tpl-files",
+                "-f",
+                spec.to_str().unwrap(),
+            ],
+        )
+        .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_request"));
 
@@ -173,11 +162,12 @@ async fn import_a_docker_save_tarball_as_a_template() {
     // Garbage is a 400, not a 500.
     let junk = dir.path().join("junk.tar");
     std::fs::write(&junk, b"not a tarball at all").unwrap();
-    let out = warren(
-        &server,
-        &["template", "import", "tpl-junk", junk.to_str().unwrap()],
-    )
-    .await;
+    let out = server
+        .cli(
+            ADMIN_KEY,
+            &["template", "import", "tpl-junk", junk.to_str().unwrap()],
+        )
+        .await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("invalid_request"));
 

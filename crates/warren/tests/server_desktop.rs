@@ -146,10 +146,8 @@ async fn desktop_sandbox_through_the_server() {
     );
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.png");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
-        .env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
+    let out = server
+        .warren(ADMIN_KEY)
         .args(["desktop", "screenshot", &id, "-o"])
         .arg(&shot)
         .args(["--scale", "0.5"])

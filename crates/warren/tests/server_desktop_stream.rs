@@ -345,10 +345,8 @@ async fn tokens(server: &TestServer, id: &str, stream: &str) {
 
 /// `warren desktop view ID --no-open` prints a URL whose token opens the stream.
 async fn cli_view(server: &TestServer, id: &str, stream: &str) {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_warren"))
-        .env("WARREN_URL", &server.base)
-        .env("WARREN_API_KEY", ADMIN_KEY)
-        .env("HOME", "/nonexistent")
+    let out = server
+        .warren(ADMIN_KEY)
         .env_remove("DISPLAY")
         .args([
             "desktop",

@@ -12,7 +12,7 @@ mod server_common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -447,11 +447,9 @@ async fn the_rust_client_and_the_cli_follow_the_same_changes() {
 
     let before = streams_opened(&server).await;
     let mut cli = ChildGuard(
-        Command::new(env!("CARGO_BIN_EXE_warren"))
+        server
+            .warren(&key)
             .args(["events", "--json"])
-            .env("WARREN_URL", &server.base)
-            .env("WARREN_API_KEY", &key)
-            .env("HOME", "/nonexistent")
             .stdout(Stdio::piped())
             .spawn()
             .expect("spawning warren events"),

@@ -162,6 +162,38 @@ pub struct TestServer {
 static NEXT: AtomicUsize = AtomicUsize::new(0);
 
 impl TestServer {
+    /// A `warren` CLI command aimed at this server with `key` (and no
+    /// config file: `HOME` points nowhere).
+    pub fn warren(&self, key: &str) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_warren"));
+        cmd.env("WARREN_URL", &self.base)
+            .env("WARREN_API_KEY", key)
+            .env("HOME", "/nonexistent");
+        cmd
+    }
+
+    /// Runs `warren ARGS...` aimed at this server with `key`, to completion.
+    pub async fn cli(&self, key: &str, args: &[&str]) -> std::process::Output {
+        let mut cmd = self.warren(key);
+        cmd.args(args);
+        tokio::task::spawn_blocking(move || cmd.output().expect("running warren"))
+            .await
+            .expect("warren task")
+    }
+
+    /// Runs `warren ARGS...` with `key`, asserts it succeeded, returns its stdout.
+    pub async fn cli_ok(&self, key: &str, args: &[&str]) -> String {
+        let out = self.cli(key, args).await;
+        assert!(
+            out.status.success(),
+            "warren {args:?}: {}\nstdout: {}\nstderr: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
     /// A server with `base` and no outbound network (sandboxes have
     /// loopback only; the machine's network instances are left alone).
     pub async fn start() -> TestServer {
