@@ -201,7 +201,7 @@ impl Desktop {
         }
         let mut argv = vec![req.app];
         argv.extend(req.args);
-        self.start_app(argv).await
+        self.start_app(argv, req.user).await
     }
 
     /// Opens a URL or an HTML file in Chromium, anything else with
@@ -228,20 +228,29 @@ impl Desktop {
         } else {
             vec!["xdg-open".to_string(), target]
         };
-        self.start_app(argv).await
+        self.start_app(argv, req.user).await
     }
 
-    async fn start_app(&self, mut argv: Vec<String>) -> Result<Launched, AgentError> {
+    /// Starts an app on the display as `user` (default: the agent's own,
+    /// as for `/v1/processes`, which checks the user).
+    async fn start_app(
+        &self,
+        mut argv: Vec<String>,
+        user: Option<String>,
+    ) -> Result<Launched, AgentError> {
         let screen = self.screen().await?;
         let name = argv[0].rsplit('/').next().unwrap_or_default().to_string();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        if CHROMIUMS.contains(&name.as_str()) && root && !argv.iter().any(|a| a == "--no-sandbox") {
+        // Chromium's sandbox needs namespaces a Warren sandbox's seccomp
+        // profile refuses (whatever the user), and Chromium refuses to run
+        // as root with it; the Warren sandbox is the boundary (as for the
+        // agent's browser).
+        if CHROMIUMS.contains(&name.as_str()) && !argv.iter().any(|a| a == "--no-sandbox") {
             argv.insert(1, "--no-sandbox".into());
         }
         let info = self.processes().start(StartRequest {
             argv: Some(argv),
             env: Some(BTreeMap::from([("DISPLAY".into(), screen.display)])),
+            user,
             ..StartRequest::default()
         })?;
         Ok(Launched {
