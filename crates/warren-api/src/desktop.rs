@@ -274,6 +274,10 @@ pub struct Window {
 pub struct WindowList {
     /// Top-level windows, in stacking order of the window manager.
     pub items: Vec<Window>,
+    /// Whether windows were left out: at most 1000 are listed (and at
+    /// most 1 MiB of the window manager's list is read).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `POST /v1/desktop/windows/{id}/move`.

@@ -27,9 +27,21 @@ const CHROMIUMS: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
 /// What `open` gives Chromium besides the target.
 const BROWSER_ARGS: &[&str] = &["--no-first-run", "--no-default-browser-check"];
 
-/// Parses `wmctrl -lG`: `ID DESKTOP X Y W H HOST TITLE...`.
-fn parse_wmctrl(text: &str, focused: Option<u32>) -> Vec<Window> {
-    text.lines()
+/// Most windows listed; past it, or past the tool's 1 MiB of output, the
+/// list is cut and marked truncated.
+const MAX_WINDOWS: usize = 1000;
+
+/// Parses `wmctrl -lG`: `ID DESKTOP X Y W H HOST TITLE...`. Output `cut`
+/// at its cap ends in a partial line, which is dropped. At most
+/// [`MAX_WINDOWS`]; the bool says whether windows were left out.
+fn parse_wmctrl(text: &str, focused: Option<u32>, cut: bool) -> (Vec<Window>, bool) {
+    let complete = if cut {
+        text.rfind('\n').map_or("", |end| &text[..end])
+    } else {
+        text
+    };
+    let mut windows: Vec<Window> = complete
+        .lines()
         .filter_map(|line| {
             let mut rest = line;
             let mut fields = Vec::with_capacity(7);
@@ -50,7 +62,11 @@ fn parse_wmctrl(text: &str, focused: Option<u32>) -> Vec<Window> {
                 focused: focused == Some(id),
             })
         })
-        .collect()
+        .take(MAX_WINDOWS + 1)
+        .collect();
+    let over = windows.len() > MAX_WINDOWS;
+    windows.truncate(MAX_WINDOWS);
+    (windows, cut || over)
 }
 
 fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
@@ -63,10 +79,14 @@ fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
 }
 
 impl Desktop {
-    async fn windows_on(&self, screen: &Screen) -> Result<Vec<Window>, AgentError> {
-        let list = Tool::new(&screen.display, ["wmctrl", "-lG"])
-            .run(self.processes())
-            .await?;
+    /// The windows on `screen`, and whether the list was cut.
+    async fn windows_on(&self, screen: &Screen) -> Result<(Vec<Window>, bool), AgentError> {
+        let list = Tool {
+            truncate_stdout: true,
+            ..Tool::new(&screen.display, ["wmctrl", "-lG"])
+        }
+        .run(self.processes())
+        .await?;
         // No active window is an error exit of xdotool, and no focus.
         let focused = Tool::new(&screen.display, ["xdotool", "getactivewindow"])
             .run(self.processes())
@@ -76,21 +96,21 @@ impl Desktop {
         Ok(parse_wmctrl(
             &String::from_utf8_lossy(&list.stdout),
             focused,
+            list.truncated,
         ))
     }
 
     /// Top-level windows with their titles, geometry and focus.
     pub async fn windows(&self) -> Result<WindowList, AgentError> {
         let screen = self.screen().await?;
-        Ok(WindowList {
-            items: self.windows_on(&screen).await?,
-        })
+        let (items, truncated) = self.windows_on(&screen).await?;
+        Ok(WindowList { items, truncated })
     }
 
     /// The screen, once window `id` is known to be on it.
     async fn window(&self, id: u32) -> Result<Screen, AgentError> {
         let screen = self.screen().await?;
-        if !self.windows_on(&screen).await?.iter().any(|w| w.id == id) {
+        if !self.windows_on(&screen).await?.0.iter().any(|w| w.id == id) {
             return Err(AgentError::WindowNotFound(id));
         }
         Ok(screen)
@@ -268,7 +288,8 @@ mod tests {
     fn wmctrl_lines_parse_with_spaces_in_titles() {
         let text = "0x00a00003  0 10   35   484  316  host  My  page - Chromium\n\
                     0x00c00001 -1 0    0    1280 800  N/A \nbad line\n";
-        let w = parse_wmctrl(text, Some(0xa00003));
+        let (w, truncated) = parse_wmctrl(text, Some(0xa00003), false);
+        assert!(!truncated);
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].id, 0xa00003);
         assert_eq!(w[0].title, "My  page - Chromium");
@@ -279,5 +300,26 @@ mod tests {
         assert!(w[0].focused);
         assert_eq!(w[1].title, "");
         assert!(!w[1].focused);
+    }
+
+    #[test]
+    fn a_long_window_list_is_cut_and_marked() {
+        let line = |n: usize| format!("0x{n:08x}  0 0 0 100 100 host {}\n", "t".repeat(100));
+        let text: String = (0..20_000).map(line).collect();
+        assert!(text.len() > 1 << 20);
+        // As the tool gives it: cut at 1 MiB, mid-line.
+        let cut = &text[..1 << 20];
+        let (w, truncated) = parse_wmctrl(cut, None, true);
+        assert!(truncated);
+        assert_eq!(w.len(), MAX_WINDOWS);
+        assert_eq!(w[MAX_WINDOWS - 1].id, (MAX_WINDOWS - 1) as u32);
+        // Fewer complete lines than the cap: all kept, the partial one dropped.
+        let short = &text[..line(0).len() * 3 + 20];
+        let (w, truncated) = parse_wmctrl(short, None, true);
+        assert_eq!((w.len(), truncated), (3, true));
+        assert!(w.iter().all(|w| w.title.len() == 100));
+        // Many windows in full output: cut at the cap too.
+        let (w, truncated) = parse_wmctrl(&text, None, false);
+        assert_eq!((w.len(), truncated), (MAX_WINDOWS, true));
     }
 }
