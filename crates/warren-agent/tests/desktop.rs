@@ -316,6 +316,14 @@ async fn desktop_on_a_real_display() {
         .await;
     assert_eq!(status, 200, "{opened}");
     let window = api.window("ready").await;
+    // Chromium's singleton socket is in the agent's state, not in /tmp.
+    let socket =
+        std::fs::read_link(agent.dir.path().join(".config/chromium/SingletonSocket")).unwrap();
+    assert!(
+        socket.starts_with(agent.dir.path().join(".warren/chromium-tmp")),
+        "{}",
+        socket.display()
+    );
     let id = window["id"].as_u64().unwrap();
     api.act(
         &format!("/v1/desktop/windows/{id}/move"),

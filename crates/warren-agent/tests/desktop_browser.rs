@@ -100,6 +100,11 @@ async fn browser_over_cdp() {
     assert_eq!(started["running"], true);
     assert_eq!(started["headless"], true);
     assert!(started["devtools_port"].as_u64().unwrap() > 0);
+    // Chromium's singleton socket is in its profile, which stop removes,
+    // not in a directory of /tmp left behind when Chromium is killed.
+    let profile = std::env::temp_dir().join(format!("warren-browser-{}", std::process::id()));
+    let socket = std::fs::read_link(profile.join("SingletonSocket")).unwrap();
+    assert!(socket.starts_with(&profile), "{}", socket.display());
     // Started again: the same browser.
     let (_, again) = post(
         &agent,
@@ -339,6 +344,7 @@ async fn browser_over_cdp() {
 
     let (status, stopped) = post(&agent, "/v1/desktop/browser/stop", json!({})).await;
     assert_eq!((status, stopped["running"].as_bool()), (200, Some(false)));
+    assert!(!profile.exists(), "{} left", profile.display());
     let status: Value = agent
         .http
         .get(agent.url("/v1/desktop/browser/status"))

@@ -264,12 +264,27 @@ impl Desktop {
         // profile refuses (whatever the user), and Chromium refuses to run
         // as root with it; the Warren sandbox is the boundary (as for the
         // agent's browser).
-        if CHROMIUMS.contains(&name.as_str()) && !argv.iter().any(|a| a == "--no-sandbox") {
-            argv.insert(1, "--no-sandbox".into());
+        let mut env = BTreeMap::from([("DISPLAY".to_string(), screen.display)]);
+        if CHROMIUMS.contains(&name.as_str()) {
+            if !argv.iter().any(|a| a == "--no-sandbox") {
+                argv.insert(1, "--no-sandbox".into());
+            }
+        }
+        // Chromium's singleton socket goes in a fresh directory of TMPDIR,
+        // left behind when Chromium is killed: keep those in one directory
+        // of the agent's state, not in the system's /tmp (for the agent's
+        // own user: another may not write there).
+        if CHROMIUMS.contains(&name.as_str()) && user.is_none() {
+            let tmp = self.state_dir.join("chromium-tmp");
+            std::fs::create_dir_all(&tmp).map_err(|source| AgentError::Io {
+                op: "creating Chromium's temporary directory",
+                source,
+            })?;
+            env.insert("TMPDIR".to_string(), tmp.display().to_string());
         }
         let info = self.processes().start(StartRequest {
             argv: Some(argv),
-            env: Some(BTreeMap::from([("DISPLAY".into(), screen.display)])),
+            env: Some(env),
             user,
             ..StartRequest::default()
         })?;
