@@ -265,10 +265,8 @@ impl Desktop {
         // as root with it; the Warren sandbox is the boundary (as for the
         // agent's browser).
         let mut env = BTreeMap::from([("DISPLAY".to_string(), screen.display)]);
-        if CHROMIUMS.contains(&name.as_str()) {
-            if !argv.iter().any(|a| a == "--no-sandbox") {
-                argv.insert(1, "--no-sandbox".into());
-            }
+        if CHROMIUMS.contains(&name.as_str()) && !argv.iter().any(|a| a == "--no-sandbox") {
+            argv.insert(1, "--no-sandbox".into());
         }
         // Chromium's singleton socket goes in a fresh directory of TMPDIR,
         // left behind when Chromium is killed: keep those in one directory
