@@ -30,19 +30,25 @@ addEventListener('mousedown', e => show('click:' + e.clientX + ',' + e.clientY))
 </script></body></html>"#;
 
 /// ffprobe's view of a video file's format and streams; it must read it.
+/// The agent in this process reaps children too, so the wait may find the
+/// exit status gone (ECHILD): then ffprobe runs again.
 fn ffprobe(path: &std::path::Path) -> Value {
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=format_name,duration:stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .unwrap();
+    let run = || {
+        std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name,duration:stream=codec_name,width,height",
+                "-of",
+                "json",
+            ])
+            .arg(path)
+            .output()
+    };
+    let probe = (0..5)
+        .find_map(|_| run().ok())
+        .expect("ffprobe ran (its exit status was reaped by the agent each time)");
     assert!(
         probe.status.success(),
         "{}",

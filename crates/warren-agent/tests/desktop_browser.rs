@@ -297,6 +297,25 @@ async fn browser_over_cdp() {
     )
     .await;
     assert_eq!(status, 200, "{page}");
+    // A snapshot of the new page gives its nodes their ids (the same
+    // numbers as the old page's), as an agent looking again would.
+    let fresh: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_button = fresh["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "button" && e["name"] == "Go")
+        .unwrap_or_else(|| panic!("no button in {fresh}"))["ref"]
+        .clone();
+    assert_ne!(new_button, old, "{fresh}");
     for (path, body) in [
         ("click", json!({"ref": old})),
         ("fill", json!({"ref": old, "text": "stale"})),
@@ -318,6 +337,13 @@ async fn browser_over_cdp() {
         .await
         .unwrap();
     assert!(text["text"].as_str().unwrap().contains("none"), "{text}");
+    let (status, body) = post(
+        &agent,
+        "/v1/desktop/browser/click",
+        json!({"ref": new_button}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
     for body in [
         json!({"ref": "e99999999"}),
         json!({"ref": "e5"}),
