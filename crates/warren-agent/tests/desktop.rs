@@ -29,6 +29,34 @@ addEventListener('keydown', e => show('key:' + e.key));
 addEventListener('mousedown', e => show('click:' + e.clientX + ',' + e.clientY));
 </script></body></html>"#;
 
+/// ffprobe's view of a video file's format and streams; it must read it.
+/// The agent in this process reaps children too, so the wait may find the
+/// exit status gone (ECHILD): then ffprobe runs again.
+fn ffprobe(path: &std::path::Path) -> Value {
+    let run = || {
+        std::process::Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-show_entries",
+                "format=format_name,duration:stream=codec_name,width,height",
+                "-of",
+                "json",
+            ])
+            .arg(path)
+            .output()
+    };
+    let probe = (0..5)
+        .find_map(|_| run().ok())
+        .expect("ffprobe ran (its exit status was reaped by the agent each time)");
+    assert!(
+        probe.status.success(),
+        "{}",
+        String::from_utf8_lossy(&probe.stderr)
+    );
+    serde_json::from_slice(&probe.stdout).unwrap()
+}
+
 /// Width and height of a PNG, from its IHDR chunk.
 fn png_size(png: &[u8]) -> (u32, u32) {
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n", "not a PNG");
@@ -64,6 +92,27 @@ impl Api<'_> {
             status,
             problem["code"].as_str().unwrap_or_default().to_string(),
         )
+    }
+
+    /// A recording once it is no longer `recording` (within 20 s).
+    async fn recording_settled(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (status, list) = self.call("GET", "/v1/desktop/recordings", None).await;
+            assert_eq!(status, 200, "{list}");
+            let rec = list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|r| r["id"] == id)
+                .unwrap_or_else(|| panic!("{id} not in {list}"))
+                .clone();
+            if rec["status"] != "recording" {
+                return rec;
+            }
+            assert!(Instant::now() < deadline, "{id} still recording: {rec}");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 
     async fn image(&self, query: &str) -> (String, Vec<u8>) {
@@ -273,6 +322,14 @@ async fn desktop_on_a_real_display() {
         .await;
     assert_eq!(status, 200, "{opened}");
     let window = api.window("ready").await;
+    // Chromium's singleton socket is in the agent's state, not in /tmp.
+    let socket =
+        std::fs::read_link(agent.dir.path().join(".config/chromium/SingletonSocket")).unwrap();
+    assert!(
+        socket.starts_with(agent.dir.path().join(".warren/chromium-tmp")),
+        "{}",
+        socket.display()
+    );
     let id = window["id"].as_u64().unwrap();
     api.act(
         &format!("/v1/desktop/windows/{id}/move"),
@@ -429,24 +486,7 @@ async fn desktop_on_a_real_display() {
     assert_eq!(resp.headers()["content-type"], "video/mp4");
     let mp4 = agent.dir.path().join("rec.mp4");
     std::fs::write(&mp4, resp.bytes().await.unwrap()).unwrap();
-    let probe = std::process::Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "format=format_name,duration:stream=codec_name,width,height",
-            "-of",
-            "json",
-        ])
-        .arg(&mp4)
-        .output()
-        .unwrap();
-    assert!(
-        probe.status.success(),
-        "{}",
-        String::from_utf8_lossy(&probe.stderr)
-    );
-    let probe: Value = serde_json::from_slice(&probe.stdout).unwrap();
+    let probe = ffprobe(&mp4);
     assert!(
         probe["format"]["format_name"]
             .as_str()
@@ -487,6 +527,130 @@ async fn desktop_on_a_real_display() {
             .await,
         (409, "conflict".into())
     );
+
+    // A recording that ends by itself at its cap is reaped as done, playable,
+    // with no `recording/stop`; one whose ffmpeg is killed is reaped as failed.
+    for bad in [0, 3601] {
+        assert_eq!(
+            api.problem(
+                "POST",
+                "/v1/desktop/recording/start",
+                Some(json!({"max_seconds": bad}))
+            )
+            .await,
+            (400, "invalid_request".into())
+        );
+    }
+    let (status, rec) = api
+        .call(
+            "POST",
+            "/v1/desktop/recording/start",
+            Some(json!({"max_seconds": 1})),
+        )
+        .await;
+    assert_eq!(status, 200, "{rec}");
+    let capped = rec["id"].as_str().unwrap().to_string();
+    let done = api.recording_settled(&capped).await;
+    assert_eq!(done["status"], "done", "{done}");
+    let resp = agent
+        .http
+        .get(agent.url(&format!("/v1/desktop/recordings/{capped}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let mp4 = agent.dir.path().join("capped.mp4");
+    std::fs::write(&mp4, resp.bytes().await.unwrap()).unwrap();
+    let probe = ffprobe(&mp4);
+    assert_eq!(probe["streams"][0]["codec_name"], "h264", "{probe}");
+    let duration: f64 = probe["format"]["duration"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(duration > 0.0 && duration <= 1.5, "{duration} s: {probe}");
+    let (status, rec) = api
+        .call("POST", "/v1/desktop/recording/start", Some(json!({})))
+        .await;
+    assert_eq!(status, 200, "{rec}");
+    let killed = rec["id"].as_str().unwrap().to_string();
+    let (_, procs) = api.call("GET", "/v1/processes", None).await;
+    let ffmpeg = procs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["argv"][0] == "ffmpeg" && p["state"] == "running")
+        .unwrap_or_else(|| panic!("no ffmpeg in {procs}"))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!("/v1/processes/{ffmpeg}/signal"),
+            Some(json!({"signal": "KILL"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let failed = api.recording_settled(&killed).await;
+    assert_eq!(failed["status"], "failed", "{failed}");
+    for id in [&capped, &killed] {
+        let (status, _) = api
+            .call("DELETE", &format!("/v1/desktop/recordings/{id}"), None)
+            .await;
+        assert_eq!(status, 204, "{id}");
+    }
+
+    // launch runs as `user` when given (checked as /v1/processes checks it),
+    // else as the agent's own user.
+    let (status, launched) = api
+        .call(
+            "POST",
+            "/v1/desktop/launch",
+            Some(json!({"app": "sleep", "args": ["60"], "user": "nobody"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{launched}");
+    let proc_status = std::fs::read_to_string(format!("/proc/{}/status", launched["pid"])).unwrap();
+    let uid = proc_status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(uid, "65534", "{proc_status}");
+    let (status, _) = api
+        .call(
+            "POST",
+            &format!(
+                "/v1/processes/{}/signal",
+                launched["process_id"].as_str().unwrap()
+            ),
+            Some(json!({"signal": "KILL"})),
+        )
+        .await;
+    assert_eq!(status, 204);
+    let unknown = api
+        .problem(
+            "POST",
+            "/v1/processes",
+            Some(json!({"argv": ["true"], "user": "no-such-user"})),
+        )
+        .await;
+    assert_eq!(unknown.0, 400, "{unknown:?}");
+    for (path, body) in [
+        ("launch", json!({"app": "true", "user": "no-such-user"})),
+        ("open", json!({"target": "/tmp", "user": "no-such-user"})),
+    ] {
+        assert_eq!(
+            api.problem("POST", &format!("/v1/desktop/{path}"), Some(body))
+                .await,
+            unknown,
+            "{path}"
+        );
+    }
 
     // Close the window; stop the desktop.
     api.act(&format!("/v1/desktop/windows/{id}/close"), json!({}))

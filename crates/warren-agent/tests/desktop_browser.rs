@@ -100,6 +100,11 @@ async fn browser_over_cdp() {
     assert_eq!(started["running"], true);
     assert_eq!(started["headless"], true);
     assert!(started["devtools_port"].as_u64().unwrap() > 0);
+    // Chromium's singleton socket is in its profile, which stop removes,
+    // not in a directory of /tmp left behind when Chromium is killed.
+    let profile = std::env::temp_dir().join(format!("warren-browser-{}", std::process::id()));
+    let socket = std::fs::read_link(profile.join("SingletonSocket")).unwrap();
+    assert!(socket.starts_with(&profile), "{}", socket.display());
     // Started again: the same browser.
     let (_, again) = post(
         &agent,
@@ -179,6 +184,7 @@ async fn browser_over_cdp() {
          document.getElementById('i').value\">Go</button><p id=o>none</p>",
     )
     .unwrap();
+    let form_served = form.clone();
     let (status, page) = post(
         &agent,
         "/v1/desktop/browser/navigate",
@@ -239,7 +245,111 @@ async fn browser_over_cdp() {
         assert_eq!(resp.headers()["content-type"], format!("image/{format}"));
         assert!(resp.bytes().await.unwrap().starts_with(magic), "{format}");
     }
-    for body in [json!({"ref": "e99999999"}), json!({"ref": "nonsense"})] {
+    // After a navigation the old refs name nothing, even where the new
+    // document has a node of the same id: the same form from two sites,
+    // each the first document of its own renderer, whose node ids start over.
+    let server = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = server.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        // A task per connection: Chromium may preconnect sockets it never uses.
+        while let Ok((mut tcp, _)) = server.accept().await {
+            let form = form_served.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = tcp.read(&mut buf).await;
+                let page = std::fs::read_to_string(&form).unwrap_or_default();
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    page.len()
+                );
+                let _ = tcp.write_all((head + &page).as_bytes()).await;
+            });
+        }
+    });
+    let (status, page) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": format!("http://127.0.0.1:{port}/")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    let snapshot: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let old = snapshot["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "button" && e["name"] == "Go")
+        .unwrap_or_else(|| panic!("no button in {snapshot}"))["ref"]
+        .clone();
+    let (status, page) = post(
+        &agent,
+        "/v1/desktop/browser/navigate",
+        json!({"url": format!("http://localhost:{port}/")}),
+    )
+    .await;
+    assert_eq!(status, 200, "{page}");
+    // A snapshot of the new page gives its nodes their ids (the same
+    // numbers as the old page's), as an agent looking again would.
+    let fresh: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_button = fresh["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "button" && e["name"] == "Go")
+        .unwrap_or_else(|| panic!("no button in {fresh}"))["ref"]
+        .clone();
+    assert_ne!(new_button, old, "{fresh}");
+    for (path, body) in [
+        ("click", json!({"ref": old})),
+        ("fill", json!({"ref": old, "text": "stale"})),
+    ] {
+        let (status, problem) = post(&agent, &format!("/v1/desktop/browser/{path}"), body).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (404, Some("element_not_found")),
+            "{path}: {problem}"
+        );
+    }
+    let text: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/text"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(text["text"].as_str().unwrap().contains("none"), "{text}");
+    let (status, body) = post(
+        &agent,
+        "/v1/desktop/browser/click",
+        json!({"ref": new_button}),
+    )
+    .await;
+    assert_eq!(status, 204, "{body}");
+    for body in [
+        json!({"ref": "e99999999"}),
+        json!({"ref": "e5"}),
+        json!({"ref": "e5_"}),
+        json!({"ref": "nonsense"}),
+    ] {
         let (status, problem) = post(&agent, "/v1/desktop/browser/click", body).await;
         assert_eq!(
             (status, problem["code"].as_str()),
@@ -260,6 +370,7 @@ async fn browser_over_cdp() {
 
     let (status, stopped) = post(&agent, "/v1/desktop/browser/stop", json!({})).await;
     assert_eq!((status, stopped["running"].as_bool()), (200, Some(false)));
+    assert!(!profile.exists(), "{} left", profile.display());
     let status: Value = agent
         .http
         .get(agent.url("/v1/desktop/browser/status"))

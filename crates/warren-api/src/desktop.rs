@@ -275,6 +275,10 @@ pub struct Window {
 pub struct WindowList {
     /// Top-level windows, in stacking order of the window manager.
     pub items: Vec<Window>,
+    /// Whether windows were left out: at most 1000 are listed (and at
+    /// most 1 MiB of the window manager's list is read).
+    #[serde(default)]
+    pub truncated: bool,
 }
 
 /// `POST /v1/desktop/windows/{id}/move`.
@@ -303,6 +307,10 @@ pub struct LaunchRequest {
     /// Its arguments.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub args: Vec<String>,
+    /// Run as this user (a name from `/etc/passwd`, or a numeric uid), as
+    /// `user` of `/v1/processes`. Default: the agent's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// `POST /v1/desktop/open`: a file or URL opened with its default handler
@@ -311,6 +319,10 @@ pub struct LaunchRequest {
 pub struct OpenRequest {
     /// An `http(s)://` or `file://` URL, or a path.
     pub target: String,
+    /// Run as this user (a name from `/etc/passwd`, or a numeric uid), as
+    /// `user` of `/v1/processes`. Default: the agent's own user.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
 }
 
 /// The answer of `launch` and `open`: the managed process started.
@@ -328,6 +340,10 @@ pub struct RecordingStartRequest {
     /// Frames per second, 1 to 30 (default 10).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub framerate: Option<u32>,
+    /// Longest the recording may run, 1 to 3600 seconds (default 3600):
+    /// it then ends by itself, as it does at 1 GiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_seconds: Option<u32>,
 }
 
 /// Whether a recording is still being made.
@@ -338,6 +354,9 @@ pub enum RecordingStatus {
     Recording,
     /// Finished: its MP4 can be downloaded.
     Done,
+    /// ffmpeg ended by itself without finishing the file (it crashed or
+    /// was killed): what it wrote can be downloaded, but may not play.
+    Failed,
 }
 
 /// A recording of the screen (MP4, H.264).
@@ -345,7 +364,7 @@ pub enum RecordingStatus {
 pub struct Recording {
     /// Its id (`rec_...`).
     pub id: String,
-    /// Still recording, or done.
+    /// Still recording, done, or failed.
     pub status: RecordingStatus,
     /// The file's size so far.
     pub size_bytes: u64,

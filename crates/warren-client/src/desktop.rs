@@ -172,6 +172,7 @@ impl Desktop {
         let body = LaunchRequest {
             app: app.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
+            user: None,
         };
         http.json(http.post(&self.path("launch")).json(&body)).await
     }
@@ -181,6 +182,7 @@ impl Desktop {
         let http = self.client.http();
         let body = OpenRequest {
             target: target.to_string(),
+            user: None,
         };
         http.json(http.post(&self.path("open")).json(&body)).await
     }
@@ -188,7 +190,10 @@ impl Desktop {
     /// Starts recording the screen.
     pub async fn start_recording(&self, framerate: Option<u32>) -> Result<Recording> {
         let http = self.client.http();
-        let body = RecordingStartRequest { framerate };
+        let body = RecordingStartRequest {
+            framerate,
+            ..RecordingStartRequest::default()
+        };
         http.json(http.post(&self.path("recording/start")).json(&body))
             .await
     }

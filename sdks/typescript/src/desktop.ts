@@ -82,7 +82,7 @@ export interface Launched {
 export interface Recording {
   /** `rec_…`. */
   id: string;
-  status: 'recording' | 'done';
+  status: 'recording' | 'done' | 'failed';
   sizeBytes: number;
   modifiedAt: Date;
 }
@@ -116,7 +116,7 @@ interface WireStatus {
 
 interface WireRecording {
   id: string;
-  status: 'recording' | 'done';
+  status: 'recording' | 'done' | 'failed';
   size_bytes: number;
   modified_at: string;
 }

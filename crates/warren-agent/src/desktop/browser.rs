@@ -40,7 +40,19 @@ struct Running {
     port: u16,
     /// The browser target's WebSocket path (`/devtools/browser/…`).
     ws_path: String,
-    profile: PathBuf,
+    profile: Arc<Profile>,
+}
+
+/// The browser's profile directory (with Chromium's temporary files),
+/// removed once no one holds it: at `stop`, or when the agent's state is
+/// dropped (as when a test ends, even by a panic).
+#[derive(Debug)]
+struct Profile(PathBuf);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// The desktop's browser. Cheap to clone (shared state).
@@ -142,6 +154,10 @@ impl Browser {
             argv.push("--headless=new".into());
         }
         argv.push(url);
+        // Chromium's singleton socket goes in a fresh directory of TMPDIR,
+        // left behind when Chromium is killed: keep it in the profile,
+        // which stop removes.
+        env.insert("TMPDIR".to_string(), profile.display().to_string());
         let info = processes.start(StartRequest {
             argv: Some(argv),
             env: Some(env),
@@ -171,7 +187,7 @@ impl Browser {
             headless: req.headless,
             port,
             ws_path,
-            profile,
+            profile: Arc::new(Profile(profile)),
         });
         Ok(self.status(processes).await)
     }
@@ -191,7 +207,7 @@ impl Browser {
             .take();
         if let Some(running) = running {
             end(processes, &running.process_id).await;
-            let _ = std::fs::remove_dir_all(&running.profile);
+            let _ = std::fs::remove_dir_all(&running.profile.0);
         }
     }
 

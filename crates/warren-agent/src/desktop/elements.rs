@@ -1,7 +1,9 @@
 //! The browser page's elements for agents without Playwright: `snapshot`
 //! (the accessibility tree, flattened, each element with a ref) and
-//! `click` and `fill` by ref. A ref is `e` and the element's backend DOM
-//! node id, which stays the same while the page stays loaded.
+//! `click` and `fill` by ref. A ref is `e`, the element's backend DOM node
+//! id, `_` and the page load's epoch (the start of the main frame's loader
+//! id, new with each document): a ref taken before a navigation names no
+//! element of the new page, even if a node there has the same id.
 
 use serde_json::{json, Value};
 use warren_api::desktop::{
@@ -40,12 +42,46 @@ fn field(node: &Value, key: &str) -> String {
     text.chars().take(MAX_FIELD).collect()
 }
 
-/// The backend node id a ref names.
-fn backend_id(element: &str) -> Result<u64, AgentError> {
+/// How many characters of the loader id make a ref's epoch.
+const EPOCH_LEN: usize = 12;
+
+/// The epoch of the document loaded in the page's main frame.
+async fn epoch(page: &mut Page) -> Result<String, AgentError> {
+    let tree = page.call("Page.getFrameTree", json!({})).await?;
+    Ok(tree["frameTree"]["frame"]["loaderId"]
+        .as_str()
+        .unwrap_or_default()
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .take(EPOCH_LEN)
+        .collect::<String>()
+        .to_ascii_lowercase())
+}
+
+/// The ref of an element of the document of `epoch`.
+fn element_ref(node: u64, epoch: &str) -> String {
+    format!("e{node}_{epoch}")
+}
+
+/// The backend node id and the epoch a ref names.
+fn parse_ref(element: &str) -> Result<(u64, &str), AgentError> {
     element
         .strip_prefix('e')
-        .and_then(|n| n.parse().ok())
+        .and_then(|rest| rest.split_once('_'))
+        .and_then(|(node, epoch)| Some((node.parse().ok()?, epoch)))
+        .filter(|(_, epoch)| !epoch.is_empty())
         .ok_or_else(|| AgentError::ElementNotFound(element.to_string()))
+}
+
+/// The backend node id of a ref, if the ref is of the document loaded now.
+async fn resolve(page: &mut Page, element: &str) -> Result<u64, AgentError> {
+    let (node, of) = parse_ref(element)?;
+    if of != epoch(page).await? {
+        return Err(AgentError::ElementNotFound(format!(
+            "{element} (the page has loaded another document since the snapshot)"
+        )));
+    }
+    Ok(node)
 }
 
 impl Browser {
@@ -54,6 +90,9 @@ impl Browser {
         let url = self.devtools_url(processes).await?;
         within(async {
             let mut page = Page::attach(&url).await?;
+            // Before the tree: a load in between leaves the refs stale,
+            // never naming nodes of the new document.
+            let epoch = epoch(&mut page).await?;
             let tree = page.call("Accessibility.getFullAXTree", json!({})).await?;
             let href = page
                 .call(
@@ -84,7 +123,7 @@ impl Browser {
                 }
                 let value = Some(field(node, "value")).filter(|v| !v.is_empty());
                 elements.push(BrowserElement {
-                    element: format!("e{id}"),
+                    element: element_ref(id, &epoch),
                     role,
                     name,
                     value,
@@ -108,10 +147,11 @@ impl Browser {
         processes: &Supervisor,
         req: BrowserClickRequest,
     ) -> Result<(), AgentError> {
-        let node = backend_id(&req.element)?;
+        parse_ref(&req.element)?;
         let url = self.devtools_url(processes).await?;
         within(async {
             let mut page = Page::attach(&url).await?;
+            let node = resolve(&mut page, &req.element).await?;
             let missing = |_| AgentError::ElementNotFound(req.element.clone());
             page.call("DOM.scrollIntoViewIfNeeded", json!({"backendNodeId": node}))
                 .await
@@ -152,10 +192,11 @@ impl Browser {
                 "text must be at most {MAX_FILL} bytes"
             )));
         }
-        let node = backend_id(&req.element)?;
+        parse_ref(&req.element)?;
         let url = self.devtools_url(processes).await?;
         within(async {
             let mut page = Page::attach(&url).await?;
+            let node = resolve(&mut page, &req.element).await?;
             let missing = |_| AgentError::ElementNotFound(req.element.clone());
             let object = page
                 .call("DOM.resolveNode", json!({"backendNodeId": node}))

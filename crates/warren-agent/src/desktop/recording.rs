@@ -2,13 +2,16 @@
 //! managed process stopped with SIGINT so it finishes the file. Files live
 //! in `<state_dir>/recordings/<id>.mp4`, so they outlive the desktop and
 //! the agent; each is bounded in length and size, and their number too.
+//! A recording whose ffmpeg ended by itself (its cap, or a crash) is reaped
+//! on the next look: `done` if ffmpeg finished the file, else `failed`
+//! (marked by an empty `<id>.failed` beside it).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::PoisonError;
 use std::time::{Duration, SystemTime};
 
-use warren_api::agent::{SignalSpec, StartRequest};
+use warren_api::agent::{ProcessState, SignalSpec, StartRequest};
 use warren_api::desktop::{Recording, RecordingList, RecordingStartRequest, RecordingStatus};
 use warren_api::ids::{self, IdKind};
 
@@ -19,7 +22,7 @@ use crate::AgentError;
 /// Frames per second when none is given, and the most allowed.
 const DEFAULT_FRAMERATE: u32 = 10;
 const MAX_FRAMERATE: u32 = 30;
-/// Longest recording (ffmpeg stops by itself there).
+/// Longest recording (ffmpeg stops by itself there), and the default cap.
 const MAX_SECONDS: u32 = 3600;
 /// Largest recording file.
 const MAX_BYTES: u64 = 1 << 30;
@@ -49,14 +52,72 @@ impl Desktop {
         Ok(self.recordings_dir().join(format!("{id}.mp4")))
     }
 
-    /// The recording being made, if its ffmpeg still runs.
-    async fn recording_now(&self) -> Option<Current> {
-        let current = self
-            .recording
+    fn failed_marker(&self, id: &str) -> Result<PathBuf, AgentError> {
+        Ok(self.recording_path(id)?.with_extension("failed"))
+    }
+
+    fn current_recording(&self) -> Option<Current> {
+        self.recording
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .clone()?;
-        self.alive(&current.process).await.then_some(current)
+            .clone()
+    }
+
+    /// Whether ffmpeg ended by itself and, if it did, whether it exited
+    /// cleanly (its file finished) rather than failed or was killed.
+    async fn ended(&self, current: &Current) -> Option<bool> {
+        match self.processes().get(&current.process, None).await {
+            Ok(p) if p.status == ProcessState::Running => None,
+            Ok(p) => Some(p.exit_code == Some(0)),
+            // Forgotten by the supervisor: its end is unknown.
+            Err(_) => Some(false),
+        }
+    }
+
+    /// Forgets the recording being made if its ffmpeg ended by itself.
+    async fn reap(&self) {
+        let Some(current) = self.current_recording() else {
+            return;
+        };
+        let Some(clean) = self.ended(&current).await else {
+            return;
+        };
+        {
+            let mut slot = self
+                .recording
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            // Stopped (or reaped) meanwhile by another call.
+            if slot.as_ref().map(|c| &c.process) != Some(&current.process) {
+                return;
+            }
+            *slot = None;
+        }
+        self.settle(&current, Some(clean)).await;
+    }
+
+    /// Ends a recording taken out of the slot: marks it failed when ffmpeg
+    /// had ended by itself without finishing the file, or left an empty or
+    /// no file (then an empty one, so the failure is listed).
+    async fn settle(&self, current: &Current, ended: Option<bool>) {
+        self.finish(current).await;
+        let (Ok(path), Ok(marker)) = (
+            self.recording_path(&current.id),
+            self.failed_marker(&current.id),
+        ) else {
+            return;
+        };
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if ended == Some(false) || empty {
+            let marked = std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&path)
+                .and_then(|_| std::fs::write(&marker, b""));
+            if let Err(e) = marked {
+                tracing::warn!(recording = %current.id, error = %e, "marking a failed recording");
+            }
+        }
     }
 
     /// Starts recording the screen.
@@ -70,15 +131,22 @@ impl Desktop {
                 "framerate must be between 1 and {MAX_FRAMERATE}"
             )));
         }
+        let max_seconds = req.max_seconds.unwrap_or(MAX_SECONDS);
+        if !(1..=MAX_SECONDS).contains(&max_seconds) {
+            return Err(AgentError::InvalidRequest(format!(
+                "max_seconds must be between 1 and {MAX_SECONDS}"
+            )));
+        }
         let _held = self.lifecycle.lock().await;
         let screen = self.screen().await?;
-        if let Some(current) = self.recording_now().await {
+        self.reap().await;
+        if let Some(current) = self.current_recording() {
             return Err(AgentError::DesktopConflict(format!(
                 "recording {} is running: stop it first",
                 current.id
             )));
         }
-        if self.recordings()?.items.len() >= MAX_RECORDINGS {
+        if self.recordings().await?.items.len() >= MAX_RECORDINGS {
             return Err(AgentError::DesktopConflict(format!(
                 "{MAX_RECORDINGS} recordings are kept already: delete some first"
             )));
@@ -109,7 +177,7 @@ impl Desktop {
         argv.push(format!("{}x{}", screen.width, screen.height));
         argv.push("-i".into());
         argv.push(screen.display.clone());
-        argv.extend(["-t".into(), MAX_SECONDS.to_string()]);
+        argv.extend(["-t".into(), max_seconds.to_string()]);
         argv.extend(["-fs".into(), MAX_BYTES.to_string()]);
         argv.extend(
             [
@@ -161,13 +229,14 @@ impl Desktop {
             .unwrap_or_else(PoisonError::into_inner)
             .take()
             .ok_or_else(|| AgentError::DesktopConflict("no recording is running".into()))?;
-        self.finish(&current).await;
+        let ended = self.ended(&current).await;
+        self.settle(&current, ended).await;
         self.describe(&current.id, false)
     }
 
     /// SIGINT (ffmpeg writes the MP4's index and exits), then SIGKILL
     /// after a grace; the process is forgotten.
-    pub(super) async fn finish(&self, current: &Current) {
+    async fn finish(&self, current: &Current) {
         let processes = self.processes();
         let _ = processes.signal(&current.process, &SignalSpec::Name("INT".into()));
         let _ = processes.get(&current.process, Some(FINISH_WAIT)).await;
@@ -184,7 +253,8 @@ impl Desktop {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(current) = current {
-            self.finish(&current).await;
+            let ended = self.ended(&current).await;
+            self.settle(&current, ended).await;
         }
     }
 
@@ -198,28 +268,27 @@ impl Desktop {
             Err(_) if recording => (0, SystemTime::now()),
             Err(_) => return Err(AgentError::RecordingNotFound(id.to_string())),
         };
+        let status = if recording {
+            RecordingStatus::Recording
+        } else if self.failed_marker(id)?.exists() {
+            RecordingStatus::Failed
+        } else {
+            RecordingStatus::Done
+        };
         Ok(Recording {
             id: id.to_string(),
-            status: if recording {
-                RecordingStatus::Recording
-            } else {
-                RecordingStatus::Done
-            },
+            status,
             size_bytes,
             modified_at: rfc3339(modified),
         })
     }
 
     /// Every recording on disk, oldest first (the one being made included).
-    pub fn recordings(&self) -> Result<RecordingList, AgentError> {
-        let current = self
-            .recording
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .as_ref()
-            .map(|c| c.id.clone());
+    pub async fn recordings(&self) -> Result<RecordingList, AgentError> {
+        self.reap().await;
+        let current = self.current_recording().map(|c| c.id);
         let entries = match std::fs::read_dir(self.recordings_dir()) {
-            Ok(entries) => entries,
+            Ok(entries) => entries.filter_map(|e| e.ok()?.file_name().into_string().ok()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Ok(RecordingList { items: Vec::new() })
             }
@@ -230,12 +299,16 @@ impl Desktop {
                 })
             }
         };
-        let mut items: Vec<Recording> = entries
-            .filter_map(|e| {
-                let name = e.ok()?.file_name().into_string().ok()?;
-                let id = name.strip_suffix(".mp4")?;
-                self.describe(id, current.as_deref() == Some(id)).ok()
-            })
+        let mut ids: Vec<String> = entries
+            .filter_map(|name| Some(name.strip_suffix(".mp4")?.to_string()))
+            .collect();
+        // ffmpeg creates the file only once its input is open.
+        if let Some(id) = current.as_ref().filter(|id| !ids.contains(id)) {
+            ids.push(id.clone());
+        }
+        let mut items: Vec<Recording> = ids
+            .iter()
+            .filter_map(|id| self.describe(id, current.as_ref() == Some(id)).ok())
             .collect();
         items.sort_by(|a, b| (&a.modified_at, &a.id).cmp(&(&b.modified_at, &b.id)));
         Ok(RecordingList { items })
@@ -243,6 +316,7 @@ impl Desktop {
 
     /// A finished recording's file, to send.
     pub async fn recording_file(&self, id: &str) -> Result<(tokio::fs::File, u64), AgentError> {
+        self.reap().await;
         self.check_not_current(id)?;
         let path = self.recording_path(id)?;
         let file = tokio::fs::File::open(&path)
@@ -259,11 +333,14 @@ impl Desktop {
         Ok((file, len))
     }
 
-    /// Deletes a finished recording.
-    pub fn delete_recording(&self, id: &str) -> Result<(), AgentError> {
+    /// Deletes a finished (or failed) recording.
+    pub async fn delete_recording(&self, id: &str) -> Result<(), AgentError> {
+        self.reap().await;
         self.check_not_current(id)?;
         std::fs::remove_file(self.recording_path(id)?)
-            .map_err(|_| AgentError::RecordingNotFound(id.to_string()))
+            .map_err(|_| AgentError::RecordingNotFound(id.to_string()))?;
+        let _ = std::fs::remove_file(self.failed_marker(id)?);
+        Ok(())
     }
 
     fn check_not_current(&self, id: &str) -> Result<(), AgentError> {

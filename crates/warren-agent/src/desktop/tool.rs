@@ -23,6 +23,8 @@ const DRAIN_GRACE: Duration = Duration::from_millis(100);
 pub struct Output {
     /// Its stdout (at most the cap asked for).
     pub stdout: Vec<u8>,
+    /// Whether stdout was cut at the cap (only with `truncate_stdout`).
+    pub truncated: bool,
 }
 
 /// One tool invocation.
@@ -37,6 +39,9 @@ pub struct Tool<'a> {
     pub timeout: Duration,
     /// Most stdout bytes accepted; more is an error.
     pub max_stdout: usize,
+    /// Keep the first `max_stdout` bytes of a longer stdout instead of
+    /// failing.
+    pub truncate_stdout: bool,
 }
 
 impl<'a> Tool<'a> {
@@ -48,6 +53,7 @@ impl<'a> Tool<'a> {
             stdin: None,
             timeout: QUICK,
             max_stdout: 1 << 20,
+            truncate_stdout: false,
         }
     }
 
@@ -59,6 +65,7 @@ impl<'a> Tool<'a> {
             stdin,
             timeout,
             max_stdout,
+            truncate_stdout,
         } = self;
         let name = argv[0].clone();
         // A UTF-8 locale, or xdotool cannot type text beyond ASCII.
@@ -96,14 +103,17 @@ impl<'a> Tool<'a> {
             tool: name.clone(),
             secs: timeout.as_secs(),
         })?;
-        if overflow {
+        if overflow && !truncate_stdout {
             return Err(AgentError::ToolFailed {
                 tool: name,
                 detail: format!("more than {} bytes of output", max_stdout),
             });
         }
         check(&name, status, &err)?;
-        Ok(Output { stdout: out })
+        Ok(Output {
+            stdout: out,
+            truncated: overflow,
+        })
     }
 }
 

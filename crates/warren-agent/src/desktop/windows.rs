@@ -27,9 +27,21 @@ const CHROMIUMS: &[&str] = &["chromium", "chromium-browser", "google-chrome"];
 /// What `open` gives Chromium besides the target.
 const BROWSER_ARGS: &[&str] = &["--no-first-run", "--no-default-browser-check"];
 
-/// Parses `wmctrl -lG`: `ID DESKTOP X Y W H HOST TITLE...`.
-fn parse_wmctrl(text: &str, focused: Option<u32>) -> Vec<Window> {
-    text.lines()
+/// Most windows listed; past it, or past the tool's 1 MiB of output, the
+/// list is cut and marked truncated.
+const MAX_WINDOWS: usize = 1000;
+
+/// Parses `wmctrl -lG`: `ID DESKTOP X Y W H HOST TITLE...`. Output `cut`
+/// at its cap ends in a partial line, which is dropped. At most
+/// [`MAX_WINDOWS`]; the bool says whether windows were left out.
+fn parse_wmctrl(text: &str, focused: Option<u32>, cut: bool) -> (Vec<Window>, bool) {
+    let complete = if cut {
+        text.rfind('\n').map_or("", |end| &text[..end])
+    } else {
+        text
+    };
+    let mut windows: Vec<Window> = complete
+        .lines()
         .filter_map(|line| {
             let mut rest = line;
             let mut fields = Vec::with_capacity(7);
@@ -50,7 +62,11 @@ fn parse_wmctrl(text: &str, focused: Option<u32>) -> Vec<Window> {
                 focused: focused == Some(id),
             })
         })
-        .collect()
+        .take(MAX_WINDOWS + 1)
+        .collect();
+    let over = windows.len() > MAX_WINDOWS;
+    windows.truncate(MAX_WINDOWS);
+    (windows, cut || over)
 }
 
 fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
@@ -63,10 +79,14 @@ fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
 }
 
 impl Desktop {
-    async fn windows_on(&self, screen: &Screen) -> Result<Vec<Window>, AgentError> {
-        let list = Tool::new(&screen.display, ["wmctrl", "-lG"])
-            .run(self.processes())
-            .await?;
+    /// The windows on `screen`, and whether the list was cut.
+    async fn windows_on(&self, screen: &Screen) -> Result<(Vec<Window>, bool), AgentError> {
+        let list = Tool {
+            truncate_stdout: true,
+            ..Tool::new(&screen.display, ["wmctrl", "-lG"])
+        }
+        .run(self.processes())
+        .await?;
         // No active window is an error exit of xdotool, and no focus.
         let focused = Tool::new(&screen.display, ["xdotool", "getactivewindow"])
             .run(self.processes())
@@ -76,21 +96,21 @@ impl Desktop {
         Ok(parse_wmctrl(
             &String::from_utf8_lossy(&list.stdout),
             focused,
+            list.truncated,
         ))
     }
 
     /// Top-level windows with their titles, geometry and focus.
     pub async fn windows(&self) -> Result<WindowList, AgentError> {
         let screen = self.screen().await?;
-        Ok(WindowList {
-            items: self.windows_on(&screen).await?,
-        })
+        let (items, truncated) = self.windows_on(&screen).await?;
+        Ok(WindowList { items, truncated })
     }
 
     /// The screen, once window `id` is known to be on it.
     async fn window(&self, id: u32) -> Result<Screen, AgentError> {
         let screen = self.screen().await?;
-        if !self.windows_on(&screen).await?.iter().any(|w| w.id == id) {
+        if !self.windows_on(&screen).await?.0.iter().any(|w| w.id == id) {
             return Err(AgentError::WindowNotFound(id));
         }
         Ok(screen)
@@ -201,7 +221,7 @@ impl Desktop {
         }
         let mut argv = vec![req.app];
         argv.extend(req.args);
-        self.start_app(argv).await
+        self.start_app(argv, req.user).await
     }
 
     /// Opens a URL or an HTML file in Chromium, anything else with
@@ -228,20 +248,42 @@ impl Desktop {
         } else {
             vec!["xdg-open".to_string(), target]
         };
-        self.start_app(argv).await
+        self.start_app(argv, req.user).await
     }
 
-    async fn start_app(&self, mut argv: Vec<String>) -> Result<Launched, AgentError> {
+    /// Starts an app on the display as `user` (default: the agent's own,
+    /// as for `/v1/processes`, which checks the user).
+    async fn start_app(
+        &self,
+        mut argv: Vec<String>,
+        user: Option<String>,
+    ) -> Result<Launched, AgentError> {
         let screen = self.screen().await?;
         let name = argv[0].rsplit('/').next().unwrap_or_default().to_string();
-        // SAFETY: geteuid has no preconditions.
-        let root = unsafe { libc::geteuid() } == 0;
-        if CHROMIUMS.contains(&name.as_str()) && root && !argv.iter().any(|a| a == "--no-sandbox") {
+        // Chromium's sandbox needs namespaces a Warren sandbox's seccomp
+        // profile refuses (whatever the user), and Chromium refuses to run
+        // as root with it; the Warren sandbox is the boundary (as for the
+        // agent's browser).
+        let mut env = BTreeMap::from([("DISPLAY".to_string(), screen.display)]);
+        if CHROMIUMS.contains(&name.as_str()) && !argv.iter().any(|a| a == "--no-sandbox") {
             argv.insert(1, "--no-sandbox".into());
+        }
+        // Chromium's singleton socket goes in a fresh directory of TMPDIR,
+        // left behind when Chromium is killed: keep those in one directory
+        // of the agent's state, not in the system's /tmp (for the agent's
+        // own user: another may not write there).
+        if CHROMIUMS.contains(&name.as_str()) && user.is_none() {
+            let tmp = self.state_dir.join("chromium-tmp");
+            std::fs::create_dir_all(&tmp).map_err(|source| AgentError::Io {
+                op: "creating Chromium's temporary directory",
+                source,
+            })?;
+            env.insert("TMPDIR".to_string(), tmp.display().to_string());
         }
         let info = self.processes().start(StartRequest {
             argv: Some(argv),
-            env: Some(BTreeMap::from([("DISPLAY".into(), screen.display)])),
+            env: Some(env),
+            user,
             ..StartRequest::default()
         })?;
         Ok(Launched {
@@ -259,7 +301,8 @@ mod tests {
     fn wmctrl_lines_parse_with_spaces_in_titles() {
         let text = "0x00a00003  0 10   35   484  316  host  My  page - Chromium\n\
                     0x00c00001 -1 0    0    1280 800  N/A \nbad line\n";
-        let w = parse_wmctrl(text, Some(0xa00003));
+        let (w, truncated) = parse_wmctrl(text, Some(0xa00003), false);
+        assert!(!truncated);
         assert_eq!(w.len(), 2);
         assert_eq!(w[0].id, 0xa00003);
         assert_eq!(w[0].title, "My  page - Chromium");
@@ -270,5 +313,26 @@ mod tests {
         assert!(w[0].focused);
         assert_eq!(w[1].title, "");
         assert!(!w[1].focused);
+    }
+
+    #[test]
+    fn a_long_window_list_is_cut_and_marked() {
+        let line = |n: usize| format!("0x{n:08x}  0 0 0 100 100 host {}\n", "t".repeat(100));
+        let text: String = (0..20_000).map(line).collect();
+        assert!(text.len() > 1 << 20);
+        // As the tool gives it: cut at 1 MiB, mid-line.
+        let cut = &text[..1 << 20];
+        let (w, truncated) = parse_wmctrl(cut, None, true);
+        assert!(truncated);
+        assert_eq!(w.len(), MAX_WINDOWS);
+        assert_eq!(w[MAX_WINDOWS - 1].id, (MAX_WINDOWS - 1) as u32);
+        // Fewer complete lines than the cap: all kept, the partial one dropped.
+        let short = &text[..line(0).len() * 3 + 20];
+        let (w, truncated) = parse_wmctrl(short, None, true);
+        assert_eq!((w.len(), truncated), (3, true));
+        assert!(w.iter().all(|w| w.title.len() == 100));
+        // Many windows in full output: cut at the cap too.
+        let (w, truncated) = parse_wmctrl(&text, None, false);
+        assert_eq!((w.len(), truncated), (MAX_WINDOWS, true));
     }
 }

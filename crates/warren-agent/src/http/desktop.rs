@@ -534,7 +534,7 @@ async fn stop_recording(State(state): State<AppState>) -> Result<Json<Recording>
 #[utoipa::path(get, path = "/v1/desktop/recordings", tag = "desktop",
     responses((status = 200, description = "The recordings", body = RecordingList)))]
 async fn list_recordings(State(state): State<AppState>) -> Result<Json<RecordingList>, AgentError> {
-    Ok(Json(state.desktop.recordings()?))
+    Ok(Json(state.desktop.recordings().await?))
 }
 
 /// A finished recording's MP4.
@@ -572,6 +572,6 @@ async fn delete_recording(
     State(state): State<AppState>,
     axum::extract::Path(id): axum::extract::Path<String>,
 ) -> Result<StatusCode, AgentError> {
-    state.desktop.delete_recording(&id)?;
+    state.desktop.delete_recording(&id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
