@@ -305,17 +305,26 @@ fn ffmpeg_shot(png: bool) -> Vec<&'static str> {
     argv
 }
 
-/// Runs `argv` on the host display; the bytes of its stdout.
+/// Runs `argv` on the host display; the bytes of its stdout. A client that
+/// could not open the display is run again (up to 5 times, within the
+/// timed span): on this host XOpenDisplay fails now and then under load.
 fn host_run(argv: &[&str]) -> anyhow::Result<usize> {
-    let out = Command::new(argv[0])
-        .args(&argv[1..])
-        .env("DISPLAY", HOST_DISPLAY)
-        .output()
-        .with_context(|| format!("running {}", argv[0]))?;
-    if !out.status.success() {
-        bail!("{argv:?}: {}", String::from_utf8_lossy(&out.stderr));
+    let mut attempts = 0;
+    loop {
+        let out = Command::new(argv[0])
+            .args(&argv[1..])
+            .env("DISPLAY", HOST_DISPLAY)
+            .output()
+            .with_context(|| format!("running {}", argv[0]))?;
+        if out.status.success() {
+            return Ok(out.stdout.len());
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        attempts += 1;
+        if attempts >= 5 || !err.contains("Can't open display") {
+            bail!("{argv:?}: {err}");
+        }
     }
-    Ok(out.stdout.len())
 }
 
 /// Waits until the X socket accepts a connection.
