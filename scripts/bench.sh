@@ -61,6 +61,15 @@ case "$which" in
     # /var/lib/warren-bench-diff). BENCH_DIFF_MB, BENCH_N, BENCH_SLOW_N.
     target/release/bench-diff
     ;;
+  desktop)
+    # A server of its own (cgroup warren-bench-desktop, no network, state
+    # /var/lib/warren-bench-desktop); the first run builds `desktop`. The
+    # peer: Xvfb, ffmpeg and xdotool on the host, from Debian.
+    command -v Xvfb >/dev/null && command -v ffmpeg >/dev/null && command -v xdotool >/dev/null || {
+      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb ffmpeg xdotool >/dev/null
+    }
+    target/release/bench-desktop
+    ;;
   soak)
     # An hour of mixed load at a steady rate (SOAK_SECS to change it); a
     # server of its own (cgroup warren-bench-soak, no network).

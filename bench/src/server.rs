@@ -125,6 +125,11 @@ pub struct Api {
 }
 
 impl Api {
+    /// The server's base URL (`http://127.0.0.1:PORT`).
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// `POST /v1/sandboxes` with `body`; the new sandbox's id.
     pub async fn create(&self, body: &Value) -> anyhow::Result<String> {
         let resp = self
