@@ -208,6 +208,7 @@ pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_dir(root, "proc", 0o555)?;
     mount_fs(Some("proc"), &proc, Some("proc"), nosuid_nodev_noexec, None)?;
+    super::child::limit_user_counts(&proc)?;
     let sys = ensure_dir(root, "sys", 0o555)?;
     mount_fs(
         Some("sysfs"),
