@@ -27,6 +27,7 @@ pub use resources::validate_resources;
 pub mod init;
 mod mounts;
 pub mod seccomp;
+mod staging;
 pub mod zygote;
 
 use std::collections::HashMap;
