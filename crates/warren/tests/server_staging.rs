@@ -91,4 +91,13 @@ async fn sandboxes_are_staged_without_the_other_sandboxes_run_directories() {
             "the staging namespace has {id}'s run directory: {table}"
         );
     }
+    // Nor anything of the state directory (a loop-mounted pool held there
+    // would stay busy after the server unmounts it).
+    let state = server.state_dir.display().to_string();
+    assert!(
+        !table
+            .lines()
+            .any(|l| l.split(' ').nth(4).is_some_and(|p| p.starts_with(&state))),
+        "the staging namespace has mounts of {state}: {table}"
+    );
 }

@@ -7,8 +7,8 @@
 //! from the host's copies them all, and `make_private`, the sandbox's own
 //! namespace, `pivot_root` and the teardown walk them again: about 7 ms per
 //! start at 1,000 alive. The zygote makes, once, a private copy of the
-//! host's namespace without the run directories ([`make`]); later host
-//! mounts do not propagate into it. [`super::mounts::stage`] then clones the
+//! host's namespace with only `/`, `/proc`, `/sys` and `/dev` ([`make`]);
+//! later host mounts do not propagate into it. [`super::mounts::stage`] then clones the
 //! sandbox's three sources in the host's namespace ([`clone_tree`]), enters
 //! this one, makes its own staging namespace from it and attaches the clones
 //! there ([`attach`]).
@@ -32,7 +32,7 @@ const OPEN_TREE_CLONE: libc::c_uint = 1;
 const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
 
 /// Makes the staging namespace: a private copy of this process's mount
-/// namespace without any sandbox's run directory; this process returns to
+/// namespace with only the basic mounts; this process returns to
 /// its own namespace. Must be called while the process has one thread.
 /// An error leaves no staging namespace (starts copy the host's, as before);
 /// an error returning to the host's namespace is returned as `Err(true)`:
@@ -49,7 +49,7 @@ pub fn make() -> Result<(), bool> {
             None::<&str>,
         )
         .ok()?;
-        detach_run_dirs();
+        detach_all_but_the_basics();
         File::open("/proc/self/ns/mnt").ok()
     })();
     setns(host.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|_| true)?;
@@ -64,26 +64,28 @@ pub fn available() -> bool {
     NAMESPACE.get().is_some()
 }
 
-/// Detaches, in this namespace, the run directories of the sandboxes alive
-/// when it was made (tmpfs mounts on a directory named `sbx_…`).
-fn detach_run_dirs() {
+/// Detaches, in this namespace, every mount but `/` and those at or under
+/// `/proc`, `/sys` and `/dev` (what staging and the sandbox's own mounts
+/// use; the sources come as clones). Above all, no sandbox's run directory
+/// and no storage pool: a mount held here would keep its file system (and
+/// a pool's loop device) busy for as long as the zygote lives, after the
+/// host unmounted it.
+fn detach_all_but_the_basics() {
     let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
         return;
     };
+    let kept = |point: &str| {
+        point == "/"
+            || ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|top| point == *top || point.starts_with(&format!("{top}/")))
+    };
     for line in table.lines() {
-        let mut halves = line.split(" - ");
-        let (Some(head), Some(tail)) = (halves.next(), halves.next()) else {
+        let Some(point) = line.split(' ').nth(4) else {
             continue;
         };
-        let Some(point) = head.split(' ').nth(4) else {
-            continue;
-        };
-        let is_run_dir = tail.starts_with("tmpfs ")
-            && Path::new(point)
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("sbx_"));
-        if is_run_dir {
+        if !kept(point) {
+            // A mount below one already detached is gone: errors are fine.
             let _ = umount2(point, MntFlags::MNT_DETACH);
         }
     }
