@@ -32,7 +32,6 @@ pub fn setup_and_exec(
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
-    limit_user_counts()?;
     build_and_pivot(&RootPlan {
         rootfs: &sources.rootfs,
         run_dir: &sources.run_dir,
@@ -110,13 +109,18 @@ pub const USER_COUNT_LIMITS: [(&str, u64); 12] = [
     ("max_fanotify_marks", 8192),
 ];
 
-/// Writes [`USER_COUNT_LIMITS`] for this process's user namespace (the
-/// kernel keeps `/proc/sys/user` per user namespace and lets its root with
-/// `CAP_SYS_RESOURCE` set them; the host's `/proc` is still mounted here).
+/// Writes [`USER_COUNT_LIMITS`] for this process's user namespace through
+/// `proc`, the sandbox's own proc instance, mounted and not yet read-only
+/// (the kernel keeps `/proc/sys/user` per user namespace and lets its root
+/// with `CAP_SYS_RESOURCE` set them). Not through the host's `/proc`: its
+/// dentries of `/proc/sys/user/*` are one per user namespace that looked
+/// them up, all under one parent with the same name, so each lookup there
+/// walks a chain as long as the number of sandboxes alive (about 8 ms per
+/// sandbox with 1,000 alive); a fresh proc instance has chains of one.
 /// A limit this kernel does not have is skipped.
-fn limit_user_counts() -> Result<(), StageError> {
+pub(super) fn limit_user_counts(proc: &Path) -> Result<(), StageError> {
     for (name, value) in USER_COUNT_LIMITS {
-        let path = Path::new("/proc/sys/user").join(name);
+        let path = proc.join("sys/user").join(name);
         match std::fs::write(&path, value.to_string()) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}

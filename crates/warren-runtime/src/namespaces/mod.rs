@@ -27,6 +27,7 @@ pub use resources::validate_resources;
 pub mod init;
 mod mounts;
 pub mod seccomp;
+mod staging;
 pub mod zygote;
 
 use std::collections::HashMap;
@@ -333,9 +334,13 @@ impl Runtime for NamespaceRuntime {
             (None, true) => return Err(RuntimeError::NetworkUnavailable(spec.id.clone())),
             (_, false) => None,
         };
+        let network_prepared = begun.elapsed();
         let mut spec = spec.clone();
         spec.resources = resources;
-        let (report, ready) = match self.run_helper(&spec) {
+        let helper_begun = Instant::now();
+        let helper_result = self.run_helper(&spec);
+        let helper = helper_begun.elapsed();
+        let (report, ready) = match helper_result {
             Ok((report, ready)) => (Ok(report), Some(ready)),
             Err(e) => (Err(e), None),
         };
@@ -364,7 +369,15 @@ impl Runtime for NamespaceRuntime {
                 format!("{reason}; agent log: {log}"),
             ));
         }
-        tracing::debug!(id = %spec.id, pid, ?set_up, total = ?begun.elapsed(), "sandbox started");
+        tracing::debug!(
+            id = %spec.id,
+            pid,
+            ?network_prepared,
+            ?helper,
+            ?set_up,
+            total = ?begun.elapsed(),
+            "sandbox started"
+        );
         Ok(Started { pid, agent_socket })
     }
 

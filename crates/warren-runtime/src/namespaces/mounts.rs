@@ -103,7 +103,21 @@ pub struct Staged {
 /// unprivileged root can reach them without a way into the state
 /// directory. The sources are opened before the tmpfs goes on, so a state
 /// directory under `/tmp` works too.
+/// When the zygote made a [`super::staging`] namespace, the sources are
+/// cloned here and the staging namespace is made from that one, so it does
+/// not copy every sandbox's run directory from the host's.
 pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Staged, StageError> {
+    let clones = if super::staging::available() {
+        let clones = [
+            super::staging::clone_tree(rootfs, true)?,
+            super::staging::clone_tree(run_dir, false)?,
+            super::staging::clone_tree(warren_binary, false)?,
+        ];
+        super::staging::enter()?;
+        Some(clones)
+    } else {
+        None
+    };
     nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS)
         .map_err(|e| StageError::new("mounts", format!("a staging mount namespace: {e}")))?;
     make_private()?;
@@ -114,7 +128,10 @@ pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Stag
             .open(path)
             .map_err(|e| StageError::new("mounts", format!("opening {}: {e}", path.display())))
     };
-    let sources = [open(rootfs)?, open(run_dir)?, open(warren_binary)?];
+    let sources = match clones {
+        Some(_) => None,
+        None => Some([open(rootfs)?, open(run_dir)?, open(warren_binary)?]),
+    };
     let stage = Path::new(STAGE);
     tmpfs(
         stage,
@@ -128,7 +145,12 @@ pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Stag
     };
     create_file(&staged.warren_binary, 0o755)?;
     let targets = [&staged.rootfs, &staged.run_dir, &staged.warren_binary];
-    for (source, target) in sources.iter().zip(targets) {
+    if let Some(clones) = &clones {
+        for (tree, target) in clones.iter().zip(targets) {
+            super::staging::attach(tree, target)?;
+        }
+    }
+    for (source, target) in sources.iter().flatten().zip(targets) {
         use std::os::fd::AsRawFd;
         let by_fd = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
         bind(&by_fd, target, MsFlags::MS_REC)?;
@@ -208,6 +230,7 @@ pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
     let nosuid_nodev_noexec = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     let proc = ensure_dir(root, "proc", 0o555)?;
     mount_fs(Some("proc"), &proc, Some("proc"), nosuid_nodev_noexec, None)?;
+    super::child::limit_user_counts(&proc)?;
     let sys = ensure_dir(root, "sys", 0o555)?;
     mount_fs(
         Some("sysfs"),

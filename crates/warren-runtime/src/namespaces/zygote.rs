@@ -46,6 +46,14 @@ pub const ZYGOTE_SUBCOMMAND: &str = "__sandbox-zygote";
 /// until end-of-file. Returns the process exit code. Must be called while
 /// the process has a single thread.
 pub fn serve(channel: OwnedFd) -> i32 {
+    match super::staging::make() {
+        Ok(()) => {}
+        Err(false) => tracing::warn!("zygote: no staging namespace; starts copy the host's"),
+        Err(true) => {
+            tracing::error!("zygote: could not return to the host's mount namespace");
+            return 1;
+        }
+    }
     // SAFETY: setting a disposition; no handler runs.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     loop {

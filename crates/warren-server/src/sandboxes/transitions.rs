@@ -113,6 +113,8 @@ impl Sandboxes {
                 return Ok(sandbox);
             }
         }
+        let ensured = started.elapsed();
+        let t = Instant::now();
         if !self.inner.store.insert_sandbox(&record).await? {
             return Err(self
                 .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
@@ -124,6 +126,7 @@ impl Sandboxes {
                 .insert(&record.id, record.tenant_id.clone(), Phase::Creating, now);
         entry.set_options(record.auto_checkpoint, record.auto_wake);
         let _op = entry.ops.lock().await;
+        tracing::debug!(id = %record.id, ?ensured, inserted = ?t.elapsed(), "create phases before boot");
         match self.boot_new(&record, seed.as_ref()).await {
             Ok(pid) => {
                 record.state = StoredState::Running;
@@ -160,18 +163,37 @@ impl Sandboxes {
             record.network.clone(),
             record.disk_mb,
         );
-        let started = blocking("start", move || {
+        let begun = Instant::now();
+        let (started, prepared, limited) = blocking("start", move || {
+            let t = Instant::now();
             let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
+            let prepared = t.elapsed();
+            let t = Instant::now();
             node.limit_disk(&id, disk_mb)?;
+            let limited = t.elapsed();
             node.start(&spec)
+                .map(|started| (started, prepared, limited))
         })
         .await?;
+        let blocking_took = begun.elapsed();
+        let t = Instant::now();
         self.inner
             .store
             .set_state(&record.id, StoredState::Running, Some(started.pid))
             .await?;
+        let set_state = t.elapsed();
+        let t = Instant::now();
         self.launch_start_command(&record.id, &record.template)
             .await;
+        tracing::debug!(
+            id = %record.id,
+            ?prepared,
+            ?limited,
+            start = ?blocking_took.saturating_sub(prepared + limited),
+            ?set_state,
+            start_command = ?t.elapsed(),
+            "boot phases"
+        );
         Ok(started.pid)
     }
 

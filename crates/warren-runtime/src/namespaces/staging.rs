@@ -1,0 +1,148 @@
+//! A small mount namespace to stage sandboxes from, so that a start costs
+//! the same however many sandboxes are alive.
+//!
+//! Every sandbox's run directory is a tmpfs mounted in the host's mount
+//! namespace (the server reaches the agent's socket there), so with 1,000
+//! sandboxes alive the host has 1,000 more mounts. A mount namespace made
+//! from the host's copies them all, and `make_private`, the sandbox's own
+//! namespace, `pivot_root` and the teardown walk them again: about 7 ms per
+//! start at 1,000 alive. The zygote makes, once, a private copy of the
+//! host's namespace with only `/`, `/proc`, `/sys` and `/dev` ([`make`]);
+//! later host mounts do not propagate into it. [`super::mounts::stage`] then clones the
+//! sandbox's three sources in the host's namespace ([`clone_tree`]), enters
+//! this one, makes its own staging namespace from it and attaches the clones
+//! there ([`attach`]).
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::path::Path;
+use std::sync::OnceLock;
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+
+use super::StageError;
+
+/// The staging namespace, when the zygote made one.
+static NAMESPACE: OnceLock<OwnedFd> = OnceLock::new();
+
+/// `open_tree(2)` flag: a detached copy of the mount rather than an `O_PATH`.
+const OPEN_TREE_CLONE: libc::c_uint = 1;
+/// `move_mount(2)` flag: the source is the descriptor itself.
+const MOVE_MOUNT_F_EMPTY_PATH: libc::c_uint = 4;
+
+/// Makes the staging namespace: a private copy of this process's mount
+/// namespace with only the basic mounts; this process returns to
+/// its own namespace. Must be called while the process has one thread.
+/// An error leaves no staging namespace (starts copy the host's, as before);
+/// an error returning to the host's namespace is returned as `Err(true)`:
+/// the process must not serve starts then.
+pub fn make() -> Result<(), bool> {
+    let host = File::open("/proc/self/ns/mnt").map_err(|_| false)?;
+    unshare(CloneFlags::CLONE_NEWNS).map_err(|_| false)?;
+    let made = (|| {
+        mount(
+            None::<&str>,
+            "/",
+            None::<&str>,
+            MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+            None::<&str>,
+        )
+        .ok()?;
+        detach_all_but_the_basics();
+        File::open("/proc/self/ns/mnt").ok()
+    })();
+    setns(host.as_fd(), CloneFlags::CLONE_NEWNS).map_err(|_| true)?;
+    if let Some(ns) = made {
+        let _ = NAMESPACE.set(ns.into());
+    }
+    Ok(())
+}
+
+/// Whether the zygote made the staging namespace.
+pub fn available() -> bool {
+    NAMESPACE.get().is_some()
+}
+
+/// Detaches, in this namespace, every mount but `/` and those at or under
+/// `/proc`, `/sys` and `/dev` (what staging and the sandbox's own mounts
+/// use; the sources come as clones). Above all, no sandbox's run directory
+/// and no storage pool: a mount held here would keep its file system (and
+/// a pool's loop device) busy for as long as the zygote lives, after the
+/// host unmounted it.
+fn detach_all_but_the_basics() {
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return;
+    };
+    let kept = |point: &str| {
+        point == "/"
+            || ["/proc", "/sys", "/dev"]
+                .iter()
+                .any(|top| point == *top || point.starts_with(&format!("{top}/")))
+    };
+    for line in table.lines() {
+        let Some(point) = line.split(' ').nth(4) else {
+            continue;
+        };
+        if !kept(point) {
+            // A mount below one already detached is gone: errors are fine.
+            let _ = umount2(point, MntFlags::MNT_DETACH);
+        }
+    }
+}
+
+/// A detached copy of the mount at `path` (with the mounts below it when
+/// `recursive`), made in the calling process's current namespace.
+pub fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, StageError> {
+    let c_path = std::ffi::CString::new(path.as_os_str().as_encoded_bytes())
+        .map_err(|e| StageError::new("mounts", format!("{}: {e}", path.display())))?;
+    let mut flags = OPEN_TREE_CLONE | libc::O_CLOEXEC as libc::c_uint;
+    if recursive {
+        flags |= libc::AT_RECURSIVE as libc::c_uint;
+    }
+    // SAFETY: open_tree with a valid C string; the result is a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_open_tree, libc::AT_FDCWD, c_path.as_ptr(), flags) };
+    if fd < 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(StageError::new(
+            "mounts",
+            format!("cloning {}: {e}", path.display()),
+        ));
+    }
+    // SAFETY: the kernel returned a descriptor this process now owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Enters the staging namespace (the caller then unshares its own from it).
+pub fn enter() -> Result<(), StageError> {
+    let ns = NAMESPACE
+        .get()
+        .ok_or_else(|| StageError::new("mounts", "no staging namespace"))?;
+    setns(ns.as_fd(), CloneFlags::CLONE_NEWNS)
+        .map_err(|e| StageError::new("mounts", format!("entering the staging namespace: {e}")))
+}
+
+/// Attaches a tree from [`clone_tree`] on `target`.
+pub fn attach(tree: &OwnedFd, target: &Path) -> Result<(), StageError> {
+    let c_target = std::ffi::CString::new(target.as_os_str().as_encoded_bytes())
+        .map_err(|e| StageError::new("mounts", format!("{}: {e}", target.display())))?;
+    // SAFETY: move_mount with a valid descriptor and C strings.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_move_mount,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_FDCWD,
+            c_target.as_ptr(),
+            MOVE_MOUNT_F_EMPTY_PATH,
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(StageError::new(
+            "mounts",
+            format!("attaching on {}: {e}", target.display()),
+        ));
+    }
+    Ok(())
+}
