@@ -7,6 +7,7 @@
 pub mod json_api;
 pub mod memory;
 pub mod podman;
+pub mod rfb;
 pub mod server;
 
 use std::path::{Path, PathBuf};

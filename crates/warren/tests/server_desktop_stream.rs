@@ -13,6 +13,9 @@
 //! second while an xterm scrolls `seq` (`yes` would not do: its
 //! screen never changes) (see `rfb::measure`).
 
+// The benchmark's RFB client (bench/src/rfb.rs), one copy for both.
+#[allow(dead_code)]
+#[path = "../../../bench/src/rfb.rs"]
 mod rfb;
 mod server_common;
 

@@ -1,17 +1,17 @@
-//! A small RFB (VNC) client over a WebSocket carrying the raw byte stream
-//! (`/v1/sandboxes/{id}/desktop/stream`): the handshake (version 3.8,
-//! security type None, ClientInit/ServerInit), FramebufferUpdateRequest,
+//! A small RFB (VNC) client, over a WebSocket carrying the raw byte stream
+//! (Warren's `/v1/sandboxes/{id}/desktop/stream`) or over any plain byte
+//! stream (a VNC server's TCP port): the handshake (version 3.8, security
+//! type None, ClientInit/ServerInit), FramebufferUpdateRequest,
 //! PointerEvent, and updates read to their end without decoding pixels
 //! (Raw, CopyRect and ZRLE, whose data is length-prefixed). [`measure`]
 //! counts frames and bytes over a span of time. Self-contained (tokio,
-//! tokio-tungstenite, futures), so a benchmark can take it as it is.
-
-#![allow(dead_code)]
+//! tokio-tungstenite, futures): crates/warren/tests/server_desktop_stream.rs
+//! includes this file as it is.
 
 use std::time::{Duration, Instant};
 
 use futures::{SinkExt, StreamExt};
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
 
@@ -44,9 +44,17 @@ pub struct Update {
     pub bytes: usize,
 }
 
-/// A client connection after the handshake.
+/// What carries the RFB bytes: WebSocket binary messages, or the stream
+/// itself.
+enum Link<S> {
+    Ws(Box<WebSocketStream<S>>),
+    Plain(S),
+}
+
+/// A client connection after the handshake, over a transport `S` (a TCP
+/// stream, TLS, ...).
 pub struct Rfb<S> {
-    ws: WebSocketStream<S>,
+    link: Link<S>,
     buf: Vec<u8>,
     at: usize,
     /// Bytes received so far.
@@ -59,10 +67,21 @@ pub struct Rfb<S> {
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Rfb<S> {
-    /// Runs the handshake on `ws` and sets the encodings it will accept.
+    /// Runs the handshake over the WebSocket `ws` (one binary message per
+    /// client message) and sets the encodings it will accept.
     pub async fn handshake(ws: WebSocketStream<S>, encodings: &[i32]) -> Result<Self, Error> {
+        Self::start(Link::Ws(Box::new(ws)), encodings).await
+    }
+
+    /// Runs the handshake directly over `stream` (a VNC server's port) and
+    /// sets the encodings it will accept.
+    pub async fn handshake_plain(stream: S, encodings: &[i32]) -> Result<Self, Error> {
+        Self::start(Link::Plain(stream), encodings).await
+    }
+
+    async fn start(link: Link<S>, encodings: &[i32]) -> Result<Self, Error> {
         let mut rfb = Rfb {
-            ws,
+            link,
             buf: Vec::new(),
             at: 0,
             received: 0,
@@ -110,7 +129,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Rfb<S> {
 
     /// Sends raw client bytes.
     pub async fn send(&mut self, bytes: Vec<u8>) -> Result<(), Error> {
-        self.ws.send(Message::Binary(bytes)).await?;
+        match &mut self.link {
+            Link::Ws(ws) => ws.send(Message::Binary(bytes)).await?,
+            Link::Plain(s) => {
+                s.write_all(&bytes).await?;
+                s.flush().await?;
+            }
+        }
         Ok(())
     }
 
@@ -200,26 +225,43 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Rfb<S> {
     /// Exactly `n` bytes of the stream.
     async fn read(&mut self, n: usize) -> Result<Vec<u8>, Error> {
         while self.buf.len() - self.at < n {
-            match self.ws.next().await {
-                Some(Ok(Message::Binary(bytes))) => {
-                    self.buf.drain(..self.at);
-                    self.at = 0;
-                    self.received += bytes.len();
-                    self.buf.extend_from_slice(&bytes);
+            let bytes = match &mut self.link {
+                Link::Ws(ws) => match ws.next().await {
+                    Some(Ok(Message::Binary(bytes))) => bytes,
+                    Some(Ok(Message::Close(_))) | None => return Err("the stream ended".into()),
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Err(e.into()),
+                },
+                Link::Plain(s) => {
+                    let mut chunk = vec![0; 64 * 1024];
+                    let got = s.read(&mut chunk).await?;
+                    if got == 0 {
+                        return Err("the stream ended".into());
+                    }
+                    chunk.truncate(got);
+                    chunk
                 }
-                Some(Ok(Message::Close(_))) | None => return Err("the stream ended".into()),
-                Some(Ok(_)) => {}
-                Some(Err(e)) => return Err(e.into()),
-            }
+            };
+            self.buf.drain(..self.at);
+            self.at = 0;
+            self.received += bytes.len();
+            self.buf.extend_from_slice(&bytes);
         }
         let out = self.buf[self.at..self.at + n].to_vec();
         self.at += n;
         Ok(out)
     }
 
-    /// Closes the WebSocket.
-    pub async fn close(mut self) {
-        let _ = self.ws.close(None).await;
+    /// Closes the WebSocket (shuts the plain stream down).
+    pub async fn close(self) {
+        match self.link {
+            Link::Ws(mut ws) => {
+                let _ = (*ws).close(None).await;
+            }
+            Link::Plain(mut s) => {
+                let _ = s.shutdown().await;
+            }
+        }
     }
 }
 
