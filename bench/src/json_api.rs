@@ -1,6 +1,8 @@
 //! A benchmark's JSON calls to a `warren server` under one key: the setup
 //! and clean-up around what is timed (sandboxes, commands, checkpoints).
 
+use std::time::Duration;
+
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
@@ -23,6 +25,21 @@ impl JsonApi {
             base: base.to_string(),
             key: key.to_string(),
         }
+    }
+
+    /// The HTTP client the calls use.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The key the calls carry.
+    pub fn key(&self) -> &str {
+        &self.key
     }
 
     /// `method path` with an optional JSON body; the answer's JSON (null
@@ -50,8 +67,35 @@ impl JsonApi {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// Builds template `name` from templates/`name`.toml of this repository
+    /// (its layers are cached after the first build, which takes minutes).
+    pub async fn build_template(&self, name: &str) -> anyhow::Result<()> {
+        let spec =
+            std::fs::read_to_string(crate::repo_root().join(format!("templates/{name}.toml")))?;
+        eprintln!("building the {name} template (cached after the first run)");
+        let resp = self
+            .http
+            .post(format!("{}/v1/templates/{name}/build", self.base))
+            .bearer_auth(&self.key)
+            .header("content-type", "application/toml")
+            .body(spec)
+            .timeout(Duration::from_secs(1800))
+            .send()
+            .await?;
+        if !resp.status().is_success() {
+            bail!("building {name}: {}", resp.text().await?);
+        }
+        Ok(())
+    }
+
     /// Runs `cmd` in sandbox `id` through the shell; fails unless it exits 0.
     pub async fn run(&self, id: &str, cmd: &str) -> anyhow::Result<()> {
+        self.sh(id, cmd).await.map(|_| ())
+    }
+
+    /// Runs `cmd` in sandbox `id` through the shell; its stdout, or an error
+    /// unless it exits 0.
+    pub async fn sh(&self, id: &str, cmd: &str) -> anyhow::Result<String> {
         let out = self
             .call(
                 "POST",
@@ -62,7 +106,7 @@ impl JsonApi {
         if out["exit_code"] != 0 {
             bail!("{cmd:?} in {id}: {out}");
         }
-        Ok(())
+        Ok(out["stdout"].as_str().unwrap_or_default().to_string())
     }
 
     /// Checkpoints sandbox `id`; the checkpoint's id.

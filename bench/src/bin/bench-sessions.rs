@@ -29,19 +29,14 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use futures::StreamExt;
 use serde_json::{json, Value};
+use warren_bench::json_api::JsonApi;
 use warren_bench::{
-    free_port, print_compare, print_row, repo_root, wait_ready, warren_bin, Guard, Samples,
+    env_usize, free_port, print_compare, print_row, repo_root, wait_ready, warren_bin, Guard,
+    Samples,
 };
 
 const ADMIN_KEY: &str = "wadm_bench-admin-key-0123456789";
 const STANDIN_PORT: u16 = 4010;
-
-fn env_usize(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 fn main() -> anyhow::Result<()> {
     let state_dir = std::env::var_os("WARREN_BENCH_SESSIONS_STATE")
@@ -67,63 +62,24 @@ fn main() -> anyhow::Result<()> {
     result
 }
 
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-impl Api {
-    async fn call(&self, method: &str, path: &str, body: Option<Value>) -> anyhow::Result<Value> {
-        let method = reqwest::Method::from_bytes(method.as_bytes())?;
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(ADMIN_KEY);
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await?;
-        let status = resp.status();
-        let text = resp.text().await?;
-        if !status.is_success() {
-            bail!("{path}: {status}: {text}");
-        }
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+/// Opens a session's SSE stream after `after`.
+async fn follow(api: &JsonApi, sbx: &str, ses: &str, after: u64) -> anyhow::Result<EventStream> {
+    let resp = api
+        .http()
+        .get(format!(
+            "{}/v1/sandboxes/{sbx}/sessions/{ses}/events?follow=true&after={after}",
+            api.base()
+        ))
+        .bearer_auth(api.key())
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("events: {}", resp.status());
     }
-
-    async fn sh(&self, id: &str, cmd: &str) -> anyhow::Result<String> {
-        let out = self
-            .call(
-                "POST",
-                &format!("/v1/sandboxes/{id}/processes/run"),
-                Some(json!({"cmd": cmd, "timeout_ms": 120000})),
-            )
-            .await?;
-        if out["exit_code"] != 0 {
-            bail!("{cmd}: {out}");
-        }
-        Ok(out["stdout"].as_str().unwrap_or_default().to_string())
-    }
-
-    /// Opens a session's SSE stream after `after`.
-    async fn follow(&self, sbx: &str, ses: &str, after: u64) -> anyhow::Result<EventStream> {
-        let resp = self
-            .http
-            .get(format!(
-                "{}/v1/sandboxes/{sbx}/sessions/{ses}/events?follow=true&after={after}",
-                self.base
-            ))
-            .bearer_auth(ADMIN_KEY)
-            .send()
-            .await?;
-        if !resp.status().is_success() {
-            bail!("events: {}", resp.status());
-        }
-        Ok(EventStream {
-            body: resp.bytes_stream().boxed(),
-            buf: String::new(),
-        })
-    }
+    Ok(EventStream {
+        body: resp.bytes_stream().boxed(),
+        buf: String::new(),
+    })
 }
 
 /// The `data:` payloads of an SSE stream, as JSON.
@@ -162,10 +118,7 @@ impl EventStream {
 async fn run(base: &str) -> anyhow::Result<()> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
-    let api = Api {
-        http,
-        base: base.to_string(),
-    };
+    let api = JsonApi::new(http, base, ADMIN_KEY);
     let n = env_usize("BENCH_N", 100);
     let turns = env_usize("BENCH_TURNS", 200);
     let claude_n = env_usize("BENCH_CLAUDE_N", 10);
@@ -182,7 +135,7 @@ async fn run(base: &str) -> anyhow::Result<()> {
             .call("POST", &format!("/v1/sandboxes/{sbx}/sessions"), Some(json!({"agent": "mock", "prompt": format!("round {i}"), "permission_mode": "bypass"})))
             .await?;
         let ses = s["id"].as_str().context("session id")?.to_string();
-        let mut stream = api.follow(&sbx, &ses, 0).await?;
+        let mut stream = follow(&api, &sbx, &ses, 0).await?;
         stream.next().await?.context("no first event")?;
         first_event.push(started.elapsed());
         api.call(
@@ -200,7 +153,7 @@ async fn run(base: &str) -> anyhow::Result<()> {
         )
         .await?;
     let ses = s["id"].as_str().context("session id")?.to_string();
-    let mut stream = api.follow(&sbx, &ses, 0).await?;
+    let mut stream = follow(&api, &sbx, &ses, 0).await?;
     let started = Instant::now();
     for i in 0..turns {
         api.call(
@@ -223,20 +176,7 @@ async fn run(base: &str) -> anyhow::Result<()> {
         .await?;
 
     // 3: Claude Code against the stand-in, through Warren and directly.
-    let spec = std::fs::read_to_string(repo_root().join("templates/agents.toml"))?;
-    eprintln!("building the agents template (cached after the first run)");
-    let resp = api
-        .http
-        .post(format!("{base}/v1/templates/agents/build"))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/toml")
-        .body(spec)
-        .timeout(Duration::from_secs(1800))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("building agents: {}", resp.text().await?);
-    }
+    api.build_template("agents").await?;
     let sbx = api
         .call(
             "POST",
@@ -249,7 +189,7 @@ async fn run(base: &str) -> anyhow::Result<()> {
     let sbx = sbx["id"].as_str().context("sandbox id")?.to_string();
     let standin =
         std::fs::read(repo_root().join("crates/warren/tests/fixtures/model-standin.mjs"))?;
-    api.http
+    api.http()
         .put(format!(
             "{base}/v1/sandboxes/{sbx}/files?path=/opt/standin.mjs"
         ))
@@ -286,7 +226,7 @@ async fn run(base: &str) -> anyhow::Result<()> {
             .call("POST", &format!("/v1/sandboxes/{sbx}/sessions"), Some(json!({"agent": "claude", "prompt": format!("standin:text hello {i}"), "permission_mode": "bypass", "env": env})))
             .await?;
         let ses = s["id"].as_str().context("session id")?.to_string();
-        let mut stream = api.follow(&sbx, &ses, 0).await?;
+        let mut stream = follow(&api, &sbx, &ses, 0).await?;
         stream.until(|e| e["type"] == "item.delta").await?;
         through.push(started.elapsed());
         api.call(
