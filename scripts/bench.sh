@@ -64,10 +64,13 @@ case "$which" in
   desktop)
     # A server of its own (cgroup warren-bench-desktop, no network, state
     # /var/lib/warren-bench-desktop); the first run builds `desktop`. The
-    # peer: Xvfb, ffmpeg and xdotool on the host, from Debian.
-    command -v Xvfb >/dev/null && command -v ffmpeg >/dev/null && command -v xdotool >/dev/null || {
-      apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb ffmpeg xdotool >/dev/null
-    }
+    # peer: Xvfb, ffmpeg, xdotool, xterm and x11vnc on the host, from Debian.
+    for tool in Xvfb ffmpeg xdotool xterm x11vnc; do
+      command -v "$tool" >/dev/null || {
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq xvfb ffmpeg xdotool xterm x11vnc >/dev/null
+        break
+      }
+    done
     target/release/bench-desktop
     ;;
   soak)

@@ -13,7 +13,11 @@
 //!    a short string, against the same xdotool commands on the host.
 //! 4. **idle memory** of the sandbox's cgroup with the display started, and
 //!    with the browser started too.
-//! 5. **live view**: pending (see [`live_view`]).
+//! 5. **live view**: frames per second and bytes per second of the RFB
+//!    stream (`desktop/stream`, ZRLE) over `LIVE_SECS` seconds while an
+//!    xterm scrolls `seq`, against an x11vnc with the agent's options on the
+//!    host's Xvfb, read over loopback TCP by the same client (see
+//!    [`warren_bench::rfb`]).
 //!
 //! Starts a `warren server` (release build, `$WARREN_BIN`) with a state
 //! directory of its own (`$WARREN_BENCH_DESKTOP_STATE`, default
@@ -27,10 +31,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use warren_bench::json_api::JsonApi;
+use warren_bench::rfb::{self, Rfb};
 use warren_bench::server::{BenchServer, ServerOptions};
 use warren_bench::{
-    cgroup_memory, env_usize, mib, print_compare, print_row, repo_root, Guard, Samples,
+    cgroup_memory, env_usize, free_port, mib, print_compare, print_row, ratio_f, Guard, Samples,
 };
 
 const ADMIN_KEY: &str = "wadm_bench-admin-key-0123456789";
@@ -41,6 +47,19 @@ const HEIGHT: u32 = 800;
 const HOST_DISPLAY: &str = ":77";
 /// What `keyboard/type` types.
 const TEXT: &str = "hello warren";
+/// How long the live view is measured.
+const LIVE_SECS: u64 = 5;
+/// The encodings the live-view client accepts (noVNC's first choice).
+const ENCODINGS: [i32; 3] = [rfb::ZRLE, rfb::COPY_RECT, rfb::RAW];
+/// The changing content: an xterm scrolling numbers forever.
+const XTERM_ARGS: [&str; 6] = [
+    "-geometry",
+    "100x40+0+0",
+    "-e",
+    "sh",
+    "-c",
+    "while :; do seq 1 100000; done",
+];
 
 fn main() -> anyhow::Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,11 +86,11 @@ async fn run() -> anyhow::Result<()> {
     let http = reqwest::Client::builder().no_proxy().build()?;
     let base = server.api.base().to_string();
     let api = JsonApi::new(http.clone(), &base, ADMIN_KEY);
-    build_desktop(&http, &base).await?;
+    api.build_template("desktop").await?;
 
     let n = env_usize("BENCH_N", 30);
     let cycles = env_usize("BENCH_CYCLES", 5);
-    let host = host_peer(n, cycles)?;
+    let host = host_peer(n, cycles).await?;
 
     // Create → desktop/start → first screenshot.
     let t0 = Instant::now();
@@ -93,25 +112,6 @@ async fn run() -> anyhow::Result<()> {
     drop(server);
     let ours = result?;
     report(&ours, &host);
-    Ok(())
-}
-
-/// Builds the `desktop` template from templates/desktop.toml (its layers
-/// are cached after the first run).
-async fn build_desktop(http: &reqwest::Client, base: &str) -> anyhow::Result<()> {
-    let spec = std::fs::read_to_string(repo_root().join("templates/desktop.toml"))?;
-    eprintln!("building the desktop template (cached after the first run)");
-    let resp = http
-        .post(format!("{base}/v1/templates/desktop/build"))
-        .bearer_auth(ADMIN_KEY)
-        .header("content-type", "application/toml")
-        .body(spec)
-        .timeout(Duration::from_secs(1800))
-        .send()
-        .await?;
-    if !resp.status().is_success() {
-        bail!("building desktop: {}", resp.text().await?);
-    }
     Ok(())
 }
 
@@ -196,8 +196,15 @@ async fn measure(
         .await?;
     tokio::time::sleep(Duration::from_secs(5)).await;
     f.mem_browser = cgroup_memory(CGROUP);
+    api.call(
+        "POST",
+        &format!("{d}/launch"),
+        Some(json!({"app": "xterm", "args": XTERM_ARGS})),
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
     let ws = base.replacen("http", "ws", 1);
-    f.live = live_view(&format!("{ws}/v1/sandboxes/{id}/desktop/stream"));
+    f.live = Some(live_view(&format!("{ws}/v1/sandboxes/{id}/desktop/stream")).await?);
     Ok(f)
 }
 
@@ -219,7 +226,7 @@ async fn shot(http: &reqwest::Client, base: &str, id: &str, format: &str) -> any
 
 /// The same operations on the host: an Xvfb at 1280×800 driven by ffmpeg
 /// and xdotool directly.
-fn host_peer(n: usize, cycles: usize) -> anyhow::Result<Figures> {
+async fn host_peer(n: usize, cycles: usize) -> anyhow::Result<Figures> {
     let mut f = Figures::default();
     let socket = format!("/tmp/.X11-unix/X{}", &HOST_DISPLAY[1..]);
     let xvfb = || {
@@ -274,7 +281,46 @@ fn host_peer(n: usize, cycles: usize) -> anyhow::Result<Figures> {
         host_run(&["xdotool", "type", "--", TEXT])?;
         f.typing.push(t.elapsed());
     }
+    f.live = Some(host_live_view().await?);
     Ok(f)
+}
+
+/// The host's live view: an xterm scrolling on the host Xvfb, and an
+/// x11vnc with the agent's options (desktop/stream.rs) listening on a
+/// loopback port instead of connecting back, read by the same client.
+/// Both processes are stopped when this returns, error or not.
+async fn host_live_view() -> anyhow::Result<(f64, f64)> {
+    let mut xterm = Command::new("xterm");
+    xterm.args(XTERM_ARGS).env("DISPLAY", HOST_DISPLAY);
+    let _xterm = Guard::spawn(xterm)?;
+    let port = free_port();
+    let mut vnc = Command::new("x11vnc");
+    vnc.args(["-q", "-display", HOST_DISPLAY, "-localhost", "-rfbport"])
+        .arg(port.to_string())
+        .args([
+            "-once",
+            "-nopw",
+            "-noxdamage",
+            "-nobell",
+            "-noxrecord",
+            "-cursor",
+            "arrow",
+        ])
+        .env("DISPLAY", HOST_DISPLAY);
+    let _vnc = Guard::spawn(vnc)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let tcp = loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(tcp) => break tcp,
+            Err(e) if Instant::now() > deadline => bail!("x11vnc on port {port}: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    };
+    tcp.set_nodelay(true)?;
+    let rfb = Rfb::handshake_plain(tcp, &ENCODINGS)
+        .await
+        .map_err(|e| anyhow::anyhow!("host x11vnc: {e}"))?;
+    measure_live(rfb).await
 }
 
 /// The argv of one 1280×800 frame as PNG (or JPEG) on stdout.
@@ -339,16 +385,45 @@ fn wait_socket(path: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Live-view frames per second and bandwidth over the stream WebSocket at
-/// `ws_url` (`GET /v1/sandboxes/{id}/desktop/stream`, raw RFB bytes).
-///
-/// PENDING: the lead wires this in after merging branch `live` (an RFB
-/// client: handshake, then incremental FramebufferUpdateRequests while the
-/// screen changes, counting updates and bytes). Until then it measures
-/// nothing and the table shows the row as pending.
-fn live_view(ws_url: &str) -> Option<(f64, f64)> {
-    let _ = ws_url;
-    None
+/// Live-view frames per second and bytes per second over the stream
+/// WebSocket at `ws_url` (`GET /v1/sandboxes/{id}/desktop/stream`, raw RFB
+/// bytes, the admin key as a bearer token), while the screen changes.
+async fn live_view(ws_url: &str) -> anyhow::Result<(f64, f64)> {
+    let mut request = ws_url.into_client_request()?;
+    let headers = request.headers_mut();
+    headers.insert("authorization", format!("Bearer {ADMIN_KEY}").parse()?);
+    headers.insert("sec-websocket-protocol", "binary".parse()?);
+    let (ws, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .context("opening the live view")?;
+    let rfb = Rfb::handshake(ws, &ENCODINGS)
+        .await
+        .map_err(|e| anyhow::anyhow!("live view: {e}"))?;
+    measure_live(rfb).await
+}
+
+/// A full update, then [`rfb::measure`] over [`LIVE_SECS`]: (non-empty
+/// frames per second, bytes per second). Closes the connection.
+async fn measure_live<S>(mut rfb: Rfb<S>) -> anyhow::Result<(f64, f64)>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let span = Duration::from_secs(LIVE_SECS);
+    let m = tokio::time::timeout(span * 4, async {
+        rfb.request_update(false).await?;
+        rfb.next_update().await?;
+        rfb::measure(&mut rfb, span).await
+    })
+    .await;
+    rfb.close().await;
+    let m = m
+        .context("the live view stalled")?
+        .map_err(|e| anyhow::anyhow!("live view: {e}"))?;
+    eprintln!(
+        "live view: {} updates ({} with rectangles) in {:?}",
+        m.frames, m.nonempty, m.elapsed
+    );
+    Ok((m.fps(), m.bytes_per_second()))
 }
 
 fn report(ours: &Figures, host: &Figures) {
@@ -400,8 +475,16 @@ fn report(ours: &Figures, host: &Figures) {
         "| idle memory, browser started | {} |",
         mem(ours.mem_browser)
     );
-    match ours.live {
-        Some((fps, bps)) => println!("| live view | {fps:.1} fps | {:.2} MB/s |", bps / 1e6),
-        None => println!("| live view | pending |"),
+    if let (Some((fps, bps)), Some((host_fps, host_bps))) = (ours.live, host.live) {
+        println!(
+            "| live view fps (ZRLE, xterm scrolling) | warren {fps:.1} | host x11vnc {host_fps:.1} | ratio {} |",
+            ratio_f(fps, host_fps)
+        );
+        println!(
+            "| live view bandwidth | warren {:.1} kB/s | host x11vnc {:.1} kB/s | ratio {} |",
+            bps / 1e3,
+            host_bps / 1e3,
+            ratio_f(bps, host_bps)
+        );
     }
 }
