@@ -256,7 +256,11 @@ impl Desktop {
             let socket = format!("/tmp/.X11-unix/X{n}");
             let deadline = Instant::now() + READY_WAIT;
             loop {
-                if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                // Ours once it listens and holds the display's lock (another
+                // server, of another agent on this host, may have won it).
+                if std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                    && lock_pid(n) == Some(info.pid)
+                {
                     let screen = Screen {
                         display: format!(":{n}"),
                         width,
@@ -424,6 +428,15 @@ fn display_taken(n: u32) -> bool {
     let _ = std::fs::remove_file(&lock);
     let _ = std::fs::remove_file(&socket);
     false
+}
+
+/// The process id in display `n`'s lock file.
+fn lock_pid(n: u32) -> Option<i32> {
+    std::fs::read_to_string(format!("/tmp/.X{n}-lock"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn bounded(field: &str, value: u32, min: u32, max: u32) -> Result<u32, AgentError> {
