@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 
 /// `$DISPLAY` (or `unset`) as a command run through the agent sees it.
 async fn display(agent: &TestAgent) -> String {
-    let out = agent
-        .run(json!({"cmd": "echo \"${DISPLAY-unset}\""}))
-        .await;
+    let out = agent.run(json!({"cmd": "echo \"${DISPLAY-unset}\""})).await;
     out["stdout"].as_str().unwrap().trim().to_string()
 }
 

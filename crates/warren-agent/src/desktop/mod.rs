@@ -4,7 +4,8 @@
 //!
 //! - this module: [`Desktop`], the display's lifecycle (`start`, `stop`,
 //!   `status`) and the [`Screen`] every other operation runs against;
-//! - [`input`]: mouse and keyboard (xdotool);
+//! - [`input`]: mouse and keyboard (xdotool), and [`keys`] typing what
+//!   the keymap lacks (XTest, in-process);
 //! - [`screen`]: screenshots (ffmpeg's x11grab, one frame as PNG or JPEG);
 //! - [`recording`]: screen recordings (ffmpeg to MP4), kept on disk;
 //! - [`windows`]: windows (wmctrl, xdotool), clipboard (xclip), `launch`
@@ -22,6 +23,7 @@ pub mod browser;
 pub mod cdp;
 pub mod elements;
 pub mod input;
+pub mod keys;
 pub mod recording;
 pub mod screen;
 pub mod stream;
@@ -114,6 +116,8 @@ pub struct Desktop {
     /// The default environment of processes, whose `DISPLAY` names the
     /// running display.
     env: DefaultEnv,
+    /// Keysyms bound to spare keycodes for typing.
+    keys: Arc<Mutex<keys::Bindings>>,
 }
 
 impl Desktop {
@@ -129,6 +133,7 @@ impl Desktop {
             lifecycle: Arc::default(),
             viewers: stream::Viewers::default(),
             env,
+            keys: Arc::default(),
         }
     }
 
