@@ -273,5 +273,15 @@ mod tests {
         assert_eq!(keysym('é'), 0xe9);
         assert_eq!(keysym('日'), 0x0100_65e5);
         assert_eq!(keysym('\n'), 0xff0d);
+        assert_eq!(keysym('😀'), 0x0101_f600);
+    }
+
+    #[test]
+    fn binding_time_counts_distinct_characters_outside_ascii() {
+        assert_eq!(binding_time("plain ascii"), Duration::ZERO);
+        assert_eq!(binding_time("ééééé"), SETTLE + LINGER);
+        let many: String = ('α'..='ω').collect();
+        assert!(many.chars().count() > ASSUMED_SLOTS);
+        assert_eq!(binding_time(&many), (SETTLE + LINGER) * 2);
     }
 }
