@@ -147,6 +147,14 @@ describe('desktop', { skip }, () => {
     await eventually(async () => (await desktop.browser.text()).title === 'sent', 10_000, 'the click');
     const after = await desktop.browser.snapshot();
     assert.equal(after.elements.find((e) => e.ref === input.ref)?.value, 'warren');
+    // Typed on the display, characters outside its keymap too, none lost.
+    await desktop.browser.click(input.ref);
+    await desktop.write('aé日本z');
+    await eventually(
+      async () => (await desktop.browser.snapshot()).elements.find((e) => e.ref === input.ref)?.value === 'warrenaé日本z',
+      10_000,
+      'the typed text',
+    );
     await assert.rejects(desktop.browser.click('no-such-ref'), (err) => err instanceof WarrenError && err.status < 500);
   });
 
