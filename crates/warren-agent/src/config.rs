@@ -143,6 +143,35 @@ impl DefaultEnv {
         *env = Arc::new(next);
         Ok(env.clone())
     }
+
+    /// Sets `name` to `value` (removes it for `None`) and returns the value
+    /// it had.
+    pub fn swap(&self, name: &str, value: Option<String>) -> Option<String> {
+        let mut env = self.0.write().expect("environment lock");
+        let mut next = (**env).clone();
+        let previous = match value {
+            Some(value) => next.insert(name.to_string(), value),
+            None => next.remove(name),
+        };
+        *env = Arc::new(next);
+        previous
+    }
+
+    /// Like [`DefaultEnv::swap`], but only while `name` is `expected` (a
+    /// value someone set since is kept); whether it swapped.
+    pub fn swap_if(&self, name: &str, expected: Option<&str>, value: Option<String>) -> bool {
+        let mut env = self.0.write().expect("environment lock");
+        if env.get(name).map(String::as_str) != expected {
+            return false;
+        }
+        let mut next = (**env).clone();
+        match value {
+            Some(value) => next.insert(name.to_string(), value),
+            None => next.remove(name),
+        };
+        *env = Arc::new(next);
+        true
+    }
 }
 
 impl From<BTreeMap<String, String>> for DefaultEnv {

@@ -61,7 +61,11 @@ impl AppState {
         let processes = process::Supervisor::new(config.clone());
         AppState {
             sessions: sessions::Sessions::new(config.clone(), processes.clone()),
-            desktop: desktop::Desktop::new(processes.clone(), config.state_dir.clone()),
+            desktop: desktop::Desktop::new(
+                processes.clone(),
+                config.state_dir.clone(),
+                config.env.clone(),
+            ),
             browser: desktop::browser::Browser::default(),
             processes,
             files: files::Files::new(config.clone()),

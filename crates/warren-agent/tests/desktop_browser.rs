@@ -29,6 +29,26 @@ async fn post(agent: &TestAgent, path: &str, body: Value) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
+/// The ref of the page's "Go" button in a fresh snapshot.
+async fn go_button(agent: &TestAgent) -> Value {
+    let snapshot: Value = agent
+        .http
+        .get(agent.url("/v1/desktop/browser/snapshot"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    snapshot["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["role"] == "button" && e["name"] == "Go")
+        .unwrap_or_else(|| panic!("no button in {snapshot}"))["ref"]
+        .clone()
+}
+
 /// Sends one CDP command and waits for the answer with its id.
 async fn call<S>(ws: &mut S, id: u64, method: &str, params: Value) -> Value
 where
@@ -274,22 +294,7 @@ async fn browser_over_cdp() {
     )
     .await;
     assert_eq!(status, 200, "{page}");
-    let snapshot: Value = agent
-        .http
-        .get(agent.url("/v1/desktop/browser/snapshot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let old = snapshot["elements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["role"] == "button" && e["name"] == "Go")
-        .unwrap_or_else(|| panic!("no button in {snapshot}"))["ref"]
-        .clone();
+    let old = go_button(&agent).await;
     let (status, page) = post(
         &agent,
         "/v1/desktop/browser/navigate",
@@ -299,23 +304,8 @@ async fn browser_over_cdp() {
     assert_eq!(status, 200, "{page}");
     // A snapshot of the new page gives its nodes their ids (the same
     // numbers as the old page's), as an agent looking again would.
-    let fresh: Value = agent
-        .http
-        .get(agent.url("/v1/desktop/browser/snapshot"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let new_button = fresh["elements"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["role"] == "button" && e["name"] == "Go")
-        .unwrap_or_else(|| panic!("no button in {fresh}"))["ref"]
-        .clone();
-    assert_ne!(new_button, old, "{fresh}");
+    let new_button = go_button(&agent).await;
+    assert_ne!(new_button, old);
     for (path, body) in [
         ("click", json!({"ref": old})),
         ("fill", json!({"ref": old, "text": "stale"})),

@@ -7,9 +7,10 @@ use futures::{Stream, TryStreamExt};
 use serde::Serialize;
 use warren_api::desktop::{
     Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyboardPressRequest,
-    KeyboardTypeRequest, LaunchRequest, Launched, MouseClickRequest, MousePosition, OpenRequest,
-    Recording, RecordingList, RecordingStartRequest, ScreenshotQuery, StreamUrl, StreamUrlRequest,
-    Window, WindowList,
+    KeyboardTypeRequest, LaunchRequest, Launched, MouseButtonRequest, MouseClickRequest,
+    MouseDragRequest, MousePosition, OpenRequest, Recording, RecordingList, RecordingStartRequest,
+    RegionQuery, ScreenshotQuery, StreamUrl, StreamUrlRequest, Window, WindowList,
+    WindowMoveRequest, WindowResizeRequest,
 };
 
 use crate::error::{Error, Result};
@@ -93,6 +94,16 @@ impl Desktop {
         Ok(resp.bytes().await?)
     }
 
+    /// A screenshot of a region of the screen (its position and size, and
+    /// the format and scale as for [`Desktop::screenshot`]).
+    pub async fn screenshot_region(&self, query: &RegionQuery) -> Result<Bytes> {
+        let http = self.client.http();
+        let resp = http
+            .send(http.get(&self.path("screenshot/region")).query(query))
+            .await?;
+        Ok(resp.bytes().await?)
+    }
+
     /// Moves the pointer.
     pub async fn move_mouse(&self, x: u32, y: u32) -> Result<()> {
         self.post("mouse/move", &MousePosition { x, y }).await
@@ -101,6 +112,22 @@ impl Desktop {
     /// Clicks (button, count and position in `request`).
     pub async fn click(&self, request: &MouseClickRequest) -> Result<()> {
         self.post("mouse/click", request).await
+    }
+
+    /// Presses a button (at the position in `request`, if given) and
+    /// holds it.
+    pub async fn mouse_down(&self, request: &MouseButtonRequest) -> Result<()> {
+        self.post("mouse/down", request).await
+    }
+
+    /// Releases a button (at the position in `request`, if given).
+    pub async fn mouse_up(&self, request: &MouseButtonRequest) -> Result<()> {
+        self.post("mouse/up", request).await
+    }
+
+    /// Presses at the start, moves to the end, releases there.
+    pub async fn drag(&self, request: &MouseDragRequest) -> Result<()> {
+        self.post("mouse/drag", request).await
     }
 
     /// Where the pointer is.
@@ -149,9 +176,26 @@ impl Desktop {
 
     /// The top-level windows.
     pub async fn windows(&self) -> Result<Vec<Window>> {
+        Ok(self.window_list().await?.items)
+    }
+
+    /// The top-level windows, and whether the list was cut short
+    /// (`truncated`, past the agent's limit).
+    pub async fn window_list(&self) -> Result<WindowList> {
         let http = self.client.http();
-        let list: WindowList = http.json(http.get(&self.path("windows"))).await?;
-        Ok(list.items)
+        http.json(http.get(&self.path("windows"))).await
+    }
+
+    /// Moves a window's top-left corner to `x`, `y`.
+    pub async fn move_window(&self, id: u32, x: i32, y: i32) -> Result<()> {
+        self.post(&format!("windows/{id}/move"), &WindowMoveRequest { x, y })
+            .await
+    }
+
+    /// Resizes a window.
+    pub async fn resize_window(&self, id: u32, width: u32, height: u32) -> Result<()> {
+        let body = WindowResizeRequest { width, height };
+        self.post(&format!("windows/{id}/resize"), &body).await
     }
 
     /// Focuses a window.
@@ -168,33 +212,51 @@ impl Desktop {
 
     /// Starts an application on the display.
     pub async fn launch(&self, app: &str, args: &[&str]) -> Result<Launched> {
-        let http = self.client.http();
-        let body = LaunchRequest {
+        self.launch_with(&LaunchRequest {
             app: app.to_string(),
             args: args.iter().map(|a| a.to_string()).collect(),
             user: None,
-        };
-        http.json(http.post(&self.path("launch")).json(&body)).await
+        })
+        .await
+    }
+
+    /// Starts an application on the display, as `request.user` when given.
+    pub async fn launch_with(&self, request: &LaunchRequest) -> Result<Launched> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("launch")).json(request))
+            .await
     }
 
     /// Opens a URL or file with its default handler.
     pub async fn open(&self, target: &str) -> Result<Launched> {
-        let http = self.client.http();
-        let body = OpenRequest {
+        self.open_with(&OpenRequest {
             target: target.to_string(),
             user: None,
-        };
-        http.json(http.post(&self.path("open")).json(&body)).await
+        })
+        .await
+    }
+
+    /// Opens a URL or file with its default handler, as `request.user`
+    /// when given.
+    pub async fn open_with(&self, request: &OpenRequest) -> Result<Launched> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("open")).json(request)).await
     }
 
     /// Starts recording the screen.
     pub async fn start_recording(&self, framerate: Option<u32>) -> Result<Recording> {
-        let http = self.client.http();
-        let body = RecordingStartRequest {
+        self.start_recording_with(&RecordingStartRequest {
             framerate,
             ..RecordingStartRequest::default()
-        };
-        http.json(http.post(&self.path("recording/start")).json(&body))
+        })
+        .await
+    }
+
+    /// Starts recording the screen with `request`'s frame rate, and
+    /// `max_seconds` after which the recording ends by itself (`done`).
+    pub async fn start_recording_with(&self, request: &RecordingStartRequest) -> Result<Recording> {
+        let http = self.client.http();
+        http.json(http.post(&self.path("recording/start")).json(request))
             .await
     }
 

@@ -74,9 +74,10 @@ pub use warren_api::desktop::{
     BrowserElement, BrowserPage, BrowserSnapshot, BrowserStartRequest, BrowserStatus, WaitUntil,
 };
 pub use warren_api::desktop::{
-    DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, Launched, MouseButton,
-    MouseClickRequest, MousePosition, Recording, RecordingStatus, ScreenshotQuery, StreamUrl,
-    StreamUrlRequest, Window,
+    DesktopStartRequest, DesktopStatus, DisplayInfo, ImageFormat, LaunchRequest, Launched,
+    MouseButton, MouseButtonRequest, MouseClickRequest, MouseDragRequest, MousePosition,
+    OpenRequest, Recording, RecordingStartRequest, RecordingStatus, RegionQuery, ScreenshotQuery,
+    StreamUrl, StreamUrlRequest, Window, WindowList,
 };
 pub use warren_api::server::{
     ApiKeyCreated, ApiKeyInfo, CreateSandboxRequest, KeyFormat, NetworkRequest,

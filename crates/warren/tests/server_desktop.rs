@@ -7,7 +7,9 @@
 //! of the asked size; an xterm launched through `launch` shows up in
 //! `windows` with its title and is closed by id; Chromium opens a local
 //! page, which sees a key typed through the proxy and through the Rust
-//! client; `warren desktop screenshot` saves a PNG; `stop` ends the display.
+//! client; the Rust client's region screenshots, mouse down, up and drag,
+//! window move and resize, `launch` as a user and a recording that ends by
+//! itself; `warren desktop screenshot` saves a PNG; `stop` ends the display.
 
 mod server_common;
 
@@ -64,7 +66,7 @@ async fn desktop_sandbox_through_the_server() {
     assert_eq!(resp.headers()["content-type"], "image/png");
     assert_eq!(png_size(&resp.bytes().await.unwrap()), (1024, 768));
 
-    // The template's DISPLAY reaches processes started through exec.
+    // The desktop's DISPLAY reaches processes started through exec.
     let (code, out) = server
         .sh(ADMIN_KEY, &id, "xdpyinfo | grep dimensions")
         .await;
@@ -144,6 +146,7 @@ async fn desktop_sandbox_through_the_server() {
         Some(warren_client::ErrorCode::InvalidRequest),
         "{err}"
     );
+    client_extras(&desktop, &server, &id).await;
     let dir = tempfile::tempdir().unwrap();
     let shot = dir.path().join("shot.png");
     let out = server
@@ -168,6 +171,128 @@ async fn desktop_sandbox_through_the_server() {
         .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["code"], "desktop_not_running");
+}
+
+/// The Rust client's region screenshot, mouse down, up and drag, window
+/// list, move and resize, `launch` and `open` with a user, and a recording
+/// with `max_seconds`, each checked by its effect.
+async fn client_extras(desktop: &warren_client::Desktop, server: &TestServer, id: &str) {
+    use warren_client::{
+        LaunchRequest, MouseButtonRequest, MouseDragRequest, OpenRequest, RecordingStartRequest,
+        RecordingStatus, RegionQuery,
+    };
+    let region = desktop
+        .screenshot_region(&RegionQuery {
+            x: 10,
+            y: 20,
+            width: 100,
+            height: 50,
+            ..RegionQuery::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(png_size(&region), (100, 50));
+
+    let at = |x, y| MouseButtonRequest {
+        x: Some(x),
+        y: Some(y),
+        ..MouseButtonRequest::default()
+    };
+    desktop.mouse_down(&at(200, 300)).await.unwrap();
+    desktop.mouse_up(&at(210, 310)).await.unwrap();
+    let pos = desktop.mouse_position().await.unwrap();
+    assert_eq!((pos.x, pos.y), (210, 310));
+    desktop
+        .drag(&MouseDragRequest {
+            start_x: 20,
+            start_y: 30,
+            end_x: 400,
+            end_y: 250,
+            ..MouseDragRequest::default()
+        })
+        .await
+        .unwrap();
+    let pos = desktop.mouse_position().await.unwrap();
+    assert_eq!((pos.x, pos.y), (400, 250));
+
+    let list = desktop.window_list().await.unwrap();
+    assert!(!list.truncated, "{list:?}");
+    let browser = list
+        .items
+        .iter()
+        .find(|w| w.title.ends_with("Chromium"))
+        .unwrap_or_else(|| panic!("no Chromium window in {list:?}"))
+        .clone();
+    desktop.move_window(browser.id, 50, 60).await.unwrap();
+    desktop.resize_window(browser.id, 600, 400).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let w = desktop
+            .windows()
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|w| w.id == browser.id)
+            .expect("the browser window");
+        // The frame's corner is where it was asked; the window inside it
+        // may sit a border or a title bar lower.
+        let placed = (50..=60).contains(&w.x) && (60..=100).contains(&w.y);
+        if placed && w.width == 600 && w.height == 400 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "not moved and resized: {w:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let launched = desktop
+        .launch_with(&LaunchRequest {
+            app: "sleep".into(),
+            args: vec!["60".into()],
+            user: Some("nobody".into()),
+        })
+        .await
+        .unwrap();
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            id,
+            &format!("ps -o user= -p {}; kill {}", launched.pid, launched.pid),
+        )
+        .await;
+    assert_eq!((code, out.trim()), (0, "nobody"), "{out}");
+    let err = desktop
+        .open_with(&OpenRequest {
+            target: "/tmp".into(),
+            user: Some("no-such-user".into()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Some(warren_client::ErrorCode::InvalidRequest),
+        "{err}"
+    );
+
+    let rec = desktop
+        .start_recording_with(&RecordingStartRequest {
+            max_seconds: Some(1),
+            ..RecordingStartRequest::default()
+        })
+        .await
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let listed = desktop.recordings().await.unwrap();
+        let now = listed.iter().find(|r| r.id == rec.id).expect("listed");
+        if now.status != RecordingStatus::Recording {
+            assert_eq!(now.status, RecordingStatus::Done, "{now:?}");
+            assert!(now.size_bytes > 0, "{now:?}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "still recording: {now:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    desktop.delete_recording(&rec.id).await.unwrap();
 }
 
 /// Waits until a window titled `title` is listed; returns it.

@@ -1,7 +1,9 @@
 """``sandbox.desktop`` and ``sandbox.desktop.browser`` (sync and async)
 against a real server and a real ``desktop`` sandbox: a local page that
 records the last mouse button and key is driven by ``left_click``,
-``write`` and ``press`` and read back through ``browser.text()``.
+``write`` and ``press`` and read back through ``browser.text()``; window
+lists carry ``truncated``, ``launch`` runs as a user and a recording with
+``max_seconds`` ends by itself.
 
 The ``desktop`` template lives in the shared test pool: this file runs
 through ``cargo nextest run -p warren --test sdk_desktop``, which starts a
@@ -10,19 +12,22 @@ server with it and passes ``WARREN_DESKTOP_URL``/``WARREN_DESKTOP_API_KEY``.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import struct
 import time
-from typing import Callable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Awaitable, Callable, Iterator, List, Optional, Tuple, TypeVar
 
 import httpx
 import pytest
 
 from warren import (
+    AsyncDesktop,
     AsyncSandbox,
     ConflictError,
     InvalidRequestError,
+    Recording,
     Sandbox,
     WarrenError,
     Window,
@@ -58,6 +63,24 @@ def wait_for(check: Callable[[], Optional[T]], what: str, timeout: float = 20.0)
             return value
         assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
         time.sleep(0.1)
+
+
+async def wait_for_async(
+    check: Callable[[], Awaitable[Optional[T]]], what: str, timeout: float = 20.0
+) -> T:
+    """Awaits ``check`` until it returns something other than ``None``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value is not None:
+            return value
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        await asyncio.sleep(0.1)
+
+
+async def first_window(desktop: AsyncDesktop, title: str) -> Optional[Window]:
+    """The first window whose title is ``title``, if any."""
+    return next((w for w in await desktop.get_windows() if w.title == title), None)
 
 
 def png_size(data: bytes) -> Tuple[int, int]:
@@ -179,6 +202,31 @@ def test_stream_url_request_shape(sbx: Sandbox) -> None:
     assert result.url.split("#token=")[1] == result.token
 
 
+def test_window_list_user_and_max_seconds(sbx: Sandbox) -> None:
+    listed = sbx.desktop.list_windows()
+    assert listed.truncated is False
+    assert any(w.title.endswith("Chromium") for w in listed.items), listed
+    launched = sbx.desktop.launch("sleep", ["60"], user="nobody")
+    ps = sbx.exec.run(f"ps -o user= -p {launched.pid}; kill {launched.pid}")
+    assert ps.stdout.strip() == "nobody", ps
+    with pytest.raises(InvalidRequestError):
+        sbx.desktop.open("/tmp", user="no-such-user")
+    rec = sbx.desktop.start_recording(max_seconds=1)
+    done = wait_for(
+        lambda: next(
+            (
+                r
+                for r in sbx.desktop.list_recordings()
+                if r.recording_id == rec.recording_id and r.status != "recording"
+            ),
+            None,
+        ),
+        "the recording to end by itself",
+    )
+    assert done.status == "done" and done.size_bytes > 0, done
+    sbx.desktop.delete_recording(rec.recording_id)
+
+
 def test_bad_coordinates_and_stop(sbx: Sandbox) -> None:
     with pytest.raises(InvalidRequestError):
         sbx.desktop.left_click(5000, 5000)
@@ -196,8 +244,24 @@ async def test_async_desktop_drives_the_same_sandbox(sbx: Sandbox) -> None:
         await desktop.set_clipboard("from async")
         assert await desktop.get_clipboard() == "from async"
         assert png_size(await desktop.screenshot()) == (800, 600)
-        launched = await desktop.launch("xterm", ["-T", "py-term"])
+        launched = await desktop.launch("xterm", ["-T", "py-term"], user="nobody")
         assert launched.process_id.startswith("proc_")
+        term = await wait_for_async(lambda: first_window(desktop, "py-term"), "the xterm window")
+        listed = await desktop.list_windows()
+        assert listed.truncated is False and term in listed.items, listed
+        ps = await asbx.exec.run(f"ps -o user= -p {launched.pid}")
+        assert ps.stdout.strip() == "nobody", ps
+        rec = await desktop.start_recording(framerate=5, max_seconds=1)
+        assert rec.status == "recording"
+
+        async def ended() -> Optional[Recording]:
+            for r in await desktop.list_recordings():
+                if r.recording_id == rec.recording_id and r.status != "recording":
+                    return r
+            return None
+
+        done = await wait_for_async(ended, "the recording to end by itself")
+        assert done.status == "done", done
         assert (await desktop.browser.status()).running is False
         assert not (await desktop.stop()).running
     finally:

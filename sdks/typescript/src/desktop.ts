@@ -71,6 +71,27 @@ export interface Window {
   focused: boolean;
 }
 
+/** The top-level windows, and whether the list was cut short. */
+export interface WindowList {
+  items: Window[];
+  /** More windows than the agent lists (1000) are open. */
+  truncated: boolean;
+}
+
+/** Options of `launch` and `open`. */
+export interface LaunchOptions extends CallOptions {
+  /** The sandbox user to run it as (default the agent's own). */
+  user?: string;
+}
+
+/** Options of `startRecording`. */
+export interface RecordingOptions extends CallOptions {
+  /** Frames per second, 1 to 30 (default 10). */
+  framerate?: number;
+  /** Seconds after which the recording ends by itself, as `done` (default and at most 3600). */
+  maxSeconds?: number;
+}
+
 /** The process `launch` or `open` started. */
 export interface Launched {
   /** Its managed process (`proc_…`). */
@@ -292,7 +313,13 @@ export class Desktop {
 
   /** The top-level windows, in stacking order. */
   async getWindows(opts: CallOptions = {}): Promise<Window[]> {
-    return (await this.api.json<{ items: Window[] }>('GET', this.path('windows'), call(opts))).items;
+    return (await this.listWindows(opts)).items;
+  }
+
+  /** The top-level windows, with `truncated` when there were more than listed. */
+  async listWindows(opts: CallOptions = {}): Promise<WindowList> {
+    const list = await this.api.json<WindowList>('GET', this.path('windows'), call(opts));
+    return { items: list.items, truncated: Boolean(list.truncated) };
   }
 
   /** Gives a window the input focus. */
@@ -315,19 +342,21 @@ export class Desktop {
     await this.post(`windows/${id}/close`, {}, opts);
   }
 
-  /** Opens a URL or file with its default handler (URLs and HTML in Chromium). */
-  async open(target: string, opts: CallOptions = {}): Promise<Launched> {
-    return toLaunched(await this.api.json('POST', this.path('open'), { json: { target }, ...call(opts) }));
+  /** Opens a URL or file with its default handler (URLs and HTML in Chromium), as `opts.user` when given. */
+  async open(target: string, opts: LaunchOptions = {}): Promise<Launched> {
+    const json = { target, user: opts.user };
+    return toLaunched(await this.api.json('POST', this.path('open'), { json, ...call(opts) }));
   }
 
-  /** Starts an application on the display. */
-  async launch(app: string, args: string[] = [], opts: CallOptions = {}): Promise<Launched> {
-    return toLaunched(await this.api.json('POST', this.path('launch'), { json: { app, args }, ...call(opts) }));
+  /** Starts an application on the display (as `opts.user` when given). */
+  async launch(app: string, args: string[] = [], opts: LaunchOptions = {}): Promise<Launched> {
+    const json = { app, args, user: opts.user };
+    return toLaunched(await this.api.json('POST', this.path('launch'), { json, ...call(opts) }));
   }
 
-  /** Starts recording the screen (one recording at a time). */
-  async startRecording(opts: CallOptions & { framerate?: number } = {}): Promise<Recording> {
-    const json = { framerate: opts.framerate };
+  /** Starts recording the screen (one recording at a time); it ends by itself after `maxSeconds`. */
+  async startRecording(opts: RecordingOptions = {}): Promise<Recording> {
+    const json = { framerate: opts.framerate, max_seconds: opts.maxSeconds };
     return toRecording(await this.api.json('POST', this.path('recording/start'), { json, ...call(opts) }));
   }
 

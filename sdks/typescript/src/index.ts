@@ -69,8 +69,11 @@ export type {
   Region,
   MouseButton,
   Window,
+  WindowList,
+  LaunchOptions,
   Launched,
   Recording,
+  RecordingOptions,
   StreamUrl,
   StreamUrlOptions,
 } from './desktop.js';

@@ -1,7 +1,9 @@
 // sandbox.desktop and sandbox.desktop.browser against a real server and a
 // real `desktop` sandbox: a local page that records the last key and mouse
 // button is driven by leftClick, write and press and read back through
-// browser.text(); screenshots are PNGs of the screen's size; Playwright
+// browser.text(); screenshots are PNGs of the screen's size; windows list
+// with `truncated`, `launch` runs as a user, a recording with `maxSeconds`
+// ends by itself; Playwright
 // (playwright-core) connects over CDP with cdpUrl(); stream.getUrl sends
 // the contract's body and gets a URL for this sandbox.
 //
@@ -113,6 +115,25 @@ describe('desktop', { skip }, () => {
     assert.ok(pngSize(page)[0] > 0);
   });
 
+  it('lists windows with truncated, launches as a user, records for maxSeconds', async () => {
+    const list = await desktop.listWindows();
+    assert.equal(list.truncated, false);
+    assert.ok(list.items.some((w) => w.title.startsWith('ready')), JSON.stringify(list));
+    const launched = await desktop.launch('sleep', ['60'], { user: 'nobody' });
+    const ps = await sbx.exec.run(`ps -o user= -p ${launched.pid}; kill ${launched.pid}`);
+    assert.equal(ps.stdout.trim(), 'nobody', ps.stderr);
+    await assert.rejects(desktop.open('/tmp', { user: 'no-such-user' }), InvalidRequestError);
+    const rec = await desktop.startRecording({ maxSeconds: 1 });
+    const done = await eventually(
+      async () => (await desktop.listRecordings()).find((r) => r.id === rec.id && r.status !== 'recording'),
+      20_000,
+      'the recording to end by itself',
+    );
+    assert.equal(done.status, 'done');
+    assert.ok(done.sizeBytes > 0);
+    await desktop.deleteRecording(rec.id);
+  });
+
   it('snapshots, fills and navigates through the browser routes', async () => {
     await sbx.files.write('/tmp/form.html', '<title>form</title><input aria-label="name"><button onclick="document.title=\'sent\'">Send</button>');
     const page = await desktop.browser.navigate('file:///tmp/form.html');
@@ -126,6 +147,14 @@ describe('desktop', { skip }, () => {
     await eventually(async () => (await desktop.browser.text()).title === 'sent', 10_000, 'the click');
     const after = await desktop.browser.snapshot();
     assert.equal(after.elements.find((e) => e.ref === input.ref)?.value, 'warren');
+    // Typed on the display, characters outside its keymap too, none lost.
+    await desktop.browser.click(input.ref);
+    await desktop.write('aé日本z');
+    await eventually(
+      async () => (await desktop.browser.snapshot()).elements.find((e) => e.ref === input.ref)?.value === 'warrenaé日本z',
+      10_000,
+      'the typed text',
+    );
     await assert.rejects(desktop.browser.click('no-such-ref'), (err) => err instanceof WarrenError && err.status < 500);
   });
 

@@ -9,6 +9,9 @@ use warren_api::desktop::{
     MouseDragRequest, MousePosition, MouseScrollRequest,
 };
 
+use std::sync::PoisonError;
+
+use super::keys;
 use super::tool::{Tool, QUICK};
 use super::{Desktop, Screen};
 use crate::AgentError;
@@ -19,6 +22,9 @@ const MAX_TYPE_CHARS: usize = 10_000;
 const MAX_TYPE_DELAY_MS: u32 = 1000;
 /// Delay between typed keys when none is given (xdotool's own default).
 const DEFAULT_TYPE_DELAY_MS: u32 = 12;
+/// ASCII runs shorter than this between other characters are typed with
+/// them (fewer xdotool calls for text that mixes the two).
+const MIN_XDOTOOL_RUN: usize = 8;
 /// Longest a `type` may take in all.
 const MAX_TYPE_TIME: Duration = Duration::from_secs(120);
 /// Most clicks of one `click`, and wheel steps of one `scroll`.
@@ -186,7 +192,9 @@ impl Desktop {
         }
     }
 
-    /// Types `text` key by key.
+    /// Types `text` key by key: runs of ASCII through xdotool, the rest
+    /// (which xdotool would type by remapping a key for a moment, and lose)
+    /// in-process, see [`keys`].
     pub async fn keyboard_type(&self, req: KeyboardTypeRequest) -> Result<(), AgentError> {
         let screen = self.screen().await?;
         let chars = req.text.chars().count();
@@ -201,27 +209,58 @@ impl Desktop {
                 "delay_ms must be at most {MAX_TYPE_DELAY_MS}"
             )));
         }
-        let needed = Duration::from_millis(delay as u64 * chars as u64 * 2);
+        let needed =
+            Duration::from_millis(delay as u64 * chars as u64 * 2) + keys::binding_time(&req.text);
         if needed > MAX_TYPE_TIME {
             return Err(AgentError::InvalidRequest(format!(
                 "text with this delay_ms would take longer than {} s; send it in parts",
                 MAX_TYPE_TIME.as_secs()
             )));
         }
-        if chars == 0 {
-            return Ok(());
+        for (text, xdotool) in type_runs(&req.text) {
+            if xdotool {
+                let argv = vec![
+                    "xdotool".to_string(),
+                    "type".into(),
+                    "--delay".into(),
+                    delay.to_string(),
+                    "--".into(),
+                    text,
+                ];
+                let mut tool = Tool::new(&screen.display, argv);
+                tool.timeout = QUICK + needed;
+                tool.run(self.processes()).await?;
+            } else {
+                self.type_unmapped(&screen, text, delay, QUICK + needed)
+                    .await?;
+            }
         }
-        let argv = vec![
-            "xdotool".to_string(),
-            "type".into(),
-            "--delay".into(),
-            delay.to_string(),
-            "--".into(),
-            req.text,
-        ];
-        let mut tool = Tool::new(&screen.display, argv);
-        tool.timeout = QUICK + needed;
-        tool.run(self.processes()).await.map(drop)
+        Ok(())
+    }
+
+    /// Types `text` through [`keys`](super::keys), off the runtime.
+    async fn type_unmapped(
+        &self,
+        screen: &Screen,
+        text: String,
+        delay: u32,
+        limit: Duration,
+    ) -> Result<(), AgentError> {
+        let server = self
+            .current()
+            .map(|r| r.processes[0].1.clone())
+            .ok_or(AgentError::DesktopNotRunning)?;
+        let (display, keys) = (screen.display.clone(), self.keys.clone());
+        let delay = Duration::from_millis(delay as u64);
+        tokio::task::spawn_blocking(move || {
+            let mut bindings = keys.lock().unwrap_or_else(PoisonError::into_inner);
+            keys::type_text(&display, &server, &mut bindings, &text, delay, limit)
+        })
+        .await
+        .map_err(|e| AgentError::ToolFailed {
+            tool: "x11 keyboard".into(),
+            detail: format!("the typing task: {e}"),
+        })?
     }
 
     /// Presses and releases a key or combination with `modifiers` held.
@@ -259,5 +298,57 @@ impl Desktop {
         let action = if down { "keydown" } else { "keyup" };
         let args = [action, "--", key].map(String::from).to_vec();
         self.xdotool(&screen, args).await.map(drop)
+    }
+}
+
+/// Splits `text` into runs, each with whether xdotool types it: ASCII
+/// runs, but for short ones between other characters.
+fn type_runs(text: &str) -> Vec<(String, bool)> {
+    let mut segments: Vec<(&str, bool)> = Vec::new();
+    let mut rest = text;
+    while let Some(first) = rest.chars().next() {
+        let ascii = first.is_ascii();
+        let len = rest
+            .find(|c: char| c.is_ascii() != ascii)
+            .unwrap_or(rest.len());
+        segments.push((&rest[..len], ascii));
+        rest = &rest[len..];
+    }
+    let last = segments.len().saturating_sub(1);
+    let mut runs: Vec<(String, bool)> = Vec::new();
+    for (i, (segment, ascii)) in segments.into_iter().enumerate() {
+        let between = i > 0 && i < last;
+        let xdotool = ascii && (segment.len() >= MIN_XDOTOOL_RUN || !between);
+        match runs.last_mut() {
+            Some((run, x)) if *x == xdotool => run.push_str(segment),
+            _ => runs.push((segment.to_string(), xdotool)),
+        }
+    }
+    runs
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ascii_runs_go_to_xdotool() {
+        let runs = |t: &str| type_runs(t);
+        let run = |t: &str, x: bool| (t.to_string(), x);
+        assert_eq!(runs(""), []);
+        assert_eq!(runs("hello"), [run("hello", true)]);
+        assert_eq!(
+            runs("aé日本z"),
+            [run("a", true), run("é日本", false), run("z", true)]
+        );
+        // Short ASCII gaps go with the characters around them.
+        assert_eq!(
+            runs("é é, long ascii run ü"),
+            [
+                run("é é", false),
+                run(", long ascii run ", true),
+                run("ü", false)
+            ]
+        );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - this module: [`Desktop`], the display's lifecycle (`start`, `stop`,
 //!   `status`) and the [`Screen`] every other operation runs against;
-//! - [`input`]: mouse and keyboard (xdotool);
+//! - [`input`]: mouse and keyboard (xdotool), and [`keys`] typing what
+//!   the keymap lacks (XTest, in-process);
 //! - [`screen`]: screenshots (ffmpeg's x11grab, one frame as PNG or JPEG);
 //! - [`recording`]: screen recordings (ffmpeg to MP4), kept on disk;
 //! - [`windows`]: windows (wmctrl, xdotool), clipboard (xclip), `launch`
@@ -22,6 +23,7 @@ pub mod browser;
 pub mod cdp;
 pub mod elements;
 pub mod input;
+pub mod keys;
 pub mod recording;
 pub mod screen;
 pub mod stream;
@@ -38,6 +40,7 @@ use warren_api::agent::{ProcessState, SignalSpec, StartRequest};
 use warren_api::desktop::{DesktopProcess, DesktopStartRequest, DesktopStatus, DisplayInfo};
 
 use self::tool::Tool;
+use crate::config::DefaultEnv;
 use crate::process::Supervisor;
 use crate::AgentError;
 
@@ -92,6 +95,9 @@ struct Running {
     dpi: u32,
     /// Managed process ids of the X server and the window manager.
     processes: Vec<(&'static str, String, i32)>,
+    /// `DISPLAY` in the default environment before `start` set it to this
+    /// display (`stop` puts it back).
+    display_before: Option<String>,
 }
 
 /// The desktop of this agent. Cheap to clone (shared state).
@@ -107,12 +113,18 @@ pub struct Desktop {
     lifecycle: Arc<tokio::sync::Mutex<()>>,
     /// The live view's viewers.
     viewers: stream::Viewers,
+    /// The default environment of processes, whose `DISPLAY` names the
+    /// running display.
+    env: DefaultEnv,
+    /// Keysyms bound to spare keycodes for typing.
+    keys: Arc<Mutex<keys::Bindings>>,
 }
 
 impl Desktop {
-    /// A desktop, not started, whose processes `processes` supervises and
-    /// whose recordings go under `state_dir`.
-    pub fn new(processes: Supervisor, state_dir: PathBuf) -> Self {
+    /// A desktop, not started, whose processes `processes` supervises,
+    /// whose recordings go under `state_dir`, and whose display `env` (the
+    /// default environment of processes) names while it runs.
+    pub fn new(processes: Supervisor, state_dir: PathBuf, env: DefaultEnv) -> Self {
         Desktop {
             processes,
             running: Arc::default(),
@@ -120,6 +132,8 @@ impl Desktop {
             state_dir,
             lifecycle: Arc::default(),
             viewers: stream::Viewers::default(),
+            env,
+            keys: Arc::default(),
         }
     }
 
@@ -150,8 +164,10 @@ impl Desktop {
         matches!(self.processes.get(id, None).await, Ok(p) if p.status == ProcessState::Running)
     }
 
-    /// Starts the display and the window manager. Idempotent for the same
-    /// size; a running desktop of another size is a conflict.
+    /// Starts the display and the window manager, and names the display in
+    /// `DISPLAY` of the default environment (what `PATCH /v1/environment`
+    /// edits), so processes started from then on use it. Idempotent for
+    /// the same size; a running desktop of another size is a conflict.
     pub async fn start(&self, req: DesktopStartRequest) -> Result<DesktopStatus, AgentError> {
         let width = bounded(
             "width",
@@ -193,6 +209,7 @@ impl Desktop {
             screen,
             dpi,
             processes: vec![xvfb],
+            display_before: None,
         };
         match self.start_wm(&running.screen.display).await {
             Ok(wm) => running.processes.push(wm),
@@ -201,6 +218,12 @@ impl Desktop {
                 return Err(e);
             }
         }
+        // Commands, terminals and sessions started from now on see this
+        // display, whatever its number; a DISPLAY set before is put back
+        // by `stop`.
+        running.display_before = self
+            .env
+            .swap("DISPLAY", Some(running.screen.display.clone()));
         *self.running.lock().unwrap_or_else(PoisonError::into_inner) = Some(running);
         Ok(self.status().await)
     }
@@ -238,7 +261,11 @@ impl Desktop {
             let socket = format!("/tmp/.X11-unix/X{n}");
             let deadline = Instant::now() + READY_WAIT;
             loop {
-                if std::os::unix::net::UnixStream::connect(&socket).is_ok() {
+                // Ours once it listens and holds the display's lock (another
+                // server, of another agent on this host, may have won it).
+                if std::os::unix::net::UnixStream::connect(&socket).is_ok()
+                    && lock_pid(n) == Some(info.pid)
+                {
                     let screen = Screen {
                         display: format!(":{n}"),
                         width,
@@ -295,7 +322,9 @@ impl Desktop {
         }
     }
 
-    /// Stops the desktop (a no-op when it is not running).
+    /// Stops the desktop (a no-op when it is not running) and puts back the
+    /// `DISPLAY` the default environment had before `start` (or removes
+    /// it), unless it was set to something else since.
     pub async fn stop(&self) -> DesktopStatus {
         let _held = self.lifecycle.lock().await;
         self.stop_locked().await;
@@ -310,6 +339,12 @@ impl Desktop {
             .take();
         self.viewers.end_all();
         if let Some(running) = running {
+            // Unless someone set DISPLAY since `start` (theirs stays).
+            self.env.swap_if(
+                "DISPLAY",
+                Some(&running.screen.display),
+                running.display_before,
+            );
             self.end_recording().await;
             // The window manager first, the X server last.
             let mut processes = running.processes;
@@ -398,6 +433,15 @@ fn display_taken(n: u32) -> bool {
     let _ = std::fs::remove_file(&lock);
     let _ = std::fs::remove_file(&socket);
     false
+}
+
+/// The process id in display `n`'s lock file.
+fn lock_pid(n: u32) -> Option<i32> {
+    std::fs::read_to_string(format!("/tmp/.X{n}-lock"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn bounded(field: &str, value: u32, min: u32, max: u32) -> Result<u32, AgentError> {

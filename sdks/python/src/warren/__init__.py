@@ -42,6 +42,7 @@ from .desktop_models import (
     Recording,
     StreamUrl,
     Window,
+    WindowList,
 )
 from .errors import (
     AgentNotFoundError,
@@ -150,6 +151,7 @@ __all__ = [
     "Recording",
     "StreamUrl",
     "Window",
+    "WindowList",
     "TemplateInfo",
     "Tenant",
     "AsyncCheckpoints",

@@ -20,7 +20,7 @@ from .desktop_models import (
     Launched,
     Recording,
     StreamUrl,
-    Window,
+    WindowList,
 )
 
 T = TypeVar("T")
@@ -158,12 +158,8 @@ class DesktopCalls:
     def set_clipboard(self, text: str) -> Call[None]:
         return Call("PUT", self.path("clipboard"), _none, json_body={"text": text})
 
-    def windows(self) -> Call[List[Window]]:
-        def parse(r: httpx.Response) -> List[Window]:
-            items = get_list(_obj("windows")(r), "items")
-            return [Window.from_json(as_object(w, "window")) for w in items]
-
-        return Call("GET", self.path("windows"), parse)
+    def windows(self) -> Call[WindowList]:
+        return Call("GET", self.path("windows"), lambda r: WindowList.from_json(_obj("windows")(r)))
 
     def window(
         self, window_id: int, action: str, body: Optional[Dict[str, Any]] = None
@@ -178,11 +174,17 @@ class DesktopCalls:
             json_body=body,
         )
 
-    def open(self, target: str) -> Call[Launched]:
-        return self._launched("open", {"target": target})
+    def open(self, target: str, user: Optional[str]) -> Call[Launched]:
+        body: Dict[str, Any] = {"target": target}
+        if user is not None:
+            body["user"] = user
+        return self._launched("open", body)
 
-    def launch(self, app: str, args: Sequence[str]) -> Call[Launched]:
-        return self._launched("launch", {"app": app, "args": list(args)})
+    def launch(self, app: str, args: Sequence[str], user: Optional[str]) -> Call[Launched]:
+        body: Dict[str, Any] = {"app": app, "args": list(args)}
+        if user is not None:
+            body["user"] = user
+        return self._launched("launch", body)
 
     def _recording(self, rest: str, body: Any = None) -> Call[Recording]:
         return Call(
@@ -192,10 +194,11 @@ class DesktopCalls:
             json_body=body,
         )
 
-    def start_recording(self, framerate: Optional[int]) -> Call[Recording]:
-        return self._recording(
-            "recording/start", {} if framerate is None else {"framerate": framerate}
-        )
+    def start_recording(
+        self, framerate: Optional[int], max_seconds: Optional[int]
+    ) -> Call[Recording]:
+        body = {"framerate": framerate, "max_seconds": max_seconds}
+        return self._recording("recording/start", {k: v for k, v in body.items() if v is not None})
 
     def stop_recording(self) -> Call[Recording]:
         return self._recording("recording/stop")

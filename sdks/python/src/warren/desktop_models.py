@@ -106,6 +106,23 @@ class Window:
 
 
 @dataclass(frozen=True)
+class WindowList:
+    """The top-level windows, and whether the list was cut short."""
+
+    items: List[Window]
+    truncated: bool
+    """More windows than the agent lists (1000) are open."""
+
+    @classmethod
+    def from_json(cls, obj: JsonObject) -> WindowList:
+        """Parses a window list."""
+        return cls(
+            items=[Window.from_json(as_object(w, "window")) for w in get_list(obj, "items")],
+            truncated=get_bool(obj, "truncated", False),
+        )
+
+
+@dataclass(frozen=True)
 class Launched:
     """The process ``launch`` or ``open`` started."""
 

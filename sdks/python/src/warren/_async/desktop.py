@@ -19,6 +19,7 @@ from ..desktop_models import (
     Recording,
     StreamUrl,
     Window,
+    WindowList,
 )
 
 T = TypeVar("T")
@@ -212,6 +213,11 @@ class AsyncDesktop(_Base):
 
     async def get_windows(self) -> List[Window]:
         """The top-level windows, in stacking order."""
+        return (await self._do(self._calls.windows())).items
+
+    async def list_windows(self) -> WindowList:
+        """The top-level windows, with ``truncated`` when there were more
+        than listed."""
         return await self._do(self._calls.windows())
 
     async def focus_window(self, window_id: int) -> None:
@@ -230,17 +236,23 @@ class AsyncDesktop(_Base):
         """Closes a window."""
         await self._do(self._calls.window(window_id, "close"))
 
-    async def open(self, target: str) -> Launched:
-        """Opens a URL or file with its default handler."""
-        return await self._do(self._calls.open(target))
+    async def open(self, target: str, *, user: Optional[str] = None) -> Launched:
+        """Opens a URL or file with its default handler, as ``user`` (a
+        sandbox user) when given."""
+        return await self._do(self._calls.open(target, user))
 
-    async def launch(self, app: str, args: Sequence[str] = ()) -> Launched:
-        """Starts an application on the display."""
-        return await self._do(self._calls.launch(app, args))
+    async def launch(
+        self, app: str, args: Sequence[str] = (), *, user: Optional[str] = None
+    ) -> Launched:
+        """Starts an application on the display, as ``user`` when given."""
+        return await self._do(self._calls.launch(app, args, user))
 
-    async def start_recording(self, *, framerate: Optional[int] = None) -> Recording:
-        """Starts recording the screen (one recording at a time)."""
-        return await self._do(self._calls.start_recording(framerate))
+    async def start_recording(
+        self, *, framerate: Optional[int] = None, max_seconds: Optional[int] = None
+    ) -> Recording:
+        """Starts recording the screen (one recording at a time); it ends by
+        itself, as ``done``, after ``max_seconds`` (default and at most 3600)."""
+        return await self._do(self._calls.start_recording(framerate, max_seconds))
 
     async def stop_recording(self) -> Recording:
         """Stops the recording and finishes its MP4."""

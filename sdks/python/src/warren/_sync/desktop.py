@@ -19,6 +19,7 @@ from ..desktop_models import (
     Recording,
     StreamUrl,
     Window,
+    WindowList,
 )
 
 T = TypeVar("T")
@@ -212,6 +213,11 @@ class Desktop(_Base):
 
     def get_windows(self) -> List[Window]:
         """The top-level windows, in stacking order."""
+        return (self._do(self._calls.windows())).items
+
+    def list_windows(self) -> WindowList:
+        """The top-level windows, with ``truncated`` when there were more
+        than listed."""
         return self._do(self._calls.windows())
 
     def focus_window(self, window_id: int) -> None:
@@ -230,17 +236,21 @@ class Desktop(_Base):
         """Closes a window."""
         self._do(self._calls.window(window_id, "close"))
 
-    def open(self, target: str) -> Launched:
-        """Opens a URL or file with its default handler."""
-        return self._do(self._calls.open(target))
+    def open(self, target: str, *, user: Optional[str] = None) -> Launched:
+        """Opens a URL or file with its default handler, as ``user`` (a
+        sandbox user) when given."""
+        return self._do(self._calls.open(target, user))
 
-    def launch(self, app: str, args: Sequence[str] = ()) -> Launched:
-        """Starts an application on the display."""
-        return self._do(self._calls.launch(app, args))
+    def launch(self, app: str, args: Sequence[str] = (), *, user: Optional[str] = None) -> Launched:
+        """Starts an application on the display, as ``user`` when given."""
+        return self._do(self._calls.launch(app, args, user))
 
-    def start_recording(self, *, framerate: Optional[int] = None) -> Recording:
-        """Starts recording the screen (one recording at a time)."""
-        return self._do(self._calls.start_recording(framerate))
+    def start_recording(
+        self, *, framerate: Optional[int] = None, max_seconds: Optional[int] = None
+    ) -> Recording:
+        """Starts recording the screen (one recording at a time); it ends by
+        itself, as ``done``, after ``max_seconds`` (default and at most 3600)."""
+        return self._do(self._calls.start_recording(framerate, max_seconds))
 
     def stop_recording(self) -> Recording:
         """Stops the recording and finishes its MP4."""
