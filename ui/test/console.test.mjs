@@ -34,7 +34,19 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
   assert.equal(sandbox.labels.suite, 'ui');
   await page.getByText('suite=ui').waitFor();
 
-  await t.test('the terminal runs echo hi', async () => {
+  // Each step builds on the page the one before left, so once one fails
+  // the rest are skipped rather than each waiting out its timeouts.
+  let failed = false;
+  const step = (name, fn) => t.test(name, { skip: failed && 'an earlier step failed' }, async (st) => {
+    try {
+      await fn(st);
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  await step('the terminal runs echo hi', async () => {
     await page.getByRole('link', { name: 'Terminal' }).click();
     await page.locator('.term-connected').waitFor({ timeout: 30_000 });
     await page.locator('.xterm').click();
@@ -49,7 +61,7 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
     await page.waitForFunction(() => /\nhi hello/.test(document.querySelector('.xterm-accessibility-tree')?.innerText ?? ''), null, { timeout: 20_000 });
   });
 
-  await t.test('files: upload by picker and by drop, edit and save', async () => {
+  await step('files: upload by picker and by drop, edit and save', async () => {
     await page.getByRole('link', { name: 'Files' }).click();
     await page.fill('input[name=root]', '/home/user');
     await page.getByRole('button', { name: 'Open', exact: true }).click();
@@ -75,7 +87,7 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
     await screenshot(page, 'files');
   });
 
-  await t.test('checkpoints: take one, change a file, see the diff, restore', async (t) => {
+  await step('checkpoints: take one, change a file, see the diff, restore', async (t) => {
     await page.getByRole('link', { name: 'Checkpoints' }).click();
     await page.fill('input[name=checkpoint-name]', 'before');
     await page.getByRole('button', { name: 'Take a checkpoint' }).click();
@@ -120,7 +132,7 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
     await page.waitForFunction(() => document.querySelector('textarea[name=content]')?.value === 'first line\nsecond line\n');
   });
 
-  await t.test('processes: start one and follow its output', async () => {
+  await step('processes: start one and follow its output', async () => {
     await page.getByRole('link', { name: 'Processes' }).click();
     await page.fill('input[name=cmd]', 'for i in 1 2 3; do echo tick $i; sleep 0.2; done');
     await page.getByRole('button', { name: 'Start', exact: true }).click();
@@ -129,7 +141,7 @@ test('the console: create, terminal, files, checkpoints and diffs, processes', a
     await screenshot(page, 'processes');
   });
 
-  await t.test('the list follows state changes without a reload', async () => {
+  await step('the list follows state changes without a reload', async () => {
     await page.getByRole('link', { name: 'Sandboxes', exact: true }).first().click();
     const row = page.locator(`[data-sandbox="${id}"]`);
     await row.locator('.state-running').waitFor();
