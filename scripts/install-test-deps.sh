@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs, on top of scripts/install-deps.sh:
-# cargo-nextest (if missing), a Python venv with schemathesis, Debian's Chromium
+# cargo-nextest (if missing), a Python venv with schemathesis, the Python SDK's
+# test venv (the Rust suite's sdk_desktop test runs its pytest), Debian's Chromium
 # for the web console's browser tests (ui/scripts/test.sh), and an X display
 # with its tools for the desktop tests.
 set -euo pipefail
@@ -42,4 +43,11 @@ if [ ! -x "$venv/bin/schemathesis" ]; then
   mkdir -p "$(dirname "$venv")"
   python3 -m venv "$venv"
   "$venv/bin/pip" install -q --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+
+# The Python SDK's test venv, which sdk_desktop (a Rust test) runs pytest
+# from before sdks/python/scripts/test.sh runs; that script keeps it current.
+py_sdk_venv=${WARREN_PY_SDK_VENV:-/var/cache/warren-test/py-sdk-venv}
+if [ ! -x "$py_sdk_venv/bin/pytest" ]; then
+  "$here/../sdks/python/scripts/setup-venv.sh" "$py_sdk_venv" python3
 fi

@@ -5,7 +5,7 @@
 //!
 //! The TypeScript SDK is built first (`npm run build`, its dependencies
 //! installed when missing); Python runs from the SDK's test venv
-//! (`/var/cache/warren-test/py-sdk-venv`, made by `sdks/python/scripts/test.sh`)
+//! (`/var/cache/warren-test/py-sdk-venv`, made by `scripts/install-test-deps.sh`)
 //! with this tree's `src` first on its path.
 
 mod server_common;
@@ -70,7 +70,7 @@ async fn python_sdk_desktop_suite() {
     let venv = Path::new("/var/cache/warren-test/py-sdk-venv");
     assert!(
         venv.join("bin/pytest").exists(),
-        "{} has no pytest: run sdks/python/scripts/test.sh once",
+        "{} has no pytest: run scripts/install-test-deps.sh",
         venv.display()
     );
     let server = desktop_server().await;

@@ -24,13 +24,7 @@ export WARREN_BIN=${WARREN_BIN:-$repo/target/debug/warren}
 
 # Makes (if missing) the venv $1 with the interpreter $2 and installs the SDK.
 setup_venv() {
-  if [ ! -x "$1/bin/python" ]; then
-    mkdir -p "$(dirname "$1")"
-    "$2" -m venv "$1"
-  fi
-  local pip=("$1/bin/pip" install -q --disable-pip-version-check)
-  "${pip[@]}" 'hatchling>=1.26' editables
-  "${pip[@]}" --no-build-isolation -e "$sdk[test]"
+  "$sdk/scripts/setup-venv.sh" "$1" "$2"
 }
 
 # Runs pytest from the venv $1 (further arguments go to pytest); exit code 5
