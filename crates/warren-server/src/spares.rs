@@ -1,20 +1,25 @@
-//! Spare roots: one writable snapshot per template, made ahead of time, so
+//! Spare roots: writable snapshots of each template, made ahead of time, so
 //! that a create renames a ready root into place instead of waiting for a
 //! snapshot (a btrfs snapshot commits a transaction: 2 ms on a quiet disk,
 //! 15 and more on a busy one). Only disks are kept spare: no process, no
 //! cgroup, nothing of any sandbox, so a spare root is exactly what a
 //! snapshot at create time would have been.
 //!
-//! Layout: `POOL/spares/<template>@<key>`, where the key names the template
-//! volume the spare was taken of (its device number, a volume's own, and
-//! its inode change time): a template rebuilt or replaced has another key,
-//! and its stale spares are removed instead of used. Taking is a `rename`,
-//! atomic, so two creates never get the same spare; the loser snapshots.
-//! After a take (or a miss) one refill runs on a thread of its own, one at
-//! a time per template. Spares survive a restart and are used after it if
+//! Layout: `POOL/spares/<template>@<key>+<slot>`, where the key names the
+//! template volume the spare was taken of (its device number, a volume's
+//! own, and its inode change time): a template rebuilt or replaced has
+//! another key, and its stale spares are removed instead of used. A
+//! template has [`PER_TEMPLATE`] slots, so a burst of creates finds more
+//! than one. Taking is a `rename`, atomic, so two creates never get the
+//! same spare; one that finds every slot empty snapshots. After a take (or
+//! a miss) a refill runs on a thread of its own, one at a time per
+//! template, and snapshots every empty slot at once: snapshots started
+//! together share one btrfs transaction commit, the cost that grows with
+//! the number of sandboxes alive. A take during a refill makes it run
+//! again when it ends. Spares survive a restart and are used after it if
 //! their template is unchanged.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -24,10 +29,15 @@ use warren_runtime::storage::Pool;
 /// Directory of the spare roots under the pool's root.
 const SPARES_DIR: &str = "spares";
 
+/// Spare roots kept per template.
+pub const PER_TEMPLATE: usize = 4;
+
 /// The spare roots of one pool; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Spares {
-    refilling: Arc<Mutex<HashSet<String>>>,
+    /// Templates being refilled, each with whether a spare was taken (or
+    /// missed) since its refill began, so that it runs once more.
+    refilling: Arc<Mutex<HashMap<String, bool>>>,
 }
 
 impl Spares {
@@ -38,8 +48,9 @@ impl Spares {
         let Some(key) = key(source) else {
             return false;
         };
-        let spare = dir(pool).join(format!("{template}@{key}"));
-        let taken = std::fs::rename(&spare, rootfs).is_ok();
+        let dir = dir(pool);
+        let taken = (0..PER_TEMPLATE)
+            .any(|slot| std::fs::rename(dir.join(slot_name(template, &key, slot)), rootfs).is_ok());
         self.refill(pool, template, source, key);
         taken
     }
@@ -47,9 +58,11 @@ impl Spares {
     fn refill(&self, pool: &Pool, template: &str, source: &Path, key: String) {
         {
             let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
-            if !refilling.insert(template.to_string()) {
+            if let Some(again) = refilling.get_mut(template) {
+                *again = true;
                 return;
             }
+            refilling.insert(template.to_string(), false);
         }
         let (this, pool, name, source) = (
             self.clone(),
@@ -59,14 +72,18 @@ impl Spares {
         );
         let spawned = std::thread::Builder::new()
             .name("spare-root".into())
-            .spawn(move || {
+            .spawn(move || loop {
                 if let Err(e) = make(&pool, &name, &source, &key) {
-                    tracing::debug!(template = name, error = %e, "making a spare root");
+                    tracing::debug!(template = name, error = %e, "making spare roots");
                 }
-                this.refilling
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&name);
+                let mut refilling = this.refilling.lock().unwrap_or_else(|e| e.into_inner());
+                match refilling.get_mut(&name) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        refilling.remove(&name);
+                        return;
+                    }
+                }
             });
         if spawned.is_err() {
             self.refilling
@@ -107,38 +124,67 @@ fn key(source: &Path) -> Option<String> {
     ))
 }
 
+/// The name of `template`'s spare in `slot` for the volume `key`.
+fn slot_name(template: &str, key: &str, slot: usize) -> String {
+    format!("{template}@{key}+{slot}")
+}
+
 /// Removes `template`'s spares of other keys, then snapshots `source` into
-/// a new spare unless one exists.
+/// every empty slot, all at once.
 fn make(pool: &Pool, template: &str, source: &Path, key: &str) -> Result<(), String> {
     let dir = dir(pool);
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let prefix = format!("{template}@");
-    let wanted = format!("{template}@{key}");
-    let mut have = false;
+    let wanted: Vec<String> = (0..PER_TEMPLATE)
+        .map(|slot| slot_name(template, key, slot))
+        .collect();
+    let mut have = vec![false; PER_TEMPLATE];
     for entry in std::fs::read_dir(&dir)
         .map_err(|e| e.to_string())?
         .flatten()
     {
         let name = entry.file_name().to_string_lossy().into_owned();
-        if name == wanted {
-            have = true;
+        if let Some(slot) = wanted.iter().position(|w| *w == name) {
+            have[slot] = true;
         } else if name.trim_start_matches('.').starts_with(&prefix) {
-            // Another key's spare, or one half made by a server that died
-            // (one refill per template runs at a time).
+            // Another key's spare, one of an older layout, or one half
+            // made by a server that died (one refill per template runs at
+            // a time).
             let _ = pool.driver().delete(&entry.path());
         }
     }
-    if have {
-        return Ok(());
+    let empty: Vec<&String> = wanted
+        .iter()
+        .zip(&have)
+        .filter(|(_, have)| !**have)
+        .map(|(name, _)| name)
+        .collect();
+    let errors: Vec<String> = std::thread::scope(|scope| {
+        let made: Vec<_> = empty
+            .iter()
+            .map(|name| scope.spawn(|| make_one(pool, &dir, source, name)))
+            .collect();
+        made.into_iter()
+            .filter_map(|m| m.join().unwrap_or_else(|_| Err("panicked".into())).err())
+            .collect()
+    });
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
-    // Made under a temporary name and renamed: a spare is whole or absent.
-    let staged = dir.join(format!(".{wanted}.{}", std::process::id()));
+}
+
+/// Snapshots `source` into the spare `name` of `dir`: made under a
+/// temporary name and renamed, so a spare is whole or absent.
+fn make_one(pool: &Pool, dir: &Path, source: &Path, name: &str) -> Result<(), String> {
+    let staged = dir.join(format!(".{name}.{}", std::process::id()));
     let _ = pool.driver().delete(&staged);
     pool.driver()
         .snapshot(source, &staged, false)
         .map_err(|e| e.to_string())?;
     warm(&staged);
-    std::fs::rename(&staged, dir.join(&wanted)).map_err(|e| {
+    std::fs::rename(&staged, dir.join(name)).map_err(|e| {
         let _ = pool.driver().delete(&staged);
         e.to_string()
     })

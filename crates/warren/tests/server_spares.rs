@@ -1,0 +1,119 @@
+//! Spare roots (`warren_server::spares`): after a create every slot of its
+//! template is filled again, a burst of creates takes the ready roots (made
+//! before it began), and each of them is a root of its own.
+
+mod server_common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use server_common::{list_dir, Options, TestServer, ADMIN_KEY};
+use warren_server::spares::PER_TEMPLATE;
+
+/// The spare roots of `base` once every slot holds one (and nothing is
+/// half made), within a minute.
+async fn full_spares(dir: &Path) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut names = list_dir(dir);
+        names.sort();
+        let ready = names.len() == PER_TEMPLATE
+            && names.iter().all(|n| n.starts_with("base@"))
+            && (0..PER_TEMPLATE).all(|slot| names.iter().any(|n| n.ends_with(&format!("+{slot}"))));
+        if ready {
+            return names;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the spare roots of base were not refilled: {names:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The creation time of the subvolume at `path` as `btrfs subvolume show`
+/// prints it (`YYYY-MM-DD HH:MM:SS +ZZZZ`, ordered as text).
+fn created(path: &Path) -> String {
+    let out = Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(path)
+        .output()
+        .expect("btrfs subvolume show");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Creation time:"))
+        .unwrap_or_else(|| panic!("no creation time for {}", path.display()))
+        .trim()
+        .to_string()
+}
+
+/// Now, in `created`'s format.
+fn now() -> String {
+    let out = Command::new("date")
+        .arg("+%Y-%m-%d %H:%M:%S %z")
+        .output()
+        .expect("date");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into(), "--pool".into(), "base=0".into()],
+        ..Default::default()
+    })
+    .await;
+    let spares = server.state_dir.join("pool/spares");
+
+    // The first create starts the refill of every slot.
+    let first = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.sh(ADMIN_KEY, &first, "echo up").await.0, 0);
+    let before = full_spares(&spares).await;
+
+    // Spares made before `ready`; a create that snapshots is after it.
+    let ready = now();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let creates = (0..PER_TEMPLATE).map(|_| server.create(ADMIN_KEY, json!({})));
+    let ids: Vec<String> = futures::future::join_all(creates)
+        .await
+        .into_iter()
+        .map(|s| s["id"].as_str().expect("created").to_string())
+        .collect();
+    for id in &ids {
+        let made = created(&server.state_dir.join("pool/sandboxes").join(id));
+        assert!(
+            made <= ready,
+            "{id}'s root was made at {made}, after the burst began (spares ready at {ready}: {before:?})"
+        );
+    }
+
+    // Each root is a snapshot of its own: a file written in one is in no
+    // other, and the template's files are in all.
+    for id in &ids {
+        let (code, out) = server
+            .sh(ADMIN_KEY, id, &format!("echo {id} > /srv/mark-{id}"))
+            .await;
+        assert_eq!(code, 0, "{out}");
+    }
+    for id in &ids {
+        let (code, out) = server
+            .sh(ADMIN_KEY, id, "ls /srv; test -x /bin/sh && echo template")
+            .await;
+        assert_eq!(code, 0, "{out}");
+        assert_eq!(
+            out.split_whitespace().collect::<Vec<_>>(),
+            [format!("mark-{id}").as_str(), "template"],
+            "{id} sees another sandbox's files"
+        );
+    }
+
+    // And the slots are filled again.
+    let after = full_spares(&spares).await;
+    assert_eq!(after, before, "the same template volume, the same slots");
+}
