@@ -10,74 +10,36 @@
 //! Run: `scripts/bench.sh sandbox` (as root; builds release binaries).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UnixStream;
-use warren_bench::podman::{ensure_podman_image, PODMAN_IMAGE, PODMAN_RUN_ARGS};
-use warren_bench::{
-    env_usize, free_port, ms, print_compare, rss_anon_kib, wait_ready, warren_bin, Guard, Samples,
-};
+use warren_bench::podman::{ensure_podman_image, podman_first_answer};
+use warren_bench::server::{remove_network, unmount_pool, Api, BenchServer, ServerOptions};
+use warren_bench::{env_usize, meminfo_kib, ms, print_compare, rss_anon_kib, Samples};
 
 const KEY: &str = "bench-admin-key";
+const CGROUP_PARENT: &str = "warren-bench-sandbox";
+const NETWORK: (&str, &str) = ("wsb", "10.217.0.0/16");
 
-struct Server {
-    _guard: Guard,
-    base: String,
-    state: PathBuf,
-    http: reqwest::Client,
+/// What a create asks for: the defaults, without egress.
+fn body() -> Value {
+    json!({"network": {"egress": "deny"}})
 }
 
-impl Server {
-    async fn create(&self) -> anyhow::Result<String> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/sandboxes", self.base))
-            .bearer_auth(KEY)
-            .json(&json!({"network": {"egress": "deny"}}))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body: Value = resp.json().await?;
-        if status != 201 {
-            bail!("create answered {status}: {body}");
+/// A create timed until its first `processes/run` answers; the id.
+async fn create_until_first_run(api: &Api) -> anyhow::Result<(Duration, String)> {
+    match api.create_until_first_run(&body()).await {
+        (Ok(took), Some(id)) => Ok((took, id)),
+        (Err(e), id) => {
+            if let Some(id) = id {
+                let _ = api.delete(&id).await;
+            }
+            Err(e)
         }
-        Ok(body["id"].as_str().context("id")?.to_string())
-    }
-
-    async fn run_true(&self, id: &str) -> anyhow::Result<()> {
-        let resp = self
-            .http
-            .post(format!("{}/v1/sandboxes/{id}/processes/run", self.base))
-            .bearer_auth(KEY)
-            .json(&json!({"argv": ["true"]}))
-            .send()
-            .await?;
-        let status = resp.status();
-        let body = resp.bytes().await?;
-        if status != 200 {
-            bail!("run answered {status}: {}", String::from_utf8_lossy(&body));
-        }
-        Ok(())
-    }
-
-    async fn delete(&self, id: &str) -> anyhow::Result<()> {
-        self.http
-            .delete(format!("{}/v1/sandboxes/{id}", self.base))
-            .bearer_auth(KEY)
-            .send()
-            .await?;
-        Ok(())
-    }
-
-    async fn create_until_first_run(&self) -> anyhow::Result<(Duration, String)> {
-        let start = Instant::now();
-        let id = self.create().await?;
-        self.run_true(&id).await?;
-        Ok((start.elapsed(), id))
+        (Ok(_), None) => bail!("a create without an id"),
     }
 }
 
@@ -85,37 +47,34 @@ impl Server {
 async fn main() -> anyhow::Result<()> {
     let sequential = env_usize("BENCH_N", 40);
     let idle = env_usize("BENCH_IDLE", 100);
-    let state = PathBuf::from(format!("/var/tmp/warren-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&state)?;
-    let port = free_port();
-    let mut cmd = Command::new(warren_bin());
-    cmd.args(["server", "--listen", &format!("127.0.0.1:{port}")])
+    let state = std::env::var_os("WARREN_BENCH_SANDBOX_STATE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/lib/warren-bench-sandbox"));
+    let server = BenchServer::start(&ServerOptions {
+        state_dir: state.clone(),
+        cgroup_parent: CGROUP_PARENT.into(),
+        network: Some((NETWORK.0.into(), NETWORK.1.into())),
         // Cold starts: bench-scale times creates from the warm pool.
-        .args(["--pool", "base=0"])
-        .arg("--state-dir")
-        .arg(&state)
-        .env("WARREN_ADMIN_KEY", KEY);
-    let guard = Guard::spawn(cmd)?;
-    let http = reqwest::Client::builder().tcp_nodelay(true).build()?;
-    let base = format!("http://127.0.0.1:{port}");
-    wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(30)).await?;
-    let server = Server {
-        _guard: guard,
-        base,
-        state: state.clone(),
-        http,
-    };
-    let result = measure(&server, sequential, idle).await;
-    cleanup(&server).await;
+        extra_args: vec!["--pool".into(), "base=0".into()],
+        nofile: 65536,
+        admin_key: KEY.into(),
+    })
+    .await?;
+    let result = measure(&server.api, &state, sequential, idle).await;
+    let ids = server.api.list_ids().await.unwrap_or_default();
+    let (_, failed) = server.api.delete_all(ids, 8).await;
     drop(server);
-    release_pool(&state);
+    if failed == 0 {
+        remove_network(NETWORK.0);
+    }
+    unmount_pool(&state);
     result
 }
 
-async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Result<()> {
+async fn measure(server: &Api, state: &Path, sequential: usize, idle: usize) -> anyhow::Result<()> {
     // Warm-up: builds the base template (from the seed) and warms caches.
     for _ in 0..3 {
-        let (_, id) = server.create_until_first_run().await?;
+        let (_, id) = create_until_first_run(server).await?;
         server.delete(&id).await?;
     }
     ensure_podman_image()?;
@@ -126,17 +85,17 @@ async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Res
     // 1. Sequential create → first run, interleaved with podman.
     let (mut ours, mut podman) = (Samples::default(), Samples::default());
     for i in 0..sequential {
-        let (took, id) = server.create_until_first_run().await?;
+        let (took, id) = create_until_first_run(server).await?;
         ours.push(took);
         server.delete(&id).await?;
         if i < sequential.min(20) {
-            podman.push(podman_run()?);
+            podman.push(podman_first_answer()?);
         }
     }
     print_compare(
         "create → first run answers (sequential)",
         &ours,
-        "podman+runc run --rm",
+        "podman+runc run --rm, until echo prints",
         &podman,
     );
 
@@ -144,7 +103,7 @@ async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Res
     let (mut ours, mut podman) = (Samples::default(), Samples::default());
     for _ in 0..3 {
         let tasks: Vec<_> = (0..20)
-            .map(|_| async { server.create_until_first_run().await })
+            .map(|_| async { create_until_first_run(server).await })
             .collect();
         let results = futures::future::join_all(tasks).await;
         for r in results {
@@ -153,20 +112,22 @@ async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Res
             server.delete(&id).await?;
         }
     }
-    let handles: Vec<_> = (0..20).map(|_| std::thread::spawn(podman_run)).collect();
+    let handles: Vec<_> = (0..20)
+        .map(|_| std::thread::spawn(podman_first_answer))
+        .collect();
     for h in handles {
         podman.push(h.join().expect("podman thread")?);
     }
     print_compare(
         "create → first run answers (20 concurrent)",
         &ours,
-        "podman+runc run --rm",
+        "podman+runc run --rm, until echo prints",
         &podman,
     );
 
     // 3. Exec through the server vs on the agent's socket directly.
-    let id = server.create().await?;
-    let socket = server.state.join("run").join(&id).join("agent.sock");
+    let id = server.create(&body()).await?;
+    let socket = state.join("run").join(&id).join("agent.sock");
     let mut direct = AgentConn::connect(&socket).await?;
     let (mut via_server, mut via_agent) = (Samples::default(), Samples::default());
     for i in 0..1100 {
@@ -195,21 +156,21 @@ async fn measure(server: &Server, sequential: usize, idle: usize) -> anyhow::Res
 
     // 4. Host memory per idle sandbox.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let before = used_memory_kib()?;
+    let before = meminfo_kib("MemAvailable")?;
     let mut ids = Vec::new();
     for _ in 0..idle {
-        ids.push(server.create().await?);
+        ids.push(server.create(&body()).await?);
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let after = used_memory_kib()?;
+    let after = meminfo_kib("MemAvailable")?;
     let agents: u64 = ids
         .iter()
-        .filter_map(|id| agent_pid(&server.state, id))
+        .filter_map(|id| agent_pid(state, id))
         .filter_map(rss_anon_kib)
         .sum();
     println!(
-        "| host memory per idle sandbox ({idle} sandboxes) | {:.2} MiB (MemTotal-MemAvailable delta) | agents' private RSS {:.2} MiB each | | |",
-        (after.saturating_sub(before)) as f64 / idle as f64 / 1024.0,
+        "| host memory per idle sandbox ({idle} sandboxes) | {:.2} MiB (MemAvailable drop) | agents' private RSS {:.2} MiB each | | |",
+        (before.saturating_sub(after)) as f64 / idle as f64 / 1024.0,
         agents as f64 / ids.len().max(1) as f64 / 1024.0
     );
     for id in ids {
@@ -276,56 +237,4 @@ fn agent_pid(state: &Path, id: &str) -> Option<u32> {
         .trim()
         .parse()
         .ok()
-}
-
-/// MemTotal - MemAvailable, in KiB.
-fn used_memory_kib() -> anyhow::Result<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo")?;
-    let field = |name: &str| -> anyhow::Result<u64> {
-        info.lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .with_context(|| format!("{name} in /proc/meminfo"))
-    };
-    Ok(field("MemTotal:")? - field("MemAvailable:")?)
-}
-
-fn podman_run() -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    let status = Command::new("podman")
-        .args(PODMAN_RUN_ARGS)
-        .args([PODMAN_IMAGE, "true"])
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status()?;
-    let took = start.elapsed();
-    if !status.success() {
-        bail!("podman run failed: {status}");
-    }
-    Ok(took)
-}
-
-async fn cleanup(server: &Server) {
-    if let Ok(resp) = server
-        .http
-        .get(format!("{}/v1/sandboxes?limit=1000", server.base))
-        .bearer_auth(KEY)
-        .send()
-        .await
-    {
-        if let Ok(list) = resp.json::<Value>().await {
-            for item in list["items"].as_array().into_iter().flatten() {
-                if let Some(id) = item["id"].as_str() {
-                    let _ = server.delete(id).await;
-                }
-            }
-        }
-    }
-}
-
-/// Unmounts the benchmark's pool and removes its state directory.
-fn release_pool(state: &Path) {
-    let pool = state.join("pool");
-    let _ = Command::new("umount").arg(&pool).status();
-    let _ = std::fs::remove_dir_all(state);
 }
