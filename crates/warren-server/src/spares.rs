@@ -10,7 +10,8 @@
 //! own, and its inode change time): a template rebuilt or replaced has
 //! another key, and its stale spares are removed instead of used. A
 //! template has [`PER_TEMPLATE`] slots, so a burst of creates finds more
-//! than one. Taking is a `rename`, atomic, so two creates never get the
+//! than one, and takes start at slots in turn, so takes at once each find
+//! their own. Taking is a `rename`, atomic, so two creates never get the
 //! same spare; one that finds every slot empty snapshots. After a take (or
 //! a miss) a refill runs on a thread of its own, one at a time per
 //! template, and snapshots every empty slot at once: snapshots started
@@ -22,6 +23,7 @@
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use warren_runtime::storage::Pool;
@@ -38,6 +40,10 @@ pub struct Spares {
     /// Templates being refilled, each with whether a spare was taken (or
     /// missed) since its refill began, so that it runs once more.
     refilling: Arc<Mutex<HashMap<String, bool>>>,
+    /// The slot the next take tries first: takes at once start at
+    /// different slots, so each finds a spare of its own, and the spares
+    /// are used oldest first rather than the one just refilled.
+    next: Arc<AtomicUsize>,
 }
 
 impl Spares {
@@ -49,8 +55,11 @@ impl Spares {
             return false;
         };
         let dir = dir(pool);
-        let taken = (0..PER_TEMPLATE)
-            .any(|slot| std::fs::rename(dir.join(slot_name(template, &key, slot)), rootfs).is_ok());
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let taken = (first..first + PER_TEMPLATE).any(|slot| {
+            let spare = dir.join(slot_name(template, &key, slot % PER_TEMPLATE));
+            std::fs::rename(spare, rootfs).is_ok()
+        });
         self.refill(pool, template, source, key);
         taken
     }

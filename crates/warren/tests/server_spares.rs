@@ -1,11 +1,12 @@
 //! Spare roots (`warren_server::spares`): after a create every slot of its
-//! template is filled again, a burst of creates takes the ready roots (made
-//! before it began), and each of them is a root of its own.
+//! template is filled again, a burst of creates takes the roots that were
+//! ready, and each of them is a root of its own.
 
 mod server_common;
 
+use std::collections::BTreeSet;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -33,30 +34,12 @@ async fn full_spares(dir: &Path) -> Vec<String> {
     }
 }
 
-/// The creation time of the subvolume at `path` as `btrfs subvolume show`
-/// prints it (`YYYY-MM-DD HH:MM:SS +ZZZZ`, ordered as text).
-fn created(path: &Path) -> String {
-    let out = Command::new("btrfs")
-        .args(["subvolume", "show"])
-        .arg(path)
-        .output()
-        .expect("btrfs subvolume show");
-    assert!(out.status.success(), "{out:?}");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("Creation time:"))
-        .unwrap_or_else(|| panic!("no creation time for {}", path.display()))
-        .trim()
-        .to_string()
-}
-
-/// Now, in `created`'s format.
-fn now() -> String {
-    let out = Command::new("date")
-        .arg("+%Y-%m-%d %H:%M:%S %z")
-        .output()
-        .expect("date");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
+/// The device number of the volume at `path`: each btrfs subvolume has its
+/// own, and keeps it when renamed.
+fn volume_dev(path: &Path) -> u64 {
+    std::fs::metadata(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .dev()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -76,22 +59,23 @@ async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
     assert_eq!(server.sh(ADMIN_KEY, &first, "echo up").await.0, 0);
     let before = full_spares(&spares).await;
 
-    // Spares made before `ready`; a create that snapshots is after it.
-    let ready = now();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The burst takes exactly those spares (not snapshots of its own, nor
+    // the spares refilled meanwhile).
+    let spare_devs: BTreeSet<u64> = before.iter().map(|n| volume_dev(&spares.join(n))).collect();
     let creates = (0..PER_TEMPLATE).map(|_| server.create(ADMIN_KEY, json!({})));
     let ids: Vec<String> = futures::future::join_all(creates)
         .await
         .into_iter()
         .map(|s| s["id"].as_str().expect("created").to_string())
         .collect();
-    for id in &ids {
-        let made = created(&server.state_dir.join("pool/sandboxes").join(id));
-        assert!(
-            made <= ready,
-            "{id}'s root was made at {made}, after the burst began (spares ready at {ready}: {before:?})"
-        );
-    }
+    let root_devs: BTreeSet<u64> = ids
+        .iter()
+        .map(|id| volume_dev(&server.state_dir.join("pool/sandboxes").join(id)))
+        .collect();
+    assert_eq!(
+        root_devs, spare_devs,
+        "the burst's roots are not the spares that were ready ({before:?})"
+    );
 
     // Each root is a snapshot of its own: a file written in one is in no
     // other, and the template's files are in all.
@@ -113,7 +97,10 @@ async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
         );
     }
 
-    // And the slots are filled again.
+    // And the slots are filled again, with new volumes.
     let after = full_spares(&spares).await;
     assert_eq!(after, before, "the same template volume, the same slots");
+    for name in &after {
+        assert!(!spare_devs.contains(&volume_dev(&spares.join(name))));
+    }
 }
