@@ -97,7 +97,7 @@ pub struct Node {
     run_root: PathBuf,
     warren_binary: PathBuf,
     extra_ca: Option<String>,
-    /// Roots snapshotted ahead of time, one per template in use.
+    /// Roots snapshotted ahead of time for each template in use.
     spares: crate::spares::Spares,
 }
 
@@ -123,6 +123,12 @@ impl Node {
             extra_ca: None,
             spares: crate::spares::Spares::default(),
         })
+    }
+
+    /// The count of creates in flight, which spare-root refills wait out
+    /// (the server's create path holds it up: [`crate::sandboxes`]).
+    pub fn creates_in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
+        self.spares.in_flight()
     }
 
     /// Hands every sandbox and template build these extra CA certificates

@@ -16,8 +16,10 @@
 //! a miss) a refill runs on a thread of its own, one at a time per
 //! template, and snapshots every empty slot at once: snapshots started
 //! together share one btrfs transaction commit, the cost that grows with
-//! the number of sandboxes alive. A take during a refill makes it run
-//! again when it ends. Spares survive a restart and are used after it if
+//! the number of sandboxes alive. A refill first waits (a second at most)
+//! for the creates in flight to finish, so that its commit does not hold
+//! up their own disk writes. A take during a refill makes it run again
+//! when it ends. Spares survive a restart and are used after it if
 //! their template is unchanged.
 
 use std::collections::HashMap;
@@ -25,6 +27,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use warren_runtime::storage::Pool;
 
@@ -44,9 +47,22 @@ pub struct Spares {
     /// different slots, so each finds a spare of its own, and the spares
     /// are used oldest first rather than the one just refilled.
     next: Arc<AtomicUsize>,
+    /// Creates in flight (counted by the server's create path): a refill
+    /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
+    /// commit does not land in the middle of a create's own disk writes.
+    in_flight: Arc<AtomicUsize>,
 }
 
+/// Longest a refill waits for the creates in flight to finish.
+const QUIET_WAIT: Duration = Duration::from_secs(1);
+
 impl Spares {
+    /// The count of creates in flight that refills wait out; the create
+    /// path holds it up while it runs.
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
+    }
+
     /// Moves a spare root of `template` (whose volume is `source`) to
     /// `rootfs`; false when there is none (the caller snapshots), and a
     /// refill starts either way.
@@ -82,6 +98,7 @@ impl Spares {
         let spawned = std::thread::Builder::new()
             .name("spare-root".into())
             .spawn(move || loop {
+                this.wait_quiet();
                 if let Err(e) = make(&pool, &name, &source, &key) {
                     tracing::debug!(template = name, error = %e, "making spare roots");
                 }
@@ -99,6 +116,14 @@ impl Spares {
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
                 .remove(template);
+        }
+    }
+
+    /// Waits until no create is in flight, for at most [`QUIET_WAIT`].
+    fn wait_quiet(&self) {
+        let deadline = Instant::now() + QUIET_WAIT;
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(2));
         }
     }
 }

@@ -91,7 +91,7 @@ impl Sandboxes {
             inner: Arc::new(Inner {
                 agent,
                 in_flight: concurrency::TenantCounts::default(),
-                pools: pool::Pools::new(pools),
+                pools: pool::Pools::new(pools).counting_in(node.creates_in_flight()),
                 store,
                 registry,
                 node,

@@ -29,7 +29,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use http::Method;
@@ -76,8 +76,8 @@ pub(crate) struct Pools {
     state: Mutex<State>,
     wake: tokio::sync::Notify,
     /// Creates in flight (from the pool or not): the refiller waits for
-    /// them to finish.
-    creating: AtomicUsize,
+    /// them to finish, and so do the node's spare roots.
+    creating: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -107,6 +107,13 @@ impl Pools {
         let pools = Pools::default();
         pools.lock().sizes = sizes.into_iter().filter(|(_, n)| *n > 0).collect();
         pools
+    }
+
+    /// Counts creates in flight in `counter` (shared with the node's spare
+    /// roots) instead of a count of its own.
+    pub fn counting_in(mut self, counter: Arc<AtomicUsize>) -> Self {
+        self.creating = counter;
+        self
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
