@@ -407,7 +407,9 @@ impl Runtime for NamespaceRuntime {
         };
         self.cgroups.kill_all(id).map_err(cgroup("kill"))?;
         if let Some(init) = init {
-            if !wait_exited(&init, crate::cgroups::KILL_TIMEOUT) {
+            // A pidfd is readable once its process has exited.
+            let exited = wait_readable(init.as_raw_fd(), crate::cgroups::KILL_TIMEOUT);
+            if !exited.unwrap_or(false) {
                 tracing::warn!(id, "the init outlived its emptied cgroup");
             }
         }
@@ -586,32 +588,6 @@ fn pidfd(pid: i32) -> std::io::Result<OwnedFd> {
     }
     // SAFETY: pidfd_open returned a new fd that nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
-}
-
-/// Waits until the process of `pidfd` has exited (a zombie or gone), for at
-/// most `timeout`; whether it has.
-fn wait_exited(pidfd: &OwnedFd, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let mut pfd = libc::pollfd {
-            fd: pidfd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; a pidfd is readable once its process
-        // has exited.
-        let ready =
-            unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-        if ready > 0 {
-            return true;
-        }
-        let interrupted =
-            ready < 0 && std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted;
-        if !interrupted || left.is_zero() {
-            return false;
-        }
-    }
 }
 
 /// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.
