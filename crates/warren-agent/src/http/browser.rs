@@ -14,7 +14,9 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as CdpMessage;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::agent::RawBytes;
 use warren_api::desktop::{
     BrowserClickRequest, BrowserFillRequest, BrowserNavigateRequest, BrowserPage, BrowserSnapshot,

@@ -2,7 +2,9 @@
 //! processes the agent starts (the server sets a pooled sandbox's `envs`
 //! through it when it hands the sandbox to its owner).
 
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::agent::Environment;
 use warren_api::extract::Json;
 use warren_api::Problem;

@@ -14,7 +14,9 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::agent::{
     DeleteQuery, EditRequest, FileList, FileStat, FileWritten, MoveRequest, PathQuery, RawBytes,
     WatchEvent, WatchQuery, WriteQuery,

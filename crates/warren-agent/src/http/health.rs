@@ -1,6 +1,8 @@
 //! `GET /v1/health`.
 
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::agent::Health;
 use warren_api::extract::Json;
 

@@ -13,11 +13,13 @@
 //!
 //! Handlers parse, call the domain ([`crate::process`], [`crate::files`]) and
 //! render; they hold no logic of their own. The OpenAPI document is collected
-//! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`.
+//! from the handlers' `#[utoipa::path]` attributes by `utoipa-axum`, and only
+//! when it is asked for ([`doc`]): the serving router is built without it.
 
 pub mod auth;
 pub mod browser;
 pub mod desktop;
+mod doc;
 pub mod environment;
 pub mod files;
 pub mod health;
@@ -48,10 +50,16 @@ use crate::AppState;
 )]
 struct ApiDoc;
 
-/// The routes and the OpenAPI document they describe.
+/// The routes and the OpenAPI document they describe (only their paths and
+/// methods unless built inside [`doc::documented`]).
 fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let body_limit = state.config.limits.max_json_body;
-    let (router, api) = OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let base = if doc::documenting() {
+        ApiDoc::openapi()
+    } else {
+        utoipa::openapi::OpenApi::default()
+    };
+    let (router, api) = OpenApiRouter::with_openapi(base)
         .merge(health::routes())
         .merge(environment::routes())
         .merge(processes::routes())
@@ -75,25 +83,23 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     (router, api)
 }
 
-/// The agent's router, with `/v1/openapi.json` served from the same document.
-/// The document is made again and serialized on its first request, not kept
-/// from start-up: it is the largest thing on an idle agent's heap (every
-/// route's schemas), and a sandbox's agent should answer its first command
-/// as soon as it can.
+/// The agent's router, with `/v1/openapi.json`. The router is built without
+/// the OpenAPI descriptions of its routes ([`doc`]): a sandbox's agent
+/// answers its first command sooner, and an idle agent does not keep the
+/// document. The document is made and serialized on its first request.
 pub fn router(state: AppState) -> Router {
-    let (router, api) = parts(state.clone());
-    drop(api);
-    trim_heap();
+    let (router, _) = parts(state.clone());
     let json = std::sync::Arc::new(std::sync::OnceLock::<String>::new());
     router.route(
         "/v1/openapi.json",
         axum::routing::get(move || async move {
             let json = json
                 .get_or_init(|| {
-                    parts(state.clone())
-                        .1
-                        .to_pretty_json()
-                        .expect("OpenAPI document serializes")
+                    let api = doc::documented(|| parts(state.clone()).1);
+                    let json = api.to_pretty_json().expect("OpenAPI document serializes");
+                    drop(api);
+                    trim_heap();
+                    json
                 })
                 .clone();
             ([(http::header::CONTENT_TYPE, "application/json")], json)
@@ -102,7 +108,7 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Gives the memory freed so far back to the kernel: what building the
-/// router allocated and dropped would otherwise stay in every idle agent.
+/// document allocated and dropped would otherwise stay in the agent.
 fn trim_heap() {
     // SAFETY: malloc_trim only releases free heap memory; it takes no
     // pointers.
@@ -119,5 +125,5 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
         .enable_all()
         .build()
         .expect("tokio runtime");
-    rt.block_on(async { parts(AppState::new(config)).1 })
+    rt.block_on(async { doc::documented(|| parts(AppState::new(config)).1) })
 }

@@ -11,7 +11,9 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::agent::{
     ProcessInfo, ProcessList, ResizeRequest, RunRequest, RunResponse, SignalRequest, StartRequest,
     StdinRequest,

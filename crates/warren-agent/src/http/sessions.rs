@@ -12,7 +12,9 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::{router::OpenApiRouter, routes};
+use utoipa_axum::router::OpenApiRouter;
+
+use super::doc::routes;
 use warren_api::extract::{Json, Query};
 use warren_api::session::{
     AgentInfo, AgentKind, AgentList, CreateSession, Event, EventPage, InstallEvent,
