@@ -103,7 +103,18 @@ pub struct Started {
 pub trait Runtime: Send + Sync + 'static {
     /// Starts the sandbox and returns once its agent accepts connections on
     /// `spec.run_dir/agent.sock`.
-    fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError>;
+    fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError> {
+        self.start_reporting(spec, &mut |_| {})
+    }
+    /// [`Runtime::start`], calling `init_exists` with the host pid of the
+    /// sandbox's PID 1 as soon as it exists, before its agent is ready (the
+    /// server records the sandbox as running meanwhile). A start that fails
+    /// after that call removes the sandbox as any failed start does.
+    fn start_reporting(
+        &self,
+        spec: &SandboxSpec,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, RuntimeError>;
     /// Kills every process of the sandbox and removes its cgroups and mounts.
     /// Stopping a sandbox that is not running is not an error.
     fn stop(&self, id: &str) -> Result<(), RuntimeError>;

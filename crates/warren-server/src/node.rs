@@ -258,9 +258,15 @@ impl Node {
         Ok(self.runtime.set_resources(id, resources)?)
     }
 
-    /// Starts a prepared sandbox.
-    pub fn start(&self, spec: &SandboxSpec) -> Result<Started, NodeError> {
-        Ok(self.runtime.start(spec)?)
+    /// Starts a prepared sandbox; `init_exists` gets its init's host pid as
+    /// soon as there is one, before the agent is ready
+    /// ([`Runtime::start_reporting`](warren_runtime::Runtime::start_reporting)).
+    pub fn start(
+        &self,
+        spec: &SandboxSpec,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, NodeError> {
+        Ok(self.runtime.start_reporting(spec, init_exists)?)
     }
 
     /// Stops a sandbox's processes; its disk is kept.

@@ -290,7 +290,11 @@ impl Runtime for NamespaceRuntime {
         }
     }
 
-    fn start(&self, spec: &SandboxSpec) -> Result<Started, RuntimeError> {
+    fn start_reporting(
+        &self,
+        spec: &SandboxSpec,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, RuntimeError> {
         let resources = validate_resources(&spec.resources)?;
         let start_error = |stage: &str, reason: String| RuntimeError::Start {
             id: spec.id.clone(),
@@ -360,6 +364,7 @@ impl Runtime for NamespaceRuntime {
             }
         }
         let set_up = begun.elapsed();
+        init_exists(pid);
         let ready = ready.expect("a started helper has a readiness channel");
         if let Err(reason) = wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
             let log = log_tail(&spec.run_dir.join(AGENT_LOG));

@@ -492,7 +492,7 @@ impl Sandboxes {
                 NetworkPolicy::deny(),
             )?;
             node.limit_disk(&sandbox, disk_mb)?;
-            node.start(&spec)
+            node.start(&spec, &mut |_| {})
         })
         .await;
         let started = match made {

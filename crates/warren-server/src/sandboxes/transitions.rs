@@ -115,11 +115,13 @@ impl Sandboxes {
         }
         let ensured = started.elapsed();
         let t = Instant::now();
-        if !self.inner.store.insert_sandbox(&record).await? {
+        // The quota check and the insert have run; their commit goes to disk
+        // while the sandbox starts, and is awaited before the answer.
+        let Some(inserting) = self.inner.store.insert_sandbox_early(&record).await? else {
             return Err(self
                 .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
                 .await);
-        }
+        };
         let entry =
             self.inner
                 .registry
@@ -127,7 +129,14 @@ impl Sandboxes {
         entry.set_options(record.auto_checkpoint, record.auto_wake);
         let _op = entry.ops.lock().await;
         tracing::debug!(id = %record.id, ?ensured, inserted = ?t.elapsed(), "create phases before boot");
-        match self.boot_new(&record, seed.as_ref()).await {
+        let (booted, committed) =
+            tokio::join!(self.boot_new(&record, seed.as_ref()), inserting.committed());
+        let booted = match (booted, committed) {
+            (booted, Ok(())) => booted,
+            (Ok(_), Err(e)) => Err(e.into()),
+            (Err(e), Err(_)) => Err(e),
+        };
+        match booted {
             Ok(pid) => {
                 record.state = StoredState::Running;
                 record.pid = Some(pid);
@@ -151,7 +160,9 @@ impl Sandboxes {
     }
 
     /// Makes the disk, starts the sandbox, records it as running and starts
-    /// its template's start command ([`super::startup`]).
+    /// its template's start command ([`super::startup`]). The running state
+    /// is committed while the agent comes up: the runtime reports the init's
+    /// pid before it waits for the agent, and both are awaited here.
     pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network, disk_mb) = (
@@ -163,25 +174,52 @@ impl Sandboxes {
             record.network.clone(),
             record.disk_mb,
         );
-        let begun = Instant::now();
-        let (started, prepared, limited) = blocking("start", move || {
+        let (init_tx, init_rx) = tokio::sync::oneshot::channel();
+        let start = blocking("start", move || {
+            let begun = Instant::now();
             let t = Instant::now();
             let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
             let prepared = t.elapsed();
             let t = Instant::now();
             node.limit_disk(&id, disk_mb)?;
             let limited = t.elapsed();
-            node.start(&spec)
-                .map(|started| (started, prepared, limited))
-        })
-        .await?;
-        let blocking_took = begun.elapsed();
-        let t = Instant::now();
-        self.inner
-            .store
-            .set_state(&record.id, StoredState::Running, Some(started.pid))
-            .await?;
-        let set_state = t.elapsed();
+            let mut init_tx = Some(init_tx);
+            node.start(&spec, &mut |pid| {
+                if let Some(tx) = init_tx.take() {
+                    let _ = tx.send((pid, Instant::now()));
+                }
+            })
+            .map(|started| (started, prepared, limited, begun.elapsed()))
+        });
+        // Committed while the agent starts; awaited before any answer (a
+        // failed start after it is cleaned up by the caller, whose writes
+        // come after this one).
+        let record_running = async {
+            let (pid, reported) = init_rx.await.ok()?;
+            let result = self
+                .inner
+                .store
+                .set_state(&record.id, StoredState::Running, Some(pid))
+                .await;
+            Some((result, reported.elapsed()))
+        };
+        let (started, recorded) = tokio::join!(start, record_running);
+        let (started, prepared, limited, blocking_took) = started?;
+        let set_state = match recorded {
+            Some((result, took)) => {
+                result?;
+                took
+            }
+            // Only a runtime that never reports its init gets here.
+            None => {
+                let t = Instant::now();
+                self.inner
+                    .store
+                    .set_state(&record.id, StoredState::Running, Some(started.pid))
+                    .await?;
+                t.elapsed()
+            }
+        };
         let t = Instant::now();
         self.launch_start_command(&record.id, &record.template)
             .await;

@@ -61,7 +61,27 @@ impl Write {
     }
 }
 
-type Reply = oneshot::Sender<Result<u64, StoreError>>;
+/// Where a write's outcome goes: the rows it changed once its batch is
+/// committed, and, if asked for, the same count as soon as its statement
+/// ran (`None` if it failed), ahead of the commit.
+struct Reply {
+    ran: Option<oneshot::Sender<Option<u64>>>,
+    committed: oneshot::Sender<Result<u64, StoreError>>,
+}
+
+impl Reply {
+    fn send(self, result: Result<u64, StoreError>) {
+        let _ = self.committed.send(result);
+    }
+}
+
+/// A write whose statement has run and whose commit is under way.
+pub(super) struct Running {
+    /// Rows its statement changed.
+    pub rows: u64,
+    /// Answers once the write's batch is committed (or failed to).
+    pub committed: oneshot::Receiver<Result<u64, StoreError>>,
+}
 
 /// The queue of writes and the task that commits them; cheap to clone.
 #[derive(Clone)]
@@ -80,11 +100,43 @@ impl Batcher {
 
     /// Commits `write` (with whatever else is waiting); the rows it changed.
     pub async fn write(&self, write: Write) -> Result<u64, StoreError> {
-        let (reply, answer) = oneshot::channel();
+        let (committed, answer) = oneshot::channel();
+        let reply = Reply {
+            ran: None,
+            committed,
+        };
         self.queue
             .send((write, reply))
             .map_err(|_| StoreError::Closed)?;
         answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `write` and answers as soon as its statement has run, before
+    /// its batch is committed: the caller starts work that depends on the
+    /// outcome (a quota check) while the commit goes to disk, and awaits
+    /// [`Running::committed`] before acknowledging anything.
+    pub async fn write_early(&self, write: Write) -> Result<Running, StoreError> {
+        let (ran_tx, ran) = oneshot::channel();
+        let (committed, answer) = oneshot::channel();
+        let reply = Reply {
+            ran: Some(ran_tx),
+            committed,
+        };
+        self.queue
+            .send((write, reply))
+            .map_err(|_| StoreError::Closed)?;
+        match ran.await {
+            Ok(Some(rows)) => Ok(Running {
+                rows,
+                committed: answer,
+            }),
+            // The statement failed (or the batcher is gone): its error is
+            // the commit's answer.
+            Ok(None) | Err(_) => match answer.await {
+                Ok(Err(e)) => Err(e),
+                Ok(Ok(_)) | Err(_) => Err(StoreError::Closed),
+            },
+        }
     }
 }
 
@@ -110,22 +162,22 @@ fn answer(events: &Hub, reply: Reply, result: Result<Applied, StoreError>) {
         }
         applied.rows
     });
-    let _ = reply.send(result);
+    reply.send(result);
 }
 
 /// Commits `batch` in one transaction and answers every write.
-async fn commit(pool: &SqlitePool, events: &Hub, batch: Vec<(Write, Reply)>) {
+async fn commit(pool: &SqlitePool, events: &Hub, mut batch: Vec<(Write, Reply)>) {
     let mut conn = match pool.acquire().await {
         Ok(conn) => conn,
         Err(e) => {
             let e = Arc::new(e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Batch(e.clone())));
+                reply.send(Err(StoreError::Batch(e.clone())));
             }
             return;
         }
     };
-    if batch.len() == 1 {
+    if batch.len() == 1 && batch[0].1.ran.is_none() {
         let (write, reply) = batch.into_iter().next().expect("one write");
         // Outside a transaction: the statement is committed as it returns.
         answer(events, reply, write.execute(&mut conn).await);
@@ -135,13 +187,17 @@ async fn commit(pool: &SqlitePool, events: &Hub, batch: Vec<(Write, Reply)>) {
     if let Err(e) = began {
         let e = Arc::new(e);
         for (_, reply) in batch {
-            let _ = reply.send(Err(StoreError::Batch(e.clone())));
+            reply.send(Err(StoreError::Batch(e.clone())));
         }
         return;
     }
     let mut results = Vec::with_capacity(batch.len());
-    for (write, _) in &batch {
-        results.push(write.execute(&mut conn).await);
+    for (write, reply) in &mut batch {
+        let result = write.execute(&mut conn).await;
+        if let Some(ran) = reply.ran.take() {
+            let _ = ran.send(result.as_ref().ok().map(|applied| applied.rows));
+        }
+        results.push(result);
     }
     match sqlx::query("COMMIT").execute(&mut *conn).await {
         Ok(_) => {
@@ -156,7 +212,7 @@ async fn commit(pool: &SqlitePool, events: &Hub, batch: Vec<(Write, Reply)>) {
             tracing::error!(error = %e, writes = batch.len(), "committing a batch of writes failed");
             let e = Arc::new(e);
             for (_, reply) in batch {
-                let _ = reply.send(Err(StoreError::Batch(e.clone())));
+                reply.send(Err(StoreError::Batch(e.clone())));
             }
         }
     }
@@ -336,6 +392,70 @@ mod tests {
                 assert!(row.is_none(), "an acknowledged delete of {id}");
             }
         }
+        other.close().await;
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn an_early_insert_answers_its_quota_check_then_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let store = Store::open(&path).await.unwrap();
+        let quotas = Quotas {
+            max_sandboxes: Some(2),
+            ..Quotas::default()
+        };
+        assert!(store.insert_tenant("ten_w", "w", quotas, 1).await.unwrap());
+        // Early inserts of one tenant at once, with plain writes in between:
+        // exactly the quota's worth is accepted, and each accepted one
+        // commits.
+        let inserts = (0..6).map(|i| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                let id = format!("sbx_w{i}");
+                if i % 3 == 2 {
+                    store
+                        .set_state("sbx_none", StoredState::Running, None)
+                        .await?;
+                    return Ok(None);
+                }
+                match store.insert_sandbox_early(&record(&id, "ten_w")).await? {
+                    Some(inserting) => {
+                        inserting.committed().await?;
+                        Ok(Some(id))
+                    }
+                    None => Ok::<_, super::super::StoreError>(None),
+                }
+            })
+        });
+        let mut accepted = Vec::new();
+        for task in inserts {
+            if let Some(id) = task.await.unwrap().unwrap() {
+                accepted.push(id);
+            }
+        }
+        assert_eq!(accepted.len(), 2, "{accepted:?}");
+        // A refused one wrote nothing; an accepted one is durable: another
+        // connection sees exactly the accepted rows.
+        let other = Store::open(&path).await.unwrap();
+        for i in 0..6 {
+            let id = format!("sbx_w{i}");
+            assert_eq!(
+                other.sandbox(&id).await.unwrap().is_some(),
+                accepted.contains(&id),
+                "{id}"
+            );
+        }
+        // A statement that fails answers with its error, not a count: the
+        // same id twice breaks the primary key.
+        assert!(store
+            .insert_tenant("ten_d", "d", Quotas::default(), 1)
+            .await
+            .unwrap());
+        let first = store.insert_sandbox_early(&record("sbx_d", "ten_d")).await;
+        first.unwrap().expect("no quota").committed().await.unwrap();
+        let again = store.insert_sandbox_early(&record("sbx_d", "ten_d")).await;
+        assert!(again.is_err(), "a duplicate id is an error");
         other.close().await;
         store.close().await;
     }

@@ -26,7 +26,7 @@ use crate::events::Hub;
 pub use checkpoints::{CheckpointFilter, CheckpointRecord, PatchRecord};
 pub use e2b::E2bRecord;
 pub use previews::PreviewRecord;
-pub use sandboxes::{SandboxFilter, SandboxRecord, StoredState};
+pub use sandboxes::{Inserting, SandboxFilter, SandboxRecord, StoredState};
 pub use tenants::{KeyRecord, Quotas, TenantRecord, Usage};
 
 /// Failures of the store. Every one is a server-side problem (500 at the

@@ -287,6 +287,25 @@ impl Store {
         Ok(inserted == 1)
     }
 
+    /// [`Store::insert_sandbox`] that answers once the quota check and the
+    /// insert have run, before they are committed: `Ok(None)` if the tenant
+    /// is at a quota, else the commit to await ([`Inserting::committed`])
+    /// before the sandbox is acknowledged. A create starts the sandbox
+    /// meanwhile; if the server dies first, the sandbox has no row and
+    /// reconciliation removes it as an orphan.
+    pub async fn insert_sandbox_early(
+        &self,
+        s: &SandboxRecord,
+    ) -> Result<Option<Inserting>, StoreError> {
+        let running = self
+            .batch
+            .write_early(super::batch::Write::InsertSandbox(Box::new(s.clone())))
+            .await?;
+        Ok((running.rows == 1).then_some(Inserting {
+            committed: running.committed,
+        }))
+    }
+
     /// Moves a stopped or failed sandbox to `running` ahead of starting it,
     /// unless that would put its tenant over quota: `Ok(false)` then.
     pub async fn reserve_start(&self, id: &str) -> Result<bool, StoreError> {
@@ -477,6 +496,20 @@ impl Store {
             .into_iter()
             .filter_map(|(state, n)| StoredState::parse(&state).map(|s| (s, n)))
             .collect())
+    }
+}
+
+/// A sandbox's row inserted and on its way to disk
+/// ([`Store::insert_sandbox_early`]).
+pub struct Inserting {
+    committed: tokio::sync::oneshot::Receiver<Result<u64, StoreError>>,
+}
+
+impl Inserting {
+    /// Waits until the row is committed (durable), or its commit failed.
+    pub async fn committed(self) -> Result<(), StoreError> {
+        self.committed.await.map_err(|_| StoreError::Closed)??;
+        Ok(())
     }
 }
 
