@@ -224,9 +224,13 @@ fn make_one(pool: &Pool, dir: &Path, source: &Path, name: &str) -> Result<(), St
     })
 }
 
-/// Files of a root read ahead: what every sandbox reads first (the agent's
-/// loader and libraries, then a shell and `true`).
-const WARM: [&str; 10] = [
+/// Files of a root read ahead: what every sandbox reads first (its init
+/// reads `/etc/hosts` to name the host, and the image's CA store when the
+/// server hands out extra certificates; the agent's loader and libraries,
+/// then a shell and `true`).
+const WARM: [&str; 12] = [
+    "etc/hosts",
+    "etc/ssl/certs/ca-certificates.crt",
     "etc/ld.so.cache",
     "lib64/ld-linux-x86-64.so.2",
     "lib/x86_64-linux-gnu/libc.so.6",
