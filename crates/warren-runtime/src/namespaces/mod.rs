@@ -26,19 +26,21 @@ pub use child::USER_COUNT_LIMITS;
 pub use resources::validate_resources;
 pub mod init;
 mod mounts;
+mod process;
 pub mod seccomp;
 mod staging;
 pub mod zygote;
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use self::process::{is_live_init, namespace_pids, peer_pid, pidfd, read_line, wait_readable};
 use crate::cgroups::{self, Backend};
 use crate::network::Network;
 use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
@@ -584,89 +586,6 @@ fn validate_id(id: &str) -> Result<(), String> {
     }
 }
 
-/// A pidfd of `pid` (`ESRCH` when there is no such process).
-fn pidfd(pid: i32) -> std::io::Result<OwnedFd> {
-    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
-    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
-    if raw < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: pidfd_open returned a new fd that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
-}
-
-/// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.
-fn is_live_init(pid: i32) -> bool {
-    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
-        return false;
-    };
-    let mut nspid_is_init = false;
-    let mut alive = false;
-    for line in status.lines() {
-        if let Some(rest) = line.strip_prefix("NSpid:") {
-            let ids: Vec<&str> = rest.split_whitespace().collect();
-            nspid_is_init = ids.len() >= 2 && ids.last() == Some(&"1");
-        } else if let Some(rest) = line.strip_prefix("State:") {
-            alive = !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'));
-        }
-    }
-    nspid_is_init && alive
-}
-
-/// Reads one line from `fd`, giving up after `timeout`.
-fn read_line(fd: OwnedFd, timeout: Duration) -> std::io::Result<String> {
-    let deadline = Instant::now() + timeout;
-    let mut file = std::fs::File::from(fd);
-    let mut line = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = line.iter().position(|&b| b == b'\n') {
-            line.truncate(end);
-            return String::from_utf8(line).map_err(std::io::Error::other);
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !wait_readable(file.as_raw_fd(), left)? {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no report in time",
-            ));
-        }
-        match file.read(&mut buf)? {
-            0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the helper exited without a report",
-                ))
-            }
-            n => line.extend_from_slice(&buf[..n]),
-        }
-    }
-}
-
-/// Polls `fd` for input for at most `timeout`; true if readable (or closed).
-fn wait_readable(fd: i32, timeout: Duration) -> std::io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    let ts = libc::timespec {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_nsec: timeout.subsec_nanos() as libc::c_long,
-    };
-    loop {
-        // SAFETY: one valid pollfd and a valid timespec, no signal mask.
-        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
-        if rc >= 0 {
-            return Ok(rc > 0);
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-    }
-}
-
 /// Waits until the agent signals on `ready` that it accepts connections
 /// on `socket` (one byte; end-of-file means every holder of the channel's
 /// other end, the agent last, is gone), then checks that the socket's
@@ -699,44 +618,6 @@ fn wait_for_agent(
         )),
         Err(e) => Err(format!("reading the peer of {}: {e}", socket.display())),
     }
-}
-
-/// Pid of the process that listens on the other end of a unix connection.
-fn peer_pid(connection: BorrowedFd<'_>) -> std::io::Result<i32> {
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size is `len`.
-    let rc = unsafe {
-        libc::getsockopt(
-            connection.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&mut cred as *mut libc::ucred).cast(),
-            &mut len,
-        )
-    };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(cred.pid)
-}
-
-/// The last lines of the agent's log, for error messages.
-/// `pid`'s ids in each pid namespace it is in, outermost first (the
-/// `NSpid` line of `/proc/<pid>/status`); `pid` may be `self`.
-fn namespace_pids(pid: &str) -> std::io::Result<Vec<i32>> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix("NSpid:"))
-        .ok_or_else(|| std::io::Error::other("no NSpid line"))?;
-    line.split_whitespace()
-        .map(|p| p.parse().map_err(std::io::Error::other))
-        .collect()
 }
 
 /// Most bytes of `agent.log` quoted in a start error.
@@ -795,13 +676,6 @@ mod tests {
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&log, &link).unwrap();
         assert!(log_tail(&link).starts_with("(unreadable"));
-    }
-
-    #[test]
-    fn our_own_pid_namespaces_are_read() {
-        // The innermost namespace's id is the one getpid answers.
-        let pids = namespace_pids("self").unwrap();
-        assert_eq!(pids.last().copied(), Some(std::process::id() as i32));
     }
 
     #[test]

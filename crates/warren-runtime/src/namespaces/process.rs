@@ -1,0 +1,139 @@
+//! Host-side helpers on processes and descriptors: pidfds, the `NSpid` and
+//! `State` lines of `/proc/<pid>/status`, a unix socket's peer, and reads
+//! that give up after a timeout.
+
+use std::io::Read;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::time::{Duration, Instant};
+
+/// A pidfd of `pid` (`ESRCH` when there is no such process).
+pub(super) fn pidfd(pid: i32) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags; the fd is owned below.
+    let raw = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if raw < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: pidfd_open returned a new fd that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw as i32) })
+}
+
+/// Whether host pid `pid` is PID 1 of its own pid namespace and not a zombie.
+pub(super) fn is_live_init(pid: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    let mut nspid_is_init = false;
+    let mut alive = false;
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix("NSpid:") {
+            let ids: Vec<&str> = rest.split_whitespace().collect();
+            nspid_is_init = ids.len() >= 2 && ids.last() == Some(&"1");
+        } else if let Some(rest) = line.strip_prefix("State:") {
+            alive = !matches!(rest.trim_start().chars().next(), Some('Z' | 'X'));
+        }
+    }
+    nspid_is_init && alive
+}
+
+/// Reads one line from `fd`, giving up after `timeout`.
+pub(super) fn read_line(fd: OwnedFd, timeout: Duration) -> std::io::Result<String> {
+    let deadline = Instant::now() + timeout;
+    let mut file = std::fs::File::from(fd);
+    let mut line = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(end) = line.iter().position(|&b| b == b'\n') {
+            line.truncate(end);
+            return String::from_utf8(line).map_err(std::io::Error::other);
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() || !wait_readable(file.as_raw_fd(), left)? {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "no report in time",
+            ));
+        }
+        match file.read(&mut buf)? {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the helper exited without a report",
+                ))
+            }
+            n => line.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Polls `fd` for input for at most `timeout`; true if readable (or closed).
+pub(super) fn wait_readable(fd: i32, timeout: Duration) -> std::io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    loop {
+        // SAFETY: one valid pollfd and a valid timespec, no signal mask.
+        let rc = unsafe { libc::ppoll(&mut pfd, 1, &ts, std::ptr::null()) };
+        if rc >= 0 {
+            return Ok(rc > 0);
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// Pid of the process that listens on the other end of a unix connection.
+pub(super) fn peer_pid(connection: BorrowedFd<'_>) -> std::io::Result<i32> {
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: SO_PEERCRED writes one ucred into `cred`, whose size is `len`.
+    let rc = unsafe {
+        libc::getsockopt(
+            connection.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(cred.pid)
+}
+
+/// `pid`'s ids in each pid namespace it is in, outermost first (the
+/// `NSpid` line of `/proc/<pid>/status`); `pid` may be `self`.
+pub(super) fn namespace_pids(pid: &str) -> std::io::Result<Vec<i32>> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let line = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .ok_or_else(|| std::io::Error::other("no NSpid line"))?;
+    line.split_whitespace()
+        .map(|p| p.parse().map_err(std::io::Error::other))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn our_own_pid_namespaces_are_read() {
+        // The innermost namespace's id is the one getpid answers.
+        let pids = namespace_pids("self").unwrap();
+        assert_eq!(pids.last().copied(), Some(std::process::id() as i32));
+    }
+}
