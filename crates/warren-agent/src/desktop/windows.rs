@@ -14,6 +14,9 @@ use super::tool::Tool;
 use super::{Desktop, Screen};
 use crate::AgentError;
 
+/// Longest a move or resize waits for the window manager to apply it.
+const SETTLE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Most bytes of clipboard text.
 pub const MAX_CLIPBOARD_BYTES: usize = 1 << 20;
 /// Most arguments of `launch`, and bytes of one argument or `open` target.
@@ -109,11 +112,43 @@ impl Desktop {
 
     /// The screen, once window `id` is known to be on it.
     async fn window(&self, id: u32) -> Result<Screen, AgentError> {
+        Ok(self.window_now(id).await?.0)
+    }
+
+    /// The screen and window `id` as it is now.
+    async fn window_now(&self, id: u32) -> Result<(Screen, Window), AgentError> {
         let screen = self.screen().await?;
-        if !self.windows_on(&screen).await?.0.iter().any(|w| w.id == id) {
-            return Err(AgentError::WindowNotFound(id));
+        let found = self
+            .windows_on(&screen)
+            .await?
+            .0
+            .into_iter()
+            .find(|w| w.id == id);
+        match found {
+            Some(window) => Ok((screen, window)),
+            None => Err(AgentError::WindowNotFound(id)),
         }
-        Ok(screen)
+    }
+
+    /// Waits, at most [`SETTLE`], until window `id` shows `applied`: the
+    /// window manager applies a move or resize after the request that asked
+    /// for it has returned, and a caller that lists the windows next must
+    /// see the new geometry. A window manager may also refuse or adjust it
+    /// (a maximized window, a minimum size), so running out of time is no
+    /// error.
+    async fn window_settled(&self, screen: &Screen, id: u32, applied: impl Fn(&Window) -> bool) {
+        let deadline = tokio::time::Instant::now() + SETTLE;
+        loop {
+            let now = self.windows_on(screen).await;
+            let done = match &now {
+                Ok((windows, _)) => windows.iter().find(|w| w.id == id).is_none_or(&applied),
+                Err(_) => true,
+            };
+            if done || tokio::time::Instant::now() >= deadline {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
     }
 
     /// Raises and focuses a window.
@@ -134,7 +169,7 @@ impl Desktop {
                 "x and y must be between -{max} and {max}"
             )));
         }
-        let screen = self.window(id).await?;
+        let (screen, before) = self.window_now(id).await?;
         let argv = [
             "xdotool",
             "windowmove",
@@ -144,8 +179,12 @@ impl Desktop {
         ];
         Tool::new(&screen.display, argv.map(String::from))
             .run(self.processes())
-            .await
-            .map(drop)
+            .await?;
+        self.window_settled(&screen, id, |w| {
+            (w.x, w.y) == (req.x, req.y) || (w.x, w.y) != (before.x, before.y)
+        })
+        .await;
+        Ok(())
     }
 
     /// Resizes a window.
@@ -156,7 +195,7 @@ impl Desktop {
                 "width and height must be between 1 and {MAX_WINDOW_DIM}"
             )));
         }
-        let screen = self.window(id).await?;
+        let (screen, before) = self.window_now(id).await?;
         let argv = [
             "xdotool",
             "windowsize",
@@ -166,8 +205,13 @@ impl Desktop {
         ];
         Tool::new(&screen.display, argv.map(String::from))
             .run(self.processes())
-            .await
-            .map(drop)
+            .await?;
+        self.window_settled(&screen, id, |w| {
+            (w.width, w.height) == (req.width, req.height)
+                || (w.width, w.height) != (before.width, before.height)
+        })
+        .await;
+        Ok(())
     }
 
     /// Asks a window to close (as its close button does).
