@@ -14,9 +14,8 @@ use futures::{SinkExt, StreamExt};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message as CdpMessage;
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::RawBytes;
 use warren_api::desktop::{
     BrowserClickRequest, BrowserFillRequest, BrowserNavigateRequest, BrowserPage, BrowserSnapshot,
@@ -38,9 +37,8 @@ static CONNECTIONS: LazyLock<Arc<Semaphore>> =
     LazyLock::new(|| Arc::new(Semaphore::new(MAX_CONNECTIONS)));
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(start))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(start))
         .routes(routes!(stop))
         .routes(routes!(status))
         .routes(routes!(cdp))

@@ -9,9 +9,8 @@ use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::RawBytes;
 use warren_api::desktop::{
     Clipboard, DesktopStartRequest, DesktopStatus, DisplayInfo, KeyRequest, KeyboardPressRequest,
@@ -27,9 +26,8 @@ use crate::desktop::screen::Image;
 use crate::{AgentError, AppState};
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(start))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(start))
         .routes(routes!(stop))
         .routes(routes!(status))
         .routes(routes!(display_info))

@@ -12,6 +12,12 @@
 
 use std::cell::Cell;
 
+use axum::Router;
+use utoipa::openapi::OpenApi;
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
+
+use crate::AppState;
+
 thread_local! {
     static DOCUMENTING: Cell<bool> = const { Cell::new(false) };
 }
@@ -82,6 +88,88 @@ macro_rules! routes {
 }
 pub(crate) use routes;
 
+/// The agent's routes as the modules add them: a plain axum router when
+/// serving, utoipa-axum's [`OpenApiRouter`] when [`documenting`]. Each
+/// module adds its routes to the one builder, so a serving router is built
+/// in one pass: no per-module routers merged (which inserts every route
+/// again), and no OpenAPI paths collected and merged for nobody.
+pub enum Routes {
+    /// Serving: the routes alone (and, in tests, their bare paths, to check
+    /// them against the document's).
+    Serving {
+        /// The routes.
+        router: Router<AppState>,
+        /// Their paths and methods, without descriptions.
+        #[cfg(test)]
+        paths: utoipa::openapi::path::Paths,
+    },
+    /// Documenting: the routes and their descriptions.
+    Documenting(Box<OpenApiRouter<AppState>>),
+}
+
+impl Routes {
+    /// No routes yet; documenting if [`documenting`], over `doc`'s
+    /// top-level metadata.
+    pub fn new(doc: impl FnOnce() -> OpenApi) -> Self {
+        if documenting() {
+            Routes::Documenting(Box::new(OpenApiRouter::with_openapi(doc())))
+        } else {
+            Routes::Serving {
+                router: Router::new(),
+                #[cfg(test)]
+                paths: Default::default(),
+            }
+        }
+    }
+
+    /// Adds the routes of one [`routes!`] call.
+    pub fn routes(self, routes: UtoipaMethodRouter<AppState>) -> Self {
+        match self {
+            Routes::Documenting(router) => Routes::Documenting(Box::new(router.routes(routes))),
+            Routes::Serving {
+                router,
+                #[cfg(test)]
+                    paths: mut all,
+            } => {
+                let (_, paths, method_router) = routes;
+                let router = paths.paths.keys().fold(router, |router, path| {
+                    router.route(path, method_router.clone())
+                });
+                #[cfg(test)]
+                all.merge(paths);
+                Routes::Serving {
+                    router,
+                    #[cfg(test)]
+                    paths: all,
+                }
+            }
+        }
+    }
+
+    /// The router, and its document (empty unless documenting; in tests,
+    /// the bare paths and methods when serving).
+    pub fn split(self) -> (Router<AppState>, OpenApi) {
+        match self {
+            Routes::Serving {
+                router,
+                #[cfg(test)]
+                paths,
+            } => {
+                #[cfg(not(test))]
+                let api = OpenApi::default();
+                #[cfg(test)]
+                let api = {
+                    let mut api = OpenApi::default();
+                    api.paths = paths;
+                    api
+                };
+                (router, api)
+            }
+            Routes::Documenting(router) => router.split_for_parts(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
@@ -139,5 +227,32 @@ mod tests {
         assert!(described(&full) > 50);
         assert!(bare.components.is_none_or(|c| c.schemas.is_empty()));
         assert!(full.components.is_some_and(|c| c.schemas.len() > 20));
+    }
+
+    /// Every path of the document is routed by the serving router: asked
+    /// with a method none of its routes has, each answers 405 (a path the
+    /// router lacks would answer 404). No handler runs.
+    #[tokio::test]
+    async fn the_serving_router_routes_every_documented_path() {
+        use tower::ServiceExt;
+        let state = AppState::new(AgentConfig::for_tests("/"));
+        let router = super::super::router(state.clone());
+        let (_, full) = super::documented(|| super::super::parts(state));
+        assert!(full.paths.paths.len() > 40);
+        for path in full.paths.paths.keys() {
+            // `{name}` parameters become a plain segment.
+            let uri: String = path
+                .split('/')
+                .map(|seg| if seg.starts_with('{') { "x" } else { seg })
+                .collect::<Vec<_>>()
+                .join("/");
+            let req = axum::http::Request::builder()
+                .method("TRACE")
+                .uri(&uri)
+                .body(axum::body::Body::empty())
+                .unwrap();
+            let status = router.clone().oneshot(req).await.unwrap().status();
+            assert_eq!(status, 405, "TRACE {uri} ({path})");
+        }
     }
 }

@@ -2,9 +2,7 @@
 //! processes the agent starts (the server sets a pooled sandbox's `envs`
 //! through it when it hands the sandbox to its owner).
 
-use utoipa_axum::router::OpenApiRouter;
-
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::Environment;
 use warren_api::extract::Json;
 use warren_api::Problem;
@@ -14,8 +12,8 @@ use crate::error::AgentError;
 use crate::AppState;
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_environment, patch_environment))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(get_environment, patch_environment))
 }
 
 /// The default environment of new processes.

@@ -14,9 +14,8 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::sse::{KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use futures::StreamExt;
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::{
     DeleteQuery, EditRequest, FileList, FileStat, FileWritten, MoveRequest, PathQuery, RawBytes,
     WatchEvent, WatchQuery, WriteQuery,
@@ -29,9 +28,8 @@ use crate::http::sse::json_event;
 use crate::{AgentError, AppState};
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(read_file, write_file, delete_file))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(read_file, write_file, delete_file))
         .routes(routes!(list_dir))
         .routes(routes!(stat_path))
         .routes(routes!(make_dir))

@@ -1,16 +1,12 @@
 //! `GET /v1/health`.
 
-use utoipa_axum::router::OpenApiRouter;
-
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::Health;
 use warren_api::extract::Json;
 
-use crate::AppState;
-
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(health))
 }
 
 /// Liveness: answers when the agent serves requests. Needs no token.

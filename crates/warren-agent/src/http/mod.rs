@@ -31,7 +31,6 @@ pub mod sse;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
 use utoipa::OpenApi;
-use utoipa_axum::router::OpenApiRouter;
 
 use self::auth::SecurityAddon;
 use crate::AppState;
@@ -54,21 +53,15 @@ struct ApiDoc;
 /// methods unless built inside [`doc::documented`]).
 fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
     let body_limit = state.config.limits.max_json_body;
-    let base = if doc::documenting() {
-        ApiDoc::openapi()
-    } else {
-        utoipa::openapi::OpenApi::default()
-    };
-    let (router, api) = OpenApiRouter::with_openapi(base)
-        .merge(health::routes())
-        .merge(environment::routes())
-        .merge(processes::routes())
-        .merge(files::routes())
-        .merge(ports::routes())
-        .merge(sessions::routes())
-        .merge(desktop::routes())
-        .merge(browser::routes())
-        .split_for_parts();
+    let routes = doc::Routes::new(ApiDoc::openapi);
+    let routes = health::routes(routes);
+    let routes = environment::routes(routes);
+    let routes = processes::routes(routes);
+    let routes = files::routes(routes);
+    let routes = ports::routes(routes);
+    let routes = sessions::routes(routes);
+    let routes = desktop::routes(routes);
+    let (router, api) = browser::routes(routes).split();
     // envd's routes are E2B's protocol, not Warren's API: outside the
     // OpenAPI document, behind the same token.
     let router = router

@@ -17,19 +17,16 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use tokio::net::TcpStream;
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::{ErrorCode, Problem};
-
-use crate::AppState;
 
 /// The protocol token of the upgrade.
 pub const TUNNEL_PROTOCOL: &str = "tcp";
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(tunnel))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(tunnel))
 }
 
 /// Opens a TCP tunnel to a port inside the sandbox (HTTP/1.1 upgrade to

@@ -11,9 +11,8 @@ use axum::http::request::Parts;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::agent::{
     ProcessInfo, ProcessList, ResizeRequest, RunRequest, RunResponse, SignalRequest, StartRequest,
     StdinRequest,
@@ -27,9 +26,8 @@ use crate::{AgentError, AppState};
 const DEFAULT_WAIT: Duration = Duration::from_secs(30);
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(run_process))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(run_process))
         .routes(routes!(list_processes, start_process))
         .routes(routes!(get_process, delete_process))
         .routes(routes!(stream::process_logs))

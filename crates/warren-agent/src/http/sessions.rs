@@ -12,9 +12,8 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use utoipa::IntoParams;
-use utoipa_axum::router::OpenApiRouter;
 
-use super::doc::routes;
+use super::doc::{routes, Routes};
 use warren_api::extract::{Json, Query};
 use warren_api::session::{
     AgentInfo, AgentKind, AgentList, CreateSession, Event, EventPage, InstallEvent,
@@ -35,9 +34,8 @@ const MAX_PAGE: usize = 1000;
 const SSE_BATCH: usize = 256;
 
 /// Routes of this module.
-pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(list_agents))
+pub fn routes(into: Routes) -> Routes {
+    into.routes(routes!(list_agents))
         .routes(routes!(install_agent))
         .routes(routes!(create_session, list_sessions))
         .routes(routes!(get_session, kill_session))
