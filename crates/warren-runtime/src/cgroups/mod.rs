@@ -20,6 +20,7 @@ pub mod v2;
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use crate::Resources;
@@ -104,10 +105,43 @@ pub struct Join {
     pub v1_tasks: Vec<PathBuf>,
 }
 
-/// Detects the host's layout under `/sys/fs/cgroup` with `parent` as the
-/// parent of every sandbox cgroup.
+/// Where the host mounts its cgroups.
+const ROOT: &str = "/sys/fs/cgroup";
+
+/// The layout under [`ROOT`], as [`remember`] found it.
+static REMEMBERED: OnceLock<Layout> = OnceLock::new();
+
+/// Which hierarchies a host has, whatever the parent.
+#[derive(Debug, Clone)]
+enum Layout {
+    V2,
+    V1(v1::V1),
+}
+
+/// Finds the layout under `root`.
+fn layout(root: &Path) -> io::Result<Layout> {
+    if is_cgroup2(root)? {
+        Ok(Layout::V2)
+    } else {
+        Ok(Layout::V1(v1::V1::new(root, "")?))
+    }
+}
+
+/// Looks up the layout under `/sys/fs/cgroup` once, for this process and
+/// the processes it forks: the sandbox zygote calls it before it forks a
+/// worker per start, so that a start does not find the hierarchies again
+/// (statfs and canonicalize on each, about 0.25 ms). The layout is fixed
+/// while the server runs; a restart looks again.
+pub fn remember() {
+    if let Ok(found) = layout(Path::new(ROOT)) {
+        let _ = REMEMBERED.set(found);
+    }
+}
+
+/// Detects the host's layout under `/sys/fs/cgroup` (or takes the one
+/// [`remember`] found) with `parent` as the parent of every sandbox cgroup.
 pub fn detect(parent: &str) -> io::Result<Box<dyn Backend>> {
-    detect_at(Path::new("/sys/fs/cgroup"), parent)
+    detect_at(Path::new(ROOT), parent)
 }
 
 /// [`detect`] with another mount root (for hosts that mount it elsewhere).
@@ -118,11 +152,14 @@ pub fn detect_at(root: &Path, parent: &str) -> io::Result<Box<dyn Backend>> {
             format!("bad cgroup parent {parent:?}"),
         ));
     }
-    if is_cgroup2(root)? {
-        Ok(Box::new(v2::V2::new(root, parent)))
-    } else {
-        Ok(Box::new(v1::V1::new(root, parent)?))
-    }
+    let found = match REMEMBERED.get() {
+        Some(found) if root == Path::new(ROOT) => found.clone(),
+        _ => layout(root)?,
+    };
+    Ok(match found {
+        Layout::V2 => Box::new(v2::V2::new(root, parent)),
+        Layout::V1(v1) => Box::new(v1.with_parent(parent)),
+    })
 }
 
 /// Whether `path` is a cgroup2 mount.

@@ -26,7 +26,7 @@ const OPTIONAL: [&str; 2] = ["cpuacct", "systemd"];
 const UNIFIED: &str = "unified";
 
 /// The v1/hybrid layout.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct V1 {
     parent: String,
     cpu: PathBuf,
@@ -41,6 +41,12 @@ pub struct V1 {
 }
 
 impl V1 {
+    /// The same hierarchies with `parent` as the parent of every sandbox.
+    pub fn with_parent(mut self, parent: &str) -> V1 {
+        self.parent = parent.to_string();
+        self
+    }
+
     /// Finds the hierarchies under `root`; fails if a required controller is
     /// not mounted.
     pub fn new(root: &Path, parent: &str) -> io::Result<V1> {

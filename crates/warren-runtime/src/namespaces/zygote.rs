@@ -54,6 +54,7 @@ pub fn serve(channel: OwnedFd) -> i32 {
             return 1;
         }
     }
+    crate::cgroups::remember();
     // SAFETY: setting a disposition; no handler runs.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
     loop {
