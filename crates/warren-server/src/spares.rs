@@ -268,3 +268,42 @@ const WARM: [&str; 12] = [
 fn warm(root: &Path) {
     warren_runtime::storage::warm(root, &WARM);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refill_waits_for_creates_to_have_been_quiet_for_the_grace() {
+        let spares = Spares::default();
+        let in_flight = spares.in_flight();
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let began = Instant::now();
+        let done = {
+            let in_flight = in_flight.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                Instant::now()
+            })
+        };
+        spares.wait_quiet();
+        let returned = Instant::now();
+        let create_done = done.join().unwrap();
+        assert!(
+            returned >= create_done + QUIET_GRACE,
+            "returned {:?} after the create ended",
+            returned.saturating_duration_since(create_done)
+        );
+        assert!(
+            returned - began < QUIET_WAIT,
+            "no creates: no need to wait it out"
+        );
+
+        // A create that never ends holds a refill back for QUIET_WAIT only.
+        in_flight.fetch_add(1, Ordering::SeqCst);
+        let began = Instant::now();
+        spares.wait_quiet();
+        assert!(began.elapsed() >= QUIET_WAIT);
+    }
+}
