@@ -48,24 +48,13 @@ pub struct Spares {
     /// are used oldest first rather than the one just refilled.
     next: Arc<AtomicUsize>,
     /// Creates in flight (counted by the server's create path): a refill
-    /// waits until there have been none for [`QUIET_GRACE`], at most
-    /// [`QUIET_WAIT`], so that its snapshots' commit does not land in the
-    /// middle of a create's own disk writes, nor its reads and commit on
-    /// the new sandbox's first command.
+    /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
+    /// commit does not land in the middle of a create's own disk writes.
     in_flight: Arc<AtomicUsize>,
 }
 
 /// Longest a refill waits for the creates in flight to finish.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
-
-/// How long no create must have been in flight before a refill starts.
-/// A caller sends a new sandbox its first command as soon as the create
-/// answers; a refill started then (a snapshot, its commit, and reading
-/// ahead a few megabytes) ran beside that command and made it about
-/// 2 ms slower on two cores. Ten milliseconds cover a nearby caller's
-/// first command and still fit between a loop's delete and its next
-/// create.
-const QUIET_GRACE: Duration = Duration::from_millis(10);
 
 impl Spares {
     /// The count of creates in flight that refills wait out; the create
@@ -130,17 +119,10 @@ impl Spares {
         }
     }
 
-    /// Waits until no create has been in flight for [`QUIET_GRACE`], for
-    /// at most [`QUIET_WAIT`].
+    /// Waits until no create is in flight, for at most [`QUIET_WAIT`].
     fn wait_quiet(&self) {
         let deadline = Instant::now() + QUIET_WAIT;
-        let mut quiet_since: Option<Instant> = None;
-        while Instant::now() < deadline {
-            if self.in_flight.load(Ordering::SeqCst) > 0 {
-                quiet_since = None;
-            } else if quiet_since.get_or_insert_with(Instant::now).elapsed() >= QUIET_GRACE {
-                return;
-            }
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
