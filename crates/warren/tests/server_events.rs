@@ -5,7 +5,8 @@
 //! their tenant; the warm pool's own sandboxes are never seen (a pooled
 //! create starts at `running`); `?sandbox_id=` filters; bad keys, bad filters and one
 //! stream too many are problems; idle streams carry keep-alives; streams
-//! end cleanly (and at once) when the server stops. The Rust client's
+//! end cleanly (and at once) when the server stops; a sandbox an event
+//! announces can be read at once. The Rust client's
 //! `Client::events` and `warren events --json` follow the same changes.
 
 mod server_common;
@@ -310,6 +311,51 @@ async fn the_warm_pools_sandboxes_are_unseen_until_handed_over() {
     assert_eq!(seen.len(), 1, "a pooled sandbox was seen: {seen:?}");
     // Handed over running: no `creating`.
     assert_eq!(seen[&id], ["running", "destroyed"]);
+}
+
+/// A follower that reads each sandbox an event announces finds it, even
+/// while the create is still going: pooled creates (announced `running`)
+/// and cold ones (announced `creating`) alike.
+#[tokio::test(flavor = "multi_thread")]
+async fn every_sandbox_an_event_announces_can_be_read_at_once() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into(), "--pool".into(), "base=2".into()],
+        ..Options::default()
+    })
+    .await;
+    let mut admin = Events::open(&server, ADMIN_KEY, "").await;
+    let (_, key) = server.tenant("t", None).await;
+    wait_pool_ready(&server, 2).await;
+    const CREATES: usize = 5;
+    let creates = futures::future::join_all(
+        (0..CREATES).map(|_| async { id_of(&server.create(&key, json!({})).await) }),
+    );
+    let follow = async {
+        let mut read = Vec::new();
+        while read.len() < CREATES {
+            let event = admin.sandbox().await;
+            let id = event["sandbox_id"].as_str().unwrap().to_string();
+            if read.contains(&id) {
+                continue;
+            }
+            let (status, body) = server
+                .call("GET", &format!("/v1/sandboxes/{id}"), &key, None)
+                .await;
+            assert_eq!(status, 200, "announced {event} but GET answered {body}");
+            read.push(id);
+        }
+        read
+    };
+    let (mut made, mut read) = tokio::join!(creates, follow);
+    made.sort();
+    read.sort();
+    assert_eq!(made, read);
+    for id in &made {
+        let (status, body) = server
+            .call("DELETE", &format!("/v1/sandboxes/{id}"), &key, None)
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

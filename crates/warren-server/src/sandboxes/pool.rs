@@ -362,7 +362,21 @@ impl Sandboxes {
         // running, as it would a cold create whose agent came up).
         record.state = StoredState::Running;
         record.pid = Some(warm.pid);
-        if !self.inner.store.insert_sandbox(record).await? {
+        // Registered before its row, as a cold create is (the row's commit
+        // announces the sandbox).
+        let entry = self.inner.registry.insert(
+            &record.id,
+            record.tenant_id.clone(),
+            Phase::Creating,
+            record.created_at,
+        );
+        entry.set_options(record.auto_checkpoint, record.auto_wake);
+        let _op = entry.ops.lock().await;
+        let inserted = self.inner.store.insert_sandbox(record).await;
+        if !matches!(inserted, Ok(true)) {
+            self.inner.registry.remove(&record.id);
+        }
+        if !inserted? {
             if let Some(unwanted) = self.inner.pools.put_back(&record.template, warm) {
                 self.destroy_warm(vec![unwanted]).await;
             }
@@ -373,14 +387,6 @@ impl Sandboxes {
                 .quota_error(record.tenant_id.as_deref(), super::Asked::New(record))
                 .await);
         }
-        let entry = self.inner.registry.insert(
-            &record.id,
-            record.tenant_id.clone(),
-            Phase::Creating,
-            record.created_at,
-        );
-        entry.set_options(record.auto_checkpoint, record.auto_wake);
-        let _op = entry.ops.lock().await;
         match self.make_it_theirs(record, template, &warm).await {
             Ok(()) => {
                 entry.set_phase(Phase::Running);

@@ -115,19 +115,26 @@ impl Sandboxes {
         }
         let ensured = started.elapsed();
         let t = Instant::now();
-        // The quota check and the insert have run; their commit goes to disk
-        // while the sandbox starts, and is awaited before the answer.
-        let Some(inserting) = self.inner.store.insert_sandbox_early(&record).await? else {
-            return Err(self
-                .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
-                .await);
-        };
+        // Registered before its row: the row's commit announces the sandbox
+        // (GET /v1/events), and whoever asks for it then must find it.
         let entry =
             self.inner
                 .registry
                 .insert(&record.id, record.tenant_id.clone(), Phase::Creating, now);
         entry.set_options(record.auto_checkpoint, record.auto_wake);
         let _op = entry.ops.lock().await;
+        // The quota check and the insert have run; their commit goes to disk
+        // while the sandbox starts, and is awaited before the answer.
+        let inserting = match self.inner.store.insert_sandbox_early(&record).await {
+            Ok(Some(inserting)) => inserting,
+            refused => {
+                self.inner.registry.remove(&record.id);
+                refused?;
+                return Err(self
+                    .quota_error(record.tenant_id.as_deref(), Asked::New(&record))
+                    .await);
+            }
+        };
         tracing::debug!(id = %record.id, ?ensured, inserted = ?t.elapsed(), "create phases before boot");
         let (booted, committed) =
             tokio::join!(self.boot_new(&record, seed.as_ref()), inserting.committed());
