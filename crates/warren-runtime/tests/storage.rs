@@ -178,6 +178,22 @@ fn exercise(pool: &Pool) {
     let m = fs::symlink_metadata(e.join("bin/tool")).unwrap();
     assert_eq!(m.mode() & 0o7777, 0o4750);
 
+    // A durable snapshot (a checkpoint's) holds what was written just
+    // before it and never written back: on btrfs the snapshot ioctl itself
+    // writes the source's dirty data back; nothing here synced it.
+    let data: Vec<u8> = (0..16u32 << 20)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    fs::write(e.join("dirty"), &data).unwrap();
+    let f = pool.checkpoint_path("f").unwrap();
+    d.snapshot_durable(&e, &f).unwrap();
+    assert!(
+        fs::read(f.join("dirty")).unwrap() == data,
+        "the durable snapshot lost unsynced writes"
+    );
+    assert!(fs::write(f.join("new"), "no").is_err(), "read-only");
+    d.delete(&f).unwrap();
+
     // Freezing and thawing a volume.
     d.set_readonly(&e, true).unwrap();
     assert!(fs::write(e.join("etc/hello"), "frozen").is_err());

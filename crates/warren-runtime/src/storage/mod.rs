@@ -113,6 +113,14 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// Makes `dst` a snapshot of the volume `src`: read-only if asked, else writable.
     /// O(1) on btrfs. A writable snapshot of a read-only volume is allowed.
     fn snapshot(&self, src: &Path, dst: &Path, readonly: bool) -> Result<(), StorageError>;
+    /// Makes `dst` a read-only snapshot of the volume `src`, whose writers
+    /// are stopped (a checkpoint), that is on disk when this returns, with
+    /// every write made to `src` before the call, written back or not. The
+    /// default snapshots, then flushes the file system of `dst` (`syncfs`).
+    fn snapshot_durable(&self, src: &Path, dst: &Path) -> Result<(), StorageError> {
+        self.snapshot(src, dst, true)?;
+        sync_fs(dst)
+    }
     /// Deletes the volume at `path` and everything in it, read-only or not,
     /// including volumes nested inside it. Deleting a missing volume is not
     /// an error. Mounts inside the volume are detached (btrfs does so when
@@ -138,6 +146,21 @@ pub trait StorageDriver: Send + Sync + 'static {
         scratch: &Path,
         limits: diff::DiffLimits,
     ) -> Result<diff::Diff, StorageError>;
+}
+
+/// Flushes the file system holding `path` to disk (`syncfs(2)`).
+pub(crate) fn sync_fs(path: &Path) -> Result<(), StorageError> {
+    let dir =
+        std::fs::File::open(path).map_err(|e| StorageError::io("open for syncfs", path, e))?;
+    // SAFETY: syncfs takes an open descriptor, which `dir` keeps alive.
+    if unsafe { libc::syncfs(std::os::fd::AsRawFd::as_raw_fd(&dir)) } != 0 {
+        return Err(StorageError::io(
+            "syncfs",
+            path,
+            std::io::Error::last_os_error(),
+        ));
+    }
+    Ok(())
 }
 
 /// Checks that `name` can be used as one path component of the pool layout.

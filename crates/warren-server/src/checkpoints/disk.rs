@@ -1,9 +1,10 @@
 //! The disk side of time travel, on the [`Node`]. Everything here blocks
-//! (ioctls, renames, syncfs); async callers go through `spawn_blocking`.
+//! (ioctls, renames); async callers go through `spawn_blocking`.
 //!
 //! - A checkpoint is a read-only snapshot `checkpoints/<ckpt>` of
 //!   `sandboxes/<id>`, taken with the sandbox's processes frozen (cgroup
-//!   freezer) and its file system synced, so it holds no write half done.
+//!   freezer), so it holds no write half done, and on disk when it is
+//!   acknowledged (`StorageDriver::snapshot_durable`).
 //! - A restore or wipe stages a writable snapshot of the source in
 //!   `tmp/tt-<id>-<random>`, then, with the sandbox stopped, swaps it with
 //!   the root in one `renameat2(RENAME_EXCHANGE)` (a crash leaves either
@@ -20,7 +21,6 @@
 
 use std::collections::HashSet;
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -46,16 +46,6 @@ fn io_err(op: &'static str, path: &Path, source: std::io::Error) -> NodeError {
 pub fn tmp_name(what: &str) -> String {
     let n: u64 = rand::thread_rng().gen();
     format!("{TMP_PREFIX}{what}-{n:016x}")
-}
-
-/// Flushes the file system holding `path` (`syncfs(2)`).
-fn sync_fs(path: &Path) -> Result<(), NodeError> {
-    let dir = std::fs::File::open(path).map_err(|e| io_err("open for syncfs", path, e))?;
-    // SAFETY: syncfs takes an open descriptor, which `dir` keeps alive.
-    if unsafe { libc::syncfs(dir.as_raw_fd()) } != 0 {
-        return Err(io_err("syncfs", path, std::io::Error::last_os_error()));
-    }
-    Ok(())
 }
 
 /// Atomically swaps two paths on one file system (`RENAME_EXCHANGE`).
@@ -167,7 +157,7 @@ impl Node {
     }
 
     /// Takes checkpoint `ckpt` of sandbox `id`: freeze (when `running`),
-    /// syncfs, read-only snapshot, thaw. The sandbox is thawed whatever
+    /// durable read-only snapshot (`StorageDriver::snapshot_durable`), thaw. The sandbox is thawed whatever
     /// happened in between; a failed thaw fails the checkpoint (and removes
     /// it) rather than leave a frozen sandbox unnoticed.
     pub fn snapshot_sandbox(&self, id: &str, ckpt: &str, running: bool) -> Result<(), NodeError> {
@@ -196,9 +186,11 @@ impl Node {
             armed: frozen,
         };
         let froze = begun.elapsed();
-        let synced = sync_fs(&root);
-        let sync = begun.elapsed();
-        let taken = synced.and_then(|()| Ok(self.pool().driver().snapshot(&root, &dst, true)?));
+        let taken = self
+            .pool()
+            .driver()
+            .snapshot_durable(&root, &dst)
+            .map_err(NodeError::from);
         let snap = begun.elapsed();
         guard.armed = false;
         if frozen {
@@ -210,7 +202,7 @@ impl Node {
                 return Err(thaw);
             }
         }
-        tracing::debug!(%id, %ckpt, ?froze, ?sync, ?snap, total = ?begun.elapsed(), "checkpoint timings");
+        tracing::debug!(%id, %ckpt, ?froze, ?snap, total = ?begun.elapsed(), "checkpoint timings");
         taken
     }
 

@@ -11,7 +11,7 @@
 //!   `auto_checkpoint` sandbox, taken in the proxy.
 //! - [`transfer`]: export to a stream and import on another server.
 //! - [`diff`]: what changed since a checkpoint (paths, one file's text).
-//! - [`disk`]: the node operations (freeze, syncfs, snapshot, swap).
+//! - [`disk`]: the node operations (freeze, durable snapshot, swap).
 //!
 //! Rules: a checkpoint is taken under its sandbox's operation lock (never
 //! during a create, stop or restore of it) and recorded in the database
