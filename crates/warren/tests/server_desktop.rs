@@ -173,6 +173,27 @@ async fn desktop_sandbox_through_the_server() {
     assert_eq!(problem["code"], "desktop_not_running");
 }
 
+/// Waits (5 s at most) for the pointer to be at `want`. A press on a
+/// window activates the window manager's passive button grab, which
+/// freezes the pointer until openbox lets the press through: the motion
+/// sent with the release is applied then, a moment after xdotool returned
+/// on a busy machine.
+async fn pointer_reaches(desktop: &warren_client::Desktop, want: (u32, u32)) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let pos = desktop.mouse_position().await.unwrap();
+        if (pos.x, pos.y) == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the pointer stayed at {:?}, not {want:?}",
+            (pos.x, pos.y)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The Rust client's region screenshot, mouse down, up and drag, window
 /// list, move and resize, `launch` and `open` with a user, and a recording
 /// with `max_seconds`, each checked by its effect.
@@ -200,8 +221,7 @@ async fn client_extras(desktop: &warren_client::Desktop, server: &TestServer, id
     };
     desktop.mouse_down(&at(200, 300)).await.unwrap();
     desktop.mouse_up(&at(210, 310)).await.unwrap();
-    let pos = desktop.mouse_position().await.unwrap();
-    assert_eq!((pos.x, pos.y), (210, 310));
+    pointer_reaches(desktop, (210, 310)).await;
     desktop
         .drag(&MouseDragRequest {
             start_x: 20,
@@ -212,8 +232,7 @@ async fn client_extras(desktop: &warren_client::Desktop, server: &TestServer, id
         })
         .await
         .unwrap();
-    let pos = desktop.mouse_position().await.unwrap();
-    assert_eq!((pos.x, pos.y), (400, 250));
+    pointer_reaches(desktop, (400, 250)).await;
 
     let list = desktop.window_list().await.unwrap();
     assert!(!list.truncated, "{list:?}");
