@@ -53,6 +53,11 @@ pub struct SandboxSpec {
     /// image's store (see [`crate::trust`]).
     #[serde(default)]
     pub extra_ca_pem: Option<String>,
+    /// Host directory holding the loader and libraries `warren_binary`
+    /// runs on (see [`crate::namespaces::loader`]); `None` runs the agent
+    /// on the sandbox's own.
+    #[serde(default)]
+    pub agent_libs: Option<PathBuf>,
 }
 
 /// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use warren_api::ids::{self, IdKind};
+use warren_runtime::namespaces::loader;
 use warren_runtime::storage::{Pool, StorageError};
 use warren_runtime::{Runtime, RuntimeError, SandboxSpec, Started};
 
@@ -89,6 +90,9 @@ impl NodeError {
     }
 }
 
+/// Directory of the state dir holding the agent's loader and libraries.
+const AGENT_LIBS_DIR: &str = "agent-libs";
+
 /// The runtime, the pool and the run directories; cheap to clone.
 #[derive(Clone)]
 pub struct Node {
@@ -96,13 +100,18 @@ pub struct Node {
     pool: Pool,
     run_root: PathBuf,
     warren_binary: PathBuf,
+    /// The loader and libraries the agent runs on (see
+    /// `warren_runtime::namespaces::loader`); `None`: the sandbox's own.
+    agent_libs: Option<PathBuf>,
     extra_ca: Option<String>,
     /// Roots snapshotted ahead of time for each template in use.
     spares: crate::spares::Spares,
 }
 
 impl Node {
-    /// A node that runs `warren_binary` as every sandbox's agent.
+    /// A node that runs `warren_binary` as every sandbox's agent, on a
+    /// copy of the host's loader and libraries it keeps in
+    /// `state_dir/agent-libs` (on the sandbox's own if that copy fails).
     pub fn new(
         runtime: Arc<dyn Runtime>,
         pool: Pool,
@@ -115,11 +124,19 @@ impl Node {
             path: run_root.clone(),
             source,
         })?;
+        let agent_libs = match loader::prepare(&state_dir.join(AGENT_LIBS_DIR), &warren_binary) {
+            Ok(libs) => libs,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot copy the agent's loader and libraries: each sandbox's own are used");
+                None
+            }
+        };
         Ok(Node {
             runtime,
             pool,
             run_root,
             warren_binary,
+            agent_libs,
             extra_ca: None,
             spares: crate::spares::Spares::default(),
         })
@@ -208,6 +225,7 @@ impl Node {
             rootfs,
             run_dir,
             warren_binary: self.warren_binary.clone(),
+            agent_libs: self.agent_libs.clone(),
             env,
             workdir,
             resources,

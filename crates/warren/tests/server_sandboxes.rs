@@ -658,3 +658,58 @@ async fn an_outdated_base_is_rebuilt_before_its_next_sandbox() {
     let (code, out) = server.sh(ADMIN_KEY, &id, "id user").await;
     assert_eq!(code, 0, "{out}");
 }
+
+/// The agent runs on the host's loader and libraries, not the sandbox's:
+/// a sandbox whose user moved its libc away still starts and serves its
+/// files (nothing else in it can run until the libc is back).
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_runs_on_its_own_libraries() {
+    let server = TestServer::start().await;
+    let id = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, cmdline) = server
+        .sh(ADMIN_KEY, &id, "tr '\\0' ' ' < /proc/1/cmdline")
+        .await;
+    assert_eq!(code, 0, "{cmdline}");
+    assert!(
+        cmdline.starts_with("/run/warren-bin/lib/ld.so --argv0 warren --library-path /run/warren-bin/lib /run/warren-bin/warren agent "),
+        "{cmdline}"
+    );
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &id,
+            "echo kept > /root/note && mv /usr/lib/x86_64-linux-gnu/libc.so.6 /root/libc.so.6 && echo moved",
+        )
+        .await;
+    assert_eq!((code, out.trim()), (0, "moved"));
+    for action in ["stop", "start"] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/{action}"),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{action}: {body}");
+    }
+    let (status, note) = server
+        .call(
+            "GET",
+            &format!("/v1/sandboxes/{id}/files?path=/root/note"),
+            ADMIN_KEY,
+            None,
+        )
+        .await;
+    assert_eq!((status, note), (200, json!("kept\n")));
+    // Commands need the sandbox's own libc.
+    let (code, _) = server.sh(ADMIN_KEY, &id, "true").await;
+    assert_ne!(code, 0);
+    let (status, body) = server
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 204, "{body}");
+}

@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan, Staged};
-use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX, SANDBOX_WARREN_BINARY};
+use super::{caps, seccomp, StageError, AGENT_SOCKET_IN_SANDBOX};
 use crate::SandboxSpec;
 
 /// `PATH` of the agent and, unless the spec's env overrides it, of every
@@ -36,6 +36,7 @@ pub fn setup_and_exec(
         rootfs: &sources.rootfs,
         run_dir: &sources.run_dir,
         warren_binary: &sources.warren_binary,
+        agent_libs: sources.agent_libs.as_deref(),
         memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
@@ -56,7 +57,12 @@ pub fn setup_and_exec(
     // process's, which the agent is after the exec.
     let listener =
         listen_agent_socket().map_err(|e| StageError::new("agent socket", e.to_string()))?;
-    let (argv, envp) = agent_command(spec, listener.as_raw_fd(), ready)?;
+    let (program, argv, envp) = agent_command(
+        spec,
+        sources.agent_libs.is_some(),
+        listener.as_raw_fd(),
+        ready,
+    )?;
     // Nothing the server or the helper had open may reach the sandbox: an
     // inherited descriptor of a host directory would be a way out of the
     // new root. The report pipe stays usable until the exec closes it. The
@@ -74,12 +80,11 @@ pub fn setup_and_exec(
     // order too); the capability calls that follow are allowed by it.
     seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
     caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
-    let path = cstring("binary path", SANDBOX_WARREN_BINARY)?;
-    let err = nix::unistd::execve(&path, &argv, &envp).unwrap_err();
+    let err = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
     drop(listener);
     Err(StageError::new(
         "exec",
-        format!("{SANDBOX_WARREN_BINARY}: {err}"),
+        format!("{}: {err}", program.to_string_lossy()),
     ))
 }
 
@@ -168,16 +173,19 @@ fn keep_across_exec(fd: RawFd) -> std::io::Result<()> {
     Ok(())
 }
 
-/// `warren agent --listen fd:N [--ready-fd M] --no-token --workdir DIR
-/// --env K=V...` with a minimal environment: `N` is the agent's socket
-/// (`/run/warren/agent.sock`), already listening; `M` the readiness channel.
+/// The program to exec and `warren agent --listen fd:N [--ready-fd M]
+/// --no-token --workdir DIR --env K=V...` with a minimal environment: `N`
+/// is the agent's socket (`/run/warren/agent.sock`), already listening;
+/// `M` the readiness channel. Through the agent's own loader when
+/// `through_loader` (see [`super::loader`]).
 fn agent_command(
     spec: &SandboxSpec,
+    through_loader: bool,
     listener: RawFd,
     ready: Option<RawFd>,
-) -> Result<(Vec<CString>, Vec<CString>), StageError> {
+) -> Result<(CString, Vec<CString>, Vec<CString>), StageError> {
+    let (program, head) = super::loader::exec_argv(through_loader)?;
     let mut argv = vec![
-        "warren".to_string(),
         "agent".to_string(),
         "--listen".to_string(),
         format!("fd:{listener}"),
@@ -215,15 +223,16 @@ fn agent_command(
     if let Ok(level) = std::env::var("RUST_LOG") {
         env.push(format!("RUST_LOG={level}"));
     }
-    let argv = argv
-        .iter()
-        .map(|a| cstring("argument", a))
+    let argv = head
+        .into_iter()
+        .map(Ok)
+        .chain(argv.iter().map(|a| cstring("argument", a)))
         .collect::<Result<_, _>>()?;
     let env = env
         .iter()
         .map(|e| cstring("environment", e))
         .collect::<Result<_, _>>()?;
-    Ok((argv, env))
+    Ok((program, argv, env))
 }
 
 fn cstring(what: &str, s: &str) -> Result<CString, StageError> {

@@ -232,7 +232,12 @@ fn intermediate(
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
-        let staged = super::mounts::stage(rootfs, &spec.run_dir, &spec.warren_binary)?;
+        let staged = super::mounts::stage(
+            rootfs,
+            &spec.run_dir,
+            &spec.warren_binary,
+            spec.agent_libs.as_deref(),
+        )?;
         become_owner(crate::namespace_owner(&spec.id))?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER

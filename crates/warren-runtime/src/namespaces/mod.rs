@@ -25,6 +25,7 @@ mod resources;
 pub use child::USER_COUNT_LIMITS;
 pub use resources::validate_resources;
 pub mod init;
+pub mod loader;
 mod mounts;
 mod process;
 pub mod seccomp;

@@ -77,6 +77,9 @@ pub struct RootPlan<'a> {
     pub run_dir: &'a Path,
     /// Host `warren` binary bound at [`super::SANDBOX_WARREN_BINARY`].
     pub warren_binary: &'a Path,
+    /// Host directory of the agent's loader and libraries, bound at
+    /// [`super::loader::SANDBOX_LIB_DIR`].
+    pub agent_libs: Option<&'a Path>,
     /// The sandbox's memory limit: its tmpfs mounts are sized from it.
     pub memory_mb: u64,
 }
@@ -94,6 +97,8 @@ pub struct Staged {
     pub run_dir: PathBuf,
     /// The `warren` binary.
     pub warren_binary: PathBuf,
+    /// The agent's loader and libraries, when the spec has them.
+    pub agent_libs: Option<PathBuf>,
 }
 
 /// Makes a new mount namespace for the calling process (host root, before
@@ -106,13 +111,21 @@ pub struct Staged {
 /// When the zygote made a [`super::staging`] namespace, the sources are
 /// cloned here and the staging namespace is made from that one, so it does
 /// not copy every sandbox's run directory from the host's.
-pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Staged, StageError> {
+pub fn stage(
+    rootfs: &Path,
+    run_dir: &Path,
+    warren_binary: &Path,
+    agent_libs: Option<&Path>,
+) -> Result<Staged, StageError> {
     let clones = if super::staging::available() {
-        let clones = [
+        let mut clones = vec![
             super::staging::clone_tree(rootfs, true)?,
             super::staging::clone_tree(run_dir, false)?,
             super::staging::clone_tree(warren_binary, false)?,
         ];
+        if let Some(libs) = agent_libs {
+            clones.push(super::staging::clone_tree(libs, false)?);
+        }
         super::staging::enter()?;
         Some(clones)
     } else {
@@ -130,7 +143,13 @@ pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Stag
     };
     let sources = match clones {
         Some(_) => None,
-        None => Some([open(rootfs)?, open(run_dir)?, open(warren_binary)?]),
+        None => {
+            let mut sources = vec![open(rootfs)?, open(run_dir)?, open(warren_binary)?];
+            if let Some(libs) = agent_libs {
+                sources.push(open(libs)?);
+            }
+            Some(sources)
+        }
     };
     let stage = Path::new(STAGE);
     tmpfs(
@@ -142,11 +161,18 @@ pub fn stage(rootfs: &Path, run_dir: &Path, warren_binary: &Path) -> Result<Stag
         rootfs: make_dir(&stage.join("root"), 0o755)?,
         run_dir: make_dir(&stage.join("run"), 0o755)?,
         warren_binary: stage.join("warren"),
+        agent_libs: match agent_libs {
+            Some(_) => Some(make_dir(&stage.join("lib"), 0o755)?),
+            None => None,
+        },
     };
     create_file(&staged.warren_binary, 0o755)?;
-    let targets = [&staged.rootfs, &staged.run_dir, &staged.warren_binary];
+    let targets: Vec<&PathBuf> = [&staged.rootfs, &staged.run_dir, &staged.warren_binary]
+        .into_iter()
+        .chain(&staged.agent_libs)
+        .collect();
     if let Some(clones) = &clones {
-        for (tree, target) in clones.iter().zip(targets) {
+        for (tree, target) in clones.iter().zip(targets.iter().copied()) {
             super::staging::attach(tree, target)?;
         }
     }
@@ -313,7 +339,21 @@ fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError>
     remount_bind(
         &binary,
         MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )
+    )?;
+    if let Some(libs) = plan.agent_libs {
+        let lib = root.join(
+            super::loader::SANDBOX_LIB_DIR
+                .strip_prefix('/')
+                .unwrap_or(super::loader::SANDBOX_LIB_DIR),
+        );
+        make_dir(&lib, 0o755)?;
+        bind(libs, &lib, MsFlags::empty())?;
+        remount_bind(
+            &lib,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        )?;
+    }
+    Ok(())
 }
 
 /// Hides host-wide kernel state in `/proc` and `/sys`, as Docker does.
