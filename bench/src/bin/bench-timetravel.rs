@@ -22,6 +22,10 @@
 //!    `podman import`) after the same `dd` in it. Slow peers get
 //!    `BENCH_SLOW_N` rounds (default 5).
 //!
+//! 4. `BENCH_N` checkpoints of the same sandbox while a second sandbox
+//!    writes 64 MB files in a loop, against the quiet ones: what a
+//!    neighbour's writes cost a checkpoint.
+//!
 //! Run: `scripts/bench.sh timetravel` (installs podman and runc from Debian).
 
 use std::path::{Path, PathBuf};
@@ -100,12 +104,70 @@ async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
         .await?;
     let id = sandbox["id"].as_str().context("sandbox id")?.to_string();
     let outcome = measure(&api, state_dir, &id, n, slow_n).await;
+    let beside = match &outcome {
+        Ok(_) => Some(beside_a_writer(&api, &id, n).await),
+        Err(_) => None,
+    };
     let _ = api
         .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
         .await;
     let figures = outcome?;
     print_table(&figures);
+    if let Some(beside) = beside {
+        print_beside(&figures, &beside?);
+    }
     Ok(())
+}
+
+/// `n` checkpoints of sandbox `id` while another sandbox writes 64 MB
+/// files in a loop: what a neighbour's writes cost a checkpoint.
+async fn beside_a_writer(api: &JsonApi, id: &str, n: usize) -> anyhow::Result<Samples> {
+    eprintln!("{n} checkpoints beside a sandbox writing");
+    let writer = api
+        .call("POST", "/v1/sandboxes", Some(json!({"timeout_secs": 0})))
+        .await?;
+    let writer = writer["id"].as_str().context("writer id")?.to_string();
+    let outcome = async {
+        api.call(
+            "POST",
+            &format!("/v1/sandboxes/{writer}/processes"),
+            Some(json!({"cmd": "while true; do dd if=/dev/zero of=/root/noise bs=1M count=64 status=none; done"})),
+        )
+        .await?;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let mut samples = Samples::default();
+        for _ in 0..n {
+            let started = Instant::now();
+            let ckpt = api.checkpoint(id).await?;
+            samples.push(started.elapsed());
+            api.delete_checkpoint(&ckpt).await?;
+        }
+        anyhow::Ok(samples)
+    }
+    .await;
+    let _ = api
+        .call("DELETE", &format!("/v1/sandboxes/{writer}"), None)
+        .await;
+    outcome
+}
+
+/// The checkpoints beside a writer against the quiet ones after 2 GB.
+fn print_beside(figures: &[Figures], beside: &Samples) {
+    let Some(quiet) = figures.last() else {
+        return;
+    };
+    println!();
+    println!("| warren checkpoint | quiet p50 / p99 | beside a sandbox writing 64 MB files in a loop p50 / p99 | ratio (p50) |");
+    println!("|---|---|---|---|");
+    println!(
+        "| after {} | {} / {} | {} / {} | {:.2}x |",
+        quiet.label,
+        ms(quiet.checkpoint.p50()),
+        ms(quiet.checkpoint.p99()),
+        ms(beside.p50()),
+        ms(beside.p99()),
+        beside.p50().as_secs_f64() / quiet.checkpoint.p50().as_secs_f64().max(1e-9)
+    );
 }
 
 async fn measure(
