@@ -100,6 +100,10 @@ const AGENT_TIMEOUT: Duration = Duration::from_secs(20);
 /// `sun_path` is 108 bytes, NUL included.
 const MAX_SOCKET_PATH: usize = 107;
 
+/// How long a stop waits for the init to take its pid namespace down
+/// before it kills the cgroup's processes one by one.
+const QUICK_KILL_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// A step of starting a sandbox that failed, as reported by the helper.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StageError {
@@ -394,7 +398,14 @@ impl Runtime for NamespaceRuntime {
         // cgroup's list early in its exit, before it is a zombie, so an
         // empty cgroup does not yet mean a dead init.
         let init = self.inits.lock().expect("inits lock").remove(id);
-        let init = init.or_else(|| self.pid(id).and_then(|pid| pidfd(pid).ok()));
+        let init = init.or_else(|| {
+            let pid = self.pid(id)?;
+            let fd = pidfd(pid).ok()?;
+            // The pid cannot be reused under an open pidfd, so the look
+            // after the open is the one that counts (the pidfd is signalled
+            // below).
+            (self.pid(id) == Some(pid)).then_some(fd)
+        });
         if let Some(network) = &self.network {
             network
                 .release(id)
@@ -413,6 +424,21 @@ impl Runtime for NamespaceRuntime {
                 source,
             }
         };
+        // The quick way: SIGKILL to the sandbox's init ends its whole pid
+        // namespace (the kernel kills every other process in it), and the
+        // init's pidfd reads as exited only once they are all gone; no
+        // freeze, no polling of the cgroups. Thawed first: a frozen task
+        // dies only when thawed. Whatever is left in the cgroup after it
+        // (nothing, unless something outside the namespace joined it) is
+        // killed the thorough way below.
+        if let Some(init) = &init {
+            let _ = self.cgroups.thaw(id);
+            let ended = process::pidfd_kill(init.as_raw_fd()).is_ok()
+                && wait_readable(init.as_raw_fd(), QUICK_KILL_TIMEOUT).unwrap_or(false);
+            if ended && self.cgroups.pids(id).is_empty() {
+                return self.cgroups.remove(id).map_err(cgroup("remove"));
+            }
+        }
         self.cgroups.kill_all(id).map_err(cgroup("kill"))?;
         if let Some(init) = init {
             // A pidfd is readable once its process has exited.

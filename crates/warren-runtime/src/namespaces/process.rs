@@ -65,6 +65,26 @@ pub(super) fn read_line(fd: OwnedFd, timeout: Duration) -> std::io::Result<Strin
     }
 }
 
+/// Sends SIGKILL to the process of the pidfd `fd`.
+pub(super) fn pidfd_kill(fd: i32) -> std::io::Result<()> {
+    // SAFETY: pidfd_send_signal takes a descriptor, a signal number, a null
+    // siginfo and no flags; it touches no memory of ours.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd,
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
 /// Polls `fd` for input for at most `timeout`; true if readable (or closed).
 pub(super) fn wait_readable(fd: i32, timeout: Duration) -> std::io::Result<bool> {
     let mut pfd = libc::pollfd {
