@@ -290,16 +290,23 @@ async fn wait_pool_ready(server: &TestServer, ready: u64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn the_warm_pools_sandboxes_are_unseen_until_handed_over() {
+/// A server whose `base` pool holds 2 ready sandboxes, the admin key's
+/// stream (opened before the pool filled) and a tenant's key.
+async fn with_a_ready_pool() -> (TestServer, Events, String) {
     let server = TestServer::start_with(Options {
         args: vec!["--no-network".into(), "--pool".into(), "base=2".into()],
         ..Options::default()
     })
     .await;
-    let mut admin = Events::open(&server, ADMIN_KEY, "").await;
+    let admin = Events::open(&server, ADMIN_KEY, "").await;
     let (_, key) = server.tenant("t", None).await;
     wait_pool_ready(&server, 2).await;
+    (server, admin, key)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_warm_pools_sandboxes_are_unseen_until_handed_over() {
+    let (server, mut admin, key) = with_a_ready_pool().await;
     let id = id_of(&server.create(&key, json!({})).await);
     // The pool makes another one for the one it handed over: unseen too.
     wait_pool_ready(&server, 2).await;
@@ -318,14 +325,7 @@ async fn the_warm_pools_sandboxes_are_unseen_until_handed_over() {
 /// and cold ones (announced `creating`) alike.
 #[tokio::test(flavor = "multi_thread")]
 async fn every_sandbox_an_event_announces_can_be_read_at_once() {
-    let server = TestServer::start_with(Options {
-        args: vec!["--no-network".into(), "--pool".into(), "base=2".into()],
-        ..Options::default()
-    })
-    .await;
-    let mut admin = Events::open(&server, ADMIN_KEY, "").await;
-    let (_, key) = server.tenant("t", None).await;
-    wait_pool_ready(&server, 2).await;
+    let (server, mut admin, key) = with_a_ready_pool().await;
     const CREATES: usize = 5;
     let creates = futures::future::join_all(
         (0..CREATES).map(|_| async { id_of(&server.create(&key, json!({})).await) }),

@@ -184,15 +184,15 @@ fn agent_command(
     listener: RawFd,
     ready: Option<RawFd>,
 ) -> Result<(CString, Vec<CString>, Vec<CString>), StageError> {
-    let (program, head) = super::loader::exec_argv(through_loader)?;
-    let mut argv = vec![
+    let (program, mut argv) = super::loader::exec_argv(through_loader);
+    argv.extend([
         "agent".to_string(),
         "--listen".to_string(),
         format!("fd:{listener}"),
         "--no-token".to_string(),
         "--workdir".to_string(),
         spec.workdir.clone(),
-    ];
+    ]);
     if let Some(fd) = ready {
         argv.push(format!("--ready-fd={fd}"));
     }
@@ -223,10 +223,10 @@ fn agent_command(
     if let Ok(level) = std::env::var("RUST_LOG") {
         env.push(format!("RUST_LOG={level}"));
     }
-    let argv = head
-        .into_iter()
-        .map(Ok)
-        .chain(argv.iter().map(|a| cstring("argument", a)))
+    let program = cstring("binary path", &program)?;
+    let argv = argv
+        .iter()
+        .map(|a| cstring("argument", a))
         .collect::<Result<_, _>>()?;
     let env = env
         .iter()

@@ -19,14 +19,13 @@
 //! answers `None`), nor does a runtime whose preparation failed: the agent
 //! is then exec'd directly.
 
-use std::ffi::CString;
 use std::fs;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::{StageError, SANDBOX_WARREN_BINARY};
+use super::SANDBOX_WARREN_BINARY;
 
 /// Where a sandbox sees the agent's loader and libraries.
 pub const SANDBOX_LIB_DIR: &str = "/run/warren-bin/lib";
@@ -156,26 +155,25 @@ fn libraries(interpreter: &Path, binary: &Path) -> io::Result<Vec<(String, PathB
 /// [`SANDBOX_LIB_DIR`] running the agent binary with that directory as its
 /// library path, or (without it) the binary itself. The agent's argv[0]
 /// is `warren` either way (its `/proc/1/cmdline` shows the loader's).
-pub(crate) fn exec_argv(through_loader: bool) -> Result<(CString, Vec<CString>), StageError> {
-    let c = |s: &str| CString::new(s).map_err(|_| StageError::new("exec", format!("NUL in {s:?}")));
+pub(crate) fn exec_argv(through_loader: bool) -> (String, Vec<String>) {
     if !through_loader {
-        return Ok((c(SANDBOX_WARREN_BINARY)?, vec![c("warren")?]));
+        return (
+            SANDBOX_WARREN_BINARY.to_string(),
+            vec!["warren".to_string()],
+        );
     }
     let loader = format!("{SANDBOX_LIB_DIR}/{LOADER}");
-    Ok((
-        c(&loader)?,
-        [
-            &loader,
-            "--argv0",
-            "warren",
-            "--library-path",
-            SANDBOX_LIB_DIR,
-            SANDBOX_WARREN_BINARY,
-        ]
-        .iter()
-        .map(|s| c(s))
-        .collect::<Result<_, _>>()?,
-    ))
+    let head = [
+        &loader,
+        "--argv0",
+        "warren",
+        "--library-path",
+        SANDBOX_LIB_DIR,
+        SANDBOX_WARREN_BINARY,
+    ]
+    .map(String::from)
+    .to_vec();
+    (loader, head)
 }
 
 #[cfg(test)]
@@ -232,9 +230,8 @@ mod tests {
 
     #[test]
     fn the_agent_is_exec_d_through_the_loader_or_directly() {
-        let (path, argv) = exec_argv(true).unwrap();
-        assert_eq!(path.to_str().unwrap(), "/run/warren-bin/lib/ld.so");
-        let argv: Vec<&str> = argv.iter().map(|a| a.to_str().unwrap()).collect();
+        let (path, argv) = exec_argv(true);
+        assert_eq!(path, "/run/warren-bin/lib/ld.so");
         assert_eq!(
             argv,
             [
@@ -246,8 +243,8 @@ mod tests {
                 "/run/warren-bin/warren"
             ]
         );
-        let (path, argv) = exec_argv(false).unwrap();
-        assert_eq!(path.to_str().unwrap(), "/run/warren-bin/warren");
-        assert_eq!(argv, [CString::new("warren").unwrap()]);
+        let (path, argv) = exec_argv(false);
+        assert_eq!(path, "/run/warren-bin/warren");
+        assert_eq!(argv, ["warren"]);
     }
 }
