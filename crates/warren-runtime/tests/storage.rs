@@ -365,3 +365,80 @@ fn pool_refuses_a_different_driver() {
         Err(StorageError::InvalidName(_))
     ));
 }
+
+/// Pages of `path` in the page cache, and its length in pages.
+fn resident_pages(path: &Path) -> (usize, usize) {
+    use std::os::fd::AsRawFd;
+    let file = fs::File::open(path).unwrap();
+    let len = file.metadata().unwrap().len() as usize;
+    let mut pages = vec![0u8; len.div_ceil(4096)];
+    // SAFETY: a read-only shared mapping of an open file, only passed to
+    // `mincore` (which does not touch the pages) and unmapped here.
+    unsafe {
+        let addr = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            file.as_raw_fd(),
+            0,
+        );
+        assert_ne!(addr, libc::MAP_FAILED);
+        let rc = libc::mincore(addr, len, pages.as_mut_ptr());
+        libc::munmap(addr, len);
+        assert_eq!(rc, 0, "mincore: {}", std::io::Error::last_os_error());
+    }
+    (pages.iter().filter(|p| **p & 1 == 1).count(), pages.len())
+}
+
+#[test]
+fn btrfs_warm_reads_a_fresh_snapshot_ahead_and_stays_in_its_root() {
+    let t = TestPool::new(Driver::Btrfs);
+    let (pool, d) = (t.pool(), t.pool().driver());
+    let a = pool.template_path("warm").unwrap();
+    d.create_volume(&a).unwrap();
+    for dir in ["lib", "etc", "bin"] {
+        fs::create_dir_all(a.join(dir)).unwrap();
+    }
+    fill(&a.join("lib"), 2);
+    // A file of the host's, named by an absolute symlink in the root, and a
+    // FIFO where a shell would be: neither may be read (nor block).
+    let outside = t.dir.path().canonicalize().unwrap().join("outside");
+    fs::write(&outside, vec![7u8; 1 << 20]).unwrap();
+    std::os::unix::fs::symlink(&outside, a.join("etc/hosts")).unwrap();
+    nix::unistd::mkfifo(
+        &a.join("bin/sh"),
+        nix::sys::stat::Mode::from_bits(0o600).unwrap(),
+    )
+    .unwrap();
+    let b = pool.sandbox_path("b").unwrap();
+    d.snapshot(&a, &b, false).unwrap();
+    nix::unistd::sync();
+    {
+        use std::os::fd::AsRawFd;
+        let f = fs::File::open(&outside).unwrap();
+        // SAFETY: advice on an open fd.
+        unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    }
+    // A snapshot's files share no page cache with their source's.
+    let lib = b.join("lib/f0");
+    assert_eq!(resident_pages(&lib).0, 0, "a fresh snapshot's file is cold");
+    assert_eq!(resident_pages(&outside).0, 0, "the host file was dropped");
+
+    warren_runtime::storage::warm(&b, &["etc/hosts", "bin/sh", "lib/f0", "missing"]);
+    let begun = Instant::now();
+    while resident_pages(&lib).0 < resident_pages(&lib).1 {
+        assert!(
+            begun.elapsed() < std::time::Duration::from_secs(10),
+            "read ahead: {:?} of its pages",
+            resident_pages(&lib)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_eq!(
+        resident_pages(&b.join("lib/f1")).0,
+        0,
+        "only what was named"
+    );
+    assert_eq!(resident_pages(&outside).0, 0, "the host's file was read");
+}

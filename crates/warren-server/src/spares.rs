@@ -217,36 +217,9 @@ fn make_one(pool: &Pool, dir: &Path, source: &Path, name: &str) -> Result<(), St
     pool.driver()
         .snapshot(source, &staged, false)
         .map_err(|e| e.to_string())?;
-    warm(&staged);
+    crate::node::read_ahead(&staged);
     std::fs::rename(&staged, dir.join(name)).map_err(|e| {
         let _ = pool.driver().delete(&staged);
         e.to_string()
     })
-}
-
-/// Files of a root read ahead: what every sandbox reads first (its init
-/// reads `/etc/hosts` to name the host, and the image's CA store when the
-/// server hands out extra certificates; the agent's loader and libraries,
-/// then a shell and `true`).
-const WARM: [&str; 12] = [
-    "etc/hosts",
-    "etc/ssl/certs/ca-certificates.crt",
-    "etc/ld.so.cache",
-    "lib64/ld-linux-x86-64.so.2",
-    "lib/x86_64-linux-gnu/libc.so.6",
-    "lib/x86_64-linux-gnu/libm.so.6",
-    "lib/x86_64-linux-gnu/libgcc_s.so.1",
-    "lib/x86_64-linux-gnu/libtinfo.so.6",
-    "bin/bash",
-    "bin/sh",
-    "bin/dash",
-    "bin/true",
-];
-
-/// Reads [`WARM`] in the new root, so that their pages are cached when a
-/// sandbox starts on it: a snapshot's files share their data with the
-/// template's on disk but not in the page cache, so each new root would
-/// otherwise read its loader and libc from disk again (milliseconds).
-fn warm(root: &Path) {
-    warren_runtime::storage::warm(root, &WARM);
 }

@@ -237,14 +237,14 @@ pub(crate) fn split_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), Stora
 /// Most bytes [`warm`] reads of one file.
 const WARM_MAX_BYTES: u64 = 16 << 20;
 
-/// Reads the regular files `files` (paths relative to `root`, resolved
-/// inside it: a symlink cannot lead out, as `root` may be an imported
-/// image) so that their pages are in the page cache; at most
-/// [`WARM_MAX_BYTES`] of each. Anything else (missing, not a regular file,
-/// unreadable) is skipped.
+/// Asks the kernel to read the regular files `files` (paths relative to
+/// `root`, resolved inside it: a symlink cannot lead out, as `root` may be
+/// an imported image or a tenant's disk) into the page cache, at most
+/// [`WARM_MAX_BYTES`] of each (`readahead(2)`: the reads are queued, not
+/// waited for, and nothing is copied out). Anything else (missing, not a
+/// regular file, unreadable) is skipped; a FIFO is opened without blocking.
 pub fn warm(root: &Path, files: &[&str]) {
     use nix::fcntl::{OFlag, OpenHow, ResolveFlag};
-    use std::io::Read;
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     let Ok(dir) = std::fs::File::open(root) else {
         return;
@@ -258,8 +258,13 @@ pub fn warm(root: &Path, files: &[&str]) {
         };
         // SAFETY: `openat2` just returned this fd and nothing else owns it.
         let file = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
-        if file.metadata().is_ok_and(|m| m.is_file()) {
-            let _ = std::io::copy(&mut file.take(WARM_MAX_BYTES), &mut std::io::sink());
+        let Ok(meta) = file.metadata() else {
+            continue;
+        };
+        if meta.is_file() {
+            let len = meta.len().min(WARM_MAX_BYTES) as usize;
+            // SAFETY: a plain syscall on an fd this function owns.
+            unsafe { libc::readahead(file.as_raw_fd(), 0, len) };
         }
     }
 }

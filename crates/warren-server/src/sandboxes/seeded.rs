@@ -32,6 +32,7 @@ impl Sandboxes {
         }
         let pid = self.boot(record).await?;
         if let Some(seed) = seed {
+            self.inner.node.read_root_ahead(&record.id);
             patches::apply(
                 &self.inner.agent,
                 &record.id,
