@@ -18,14 +18,17 @@
 //! together share one btrfs transaction commit, the cost that grows with
 //! the number of sandboxes alive. A refill first waits (a second at most)
 //! for the creates in flight to finish, so that its commit does not hold
-//! up their own disk writes. A take during a refill makes it run again
-//! when it ends. Spares survive a restart and are used after it if
+//! up their own disk writes; while more than [`URGENT_LEFT`] spares are
+//! left it also waits until no create has ended for [`AFTER_CREATE`], so
+//! that it does not land on a new sandbox's first command either (a
+//! create loop then refills once every few creates, not after each). A
+//! take during a refill makes it run again when it ends. Spares survive a restart and are used after it if
 //! their template is unchanged.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -50,16 +53,73 @@ pub struct Spares {
     /// Creates in flight (counted by the server's create path): a refill
     /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
     /// commit does not land in the middle of a create's own disk writes.
-    in_flight: Arc<AtomicUsize>,
+    in_flight: Arc<InFlight>,
 }
 
 /// Longest a refill waits for the creates in flight to finish.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
+/// How long after the last create ended a refill waits while it is not
+/// urgent: a new sandbox's first command, which comes next, runs without
+/// the refill's snapshot commit and read-ahead beside it.
+const AFTER_CREATE: Duration = Duration::from_millis(25);
+/// Spares left of a template at or under which its refill is urgent
+/// (waits only for the creates in flight).
+const URGENT_LEFT: usize = 1;
+
+/// The creates in flight, and when the last one ended.
+#[derive(Debug)]
+pub struct InFlight {
+    count: AtomicUsize,
+    /// Nanoseconds from `epoch` to the end of the last create.
+    last_end: AtomicU64,
+    epoch: Instant,
+}
+
+impl Default for InFlight {
+    fn default() -> Self {
+        InFlight {
+            count: AtomicUsize::new(0),
+            last_end: AtomicU64::new(0),
+            epoch: Instant::now(),
+        }
+    }
+}
+
+impl InFlight {
+    /// A create begins.
+    pub fn begin(&self) {
+        self.count.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A create ended; true if it was the last one in flight.
+    pub fn end(&self) -> bool {
+        let nanos = self.epoch.elapsed().as_nanos() as u64;
+        self.last_end.fetch_max(nanos, Ordering::SeqCst);
+        self.count.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
+    /// Creates in flight now.
+    pub fn count(&self) -> usize {
+        self.count.load(Ordering::SeqCst)
+    }
+
+    /// How long ago the last create ended (`None`: none has).
+    fn since_last_end(&self) -> Option<Duration> {
+        match self.last_end.load(Ordering::SeqCst) {
+            0 => None,
+            nanos => Some(
+                self.epoch
+                    .elapsed()
+                    .saturating_sub(Duration::from_nanos(nanos)),
+            ),
+        }
+    }
+}
 
 impl Spares {
     /// The count of creates in flight that refills wait out; the create
     /// path holds it up while it runs.
-    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+    pub fn in_flight(&self) -> Arc<InFlight> {
         self.in_flight.clone()
     }
 
@@ -98,7 +158,7 @@ impl Spares {
         let spawned = std::thread::Builder::new()
             .name("spare-root".into())
             .spawn(move || loop {
-                this.wait_quiet();
+                this.wait_quiet(&pool, &name, &key);
                 if let Err(e) = make(&pool, &name, &source, &key) {
                     tracing::debug!(template = name, error = %e, "making spare roots");
                 }
@@ -119,10 +179,16 @@ impl Spares {
         }
     }
 
-    /// Waits until no create is in flight, for at most [`QUIET_WAIT`].
-    fn wait_quiet(&self) {
+    /// Waits, for at most [`QUIET_WAIT`], until no create is in flight
+    /// and, while `template` has more than [`URGENT_LEFT`] spares of `key`
+    /// left, none has ended for [`AFTER_CREATE`].
+    fn wait_quiet(&self, pool: &Pool, template: &str, key: &str) {
         let deadline = Instant::now() + QUIET_WAIT;
-        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+        while Instant::now() < deadline {
+            let (count, since) = (self.in_flight.count(), self.in_flight.since_last_end());
+            if !must_wait(count, since, || left(pool, template, key)) {
+                return;
+            }
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -156,6 +222,25 @@ fn key(source: &Path) -> Option<String> {
         meta.ctime(),
         meta.ctime_nsec()
     ))
+}
+
+/// Whether a refill waits, with `in_flight` creates in flight, the last
+/// one ended `since_last_end` ago, and `left()` spares of its template.
+fn must_wait(
+    in_flight: usize,
+    since_last_end: Option<Duration>,
+    left: impl FnOnce() -> usize,
+) -> bool {
+    in_flight > 0
+        || (since_last_end.is_some_and(|since| since < AFTER_CREATE) && left() > URGENT_LEFT)
+}
+
+/// How many spares of `template` for the volume `key` are ready.
+fn left(pool: &Pool, template: &str, key: &str) -> usize {
+    let dir = dir(pool);
+    (0..PER_TEMPLATE)
+        .filter(|slot| std::fs::symlink_metadata(dir.join(slot_name(template, key, *slot))).is_ok())
+        .count()
 }
 
 /// The name of `template`'s spare in `slot` for the volume `key`.
@@ -222,4 +307,38 @@ fn make_one(pool: &Pool, dir: &Path, source: &Path, name: &str) -> Result<(), St
         let _ = pool.driver().delete(&staged);
         e.to_string()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refill_waits_out_creates_and_a_new_sandboxs_first_moments_unless_urgent() {
+        let ms = Duration::from_millis;
+        let never = || -> usize { panic!("spares counted while a create is in flight") };
+        assert!(must_wait(1, None, never));
+        assert!(must_wait(2, Some(ms(500)), never));
+        // No create in flight: none ended, or the last long enough ago.
+        assert!(!must_wait(0, None, || PER_TEMPLATE));
+        assert!(!must_wait(0, Some(AFTER_CREATE + ms(1)), || PER_TEMPLATE));
+        // One just ended: wait while spares are left, not when few are.
+        assert!(must_wait(0, Some(ms(1)), || URGENT_LEFT + 1));
+        assert!(!must_wait(0, Some(ms(1)), || URGENT_LEFT));
+        assert!(!must_wait(0, Some(ms(1)), || 0));
+    }
+
+    #[test]
+    fn in_flight_counts_creates_and_notes_when_the_last_ended() {
+        let f = InFlight::default();
+        assert_eq!((f.count(), f.since_last_end()), (0, None));
+        f.begin();
+        f.begin();
+        assert_eq!(f.count(), 2);
+        assert!(!f.end(), "one is still in flight");
+        let since = f.since_last_end().expect("a create ended");
+        assert!(since < Duration::from_secs(5), "{since:?}");
+        assert!(f.end(), "the last one");
+        assert_eq!(f.count(), 0);
+    }
 }
