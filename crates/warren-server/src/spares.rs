@@ -44,8 +44,9 @@ pub const PER_TEMPLATE: usize = 4;
 #[derive(Clone, Default)]
 pub struct Spares {
     /// Templates being refilled, each with whether a spare was taken (or
-    /// missed) since its refill began, so that it runs once more.
-    refilling: Arc<Mutex<HashMap<String, bool>>>,
+    /// missed) since its refill began, so that it runs once more, and
+    /// whether the last take was a create's (see [`Spares::wait_quiet`]).
+    refilling: Arc<Mutex<HashMap<String, Refill>>>,
     /// The slot the next take tries first: takes at once start at
     /// different slots, so each finds a spare of its own, and the spares
     /// are used oldest first rather than the one just refilled.
@@ -54,6 +55,15 @@ pub struct Spares {
     /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
     /// commit does not land in the middle of a create's own disk writes.
     in_flight: Arc<InFlight>,
+}
+
+/// A template's refill under way.
+struct Refill {
+    /// A spare was taken (or missed) since it began: it runs once more.
+    again: bool,
+    /// The last take was a create's, whose sandbox's first command comes
+    /// next.
+    by_create: bool,
 }
 
 /// Longest a refill waits for the creates in flight to finish.
@@ -136,18 +146,26 @@ impl Spares {
             let spare = dir.join(slot_name(template, &key, slot % PER_TEMPLATE));
             std::fs::rename(spare, rootfs).is_ok()
         });
-        self.refill(pool, template, source, key);
+        // A create counts itself in flight; the warm pool's own starts
+        // (`crate::sandboxes::pool`) run when none is.
+        let by_create = self.in_flight.count() > 0;
+        self.refill(pool, template, source, key, by_create);
         taken
     }
 
-    fn refill(&self, pool: &Pool, template: &str, source: &Path, key: String) {
+    fn refill(&self, pool: &Pool, template: &str, source: &Path, key: String, by_create: bool) {
         {
             let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(again) = refilling.get_mut(template) {
-                *again = true;
+            if let Some(refill) = refilling.get_mut(template) {
+                refill.again = true;
+                refill.by_create = by_create;
                 return;
             }
-            refilling.insert(template.to_string(), false);
+            let refill = Refill {
+                again: false,
+                by_create,
+            };
+            refilling.insert(template.to_string(), refill);
         }
         let (this, pool, name, source) = (
             self.clone(),
@@ -158,13 +176,16 @@ impl Spares {
         let spawned = std::thread::Builder::new()
             .name("spare-root".into())
             .spawn(move || loop {
-                this.wait_quiet(&pool, &name, &key);
+                let by_create = (this.refilling.lock().unwrap_or_else(|e| e.into_inner()))
+                    .get(&name)
+                    .is_some_and(|r| r.by_create);
+                this.wait_quiet(&pool, &name, &key, by_create);
                 if let Err(e) = make(&pool, &name, &source, &key) {
                     tracing::debug!(template = name, error = %e, "making spare roots");
                 }
                 let mut refilling = this.refilling.lock().unwrap_or_else(|e| e.into_inner());
                 match refilling.get_mut(&name) {
-                    Some(again) if *again => *again = false,
+                    Some(refill) if refill.again => refill.again = false,
                     _ => {
                         refilling.remove(&name);
                         return;
@@ -180,12 +201,15 @@ impl Spares {
     }
 
     /// Waits, for at most [`QUIET_WAIT`], until no create is in flight
-    /// and, while `template` has more than [`URGENT_LEFT`] spares of `key`
-    /// left, none has ended for [`AFTER_CREATE`].
-    fn wait_quiet(&self, pool: &Pool, template: &str, key: &str) {
+    /// and, after a spare taken `by_create` while `template` has more than
+    /// [`URGENT_LEFT`] spares of `key` left, none has ended for
+    /// [`AFTER_CREATE`]. (A spare the warm pool took is refilled beside
+    /// the pool's start, which no caller waits for.)
+    fn wait_quiet(&self, pool: &Pool, template: &str, key: &str, by_create: bool) {
         let deadline = Instant::now() + QUIET_WAIT;
         while Instant::now() < deadline {
             let (count, since) = (self.in_flight.count(), self.in_flight.since_last_end());
+            let since = since.filter(|_| by_create);
             if !must_wait(count, since, || left(pool, template, key)) {
                 return;
             }
