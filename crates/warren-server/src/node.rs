@@ -171,7 +171,7 @@ impl Node {
 
     /// The count of creates in flight, which spare-root refills wait out
     /// (the server's create path holds it up: [`crate::sandboxes`]).
-    pub fn creates_in_flight(&self) -> Arc<crate::spares::InFlight> {
+    pub fn creates_in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
         self.spares.in_flight()
     }
 

@@ -18,17 +18,14 @@
 //! together share one btrfs transaction commit, the cost that grows with
 //! the number of sandboxes alive. A refill first waits (a second at most)
 //! for the creates in flight to finish, so that its commit does not hold
-//! up their own disk writes; while more than [`URGENT_LEFT`] spares are
-//! left it also waits until no create has ended for [`AFTER_CREATE`], so
-//! that it does not land on a new sandbox's first command either (a
-//! create loop then refills once every few creates, not after each). A
-//! take during a refill makes it run again when it ends. Spares survive a restart and are used after it if
+//! up their own disk writes. A take during a refill makes it run again
+//! when it ends. Spares survive a restart and are used after it if
 //! their template is unchanged.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,9 +41,8 @@ pub const PER_TEMPLATE: usize = 4;
 #[derive(Clone, Default)]
 pub struct Spares {
     /// Templates being refilled, each with whether a spare was taken (or
-    /// missed) since its refill began, so that it runs once more, and
-    /// whether the last take was a create's (see [`Spares::wait_quiet`]).
-    refilling: Arc<Mutex<HashMap<String, Refill>>>,
+    /// missed) since its refill began, so that it runs once more.
+    refilling: Arc<Mutex<HashMap<String, bool>>>,
     /// The slot the next take tries first: takes at once start at
     /// different slots, so each finds a spare of its own, and the spares
     /// are used oldest first rather than the one just refilled.
@@ -54,82 +50,16 @@ pub struct Spares {
     /// Creates in flight (counted by the server's create path): a refill
     /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
     /// commit does not land in the middle of a create's own disk writes.
-    in_flight: Arc<InFlight>,
-}
-
-/// A template's refill under way.
-struct Refill {
-    /// A spare was taken (or missed) since it began: it runs once more.
-    again: bool,
-    /// The last take was a create's, whose sandbox's first command comes
-    /// next.
-    by_create: bool,
+    in_flight: Arc<AtomicUsize>,
 }
 
 /// Longest a refill waits for the creates in flight to finish.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
-/// How long after the last create ended a refill waits while it is not
-/// urgent: a new sandbox's first command, which comes next, runs without
-/// the refill's snapshot commit and read-ahead beside it.
-const AFTER_CREATE: Duration = Duration::from_millis(25);
-/// Spares left of a template at or under which its refill is urgent
-/// (waits only for the creates in flight).
-const URGENT_LEFT: usize = 1;
-
-/// The creates in flight, and when the last one ended.
-#[derive(Debug)]
-pub struct InFlight {
-    count: AtomicUsize,
-    /// Nanoseconds from `epoch` to the end of the last create.
-    last_end: AtomicU64,
-    epoch: Instant,
-}
-
-impl Default for InFlight {
-    fn default() -> Self {
-        InFlight {
-            count: AtomicUsize::new(0),
-            last_end: AtomicU64::new(0),
-            epoch: Instant::now(),
-        }
-    }
-}
-
-impl InFlight {
-    /// A create begins.
-    pub fn begin(&self) {
-        self.count.fetch_add(1, Ordering::SeqCst);
-    }
-
-    /// A create ended; true if it was the last one in flight.
-    pub fn end(&self) -> bool {
-        let nanos = self.epoch.elapsed().as_nanos() as u64;
-        self.last_end.fetch_max(nanos, Ordering::SeqCst);
-        self.count.fetch_sub(1, Ordering::SeqCst) == 1
-    }
-
-    /// Creates in flight now.
-    pub fn count(&self) -> usize {
-        self.count.load(Ordering::SeqCst)
-    }
-
-    /// How long ago the last create ended (`None`: none has).
-    fn since_last_end(&self) -> Option<Duration> {
-        match self.last_end.load(Ordering::SeqCst) {
-            0 => None,
-            nanos => Some(
-                self.epoch
-                    .elapsed()
-                    .saturating_sub(Duration::from_nanos(nanos)),
-            ),
-        }
-    }
-}
 
 impl Spares {
     /// The count of creates in flight that refills wait out; the create
     /// path holds it up while it runs.
-    pub fn in_flight(&self) -> Arc<InFlight> {
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
         self.in_flight.clone()
     }
 
@@ -146,26 +76,18 @@ impl Spares {
             let spare = dir.join(slot_name(template, &key, slot % PER_TEMPLATE));
             std::fs::rename(spare, rootfs).is_ok()
         });
-        // A create counts itself in flight; the warm pool's own starts
-        // (`crate::sandboxes::pool`) run when none is.
-        let by_create = self.in_flight.count() > 0;
-        self.refill(pool, template, source, key, by_create);
+        self.refill(pool, template, source, key);
         taken
     }
 
-    fn refill(&self, pool: &Pool, template: &str, source: &Path, key: String, by_create: bool) {
+    fn refill(&self, pool: &Pool, template: &str, source: &Path, key: String) {
         {
             let mut refilling = self.refilling.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(refill) = refilling.get_mut(template) {
-                refill.again = true;
-                refill.by_create = by_create;
+            if let Some(again) = refilling.get_mut(template) {
+                *again = true;
                 return;
             }
-            let refill = Refill {
-                again: false,
-                by_create,
-            };
-            refilling.insert(template.to_string(), refill);
+            refilling.insert(template.to_string(), false);
         }
         let (this, pool, name, source) = (
             self.clone(),
@@ -176,16 +98,13 @@ impl Spares {
         let spawned = std::thread::Builder::new()
             .name("spare-root".into())
             .spawn(move || loop {
-                let by_create = (this.refilling.lock().unwrap_or_else(|e| e.into_inner()))
-                    .get(&name)
-                    .is_some_and(|r| r.by_create);
-                this.wait_quiet(&pool, &name, &key, by_create);
+                this.wait_quiet();
                 if let Err(e) = make(&pool, &name, &source, &key) {
                     tracing::debug!(template = name, error = %e, "making spare roots");
                 }
                 let mut refilling = this.refilling.lock().unwrap_or_else(|e| e.into_inner());
                 match refilling.get_mut(&name) {
-                    Some(refill) if refill.again => refill.again = false,
+                    Some(again) if *again => *again = false,
                     _ => {
                         refilling.remove(&name);
                         return;
@@ -200,19 +119,10 @@ impl Spares {
         }
     }
 
-    /// Waits, for at most [`QUIET_WAIT`], until no create is in flight
-    /// and, after a spare taken `by_create` while `template` has more than
-    /// [`URGENT_LEFT`] spares of `key` left, none has ended for
-    /// [`AFTER_CREATE`]. (A spare the warm pool took is refilled beside
-    /// the pool's start, which no caller waits for.)
-    fn wait_quiet(&self, pool: &Pool, template: &str, key: &str, by_create: bool) {
+    /// Waits until no create is in flight, for at most [`QUIET_WAIT`].
+    fn wait_quiet(&self) {
         let deadline = Instant::now() + QUIET_WAIT;
-        while Instant::now() < deadline {
-            let (count, since) = (self.in_flight.count(), self.in_flight.since_last_end());
-            let since = since.filter(|_| by_create);
-            if !must_wait(count, since, || left(pool, template, key)) {
-                return;
-            }
+        while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
         }
     }
@@ -246,25 +156,6 @@ fn key(source: &Path) -> Option<String> {
         meta.ctime(),
         meta.ctime_nsec()
     ))
-}
-
-/// Whether a refill waits, with `in_flight` creates in flight, the last
-/// one ended `since_last_end` ago, and `left()` spares of its template.
-fn must_wait(
-    in_flight: usize,
-    since_last_end: Option<Duration>,
-    left: impl FnOnce() -> usize,
-) -> bool {
-    in_flight > 0
-        || (since_last_end.is_some_and(|since| since < AFTER_CREATE) && left() > URGENT_LEFT)
-}
-
-/// How many spares of `template` for the volume `key` are ready.
-fn left(pool: &Pool, template: &str, key: &str) -> usize {
-    let dir = dir(pool);
-    (0..PER_TEMPLATE)
-        .filter(|slot| std::fs::symlink_metadata(dir.join(slot_name(template, key, *slot))).is_ok())
-        .count()
 }
 
 /// The name of `template`'s spare in `slot` for the volume `key`.
@@ -331,38 +222,4 @@ fn make_one(pool: &Pool, dir: &Path, source: &Path, name: &str) -> Result<(), St
         let _ = pool.driver().delete(&staged);
         e.to_string()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_refill_waits_out_creates_and_a_new_sandboxs_first_moments_unless_urgent() {
-        let ms = Duration::from_millis;
-        let never = || -> usize { panic!("spares counted while a create is in flight") };
-        assert!(must_wait(1, None, never));
-        assert!(must_wait(2, Some(ms(500)), never));
-        // No create in flight: none ended, or the last long enough ago.
-        assert!(!must_wait(0, None, || PER_TEMPLATE));
-        assert!(!must_wait(0, Some(AFTER_CREATE + ms(1)), || PER_TEMPLATE));
-        // One just ended: wait while spares are left, not when few are.
-        assert!(must_wait(0, Some(ms(1)), || URGENT_LEFT + 1));
-        assert!(!must_wait(0, Some(ms(1)), || URGENT_LEFT));
-        assert!(!must_wait(0, Some(ms(1)), || 0));
-    }
-
-    #[test]
-    fn in_flight_counts_creates_and_notes_when_the_last_ended() {
-        let f = InFlight::default();
-        assert_eq!((f.count(), f.since_last_end()), (0, None));
-        f.begin();
-        f.begin();
-        assert_eq!(f.count(), 2);
-        assert!(!f.end(), "one is still in flight");
-        let since = f.since_last_end().expect("a create ended");
-        assert!(since < Duration::from_secs(5), "{since:?}");
-        assert!(f.end(), "the last one");
-        assert_eq!(f.count(), 0);
-    }
 }

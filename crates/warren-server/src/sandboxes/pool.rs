@@ -28,6 +28,7 @@
 //! rather than handed out.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,7 +40,6 @@ use warren_runtime::NetworkPolicy;
 
 use super::registry::Phase;
 use super::{blocking, view, SandboxError, Sandboxes};
-use crate::spares::InFlight;
 use crate::store::{SandboxRecord, StoredState};
 use crate::templates::{TemplateConfig, TemplateError};
 
@@ -77,7 +77,7 @@ pub(crate) struct Pools {
     wake: tokio::sync::Notify,
     /// Creates in flight (from the pool or not): the refiller waits for
     /// them to finish, and so do the node's spare roots.
-    creating: Arc<InFlight>,
+    creating: Arc<AtomicUsize>,
 }
 
 #[derive(Debug, Default)]
@@ -95,7 +95,7 @@ pub(crate) struct Creating<'a>(&'a Pools);
 
 impl Drop for Creating<'_> {
     fn drop(&mut self) {
-        if self.0.creating.end() {
+        if self.0.creating.fetch_sub(1, Ordering::SeqCst) == 1 {
             self.0.wake.notify_one();
         }
     }
@@ -111,7 +111,7 @@ impl Pools {
 
     /// Counts creates in flight in `counter` (shared with the node's spare
     /// roots) instead of a count of its own.
-    pub fn counting_in(mut self, counter: Arc<InFlight>) -> Self {
+    pub fn counting_in(mut self, counter: Arc<AtomicUsize>) -> Self {
         self.creating = counter;
         self
     }
@@ -122,7 +122,7 @@ impl Pools {
 
     /// Marks a create in flight until the guard drops.
     pub fn creating(&self) -> Creating<'_> {
-        self.creating.begin();
+        self.creating.fetch_add(1, Ordering::SeqCst);
         Creating(self)
     }
 
@@ -541,7 +541,7 @@ impl Sandboxes {
             if *stop.borrow() {
                 break;
             }
-            if pools.creating.count() > 0 || !memory_to_spare() {
+            if pools.creating.load(Ordering::SeqCst) > 0 || !memory_to_spare() {
                 tokio::select! {
                     _ = tokio::time::sleep(YIELD) => {}
                     _ = stop.changed() => {}
