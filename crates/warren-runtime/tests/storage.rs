@@ -401,6 +401,9 @@ fn btrfs_warm_reads_a_fresh_snapshot_ahead_and_stays_in_its_root() {
         fs::create_dir_all(a.join(dir)).unwrap();
     }
     fill(&a.join("lib"), 2);
+    // Larger than what one warm reads in all.
+    let big: Vec<u8> = (0..12 << 20).map(|i| (i % 253) as u8).collect();
+    fs::write(a.join("lib/big"), big).unwrap();
     // A file of the host's, named by an absolute symlink in the root, and a
     // FIFO where a shell would be: neither may be read (nor block).
     let outside = t.dir.path().canonicalize().unwrap().join("outside");
@@ -441,4 +444,25 @@ fn btrfs_warm_reads_a_fresh_snapshot_ahead_and_stays_in_its_root() {
         "only what was named"
     );
     assert_eq!(resident_pages(&outside).0, 0, "the host's file was read");
+
+    // A budget for all files together: a large file first leaves nothing
+    // for the ones after it.
+    let big = b.join("lib/big");
+    warren_runtime::storage::warm(&b, &["lib/big", "lib/f1"]);
+    let begun = Instant::now();
+    while resident_pages(&big).0 < (8 << 20) / 4096 {
+        assert!(
+            begun.elapsed() < std::time::Duration::from_secs(10),
+            "read ahead: {:?} of its pages",
+            resident_pages(&big)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (read, pages) = resident_pages(&big);
+    assert!(read < pages, "all {pages} pages of a 12 MiB file read");
+    assert_eq!(
+        resident_pages(&b.join("lib/f1")).0,
+        0,
+        "read past the budget"
+    );
 }

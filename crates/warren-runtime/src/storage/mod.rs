@@ -234,13 +234,18 @@ pub(crate) fn split_path(path: &Path) -> Result<(&Path, &std::ffi::OsStr), Stora
     }
 }
 
-/// Most bytes [`warm`] reads of one file.
-const WARM_MAX_BYTES: u64 = 16 << 20;
+/// Most bytes one [`warm`] reads, all files together: a tenant who puts
+/// large files where a root's libc and shell are (a fork's or a restore's
+/// root is its own disk) makes each fork read at most this, on the host's
+/// account.
+const WARM_BUDGET: u64 = 8 << 20;
+/// Bytes one `readahead(2)` call of [`warm`] asks for.
+const WARM_STEP: u64 = 2 << 20;
 
 /// Asks the kernel to read the regular files `files` (paths relative to
 /// `root`, resolved inside it: a symlink cannot lead out, as `root` may be
-/// an imported image or a tenant's disk) into the page cache, at most
-/// [`WARM_MAX_BYTES`] of each (`readahead(2)`: the reads are queued, not
+/// an imported image or a tenant's disk) into the page cache, in order,
+/// [`WARM_BUDGET`] bytes at most in all (`readahead(2)`: the reads are queued, not
 /// waited for, and nothing is copied out). Anything else (missing, not a
 /// regular file, unreadable) is skipped; a FIFO is opened without blocking.
 pub fn warm(root: &Path, files: &[&str]) {
@@ -249,7 +254,11 @@ pub fn warm(root: &Path, files: &[&str]) {
     let Ok(dir) = std::fs::File::open(root) else {
         return;
     };
+    let mut budget = WARM_BUDGET;
     for file in files {
+        if budget == 0 {
+            return;
+        }
         let how = OpenHow::new()
             .flags(OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC)
             .resolve(ResolveFlag::RESOLVE_IN_ROOT | ResolveFlag::RESOLVE_NO_MAGICLINKS);
@@ -262,9 +271,15 @@ pub fn warm(root: &Path, files: &[&str]) {
             continue;
         };
         if meta.is_file() {
-            let len = meta.len().min(WARM_MAX_BYTES) as usize;
-            // SAFETY: a plain syscall on an fd this function owns.
-            unsafe { libc::readahead(file.as_raw_fd(), 0, len) };
+            let len = meta.len().min(budget);
+            budget -= len;
+            // One call reads at most the device's read-ahead window (4 MiB
+            // on btrfs), so larger files go in steps.
+            for offset in (0..len).step_by(WARM_STEP as usize) {
+                let step = (len - offset).min(WARM_STEP) as usize;
+                // SAFETY: a plain syscall on an fd this function owns.
+                unsafe { libc::readahead(file.as_raw_fd(), offset as i64, step) };
+            }
         }
     }
 }
