@@ -384,6 +384,128 @@ async fn restore_in_place_branches_history_and_forks_diverge() {
     assert_eq!(status, 200, "{all}");
 }
 
+/// The source's latest tick (its clock loop writes one every 10 ms).
+async fn tick(server: &TestServer, key: &str, sbx: &str) -> u64 {
+    let out = stdout(server, key, sbx, "cat /root/tick").await;
+    out.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("a tick, not {out:?}"))
+}
+
+/// Waits (5 s at most) until the source's clock loop has ticked past `after`.
+async fn ticks_past(server: &TestServer, key: &str, sbx: &str, after: u64) -> u64 {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let now = tick(server, key, sbx).await;
+        if now > after {
+            return now;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the source stays frozen after a fork (tick {now})"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+/// A fork of one sandbox starts while its checkpoint is taken: the child
+/// and the checkpoint must still hold the source's disk of one moment, the
+/// source must run on, and a refused fork must leave nothing behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fork_of_one_and_its_checkpoint_hold_one_moment_and_a_refused_one_leaves_nothing() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("gamma", Some(3)).await;
+    let sbx = id_of(
+        &server
+            .create(&key, json!({"metadata": {"team": "red"}}))
+            .await,
+    );
+    let (status, _) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/processes"),
+            &key,
+            Some(json!({"cmd": "n=0; while true; do n=$((n+1)); echo $n > /root/tick.new; mv /root/tick.new /root/tick; sleep 0.01; done"})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let first = ticks_past(&server, &key, &sbx, 0).await;
+    server.run(&key, &sbx, "echo before > /root/f").await;
+
+    let (status, forked) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/fork"),
+            &key,
+            Some(json!({"name": "one"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{forked}");
+    let items = forked["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{forked}");
+    let child = id_of(&items[0]);
+    let ckpt = forked["checkpoint_id"].as_str().unwrap().to_string();
+    assert_eq!(items[0]["metadata"]["team"], "red", "{forked}");
+    assert_eq!(items[0]["from_checkpoint"], ckpt.as_str(), "{forked}");
+    assert_eq!(items[0]["state"], "running", "{forked}");
+
+    // The source was thawed: its clock runs on.
+    let at_fork = tick(&server, &key, &sbx).await;
+    assert!(at_fork >= first);
+    ticks_past(&server, &key, &sbx, at_fork).await;
+
+    // The checkpoint is recorded when the fork answers, and holds what the
+    // child holds: the file, and the clock's tick of the same moment.
+    let (status, got) = server
+        .call("GET", &format!("/v1/checkpoints/{ckpt}"), &key, None)
+        .await;
+    assert_eq!(status, 200, "{got}");
+    assert_eq!(got["name"], "one");
+    assert_eq!(got["sandbox_id"], sbx.as_str());
+    assert_eq!(names(&server, &key, &sbx).await, vec!["one".to_string()]);
+    let from = id_of(&server.create(&key, json!({"from_checkpoint": ckpt})).await);
+    let child_state = stdout(&server, &key, &child, "cat /root/f /root/tick").await;
+    assert_eq!(
+        stdout(&server, &key, &from, "cat /root/f /root/tick").await,
+        child_state,
+        "the fork and its checkpoint hold one moment"
+    );
+    assert!(child_state.starts_with("before\n"), "{child_state}");
+
+    // Then they diverge.
+    server.run(&key, &sbx, "echo after > /root/f").await;
+    server.run(&key, &child, "echo child > /root/f").await;
+    assert_eq!(stdout(&server, &key, &sbx, "cat /root/f").await, "after\n");
+    assert_eq!(
+        stdout(&server, &key, &child, "cat /root/f").await,
+        "child\n"
+    );
+    assert_eq!(
+        stdout(&server, &key, &from, "cat /root/f").await,
+        "before\n"
+    );
+
+    // At its quota (3 sandboxes), the tenant's fork is refused, and leaves
+    // no checkpoint, volume or frozen source behind.
+    let volumes = server.sandbox_volumes();
+    let checkpoint_dir = server.state_dir.join("pool/checkpoints");
+    let checkpoints = server_common::list_dir(&checkpoint_dir);
+    let (status, refused) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{sbx}/fork"),
+            &key,
+            Some(json!({"count": 1})),
+        )
+        .await;
+    assert_eq!(refused["code"], "quota_exceeded", "{status} {refused}");
+    assert_eq!(server.sandbox_volumes(), volumes);
+    assert_eq!(server_common::list_dir(&checkpoint_dir), checkpoints);
+    assert_eq!(names(&server, &key, &sbx).await, vec!["one".to_string()]);
+    let now = tick(&server, &key, &sbx).await;
+    ticks_past(&server, &key, &sbx, now).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_auto_checkpointed_sandbox_survives_rm_rf_by_restoring() {
     let server = TestServer::start().await;

@@ -11,7 +11,9 @@
 //!   root, never none); what is then at the staged path, the old root, is
 //!   deleted.
 //! - A sandbox made from a checkpoint gets a writable snapshot of it as its
-//!   root before it starts.
+//!   root before it starts. A fork of one sandbox snapshots the frozen
+//!   source twice instead, its root first, so that it can start while the
+//!   checkpoint is taken ([`Node::fork_sandbox`]).
 //!
 //! On btrfs each of these is O(1) in the size of the disk; with the copy
 //! driver they are copies.
@@ -157,10 +159,48 @@ impl Node {
     }
 
     /// Takes checkpoint `ckpt` of sandbox `id`: freeze (when `running`),
-    /// durable read-only snapshot (`StorageDriver::snapshot_durable`), thaw. The sandbox is thawed whatever
-    /// happened in between; a failed thaw fails the checkpoint (and removes
-    /// it) rather than leave a frozen sandbox unnoticed.
+    /// durable read-only snapshot (`StorageDriver::snapshot_durable`),
+    /// thaw. The sandbox is thawed whatever happened in between; a failed
+    /// thaw fails the checkpoint (and removes it) rather than leave a
+    /// frozen sandbox unnoticed.
     pub fn snapshot_sandbox(&self, id: &str, ckpt: &str, running: bool) -> Result<(), NodeError> {
+        self.snapshot_frozen(id, ckpt, running, || Ok(()))
+    }
+
+    /// Forks sandbox `id`'s disk in one freeze of it: snapshots its root as
+    /// sandbox `child`'s root, calls `root_made` (the child may start from
+    /// then on), then takes checkpoint `ckpt` as
+    /// [`Node::snapshot_sandbox`] does. Both hold the disk of one moment;
+    /// the child's root comes first because the child's start waits for it
+    /// and the checkpoint's commit need not. If the checkpoint then fails,
+    /// the child's root stays, for the caller to destroy with the child.
+    pub fn fork_sandbox(
+        &self,
+        id: &str,
+        child: &str,
+        ckpt: &str,
+        running: bool,
+        root_made: impl FnOnce(),
+    ) -> Result<(), NodeError> {
+        let root = self.pool().sandbox_path(id)?;
+        let child_root = self.pool().sandbox_path(child)?;
+        self.snapshot_frozen(id, ckpt, running, || {
+            self.pool().driver().snapshot(&root, &child_root, false)?;
+            root_made();
+            Ok(())
+        })
+    }
+
+    /// Freezes sandbox `id` (when `running`), runs `first`, takes checkpoint
+    /// `ckpt` unless `first` failed, and thaws it (see
+    /// [`Node::snapshot_sandbox`]).
+    fn snapshot_frozen(
+        &self,
+        id: &str,
+        ckpt: &str,
+        running: bool,
+        first: impl FnOnce() -> Result<(), NodeError>,
+    ) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let dst = self.checkpoint_volume(ckpt)?;
         let begun = std::time::Instant::now();
@@ -186,11 +226,12 @@ impl Node {
             armed: frozen,
         };
         let froze = begun.elapsed();
-        let taken = self
-            .pool()
-            .driver()
-            .snapshot_durable(&root, &dst)
-            .map_err(NodeError::from);
+        let taken = first().and_then(|()| {
+            self.pool()
+                .driver()
+                .snapshot_durable(&root, &dst)
+                .map_err(NodeError::from)
+        });
         let snap = begun.elapsed();
         guard.armed = false;
         if frozen {

@@ -8,18 +8,137 @@
 //! deleted without touching the forks. Forks are all or nothing: if one
 //! cannot be made (quota, a failing start), the others are destroyed and the
 //! error is returned.
+//!
+//! A fork of one sandbox (`count` 1, the common case) is made in one freeze
+//! of its source ([`OneFork`]): the child's root is snapshotted from the
+//! source, the child starts, and the checkpoint is snapshotted and recorded
+//! meanwhile; the answer waits for both. With more, the checkpoint comes
+//! first and each child's root is a snapshot of it.
 
-use tokio::task::JoinSet;
+use std::sync::{Arc, Mutex};
+
+use tokio::task::{JoinHandle, JoinSet};
 use warren_api::checkpoint::{ForkRequest, ForkResponse};
+use warren_api::ids::{self, IdKind};
 use warren_api::server::Sandbox;
 
-use super::{checked_name, CheckpointError, Checkpoints};
+use super::seed::Seed;
+use super::{checked_name, detached, new_record, remove_volume, CheckpointError, Checkpoints};
 use crate::auth::Caller;
+use crate::node::Node;
+use crate::sandboxes::registry::{Entry, Phase};
 use crate::sandboxes::validate::CreatePlan;
-use crate::sandboxes::SandboxError;
+use crate::sandboxes::{ensure_settled, SandboxError};
+use crate::store::{CheckpointRecord, SandboxRecord, Store};
+use crate::time::now_ms;
 
 /// Most sandboxes one fork call makes.
 pub const MAX_FORKS: u32 = 64;
+
+/// The disk and checkpoint of a fork of one sandbox: the child's root made
+/// from the frozen source, then, while the child starts, the checkpoint
+/// snapshotted on the same thread ([`Node::fork_sandbox`]) and recorded.
+/// Cheap to clone; the create that makes the child calls
+/// [`OneFork::make_root`], the fork then awaits
+/// [`OneFork::checkpoint_recorded`].
+#[derive(Clone)]
+pub(crate) struct OneFork {
+    inner: Arc<OneForkInner>,
+}
+
+struct OneForkInner {
+    node: Node,
+    store: Store,
+    source: String,
+    running: bool,
+    /// The checkpoint as it will be recorded, with no patches.
+    seed: Seed,
+    /// Taking and recording the checkpoint, once the child's root exists.
+    job: Mutex<Option<JoinHandle<Result<(), CheckpointError>>>>,
+}
+
+impl OneFork {
+    /// What the child starts with: the checkpoint to be taken (its
+    /// template, working directory and environment).
+    pub(crate) fn seed(&self) -> &Seed {
+        &self.inner.seed
+    }
+
+    /// Makes `child`'s root from the frozen source and goes on to take and
+    /// record the checkpoint; returns once the root exists. Called once.
+    pub(crate) async fn make_root(&self, child: &str) -> Result<(), SandboxError> {
+        let (made_tx, made) = tokio::sync::oneshot::channel();
+        let inner = &self.inner;
+        let (node, source, child, ckpt, running) = (
+            inner.node.clone(),
+            inner.source.clone(),
+            child.to_string(),
+            inner.seed.checkpoint.id.clone(),
+            inner.running,
+        );
+        let disk = tokio::task::spawn_blocking(move || {
+            node.fork_sandbox(&source, &child, &ckpt, running, move || {
+                let _ = made_tx.send(());
+            })
+        });
+        if made.await.is_err() {
+            // The root was not made: the job's error is the create's.
+            return Err(match disk.await {
+                Ok(Err(e)) => SandboxError::Node(e),
+                Ok(Ok(())) => unreachable!("a fork's disk was taken without its root"),
+                Err(source) => SandboxError::Task {
+                    op: "fork the disk",
+                    source,
+                },
+            });
+        }
+        let (node, store) = (inner.node.clone(), inner.store.clone());
+        let mut record = inner.seed.checkpoint.clone();
+        let job = tokio::spawn(async move {
+            disk.await
+                .map_err(|source| CheckpointError::Task { op: "fork", source })??;
+            record.created_at = now_ms();
+            if let Err(e) = store.insert_checkpoint(&record).await {
+                remove_volume(&node, &record.id).await;
+                return Err(e.into());
+            }
+            Ok(())
+        });
+        *inner.job.lock().expect("fork job lock") = Some(job);
+        Ok(())
+    }
+
+    /// How taking and recording the checkpoint ended (on failure, nothing
+    /// of it is left); `None` if the root was never made (the create failed
+    /// first, or with the job's error).
+    async fn checkpoint_recorded(&self) -> Option<Result<(), CheckpointError>> {
+        let job = self.inner.job.lock().expect("fork job lock").take()?;
+        Some(
+            job.await
+                .unwrap_or_else(|source| Err(CheckpointError::Task { op: "fork", source })),
+        )
+    }
+}
+
+/// The plan of a fork of `source` from `checkpoint`.
+fn plan_of(source: SandboxRecord, checkpoint: &CheckpointRecord) -> CreatePlan {
+    CreatePlan {
+        template: checkpoint.template.clone(),
+        timeout_secs: source.timeout_secs,
+        ttl_secs: source.ttl_secs,
+        // The checkpoint carries the source's environment.
+        envs: Default::default(),
+        metadata: source.metadata,
+        labels: source.labels,
+        resources: source.resources,
+        disk_mb: source.disk_mb,
+        network: source.network,
+        auto_checkpoint: source.auto_checkpoint,
+        auto_checkpoint_keep: source.auto_checkpoint_keep,
+        auto_wake: source.auto_wake,
+        from_checkpoint: Some(checkpoint.id.clone()),
+    }
+}
 
 impl Checkpoints {
     /// Checkpoints sandbox `id` once and makes `count` sandboxes from it.
@@ -39,6 +158,15 @@ impl Checkpoints {
         let name = checked_name(req.name, "fork")?;
         let entry = self.inner.sandboxes.entry(caller, id)?;
         entry.touch();
+        if count == 1 {
+            let this = self.clone();
+            let caller = caller.clone();
+            return detached(
+                "fork",
+                async move { this.fork_one(&caller, entry, name).await },
+            )
+            .await;
+        }
         let checkpoint = self.take(entry, name, None).await?;
         let source = self
             .inner
@@ -46,22 +174,7 @@ impl Checkpoints {
             .sandbox(id)
             .await?
             .ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
-        let plan = CreatePlan {
-            template: checkpoint.template.clone(),
-            timeout_secs: source.timeout_secs,
-            ttl_secs: source.ttl_secs,
-            // The checkpoint carries the source's environment.
-            envs: Default::default(),
-            metadata: source.metadata,
-            labels: source.labels,
-            resources: source.resources,
-            disk_mb: source.disk_mb,
-            network: source.network,
-            auto_checkpoint: source.auto_checkpoint,
-            auto_checkpoint_keep: source.auto_checkpoint_keep,
-            auto_wake: source.auto_wake,
-            from_checkpoint: Some(checkpoint.id.clone()),
-        };
+        let plan = plan_of(source, &checkpoint);
         let mut tasks = JoinSet::new();
         for _ in 0..count {
             let (sandboxes, caller, plan) =
@@ -80,11 +193,7 @@ impl Checkpoints {
             }
         }
         if let Some(err) = failure {
-            for sandbox in &made {
-                if let Err(e) = self.inner.sandboxes.delete(caller, &sandbox.id).await {
-                    tracing::error!(id = %sandbox.id, error = %e, "destroying a fork after another failed");
-                }
-            }
+            self.destroy_forks(caller, &made).await;
             return Err(err);
         }
         made.sort_by(|a, b| a.created_at.cmp(&b.created_at).then(a.id.cmp(&b.id)));
@@ -93,5 +202,79 @@ impl Checkpoints {
             items: made,
             checkpoint_id: checkpoint.id,
         })
+    }
+    /// A fork of one sandbox ([`OneFork`]), under the source's lock.
+    async fn fork_one(
+        &self,
+        caller: &Caller,
+        entry: Arc<Entry>,
+        name: String,
+    ) -> Result<ForkResponse, CheckpointError> {
+        ensure_settled(&entry)?;
+        let _op = entry.ops.lock().await;
+        ensure_settled(&entry)?;
+        let source = self
+            .inner
+            .store
+            .sandbox(&entry.id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        let checkpoint = new_record(&source, ids::new_id(IdKind::Checkpoint), name, None);
+        let fork = OneFork {
+            inner: Arc::new(OneForkInner {
+                node: self.inner.node.clone(),
+                store: self.inner.store.clone(),
+                source: entry.id.clone(),
+                running: entry.phase() == Phase::Running,
+                seed: Seed {
+                    checkpoint: checkpoint.clone(),
+                    patches: Vec::new(),
+                },
+                job: Mutex::new(None),
+            }),
+        };
+        let plan = plan_of(source, &checkpoint);
+        let begun = std::time::Instant::now();
+        let made = self
+            .inner
+            .sandboxes
+            .create_forked(caller, plan, fork.clone())
+            .await;
+        let created = begun.elapsed();
+        let recorded = fork.checkpoint_recorded().await;
+        let child = match made {
+            Ok(child) => child,
+            Err(e) => {
+                if let Some(Ok(())) = recorded {
+                    self.remove(&checkpoint.id).await?;
+                }
+                return Err(e.into());
+            }
+        };
+        match recorded {
+            Some(Ok(())) => {}
+            Some(Err(e)) => {
+                self.destroy_forks(caller, std::slice::from_ref(&child))
+                    .await;
+                return Err(e);
+            }
+            None => unreachable!("a fork started without its root"),
+        }
+        tracing::debug!(?created, recorded = ?begun.elapsed(), "fork phases");
+        tracing::info!(sandbox = %entry.id, checkpoint = %checkpoint.id, auto = false, "checkpoint taken");
+        tracing::info!(source = %entry.id, checkpoint = %checkpoint.id, count = 1, "sandbox forked");
+        Ok(ForkResponse {
+            items: vec![child],
+            checkpoint_id: checkpoint.id,
+        })
+    }
+
+    /// Destroys the forks made by a fork that failed (logged).
+    async fn destroy_forks(&self, caller: &Caller, made: &[Sandbox]) {
+        for sandbox in made {
+            if let Err(e) = self.inner.sandboxes.delete(caller, &sandbox.id).await {
+                tracing::error!(id = %sandbox.id, error = %e, "destroying a fork after another failed");
+            }
+        }
     }
 }

@@ -4,7 +4,8 @@
 //!   automatic ones; the start-up sweep.
 //! - [`restore`]: restore in place and wipe (the sandbox keeps its id, env,
 //!   metadata and tokens; its processes end, its agent starts again).
-//! - [`fork`]: one checkpoint, `count` new sandboxes.
+//! - [`fork`]: one checkpoint, `count` new sandboxes (one of them started
+//!   while its checkpoint is taken).
 //! - [`seed`]: what creating a sandbox `from_checkpoint` needs (the
 //!   checkpoint and its patches); [`patches`] holds and runs the patches.
 //! - [`auto`]: the checkpoint after every `processes/run` of an
@@ -45,7 +46,7 @@ use crate::node::{Node, NodeError};
 use crate::paging::Page;
 use crate::sandboxes::registry::{Entry, Phase};
 use crate::sandboxes::{ensure_settled, SandboxError, Sandboxes};
-use crate::store::{CheckpointFilter, CheckpointRecord, Store, StoreError};
+use crate::store::{CheckpointFilter, CheckpointRecord, SandboxRecord, Store, StoreError};
 use crate::time::{now_ms, rfc3339};
 
 /// Longest checkpoint or patch name.
@@ -139,21 +140,7 @@ impl Checkpoints {
             node.snapshot_sandbox(&sbx, &ckpt, running)
         })
         .await?;
-        let record = CheckpointRecord {
-            seq: 0,
-            id,
-            sandbox_id: entry.id.clone(),
-            tenant_id: sandbox.tenant_id.clone(),
-            name,
-            created_at: now_ms(),
-            command: auto.as_ref().map(|a| a.command.clone()),
-            exit_code: auto.as_ref().and_then(|a| a.exit_code),
-            auto: auto.is_some(),
-            imported: false,
-            template: sandbox.template.clone(),
-            workdir: sandbox.workdir.clone(),
-            envs: sandbox.envs.clone(),
-        };
+        let record = new_record(&sandbox, id, name, auto.as_ref());
         if let Err(e) = self.inner.store.insert_checkpoint(&record).await {
             self.remove_volume(&record.id).await;
             return Err(e.into());
@@ -284,6 +271,30 @@ impl Checkpoints {
             );
         }
         Ok(removed)
+    }
+}
+
+/// The row of checkpoint `id` of `sandbox`, taken now.
+fn new_record(
+    sandbox: &SandboxRecord,
+    id: String,
+    name: String,
+    auto: Option<&AfterCommand>,
+) -> CheckpointRecord {
+    CheckpointRecord {
+        seq: 0,
+        id,
+        sandbox_id: sandbox.id.clone(),
+        tenant_id: sandbox.tenant_id.clone(),
+        name,
+        created_at: now_ms(),
+        command: auto.map(|a| a.command.clone()),
+        exit_code: auto.and_then(|a| a.exit_code),
+        auto: auto.is_some(),
+        imported: false,
+        template: sandbox.template.clone(),
+        workdir: sandbox.workdir.clone(),
+        envs: sandbox.envs.clone(),
     }
 }
 

@@ -14,13 +14,11 @@ use warren_api::ids::{self, IdKind};
 use warren_api::server::{CreateSandboxRequest, Sandbox};
 
 use super::registry::{Entry, Phase};
+use super::seeded::Origin;
 use super::validate::{self, CreatePlan};
 use super::{blocking, detached, ensure_settled, view, SandboxError, Sandboxes};
 use crate::auth::Caller;
-use crate::checkpoints::{
-    self,
-    seed::{self, Seed},
-};
+use crate::checkpoints::{self, fork::OneFork, seed};
 use crate::store::{SandboxRecord, StoredState};
 
 /// What a create or start refused over quota asked for, so that the error
@@ -53,27 +51,44 @@ impl Sandboxes {
         plan: CreatePlan,
     ) -> Result<Sandbox, SandboxError> {
         self.check_egress_available(&plan.network)?;
-        let seed = match &plan.from_checkpoint {
-            Some(id) => Some(seed::resolve(&self.inner.store, caller, id).await?),
-            None => None,
+        let origin = match &plan.from_checkpoint {
+            Some(id) => Origin::Checkpoint(Box::new(
+                seed::resolve(&self.inner.store, caller, id).await?,
+            )),
+            None => Origin::Template,
         };
         let tenant = caller.tenant().map(str::to_owned);
         let this = self.clone();
         detached("create", async move {
-            this.create_detached(tenant, plan, seed).await
+            this.create_detached(tenant, plan, origin).await
         })
         .await
+    }
+
+    /// Creates the one sandbox of a fork of one sandbox; the caller runs in
+    /// its own task already, and holds the source's lock.
+    pub(crate) async fn create_forked(
+        &self,
+        caller: &Caller,
+        plan: CreatePlan,
+        fork: OneFork,
+    ) -> Result<Sandbox, SandboxError> {
+        self.check_egress_available(&plan.network)?;
+        let tenant = caller.tenant().map(str::to_owned);
+        self.clone()
+            .create_detached(tenant, plan, Origin::Fork(fork))
+            .await
     }
 
     async fn create_detached(
         self,
         tenant: Option<String>,
         mut plan: CreatePlan,
-        seed: Option<Seed>,
+        origin: Origin,
     ) -> Result<Sandbox, SandboxError> {
         let started = Instant::now();
         let _creating = self.inner.pools.creating();
-        let template = match &seed {
+        let template = match origin.seed() {
             None => self.inner.templates.ensure(&plan.template).await?,
             Some(seed) => {
                 let config = seed.config(&plan.template)?;
@@ -108,7 +123,7 @@ impl Sandboxes {
             from_checkpoint: plan.from_checkpoint,
             pid: None,
         };
-        if seed.is_none() {
+        if let Origin::Template = origin {
             if let Some(sandbox) = self.hand_over(&mut record, &template, started).await? {
                 return Ok(sandbox);
             }
@@ -137,7 +152,7 @@ impl Sandboxes {
         };
         tracing::debug!(id = %record.id, ?ensured, inserted = ?t.elapsed(), "create phases before boot");
         let (booted, committed) =
-            tokio::join!(self.boot_new(&record, seed.as_ref()), inserting.committed());
+            tokio::join!(self.boot_new(&record, &origin), inserting.committed());
         let booted = match (booted, committed) {
             (booted, Ok(())) => booted,
             (Ok(_), Err(e)) => Err(e.into()),
