@@ -264,6 +264,15 @@ fn btrfs_volumes_snapshots_and_deletes() {
         t.pool().image().is_some(),
         "/var/tmp is not btrfs here, so an image is used"
     );
+    // One copy of the metadata: each snapshot's commit waits for half the
+    // writes DUP would make.
+    let df = std::process::Command::new("btrfs")
+        .args(["filesystem", "df"])
+        .arg(t.pool().root())
+        .output()
+        .unwrap();
+    let df = String::from_utf8_lossy(&df.stdout);
+    assert!(df.contains("Metadata, single"), "{df}");
     exercise(t.pool());
 }
 
