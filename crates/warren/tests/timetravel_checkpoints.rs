@@ -386,7 +386,8 @@ async fn restore_in_place_branches_history_and_forks_diverge() {
 
 /// The source's latest tick (its clock loop writes one every 10 ms).
 async fn tick(server: &TestServer, key: &str, sbx: &str) -> u64 {
-    let out = stdout(server, key, sbx, "cat /root/tick").await;
+    // 0 until the loop has written its first.
+    let out = stdout(server, key, sbx, "cat /root/tick 2>/dev/null || echo 0").await;
     out.trim()
         .parse()
         .unwrap_or_else(|_| panic!("a tick, not {out:?}"))
