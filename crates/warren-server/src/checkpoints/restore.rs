@@ -26,7 +26,7 @@ use super::disk::is_missing;
 use super::{blocking, detached, CheckpointError, Checkpoints};
 use crate::auth::Caller;
 use crate::sandboxes::registry::{Entry, Phase};
-use crate::sandboxes::{ensure_settled, Asked, SandboxError};
+use crate::sandboxes::{ensure_settled, view, Asked, SandboxError};
 use crate::store::{SandboxRecord, StoredState};
 
 /// Where the new disk comes from.
@@ -56,7 +56,8 @@ impl Checkpoints {
             ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
             ensure_settled(&entry)?;
-            this.rewind_locked(&entry, Source::Checkpoint(checkpoint.id.clone()))
+            let record = this
+                .rewind_locked(&entry, Source::Checkpoint(checkpoint.id.clone()))
                 .await?;
             tracing::info!(sandbox = %entry.id, checkpoint = %checkpoint.id, "sandbox restored");
             if discard_later {
@@ -69,7 +70,7 @@ impl Checkpoints {
                     this.remove(&ckpt).await?;
                 }
             }
-            Ok(this.inner.sandboxes.current(&entry).await?)
+            Ok(view(&record, Some(&entry)))
         })
         .await
     }
@@ -84,25 +85,27 @@ impl Checkpoints {
             ensure_settled(&entry)?;
             let _op = entry.ops.lock().await;
             ensure_settled(&entry)?;
-            this.rewind_locked(&entry, Source::Template).await?;
+            let record = this.rewind_locked(&entry, Source::Template).await?;
             tracing::info!(sandbox = %entry.id, "sandbox wiped");
-            Ok(this.inner.sandboxes.current(&entry).await?)
+            Ok(view(&record, Some(&entry)))
         })
         .await
     }
 
-    /// Swaps the sandbox's root for a snapshot of `source` and starts it.
-    /// The caller holds the sandbox's lock.
+    /// Swaps the sandbox's root for a snapshot of `source` and starts it;
+    /// its record as it now is (nothing but its state and pid changed under
+    /// the lock, so it is not read again). The caller holds the sandbox's
+    /// lock.
     async fn rewind_locked(
         &self,
         entry: &Arc<Entry>,
         source: Source,
-    ) -> Result<(), CheckpointError> {
+    ) -> Result<SandboxRecord, CheckpointError> {
         let begun = Instant::now();
         let sandboxes = &self.inner.sandboxes;
         let store = &self.inner.store;
         let node = &self.inner.node;
-        let record = store
+        let mut record = store
             .sandbox(&entry.id)
             .await?
             .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
@@ -197,11 +200,13 @@ impl Checkpoints {
             self.discard_later(old);
         }
         match booted {
-            Ok(_) => {
+            Ok(pid) => {
                 entry.set_phase(Phase::Running);
                 entry.touch();
                 tracing::debug!(id = %entry.id, staged = ?staged_at, swapped = ?swapped_at, total = ?begun.elapsed(), "restore timings");
-                Ok(())
+                record.state = StoredState::Running;
+                record.pid = Some(pid);
+                Ok(record)
             }
             Err(err) => {
                 self.stop_failed(entry).await;

@@ -182,7 +182,7 @@ async fn blocking<T: Send + 'static>(
 
 /// The API view of a stored sandbox; activity not yet flushed to the
 /// database is taken from the registry.
-fn view(record: &SandboxRecord, entry: Option<&Entry>) -> Sandbox {
+pub(crate) fn view(record: &SandboxRecord, entry: Option<&Entry>) -> Sandbox {
     let last_active = entry
         .map(|e| e.last_active().max(record.last_active_at))
         .unwrap_or(record.last_active_at);
