@@ -203,6 +203,7 @@ impl Checkpoints {
             checkpoint_id: checkpoint.id,
         })
     }
+
     /// A fork of one sandbox ([`OneFork`]), under the source's lock.
     async fn fork_one(
         &self,
@@ -246,7 +247,9 @@ impl Checkpoints {
             Ok(child) => child,
             Err(e) => {
                 if let Some(Ok(())) = recorded {
-                    self.remove(&checkpoint.id).await?;
+                    if let Err(removing) = self.remove(&checkpoint.id).await {
+                        tracing::error!(checkpoint = %checkpoint.id, error = %removing, "removing the checkpoint of a failed fork");
+                    }
                 }
                 return Err(e.into());
             }
