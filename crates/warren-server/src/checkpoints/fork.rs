@@ -168,12 +168,7 @@ impl Checkpoints {
             .await;
         }
         let checkpoint = self.take(entry, name, None).await?;
-        let source = self
-            .inner
-            .store
-            .sandbox(id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound(id.to_string()))?;
+        let source = self.inner.sandboxes.record(id).await?;
         let plan = plan_of(source, &checkpoint);
         let mut tasks = JoinSet::new();
         for _ in 0..count {
@@ -214,12 +209,7 @@ impl Checkpoints {
         ensure_settled(&entry)?;
         let _op = entry.ops.lock().await;
         ensure_settled(&entry)?;
-        let source = self
-            .inner
-            .store
-            .sandbox(&entry.id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        let source = self.inner.sandboxes.record(&entry.id).await?;
         let checkpoint = new_record(&source, ids::new_id(IdKind::Checkpoint), name, None);
         let fork = OneFork {
             inner: Arc::new(OneForkInner {

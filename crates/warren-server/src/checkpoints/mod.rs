@@ -126,12 +126,7 @@ impl Checkpoints {
         name: String,
         auto: Option<AfterCommand>,
     ) -> Result<CheckpointRecord, CheckpointError> {
-        let sandbox = self
-            .inner
-            .store
-            .sandbox(&entry.id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        let sandbox = self.inner.sandboxes.record(&entry.id).await?;
         let running = entry.phase() == Phase::Running;
         let id = ids::new_id(IdKind::Checkpoint);
         let node = self.inner.node.clone();

@@ -105,10 +105,7 @@ impl Checkpoints {
         let sandboxes = &self.inner.sandboxes;
         let store = &self.inner.store;
         let node = &self.inner.node;
-        let mut record = store
-            .sandbox(&entry.id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        let mut record = sandboxes.record(&entry.id).await?;
         let (source_path, missing) = match &source {
             Source::Checkpoint(ckpt) => (
                 node.checkpoint_volume(ckpt)?,

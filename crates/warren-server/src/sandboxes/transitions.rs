@@ -519,12 +519,16 @@ impl Sandboxes {
 
     /// The sandbox as stored now.
     pub(crate) async fn current(&self, entry: &Entry) -> Result<Sandbox, SandboxError> {
-        let record = self
-            .inner
-            .store
-            .sandbox(&entry.id)
-            .await?
-            .ok_or_else(|| SandboxError::NotFound(entry.id.clone()))?;
+        let record = self.record(&entry.id).await?;
         Ok(view(&record, Some(entry)))
+    }
+
+    /// Sandbox `id`'s row, or [`SandboxError::NotFound`].
+    pub(crate) async fn record(&self, id: &str) -> Result<SandboxRecord, SandboxError> {
+        self.inner
+            .store
+            .sandbox(id)
+            .await?
+            .ok_or_else(|| SandboxError::NotFound(id.to_string()))
     }
 }
