@@ -5,7 +5,8 @@
 //! directory of its own (`$WARREN_BENCH_STATE`, default
 //! `/var/lib/warren-bench`; the first run builds the `base` template) on a
 //! sandbox network of its own (`wb0`, `10.215.0.0/24`), creates a sandbox and
-//! runs a second `warren agent` in it on `127.0.0.1:8000` as the measured
+//! runs a second `warren agent` in it (the binary uploaded there) on
+//! `127.0.0.1:8000` as the measured
 //! HTTP server (keep-alive, a few microseconds per request: the proxy's cost
 //! is not hidden behind a slow server). Then, in the same run:
 //! - `direct`: a client inside the sandbox's network namespace, to
@@ -88,10 +89,26 @@ async fn measure(
     state_dir: &std::path::Path,
     id: &str,
 ) -> anyhow::Result<()> {
+    // The measured server: this `warren` binary, uploaded into the sandbox
+    // (the sandbox's agent runs in its init, with no binary in its tree).
+    let binary = tokio::fs::read(warren_bin()).await?;
+    let resp = api
+        .http
+        .put(format!(
+            "{}/v1/sandboxes/{id}/files?path=/usr/local/bin/warren&mode=755",
+            api.base
+        ))
+        .bearer_auth(ADMIN_KEY)
+        .body(binary)
+        .send()
+        .await?;
+    if !resp.status().is_success() {
+        bail!("uploading warren: {} {}", resp.status(), resp.text().await?);
+    }
     api.call(
         "POST",
         &format!("/v1/sandboxes/{id}/processes"),
-        Some(json!({ "argv": ["/run/warren-bin/warren", "agent", "--listen", "127.0.0.1:8000", "--no-token"] })),
+        Some(json!({ "argv": ["/usr/local/bin/warren", "agent", "--listen", "127.0.0.1:8000", "--no-token"] })),
     )
     .await?;
     let preview = api

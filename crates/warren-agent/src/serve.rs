@@ -155,8 +155,8 @@ pub async fn run(
         if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
             tracing::warn!(error = %std::io::Error::last_os_error(), "cannot make the agent non-dumpable");
         }
-        // Started through its own loader (`ld.so`, see the runtime's
-        // `namespaces::loader`), the agent would show as that in `ps`.
+        // A fork of the runtime's zygote, the agent would show under the
+        // zygote's name in `ps`.
         // SAFETY: PR_SET_NAME reads a NUL-terminated name of at most 16 bytes.
         unsafe { libc::prctl(libc::PR_SET_NAME, c"warren".as_ptr(), 0, 0, 0) };
     }

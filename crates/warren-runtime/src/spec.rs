@@ -36,8 +36,9 @@ pub struct SandboxSpec {
     /// Host directory bind-mounted at `/run/warren` inside; the agent's
     /// socket is `run_dir/agent.sock` on the host.
     pub run_dir: PathBuf,
-    /// The `warren` binary on the host, bind-mounted read-only into the
-    /// sandbox and run as PID 1 (`warren agent`).
+    /// The `warren` binary on the host, whose zygote (or helper) starts the
+    /// sandbox and whose agent its init becomes (nothing of it is mounted
+    /// in the sandbox).
     pub warren_binary: PathBuf,
     /// Default environment of every process in the sandbox.
     pub env: BTreeMap<String, String>,
@@ -53,11 +54,6 @@ pub struct SandboxSpec {
     /// image's store (see [`crate::trust`]).
     #[serde(default)]
     pub extra_ca_pem: Option<String>,
-    /// Host directory holding the loader and libraries `warren_binary`
-    /// runs on (see [`crate::namespaces::loader`]); `None` runs the agent
-    /// on the sandbox's own.
-    #[serde(default)]
-    pub agent_libs: Option<PathBuf>,
 }
 
 /// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a

@@ -17,7 +17,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use warren_api::ids::{self, IdKind};
-use warren_runtime::namespaces::loader;
 use warren_runtime::storage::{Pool, StorageError};
 use warren_runtime::{Runtime, RuntimeError, SandboxSpec, Started};
 
@@ -51,8 +50,9 @@ pub enum NodeError {
 /// Files of a new root read ahead: what a sandbox reads first (its init
 /// reads `/etc/hosts` to name the host, and the image's CA store when the
 /// server hands out extra certificates; then a shell, `true`, and the
-/// loader and libraries they run on). The agent runs on the host's own
-/// (`warren_runtime::namespaces::loader`), so they are the first command's.
+/// loader and libraries they run on). The agent is the server's own binary,
+/// already loaded (`warren_runtime::namespaces::set_agent_main`), so they
+/// are the first command's.
 const READ_AHEAD: [&str; 10] = [
     "etc/hosts",
     "etc/ssl/certs/ca-certificates.crt",
@@ -117,8 +117,9 @@ impl NodeError {
     }
 }
 
-/// Directory of the state dir holding the agent's loader and libraries.
-const AGENT_LIBS_DIR: &str = "agent-libs";
+/// Directory of the state dir where servers before the in-process agent
+/// kept a copy of its loader and libraries; removed at start.
+const OLD_AGENT_LIBS_DIR: &str = "agent-libs";
 
 /// The runtime, the pool and the run directories; cheap to clone.
 #[derive(Clone)]
@@ -127,18 +128,14 @@ pub struct Node {
     pool: Pool,
     run_root: PathBuf,
     warren_binary: PathBuf,
-    /// The loader and libraries the agent runs on (see
-    /// `warren_runtime::namespaces::loader`); `None`: the sandbox's own.
-    agent_libs: Option<PathBuf>,
     extra_ca: Option<String>,
     /// Roots snapshotted ahead of time for each template in use.
     spares: crate::spares::Spares,
 }
 
 impl Node {
-    /// A node that runs `warren_binary` as every sandbox's agent, on a
-    /// copy of the host's loader and libraries it keeps in
-    /// `state_dir/agent-libs` (on the sandbox's own if that copy fails).
+    /// A node whose sandboxes are started by `warren_binary`'s zygote (and
+    /// run its agent).
     pub fn new(
         runtime: Arc<dyn Runtime>,
         pool: Pool,
@@ -151,19 +148,17 @@ impl Node {
             path: run_root.clone(),
             source,
         })?;
-        let agent_libs = match loader::prepare(&state_dir.join(AGENT_LIBS_DIR), &warren_binary) {
-            Ok(libs) => libs,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot copy the agent's loader and libraries: each sandbox's own are used");
-                None
+        let old_libs = state_dir.join(OLD_AGENT_LIBS_DIR);
+        if old_libs.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&old_libs) {
+                tracing::warn!(path = %old_libs.display(), error = %e, "removing an old copy of the agent's libraries");
             }
-        };
+        }
         Ok(Node {
             runtime,
             pool,
             run_root,
             warren_binary,
-            agent_libs,
             extra_ca: None,
             spares: crate::spares::Spares::default(),
         })
@@ -252,7 +247,6 @@ impl Node {
             rootfs,
             run_dir,
             warren_binary: self.warren_binary.clone(),
-            agent_libs: self.agent_libs.clone(),
             env,
             workdir,
             resources,

@@ -33,23 +33,9 @@ enum Command {
     Client(cmd::cli::ClientCommand),
 }
 
-/// `warren agent` parsed on its own. Every cold start of a sandbox runs it,
-/// and parsing it against the whole command tree (every client command)
-/// costs about half a millisecond more.
-#[derive(Debug, Parser)]
-#[command(
-    name = "warren agent",
-    about = "Run the agent daemon (inside a sandbox, or standalone on any Linux host)."
-)]
-struct AgentCli {
-    #[command(flatten)]
-    args: cmd::agent::AgentArgs,
-}
-
 fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "agent") {
-        let argv = std::iter::once("warren agent".into()).chain(std::env::args_os().skip(2));
-        return cmd::agent::run(AgentCli::parse_from(argv).args);
+        return cmd::agent::run(cmd::agent::parse(std::env::args_os()));
     }
     let cli = Cli::parse();
     match cli.command {

@@ -659,9 +659,13 @@ async fn an_outdated_base_is_rebuilt_before_its_next_sandbox() {
     assert_eq!(code, 0, "{out}");
 }
 
-/// The agent runs on the host's loader and libraries, not the sandbox's:
-/// a sandbox whose user moved its libc away still starts and serves its
-/// files (nothing else in it can run until the libc is back).
+/// The agent is the sandbox's init itself, a fork of the server's zygote
+/// (no exec of a binary in the sandbox): it runs on the host's loader and
+/// libraries, not the sandbox's, so a sandbox whose user moved its libc
+/// away still starts and serves its files (nothing else in it can run until
+/// the libc is back). Nothing of the host's binary is in the sandbox, its
+/// `/proc/1/cmdline` names no host path, and its executable and environment
+/// are not readable from inside.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_agent_runs_on_its_own_libraries() {
     let server = TestServer::start().await;
@@ -674,8 +678,43 @@ async fn the_agent_runs_on_its_own_libraries() {
         .await;
     assert_eq!(code, 0, "{cmdline}");
     assert!(
-        cmdline.starts_with("/run/warren-bin/lib/ld.so --argv0 warren --library-path /run/warren-bin/lib /run/warren-bin/warren agent "),
+        cmdline.starts_with("warren __sandbox-") && !cmdline.contains('/'),
         "{cmdline}"
+    );
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &id,
+            "exec 2>/dev/null; test -e /run/warren-bin && echo mounted; \
+             readlink /proc/1/exe || echo exe hidden; head -c 64 /proc/1/environ || echo environ hidden; \
+             grep -c warren /proc/1/maps || echo maps hidden",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        out.lines().filter(|l| !l.is_empty()).collect::<Vec<_>>(),
+        ["exe hidden", "environ hidden", "maps hidden"],
+        "{out}"
+    );
+    // Every agent is a copy of the zygote, so the zygote must hold nothing
+    // of the server's environment (which has the admin key): seen from the
+    // host, the init's environment block, and the environment of what the
+    // agent runs.
+    let pid = std::fs::read_to_string(server.state_dir.join("run").join(&id).join("pid"))
+        .expect("the sandbox's pid file");
+    let environ = std::fs::read(format!("/proc/{}/environ", pid.trim())).expect("its environ");
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("PATH="), "{environ}");
+    assert!(
+        !environ.contains(ADMIN_KEY) && !environ.contains("WARREN_ADMIN_KEY"),
+        "{environ}"
+    );
+    let (code, env) = server.sh(ADMIN_KEY, &id, "env").await;
+    assert_eq!(code, 0, "{env}");
+    assert!(env.contains("PATH="), "{env}");
+    assert!(
+        !env.contains(ADMIN_KEY) && !env.contains("WARREN_ADMIN_KEY"),
+        "{env}"
     );
     let (code, out) = server
         .sh(

@@ -1,6 +1,8 @@
 //! The sandbox's init (PID 1 of its pid namespace) before it becomes the
-//! agent: kernel count limits, file system, hostname, loopback, descriptors
-//! and signal dispositions left by the server, capabilities, seccomp, `execve`.
+//! agent: kernel count limits, file system, hostname, loopback, signal
+//! dispositions left by the server, capabilities, seccomp, descriptors,
+//! environment, and then the agent itself, in this process (see
+//! [`super::set_agent_main`]).
 //!
 //! Runs in a child of the single-threaded `__sandbox-init` helper, already in
 //! every new namespace, as root of its user namespace with all capabilities
@@ -8,9 +10,8 @@
 //! caller sends to the helper before exiting.
 
 use std::convert::Infallible;
-use std::ffi::CString;
 use std::net::Ipv4Addr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, IntoRawFd, RawFd};
 use std::path::Path;
 
 use super::mounts::{build_and_pivot, RootPlan, Staged};
@@ -21,9 +22,10 @@ use crate::SandboxSpec;
 /// process it starts.
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Sets the sandbox up and execs the agent; returns only on failure.
-/// `resolver`, if given, becomes the sandbox's only nameserver.
-pub fn setup_and_exec(
+/// Sets the sandbox up and runs the agent, never returning once it has
+/// started; returns only on failure before that. `resolver`, if given,
+/// becomes the sandbox's only nameserver.
+pub fn setup_and_run(
     spec: &SandboxSpec,
     sources: &Staged,
     resolver: Option<Ipv4Addr>,
@@ -35,8 +37,6 @@ pub fn setup_and_exec(
     build_and_pivot(&RootPlan {
         rootfs: &sources.rootfs,
         run_dir: &sources.run_dir,
-        warren_binary: &sources.warren_binary,
-        agent_libs: sources.agent_libs.as_deref(),
         memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
@@ -51,27 +51,20 @@ pub fn setup_and_exec(
         crate::trust::install_in_sandbox(pem)
             .map_err(|e| StageError::new("ca certificates", e.to_string()))?;
     }
-    // The agent's socket is bound and listening before the exec: from here
-    // on a connection waits in its backlog until the agent serves it, and
-    // the listener's peer credentials (what `verify_agent` checks) are this
-    // process's, which the agent is after the exec.
+    // The agent's socket is bound and listening before the agent runs:
+    // from here on a connection waits in its backlog until the agent serves
+    // it, and the listener's peer credentials (what `verify_agent` checks)
+    // are this process's, which is the agent's.
     let listener =
         listen_agent_socket().map_err(|e| StageError::new("agent socket", e.to_string()))?;
-    let (program, argv, envp) = agent_command(
-        spec,
-        sources.agent_libs.is_some(),
-        listener.as_raw_fd(),
-        ready,
-    )?;
-    // Nothing the server or the helper had open may reach the sandbox: an
-    // inherited descriptor of a host directory would be a way out of the
-    // new root. The report pipe stays usable until the exec closes it. The
-    // agent's listener and its readiness channel (a socket to the server
-    // that the agent writes one byte to and closes) are handed over.
-    close_inherited_fds().map_err(|e| StageError::new("close fds", e.to_string()))?;
-    for fd in std::iter::once(listener.as_raw_fd()).chain(ready) {
-        keep_across_exec(fd).map_err(|e| StageError::new("close fds", e.to_string()))?;
-    }
+    let argv = agent_argv(spec, listener.as_raw_fd(), ready)?;
+    let env = agent_env(spec);
+    let agent = super::agent_main().ok_or_else(|| {
+        StageError::new(
+            "agent",
+            "this helper was started without the agent's entry point",
+        )
+    })?;
     // Nor may the server's signal dispositions: under `nohup` it ignores
     // SIGHUP, and every process of every sandbox would inherit that.
     reset_signals().map_err(|e| StageError::new("signals", e.to_string()))?;
@@ -80,12 +73,24 @@ pub fn setup_and_exec(
     // order too); the capability calls that follow are allowed by it.
     seccomp::install().map_err(|e| StageError::new("seccomp", e.to_string()))?;
     caps::drop_to_defaults().map_err(|e| StageError::new("capabilities", e.to_string()))?;
-    let err = nix::unistd::execve(&program, &argv, &envp).unwrap_err();
-    drop(listener);
-    Err(StageError::new(
-        "exec",
-        format!("{}: {err}", program.to_string_lossy()),
-    ))
+    // Nothing the server or the helper had open may reach the sandbox: an
+    // inherited descriptor of a host directory would be a way out of the
+    // new root. Only the agent's listener and its readiness channel (a
+    // socket to the server that the agent writes one byte to and closes)
+    // stay. Closing the report pipe tells the helper that the sandbox is
+    // set up: nothing after this can fail but the agent itself.
+    let keep: Vec<RawFd> = std::iter::once(listener.as_raw_fd()).chain(ready).collect();
+    close_fds_except(&keep).map_err(|e| StageError::new("close fds", e.to_string()))?;
+    // The agent adopts the listener by its number.
+    let _ = listener.into_raw_fd();
+    replace_environment(&env);
+    // The agent runs in this process, which is already the `warren` binary
+    // loaded and linked (a fork of the zygote or of the helper): no exec,
+    // no dynamic linking, no second start-up of the runtime.
+    let code = agent(argv);
+    // SAFETY: the agent has returned (its runtime is shut down); leave
+    // without the helper's atexit handlers.
+    unsafe { libc::_exit(code) }
 }
 
 /// Limits on the kernel's per-user counts (`/proc/sys/user/max_*`) set in
@@ -164,43 +169,31 @@ fn listen_agent_socket() -> std::io::Result<std::os::unix::net::UnixListener> {
     std::os::unix::net::UnixListener::bind(AGENT_SOCKET_IN_SANDBOX)
 }
 
-/// Clears close-on-exec on `fd`, so that the agent inherits it.
-fn keep_across_exec(fd: RawFd) -> std::io::Result<()> {
-    // SAFETY: F_SETFD only changes this descriptor's flags.
-    if unsafe { libc::fcntl(fd, libc::F_SETFD, 0) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(())
-}
-
-/// The program to exec and `warren agent --listen fd:N [--ready-fd M]
-/// --no-token --workdir DIR --env K=V...` with a minimal environment: `N`
-/// is the agent's socket (`/run/warren/agent.sock`), already listening;
-/// `M` the readiness channel. Through the agent's own loader when
-/// `through_loader` (see [`super::loader`]).
-fn agent_command(
+/// `warren agent --listen fd:N [--ready-fd M] --no-token --workdir DIR
+/// --env K=V...`: `N` is the agent's socket (`/run/warren/agent.sock`),
+/// already listening; `M` the readiness channel.
+fn agent_argv(
     spec: &SandboxSpec,
-    through_loader: bool,
     listener: RawFd,
     ready: Option<RawFd>,
-) -> Result<(CString, Vec<CString>, Vec<CString>), StageError> {
-    let (program, mut argv) = super::loader::exec_argv(through_loader);
-    argv.extend([
+) -> Result<Vec<String>, StageError> {
+    let mut argv = vec![
+        "warren".to_string(),
         "agent".to_string(),
         "--listen".to_string(),
         format!("fd:{listener}"),
         "--no-token".to_string(),
         "--workdir".to_string(),
         spec.workdir.clone(),
-    ]);
+    ];
     if let Some(fd) = ready {
         argv.push(format!("--ready-fd={fd}"));
     }
     for (key, value) in &spec.env {
-        if key.is_empty() || key.contains('=') {
+        if key.is_empty() || key.contains('=') || key.contains('\0') || value.contains('\0') {
             return Err(StageError::new(
-                "exec",
-                format!("bad environment name {key:?}"),
+                "agent",
+                format!("bad environment variable {key:?}"),
             ));
         }
         argv.push("--env".to_string());
@@ -214,30 +207,36 @@ fn agent_command(
             }
         }
     }
+    Ok(argv)
+}
+
+/// The agent's own environment: a minimal one, whatever the helper had.
+fn agent_env(spec: &SandboxSpec) -> Vec<(String, String)> {
     let mut env = vec![
-        format!("PATH={DEFAULT_PATH}"),
-        "HOME=/root".to_string(),
-        format!("HOSTNAME={}", spec.id),
+        ("PATH".to_string(), DEFAULT_PATH.to_string()),
+        ("HOME".to_string(), "/root".to_string()),
+        ("HOSTNAME".to_string(), spec.id.clone()),
     ];
     // The agent's own log level follows the server's.
     if let Ok(level) = std::env::var("RUST_LOG") {
-        env.push(format!("RUST_LOG={level}"));
+        env.push(("RUST_LOG".to_string(), level));
     }
-    let program = cstring("binary path", &program)?;
-    let argv = argv
-        .iter()
-        .map(|a| cstring("argument", a))
-        .collect::<Result<_, _>>()?;
-    let env = env
-        .iter()
-        .map(|e| cstring("environment", e))
-        .collect::<Result<_, _>>()?;
-    Ok((program, argv, env))
+    env
 }
 
-fn cstring(what: &str, s: &str) -> Result<CString, StageError> {
-    CString::new(s)
-        .map_err(|_| StageError::new("exec", format!("{what} contains a NUL byte: {s:?}")))
+/// Makes `env` this process's whole environment. Single-threaded callers
+/// only (the sandbox's init before the agent starts its threads).
+fn replace_environment(env: &[(String, String)]) {
+    let keys: Vec<std::ffi::OsString> = std::env::vars_os().map(|(key, _)| key).collect();
+    for key in keys {
+        // SAFETY: this process has one thread (a fork of a single-threaded
+        // helper); nothing reads the environment concurrently.
+        unsafe { std::env::remove_var(key) };
+    }
+    for (key, value) in env {
+        // SAFETY: as above.
+        unsafe { std::env::set_var(key, value) };
+    }
 }
 
 /// Gives the agent, and through it every process of the sandbox, the
@@ -277,13 +276,27 @@ fn reset_signals() -> std::io::Result<()> {
     .map_err(std::io::Error::from)
 }
 
-/// Marks every descriptor above stderr close-on-exec.
-fn close_inherited_fds() -> std::io::Result<()> {
-    const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
-    // SAFETY: close_range only changes flags of this process's descriptors.
-    let rc = unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) };
-    if rc != 0 {
-        return Err(std::io::Error::last_os_error());
+/// Closes every descriptor above stderr but those in `keep`.
+fn close_fds_except(keep: &[RawFd]) -> std::io::Result<()> {
+    let mut keep: Vec<u32> = keep
+        .iter()
+        .filter(|&&fd| fd > 2)
+        .map(|&fd| fd as u32)
+        .collect();
+    keep.sort_unstable();
+    keep.dedup();
+    let mut first = 3u32;
+    for fd in keep.into_iter().chain(std::iter::once(u32::MAX)) {
+        if fd > first {
+            let last = if fd == u32::MAX { u32::MAX } else { fd - 1 };
+            // SAFETY: close_range closes this process's descriptors only;
+            // nothing in this single-threaded process uses those in range.
+            let rc = unsafe { libc::syscall(libc::SYS_close_range, first, last, 0u32) };
+            if rc != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        first = fd.saturating_add(1);
     }
     Ok(())
 }

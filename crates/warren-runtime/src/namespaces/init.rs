@@ -10,7 +10,7 @@
 //!         │             as its effective uid, unshare(user, pid, mount,
 //!         │             uts, ipc, net, cgroup), becomes root, forks, exits
 //!         └─ sandbox init (PID 1 inside): mounts, pivot_root, hostname, lo,
-//!                capabilities, seccomp, execve(warren agent)
+//!                capabilities, seccomp, then the agent, in-process
 //! ```
 //!
 //! The helper is a fresh process with one thread, so `fork` is safe and the
@@ -19,8 +19,8 @@
 //! of the server leaves the sandbox running.
 //!
 //! Children report over one close-on-exec pipe: `Unshared`, then the init's
-//! host pid, then either a failure or end-of-file, which means the `execve`
-//! of the agent succeeded.
+//! host pid, then either a failure or end-of-file, which means the init
+//! closed it to run the agent: the sandbox is set up.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -54,7 +54,7 @@ pub struct InitRequest {
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitReport {
-    /// The agent was exec'd as PID 1 of the sandbox.
+    /// The agent runs as PID 1 of the sandbox.
     Started {
         /// Host pid of the sandbox's init.
         pid: i32,
@@ -185,7 +185,7 @@ fn supervise(child: Pid, mut report: File, go: OwnedFd) -> Result<i32, StageErro
         Some(Msg::Failed(e)) => return Err(e),
         other => return Err(unexpected(other)),
     };
-    // End-of-file: the init exec'd the agent (the pipe is close-on-exec).
+    // End-of-file: the init closed the pipe to become the agent.
     match read_msg(&mut report)? {
         None => Ok(pid),
         Some(Msg::Failed(e)) => Err(e),
@@ -232,12 +232,7 @@ fn intermediate(
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
-        let staged = super::mounts::stage(
-            rootfs,
-            &spec.run_dir,
-            &spec.warren_binary,
-            spec.agent_libs.as_deref(),
-        )?;
+        let staged = super::mounts::stage(rootfs, &spec.run_dir)?;
         become_owner(crate::namespace_owner(&spec.id))?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER
@@ -259,7 +254,7 @@ fn intermediate(
         // SAFETY: this process is single-threaded (a fork of the helper).
         match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
             ForkResult::Child => {
-                let err = match child::setup_and_exec(spec, &staged, req.resolver, ready) {
+                let err = match child::setup_and_run(spec, &staged, req.resolver, ready) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };

@@ -25,7 +25,6 @@ mod resources;
 pub use child::USER_COUNT_LIMITS;
 pub use resources::validate_resources;
 pub mod init;
-pub mod loader;
 mod mounts;
 mod process;
 pub mod seccomp;
@@ -46,8 +45,51 @@ use crate::cgroups::{self, Backend};
 use crate::network::Network;
 use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
 
-/// Where the host's `warren` binary appears inside every sandbox.
-pub const SANDBOX_WARREN_BINARY: &str = "/run/warren-bin/warren";
+/// The agent's entry point: `argv` as `warren agent` takes it (its first
+/// item the program name), the exit code as the answer. See
+/// [`set_agent_main`].
+pub type AgentMain = fn(Vec<String>) -> i32;
+
+/// The entry point [`set_agent_main`] registered.
+static AGENT_MAIN: std::sync::OnceLock<AgentMain> = std::sync::OnceLock::new();
+
+/// Registers the agent's entry point in the process that runs the zygote
+/// ([`zygote::serve`]) or the helper ([`init::run`]): the `warren` binary
+/// does, before either. Every sandbox's init, a fork of that process,
+/// becomes the agent by calling it instead of exec'ing the binary again:
+/// the binary is already mapped and linked there, so a start saves the
+/// exec, the dynamic loader's relocations and the program's start-up
+/// (about 2 ms), and the agent's relocated pages stay shared with the
+/// zygote's. The init first resets its signals, environment and
+/// descriptors and drops its capabilities, as an exec would have needed.
+/// A helper without it fails every start at the `agent` stage.
+pub fn set_agent_main(main: AgentMain) {
+    let _ = AGENT_MAIN.set(main);
+}
+
+/// The registered entry point, if any.
+fn agent_main() -> Option<AgentMain> {
+    AGENT_MAIN.get().copied()
+}
+
+/// A command running the `warren` binary's hidden `subcommand` (the zygote
+/// or the helper) with nothing of the server's environment but `PATH` and
+/// the log settings: the sandboxes' inits are forks of these processes, so
+/// a secret in the server's environment (an admin key) must not be in
+/// their memory.
+fn helper_command(binary: &Path, subcommand: &str) -> Command {
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(binary);
+    // Every agent's `/proc/1/cmdline` is this process's: `warren
+    // __sandbox-zygote`, not the binary's host path.
+    command.arg0("warren").arg(subcommand).env_clear();
+    for key in ["PATH", "RUST_LOG"] {
+        if let Some(value) = std::env::var_os(key) {
+            command.env(key, value);
+        }
+    }
+    command
+}
 
 /// The agent's socket as the sandbox sees it (`run_dir` is `/run/warren`).
 pub const AGENT_SOCKET_IN_SANDBOX: &str = "/run/warren/agent.sock";
@@ -236,8 +278,7 @@ impl NamespaceRuntime {
             Err(e) => {
                 tracing::warn!(error = %e, "the sandbox zygote is unavailable; exec'ing the helper");
                 drop(report_r);
-                let mut helper = Command::new(&spec.warren_binary)
-                    .arg(INIT_SUBCOMMAND)
+                let mut helper = helper_command(&spec.warren_binary, INIT_SUBCOMMAND)
                     .stdin(Stdio::from(OwnedFd::from(theirs)))
                     .stdout(Stdio::piped())
                     .stderr(Stdio::inherit())

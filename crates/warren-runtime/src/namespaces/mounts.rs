@@ -1,7 +1,7 @@
 //! The sandbox's file system view, built by its init inside the new mount and
 //! user namespaces, then entered with `pivot_root`.
 //!
-//! Layout (like a Docker container's, plus Warren's two binds):
+//! Layout (like a Docker container's, plus Warren's run directory):
 //!
 //! | path | what |
 //! |---|---|
@@ -12,9 +12,12 @@
 //! | `/tmp` | tmpfs, half the memory limit ([`tmpfs_sizes`]) |
 //! | `/run` | tmpfs; `/run/lock` |
 //! | `/run/warren` | the host's run directory, itself a small tmpfs ([`super::RUN_DIR_TMPFS`]): the agent's socket and log |
-//! | [`super::SANDBOX_WARREN_BINARY`] | the host's `warren` binary, read-only |
 //!
-//! The three host sources (root, run directory, binary) live under the
+//! The agent needs no file of the host's in the sandbox: it runs in the
+//! sandbox's init process, a fork of the already loaded `warren` binary
+//! (see [`super::set_agent_main`]).
+//!
+//! The two host sources (root and run directory) live under the
 //! state directory, which is 0700: the sandbox's root, unprivileged on the
 //! host, could not walk to them. [`stage`] binds them under a fresh tmpfs
 //! first, as host root, in a private mount namespace of the intermediate
@@ -75,11 +78,6 @@ pub struct RootPlan<'a> {
     pub rootfs: &'a Path,
     /// Host directory bound at `/run/warren`.
     pub run_dir: &'a Path,
-    /// Host `warren` binary bound at [`super::SANDBOX_WARREN_BINARY`].
-    pub warren_binary: &'a Path,
-    /// Host directory of the agent's loader and libraries, bound at
-    /// [`super::loader::SANDBOX_LIB_DIR`].
-    pub agent_libs: Option<&'a Path>,
     /// The sandbox's memory limit: its tmpfs mounts are sized from it.
     pub memory_mb: u64,
 }
@@ -95,37 +93,24 @@ pub struct Staged {
     pub rootfs: PathBuf,
     /// The run directory.
     pub run_dir: PathBuf,
-    /// The `warren` binary.
-    pub warren_binary: PathBuf,
-    /// The agent's loader and libraries, when the spec has them.
-    pub agent_libs: Option<PathBuf>,
 }
 
 /// Makes a new mount namespace for the calling process (host root, before
 /// it makes the sandbox's user namespace), private so that nothing
-/// propagates to the host, and binds `rootfs`, `run_dir` and
-/// `warren_binary` under a tmpfs at [`STAGE`], where the sandbox's
+/// propagates to the host, and binds `rootfs` and `run_dir` under a tmpfs
+/// at [`STAGE`], where the sandbox's
 /// unprivileged root can reach them without a way into the state
 /// directory. The sources are opened before the tmpfs goes on, so a state
 /// directory under `/tmp` works too.
 /// When the zygote made a [`super::staging`] namespace, the sources are
 /// cloned here and the staging namespace is made from that one, so it does
 /// not copy every sandbox's run directory from the host's.
-pub fn stage(
-    rootfs: &Path,
-    run_dir: &Path,
-    warren_binary: &Path,
-    agent_libs: Option<&Path>,
-) -> Result<Staged, StageError> {
+pub fn stage(rootfs: &Path, run_dir: &Path) -> Result<Staged, StageError> {
     let clones = if super::staging::available() {
-        let mut clones = vec![
+        let clones = [
             super::staging::clone_tree(rootfs, true)?,
             super::staging::clone_tree(run_dir, false)?,
-            super::staging::clone_tree(warren_binary, false)?,
         ];
-        if let Some(libs) = agent_libs {
-            clones.push(super::staging::clone_tree(libs, false)?);
-        }
         super::staging::enter()?;
         Some(clones)
     } else {
@@ -143,13 +128,7 @@ pub fn stage(
     };
     let sources = match clones {
         Some(_) => None,
-        None => {
-            let mut sources = vec![open(rootfs)?, open(run_dir)?, open(warren_binary)?];
-            if let Some(libs) = agent_libs {
-                sources.push(open(libs)?);
-            }
-            Some(sources)
-        }
+        None => Some([open(rootfs)?, open(run_dir)?]),
     };
     let stage = Path::new(STAGE);
     tmpfs(
@@ -160,17 +139,8 @@ pub fn stage(
     let staged = Staged {
         rootfs: make_dir(&stage.join("root"), 0o755)?,
         run_dir: make_dir(&stage.join("run"), 0o755)?,
-        warren_binary: stage.join("warren"),
-        agent_libs: match agent_libs {
-            Some(_) => Some(make_dir(&stage.join("lib"), 0o755)?),
-            None => None,
-        },
     };
-    create_file(&staged.warren_binary, 0o755)?;
-    let targets: Vec<&PathBuf> = [&staged.rootfs, &staged.run_dir, &staged.warren_binary]
-        .into_iter()
-        .chain(&staged.agent_libs)
-        .collect();
+    let targets = [&staged.rootfs, &staged.run_dir];
     if let Some(clones) = &clones {
         for (tree, target) in clones.iter().zip(targets.iter().copied()) {
             super::staging::attach(tree, target)?;
@@ -311,7 +281,7 @@ fn dev(root: &Path, shm_mb: u64) -> Result<(), StageError> {
     mount_fs(Some("mqueue"), &mqueue, Some("mqueue"), no_all, None)
 }
 
-/// `/run`: a tmpfs holding the lock directory, the run directory and the binary.
+/// `/run`: a tmpfs holding the lock directory and the run directory.
 fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError> {
     let run = ensure_dir(root, "run", 0o755)?;
     tmpfs(
@@ -326,33 +296,6 @@ fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError>
         &warren,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
     )?;
-    let binary = root.join(
-        super::SANDBOX_WARREN_BINARY
-            .strip_prefix('/')
-            .unwrap_or(super::SANDBOX_WARREN_BINARY),
-    );
-    if let Some(dir) = binary.parent() {
-        make_dir(dir, 0o755)?;
-    }
-    create_file(&binary, 0o755)?;
-    bind(plan.warren_binary, &binary, MsFlags::empty())?;
-    remount_bind(
-        &binary,
-        MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-    )?;
-    if let Some(libs) = plan.agent_libs {
-        let lib = root.join(
-            super::loader::SANDBOX_LIB_DIR
-                .strip_prefix('/')
-                .unwrap_or(super::loader::SANDBOX_LIB_DIR),
-        );
-        make_dir(&lib, 0o755)?;
-        bind(libs, &lib, MsFlags::empty())?;
-        remount_bind(
-            &lib,
-            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
-        )?;
-    }
     Ok(())
 }
 

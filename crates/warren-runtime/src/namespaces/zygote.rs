@@ -7,7 +7,7 @@
 //! server (multithreaded)
 //!   └─ zygote: one thread, never starts one; waits for requests
 //!      └─ worker (a fork, one per sandbox): exactly the helper of [`super::init`]
-//!         └─ intermediate ─ sandbox init ─ execve(warren agent)
+//!         └─ intermediate ─ sandbox init, which becomes the agent
 //! ```
 //!
 //! Protocol: the runtime sends one byte over a `SOCK_SEQPACKET` pair (the
@@ -31,7 +31,7 @@ use std::io::IoSliceMut;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::Mutex;
 
 use nix::sys::socket::{
@@ -207,8 +207,7 @@ fn spawn(binary: &Path) -> std::io::Result<Running> {
         None,
         SockFlag::SOCK_CLOEXEC,
     )?;
-    let child = Command::new(binary)
-        .arg(ZYGOTE_SUBCOMMAND)
+    let child = super::helper_command(binary, ZYGOTE_SUBCOMMAND)
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Args;
+use clap::{Args, Parser};
 use warren_agent::{config::Limits, AgentConfig, Listen};
 
 /// Flags of `warren agent`.
@@ -53,6 +53,37 @@ pub struct AgentArgs {
     /// Log lines as text (colour only on a terminal) or one JSON object per line.
     #[arg(long, value_enum, env = "WARREN_LOG_FORMAT", default_value = "text")]
     log_format: super::LogFormat,
+}
+
+/// `warren agent` parsed on its own. Every cold start of a sandbox runs it,
+/// and parsing it against the whole command tree (every client command)
+/// costs about half a millisecond more.
+#[derive(Debug, Parser)]
+#[command(
+    name = "warren agent",
+    about = "Run the agent daemon (inside a sandbox, or standalone on any Linux host)."
+)]
+struct AgentCli {
+    #[command(flatten)]
+    args: AgentArgs,
+}
+
+/// The flags of `argv` (`warren agent ...`, as the process got them);
+/// exits with clap's message on bad ones.
+pub fn parse<I>(argv: I) -> AgentArgs
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString> + Clone,
+{
+    let argv =
+        std::iter::once("warren agent".into()).chain(argv.into_iter().skip(2).map(Into::into));
+    AgentCli::parse_from(argv).args
+}
+
+/// [`run`] on `argv` (`warren agent ...`), for a sandbox's init that
+/// becomes the agent without an exec.
+pub fn run_from(argv: Vec<String>) -> anyhow::Result<()> {
+    run(parse(argv))
 }
 
 fn parse_env(s: &str) -> Result<(String, String), String> {

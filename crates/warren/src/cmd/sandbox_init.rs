@@ -4,10 +4,13 @@
 //!
 //! It must stay single-threaded until it has forked: no tokio runtime, no
 //! threads of any kind before [`warren_runtime::namespaces::init::run`].
+//! Both register [`agent_main`], which each sandbox's init calls to become
+//! the agent.
 
 /// Runs the helper and exits with its status.
 pub fn run() -> ! {
     super::init_logging(super::LogFormat::Text);
+    warren_runtime::namespaces::set_agent_main(agent_main);
     let code = warren_runtime::namespaces::init::run(
         std::io::stdin().lock(),
         std::io::stdout().lock(),
@@ -21,6 +24,7 @@ pub fn run() -> ! {
 pub fn zygote() -> ! {
     use std::os::fd::AsFd;
     super::init_logging(super::LogFormat::Text);
+    warren_runtime::namespaces::set_agent_main(agent_main);
     let code = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(channel) => warren_runtime::namespaces::zygote::serve(channel),
         Err(e) => {
@@ -29,6 +33,18 @@ pub fn zygote() -> ! {
         }
     };
     std::process::exit(code)
+}
+
+/// The agent as a sandbox's init runs it (in the forked helper, instead of
+/// an exec of this binary): `argv` is `warren agent ...`.
+fn agent_main(argv: Vec<String>) -> i32 {
+    match super::agent::run_from(argv) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("warren agent: {e:#}");
+            1
+        }
+    }
 }
 
 /// A copy of stdin when it is a socket: the runtime's readiness channel,

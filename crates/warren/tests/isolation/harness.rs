@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde_json::{json, Value};
-use warren_runtime::namespaces::{loader, NamespaceRuntime};
+use warren_runtime::namespaces::NamespaceRuntime;
 use warren_runtime::{Resources, Runtime, SandboxSpec, Started};
 
 use super::rootfs::{base_rootfs, Overlay};
@@ -40,8 +40,6 @@ pub struct Prepared {
     pub spec: SandboxSpec,
     /// Holds the run directory.
     pub run: tempfile::TempDir,
-    /// Holds the agent's loader and libraries.
-    _libs: tempfile::TempDir,
     /// Holds the root (unmounted on drop).
     _root: Overlay,
 }
@@ -62,7 +60,7 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         .prefix("warren-run-")
         .tempdir()
         .expect("run dir");
-    let mut spec = SandboxSpec {
+    let spec = SandboxSpec {
         id: unique_id(tag),
         rootfs: root.merged.clone(),
         run_dir: run.path().to_path_buf(),
@@ -72,19 +70,10 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         resources,
         network: Default::default(),
         extra_ca_pem: None,
-        agent_libs: None,
     };
-    // As the server runs it: the agent on its own loader and libraries.
-    let libs = tempfile::Builder::new()
-        .prefix("warren-agent-libs-")
-        .tempdir()
-        .expect("libs dir");
-    spec.agent_libs =
-        loader::prepare(&libs.path().join("libs"), &spec.warren_binary).expect("agent libraries");
     Prepared {
         spec,
         run,
-        _libs: libs,
         _root: root,
     }
 }
