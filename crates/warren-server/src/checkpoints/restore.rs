@@ -131,6 +131,8 @@ impl Checkpoints {
                         .await
                         .into());
                 }
+                // As the row says now.
+                record.state = StoredState::Running;
             }
             phase => {
                 return Err(SandboxError::Conflict {

@@ -184,7 +184,9 @@ impl Sandboxes {
     /// Makes the disk, starts the sandbox, records it as running and starts
     /// its template's start command ([`super::startup`]). The running state
     /// is committed while the agent comes up: the runtime reports the init's
-    /// pid before it waits for the agent, and both are awaited here.
+    /// pid before it waits for the agent, and both are awaited here, unless
+    /// `record.state` says the row is `running` already (then only the pid
+    /// is recorded, without waiting: see `Store::record_pid`).
     pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network, disk_mb) = (
@@ -215,14 +217,21 @@ impl Sandboxes {
         });
         // Committed while the agent starts; awaited before any answer (a
         // failed start after it is cleaned up by the caller, whose writes
-        // come after this one).
+        // come after this one). A row that says `running` already (a start
+        // or a restore reserved it so) only gets its informational pid,
+        // queued in order but not waited for.
+        let already_running = record.state == StoredState::Running;
         let record_running = async {
             let (pid, reported) = init_rx.await.ok()?;
-            let result = self
-                .inner
-                .store
-                .set_state(&record.id, StoredState::Running, Some(pid))
-                .await;
+            let result = if already_running {
+                self.inner.store.record_pid(&record.id, pid);
+                Ok(())
+            } else {
+                self.inner
+                    .store
+                    .set_state(&record.id, StoredState::Running, Some(pid))
+                    .await
+            };
             Some((result, reported.elapsed()))
         };
         let (started, recorded) = tokio::join!(start, record_running);

@@ -111,6 +111,24 @@ impl Batcher {
         answer.await.map_err(|_| StoreError::Closed)?
     }
 
+    /// Queues `write` now, in order with every write queued before and
+    /// after it, and answers once its batch is committed; the caller may
+    /// go on without waiting for that.
+    pub fn queue(
+        &self,
+        write: Write,
+    ) -> Result<oneshot::Receiver<Result<u64, StoreError>>, StoreError> {
+        let (committed, answer) = oneshot::channel();
+        let reply = Reply {
+            ran: None,
+            committed,
+        };
+        self.queue
+            .send((write, reply))
+            .map_err(|_| StoreError::Closed)?;
+        Ok(answer)
+    }
+
     /// Runs `write` and answers as soon as its statement has run, before
     /// its batch is committed: the caller starts work that depends on the
     /// outcome (a quota check) while the commit goes to disk, and awaits
@@ -392,6 +410,43 @@ mod tests {
                 assert!(row.is_none(), "an acknowledged delete of {id}");
             }
         }
+        other.close().await;
+        store.close().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread")]
+    async fn a_pid_recorded_without_waiting_lands_before_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let store = Store::open(&path).await.unwrap();
+        for (n, id) in ["sbx_p", "sbx_q"].into_iter().enumerate() {
+            let mut row = record(id, "ten_p");
+            row.tenant_id = None;
+            assert!(store.insert_sandbox(&row).await.unwrap(), "{n}");
+            store
+                .set_state(id, StoredState::Running, Some(1))
+                .await
+                .unwrap();
+        }
+        // Queued, not awaited: a write made right after (a stop taking the
+        // sandbox's lock once the restore answered) still comes after it.
+        store.record_pid("sbx_p", 41);
+        store
+            .set_state("sbx_p", StoredState::Stopped, None)
+            .await
+            .unwrap();
+        // Alone, it reaches the disk all the same: a later write's commit
+        // means every earlier one's.
+        store.record_pid("sbx_q", 42);
+        store
+            .set_state("sbx_other", StoredState::Running, None)
+            .await
+            .unwrap();
+        let other = Store::open(&path).await.unwrap();
+        let p = other.sandbox("sbx_p").await.unwrap().unwrap();
+        assert_eq!((p.state, p.pid), (StoredState::Stopped, None));
+        let q = other.sandbox("sbx_q").await.unwrap().unwrap();
+        assert_eq!((q.state, q.pid), (StoredState::Running, Some(42)));
         other.close().await;
         store.close().await;
     }

@@ -394,6 +394,36 @@ impl Store {
         Ok(())
     }
 
+    /// Records the pid of a sandbox whose row already says `running` (a
+    /// restart, a restore): the write is queued at once, ahead of any later
+    /// write of the sandbox, but nobody waits for its commit. The pid is
+    /// informational (reconciliation reads the live init's from the
+    /// machine), so a server that dies before the commit loses nothing; a
+    /// failed commit is logged.
+    pub fn record_pid(&self, id: &str, pid: i32) {
+        let queued = self.batch.queue(super::batch::Write::SetState {
+            id: id.to_string(),
+            state: StoredState::Running,
+            pid: Some(pid),
+        });
+        let id = id.to_string();
+        let failed = move |e: &dyn std::fmt::Display| {
+            tracing::warn!(%id, error = %e, "recording a running sandbox's pid");
+        };
+        match queued {
+            Ok(committed) => {
+                tokio::spawn(async move {
+                    match committed.await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => failed(&e),
+                        Err(e) => failed(&e),
+                    }
+                });
+            }
+            Err(e) => failed(&e),
+        }
+    }
+
     /// Replaces the given fields.
     pub async fn patch_sandbox(
         &self,
