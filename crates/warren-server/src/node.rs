@@ -164,6 +164,12 @@ impl Node {
         })
     }
 
+    /// Says that a proxied request to sandbox `id` ended (a spare-root
+    /// refill waits for a new sandbox's first: [`crate::spares`]).
+    pub fn request_ended(&self, id: &str) {
+        self.spares.request_ended(id);
+    }
+
     /// The count of creates in flight, which spare-root refills wait out
     /// (the server's create path holds it up: [`crate::sandboxes`]).
     pub fn creates_in_flight(&self) -> Arc<std::sync::atomic::AtomicUsize> {
@@ -236,7 +242,7 @@ impl Node {
             if !self.pool.driver().is_volume(&source) {
                 return Err(NodeError::TemplateNotFound(template.to_string()));
             }
-            if !self.spares.take(&self.pool, template, &source, &rootfs) {
+            if !self.spares.take(&self.pool, template, &source, id, &rootfs) {
                 self.pool.driver().snapshot(&source, &rootfs, false)?;
             }
         }

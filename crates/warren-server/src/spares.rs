@@ -18,14 +18,17 @@
 //! together share one btrfs transaction commit, the cost that grows with
 //! the number of sandboxes alive. A refill first waits (a second at most)
 //! for the creates in flight to finish, so that its commit does not hold
-//! up their own disk writes. A take during a refill makes it run again
-//! when it ends. Spares survive a restart and are used after it if
+//! up their own disk writes, then (for [`FIRST_REQUEST_WAIT`] at most) for
+//! the first request of the sandbox that took the last spare to end
+//! ([`Spares::request_ended`]), so that its commit and its read-ahead do not
+//! land on that request (1 ms of a first `processes/run` here). A take
+//! during a refill makes it run again when it ends. Spares survive a restart and are used after it if
 //! their template is unchanged.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,10 +54,22 @@ pub struct Spares {
     /// waits for none, at most [`QUIET_WAIT`], so that its snapshots'
     /// commit does not land in the middle of a create's own disk writes.
     in_flight: Arc<AtomicUsize>,
+    /// The sandbox that took (or missed) the last spare, and when, until
+    /// its first request ends: a refill waits for that, at most
+    /// [`FIRST_REQUEST_WAIT`] from the take.
+    first_request: Arc<Mutex<Option<(String, Instant)>>>,
+    /// Whether `first_request` holds one: what every proxied request
+    /// checks, so that only the first of a new sandbox takes the lock.
+    awaiting: Arc<AtomicBool>,
 }
 
 /// Longest a refill waits for the creates in flight to finish.
 const QUIET_WAIT: Duration = Duration::from_secs(1);
+
+/// Longest a refill waits, from the take, for the taker's first request
+/// to end: a create answers within milliseconds and its caller's first
+/// command follows at once; one that sends none holds refills no longer.
+pub const FIRST_REQUEST_WAIT: Duration = Duration::from_millis(100);
 
 impl Spares {
     /// The count of creates in flight that refills wait out; the create
@@ -63,13 +78,38 @@ impl Spares {
         self.in_flight.clone()
     }
 
+    /// Says that a request to sandbox `id` ended: if it is the first of
+    /// the sandbox that took the last spare, the refill may go on. One
+    /// atomic load for every other request.
+    pub fn request_ended(&self, id: &str) {
+        if !self.awaiting.load(Ordering::Acquire) {
+            return;
+        }
+        let mut first = self.first_request.lock().unwrap_or_else(|e| e.into_inner());
+        if first.as_ref().is_some_and(|(taker, _)| taker == id) {
+            *first = None;
+            self.awaiting.store(false, Ordering::Release);
+        }
+    }
+
     /// Moves a spare root of `template` (whose volume is `source`) to
-    /// `rootfs`; false when there is none (the caller snapshots), and a
-    /// refill starts either way.
-    pub fn take(&self, pool: &Pool, template: &str, source: &Path, rootfs: &Path) -> bool {
+    /// `rootfs`, the root of sandbox `id`; false when there is none (the
+    /// caller snapshots), and a refill starts either way, once `id`'s first
+    /// request has ended.
+    pub fn take(
+        &self,
+        pool: &Pool,
+        template: &str,
+        source: &Path,
+        id: &str,
+        rootfs: &Path,
+    ) -> bool {
         let Some(key) = key(source) else {
             return false;
         };
+        *self.first_request.lock().unwrap_or_else(|e| e.into_inner()) =
+            Some((id.to_string(), Instant::now()));
+        self.awaiting.store(true, Ordering::Release);
         let dir = dir(pool);
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let taken = (first..first + PER_TEMPLATE).any(|slot| {
@@ -119,11 +159,23 @@ impl Spares {
         }
     }
 
-    /// Waits until no create is in flight, for at most [`QUIET_WAIT`].
+    /// Waits until no create is in flight, for at most [`QUIET_WAIT`],
+    /// then until the last taker's first request has ended, at most
+    /// [`FIRST_REQUEST_WAIT`] after its take.
     fn wait_quiet(&self) {
         let deadline = Instant::now() + QUIET_WAIT;
         while self.in_flight.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(2));
+        }
+        loop {
+            let taken = match &*self.first_request.lock().unwrap_or_else(|e| e.into_inner()) {
+                Some((_, at)) => *at,
+                None => return,
+            };
+            if taken.elapsed() >= FIRST_REQUEST_WAIT {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use server_common::{list_dir, Options, TestServer, ADMIN_KEY};
-use warren_server::spares::PER_TEMPLATE;
+use warren_server::spares::{FIRST_REQUEST_WAIT, PER_TEMPLATE};
 
 /// The spare roots of `base` once every slot holds one (and nothing is
 /// half made), within a minute.
@@ -103,4 +103,68 @@ async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
     for name in &after {
         assert!(!spare_devs.contains(&volume_dev(&spares.join(name))));
     }
+}
+
+/// How many slots of `base` hold a whole spare root.
+fn ready_slots(dir: &Path) -> usize {
+    list_dir(dir)
+        .iter()
+        .filter(|n| n.starts_with("base@"))
+        .count()
+}
+
+/// A refill waits for the first request of the sandbox that took a spare
+/// (so that its snapshot's commit does not land on that request), but not
+/// longer than `FIRST_REQUEST_WAIT` when none comes.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refill_waits_for_the_new_sandbox_s_first_request_but_not_forever() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into(), "--pool".into(), "base=0".into()],
+        ..Default::default()
+    })
+    .await;
+    let spares = server.state_dir.join("pool/spares");
+    let first = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(server.sh(ADMIN_KEY, &first, "echo up").await.0, 0);
+    full_spares(&spares).await;
+
+    // A create takes a spare; without a request its slot stays empty for
+    // a while (checked only while the wait surely runs: a loaded machine
+    // may look later than that).
+    let sent = Instant::now();
+    let second = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    // Long enough for a refill that did not wait to be done.
+    tokio::time::sleep(Duration::from_millis(25)).await;
+    let held = FIRST_REQUEST_WAIT - Duration::from_millis(10);
+    let looked = sent.elapsed();
+    let ready = ready_slots(&spares);
+    if looked < held {
+        assert_eq!(
+            ready,
+            PER_TEMPLATE - 1,
+            "refilled {looked:?} after the create, before its first request"
+        );
+    } else {
+        eprintln!("looked {looked:?} after the create: too late to check the wait");
+    }
+    // Its first request lets the refill go.
+    assert_eq!(server.sh(ADMIN_KEY, &second, "echo up").await.0, 0);
+    full_spares(&spares).await;
+
+    // A sandbox that is sent nothing holds its refill back no longer than
+    // the bound.
+    let _idle = server.create(ADMIN_KEY, json!({})).await;
+    let waited = Instant::now();
+    full_spares(&spares).await;
+    assert!(
+        waited.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        waited.elapsed()
+    );
 }

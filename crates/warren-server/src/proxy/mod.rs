@@ -114,7 +114,10 @@ pub async fn forward(State(app): State<AppState>, caller: Caller, req: Request) 
     }
 
     let started = Instant::now();
-    let mut response = match app.agent.send(forwarded).await {
+    let sent = app.agent.send(forwarded).await;
+    // A new sandbox's spare-root refill waits for its first request.
+    app.sandboxes.node().request_ended(&entry.id);
+    let mut response = match sent {
         Ok(response) => response,
         Err(err) => {
             tracing::warn!(sandbox = %entry.id, error = %error_chain(&err), "agent unreachable");
