@@ -236,13 +236,46 @@ impl Node {
         resources: warren_runtime::Resources,
         network: warren_runtime::NetworkPolicy,
     ) -> Result<SandboxSpec, NodeError> {
+        self.prepare_for(id, false, template, env, workdir, resources, network)
+    }
+
+    /// [`Node::prepare`] for a warm pool's own sandbox, which gets no
+    /// request until it is handed over: a spare root taken for it is
+    /// refilled without waiting for one.
+    pub fn prepare_warm(
+        &self,
+        id: &str,
+        template: &str,
+        env: BTreeMap<String, String>,
+        workdir: String,
+        resources: warren_runtime::Resources,
+        network: warren_runtime::NetworkPolicy,
+    ) -> Result<SandboxSpec, NodeError> {
+        self.prepare_for(id, true, template, env, workdir, resources, network)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn prepare_for(
+        &self,
+        id: &str,
+        warm: bool,
+        template: &str,
+        env: BTreeMap<String, String>,
+        workdir: String,
+        resources: warren_runtime::Resources,
+        network: warren_runtime::NetworkPolicy,
+    ) -> Result<SandboxSpec, NodeError> {
         let rootfs = self.pool.sandbox_path(id)?;
         if !self.pool.driver().is_volume(&rootfs) {
             let source = self.template_path(template)?;
             if !self.pool.driver().is_volume(&source) {
                 return Err(NodeError::TemplateNotFound(template.to_string()));
             }
-            if !self.spares.take(&self.pool, template, &source, id, &rootfs) {
+            let awaited = (!warm).then_some(id);
+            if !self
+                .spares
+                .take(&self.pool, template, &source, &rootfs, awaited)
+            {
                 self.pool.driver().snapshot(&source, &rootfs, false)?;
             }
         }

@@ -93,23 +93,27 @@ impl Spares {
     }
 
     /// Moves a spare root of `template` (whose volume is `source`) to
-    /// `rootfs`, the root of sandbox `id`; false when there is none (the
-    /// caller snapshots), and a refill starts either way, once `id`'s first
-    /// request has ended.
+    /// `rootfs`; false when there is none (the caller snapshots), and a
+    /// refill starts either way: once the first request of `awaited` (the
+    /// sandbox being made, when a caller is about to use it; not a warm
+    /// pool's own, which nobody sends anything until it is handed over)
+    /// has ended.
     pub fn take(
         &self,
         pool: &Pool,
         template: &str,
         source: &Path,
-        id: &str,
         rootfs: &Path,
+        awaited: Option<&str>,
     ) -> bool {
         let Some(key) = key(source) else {
             return false;
         };
-        *self.first_request.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some((id.to_string(), Instant::now()));
-        self.awaiting.store(true, Ordering::Release);
+        if let Some(id) = awaited {
+            *self.first_request.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some((id.to_string(), Instant::now()));
+            self.awaiting.store(true, Ordering::Release);
+        }
         let dir = dir(pool);
         let first = self.next.fetch_add(1, Ordering::Relaxed);
         let taken = (first..first + PER_TEMPLATE).any(|slot| {

@@ -489,7 +489,7 @@ impl Sandboxes {
         let env = config.env.clone();
         let workdir = config.workdir.clone();
         let made = blocking("make a pooled sandbox", move || {
-            let spec = node.prepare(
+            let spec = node.prepare_warm(
                 &sandbox,
                 &name,
                 env,
