@@ -33,15 +33,24 @@ pub enum LogFormat {
 /// journald and pipes get plain text.
 pub fn init_logging(format: LogFormat) {
     use std::io::IsTerminal;
+    init_logging_with(format, std::io::stderr().is_terminal());
+}
+
+/// Plain-text logging without colour codes whatever stderr is: the
+/// sandbox zygote's and helper's, since every sandbox's agent is a fork of
+/// them and keeps their subscriber, writing to its `agent.log`.
+pub fn init_plain_logging() {
+    init_logging_with(LogFormat::Text, false);
+}
+
+fn init_logging_with(format: LogFormat, ansi: bool) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     let _ = match format {
-        LogFormat::Text => builder
-            .with_ansi(std::io::stderr().is_terminal())
-            .try_init(),
+        LogFormat::Text => builder.with_ansi(ansi).try_init(),
         LogFormat::Json => builder
             .json()
             .flatten_event(true)

@@ -9,7 +9,7 @@
 
 /// Runs the helper and exits with its status.
 pub fn run() -> ! {
-    super::init_logging(super::LogFormat::Text);
+    super::init_plain_logging();
     warren_runtime::namespaces::set_agent_main(agent_main);
     let code = warren_runtime::namespaces::init::run(
         std::io::stdin().lock(),
@@ -23,7 +23,7 @@ pub fn run() -> ! {
 /// Single-threaded like the helper: its workers are forks of it.
 pub fn zygote() -> ! {
     use std::os::fd::AsFd;
-    super::init_logging(super::LogFormat::Text);
+    super::init_plain_logging();
     warren_runtime::namespaces::set_agent_main(agent_main);
     let code = match std::io::stdin().as_fd().try_clone_to_owned() {
         Ok(channel) => warren_runtime::namespaces::zygote::serve(channel),
