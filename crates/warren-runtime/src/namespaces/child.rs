@@ -65,8 +65,9 @@ pub fn setup_and_run(
             "this helper was started without the agent's entry point",
         )
     })?;
-    // Nor may the server's signal dispositions: under `nohup` it ignores
-    // SIGHUP, and every process of every sandbox would inherit that.
+    // The server's signal dispositions must not reach the sandbox: under
+    // `nohup` it ignores SIGHUP, and every process of every sandbox would
+    // inherit that.
     reset_signals().map_err(|e| StageError::new("signals", e.to_string()))?;
     // The filter goes on while the init still holds CAP_SYS_ADMIN over its
     // user namespace, which loading it without no_new_privs needs (runc's
