@@ -22,8 +22,8 @@
 //! the first request of the sandbox that took the last spare to end
 //! ([`Spares::request_ended`]), so that its commit and its read-ahead do not
 //! land on that request (1 ms of a first `processes/run` here). A take
-//! during a refill makes it run again when it ends. Spares survive a restart and are used after it if
-//! their template is unchanged.
+//! during a refill makes it run again when it ends. Spares survive a
+//! restart and are used after it if their template is unchanged.
 
 use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
@@ -172,12 +172,19 @@ impl Spares {
             std::thread::sleep(Duration::from_millis(2));
         }
         loop {
-            let taken = match &*self.first_request.lock().unwrap_or_else(|e| e.into_inner()) {
-                Some((_, at)) => *at,
-                None => return,
-            };
-            if taken.elapsed() >= FIRST_REQUEST_WAIT {
-                return;
+            {
+                let mut first = self.first_request.lock().unwrap_or_else(|e| e.into_inner());
+                match &*first {
+                    None => return,
+                    Some((_, at)) if at.elapsed() >= FIRST_REQUEST_WAIT => {
+                        // Waited long enough: and proxied requests stop
+                        // looking for this taker's first.
+                        *first = None;
+                        self.awaiting.store(false, Ordering::Release);
+                        return;
+                    }
+                    Some(_) => {}
+                }
             }
             std::thread::sleep(Duration::from_millis(1));
         }

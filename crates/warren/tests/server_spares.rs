@@ -42,22 +42,28 @@ fn volume_dev(path: &Path) -> u64 {
         .dev()
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
+/// A server without a warm pool whose first create has filled every
+/// spare slot of `base`: the server, the spares' directory and their names.
+async fn server_with_full_spares() -> (TestServer, std::path::PathBuf, Vec<String>) {
     let server = TestServer::start_with(Options {
         args: vec!["--no-network".into(), "--pool".into(), "base=0".into()],
         ..Default::default()
     })
     .await;
     let spares = server.state_dir.join("pool/spares");
-
     // The first create starts the refill of every slot.
     let first = server.create(ADMIN_KEY, json!({})).await["id"]
         .as_str()
         .unwrap()
         .to_string();
     assert_eq!(server.sh(ADMIN_KEY, &first, "echo up").await.0, 0);
-    let before = full_spares(&spares).await;
+    let names = full_spares(&spares).await;
+    (server, spares, names)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_burst_takes_every_spare_root_and_each_is_its_own() {
+    let (server, spares, before) = server_with_full_spares().await;
 
     // The burst takes exactly those spares (not snapshots of its own, nor
     // the spares refilled meanwhile).
@@ -118,18 +124,7 @@ fn ready_slots(dir: &Path) -> usize {
 /// longer than `FIRST_REQUEST_WAIT` when none comes.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_refill_waits_for_the_new_sandbox_s_first_request_but_not_forever() {
-    let server = TestServer::start_with(Options {
-        args: vec!["--no-network".into(), "--pool".into(), "base=0".into()],
-        ..Default::default()
-    })
-    .await;
-    let spares = server.state_dir.join("pool/spares");
-    let first = server.create(ADMIN_KEY, json!({})).await["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    assert_eq!(server.sh(ADMIN_KEY, &first, "echo up").await.0, 0);
-    full_spares(&spares).await;
+    let (server, spares, _) = server_with_full_spares().await;
 
     // A create takes a spare; without a request its slot stays empty for
     // a while (checked only while the wait surely runs: a loaded machine

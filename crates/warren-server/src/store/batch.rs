@@ -100,15 +100,7 @@ impl Batcher {
 
     /// Commits `write` (with whatever else is waiting); the rows it changed.
     pub async fn write(&self, write: Write) -> Result<u64, StoreError> {
-        let (committed, answer) = oneshot::channel();
-        let reply = Reply {
-            ran: None,
-            committed,
-        };
-        self.queue
-            .send((write, reply))
-            .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        self.queue(write)?.await.map_err(|_| StoreError::Closed)?
     }
 
     /// Queues `write` now, in order with every write queued before and
