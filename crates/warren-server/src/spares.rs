@@ -177,7 +177,7 @@ impl Spares {
                 match &*first {
                     None => return,
                     Some((_, at)) if at.elapsed() >= FIRST_REQUEST_WAIT => {
-                        // Waited long enough: and proxied requests stop
+                        // Waited long enough; proxied requests stop
                         // looking for this taker's first.
                         *first = None;
                         self.awaiting.store(false, Ordering::Release);
