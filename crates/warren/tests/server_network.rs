@@ -7,17 +7,21 @@
 //! A tenant's allow-list never opens link-local (cloud metadata) space, not
 //! even the host's own, and opens private ranges only on a server started
 //! with `--allow-private-egress`; naming such space is a 400 that names the
-//! entry.
+//! entry. A stopped sandbox's interface goes with its network namespace,
+//! and a start on an address whose old link is still there gets a link of
+//! its own.
 
 mod network_support;
 mod server_common;
 
 use std::net::TcpListener;
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use network_support::{Internet, Slot, TableState, PROBE, PROBE_PATH};
 use serde_json::{json, Value};
 use server_common::{Options, TestServer, ADMIN_KEY};
+use warren_runtime::Runtime;
 
 /// Runs the probe in sandbox `id`; its one line of output.
 async fn probe(server: &TestServer, id: &str, args: &str) -> String {
@@ -59,17 +63,30 @@ async fn create_as(server: &TestServer, key: &str, network: Value) -> String {
     id
 }
 
-/// Host interfaces of the test network, and its table.
-fn host_state(slot: &Slot) -> (Vec<String>, TableState) {
+/// Host interfaces of the test network.
+fn host_veths(slot: &Slot) -> Vec<String> {
     let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
     let prefix = format!("{}-", slot.name());
-    let veths = String::from_utf8_lossy(&links.stdout)
+    String::from_utf8_lossy(&links.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
         .map(|name| name.split('@').next().unwrap_or(name).to_string())
         .filter(|name| name.starts_with(&prefix))
-        .collect();
-    (veths, TableState::read(&slot.name()))
+        .collect()
+}
+
+/// Host interfaces of the test network once `veths` of them are left, and
+/// its table. A stopped sandbox's interface goes with its network
+/// namespace, which the kernel tears down shortly after the stop answers:
+/// up to 10 s are allowed for that.
+fn host_state(slot: &Slot, veths: usize) -> (Vec<String>, TableState) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut left = host_veths(slot);
+    while left.len() != veths && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+        left = host_veths(slot);
+    }
+    (left, TableState::read(&slot.name()))
 }
 
 #[tokio::test]
@@ -379,7 +396,7 @@ async fn egress_policies_on_running_sandboxes() {
         .await
         .starts_with("err"));
 
-    let (veths, table) = host_state(&slot);
+    let (veths, table) = host_state(&slot, 4);
     assert_eq!(veths.len(), 4, "{veths:?}");
     assert_eq!(table.public.len() + table.listed.len(), 4, "{table:?}");
     for id in [&deny, &allow, &by_cidr, &by_name, &neighbour] {
@@ -388,7 +405,7 @@ async fn egress_policies_on_running_sandboxes() {
             .await;
         assert_eq!(status, 204);
     }
-    let (veths, table) = host_state(&slot);
+    let (veths, table) = host_state(&slot, 0);
     assert!(veths.is_empty(), "{veths:?}");
     for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
         assert!(elements.is_empty(), "{table:?}");
@@ -660,7 +677,7 @@ async fn many_sandboxes_are_set_elements_not_rules() {
             .await;
         assert_eq!(status, 204);
     }
-    let (veths, table) = host_state(&slot);
+    let (veths, table) = host_state(&slot, 0);
     assert!(veths.is_empty(), "{veths:?}");
     assert_eq!(table.rules, empty.rules, "{table:?}");
     for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
@@ -764,7 +781,95 @@ async fn a_restart_keeps_policies_and_removes_leftovers() {
             .await;
         assert_eq!(status, 204);
     }
-    let (veths, table) = host_state(&slot);
+    let (veths, table) = host_state(&slot, 0);
+    assert!(veths.is_empty(), "{veths:?}");
+    for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
+        assert!(elements.is_empty(), "{table:?}");
+    }
+}
+
+/// A stop leaves a sandbox's interface to the kernel, which removes it with
+/// the sandbox's network namespace; until then the address may be handed
+/// out again. Here the namespace is held open by the test, the range has
+/// five addresses, and the sandbox is restarted until it gets its first
+/// address back: that start must replace the old link with one of its own
+/// (not take the old one, named for it, as its own) and reach out.
+#[tokio::test]
+async fn a_start_on_an_address_whose_old_link_lingers_gets_its_own_interface() {
+    let slot = Slot::take();
+    let internet = Internet::start(slot.k);
+    let k = slot.k;
+    let server = TestServer::start_with(Options {
+        args: vec![
+            "--network-name".into(),
+            slot.name(),
+            "--network-cidr".into(),
+            format!("10.214.{k}.0/29"),
+            "--network-dns".into(),
+            format!("{}:53", internet.a()),
+        ],
+        ..Options::default()
+    })
+    .await;
+    let a = internet.a().to_string();
+    let id = create(&server, json!({ "egress": "allow" })).await;
+    assert_eq!(
+        probe(&server, &id, &format!("http {a} 80")).await,
+        "ok stand-in a"
+    );
+    let first_link = format!("{}-2", slot.name());
+    assert_eq!(host_veths(&slot), std::slice::from_ref(&first_link));
+    let pid = server.runtime().pid(&id).expect("the sandbox's init");
+    let held = std::fs::File::open(format!("/proc/{pid}/ns/net")).unwrap();
+
+    let cycle = |n: usize| {
+        let (server, id) = (&server, id.clone());
+        async move {
+            for action in ["stop", "start"] {
+                let (status, body) = server
+                    .call(
+                        "POST",
+                        &format!("/v1/sandboxes/{id}/{action}"),
+                        ADMIN_KEY,
+                        None,
+                    )
+                    .await;
+                assert_eq!(status, 200, "{action} #{n}: {body}");
+            }
+        }
+    };
+    // Addresses .3 to .6, then .2 again.
+    for n in 1..=4 {
+        cycle(n).await;
+        assert!(
+            host_veths(&slot).contains(&first_link),
+            "the held namespace keeps the first link after stop #{n}"
+        );
+    }
+    cycle(5).await;
+    // `/tmp` is a fresh tmpfs after a start.
+    let resp = server
+        .req(
+            reqwest::Method::PUT,
+            &format!("/v1/sandboxes/{id}/files?path={PROBE_PATH}"),
+            ADMIN_KEY,
+        )
+        .body(PROBE)
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    assert_eq!(
+        probe(&server, &id, &format!("http {a} 80")).await,
+        "ok stand-in a",
+        "the sandbox on its first address again has an interface of its own"
+    );
+    drop(held);
+    let (status, _) = server
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), ADMIN_KEY, None)
+        .await;
+    assert_eq!(status, 204);
+    let (veths, table) = host_state(&slot, 0);
     assert!(veths.is_empty(), "{veths:?}");
     for elements in [&table.public, &table.listed, &table.allowed, &table.learnt] {
         assert!(elements.is_empty(), "{table:?}");

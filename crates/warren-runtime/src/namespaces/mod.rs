@@ -448,12 +448,12 @@ impl Runtime for NamespaceRuntime {
             (self.pid(id) == Some(pid)).then_some(fd)
         });
         if let Some(network) = &self.network {
-            network
-                .release(id)
-                .map_err(|source| RuntimeError::Network {
-                    id: id.to_string(),
-                    source,
-                })?;
+            // Its interface goes with its network namespace, once the kill
+            // below has ended the last process in it.
+            network.forget(id).map_err(|source| RuntimeError::Network {
+                id: id.to_string(),
+                source,
+            })?;
         }
         if !self.cgroups.exists(id) {
             return Ok(());

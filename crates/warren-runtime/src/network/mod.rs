@@ -361,9 +361,15 @@ impl Network {
 
     /// Second half: gives the started sandbox (init at host pid `pid`) its
     /// interface once its rules are in. On failure the caller releases `id`.
+    ///
+    /// The init is new, so a host link already named for this address is
+    /// the interface of an earlier holder of the address (this sandbox
+    /// before a restart, say) whose network namespace has not gone yet
+    /// (see [`Network::forget`]): it is deleted, and the sandbox gets its
+    /// own.
     pub fn connect(&self, prepared: Prepared, pid: i32) -> Result<(), NetworkError> {
         let Prepared { id, addr, rules } = prepared;
-        self.inner.wire(&id, addr, pid)?;
+        self.inner.wire(&id, addr, pid, Wire::Fresh)?;
         self.inner.set_rules(&id, Some(rules));
         Ok(())
     }
@@ -385,13 +391,14 @@ impl Network {
             }
             return Err(e);
         }
-        self.inner.wire(id, addr, pid)?;
+        self.inner.wire(id, addr, pid, Wire::Keep)?;
         self.inner.set_rules(id, Some(rules));
         Ok(())
     }
 
-    /// Removes the sandbox's interface, rules and address. Releasing a
-    /// sandbox without any is not an error.
+    /// Removes the running sandbox's interface, rules and address (its
+    /// policy became `deny`). Releasing a sandbox without any is not an
+    /// error.
     pub fn release(&self, id: &str) -> Result<(), NetworkError> {
         let Some(addr) = self.address(id) else {
             return Ok(());
@@ -400,6 +407,23 @@ impl Network {
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
         host.delete_link(&interface)
             .map_err(netlink_err(format!("deleting {interface}")))?;
+        self.forget(id)
+    }
+
+    /// Removes the rules and the address of a sandbox that is being
+    /// stopped, and leaves its interface to the kernel: a veth pair goes
+    /// when the network namespace one of its ends is in goes, which is when
+    /// the sandbox's last process has exited. Deleting the host end here
+    /// instead would wait for the kernel's RCU grace periods, about 25 ms on
+    /// this machine kind, on every stop, restore and delete; the
+    /// namespaces' teardown batches them off everyone's path. The address
+    /// is handed out again last (round the range), and a start that finds
+    /// the old link still there removes it ([`Network::connect`]).
+    /// Forgetting a sandbox without an address is not an error.
+    pub fn forget(&self, id: &str) -> Result<(), NetworkError> {
+        let Some(addr) = self.address(id) else {
+            return Ok(());
+        };
         // The resolver admits nothing more for it; what it admitted until
         // now (under the lock of the sets) goes with the rest.
         self.inner.set_rules(id, None);
@@ -407,6 +431,16 @@ impl Network {
         self.inner.drop_lease(id);
         Ok(())
     }
+}
+
+/// What [`Inner::wire`] does with a link that already has the sandbox's
+/// interface name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    /// A new init: the link is a leftover, to be replaced.
+    Fresh,
+    /// A running sandbox: the link is its own if its alias says so.
+    Keep,
 }
 
 impl Inner {
@@ -493,14 +527,22 @@ impl Inner {
         Ok(())
     }
 
-    /// Creates and configures the sandbox's veth unless it has one.
-    fn wire(&self, id: &str, addr: Ipv4Addr, pid: i32) -> Result<(), NetworkError> {
+    /// Creates and configures the sandbox's veth; with [`Wire::Keep`], not
+    /// when it has one already.
+    fn wire(&self, id: &str, addr: Ipv4Addr, pid: i32, mode: Wire) -> Result<(), NetworkError> {
         let interface = veth_name(&self.tables, addr);
         let mut host = Netlink::open().map_err(netlink_err("opening netlink"))?;
         tracing::debug!(%id, pid, %interface, netns = ?std::fs::read_link(format!("/proc/{pid}/ns/net")).ok(), "wiring a sandbox");
-        match host.add_veth(&interface, SANDBOX_INTERFACE, pid) {
+        let mut added = host.add_veth(&interface, SANDBOX_INTERFACE, pid);
+        if mode == Wire::Fresh && added.as_ref().is_err_and(is_eexist) {
+            tracing::debug!(%id, %interface, "replacing a link left by the address's previous holder");
+            host.delete_link(&interface)
+                .map_err(netlink_err(format!("deleting the stale {interface}")))?;
+            added = host.add_veth(&interface, SANDBOX_INTERFACE, pid);
+        }
+        match added {
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {
+            Err(e) if is_eexist(&e) => {
                 let owner = host
                     .links()
                     .map_err(netlink_err("listing links"))?
@@ -672,6 +714,10 @@ fn recover(
     }
     sets.commit(&stale).map_err(NetworkError::Elements)?;
     Ok(learnt)
+}
+
+fn is_eexist(e: &std::io::Error) -> bool {
+    e.raw_os_error() == Some(libc::EEXIST)
 }
 
 /// `<name>-<hex offset>`.
