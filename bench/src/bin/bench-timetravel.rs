@@ -6,8 +6,9 @@
 //! Starts a `warren server` (release build, `$WARREN_BIN`) with a state
 //! directory of its own (`$WARREN_BENCH_TT_STATE`, default
 //! `/var/lib/warren-bench-timetravel`; the first run builds `base`), so that
-//! no other benchmark's server shares its database, and no outbound
-//! network. For each size:
+//! no other benchmark's server shares its database, and a network of its
+//! own (`wtt`, 10.218.0.0/24). The sandboxes have egress `deny` (no
+//! interface) except in step 5. For each size:
 //! 1. the sandbox (and the podman container) write the data (`dd` from
 //!    `/dev/urandom` into `/root`); the first checkpoint right after it is
 //!    reported on its own row (it includes flushing what was just written),
@@ -25,6 +26,9 @@
 //! 4. `BENCH_N` checkpoints of the same sandbox while a second sandbox
 //!    writes 64 MB files in a loop, against the quiet ones: what a
 //!    neighbour's writes cost a checkpoint.
+//! 5. `BENCH_N` rounds of fork and restore of a sandbox with egress `allow`
+//!    (an interface of its own) after writing 10 MB, against the `deny`
+//!    sandbox above (loopback only): what a sandbox's network costs them.
 //!
 //! Run: `scripts/bench.sh timetravel` (installs podman and runc from Debian).
 
@@ -67,7 +71,8 @@ fn main() -> anyhow::Result<()> {
         .args(["--pool", "base=0"])
         .arg("--state-dir")
         .arg(&state_dir)
-        .args(["--cgroup-parent", "warren-bench-tt", "--no-network"])
+        .args(["--cgroup-parent", "warren-bench-tt"])
+        .args(["--network-name", "wtt", "--network-cidr", "10.218.0.0/24"])
         .env("WARREN_ADMIN_KEY", ADMIN_KEY);
     let server = Guard::spawn(cmd)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -99,14 +104,14 @@ async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
     wait_ready(&http, &format!("{base}/v1/health"), Duration::from_secs(60)).await?;
     let api = JsonApi::new(http, base, ADMIN_KEY);
     // The first create may build `base` (minutes, once).
-    let sandbox = api
-        .call("POST", "/v1/sandboxes", Some(json!({"timeout_secs": 0})))
-        .await?;
-    let id = sandbox["id"].as_str().context("sandbox id")?.to_string();
+    let id = create(&api, "deny").await?;
     let outcome = measure(&api, state_dir, &id, n, slow_n).await;
-    let beside = match &outcome {
-        Ok(_) => Some(beside_a_writer(&api, &id, n).await),
-        Err(_) => None,
+    let (beside, allow) = match &outcome {
+        Ok(_) => (
+            Some(beside_a_writer(&api, &id, n).await),
+            Some(with_egress_allow(&api, n).await),
+        ),
+        Err(_) => (None, None),
     };
     let _ = api
         .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
@@ -116,17 +121,137 @@ async fn run(base: &str, state_dir: &Path) -> anyhow::Result<()> {
     if let Some(beside) = beside {
         print_beside(&figures, &beside?);
     }
+    if let Some(allow) = allow {
+        print_egress(&figures, &allow?);
+    }
     Ok(())
+}
+
+/// A sandbox with `egress`, no idle timeout; its id.
+async fn create(api: &JsonApi, egress: &str) -> anyhow::Result<String> {
+    let sandbox = api
+        .call(
+            "POST",
+            "/v1/sandboxes",
+            Some(json!({"timeout_secs": 0, "network": {"egress": egress}})),
+        )
+        .await?;
+    Ok(sandbox["id"].as_str().context("sandbox id")?.to_string())
+}
+
+/// `n` rounds of fork (until its first run answers) and restore of a
+/// sandbox with egress `allow` after writing 10 MB.
+async fn with_egress_allow(api: &JsonApi, n: usize) -> anyhow::Result<(Samples, Samples)> {
+    eprintln!("{n} forks and restores of a sandbox with egress allow");
+    let id = create(api, "allow").await?;
+    let outcome = async {
+        api.run(
+            &id,
+            "dd if=/dev/urandom of=/root/data-10 bs=1M count=10 status=none",
+        )
+        .await?;
+        let status = Command::new("sync").status()?;
+        if !status.success() {
+            bail!("sync: {status}");
+        }
+        let (mut fork, mut restore) = (Samples::default(), Samples::default());
+        for _ in 0..n {
+            let (forked, took) = fork_once(api, &id).await?;
+            fork.push(took);
+            forked.delete(api).await?;
+            let ckpt = api.checkpoint(&id).await?;
+            let started = Instant::now();
+            api.call(
+                "POST",
+                &format!("/v1/sandboxes/{id}/restore"),
+                Some(json!({"checkpoint_id": ckpt})),
+            )
+            .await?;
+            restore.push(started.elapsed());
+            api.delete_checkpoint(&ckpt).await?;
+        }
+        anyhow::Ok((fork, restore))
+    }
+    .await;
+    let _ = api
+        .call("DELETE", &format!("/v1/sandboxes/{id}"), None)
+        .await;
+    outcome
+}
+
+/// A fork of one and the checkpoint it made.
+struct Forked {
+    id: String,
+    checkpoint: String,
+}
+
+impl Forked {
+    /// Deletes the fork and its checkpoint.
+    async fn delete(self, api: &JsonApi) -> anyhow::Result<()> {
+        api.call("DELETE", &format!("/v1/sandboxes/{}", self.id), None)
+            .await?;
+        api.delete_checkpoint(&self.checkpoint).await
+    }
+}
+
+/// Forks sandbox `id` once and runs `true` in the fork; the fork and the
+/// time until that run answered.
+async fn fork_once(api: &JsonApi, id: &str) -> anyhow::Result<(Forked, Duration)> {
+    let started = Instant::now();
+    let forked = api
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{id}/fork"),
+            Some(json!({"count": 1})),
+        )
+        .await?;
+    let fork_id = forked["items"][0]["id"]
+        .as_str()
+        .context("fork id")?
+        .to_string();
+    api.run(&fork_id, "true").await?;
+    let took = started.elapsed();
+    let checkpoint = forked["checkpoint_id"]
+        .as_str()
+        .context("fork checkpoint")?
+        .to_string();
+    Ok((
+        Forked {
+            id: fork_id,
+            checkpoint,
+        },
+        took,
+    ))
+}
+
+/// Fork and restore with egress `allow` against the `deny` rounds at 10 MB.
+fn print_egress(figures: &[Figures], (fork, restore): &(Samples, Samples)) {
+    let Some(deny) = figures.first() else {
+        return;
+    };
+    println!();
+    println!("| warren, after writing 10 MB | egress deny (loopback only) p50 / p99 | egress allow (an interface of its own) p50 / p99 | ratio (p50) |");
+    println!("|---|---|---|---|");
+    for (what, d, a) in [
+        ("fork (until its first run answers)", &deny.fork, fork),
+        ("restore", &deny.restore, restore),
+    ] {
+        println!(
+            "| {what} | {} / {} | {} / {} | {:.2}x |",
+            ms(d.p50()),
+            ms(d.p99()),
+            ms(a.p50()),
+            ms(a.p99()),
+            a.p50().as_secs_f64() / d.p50().as_secs_f64().max(1e-9)
+        );
+    }
 }
 
 /// `n` checkpoints of sandbox `id` while another sandbox writes 64 MB
 /// files in a loop: what a neighbour's writes cost a checkpoint.
 async fn beside_a_writer(api: &JsonApi, id: &str, n: usize) -> anyhow::Result<Samples> {
     eprintln!("{n} checkpoints beside a sandbox writing");
-    let writer = api
-        .call("POST", "/v1/sandboxes", Some(json!({"timeout_secs": 0})))
-        .await?;
-    let writer = writer["id"].as_str().context("writer id")?.to_string();
+    let writer = create(api, "deny").await?;
     let outcome = async {
         api.call(
             "POST",
@@ -205,28 +330,9 @@ async fn measure(
             let ckpt = api.checkpoint(id).await?;
             checkpoint.push(started.elapsed());
 
-            let started = Instant::now();
-            let forked = api
-                .call(
-                    "POST",
-                    &format!("/v1/sandboxes/{id}/fork"),
-                    Some(json!({"count": 1})),
-                )
-                .await?;
-            let fork_id = forked["items"][0]["id"]
-                .as_str()
-                .context("fork id")?
-                .to_string();
-            api.run(&fork_id, "true").await?;
-            fork.push(started.elapsed());
-            api.call("DELETE", &format!("/v1/sandboxes/{fork_id}"), None)
-                .await?;
-            api.delete_checkpoint(
-                forked["checkpoint_id"]
-                    .as_str()
-                    .context("fork checkpoint")?,
-            )
-            .await?;
+            let (forked, took) = fork_once(api, id).await?;
+            fork.push(took);
+            forked.delete(api).await?;
 
             let started = Instant::now();
             api.call(
