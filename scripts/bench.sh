@@ -29,7 +29,7 @@ case "$which" in
     ;;
   timetravel)
     # The peers: podman (with runc) from Debian. A server of its own (cgroup
-    # warren-bench-tt, no network) on the shared bench state dir.
+    # warren-bench-tt, network wtt/10.218.0.0/24) on the shared bench state dir.
     command -v podman >/dev/null && command -v runc >/dev/null || {
       apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc >/dev/null
     }
