@@ -50,10 +50,19 @@ pub struct InitRequest {
     pub resolver: Option<std::net::Ipv4Addr>,
 }
 
-/// The helper's one line of answer on stdout.
+/// The helper's lines of answer on stdout: [`InitReport::Forked`] once the
+/// sandbox's init exists, then one final line, `Started` or `Failed` (a
+/// helper that fails before the init exists sends only the final line).
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum InitReport {
+    /// The sandbox's init exists (and its network namespace with it); it
+    /// is still setting the sandbox up. The runtime wires the sandbox's
+    /// interface meanwhile.
+    Forked {
+        /// Host pid of the sandbox's init.
+        pid: i32,
+    },
     /// The agent runs as PID 1 of the sandbox.
     Started {
         /// Host pid of the sandbox's init.
@@ -68,15 +77,16 @@ pub enum InitReport {
     },
 }
 
-/// Runs the helper: one request from `input`, one report line to `output`.
+/// Runs the helper: one request from `input`, its report lines to `output`.
 /// `ready`, if given, is handed to the agent, which writes one byte to it
 /// once it accepts connections (the runtime passes one end of a socket pair
 /// as the helper's stdin, and waits on the other end instead of polling).
 /// Returns the process exit code (0 when the sandbox started).
 pub fn run(input: impl Read, mut output: impl Write, ready: Option<OwnedFd>) -> i32 {
     let ready = ready.as_ref().map(AsRawFd::as_raw_fd);
+    let mut forked = |pid: i32| write_report(&mut output, &InitReport::Forked { pid });
     let report = match serde_json::from_reader::<_, InitRequest>(input) {
-        Ok(request) => match launch(&request, ready) {
+        Ok(request) => match launch(&request, ready, &mut forked) {
             Ok(pid) => InitReport::Started { pid },
             Err(e) => InitReport::Failed {
                 stage: e.stage,
@@ -89,10 +99,15 @@ pub fn run(input: impl Read, mut output: impl Write, ready: Option<OwnedFd>) -> 
         },
     };
     let code = i32::from(!matches!(report, InitReport::Started { .. }));
-    let line = serde_json::to_string(&report).expect("reports serialize");
-    // If the runtime is gone nobody reads this; the exit code still tells.
-    let _ = writeln!(output, "{line}").and_then(|()| output.flush());
+    write_report(&mut output, &report);
     code
+}
+
+/// Writes one report line. If the runtime is gone nobody reads it; the
+/// exit code still tells.
+fn write_report(output: &mut impl Write, report: &InitReport) {
+    let line = serde_json::to_string(report).expect("reports serialize");
+    let _ = writeln!(output, "{line}").and_then(|()| output.flush());
 }
 
 /// Messages from the children to the helper.
@@ -106,8 +121,13 @@ const TAG_UNSHARED: u8 = b'U';
 const TAG_PID: u8 = b'P';
 const TAG_FAILED: u8 = b'F';
 
-/// Starts the sandbox; on failure removes what was made.
-fn launch(req: &InitRequest, ready: Option<RawFd>) -> Result<i32, StageError> {
+/// Starts the sandbox; on failure removes what was made. `forked` hears
+/// the init's host pid as soon as it exists.
+fn launch(
+    req: &InitRequest,
+    ready: Option<RawFd>,
+    forked: &mut dyn FnMut(i32),
+) -> Result<i32, StageError> {
     let spec = &req.spec;
     let cg = cgroups::detect(&req.cgroup_parent)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
@@ -119,7 +139,7 @@ fn launch(req: &InitRequest, ready: Option<RawFd>) -> Result<i32, StageError> {
     }
     cg.create(&spec.id, &spec.resources)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
-    let result = launch_in(req, cg.as_ref(), ready);
+    let result = launch_in(req, cg.as_ref(), ready, forked);
     if result.is_err() {
         if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {
             tracing::warn!(id = %spec.id, error = %e, "cleaning up after a failed start");
@@ -128,7 +148,12 @@ fn launch(req: &InitRequest, ready: Option<RawFd>) -> Result<i32, StageError> {
     result
 }
 
-fn launch_in(req: &InitRequest, cg: &dyn Backend, ready: Option<RawFd>) -> Result<i32, StageError> {
+fn launch_in(
+    req: &InitRequest,
+    cg: &dyn Backend,
+    ready: Option<RawFd>,
+    on_forked: &mut dyn FnMut(i32),
+) -> Result<i32, StageError> {
     let spec = &req.spec;
     let rootfs = std::fs::canonicalize(&spec.rootfs)
         .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
@@ -158,7 +183,7 @@ fn launch_in(req: &InitRequest, cg: &dyn Backend, ready: Option<RawFd>) -> Resul
         ForkResult::Parent { child } => {
             drop(report_w);
             drop(go_r);
-            let result = supervise(child, File::from(report_r), go_w);
+            let result = supervise(child, File::from(report_r), go_w, on_forked);
             // The intermediate exits on its own once it has reported (or on
             // end-of-file from us); reap it either way.
             let _ = waitpid(child, None);
@@ -170,7 +195,12 @@ fn launch_in(req: &InitRequest, cg: &dyn Backend, ready: Option<RawFd>) -> Resul
 }
 
 /// The helper's side of the protocol.
-fn supervise(child: Pid, mut report: File, go: OwnedFd) -> Result<i32, StageError> {
+fn supervise(
+    child: Pid,
+    mut report: File,
+    go: OwnedFd,
+    forked: &mut dyn FnMut(i32),
+) -> Result<i32, StageError> {
     match read_msg(&mut report)? {
         Some(Msg::Unshared) => {}
         Some(Msg::Failed(e)) => return Err(e),
@@ -185,6 +215,7 @@ fn supervise(child: Pid, mut report: File, go: OwnedFd) -> Result<i32, StageErro
         Some(Msg::Failed(e)) => return Err(e),
         other => return Err(unexpected(other)),
     };
+    forked(pid);
     // End-of-file: the init closed the pipe to become the agent.
     match read_msg(&mut report)? {
         None => Ok(pid),

@@ -40,7 +40,7 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use self::process::{is_live_init, namespace_pids, peer_pid, pidfd, read_line, wait_readable};
+use self::process::{is_live_init, namespace_pids, peer_pid, pidfd, wait_readable, Lines};
 use crate::cgroups::{self, Backend};
 use crate::network::Network;
 use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
@@ -239,11 +239,14 @@ impl NamespaceRuntime {
         }
     }
 
-    /// Spawns the helper and returns its report, and the channel the
-    /// sandbox's agent signals readiness on.
+    /// Spawns the helper and returns its final report, and the channel the
+    /// sandbox's agent signals readiness on. `forked` is called with the
+    /// init's host pid as soon as the helper reports it, while the init is
+    /// still setting the sandbox up.
     fn run_helper(
         &self,
         spec: &SandboxSpec,
+        forked: &mut dyn FnMut(i32),
     ) -> Result<(init::InitReport, UnixStream), (String, String)> {
         let fail =
             |what: &str, e: &dyn std::fmt::Display| ("helper".to_string(), format!("{what}: {e}"));
@@ -256,14 +259,23 @@ impl NamespaceRuntime {
         // The request goes over a socket pair rather than a pipe: the same
         // socket, inherited by the agent, later carries its readiness.
         let (ours, theirs) = UnixStream::pair().map_err(|e| fail("a socket pair", &e))?;
-        let send = |report: Result<OwnedFd, String>| {
+        let mut send = |report: Result<OwnedFd, String>| {
             use std::io::Write;
             let report = report.map_err(|e| fail("starting the helper", &e))?;
             (&ours)
                 .write_all(&body)
                 .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
                 .map_err(|e| fail("sending the request", &e))?;
-            read_line(report, HELPER_TIMEOUT).map_err(|e| fail("reading the report", &e))
+            let mut lines = Lines::new(report, HELPER_TIMEOUT);
+            loop {
+                let line = lines
+                    .next_line()
+                    .map_err(|e| fail("reading the report", &e))?;
+                match serde_json::from_str(&line) {
+                    Ok(init::InitReport::Forked { pid }) => forked(pid),
+                    _ => return Ok::<_, (String, String)>(line),
+                }
+            }
         };
         // A worker forked by the zygote; an exec'd helper if the zygote
         // cannot be started.
@@ -390,7 +402,16 @@ impl Runtime for NamespaceRuntime {
         let mut spec = spec.clone();
         spec.resources = resources;
         let helper_begun = Instant::now();
-        let helper_result = self.run_helper(&spec);
+        // The interface is wired as soon as the init (and its network
+        // namespace) exists, while the init sets the sandbox up.
+        let mut prepared = prepared;
+        let mut wired = None;
+        let mut wire = |pid: i32| {
+            if let (Some(network), Some(prepared)) = (&self.network, prepared.take()) {
+                wired = Some(network.connect(prepared, pid));
+            }
+        };
+        let helper_result = self.run_helper(&spec, &mut wire);
         let helper = helper_begun.elapsed();
         let (report, ready) = match helper_result {
             Ok((report, ready)) => (Ok(report), Some(ready)),
@@ -404,12 +425,16 @@ impl Runtime for NamespaceRuntime {
             Ok(init::InitReport::Failed { stage, reason }) => {
                 return Err(self.start_failed(&spec.id, &stage, reason))
             }
+            // `run_helper` reads past these; never the final line.
+            Ok(init::InitReport::Forked { .. }) => {
+                return Err(self.start_failed(&spec.id, "protocol", "no final report"))
+            }
             Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
         };
-        if let (Some(network), Some(prepared)) = (&self.network, prepared) {
-            if let Err(e) = network.connect(prepared, pid) {
-                return Err(self.start_failed(&spec.id, "network", e.to_string()));
-            }
+        // Wired now if the helper did not report the pid early.
+        wire(pid);
+        if let Some(Err(e)) = wired {
+            return Err(self.start_failed(&spec.id, "network", e.to_string()));
         }
         let set_up = begun.elapsed();
         init_exists(pid);

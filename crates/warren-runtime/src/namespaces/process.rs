@@ -35,32 +35,47 @@ pub(super) fn is_live_init(pid: i32) -> bool {
     nspid_is_init && alive
 }
 
-/// Reads one line from `fd`, giving up after `timeout`.
-pub(super) fn read_line(fd: OwnedFd, timeout: Duration) -> std::io::Result<String> {
-    let deadline = Instant::now() + timeout;
-    let mut file = std::fs::File::from(fd);
-    let mut line = Vec::new();
-    let mut buf = [0u8; 4096];
-    loop {
-        if let Some(end) = line.iter().position(|&b| b == b'\n') {
-            line.truncate(end);
-            return String::from_utf8(line).map_err(std::io::Error::other);
+/// Lines read from a descriptor, all before one deadline.
+pub(super) struct Lines {
+    file: std::fs::File,
+    buffered: Vec<u8>,
+    deadline: Instant,
+}
+
+impl Lines {
+    /// Lines of `fd`, the last of them due within `timeout`.
+    pub(super) fn new(fd: OwnedFd, timeout: Duration) -> Self {
+        Lines {
+            file: std::fs::File::from(fd),
+            buffered: Vec::new(),
+            deadline: Instant::now() + timeout,
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() || !wait_readable(file.as_raw_fd(), left)? {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                "no report in time",
-            ));
-        }
-        match file.read(&mut buf)? {
-            0 => {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::UnexpectedEof,
-                    "the helper exited without a report",
-                ))
+    }
+
+    /// The next line, without its newline.
+    pub(super) fn next_line(&mut self) -> std::io::Result<String> {
+        let mut buf = [0u8; 4096];
+        loop {
+            if let Some(end) = self.buffered.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buffered.drain(..=end).take(end).collect();
+                return String::from_utf8(line).map_err(std::io::Error::other);
             }
-            n => line.extend_from_slice(&buf[..n]),
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || !wait_readable(self.file.as_raw_fd(), left)? {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "no report in time",
+                ));
+            }
+            match self.file.read(&mut buf)? {
+                0 => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        "the helper exited without a report",
+                    ))
+                }
+                n => self.buffered.extend_from_slice(&buf[..n]),
+            }
         }
     }
 }
