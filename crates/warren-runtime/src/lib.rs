@@ -107,9 +107,10 @@ pub trait Runtime: Send + Sync + 'static {
         self.start_reporting(spec, &mut |_| {})
     }
     /// [`Runtime::start`], calling `init_exists` with the host pid of the
-    /// sandbox's PID 1 as soon as it exists, before its agent is ready (the
-    /// server records the sandbox as running meanwhile). A start that fails
-    /// after that call removes the sandbox as any failed start does.
+    /// sandbox's PID 1 as soon as it exists, before the sandbox is set up
+    /// and its agent is ready (the server records the sandbox as running
+    /// meanwhile). A start that fails after that call removes the sandbox as
+    /// any failed start does.
     fn start_reporting(
         &self,
         spec: &SandboxSpec,

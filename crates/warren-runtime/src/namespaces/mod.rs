@@ -402,16 +402,22 @@ impl Runtime for NamespaceRuntime {
         let mut spec = spec.clone();
         spec.resources = resources;
         let helper_begun = Instant::now();
-        // The interface is wired as soon as the init (and its network
-        // namespace) exists, while the init sets the sandbox up.
+        // As soon as the init (and its network namespace) exists, while it
+        // sets the sandbox up: the caller hears its pid (and commits the
+        // sandbox's state meanwhile), and its interface is wired.
         let mut prepared = prepared;
         let mut wired = None;
-        let mut wire = |pid: i32| {
+        let mut reported = false;
+        let mut on_forked = |pid: i32| {
+            if std::mem::replace(&mut reported, true) {
+                return;
+            }
+            init_exists(pid);
             if let (Some(network), Some(prepared)) = (&self.network, prepared.take()) {
                 wired = Some(network.connect(prepared, pid));
             }
         };
-        let helper_result = self.run_helper(&spec, &mut wire);
+        let helper_result = self.run_helper(&spec, &mut on_forked);
         let helper = helper_begun.elapsed();
         let (report, ready) = match helper_result {
             Ok((report, ready)) => (Ok(report), Some(ready)),
@@ -431,13 +437,12 @@ impl Runtime for NamespaceRuntime {
             }
             Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
         };
-        // Wired now if the helper did not report the pid early.
-        wire(pid);
+        // Now if the helper did not report the pid early.
+        on_forked(pid);
         if let Some(Err(e)) = wired {
             return Err(self.start_failed(&spec.id, "network", e.to_string()));
         }
         let set_up = begun.elapsed();
-        init_exists(pid);
         let ready = ready.expect("a started helper has a readiness channel");
         if let Err(reason) = wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
             let log = log_tail(&spec.run_dir.join(AGENT_LOG));
