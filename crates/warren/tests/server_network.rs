@@ -49,6 +49,13 @@ async fn create(server: &TestServer, network: Value) -> String {
 async fn create_as(server: &TestServer, key: &str, network: Value) -> String {
     let sandbox = server.create(key, json!({ "network": network })).await;
     let id = sandbox["id"].as_str().unwrap().to_string();
+    upload_probe(server, key, &id).await;
+    id
+}
+
+/// Puts the probe in sandbox `id` as `key` (again after a start: `/tmp` is
+/// a fresh tmpfs then).
+async fn upload_probe(server: &TestServer, key: &str, id: &str) {
     let resp = server
         .req(
             reqwest::Method::PUT,
@@ -60,7 +67,6 @@ async fn create_as(server: &TestServer, key: &str, network: Value) -> String {
         .await
         .unwrap();
     assert!(resp.status().is_success());
-    id
 }
 
 /// Host interfaces of the test network.
@@ -377,17 +383,7 @@ async fn egress_policies_on_running_sandboxes() {
         )
         .await;
     assert_eq!(status, 200);
-    let probe_again = server
-        .req(
-            reqwest::Method::PUT,
-            &format!("/v1/sandboxes/{by_cidr}/files?path={PROBE_PATH}"),
-            ADMIN_KEY,
-        )
-        .body(PROBE)
-        .send()
-        .await
-        .unwrap();
-    assert!(probe_again.status().is_success());
+    upload_probe(&server, ADMIN_KEY, &by_cidr).await;
     assert_eq!(
         probe(&server, &by_cidr, &format!("http {a} 80")).await,
         "ok stand-in a"
@@ -847,18 +843,7 @@ async fn a_start_on_an_address_whose_old_link_lingers_gets_its_own_interface() {
         );
     }
     cycle(5).await;
-    // `/tmp` is a fresh tmpfs after a start.
-    let resp = server
-        .req(
-            reqwest::Method::PUT,
-            &format!("/v1/sandboxes/{id}/files?path={PROBE_PATH}"),
-            ADMIN_KEY,
-        )
-        .body(PROBE)
-        .send()
-        .await
-        .unwrap();
-    assert!(resp.status().is_success());
+    upload_probe(&server, ADMIN_KEY, &id).await;
     assert_eq!(
         probe(&server, &id, &format!("http {a} 80")).await,
         "ok stand-in a",
