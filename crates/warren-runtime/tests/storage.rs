@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use warren_runtime::storage::{Driver, Pool, PoolOptions, StorageError};
 
@@ -51,7 +51,14 @@ impl Drop for TestPool {
 }
 
 fn delete_all_volumes(pool: &Pool) {
-    for dir in ["templates", "sandboxes", "checkpoints", "layers", "tmp"] {
+    for dir in [
+        "templates",
+        "sandboxes",
+        "checkpoints",
+        "layers",
+        "tmp",
+        "trash",
+    ] {
         let Ok(entries) = fs::read_dir(pool.root().join(dir)) else {
             continue;
         };
@@ -474,4 +481,122 @@ fn btrfs_warm_reads_a_fresh_snapshot_ahead_and_stays_in_its_root() {
         0,
         "read past the budget"
     );
+}
+
+fn trash_entries(pool: &Pool) -> Vec<PathBuf> {
+    fs::read_dir(pool.root().join("trash"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect()
+}
+
+/// Deleted subvolumes the btrfs cleaner has not freed yet.
+fn uncleaned(pool: &Pool) -> usize {
+    let out = std::process::Command::new("btrfs")
+        .args(["subvolume", "list", "-d"])
+        .arg(pool.root())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) -> Duration {
+    let begun = Instant::now();
+    while !done() {
+        assert!(begun.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    begun.elapsed()
+}
+
+/// A written volume in `sandboxes/`, as a deleted sandbox leaves.
+fn written_volume(pool: &Pool, name: &str) -> PathBuf {
+    let v = pool.sandbox_path(name).unwrap();
+    pool.driver().create_volume(&v).unwrap();
+    fill(&v, 1);
+    v
+}
+
+#[test]
+fn btrfs_discard_frees_the_path_at_once_and_deletes_when_quiet() {
+    use warren_runtime::storage::reclaim::{MAX_WAIT, QUIET};
+    let t = TestPool::new(Driver::Btrfs);
+    let pool = t.pool();
+
+    // While the pool is busy, a discarded volume leaves its path at once
+    // and waits in the trash.
+    let busy = pool.busy();
+    let a = written_volume(pool, "a");
+    pool.discard(&a).unwrap();
+    assert!(!a.exists(), "the path is free at once");
+    pool.driver().create_volume(&a).unwrap();
+    assert_eq!(trash_entries(pool).len(), 1);
+    assert_eq!(pool.discarded(), 1);
+    std::thread::sleep(QUIET * 2);
+    assert_eq!(pool.discarded(), 1, "deleted while the pool was busy");
+
+    // ... but no longer than MAX_WAIT.
+    let waited = wait_until("an overdue volume deleted", MAX_WAIT * 2, || {
+        pool.discarded() == 0
+    });
+    assert!(waited + QUIET * 2 >= MAX_WAIT - Duration::from_millis(100));
+    assert!(trash_entries(pool).is_empty());
+    wait_until(
+        "the overdue volume cleaned",
+        Duration::from_secs(10),
+        || uncleaned(pool) == 0,
+    );
+
+    // Once the pool is quiet, what was discarded goes, and the cleaner frees
+    // it then, not at the next periodic commit (30 s).
+    pool.discard(&a).unwrap();
+    std::thread::sleep(QUIET * 2);
+    assert_eq!(pool.discarded(), 1, "deleted while the pool was busy");
+    drop(busy);
+    wait_until("deleted once quiet", QUIET * 10, || pool.discarded() == 0);
+    assert!(trash_entries(pool).is_empty());
+    wait_until("cleaned once quiet", Duration::from_secs(10), || {
+        uncleaned(pool) == 0
+    });
+
+    // Not a volume: refused, as delete does. Missing: fine.
+    let plain = pool.sandbox_path("plain").unwrap();
+    fs::create_dir(&plain).unwrap();
+    assert!(matches!(
+        pool.discard(&plain),
+        Err(StorageError::NotAVolume(_))
+    ));
+    pool.discard(&pool.sandbox_path("missing").unwrap())
+        .unwrap();
+}
+
+#[test]
+fn btrfs_discarded_volumes_survive_neither_a_close_nor_a_crash() {
+    let mut t = TestPool::new(Driver::Btrfs);
+    let root = t.pool().root().to_path_buf();
+
+    // A close deletes what is still queued before it unmounts.
+    let busy = t.pool().busy();
+    for name in ["a", "b", "c"] {
+        let v = written_volume(t.pool(), name);
+        t.pool().discard(&v).unwrap();
+    }
+    assert_eq!(t.pool().discarded(), 3);
+    drop(busy);
+    t.pool.take().unwrap().close().unwrap();
+    t.pool = Some(Pool::open(t.dir.path(), Driver::Auto).unwrap());
+    assert!(trash_entries(t.pool()).is_empty(), "left after a close");
+
+    // A crash leaves the trash as it was: the next open deletes it.
+    for name in ["d", "e"] {
+        let v = root.join("trash").join(name);
+        t.pool().driver().create_volume(&v).unwrap();
+        fill(&v, 1);
+    }
+    let again = Pool::open(t.dir.path(), Driver::Auto).unwrap();
+    assert_eq!(again.discarded(), 2, "queued at open");
+    wait_until("the trash emptied", Duration::from_secs(10), || {
+        trash_entries(&again).is_empty()
+    });
 }

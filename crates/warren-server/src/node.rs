@@ -267,6 +267,7 @@ impl Node {
     ) -> Result<SandboxSpec, NodeError> {
         let rootfs = self.pool.sandbox_path(id)?;
         if !self.pool.driver().is_volume(&rootfs) {
+            let _busy = self.pool.busy();
             let source = self.template_path(template)?;
             if !self.pool.driver().is_volume(&source) {
                 return Err(NodeError::TemplateNotFound(template.to_string()));
@@ -361,6 +362,7 @@ impl Node {
         spec: &SandboxSpec,
         init_exists: &mut dyn FnMut(i32),
     ) -> Result<Started, NodeError> {
+        let _busy = self.pool.busy();
         Ok(self.runtime.start_reporting(spec, init_exists)?)
     }
 
@@ -370,11 +372,13 @@ impl Node {
     }
 
     /// Stops a sandbox if it runs and removes its disk and run directory.
-    /// Removing what is already gone is not an error.
+    /// Removing what is already gone is not an error. The disk leaves its
+    /// place at once and is deleted when the pool is quiet
+    /// ([`Pool::discard`]).
     pub fn destroy(&self, id: &str) -> Result<(), NodeError> {
         self.runtime.stop(id)?;
         let rootfs = self.pool.sandbox_path(id)?;
-        self.pool.driver().delete(&rootfs)?;
+        self.pool.discard(&rootfs)?;
         self.remove_run_dir(&self.run_dir(id))
     }
 

@@ -121,6 +121,9 @@ print("nested")
         "{:?}",
         server.sandbox_volumes()
     );
+    // The disk itself is deleted in the background, nested volume and all.
+    let trash = server.trash_after_quiet().await;
+    assert!(trash.is_empty(), "{trash:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

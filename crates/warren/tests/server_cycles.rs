@@ -56,6 +56,8 @@ async fn two_hundred_create_delete_cycles_leave_nothing_behind() {
         "{:?}",
         server.sandbox_volumes()
     );
+    let trash = server.trash_after_quiet().await;
+    assert!(trash.is_empty(), "deleted disks never deleted: {trash:?}");
     assert!(server.run_dirs().is_empty(), "{:?}", server.run_dirs());
     assert!(
         server.runtime().known().is_empty(),

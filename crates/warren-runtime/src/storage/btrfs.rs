@@ -153,6 +153,21 @@ mod sys {
         26,
         u64
     );
+    nix::ioctl_read!(
+        /// `BTRFS_IOC_START_SYNC`: starts committing the running transaction
+        /// (no data writeback) and returns its id.
+        ioc_start_sync,
+        0x94,
+        24,
+        u64
+    );
+    nix::ioctl_write_ptr!(
+        /// `BTRFS_IOC_WAIT_SYNC`: waits until a transaction is committed.
+        ioc_wait_sync,
+        0x94,
+        22,
+        u64
+    );
     nix::ioctl_readwrite!(
         /// `BTRFS_IOC_QUOTA_CTL`: turns quota groups on or off.
         ioc_quota_ctl,
@@ -615,6 +630,26 @@ impl StorageDriver for BtrfsDriver {
             Ok(_) => {}
         }
         self.destroy(path)
+    }
+
+    /// Commits the running transaction (`BTRFS_IOC_START_SYNC`, then
+    /// `BTRFS_IOC_WAIT_SYNC`), which wakes the cleaner thread: without it,
+    /// deleted subvolumes wait for the next commit, the 30 s periodic one or
+    /// the next snapshot's, and are then cleaned all at once, each with a
+    /// commit of its own (simple quotas drop the volume's qgroup), in the
+    /// way of whatever made that snapshot. No tenant's dirty data is
+    /// written back (unlike `BTRFS_IOC_SYNC` or `syncfs`).
+    fn reclaim_deleted(&self, dir: &Path) -> Result<(), StorageError> {
+        let file = open_dir(dir, "open the pool to commit")?;
+        let mut transid = 0u64;
+        // SAFETY: `file` is open and `transid` a writable u64, which is
+        // what BTRFS_IOC_START_SYNC writes.
+        unsafe { ioc_start_sync(file.as_raw_fd(), &mut transid) }
+            .map_err(|e| StorageError::io("start a commit", dir, errno_io(e)))?;
+        // SAFETY: as above; the kernel only reads the u64.
+        unsafe { ioc_wait_sync(file.as_raw_fd(), &transid) }
+            .map_err(|e| StorageError::io("wait for a commit", dir, errno_io(e)))?;
+        Ok(())
     }
 
     fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError> {

@@ -20,6 +20,7 @@
 //!     checkpoints/<id>  read-only volume: a checkpoint of a sandbox
 //!     layers/<hash>     read-only volume: a cached template build step
 //!     tmp/              volumes under construction, lock files
+//!     trash/            discarded volumes waiting to be deleted ([`reclaim`])
 //! ```
 
 pub mod btrfs;
@@ -27,12 +28,14 @@ pub mod copy;
 pub mod diff;
 mod loopdev;
 pub mod pool;
+pub mod reclaim;
 mod send;
 
 use std::path::Path;
 
 pub(crate) use loopdev::mounts_under;
 pub use pool::{Driver, Pool, PoolOptions};
+pub use reclaim::Busy;
 
 /// Errors of storage operations; each names the operation and path.
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +129,14 @@ pub trait StorageDriver: Send + Sync + 'static {
     /// an error. Mounts inside the volume are detached (btrfs does so when
     /// it deletes a subvolume; the copy driver does it before deleting).
     fn delete(&self, path: &Path) -> Result<(), StorageError>;
+    /// Asks the file system holding `dir` to start reclaiming what the
+    /// volumes deleted so far held, now rather than at a moment of its own
+    /// choosing. The default does nothing (the copy driver frees space as
+    /// it deletes).
+    fn reclaim_deleted(&self, dir: &Path) -> Result<(), StorageError> {
+        let _ = dir;
+        Ok(())
+    }
     /// Makes an existing volume read-only or writable again (templates and
     /// layers are built writable, then frozen before they are published).
     fn set_readonly(&self, path: &Path, readonly: bool) -> Result<(), StorageError>;

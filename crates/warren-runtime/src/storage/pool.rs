@@ -29,6 +29,7 @@ use nix::fcntl::{Flock, FlockArg};
 
 use super::btrfs::{is_btrfs, BtrfsDriver};
 use super::copy::CopyDriver;
+use super::reclaim::{Busy, Reclaimer};
 use super::{loopdev, validate_name, StorageDriver, StorageError};
 
 /// Which driver a pool uses.
@@ -79,6 +80,7 @@ const SANDBOXES: &str = "sandboxes";
 const CHECKPOINTS: &str = "checkpoints";
 const LAYERS: &str = "layers";
 const TMP: &str = "tmp";
+const TRASH: &str = "trash";
 
 /// An open pool: its root directory, layout and driver. Cheap to clone.
 #[derive(Clone)]
@@ -87,6 +89,7 @@ pub struct Pool {
     root: PathBuf,
     driver: Arc<dyn StorageDriver>,
     image: Option<PathBuf>,
+    reclaim: Arc<Reclaimer>,
 }
 
 impl std::fmt::Debug for Pool {
@@ -195,7 +198,7 @@ impl Pool {
         if recorded.is_none() {
             write_atomic(&record, driver.name().as_bytes())?;
         }
-        for dir in [TEMPLATES, SANDBOXES, CHECKPOINTS, LAYERS, TMP] {
+        for dir in [TEMPLATES, SANDBOXES, CHECKPOINTS, LAYERS, TMP, TRASH] {
             mkdir(&root.join(dir))?;
         }
         // Sandboxes walk down to their own roots in `sandboxes/` (the state
@@ -205,11 +208,13 @@ impl Pool {
         fs::set_permissions(&checkpoints, fs::Permissions::from_mode(0o700))
             .map_err(|e| StorageError::io("chmod 0700", &checkpoints, e))?;
         tracing::debug!(root = %root.display(), driver = driver.name(), "storage pool open");
+        let reclaim = Arc::new(Reclaimer::new(driver.clone(), root.join(TRASH)));
         Ok(Pool {
             state_dir,
             root,
             driver,
             image,
+            reclaim,
         })
     }
 
@@ -217,8 +222,16 @@ impl Pool {
     /// `warren` uninstall). Sandboxes and templates stay in the image; a
     /// later [`Pool::open`] mounts it again. A no-op for other pools.
     pub fn close(self) -> Result<(), StorageError> {
-        match self.image {
-            Some(_) => Self::release(&self.state_dir),
+        let Pool {
+            state_dir,
+            image,
+            reclaim,
+            ..
+        } = self;
+        // The last handle deletes what is still queued, before the unmount.
+        drop(reclaim);
+        match image {
+            Some(_) => Self::release(&state_dir),
             None => Ok(()),
         }
     }
@@ -268,6 +281,25 @@ impl Pool {
     /// The driver of this pool.
     pub fn driver(&self) -> &dyn StorageDriver {
         &*self.driver
+    }
+
+    /// Takes the volume at `path` out of its place at once and deletes it
+    /// when the pool is quiet ([`reclaim`](super::reclaim)): for volumes
+    /// whose deletion nobody waits for (a deleted sandbox's root, a root a
+    /// restore replaced). Missing is not an error; not a volume is.
+    pub fn discard(&self, path: &Path) -> Result<(), StorageError> {
+        self.reclaim.discard(path)
+    }
+
+    /// Marks the pool busy (making a sandbox) until the guard is dropped:
+    /// discarded volumes wait meanwhile.
+    pub fn busy(&self) -> Busy {
+        self.reclaim.busy()
+    }
+
+    /// How many discarded volumes wait to be deleted.
+    pub fn discarded(&self) -> usize {
+        self.reclaim.queued()
     }
 
     /// The state directory the pool was opened from (canonical).

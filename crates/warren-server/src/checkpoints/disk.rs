@@ -203,6 +203,7 @@ impl Node {
     ) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let dst = self.checkpoint_volume(ckpt)?;
+        let _busy = self.pool().busy();
         let begun = std::time::Instant::now();
         let frozen = running
             && match self.freeze(id) {
@@ -271,6 +272,7 @@ impl Node {
     pub fn seed_root(&self, id: &str, ckpt: &str) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let source = self.checkpoint_volume(ckpt)?;
+        let _busy = self.pool().busy();
         Ok(self.pool().driver().snapshot(&source, &root, false)?)
     }
 
@@ -278,6 +280,7 @@ impl Node {
     /// `tmp/`, to become sandbox `id`'s root through [`Node::swap_root`].
     pub fn stage_root(&self, id: &str, source: &Path) -> Result<PathBuf, NodeError> {
         let staged = self.pool().tmp_dir().join(tmp_name(id));
+        let _busy = self.pool().busy();
         self.pool().driver().snapshot(source, &staged, false)?;
         Ok(staged)
     }
@@ -296,9 +299,11 @@ impl Node {
         }
     }
 
-    /// Deletes a staged or replaced root (best effort, logged).
+    /// Deletes a staged or replaced root when the pool is quiet
+    /// ([`Pool::discard`](warren_runtime::storage::Pool::discard); best
+    /// effort, logged).
     pub fn discard_staged(&self, staged: &Path) {
-        if let Err(e) = self.pool().driver().delete(staged) {
+        if let Err(e) = self.pool().discard(staged) {
             tracing::warn!(path = %staged.display(), error = %e, "deleting a staged root");
         }
     }

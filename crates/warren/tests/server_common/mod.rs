@@ -535,6 +535,18 @@ impl TestServer {
         list_dir(&self.state_dir.join("pool/sandboxes"))
     }
 
+    /// What is left in the server's `pool/trash` once it has emptied or 15 s
+    /// have passed: a deleted sandbox's disk waits there until the pool has
+    /// been quiet for a moment.
+    pub async fn trash_after_quiet(&self) -> Vec<String> {
+        let dir = self.state_dir.join("pool/trash");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while !list_dir(&dir).is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        list_dir(&dir)
+    }
+
     /// Entries of the server's run directory.
     pub fn run_dirs(&self) -> Vec<String> {
         list_dir(&self.state_dir.join("run"))
@@ -674,6 +686,7 @@ impl Drop for TestServer {
             "checkpoints",
             "layers",
             "tmp",
+            "trash",
         ] {
             let dir = self.state_dir.join("pool").join(dir);
             for name in list_dir(&dir) {
