@@ -752,3 +752,94 @@ async fn the_agent_runs_on_its_own_libraries() {
         .await;
     assert_eq!(status, 204, "{body}");
 }
+
+/// Files changed in the volume at `root` after the transaction that made
+/// it (`btrfs subvolume find-new`, after a commit), by path.
+fn written_since_made(root: &std::path::Path) -> Vec<String> {
+    let show = std::process::Command::new("btrfs")
+        .args(["subvolume", "show"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let show = String::from_utf8_lossy(&show.stdout);
+    let made: u64 = show
+        .lines()
+        .find(|l| l.trim_start().starts_with("Gen at creation:"))
+        .and_then(|l| l.split_whitespace().last())
+        .and_then(|g| g.parse().ok())
+        .unwrap_or_else(|| panic!("no generation in {show}"));
+    let sync = std::process::Command::new("btrfs")
+        .args(["filesystem", "sync"])
+        .arg(root)
+        .status()
+        .unwrap();
+    assert!(sync.success());
+    let out = std::process::Command::new("btrfs")
+        .args(["subvolume", "find-new"])
+        .arg(root)
+        .arg((made + 1).to_string())
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.starts_with("inode"))
+        .filter_map(|l| l.split_whitespace().last().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_start_names_the_host_without_writing_the_sandbox_s_disk() {
+    let server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    let root = server.state_dir.join("pool/sandboxes").join(&id);
+
+    // The host name resolves through /etc/hosts, which the sandbox can
+    // read and append to, but the start wrote nothing into its disk.
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &id,
+            "getent hosts \"$(hostname)\"; grep -c warren /etc/hosts",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("127.0.1.1"), "{out}");
+    assert!(out.contains(&id), "{out}");
+    assert!(out.ends_with("1\n"), "one line of ours: {out}");
+    assert_eq!(written_since_made(&root), Vec::<String>::new());
+    let on_disk = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
+    assert!(!on_disk.contains(&id), "{on_disk}");
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &id,
+            "echo '10.9.8.7 extra-name' >> /etc/hosts && getent hosts extra-name",
+        )
+        .await;
+    assert_eq!(
+        (code, out.trim()),
+        (0, "10.9.8.7        extra-name"),
+        "{out}"
+    );
+
+    // A restart names the host again, once.
+    for op in ["stop", "start"] {
+        let (status, body) = server
+            .call("POST", &format!("/v1/sandboxes/{id}/{op}"), ADMIN_KEY, None)
+            .await;
+        assert_eq!(status, 200, "{op}: {body}");
+    }
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &id,
+            "getent hosts \"$(hostname)\"; grep -c warren /etc/hosts",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("127.0.1.1") && out.ends_with("1\n"),
+        "{out}"
+    );
+}

@@ -41,10 +41,11 @@ pub fn setup_and_run(
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
     // Best effort: an image with an odd /etc/hosts still starts.
-    let _ = name_host(&spec.id);
+    let _ = super::etc::name_host(&spec.id);
     loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
     if let Some(resolver) = resolver {
-        write_resolv_conf(resolver).map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
+        super::etc::point_resolver(resolver)
+            .map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
     }
     workdir(&spec.workdir)?;
     if let Some(pem) = &spec.extra_ca_pem {
@@ -302,68 +303,6 @@ fn close_fds_except(keep: &[RawFd]) -> std::io::Result<()> {
     Ok(())
 }
 
-/// Points `/etc/resolv.conf` at the server's resolver. Runs inside the new
-/// root, so a symlink there can only lead within the sandbox; it is replaced
-/// by a plain file all the same, as the image's target may not exist.
-fn write_resolv_conf(resolver: Ipv4Addr) -> std::io::Result<()> {
-    let path = Path::new("/etc/resolv.conf");
-    if !Path::new("/etc").is_dir() {
-        return Ok(());
-    }
-    if path.is_symlink() {
-        std::fs::remove_file(path)?;
-    }
-    std::fs::write(
-        path,
-        format!("# written by warren: the sandbox's resolver\nnameserver {resolver}\n"),
-    )
-}
-
-/// Marks the `/etc/hosts` line [`name_host`] writes.
-const HOSTS_MARK: &str = "# warren: the sandbox's hostname";
-
-/// Makes the sandbox's hostname resolve (to `127.0.1.1`, as Debian does)
-/// through `/etc/hosts`: `sudo` and others look their own host up and
-/// complain when that fails. The line is marked, so a fork or a restored
-/// disk (another id) gets its own instead of one more; a line of the
-/// image's or the user's that names the host already is left alone, and so
-/// is a symlinked `/etc/hosts`.
-fn name_host(hostname: &str) -> std::io::Result<()> {
-    let path = Path::new("/etc/hosts");
-    if !Path::new("/etc").is_dir() || path.is_symlink() {
-        return Ok(());
-    }
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(e),
-    };
-    if let Some(new) = hosts_naming(&text, hostname) {
-        std::fs::write(path, new)?;
-    }
-    Ok(())
-}
-
-/// `hosts` with the line that names `hostname` (ours, replacing an earlier
-/// one of ours), or `None` when it needs no change.
-fn hosts_naming(hosts: &str, hostname: &str) -> Option<String> {
-    let ours = format!("127.0.1.1\t{hostname}\t{HOSTS_MARK}");
-    let mut kept: Vec<&str> = hosts
-        .lines()
-        .filter(|line| !line.ends_with(HOSTS_MARK))
-        .collect();
-    let named = kept.iter().any(|line| {
-        let line = line.split('#').next().unwrap_or("");
-        line.split_whitespace().skip(1).any(|name| name == hostname)
-    });
-    if !named {
-        kept.push(&ours);
-    }
-    let mut new = kept.join("\n");
-    new.push('\n');
-    (new != hosts).then_some(new)
-}
-
 /// Brings `lo` up in the sandbox's new network namespace (it starts down).
 fn loopback_up() -> std::io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -392,27 +331,4 @@ fn loopback_up() -> std::io::Result<()> {
         return Err(std::io::Error::last_os_error());
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod hosts_tests {
-    use super::*;
-
-    #[test]
-    fn the_hostname_gets_one_marked_line() {
-        let base = "127.0.0.1\tlocalhost\n";
-        let first = hosts_naming(base, "sbx_a").unwrap();
-        assert_eq!(first, format!("{base}127.0.1.1\tsbx_a\t{HOSTS_MARK}\n"));
-        assert_eq!(hosts_naming(&first, "sbx_a"), None);
-        // A fork: its own line instead of the parent's.
-        let fork = hosts_naming(&first, "sbx_b").unwrap();
-        assert_eq!(fork, format!("{base}127.0.1.1\tsbx_b\t{HOSTS_MARK}\n"));
-        // Named by the user already: left alone.
-        let mine = "127.0.0.1 localhost sbx_c # mine\n";
-        assert_eq!(hosts_naming(mine, "sbx_c"), None);
-        assert_eq!(
-            hosts_naming("", "sbx_d").unwrap(),
-            format!("127.0.1.1\tsbx_d\t{HOSTS_MARK}\n")
-        );
-    }
 }

@@ -21,6 +21,7 @@
 
 pub mod caps;
 mod child;
+mod etc;
 mod resources;
 pub use child::USER_COUNT_LIMITS;
 pub use resources::validate_resources;

@@ -12,6 +12,7 @@
 //! | `/tmp` | tmpfs, half the memory limit ([`tmpfs_sizes`]) |
 //! | `/run` | tmpfs; `/run/lock` |
 //! | `/run/warren` | the host's run directory, itself a small tmpfs ([`super::RUN_DIR_TMPFS`]): the agent's socket and log |
+//! | `/etc/hosts`, `/etc/resolv.conf` | bound from `/run/warren` by the init after the pivot, not written into the root ([`super::etc`]) |
 //!
 //! The agent needs no file of the host's in the sandbox: it runs in the
 //! sandbox's init process, a fork of the already loaded `warren` binary
