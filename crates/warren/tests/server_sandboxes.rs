@@ -787,6 +787,22 @@ fn written_since_made(root: &std::path::Path) -> Vec<String> {
         .collect()
 }
 
+/// Sandbox `id`'s host name resolves to 127.0.1.1 through one line of
+/// Warren's in its `/etc/hosts`.
+async fn names_its_host_once(server: &TestServer, id: &str) {
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            id,
+            "getent hosts \"$(hostname)\"; grep -c warren /etc/hosts",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    assert!(out.starts_with("127.0.1.1"), "{out}");
+    assert!(out.contains(id), "{out}");
+    assert!(out.ends_with("1\n"), "one line of ours: {out}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_start_names_the_host_without_writing_the_sandbox_s_disk() {
     let server = TestServer::start().await;
@@ -796,17 +812,7 @@ async fn a_start_names_the_host_without_writing_the_sandbox_s_disk() {
 
     // The host name resolves through /etc/hosts, which the sandbox can
     // read and append to, but the start wrote nothing into its disk.
-    let (code, out) = server
-        .sh(
-            ADMIN_KEY,
-            &id,
-            "getent hosts \"$(hostname)\"; grep -c warren /etc/hosts",
-        )
-        .await;
-    assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("127.0.1.1"), "{out}");
-    assert!(out.contains(&id), "{out}");
-    assert!(out.ends_with("1\n"), "one line of ours: {out}");
+    names_its_host_once(&server, &id).await;
     assert_eq!(written_since_made(&root), Vec::<String>::new());
     let on_disk = std::fs::read_to_string(root.join("etc/hosts")).unwrap();
     assert!(!on_disk.contains(&id), "{on_disk}");
@@ -830,16 +836,5 @@ async fn a_start_names_the_host_without_writing_the_sandbox_s_disk() {
             .await;
         assert_eq!(status, 200, "{op}: {body}");
     }
-    let (code, out) = server
-        .sh(
-            ADMIN_KEY,
-            &id,
-            "getent hosts \"$(hostname)\"; grep -c warren /etc/hosts",
-        )
-        .await;
-    assert_eq!(code, 0, "{out}");
-    assert!(
-        out.starts_with("127.0.1.1") && out.ends_with("1\n"),
-        "{out}"
-    );
+    names_its_host_once(&server, &id).await;
 }
