@@ -174,6 +174,10 @@ pub async fn run(
     let app = http::router(state.clone());
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut servers = tokio::task::JoinSet::new();
+    // Each listener serves `app.into_make_service()`: a connection gets a
+    // clone of the router (one `Arc`) rather than the copy of every route
+    // axum builds per connection for a plain `Router` (the server opens a
+    // connection for a sandbox's first request, which would wait for it).
     for listener in bound {
         let app = app.clone();
         let mut stop = stop_rx.clone();
@@ -186,14 +190,14 @@ pub async fn run(
                     let _ = tcp.set_nodelay(true);
                 });
                 servers.spawn(async move {
-                    axum::serve(listener, app)
+                    axum::serve(listener, app.into_make_service())
                         .with_graceful_shutdown(shutdown)
                         .await
                 });
             }
             Bound::Unix(listener) => {
                 servers.spawn(async move {
-                    axum::serve(listener, app)
+                    axum::serve(listener, app.into_make_service())
                         .with_graceful_shutdown(shutdown)
                         .await
                 });

@@ -57,9 +57,29 @@ pub mod time;
 pub use config::{Limits, ServerConfig};
 pub use serve::{run, ServeError};
 
-/// Shared state handed to every handler; cheap to clone.
+/// Shared state handed to every handler: one `Arc` over [`Services`],
+/// since axum clones it into every route as the router is built and into
+/// every request.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(std::sync::Arc<Services>);
+
+impl AppState {
+    /// The state of a server made of `services`.
+    pub fn new(services: Services) -> Self {
+        AppState(std::sync::Arc::new(services))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Services;
+
+    fn deref(&self) -> &Services {
+        &self.0
+    }
+}
+
+/// The parts of the server handlers call into.
+pub struct Services {
     /// Sandbox lifecycle and queries.
     pub sandboxes: sandboxes::Sandboxes,
     /// Checkpoints and what is made of them.
