@@ -390,13 +390,23 @@ async fn warren_burst(api: &Api, c: usize, into: &mut Samples, errors: &mut Vec<
     let results =
         futures::future::join_all((0..c).map(|_| api.create_until_first_run(&body))).await;
     let mut ids = Vec::new();
+    let mut round = Samples::default();
     for (r, id) in results {
         match r {
-            Ok(took) => into.push(took),
+            Ok(took) => {
+                into.push(took);
+                round.push(took);
+            }
             Err(e) => errors.push(format!("{e:#}")),
         }
         ids.extend(id);
     }
+    eprintln!(
+        "scale: a burst of {c}: p50 {} p90 {} max {}",
+        ms(round.p50()),
+        ms(round.quantile(0.9)),
+        ms(round.quantile(1.0))
+    );
     api.delete_all(ids, 8).await;
 }
 
