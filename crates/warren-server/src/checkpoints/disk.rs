@@ -12,8 +12,8 @@
 //!   deleted.
 //! - A sandbox made from a checkpoint gets a writable snapshot of it as its
 //!   root before it starts. A fork of one sandbox snapshots the frozen
-//!   source twice instead, its root first, so that it can start while the
-//!   checkpoint is taken ([`Node::fork_sandbox`]).
+//!   source twice instead, its root and the checkpoint at once, so that
+//!   both share one commit ([`Node::fork_sandbox`]).
 //!
 //! On btrfs each of these is O(1) in the size of the disk; with the copy
 //! driver they are copies.
@@ -164,16 +164,18 @@ impl Node {
     /// thaw fails the checkpoint (and removes it) rather than leave a
     /// frozen sandbox unnoticed.
     pub fn snapshot_sandbox(&self, id: &str, ckpt: &str, running: bool) -> Result<(), NodeError> {
-        self.snapshot_frozen(id, ckpt, running, || Ok(()))
+        self.snapshot_frozen(id, ckpt, running, |checkpoint| checkpoint())
     }
 
     /// Forks sandbox `id`'s disk in one freeze of it: snapshots its root as
-    /// sandbox `child`'s root, calls `root_made` (the child may start from
-    /// then on), then takes checkpoint `ckpt` as
-    /// [`Node::snapshot_sandbox`] does. Both hold the disk of one moment;
-    /// the child's root comes first because the child's start waits for it
-    /// and the checkpoint's commit need not. If the checkpoint then fails,
-    /// the child's root stays, for the caller to destroy with the child.
+    /// sandbox `child`'s root and takes checkpoint `ckpt` (as
+    /// [`Node::snapshot_sandbox`] does) on two threads at once, so that the
+    /// two snapshots share one btrfs commit (2.5 ms rather than 5 here) and
+    /// the child starts with none under way; `root_made` is called once the
+    /// child's root exists (the child may start from then on). Both hold the
+    /// disk of one moment. If the child's root fails, the checkpoint is
+    /// removed; if the checkpoint fails, the child's root stays, for the
+    /// caller to destroy with the child.
     pub fn fork_sandbox(
         &self,
         id: &str,
@@ -184,22 +186,45 @@ impl Node {
     ) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let child_root = self.pool().sandbox_path(child)?;
-        self.snapshot_frozen(id, ckpt, running, || {
-            self.pool().driver().snapshot(&root, &child_root, false)?;
-            root_made();
-            Ok(())
+        self.snapshot_frozen(id, ckpt, running, |checkpoint| {
+            // Both snapshots at once, so that they share one commit and the
+            // child starts with none under way.
+            std::thread::scope(|scope| {
+                let taking = scope.spawn(checkpoint);
+                let made = self.pool().driver().snapshot(&root, &child_root, false);
+                if made.is_ok() {
+                    root_made();
+                }
+                let taken = taking.join().unwrap_or_else(|_| {
+                    Err(NodeError::Storage(StorageError::Io {
+                        op: "checkpoint",
+                        path: ckpt.to_string(),
+                        source: std::io::Error::other("the snapshot's thread panicked"),
+                    }))
+                });
+                match (made, taken) {
+                    (Ok(()), taken) => taken,
+                    (Err(e), Ok(())) => {
+                        if let Err(removing) = self.delete_checkpoint_volume(ckpt) {
+                            tracing::error!(%ckpt, error = %removing, "removing the checkpoint of a failed fork");
+                        }
+                        Err(e.into())
+                    }
+                    (Err(e), Err(_)) => Err(e.into()),
+                }
+            })
         })
     }
 
-    /// Freezes sandbox `id` (when `running`), runs `first`, takes checkpoint
-    /// `ckpt` unless `first` failed, and thaws it (see
-    /// [`Node::snapshot_sandbox`]).
+    /// Freezes sandbox `id` (when `running`), calls `with_frozen` with the
+    /// taking of checkpoint `ckpt` (which it calls once, on any thread),
+    /// and thaws it (see [`Node::snapshot_sandbox`]).
     fn snapshot_frozen(
         &self,
         id: &str,
         ckpt: &str,
         running: bool,
-        first: impl FnOnce() -> Result<(), NodeError>,
+        with_frozen: impl FnOnce(&(dyn Fn() -> Result<(), NodeError> + Sync)) -> Result<(), NodeError>,
     ) -> Result<(), NodeError> {
         let root = self.pool().sandbox_path(id)?;
         let dst = self.checkpoint_volume(ckpt)?;
@@ -227,7 +252,7 @@ impl Node {
             armed: frozen,
         };
         let froze = begun.elapsed();
-        let taken = first().and_then(|()| {
+        let taken = with_frozen(&|| {
             self.pool()
                 .driver()
                 .snapshot_durable(&root, &dst)

@@ -10,9 +10,9 @@
 //! error is returned.
 //!
 //! A fork of one sandbox (`count` 1, the common case) is made in one freeze
-//! of its source ([`OneFork`]): the child's root is snapshotted from the
-//! source, the child starts, and the checkpoint is snapshotted and recorded
-//! meanwhile; the answer waits for both. With more, the checkpoint comes
+//! of its source ([`OneFork`]): the child's root and the checkpoint are
+//! snapshotted from the source at once (one commit), the child starts, and
+//! the checkpoint is recorded meanwhile; the answer waits for both. With more, the checkpoint comes
 //! first and each child's root is a snapshot of it.
 
 use std::sync::{Arc, Mutex};
@@ -35,9 +35,10 @@ use crate::time::now_ms;
 /// Most sandboxes one fork call makes.
 pub const MAX_FORKS: u32 = 64;
 
-/// The disk and checkpoint of a fork of one sandbox: the child's root made
-/// from the frozen source, then, while the child starts, the checkpoint
-/// snapshotted on the same thread ([`Node::fork_sandbox`]) and recorded.
+/// The disk and checkpoint of a fork of one sandbox: the child's root and
+/// the checkpoint snapshotted from the frozen source at once
+/// ([`Node::fork_sandbox`]), then, while the child starts, the checkpoint
+/// recorded.
 /// Cheap to clone; the create that makes the child calls
 /// [`OneFork::make_root`], the fork then awaits
 /// [`OneFork::checkpoint_recorded`].
@@ -64,8 +65,9 @@ impl OneFork {
         &self.inner.seed
     }
 
-    /// Makes `child`'s root from the frozen source and goes on to take and
-    /// record the checkpoint; returns once the root exists. Called once.
+    /// Makes `child`'s root from the frozen source, with the checkpoint, and
+    /// goes on to record the checkpoint; returns once the root exists.
+    /// Called once.
     pub(crate) async fn make_root(&self, child: &str) -> Result<(), SandboxError> {
         let (made_tx, made) = tokio::sync::oneshot::channel();
         let inner = &self.inner;
