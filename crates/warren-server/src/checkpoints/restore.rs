@@ -192,8 +192,8 @@ impl Checkpoints {
             }
         };
         let swapped_at = begun.elapsed();
-        let booted = sandboxes.boot(&record).await;
         self.inner.node.read_root_ahead(&record.id);
+        let booted = sandboxes.boot(&record).await;
         // The old root goes after the start, off the caller's clock.
         if let Some(old) = old {
             self.discard_later(old);

@@ -53,7 +53,11 @@ impl Sandboxes {
                         other => other,
                     })?;
             }
-            Origin::Fork(fork) => fork.make_root(&record.id).await?,
+            Origin::Fork(fork) => {
+                fork.make_root(&record.id).await?;
+                self.inner.node.read_root_ahead(&record.id);
+                return self.boot(record).await;
+            }
         }
         let pid = self.boot(record).await?;
         self.inner.node.read_root_ahead(&record.id);
