@@ -48,16 +48,17 @@ pub enum NodeError {
 }
 
 /// Files of a new root read ahead, in the order they are needed: what a
-/// sandbox reads first (its init reads `/etc/hosts` to name the host), then
-/// what a first command runs on, in the order `exec` reads it (the shell of
-/// `cmd`, the loader, its cache, libc, then `true`, bash and its library),
-/// and last the image's CA store (read when the server hands out extra
-/// certificates). The reads are queued at once and the disk serves them in
-/// turn, so the shell no longer waits behind bash. The agent is the
-/// server's own binary, already loaded
+/// sandbox's init reads as it starts (`/etc/hosts` to name the host, and
+/// the image's CA store when the server hands out extra certificates),
+/// then what a first command runs on, in the order `exec` reads it (the
+/// shell of `cmd`, the loader, its cache, libc, then `true`, bash and its
+/// library). The reads are queued at once and the disk serves them in
+/// turn, so the init never waits behind a shell, nor the shell behind
+/// bash. The agent is the server's own binary, already loaded
 /// (`warren_runtime::namespaces::set_agent_main`).
 const READ_AHEAD: [&str; 10] = [
     "etc/hosts",
+    "etc/ssl/certs/ca-certificates.crt",
     "bin/sh",
     "lib64/ld-linux-x86-64.so.2",
     "etc/ld.so.cache",
@@ -66,7 +67,6 @@ const READ_AHEAD: [&str; 10] = [
     "bin/dash",
     "bin/bash",
     "lib/x86_64-linux-gnu/libtinfo.so.6",
-    "etc/ssl/certs/ca-certificates.crt",
 ];
 
 /// Reads [`READ_AHEAD`] in the new root `root`, so that their pages are
