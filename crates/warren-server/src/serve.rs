@@ -209,7 +209,7 @@ pub async fn run(config: ServerConfig) -> Result<(), ServeError> {
         e2b,
     });
     let app = http::router(state);
-    let listener = TcpListener::bind(&config.listen)
+    let listener = bind(&config.listen)
         .await
         .map_err(|source| ServeError::Bind {
             addr: config.listen.clone(),
@@ -330,4 +330,27 @@ impl StopSignals {
             _ = self.int.recv() => {}
         }
     }
+}
+
+/// Connections the kernel completes and queues before the server accepts
+/// them (capped by `net.core.somaxconn`). `TcpListener::bind` asks for
+/// 128: clients beyond that, connecting while the server is busy, have
+/// their handshakes dropped and retried a second later.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds `addr` (`HOST:PORT`; the first address it resolves to) as
+/// `TcpListener::bind` does, with [`LISTEN_BACKLOG`].
+async fn bind(addr: &str) -> std::io::Result<TcpListener> {
+    let resolved = tokio::net::lookup_host(addr)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no address"))?;
+    let socket = if resolved.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(resolved)?;
+    socket.listen(LISTEN_BACKLOG)
 }

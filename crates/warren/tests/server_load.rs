@@ -75,6 +75,16 @@ async fn concurrent_writes_and_reads_never_fail() {
     assert!(!text.contains("SQLITE_BUSY"), "the log says SQLITE_BUSY");
 }
 
+/// The port `server` listens on.
+fn port_of(server: &TestServer) -> u16 {
+    server
+        .url("")
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the server's port")
+}
+
 /// Resident memory of process `pid`, in KiB.
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -138,12 +148,7 @@ async fn held_connections_cost_the_server_almost_nothing() {
         ..Options::default()
     })
     .await;
-    let port: u16 = server
-        .url("")
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("the server's port");
+    let port = port_of(&server);
     let pid = server.pid();
     let grew = tokio::task::spawn_blocking(move || growth_for_held_connections(pid, port, HELD))
         .await
@@ -199,4 +204,73 @@ fn held_connections_cost_the_agent_almost_nothing() {
         grew < HELD_MAX_GROWTH_KIB,
         "{HELD} held connections grew the agent by {grew} KiB"
     );
+}
+
+/// Clients that connect while the server is busy are queued by the kernel,
+/// not dropped: with the server stopped (`SIGSTOP`), 300 connections must
+/// all complete their handshake within half a second, and all be answered
+/// once it goes on. `TcpListener::bind` listens with a backlog of 128: the
+/// kernel completed 129 and dropped the others' handshakes, which their
+/// clients retry a second later at the earliest.
+#[tokio::test(flavor = "multi_thread")]
+async fn clients_connecting_while_the_server_is_busy_are_queued_not_dropped() {
+    let server = TestServer::start_with(Options {
+        args: vec!["--no-network".into()],
+        ..Options::default()
+    })
+    .await;
+    let port = port_of(&server);
+    let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
+    let (connected, answered) = tokio::task::spawn_blocking(move || {
+        use std::io::{Read, Write};
+        /// Continues the server however the test ends.
+        struct Continue(nix::unistd::Pid);
+        impl Drop for Continue {
+            fn drop(&mut self) {
+                let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
+            }
+        }
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).unwrap();
+        let resume = Continue(pid);
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let clients: Vec<_> = (0..300)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    std::net::TcpStream::connect_timeout(
+                        &addr,
+                        std::time::Duration::from_millis(500),
+                    )
+                    .ok()
+                })
+            })
+            .collect();
+        let streams: Vec<_> = clients
+            .into_iter()
+            .filter_map(|c| c.join().unwrap())
+            .collect();
+        let connected = streams.len();
+        drop(resume);
+        let answered = streams
+            .into_iter()
+            .filter(|stream| {
+                let mut stream = stream;
+                stream
+                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+                    .unwrap();
+                let mut buf = [0u8; 64];
+                stream
+                    .write_all(b"GET /v1/health HTTP/1.1\r\nHost: warren\r\n\r\n")
+                    .is_ok()
+                    && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200"))
+            })
+            .count();
+        (connected, answered)
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        connected, 300,
+        "handshakes completed while the server was stopped"
+    );
+    assert_eq!(answered, 300, "connections answered once it went on");
 }
