@@ -95,31 +95,37 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS")
 }
 
+/// Whether `GET /v1/health` on `stream` is answered 200 (within 20 s).
+fn answers_health(mut stream: &std::net::TcpStream) -> bool {
+    use std::io::{Read, Write};
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    stream
+        .write_all(b"GET /v1/health HTTP/1.1\r\nHost: warren\r\n\r\n")
+        .is_ok()
+        && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200"))
+}
+
 /// Opens `n` connections to `port`, each answered once (`GET /v1/health`)
 /// and then held; returns how much process `pid`'s resident memory grew
 /// meanwhile, in KiB.
 fn growth_for_held_connections(pid: u32, port: u16, n: usize) -> u64 {
-    use std::io::{Read, Write};
-    let answered = |stream: &mut std::net::TcpStream| {
-        stream
-            .write_all(b"GET /v1/health HTTP/1.1\r\nHost: warren\r\n\r\n")
-            .unwrap();
-        let mut buf = [0u8; 4096];
-        let got = stream.read(&mut buf).unwrap();
+    let answered = |stream: &std::net::TcpStream| {
         assert!(
-            buf[..got].starts_with(b"HTTP/1.1 200"),
-            "{:?}",
-            String::from_utf8_lossy(&buf[..got])
+            answers_health(stream),
+            "GET /v1/health was not answered 200"
         );
     };
-    let mut first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    answered(&mut first);
+    let first = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    answered(&first);
     std::thread::sleep(std::time::Duration::from_millis(200));
     let before = rss_kib(pid);
     let held: Vec<_> = (0..n)
         .map(|_| {
-            let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-            answered(&mut stream);
+            let stream = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+            answered(&stream);
             stream
         })
         .collect();
@@ -222,7 +228,6 @@ async fn clients_connecting_while_the_server_is_busy_are_queued_not_dropped() {
     let port = port_of(&server);
     let pid = nix::unistd::Pid::from_raw(server.pid() as i32);
     let (connected, answered) = tokio::task::spawn_blocking(move || {
-        use std::io::{Read, Write};
         /// Continues the server however the test ends.
         struct Continue(nix::unistd::Pid);
         impl Drop for Continue {
@@ -250,20 +255,7 @@ async fn clients_connecting_while_the_server_is_busy_are_queued_not_dropped() {
             .collect();
         let connected = streams.len();
         drop(resume);
-        let answered = streams
-            .into_iter()
-            .filter(|stream| {
-                let mut stream = stream;
-                stream
-                    .set_read_timeout(Some(std::time::Duration::from_secs(20)))
-                    .unwrap();
-                let mut buf = [0u8; 64];
-                stream
-                    .write_all(b"GET /v1/health HTTP/1.1\r\nHost: warren\r\n\r\n")
-                    .is_ok()
-                    && matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"HTTP/1.1 200"))
-            })
-            .count();
+        let answered = streams.iter().filter(|s| answers_health(s)).count();
         (connected, answered)
     })
     .await
