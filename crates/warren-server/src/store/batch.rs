@@ -391,7 +391,9 @@ mod tests {
             .set_state("sbx_missing", StoredState::Running, None)
             .await
             .unwrap();
-        // Everything acknowledged is committed: a second connection sees it.
+        // Everything acknowledged is committed: the database opened again
+        // (the server holds it exclusively) holds it.
+        store.close().await;
         let other = Store::open(&path).await.unwrap();
         for (n, id) in inserted.iter().enumerate() {
             let row = other.sandbox(id).await.unwrap();
@@ -434,13 +436,13 @@ mod tests {
             .set_state("sbx_other", StoredState::Running, None)
             .await
             .unwrap();
+        store.close().await;
         let other = Store::open(&path).await.unwrap();
         let p = other.sandbox("sbx_p").await.unwrap().unwrap();
         assert_eq!((p.state, p.pid), (StoredState::Stopped, None));
         let q = other.sandbox("sbx_q").await.unwrap().unwrap();
         assert_eq!((q.state, q.pid), (StoredState::Running, Some(42)));
         other.close().await;
-        store.close().await;
     }
 
     #[tokio::test(flavor = "multi_thread")]
@@ -482,8 +484,9 @@ mod tests {
             }
         }
         assert_eq!(accepted.len(), 2, "{accepted:?}");
-        // A refused one wrote nothing; an accepted one is durable: another
-        // connection sees exactly the accepted rows.
+        // A refused one wrote nothing; an accepted one is durable: the
+        // database opened again holds exactly the accepted rows.
+        store.close().await;
         let other = Store::open(&path).await.unwrap();
         for i in 0..6 {
             let id = format!("sbx_w{i}");
@@ -493,6 +496,8 @@ mod tests {
                 "{id}"
             );
         }
+        other.close().await;
+        let store = Store::open(&path).await.unwrap();
         // A statement that fails answers with its error, not a count: the
         // same id twice breaks the primary key.
         assert!(store
@@ -503,7 +508,6 @@ mod tests {
         first.unwrap().expect("no quota").committed().await.unwrap();
         let again = store.insert_sandbox_early(&record("sbx_d", "ten_d")).await;
         assert!(again.is_err(), "a duplicate id is an error");
-        other.close().await;
         store.close().await;
     }
 }
