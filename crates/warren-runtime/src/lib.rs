@@ -161,4 +161,12 @@ pub trait Runtime: Send + Sync + 'static {
         id: &str,
         connection: std::os::fd::BorrowedFd<'_>,
     ) -> Result<(), RuntimeError>;
+    /// A connection to the sandbox's agent that its start made and checked
+    /// (the listener is the sandbox's PID 1) and nobody has used yet, if it
+    /// is still open: the first request to a new sandbox goes on it instead
+    /// of connecting and checking again. Handed out once; a stop or the
+    /// next start drops it. None by default.
+    fn take_agent_connection(&self, _id: &str) -> Option<std::os::unix::net::UnixStream> {
+        None
+    }
 }

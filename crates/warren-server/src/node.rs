@@ -204,8 +204,16 @@ impl Node {
     /// Connects to sandbox `id`'s agent socket and checks, before anything is
     /// sent, that the listener is that sandbox's own agent (see
     /// [`Runtime::verify_agent`]); a planted symlink answers
-    /// `PermissionDenied`.
+    /// `PermissionDenied`. A sandbox's first request takes the connection
+    /// its start made and checked instead
+    /// ([`Runtime::take_agent_connection`]).
     pub async fn connect_agent(&self, id: &str) -> std::io::Result<tokio::net::UnixStream> {
+        // A new sandbox's first request: the connection its start made and
+        // checked.
+        if let Some(connection) = self.runtime.take_agent_connection(id) {
+            connection.set_nonblocking(true)?;
+            return tokio::net::UnixStream::from_std(connection);
+        }
         let stream = tokio::net::UnixStream::connect(self.run_dir(id).join(AGENT_SOCKET)).await?;
         self.runtime
             .verify_agent(id, std::os::fd::AsFd::as_fd(&stream))

@@ -318,6 +318,32 @@ fn failed_starts_name_the_stage_and_leave_nothing_behind() {
     ));
 }
 
+#[test]
+fn the_connection_a_start_checked_serves_one_first_request_and_goes_with_a_stop() {
+    use std::io::{Read, Write};
+    let sbx = TestSandbox::start("handoff", Resources::default());
+    let mut conn = sbx
+        .runtime
+        .take_agent_connection(sbx.id())
+        .expect("the start's connection");
+    assert!(
+        sbx.runtime.take_agent_connection(sbx.id()).is_none(),
+        "handed out twice"
+    );
+    // It reaches the agent: a request on it is answered.
+    conn.write_all(b"GET /v1/health HTTP/1.1\r\nhost: agent\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    // After a stop there is none to hand out (the stop drops it, and one
+    // whose agent is gone reads as closed and is not handed out either).
+    let other = TestSandbox::start("handoff2", Resources::default());
+    other.runtime.stop(other.id()).expect("stop");
+    assert!(other.runtime.take_agent_connection(other.id()).is_none());
+}
+
 /// The child half of `sandbox_outlives_the_process_that_started_it`: run as
 /// a separate process, starts a sandbox from the spec in the environment,
 /// prints its pid and waits to be killed.

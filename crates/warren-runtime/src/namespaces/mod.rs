@@ -179,6 +179,9 @@ pub struct NamespaceRuntime {
     inits: Mutex<HashMap<String, OwnedFd>>,
     /// The single-threaded helper that forks each sandbox's set-up.
     zygote: zygote::Zygote,
+    /// The checked connection each start made to its agent, until the
+    /// first request takes it ([`Runtime::take_agent_connection`]).
+    connections: Mutex<HashMap<String, UnixStream>>,
 }
 
 impl NamespaceRuntime {
@@ -202,6 +205,7 @@ impl NamespaceRuntime {
             network: None,
             inits: Mutex::default(),
             zygote: zygote::Zygote::default(),
+            connections: Mutex::default(),
         })
     }
 
@@ -445,14 +449,21 @@ impl Runtime for NamespaceRuntime {
         }
         let set_up = begun.elapsed();
         let ready = ready.expect("a started helper has a readiness channel");
-        if let Err(reason) = wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
-            let log = log_tail(&spec.run_dir.join(AGENT_LOG));
-            return Err(self.start_failed(
-                &spec.id,
-                "agent",
-                format!("{reason}; agent log: {log}"),
-            ));
-        }
+        let connection = match wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
+            Ok(connection) => connection,
+            Err(reason) => {
+                let log = log_tail(&spec.run_dir.join(AGENT_LOG));
+                return Err(self.start_failed(
+                    &spec.id,
+                    "agent",
+                    format!("{reason}; agent log: {log}"),
+                ));
+            }
+        };
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .insert(spec.id.clone(), connection);
         tracing::debug!(
             id = %spec.id,
             pid,
@@ -470,6 +481,10 @@ impl Runtime for NamespaceRuntime {
         // cgroup's list early in its exit, before it is a zombie, so an
         // empty cgroup does not yet mean a dead init.
         let init = self.inits.lock().expect("inits lock").remove(id);
+        self.connections
+            .lock()
+            .expect("connections lock")
+            .remove(id);
         let init = init.or_else(|| {
             let pid = self.pid(id)?;
             let fd = pidfd(pid).ok()?;
@@ -665,6 +680,24 @@ impl Runtime for NamespaceRuntime {
                 source,
             })
     }
+
+    fn take_agent_connection(&self, id: &str) -> Option<UnixStream> {
+        let connection = self
+            .connections
+            .lock()
+            .expect("connections lock")
+            .remove(id)?;
+        // Unused, it has nothing to read: readable (end-of-file, a reset,
+        // anything the agent sent unasked) means it is no good.
+        let mut fd = libc::pollfd {
+            fd: connection.as_raw_fd(),
+            events: libc::POLLIN | libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd; timeout 0.
+        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
+        (ready == 0).then_some(connection)
+    }
 }
 
 /// Sandbox ids name cgroups, the hostname and run files: 1..=63 characters
@@ -687,14 +720,14 @@ fn validate_id(id: &str) -> Result<(), String> {
 
 /// Waits until the agent signals on `ready` that it accepts connections
 /// on `socket` (one byte; end-of-file means every holder of the channel's
-/// other end, the agent last, is gone), then checks that the socket's
-/// listener is the sandbox's init, `pid`.
+/// other end, the agent last, is gone), then connects and checks that the
+/// socket's listener is the sandbox's init, `pid`; returns that connection.
 fn wait_for_agent(
     ready: &UnixStream,
     socket: &Path,
     pid: i32,
     timeout: Duration,
-) -> Result<(), String> {
+) -> Result<UnixStream, String> {
     if !wait_readable(ready.as_raw_fd(), timeout).map_err(|e| e.to_string())? {
         return Err(format!(
             "the agent did not listen on {} within {timeout:?}",
@@ -710,7 +743,7 @@ fn wait_for_agent(
     let stream = UnixStream::connect(socket)
         .map_err(|e| format!("connecting to {}: {e}", socket.display()))?;
     match peer_pid(stream.as_fd()) {
-        Ok(peer) if peer == pid => Ok(()),
+        Ok(peer) if peer == pid => Ok(stream),
         Ok(peer) => Err(format!(
             "{} is served by pid {peer}, not the agent",
             socket.display()
