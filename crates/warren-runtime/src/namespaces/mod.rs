@@ -22,6 +22,7 @@
 pub mod caps;
 mod child;
 mod etc;
+mod handoff;
 mod resources;
 pub use child::USER_COUNT_LIMITS;
 pub use resources::validate_resources;
@@ -181,7 +182,7 @@ pub struct NamespaceRuntime {
     zygote: zygote::Zygote,
     /// The checked connection each start made to its agent, until the
     /// first request takes it ([`Runtime::take_agent_connection`]).
-    connections: Mutex<HashMap<String, UnixStream>>,
+    handoffs: handoff::Handoffs,
 }
 
 impl NamespaceRuntime {
@@ -205,7 +206,7 @@ impl NamespaceRuntime {
             network: None,
             inits: Mutex::default(),
             zygote: zygote::Zygote::default(),
-            connections: Mutex::default(),
+            handoffs: handoff::Handoffs::default(),
         })
     }
 
@@ -460,10 +461,7 @@ impl Runtime for NamespaceRuntime {
                 ));
             }
         };
-        self.connections
-            .lock()
-            .expect("connections lock")
-            .insert(spec.id.clone(), connection);
+        self.handoffs.keep(&spec.id, connection);
         tracing::debug!(
             id = %spec.id,
             pid,
@@ -481,10 +479,7 @@ impl Runtime for NamespaceRuntime {
         // cgroup's list early in its exit, before it is a zombie, so an
         // empty cgroup does not yet mean a dead init.
         let init = self.inits.lock().expect("inits lock").remove(id);
-        self.connections
-            .lock()
-            .expect("connections lock")
-            .remove(id);
+        self.handoffs.forget(id);
         let init = init.or_else(|| {
             let pid = self.pid(id)?;
             let fd = pidfd(pid).ok()?;
@@ -682,21 +677,7 @@ impl Runtime for NamespaceRuntime {
     }
 
     fn take_agent_connection(&self, id: &str) -> Option<UnixStream> {
-        let connection = self
-            .connections
-            .lock()
-            .expect("connections lock")
-            .remove(id)?;
-        // Unused, it has nothing to read: readable (end-of-file, a reset,
-        // anything the agent sent unasked) means it is no good.
-        let mut fd = libc::pollfd {
-            fd: connection.as_raw_fd(),
-            events: libc::POLLIN | libc::POLLRDHUP,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd; timeout 0.
-        let ready = unsafe { libc::poll(&mut fd, 1, 0) };
-        (ready == 0).then_some(connection)
+        self.handoffs.take(id)
     }
 }
 
