@@ -42,7 +42,9 @@ use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use self::process::{is_live_init, namespace_pids, peer_pid, pidfd, wait_readable, Lines};
+use self::process::{
+    is_live_init, log_tail, namespace_pids, peer_pid, pidfd, wait_readable, Lines,
+};
 use crate::cgroups::{self, Backend};
 use crate::network::Network;
 use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
@@ -733,63 +735,9 @@ fn wait_for_agent(
     }
 }
 
-/// Most bytes of `agent.log` quoted in a start error.
-const LOG_TAIL_BYTES: u64 = 2000;
-
-/// The last [`LOG_TAIL_BYTES`] of the agent's log. The sandbox owns the
-/// file: it may be huge (only its tail is read), sparse, or no regular file
-/// at all (a fifo would block, a symlink could point anywhere; neither is
-/// read).
-fn log_tail(path: &Path) -> String {
-    use std::io::{Read, Seek, SeekFrom};
-    use std::os::unix::fs::OpenOptionsExt;
-    let read = || -> std::io::Result<String> {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
-            .open(path)?;
-        let meta = file.metadata()?;
-        if !meta.is_file() {
-            return Err(std::io::Error::other("not a regular file"));
-        }
-        file.seek(SeekFrom::Start(meta.len().saturating_sub(LOG_TAIL_BYTES)))?;
-        let mut tail = Vec::with_capacity(LOG_TAIL_BYTES as usize);
-        file.take(LOG_TAIL_BYTES).read_to_end(&mut tail)?;
-        Ok(String::from_utf8_lossy(&tail).trim().to_string())
-    };
-    read().unwrap_or_else(|e| format!("(unreadable: {e})"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn only_the_tail_of_a_regular_log_is_read() {
-        let dir = tempfile::tempdir().unwrap();
-        let log = dir.path().join("agent.log");
-        let file = std::fs::File::create(&log).unwrap();
-        // 8 GiB, sparse: reading it whole would take the test's memory.
-        file.set_len(8 << 30).unwrap();
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&log)
-            .and_then(|mut f| std::io::Write::write_all(&mut f, b"the end"))
-            .unwrap();
-        let tail = log_tail(&log);
-        assert!(tail.ends_with("the end"), "{tail:?}");
-        assert!(tail.len() <= LOG_TAIL_BYTES as usize, "{}", tail.len());
-
-        let fifo = dir.path().join("fifo");
-        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path.
-        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
-        assert!(log_tail(&fifo).starts_with("(unreadable"));
-
-        let link = dir.path().join("link");
-        std::os::unix::fs::symlink(&log, &link).unwrap();
-        assert!(log_tail(&link).starts_with("(unreadable"));
-    }
 
     #[test]
     fn ids_are_checked() {

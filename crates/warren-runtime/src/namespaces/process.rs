@@ -1,6 +1,6 @@
 //! Host-side helpers on processes and descriptors: pidfds, the `NSpid` and
-//! `State` lines of `/proc/<pid>/status`, a unix socket's peer, and reads
-//! that give up after a timeout.
+//! `State` lines of `/proc/<pid>/status`, a unix socket's peer, reads that
+//! give up after a timeout, and the tail of a sandbox's agent log.
 
 use std::io::Read;
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
@@ -161,6 +161,33 @@ pub(super) fn namespace_pids(pid: &str) -> std::io::Result<Vec<i32>> {
         .collect()
 }
 
+/// Most bytes of `agent.log` quoted in a start error.
+const LOG_TAIL_BYTES: u64 = 2000;
+
+/// The last [`LOG_TAIL_BYTES`] of the agent's log. The sandbox owns the
+/// file: it may be huge (only its tail is read), sparse, or no regular file
+/// at all (a fifo would block, a symlink could point anywhere; neither is
+/// read).
+pub(super) fn log_tail(path: &std::path::Path) -> String {
+    use std::io::{Read, Seek, SeekFrom};
+    use std::os::unix::fs::OpenOptionsExt;
+    let read = || -> std::io::Result<String> {
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(path)?;
+        let meta = file.metadata()?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        file.seek(SeekFrom::Start(meta.len().saturating_sub(LOG_TAIL_BYTES)))?;
+        let mut tail = Vec::with_capacity(LOG_TAIL_BYTES as usize);
+        file.take(LOG_TAIL_BYTES).read_to_end(&mut tail)?;
+        Ok(String::from_utf8_lossy(&tail).trim().to_string())
+    };
+    read().unwrap_or_else(|e| format!("(unreadable: {e})"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -170,5 +197,32 @@ mod tests {
         // The innermost namespace's id is the one getpid answers.
         let pids = namespace_pids("self").unwrap();
         assert_eq!(pids.last().copied(), Some(std::process::id() as i32));
+    }
+
+    #[test]
+    fn only_the_tail_of_a_regular_log_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("agent.log");
+        let file = std::fs::File::create(&log).unwrap();
+        // 8 GiB, sparse: reading it whole would take the test's memory.
+        file.set_len(8 << 30).unwrap();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"the end"))
+            .unwrap();
+        let tail = log_tail(&log);
+        assert!(tail.ends_with("the end"), "{tail:?}");
+        assert!(tail.len() <= LOG_TAIL_BYTES as usize, "{}", tail.len());
+
+        let fifo = dir.path().join("fifo");
+        let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        assert!(log_tail(&fifo).starts_with("(unreadable"));
+
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&log, &link).unwrap();
+        assert!(log_tail(&link).starts_with("(unreadable"));
     }
 }
