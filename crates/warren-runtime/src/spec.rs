@@ -54,6 +54,12 @@ pub struct SandboxSpec {
     /// image's store (see [`crate::trust`]).
     #[serde(default)]
     pub extra_ca_pem: Option<String>,
+    /// The CA bundle bound read-only at `/run/warren/ca-bundle.pem`: a host
+    /// file shared by every sandbox whose image store is the same
+    /// ([`crate::trust::shared_bundle`]). Without it, a sandbox with
+    /// `extra_ca_pem` has its init write its own.
+    #[serde(default)]
+    pub ca_bundle: Option<PathBuf>,
 }
 
 /// First host uid (and gid) of the range sandbox ids map onto: uid 0 in a

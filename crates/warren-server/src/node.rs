@@ -48,17 +48,16 @@ pub enum NodeError {
 }
 
 /// Files of a new root read ahead, in the order they are needed: what a
-/// sandbox's init reads as it starts (`/etc/hosts` to name the host, and
-/// the image's CA store when the server hands out extra certificates),
-/// then what a first command runs on, in the order `exec` reads it (the
+/// sandbox's init reads as it starts (`/etc/hosts` to name the host; the
+/// image's CA store is read once per store, `warren_runtime::trust`), then
+/// what a first command runs on, in the order `exec` reads it (the
 /// shell of `cmd`, the loader, its cache, libc, then `true`, bash and its
 /// library). The reads are queued at once and the disk serves them in
 /// turn, so the init never waits behind a shell, nor the shell behind
 /// bash. The agent is the server's own binary, already loaded
 /// (`warren_runtime::namespaces::set_agent_main`).
-const READ_AHEAD: [&str; 10] = [
+const READ_AHEAD: [&str; 9] = [
     "etc/hosts",
-    "etc/ssl/certs/ca-certificates.crt",
     "bin/sh",
     "lib64/ld-linux-x86-64.so.2",
     "etc/ld.so.cache",
@@ -124,12 +123,18 @@ impl NodeError {
 /// kept a copy of its loader and libraries; removed at start.
 const OLD_AGENT_LIBS_DIR: &str = "agent-libs";
 
+/// Where the CA bundles sandboxes share are kept, under the state directory.
+const CA_BUNDLES_DIR: &str = "ca-bundles";
+
 /// The runtime, the pool and the run directories; cheap to clone.
 #[derive(Clone)]
 pub struct Node {
     runtime: Arc<dyn Runtime>,
     pool: Pool,
     run_root: PathBuf,
+    /// `STATE_DIR/ca-bundles`: the CA bundles sandboxes share
+    /// (`warren_runtime::trust`), emptied at every start.
+    ca_bundles: PathBuf,
     warren_binary: PathBuf,
     extra_ca: Option<String>,
     /// Roots snapshotted ahead of time for each template in use.
@@ -151,6 +156,14 @@ impl Node {
             path: run_root.clone(),
             source,
         })?;
+        let ca_bundles = state_dir.join(CA_BUNDLES_DIR);
+        // Bundles of an earlier run are made again as needed; sandboxes
+        // still running keep theirs (a bind mount holds the file itself).
+        if let Err(e) = std::fs::remove_dir_all(&ca_bundles) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(path = %ca_bundles.display(), error = %e, "emptying the shared CA bundles");
+            }
+        }
         let old_libs = state_dir.join(OLD_AGENT_LIBS_DIR);
         if old_libs.exists() {
             if let Err(e) = std::fs::remove_dir_all(&old_libs) {
@@ -161,6 +174,7 @@ impl Node {
             runtime,
             pool,
             run_root,
+            ca_bundles,
             warren_binary,
             extra_ca: None,
             spares: crate::spares::Spares::default(),
@@ -293,6 +307,7 @@ impl Node {
         }
         let run_dir = self.run_dir(id);
         self.reset_run_dir(&run_dir)?;
+        let ca_bundle = self.ca_bundle(id, &rootfs);
         Ok(SandboxSpec {
             id: id.to_string(),
             rootfs,
@@ -303,7 +318,20 @@ impl Node {
             resources,
             network,
             extra_ca_pem: self.extra_ca.clone(),
+            ca_bundle,
         })
+    }
+
+    /// The shared CA bundle for the root `rootfs`, when sandboxes get extra
+    /// certificates (`warren_runtime::trust::shared_bundle`); `None` leaves
+    /// the sandbox's init to write its own.
+    fn ca_bundle(&self, id: &str, rootfs: &Path) -> Option<PathBuf> {
+        let extra = self.extra_ca.as_deref()?;
+        warren_runtime::trust::shared_bundle(&self.ca_bundles, rootfs, extra)
+            .inspect_err(|e| {
+                tracing::warn!(sandbox = id, error = %e, "no shared CA bundle: the sandbox writes its own");
+            })
+            .ok()
     }
 
     fn reset_run_dir(&self, run_dir: &Path) -> Result<(), NodeError> {

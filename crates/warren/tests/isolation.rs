@@ -534,3 +534,44 @@ fn set_id_files_grant_only_the_sandbox_s_own_ids() {
     assert_eq!(as_nobody("/usr/local/bin/id-sandbox-root -u").trim(), "0");
     assert_eq!(as_nobody("/usr/local/bin/id-host-root -u").trim(), "65534");
 }
+
+#[test]
+fn the_ca_bundle_is_the_shared_one_read_only_or_else_the_sandbox_s_own() {
+    let cert = |n: &str| format!("-----BEGIN CERTIFICATE-----\n{n}\n-----END CERTIFICATE-----\n");
+    let pem = cert("EXTRA");
+    let store = format!("{}{}", cert("ONE"), cert("TWO"));
+    let with_store = |tag: &str| {
+        let mut prepared = harness::prepare(tag, Resources::default());
+        let certs = prepared.spec.rootfs.join("etc/ssl/certs");
+        std::fs::create_dir_all(&certs).unwrap();
+        std::fs::write(certs.join("ca-certificates.crt"), &store).unwrap();
+        prepared.spec.extra_ca_pem = Some(pem.clone());
+        prepared
+    };
+    let bundle = format!("{store}{pem}");
+    // Without a shared bundle, the init writes the sandbox's own.
+    let prepared = with_store("ownca");
+    let runtime = harness::runtime();
+    let started = runtime.start(&prepared.spec).expect("start");
+    let own = TestSandbox::adopt(runtime, prepared, started, Duration::ZERO);
+    assert_eq!(own.ok("cat /run/warren/ca-bundle.pem"), bundle);
+    assert_eq!(own.ok("cat /run/warren/extra-ca.pem"), pem);
+    own.ok("echo appended >> /run/warren/ca-bundle.pem");
+
+    // With one, it is mounted there read-only and nothing is copied.
+    let dir = tempfile::tempdir().unwrap();
+    let mut prepared = with_store("sharedca");
+    let shared = warren_runtime::trust::shared_bundle(dir.path(), &prepared.spec.rootfs, &pem)
+        .expect("a shared bundle");
+    assert_eq!(std::fs::read_to_string(&shared).unwrap(), bundle);
+    prepared.spec.ca_bundle = Some(shared);
+    let runtime = harness::runtime();
+    let started = runtime.start(&prepared.spec).expect("start");
+    let sbx = TestSandbox::adopt(runtime, prepared, started, Duration::ZERO);
+    assert_eq!(sbx.ok("cat /run/warren/ca-bundle.pem"), bundle);
+    assert_eq!(sbx.ok("cat /run/warren/extra-ca.pem"), pem);
+    let mounted = sbx.ok("grep ' /run/warren/ca-bundle.pem ' /proc/self/mountinfo");
+    assert!(mounted.contains(" ro,"), "{mounted}");
+    let out = sbx.sh("echo x >> /run/warren/ca-bundle.pem");
+    assert_ne!(out.exit_code, Some(0), "{:?}", out.raw);
+}

@@ -143,6 +143,62 @@ async fn sandboxes_trust_the_extra_ca_certificates_and_keep_their_own() {
         .await;
     let counts: Vec<u64> = counts.lines().map(|l| l.parse().unwrap()).collect();
     assert!(counts[0] > 10 && counts[1] == counts[0] + 1, "{counts:?}");
+    // One bundle, made once, shared read-only by every sandbox whose store
+    // is the same file.
+    let (code, out) = server
+        .sh(ADMIN_KEY, &id, "echo x >> /run/warren/ca-bundle.pem")
+        .await;
+    assert_ne!(code, 0, "the shared bundle is writable: {out}");
+    let second = server.create(ADMIN_KEY, json!({})).await["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (_, again) = server
+        .sh(
+            ADMIN_KEY,
+            &second,
+            "grep -c BEGIN /run/warren/ca-bundle.pem",
+        )
+        .await;
+    assert_eq!(again.trim(), counts[1].to_string());
+    let bundles = server.state_dir.join("ca-bundles");
+    let shared: Vec<_> = std::fs::read_dir(&bundles)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert_eq!(shared.len(), 1, "{shared:?}");
+    // A store changed inside a sandbox is its own: a fork of it trusts
+    // what it added, the others do not.
+    let (code, out) = server
+        .sh(
+            ADMIN_KEY,
+            &second,
+            "cat /run/warren/extra-ca.pem >> /etc/ssl/certs/ca-certificates.crt",
+        )
+        .await;
+    assert_eq!(code, 0, "{out}");
+    let fork = server
+        .req(
+            reqwest::Method::POST,
+            &format!("/v1/sandboxes/{second}/fork"),
+            ADMIN_KEY,
+        )
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert!(fork.status().is_success(), "{}", fork.text().await.unwrap());
+    let fork: serde_json::Value = fork.json().await.unwrap();
+    let fork = fork["items"][0]["id"].as_str().unwrap();
+    let (_, forked) = server
+        .sh(ADMIN_KEY, fork, "grep -c BEGIN /run/warren/ca-bundle.pem")
+        .await;
+    assert_eq!(forked.trim(), (counts[1] + 1).to_string());
+    let (_, first) = server
+        .sh(ADMIN_KEY, &id, "grep -c BEGIN /run/warren/ca-bundle.pem")
+        .await;
+    assert_eq!(first.trim(), counts[1].to_string());
     let (code, _) = server
         .sh(
             ADMIN_KEY,

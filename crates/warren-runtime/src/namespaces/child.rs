@@ -49,8 +49,12 @@ pub fn setup_and_run(
     }
     workdir(&spec.workdir)?;
     if let Some(pem) = &spec.extra_ca_pem {
-        crate::trust::install_in_sandbox(pem)
-            .map_err(|e| StageError::new("ca certificates", e.to_string()))?;
+        let installed = match spec.ca_bundle {
+            // The bundle is mounted already.
+            Some(_) => crate::trust::write_extra(pem),
+            None => crate::trust::install_in_sandbox(pem),
+        };
+        installed.map_err(|e| StageError::new("ca certificates", e.to_string()))?;
     }
     // The agent's socket is bound and listening before the agent runs:
     // from here on a connection waits in its backlog until the agent serves

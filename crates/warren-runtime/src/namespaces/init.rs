@@ -157,7 +157,7 @@ fn launch_in(
     let spec = &req.spec;
     let rootfs = std::fs::canonicalize(&spec.rootfs)
         .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
-    let stdio = prepare_run_dir(&spec.run_dir)?;
+    let stdio = prepare_run_dir(&spec.run_dir, spec.ca_bundle.is_some())?;
     let join = cg.join(&spec.id);
     let (report_r, report_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
@@ -263,7 +263,7 @@ fn intermediate(
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
-        let staged = super::mounts::stage(rootfs, &spec.run_dir)?;
+        let staged = super::mounts::stage(rootfs, &spec.run_dir, spec.ca_bundle.as_deref())?;
         become_owner(crate::namespace_owner(&spec.id))?;
         nix::sched::unshare(
             CloneFlags::CLONE_NEWUSER
@@ -443,7 +443,7 @@ impl Stdio {
 /// The sandbox can write to its run directory, so nothing in it is trusted:
 /// a stale socket is removed, and files the helper writes there are opened
 /// without following symlinks and must be regular files.
-fn prepare_run_dir(run_dir: &Path) -> Result<Stdio, StageError> {
+fn prepare_run_dir(run_dir: &Path, ca_bundle: bool) -> Result<Stdio, StageError> {
     let fail = |what: &str, e: std::io::Error| {
         StageError::new("run_dir", format!("{what} {}: {e}", run_dir.display()))
     };
@@ -467,6 +467,10 @@ fn prepare_run_dir(run_dir: &Path) -> Result<Stdio, StageError> {
             return Err(fail("removing the old socket in", e))
         }
         _ => {}
+    }
+    if ca_bundle {
+        // What the shared bundle is mounted on.
+        open_regular(&run_dir.join(crate::trust::bundle_file_name()), true)?;
     }
     let log = open_regular(&run_dir.join(AGENT_LOG), false)?;
     let null = File::open("/dev/null").map_err(|e| StageError::new("stdio", e.to_string()))?;

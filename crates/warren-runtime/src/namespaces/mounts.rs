@@ -106,14 +106,29 @@ pub struct Staged {
 /// When the zygote made a [`super::staging`] namespace, the sources are
 /// cloned here and the staging namespace is made from that one, so it does
 /// not copy every sandbox's run directory from the host's.
-pub fn stage(rootfs: &Path, run_dir: &Path) -> Result<Staged, StageError> {
+/// A shared `ca_bundle` (`crate::trust::shared_bundle`) goes on the run
+/// directory's bundle file, read-only, where the init's bind of the run
+/// directory carries it to `/run/warren`.
+pub fn stage(
+    rootfs: &Path,
+    run_dir: &Path,
+    ca_bundle: Option<&Path>,
+) -> Result<Staged, StageError> {
     let clones = if super::staging::available() {
         let clones = [
             super::staging::clone_tree(rootfs, true)?,
             super::staging::clone_tree(run_dir, false)?,
         ];
+        let bundle = match ca_bundle {
+            Some(path) => {
+                let tree = super::staging::clone_tree(path, false)?;
+                super::staging::read_only(&tree, path)?;
+                Some(tree)
+            }
+            None => None,
+        };
         super::staging::enter()?;
-        Some(clones)
+        Some((clones, bundle))
     } else {
         None
     };
@@ -131,6 +146,10 @@ pub fn stage(rootfs: &Path, run_dir: &Path) -> Result<Staged, StageError> {
         Some(_) => None,
         None => Some([open(rootfs)?, open(run_dir)?]),
     };
+    let bundle_source = match (&clones, ca_bundle) {
+        (None, Some(path)) => Some(open(path)?),
+        _ => None,
+    };
     let stage = Path::new(STAGE);
     tmpfs(
         stage,
@@ -142,15 +161,28 @@ pub fn stage(rootfs: &Path, run_dir: &Path) -> Result<Staged, StageError> {
         run_dir: make_dir(&stage.join("run"), 0o755)?,
     };
     let targets = [&staged.rootfs, &staged.run_dir];
-    if let Some(clones) = &clones {
-        for (tree, target) in clones.iter().zip(targets.iter().copied()) {
+    let by_fd = |fd: &std::fs::File| {
+        use std::os::fd::AsRawFd;
+        PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+    };
+    if let Some((trees, _)) = &clones {
+        for (tree, target) in trees.iter().zip(targets.iter().copied()) {
             super::staging::attach(tree, target)?;
         }
     }
     for (source, target) in sources.iter().flatten().zip(targets) {
-        use std::os::fd::AsRawFd;
-        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", source.as_raw_fd()));
-        bind(&by_fd, target, MsFlags::MS_REC)?;
+        bind(&by_fd(source), target, MsFlags::MS_REC)?;
+    }
+    let bundle_target = staged.run_dir.join(crate::trust::bundle_file_name());
+    if let Some((_, Some(tree))) = &clones {
+        super::staging::attach(tree, &bundle_target)?;
+    }
+    if let Some(source) = &bundle_source {
+        bind(&by_fd(source), &bundle_target, MsFlags::empty())?;
+        remount_bind(
+            &bundle_target,
+            MsFlags::MS_RDONLY | MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
+        )?;
     }
     allow_setid(&staged.rootfs)?;
     Ok(staged)
@@ -282,7 +314,8 @@ fn dev(root: &Path, shm_mb: u64) -> Result<(), StageError> {
     mount_fs(Some("mqueue"), &mqueue, Some("mqueue"), no_all, None)
 }
 
-/// `/run`: a tmpfs holding the lock directory and the run directory.
+/// `/run`: a tmpfs holding the lock directory and the run directory (with
+/// the shared CA bundle mounted in it, if there is one).
 fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError> {
     let run = ensure_dir(root, "run", 0o755)?;
     tmpfs(
@@ -292,7 +325,7 @@ fn run(root: &Path, plan: &RootPlan<'_>, size_mb: u64) -> Result<(), StageError>
     )?;
     make_dir(&run.join("lock"), 0o1777)?;
     let warren = make_dir(&run.join("warren"), 0o755)?;
-    bind(plan.run_dir, &warren, MsFlags::empty())?;
+    bind(plan.run_dir, &warren, MsFlags::MS_REC)?;
     remount_bind(
         &warren,
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,

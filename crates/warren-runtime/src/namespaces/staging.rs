@@ -9,7 +9,8 @@
 //! start at 1,000 alive. The zygote makes, once, a private copy of the
 //! host's namespace with only `/`, `/proc`, `/sys` and `/dev` ([`make`]);
 //! later host mounts do not propagate into it. [`super::mounts::stage`] then clones the
-//! sandbox's three sources in the host's namespace ([`clone_tree`]), enters
+//! sandbox's sources (its root, its run directory and its shared CA bundle, which
+//! [`read_only`] locks down) in the host's namespace ([`clone_tree`]), enters
 //! this one, makes its own staging namespace from it and attaches the clones
 //! there ([`attach`]).
 
@@ -111,6 +112,49 @@ pub fn clone_tree(path: &Path, recursive: bool) -> Result<OwnedFd, StageError> {
     }
     // SAFETY: the kernel returned a descriptor this process now owns.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// `mount_setattr(2)` flags: read-only, no set-id, no devices, no exec.
+const MOUNT_ATTR_LOCKED_DOWN: u64 = 0x1 | 0x2 | 0x4 | 0x8;
+
+/// `struct mount_attr` (Linux 5.12).
+#[repr(C)]
+struct MountAttr {
+    attr_set: u64,
+    attr_clr: u64,
+    propagation: u64,
+    userns_fd: u64,
+}
+
+/// Makes the detached `tree` (a clone of `path`) read-only, without
+/// set-id, devices or exec.
+pub fn read_only(tree: &OwnedFd, path: &Path) -> Result<(), StageError> {
+    let attr = MountAttr {
+        attr_set: MOUNT_ATTR_LOCKED_DOWN,
+        attr_clr: 0,
+        propagation: 0,
+        userns_fd: 0,
+    };
+    // SAFETY: mount_setattr on a descriptor this process owns, an empty C
+    // path and a mount_attr of the size passed.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_mount_setattr,
+            tree.as_raw_fd(),
+            c"".as_ptr(),
+            libc::AT_EMPTY_PATH,
+            &attr as *const MountAttr,
+            std::mem::size_of::<MountAttr>(),
+        )
+    };
+    if r != 0 {
+        let e = std::io::Error::last_os_error();
+        return Err(StageError::new(
+            "mounts",
+            format!("making {} read-only: {e}", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// Enters the staging namespace (the caller then unshares its own from it).

@@ -70,6 +70,7 @@ pub fn prepare(tag: &str, resources: Resources) -> Prepared {
         resources,
         network: Default::default(),
         extra_ca_pem: None,
+        ca_bundle: None,
     };
     Prepared {
         spec,
