@@ -88,7 +88,9 @@ pub const OWNER_UID_COUNT: u32 = 0x2000_0000;
 /// sandbox's namespace is owned by a uid of its own instead, picked from
 /// [`OWNER_UID_BASE`]'s range by a hash of the id: two live sandboxes share
 /// counts only if their ids collide there (about one pair in a million at
-/// 500 sandboxes), and never with host root.
+/// 500 sandboxes), and never with host root. (Namespaces made ahead of a
+/// start, `namespaces::shells`, get a uid of the range at random: the same
+/// odds.)
 pub fn namespace_owner(id: &str) -> u32 {
     // FNV-1a: stable across builds and machines.
     let hash = id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {

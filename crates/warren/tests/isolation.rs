@@ -575,3 +575,74 @@ fn the_ca_bundle_is_the_shared_one_read_only_or_else_the_sandbox_s_own() {
     let out = sbx.sh("echo x >> /run/warren/ca-bundle.pem");
     assert_ne!(out.exit_code, Some(0), "{:?}", out.raw);
 }
+
+/// The host uid that owns the user namespace of the process `pid`.
+fn user_namespace_owner(pid: i32) -> u32 {
+    use std::os::fd::AsRawFd;
+    const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/user")).unwrap();
+    let mut uid: libc::uid_t = 0;
+    // SAFETY: NS_GET_OWNER_UID writes one uid_t to the pointer given.
+    let rc = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_OWNER_UID, &mut uid) };
+    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
+    uid
+}
+
+#[test]
+fn namespaces_made_ahead_are_a_sandbox_s_own_and_as_locked_down() {
+    // One runtime, one zygote: the first start finds no namespaces made
+    // ahead and makes its own; once the zygote has been idle it has some,
+    // and the next start takes one.
+    let runtime = harness::runtime();
+    let start = |tag: &str| {
+        let prepared = harness::prepare(tag, Resources::default());
+        let started = runtime.start(&prepared.spec).expect("start");
+        TestSandbox::adopt(runtime.clone(), prepared, started, Duration::ZERO)
+    };
+    let first = start("own-ns");
+    std::thread::sleep(Duration::from_millis(300));
+    let second = start("made-ns");
+    let third = start("made-ns2");
+    let owner = |sbx: &TestSandbox| user_namespace_owner(sbx.started.pid);
+    assert_eq!(owner(&first), warren_runtime::namespace_owner(first.id()));
+    let range = warren_runtime::OWNER_UID_BASE
+        ..warren_runtime::OWNER_UID_BASE + warren_runtime::OWNER_UID_COUNT;
+    for made in [&second, &third] {
+        // Made ahead: an owner of its own from the range, not the id's.
+        assert_ne!(owner(made), warren_runtime::namespace_owner(made.id()));
+        assert!(range.contains(&owner(made)), "{}", owner(made));
+    }
+    assert_ne!(owner(&second), owner(&third));
+    let ns = |sbx: &TestSandbox, name: &str| {
+        std::fs::read_link(format!("/proc/{}/ns/{name}", sbx.started.pid)).unwrap()
+    };
+    for sbx in [&first, &second, &third] {
+        assert_eq!(
+            sbx.ok("cat /proc/self/uid_map")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            ["0", "100000", "65536"]
+        );
+        // Loopback is up (IFF_UP) and the sandbox is root in its namespace.
+        let flags = sbx.ok("cat /sys/class/net/lo/flags");
+        let flags = u32::from_str_radix(flags.trim().trim_start_matches("0x"), 16).unwrap();
+        assert_eq!(flags & 1, 1, "lo is down in {}", sbx.id());
+        assert_eq!(sbx.ok("id -u").trim(), "0");
+        assert_eq!(sbx.ok("cat /proc/sys/user/max_net_namespaces").trim(), "0");
+        let out = sbx.sh("unshare -n true");
+        assert_ne!(out.exit_code, Some(0), "{:?}", out.raw);
+        // Every namespace is its own, the network one included.
+        for name in ["user", "net", "pid", "mnt", "uts", "ipc", "cgroup"] {
+            for other in [&first, &second, &third] {
+                if other.id() != sbx.id() {
+                    assert_ne!(ns(sbx, name), ns(other, name), "{name}");
+                }
+            }
+            assert_ne!(
+                ns(sbx, name),
+                std::fs::read_link(format!("/proc/self/ns/{name}")).unwrap(),
+                "{name} is the host's"
+            );
+        }
+    }
+}

@@ -60,14 +60,19 @@ async fn a_sandbox_cannot_exhaust_inotify_for_the_host_or_other_tenants() {
         .unwrap()
         .to_string();
 
-    // Each namespace's owner is the uid picked for it, not host root.
-    for id in [&hoarder, &neighbour] {
-        assert_eq!(
-            namespace_owner_of(&server, id),
-            warren_runtime::namespace_owner(id),
-            "{id}"
-        );
+    // Each namespace's owner is a uid of its own from the owner range (the
+    // id's, or one picked at random for namespaces made ahead), not host
+    // root.
+    let range = warren_runtime::OWNER_UID_BASE
+        ..warren_runtime::OWNER_UID_BASE + warren_runtime::OWNER_UID_COUNT;
+    let owners: Vec<u32> = [&hoarder, &neighbour]
+        .into_iter()
+        .map(|id| namespace_owner_of(&server, id))
+        .collect();
+    for owner in &owners {
+        assert!(range.contains(owner), "{owners:?}");
     }
+    assert_ne!(owners[0], owners[1]);
 
     let (code, out) = server.sh(&mallory, &hoarder, HOARD).await;
     assert_eq!(code, 0, "{out}");

@@ -24,12 +24,14 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 
 /// Sets the sandbox up and runs the agent, never returning once it has
 /// started; returns only on failure before that. `resolver`, if given,
-/// becomes the sandbox's only nameserver.
+/// becomes the sandbox's only nameserver; `loopback_is_up` when the network
+/// namespace was made with it up ([`super::shells`]).
 pub fn setup_and_run(
     spec: &SandboxSpec,
     sources: &Staged,
     resolver: Option<Ipv4Addr>,
     ready: Option<RawFd>,
+    loopback_is_up: bool,
 ) -> Result<Infallible, StageError> {
     // Detach from the server's session and controlling terminal.
     nix::unistd::setsid().map_err(|e| StageError::new("setsid", e.to_string()))?;
@@ -42,7 +44,9 @@ pub fn setup_and_run(
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;
     // Best effort: an image with an odd /etc/hosts still starts.
     let _ = super::etc::name_host(&spec.id);
-    loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
+    if !loopback_is_up {
+        loopback_up().map_err(|e| StageError::new("loopback", e.to_string()))?;
+    }
     if let Some(resolver) = resolver {
         super::etc::point_resolver(resolver)
             .map_err(|e| StageError::new("resolv.conf", e.to_string()))?;
@@ -308,7 +312,7 @@ fn close_fds_except(keep: &[RawFd]) -> std::io::Result<()> {
 }
 
 /// Brings `lo` up in the sandbox's new network namespace (it starts down).
-fn loopback_up() -> std::io::Result<()> {
+pub(super) fn loopback_up() -> std::io::Result<()> {
     use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
     // SAFETY: plain socket(2); the fd is owned below.
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };

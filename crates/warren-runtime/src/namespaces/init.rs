@@ -8,7 +8,10 @@
 //!      └─ intermediate: joins the cgroups, stages the sandbox's sources in a
 //!         │             private mount namespace, takes the sandbox's owner uid
 //!         │             as its effective uid, unshare(user, pid, mount,
-//!         │             uts, ipc, net, cgroup), becomes root, forks, exits
+//!         │             uts, ipc, net, cgroup) (or, given a shell made ahead,
+//!         │             joins its user namespace, unshares the others but
+//!         │             net, joins its network namespace: [`super::shells`]),
+//!         │             becomes root, forks, exits
 //!         └─ sandbox init (PID 1 inside): mounts, pivot_root, hostname, lo,
 //!                capabilities, seccomp, then the agent, in-process
 //! ```
@@ -18,8 +21,8 @@
 //! init exists, so that init is reparented away from the server: a `kill -9`
 //! of the server leaves the sandbox running.
 //!
-//! Children report over one close-on-exec pipe: `Unshared`, then the init's
-//! host pid, then either a failure or end-of-file, which means the init
+//! Children report over one close-on-exec pipe: `Unshared` (not with a
+//! shell, whose id maps are written), then the init's host pid, then either a failure or end-of-file, which means the init
 //! closed it to run the agent: the sandbox is set up.
 
 use std::fs::File;
@@ -33,6 +36,7 @@ use nix::sys::wait::waitpid;
 use nix::unistd::{ForkResult, Gid, Pid, Uid};
 use serde::{Deserialize, Serialize};
 
+use super::shells::Shell;
 use super::{child, StageError, AGENT_LOG, PID_FILE, STAGE_ALREADY_RUNNING};
 use crate::cgroups::{self, Backend, Join};
 use crate::{SandboxSpec, SANDBOX_ID_BASE, SANDBOX_ID_COUNT};
@@ -81,12 +85,19 @@ pub enum InitReport {
 /// `ready`, if given, is handed to the agent, which writes one byte to it
 /// once it accepts connections (the runtime passes one end of a socket pair
 /// as the helper's stdin, and waits on the other end instead of polling).
-/// Returns the process exit code (0 when the sandbox started).
-pub fn run(input: impl Read, mut output: impl Write, ready: Option<OwnedFd>) -> i32 {
+/// `shell`, if given, holds the sandbox's user and network namespaces,
+/// made ahead ([`super::shells`]). Returns the process exit code (0 when
+/// the sandbox started).
+pub fn run(
+    input: impl Read,
+    mut output: impl Write,
+    ready: Option<OwnedFd>,
+    shell: Option<Shell>,
+) -> i32 {
     let ready = ready.as_ref().map(AsRawFd::as_raw_fd);
     let mut forked = |pid: i32| write_report(&mut output, &InitReport::Forked { pid });
     let report = match serde_json::from_reader::<_, InitRequest>(input) {
-        Ok(request) => match launch(&request, ready, &mut forked) {
+        Ok(request) => match launch(&request, ready, shell.as_ref(), &mut forked) {
             Ok(pid) => InitReport::Started { pid },
             Err(e) => InitReport::Failed {
                 stage: e.stage,
@@ -126,6 +137,7 @@ const TAG_FAILED: u8 = b'F';
 fn launch(
     req: &InitRequest,
     ready: Option<RawFd>,
+    shell: Option<&Shell>,
     forked: &mut dyn FnMut(i32),
 ) -> Result<i32, StageError> {
     let spec = &req.spec;
@@ -139,7 +151,7 @@ fn launch(
     }
     cg.create(&spec.id, &spec.resources)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
-    let result = launch_in(req, cg.as_ref(), ready, forked);
+    let result = launch_in(req, cg.as_ref(), ready, shell, forked);
     if result.is_err() {
         if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {
             tracing::warn!(id = %spec.id, error = %e, "cleaning up after a failed start");
@@ -152,6 +164,7 @@ fn launch_in(
     req: &InitRequest,
     cg: &dyn Backend,
     ready: Option<RawFd>,
+    shell: Option<&Shell>,
     on_forked: &mut dyn FnMut(i32),
 ) -> Result<i32, StageError> {
     let spec = &req.spec;
@@ -176,6 +189,7 @@ fn launch_in(
                 &join,
                 &stdio,
                 ready,
+                shell,
                 File::from(report_w),
                 File::from(go_r),
             )
@@ -183,7 +197,13 @@ fn launch_in(
         ForkResult::Parent { child } => {
             drop(report_w);
             drop(go_r);
-            let result = supervise(child, File::from(report_r), go_w, on_forked);
+            let result = supervise(
+                child,
+                File::from(report_r),
+                go_w,
+                shell.is_none(),
+                on_forked,
+            );
             // The intermediate exits on its own once it has reported (or on
             // end-of-file from us); reap it either way.
             let _ = waitpid(child, None);
@@ -194,22 +214,27 @@ fn launch_in(
     }
 }
 
-/// The helper's side of the protocol.
+/// The helper's side of the protocol. With `maps` (the intermediate made
+/// the user namespace itself), the id maps are written once it has, and it
+/// is told to go on; a shell's namespace has its maps already.
 fn supervise(
     child: Pid,
     mut report: File,
     go: OwnedFd,
+    maps: bool,
     forked: &mut dyn FnMut(i32),
 ) -> Result<i32, StageError> {
-    match read_msg(&mut report)? {
-        Some(Msg::Unshared) => {}
-        Some(Msg::Failed(e)) => return Err(e),
-        other => return Err(unexpected(other)),
+    if maps {
+        match read_msg(&mut report)? {
+            Some(Msg::Unshared) => {}
+            Some(Msg::Failed(e)) => return Err(e),
+            other => return Err(unexpected(other)),
+        }
+        write_id_maps(child)?;
+        File::from(go)
+            .write_all(b"G")
+            .map_err(|e| StageError::new("id map", e.to_string()))?;
     }
-    write_id_maps(child)?;
-    File::from(go)
-        .write_all(b"G")
-        .map_err(|e| StageError::new("id map", e.to_string()))?;
     let pid = match read_msg(&mut report)? {
         Some(Msg::Pid(pid)) => pid,
         Some(Msg::Failed(e)) => return Err(e),
@@ -238,8 +263,9 @@ fn unexpected(msg: Option<Msg>) -> StageError {
 }
 
 /// Sandbox ids 0..65535 are host ids SANDBOX_ID_BASE.. . Written by the
-/// helper, which is root on the host, so setgroups stays allowed inside.
-fn write_id_maps(child: Pid) -> Result<(), StageError> {
+/// helper (or the zygote, for a shell), which is root on the host, so
+/// setgroups stays allowed inside.
+pub(super) fn write_id_maps(child: Pid) -> Result<(), StageError> {
     let map = format!("0 {SANDBOX_ID_BASE} {SANDBOX_ID_COUNT}\n");
     for file in ["uid_map", "gid_map"] {
         let path = format!("/proc/{child}/{file}");
@@ -250,12 +276,14 @@ fn write_id_maps(child: Pid) -> Result<(), StageError> {
 }
 
 /// The intermediate child: never returns.
+#[allow(clippy::too_many_arguments)]
 fn intermediate(
     req: &InitRequest,
     rootfs: &Path,
     join: &Join,
     stdio: &Stdio,
     ready: Option<RawFd>,
+    shell: Option<&Shell>,
     report: File,
     mut go: File,
 ) -> ! {
@@ -264,28 +292,36 @@ fn intermediate(
         stdio.install()?;
         join_cgroups(join)?;
         let staged = super::mounts::stage(rootfs, &spec.run_dir, spec.ca_bundle.as_deref())?;
-        become_owner(crate::namespace_owner(&spec.id))?;
-        nix::sched::unshare(
-            CloneFlags::CLONE_NEWUSER
-                | CloneFlags::CLONE_NEWPID
-                | CloneFlags::CLONE_NEWNS
-                | CloneFlags::CLONE_NEWUTS
-                | CloneFlags::CLONE_NEWIPC
-                | CloneFlags::CLONE_NEWNET
-                | CloneFlags::CLONE_NEWCGROUP,
-        )
-        .map_err(|e| StageError::new("unshare", e.to_string()))?;
-        send(&report, &Msg::Unshared);
-        let mut byte = [0u8; 1];
-        if go.read_exact(&mut byte).is_err() {
-            // The helper gave up; it reports why.
-            std::process::exit(1);
+        match shell {
+            // Host root has every capability in the shell's namespaces.
+            Some(shell) => super::shells::enter(shell)
+                .map_err(|e| StageError::new("unshare", format!("in made namespaces: {e}")))?,
+            None => {
+                become_owner(crate::namespace_owner(&spec.id))?;
+                nix::sched::unshare(
+                    CloneFlags::CLONE_NEWUSER
+                        | CloneFlags::CLONE_NEWPID
+                        | CloneFlags::CLONE_NEWNS
+                        | CloneFlags::CLONE_NEWUTS
+                        | CloneFlags::CLONE_NEWIPC
+                        | CloneFlags::CLONE_NEWNET
+                        | CloneFlags::CLONE_NEWCGROUP,
+                )
+                .map_err(|e| StageError::new("unshare", e.to_string()))?;
+                send(&report, &Msg::Unshared);
+                let mut byte = [0u8; 1];
+                if go.read_exact(&mut byte).is_err() {
+                    // The helper gave up; it reports why.
+                    std::process::exit(1);
+                }
+            }
         }
         become_root()?;
         // SAFETY: this process is single-threaded (a fork of the helper).
         match unsafe { nix::unistd::fork() }.map_err(|e| StageError::new("fork", e.to_string()))? {
             ForkResult::Child => {
-                let err = match child::setup_and_run(spec, &staged, req.resolver, ready) {
+                let made = shell.is_some();
+                let err = match child::setup_and_run(spec, &staged, req.resolver, ready, made) {
                     Ok(never) => match never {},
                     Err(e) => e,
                 };
@@ -403,7 +439,7 @@ fn join_cgroups(join: &Join) -> Result<(), StageError> {
 /// stay 0, so the permitted capabilities stay and the effective ones are
 /// raised again: the namespace is still made by a privileged process (as
 /// distributions that restrict unprivileged user namespaces require).
-fn become_owner(owner: u32) -> Result<(), StageError> {
+pub(super) fn become_owner(owner: u32) -> Result<(), StageError> {
     let root = Uid::from_raw(0);
     nix::unistd::setresuid(root, Uid::from_raw(owner), root)
         .map_err(|e| StageError::new("setuid", format!("to the namespace's owner: {e}")))?;

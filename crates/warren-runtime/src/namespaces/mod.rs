@@ -30,6 +30,7 @@ pub mod init;
 mod mounts;
 mod process;
 pub mod seccomp;
+pub mod shells;
 mod staging;
 pub mod zygote;
 

@@ -57,7 +57,14 @@ pub fn serve(channel: OwnedFd) -> i32 {
     crate::cgroups::remember();
     // SAFETY: setting a disposition; no handler runs.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
+    let mut shells = super::shells::Shells::default();
     loop {
+        // Namespaces for the next starts, made only while no start is
+        // asked for (see `shells`).
+        if shells.wanted() && !super::shells::readable_within(&channel, super::shells::IDLE) {
+            shells.refill();
+            continue;
+        }
         let (input, output) = match receive(channel.as_raw_fd()) {
             Ok(Some(fds)) => fds,
             Ok(None) => return 0,
@@ -66,15 +73,18 @@ pub fn serve(channel: OwnedFd) -> i32 {
                 continue;
             }
         };
+        let shell = shells.take();
         // SAFETY: this process has one thread and holds no lock, so the
         // child may do anything the parent could.
         match unsafe { nix::unistd::fork() } {
             Ok(nix::unistd::ForkResult::Child) => {
                 drop(channel);
+                // The other sandboxes' shells are not the worker's.
+                shells.clear();
                 // The worker waits for its own children.
                 // SAFETY: setting a disposition; no handler runs.
                 unsafe { libc::signal(libc::SIGCHLD, libc::SIG_DFL) };
-                let code = work(input, output);
+                let code = work(input, output, shell);
                 // SAFETY: leave without the zygote's atexit handlers.
                 unsafe { libc::_exit(code) }
             }
@@ -87,8 +97,9 @@ pub fn serve(channel: OwnedFd) -> i32 {
     }
 }
 
-/// A worker: the helper of [`super::init`] on the request's descriptors.
-fn work(input: OwnedFd, output: OwnedFd) -> i32 {
+/// A worker: the helper of [`super::init`] on the request's descriptors,
+/// in the namespaces of `shell` if it got one.
+fn work(input: OwnedFd, output: OwnedFd, shell: Option<super::shells::Shell>) -> i32 {
     let reader = match input.try_clone() {
         Ok(fd) => File::from(fd),
         Err(_) => return 1,
@@ -97,6 +108,7 @@ fn work(input: OwnedFd, output: OwnedFd) -> i32 {
         std::io::BufReader::new(reader),
         File::from(output),
         Some(input),
+        shell,
     )
 }
 

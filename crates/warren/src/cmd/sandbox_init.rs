@@ -15,6 +15,7 @@ pub fn run() -> ! {
         std::io::stdin().lock(),
         std::io::stdout().lock(),
         ready_channel(),
+        None,
     );
     std::process::exit(code)
 }

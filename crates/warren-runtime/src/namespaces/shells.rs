@@ -1,0 +1,179 @@
+//! Namespaces made ahead of starts: a user namespace, with its owner and
+//! its id maps, and a network namespace it owns, with loopback up.
+//!
+//! Making a network namespace is the dearest `unshare` of a start (about
+//! 0.6 ms here), and the user namespace beside it needs its id maps written
+//! by the helper in a round trip, then loopback brought up from inside: a
+//! millisecond of every start, none of which depends on the sandbox. The
+//! zygote makes a few [`Shell`]s while it is idle ([`Shells`]) and hands one
+//! to each worker it forks; the sandbox's intermediate joins the shell's
+//! user namespace, makes its other namespaces in it (so they are owned by
+//! it, as when they were all made at once), then joins the shell's network
+//! namespace (see [`super::init`]). A start that finds none makes its own,
+//! as before.
+//!
+//! A shell has never held a process of any sandbox: the child that made it
+//! ran nothing else and is gone before the shell is handed out, and each
+//! shell goes to one sandbox only. Its owner is a uid of the owner range
+//! picked at random ([`crate::namespace_owner`] for why an owner of its
+//! own).
+
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::time::Duration;
+
+use nix::sched::CloneFlags;
+use nix::unistd::{ForkResult, Pid};
+
+use crate::{OWNER_UID_BASE, OWNER_UID_COUNT};
+
+/// Shells the zygote keeps ready.
+pub const KEEP: usize = 4;
+
+/// How long the zygote must have had no request before it makes a shell:
+/// one made while a start runs would take the CPU from it.
+pub const IDLE: Duration = Duration::from_millis(15);
+
+/// A user namespace (id maps written, owned by [`Shell::owner`]) and a
+/// network namespace it owns (loopback up), held by descriptors.
+#[derive(Debug)]
+pub struct Shell {
+    /// `/proc/<pid>/ns/user` of the child that made it.
+    pub user: OwnedFd,
+    /// `/proc/<pid>/ns/net` of the child that made it.
+    pub net: OwnedFd,
+    /// The host uid that owns the user namespace.
+    pub owner: u32,
+}
+
+/// The zygote's shells.
+#[derive(Debug, Default)]
+pub struct Shells {
+    ready: Vec<Shell>,
+    /// Set after a shell could not be made: starts make their own.
+    broken: bool,
+}
+
+impl Shells {
+    /// One shell, if any is ready.
+    pub fn take(&mut self) -> Option<Shell> {
+        self.ready.pop()
+    }
+
+    /// Whether another shell is wanted.
+    pub fn wanted(&self) -> bool {
+        !self.broken && self.ready.len() < KEEP
+    }
+
+    /// Makes one more shell; after a failure (logged once) makes no more.
+    pub fn refill(&mut self) {
+        match make() {
+            Ok(shell) => self.ready.push(shell),
+            Err(e) => {
+                tracing::warn!(error = %e, "zygote: cannot make namespaces ahead of starts; each start makes its own");
+                self.broken = true;
+            }
+        }
+    }
+
+    /// Closes every shell (a worker keeps only the one it was given).
+    pub fn clear(&mut self) {
+        self.ready.clear();
+    }
+}
+
+/// Makes a shell: a child takes the owner as its effective uid, makes the
+/// namespaces and brings loopback up; this process (host root) opens them
+/// and writes the id maps, and the child exits. Must be called while the
+/// process has one thread.
+pub fn make() -> std::io::Result<Shell> {
+    let owner = random_owner()?;
+    let (done_r, done_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let (exit_r, exit_w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    // SAFETY: the caller has one thread and holds no lock, so the child may
+    // do anything the parent could; it leaves with _exit.
+    match unsafe { nix::unistd::fork() }? {
+        ForkResult::Child => {
+            drop((done_r, exit_w));
+            let made = (|| -> std::io::Result<()> {
+                super::init::become_owner(owner).map_err(|e| std::io::Error::other(e.reason))?;
+                nix::sched::unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)?;
+                super::child::loopback_up()
+            })();
+            let mut done = std::fs::File::from(done_w);
+            let _ = done.write_all(if made.is_ok() { b"U" } else { b"F" });
+            // Alive until the maps are written: end-of-file says so.
+            let _ = std::fs::File::from(exit_r).read(&mut [0u8; 1]);
+            // SAFETY: leave without the zygote's atexit handlers.
+            unsafe { libc::_exit(0) }
+        }
+        ForkResult::Parent { child } => {
+            drop((done_w, exit_r));
+            let made = adopt(child, done_r, owner);
+            // The child exits once this end closes (the zygote ignores
+            // SIGCHLD, so it is reaped without a wait).
+            drop(exit_w);
+            made
+        }
+    }
+}
+
+/// The parent's side of [`make`].
+fn adopt(child: Pid, done: OwnedFd, owner: u32) -> std::io::Result<Shell> {
+    let mut byte = [0u8; 1];
+    let n = std::fs::File::from(done).read(&mut byte)?;
+    if n != 1 || byte[0] != b'U' {
+        return Err(std::io::Error::other(
+            "the child could not make the namespaces",
+        ));
+    }
+    let open = |name: &str| -> std::io::Result<OwnedFd> {
+        Ok(std::fs::File::open(format!("/proc/{child}/ns/{name}"))?.into())
+    };
+    let user = open("user")?;
+    let net = open("net")?;
+    super::init::write_id_maps(child).map_err(|e| std::io::Error::other(e.reason))?;
+    Ok(Shell { user, net, owner })
+}
+
+/// A uid of the owner range, at random.
+fn random_owner() -> std::io::Result<u32> {
+    let mut bytes = [0u8; 4];
+    // SAFETY: getrandom writes at most `len` bytes to the buffer given.
+    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
+    if n != bytes.len() as isize {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(OWNER_UID_BASE + u32::from_le_bytes(bytes) % OWNER_UID_COUNT)
+}
+
+/// In the intermediate (host root, one thread, in its staging mount
+/// namespace): joins `shell`'s user namespace, makes the sandbox's other
+/// namespaces in it (pid, mount, uts, ipc, cgroup), then joins its network
+/// namespace.
+pub fn enter(shell: &Shell) -> nix::Result<()> {
+    nix::sched::setns(shell.user.as_fd(), CloneFlags::CLONE_NEWUSER)?;
+    nix::sched::unshare(
+        CloneFlags::CLONE_NEWPID
+            | CloneFlags::CLONE_NEWNS
+            | CloneFlags::CLONE_NEWUTS
+            | CloneFlags::CLONE_NEWIPC
+            | CloneFlags::CLONE_NEWCGROUP,
+    )?;
+    nix::sched::setns(shell.net.as_fd(), CloneFlags::CLONE_NEWNET)
+}
+
+/// Whether `fd` is readable within `timeout` (the zygote's wait for its
+/// next request before it makes a shell).
+pub fn readable_within(fd: &impl AsRawFd, timeout: Duration) -> bool {
+    let mut fds = [libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }];
+    // SAFETY: poll on one pollfd that lives across the call.
+    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as libc::c_int) };
+    // An error (EINTR) counts as readable: the caller then receives, which
+    // retries properly.
+    n != 0
+}
