@@ -29,19 +29,33 @@ use std::time::Duration;
 use super::Sandboxes;
 use crate::previews::tunnel::port_accepts;
 use crate::proxy::AgentClient;
+use crate::templates::BootCommand;
 
 impl Sandboxes {
     /// Starts the start command of `template` in the (running) sandbox
     /// `id`, if it has one. Failures are logged, never returned.
     pub(super) async fn launch_start_command(&self, id: &str, template: &str) {
-        let found = match self.inner.templates.start_of(template).await {
+        let found = self.start_command_of(id, template).await;
+        self.launch_found_start_command(id, found).await;
+    }
+
+    /// The start command of `template` (`None` if it has none, or cannot
+    /// be read, which is logged), looked up for sandbox `id`'s boot: a
+    /// boot looks it up while the sandbox starts.
+    pub(super) async fn start_command_of(&self, id: &str, template: &str) -> Option<BootCommand> {
+        match self.inner.templates.start_of(template).await {
             Ok(found) => found,
             Err(e) => {
                 tracing::error!(%id, template = %template, error = %e,
                     "looking up the template's start command");
-                return;
+                None
             }
-        };
+        }
+    }
+
+    /// [`Sandboxes::launch_start_command`] with the command already looked
+    /// up ([`Sandboxes::start_command_of`]).
+    pub(super) async fn launch_found_start_command(&self, id: &str, found: Option<BootCommand>) {
         let Some(boot) = found else {
             return;
         };

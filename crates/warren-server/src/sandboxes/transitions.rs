@@ -234,7 +234,10 @@ impl Sandboxes {
             };
             Some((result, reported.elapsed()))
         };
-        let (started, recorded) = tokio::join!(start, record_running);
+        // The start command is looked up (a file of the template) while the
+        // sandbox starts.
+        let start_command = self.start_command_of(&record.id, &record.template);
+        let (started, recorded, start_command) = tokio::join!(start, record_running, start_command);
         let (started, prepared, limited, blocking_took) = started?;
         let set_state = match recorded {
             Some((result, took)) => {
@@ -252,7 +255,7 @@ impl Sandboxes {
             }
         };
         let t = Instant::now();
-        self.launch_start_command(&record.id, &record.template)
+        self.launch_found_start_command(&record.id, start_command)
             .await;
         tracing::debug!(
             id = %record.id,
