@@ -11,9 +11,10 @@
 //!
 //! A fork of one sandbox (`count` 1, the common case) is made in one freeze
 //! of its source ([`OneFork`]): the child's root and the checkpoint are
-//! snapshotted from the source at once (one commit), the child starts, and
-//! the checkpoint is recorded meanwhile; the answer waits for both. With more, the checkpoint comes
-//! first and each child's root is a snapshot of it.
+//! snapshotted from the source at once (one btrfs commit), the child
+//! starts, and the checkpoint's row is committed with the child's `running`
+//! state (one SQLite commit). With more, the checkpoint comes first and each
+//! child's root is a snapshot of it.
 
 use std::sync::{Arc, Mutex};
 
@@ -23,13 +24,13 @@ use warren_api::ids::{self, IdKind};
 use warren_api::server::Sandbox;
 
 use super::seed::Seed;
-use super::{checked_name, detached, new_record, remove_volume, CheckpointError, Checkpoints};
+use super::{checked_name, detached, new_record, CheckpointError, Checkpoints};
 use crate::auth::Caller;
-use crate::node::Node;
+use crate::node::{Node, NodeError};
 use crate::sandboxes::registry::{Entry, Phase};
 use crate::sandboxes::validate::CreatePlan;
 use crate::sandboxes::{ensure_settled, SandboxError};
-use crate::store::{CheckpointRecord, SandboxRecord, Store};
+use crate::store::{CheckpointRecord, SandboxRecord};
 use crate::time::now_ms;
 
 /// Most sandboxes one fork call makes.
@@ -37,11 +38,13 @@ pub const MAX_FORKS: u32 = 64;
 
 /// The disk and checkpoint of a fork of one sandbox: the child's root and
 /// the checkpoint snapshotted from the frozen source at once
-/// ([`Node::fork_sandbox`]), then, while the child starts, the checkpoint
-/// recorded.
+/// ([`Node::fork_sandbox`]); the checkpoint's row is committed with the
+/// child's `running` state, in one transaction
+/// (`Store::set_running_with_checkpoint`).
 /// Cheap to clone; the create that makes the child calls
-/// [`OneFork::make_root`], the fork then awaits
-/// [`OneFork::checkpoint_recorded`].
+/// [`OneFork::make_root`], then its boot [`OneFork::checkpoint_taken`];
+/// a fork that failed calls [`OneFork::settled`] before it removes what
+/// was made.
 #[derive(Clone)]
 pub(crate) struct OneFork {
     inner: Arc<OneForkInner>,
@@ -49,13 +52,12 @@ pub(crate) struct OneFork {
 
 struct OneForkInner {
     node: Node,
-    store: Store,
     source: String,
     running: bool,
     /// The checkpoint as it will be recorded, with no patches.
     seed: Seed,
-    /// Taking and recording the checkpoint, once the child's root exists.
-    job: Mutex<Option<JoinHandle<Result<(), CheckpointError>>>>,
+    /// Taking the checkpoint, under way once the child's root exists.
+    disk: Mutex<Option<JoinHandle<Result<(), NodeError>>>>,
 }
 
 impl OneFork {
@@ -65,9 +67,9 @@ impl OneFork {
         &self.inner.seed
     }
 
-    /// Makes `child`'s root from the frozen source, with the checkpoint, and
-    /// goes on to record the checkpoint; returns once the root exists.
-    /// Called once.
+    /// Makes `child`'s root from the frozen source, with the checkpoint;
+    /// returns once the root exists (the checkpoint's snapshot may still
+    /// be under way). Called once.
     pub(crate) async fn make_root(&self, child: &str) -> Result<(), SandboxError> {
         let (made_tx, made) = tokio::sync::oneshot::channel();
         let inner = &self.inner;
@@ -94,31 +96,32 @@ impl OneFork {
                 },
             });
         }
-        let (node, store) = (inner.node.clone(), inner.store.clone());
-        let mut record = inner.seed.checkpoint.clone();
-        let job = tokio::spawn(async move {
-            disk.await
-                .map_err(|source| CheckpointError::Task { op: "fork", source })??;
-            record.created_at = now_ms();
-            if let Err(e) = store.insert_checkpoint(&record).await {
-                remove_volume(&node, &record.id).await;
-                return Err(e.into());
-            }
-            Ok(())
-        });
-        *inner.job.lock().expect("fork job lock") = Some(job);
+        *inner.disk.lock().expect("fork disk lock") = Some(disk);
         Ok(())
     }
 
-    /// How taking and recording the checkpoint ended (on failure, nothing
-    /// of it is left); `None` if the root was never made (the create failed
-    /// first, or with the job's error).
-    async fn checkpoint_recorded(&self) -> Option<Result<(), CheckpointError>> {
-        let job = self.inner.job.lock().expect("fork job lock").take()?;
-        Some(
-            job.await
-                .unwrap_or_else(|source| Err(CheckpointError::Task { op: "fork", source })),
-        )
+    /// Waits for the checkpoint's snapshot; its row, to be committed with
+    /// the child's `running` state. Called once, by the child's boot.
+    pub(crate) async fn checkpoint_taken(&self) -> Result<CheckpointRecord, SandboxError> {
+        let disk = self.inner.disk.lock().expect("fork disk lock").take();
+        if let Some(disk) = disk {
+            disk.await.map_err(|source| SandboxError::Task {
+                op: "fork the disk",
+                source,
+            })??;
+        }
+        let mut record = self.inner.seed.checkpoint.clone();
+        record.created_at = now_ms();
+        Ok(record)
+    }
+
+    /// Waits for the checkpoint's snapshot if the child's boot did not
+    /// (a create that failed before it): what was made can then be removed.
+    async fn settled(&self) {
+        let disk = self.inner.disk.lock().expect("fork disk lock").take();
+        if let Some(disk) = disk {
+            let _ = disk.await;
+        }
     }
 }
 
@@ -216,14 +219,13 @@ impl Checkpoints {
         let fork = OneFork {
             inner: Arc::new(OneForkInner {
                 node: self.inner.node.clone(),
-                store: self.inner.store.clone(),
                 source: entry.id.clone(),
                 running: entry.phase() == Phase::Running,
                 seed: Seed {
                     checkpoint: checkpoint.clone(),
                     patches: Vec::new(),
                 },
-                job: Mutex::new(None),
+                disk: Mutex::new(None),
             }),
         };
         let plan = plan_of(source, &checkpoint);
@@ -234,28 +236,28 @@ impl Checkpoints {
             .create_forked(caller, plan, fork.clone())
             .await;
         let created = begun.elapsed();
-        let recorded = fork.checkpoint_recorded().await;
         let child = match made {
+            // Its boot committed the checkpoint's row with its state.
             Ok(child) => child,
             Err(e) => {
-                if let Some(Ok(())) = recorded {
-                    if let Err(removing) = self.remove(&checkpoint.id).await {
-                        tracing::error!(checkpoint = %checkpoint.id, error = %removing, "removing the checkpoint of a failed fork");
-                    }
+                // Whatever of the checkpoint was made goes: its row, if
+                // the failure came after its commit, and its volume.
+                fork.settled().await;
+                if let Err(removing) = self.inner.store.delete_checkpoint(&checkpoint.id).await {
+                    tracing::error!(checkpoint = %checkpoint.id, error = %removing, "removing the checkpoint of a failed fork");
+                }
+                if self
+                    .inner
+                    .node
+                    .checkpoint_volume(&checkpoint.id)
+                    .is_ok_and(|v| v.exists())
+                {
+                    self.remove_volume(&checkpoint.id).await;
                 }
                 return Err(e.into());
             }
         };
-        match recorded {
-            Some(Ok(())) => {}
-            Some(Err(e)) => {
-                self.destroy_forks(caller, std::slice::from_ref(&child))
-                    .await;
-                return Err(e);
-            }
-            None => unreachable!("a fork started without its root"),
-        }
-        tracing::debug!(?created, recorded = ?begun.elapsed(), "fork phases");
+        tracing::debug!(?created, "fork phases");
         tracing::info!(sandbox = %entry.id, checkpoint = %checkpoint.id, auto = false, "checkpoint taken");
         tracing::info!(source = %entry.id, checkpoint = %checkpoint.id, count = 1, "sandbox forked");
         Ok(ForkResponse {

@@ -56,7 +56,7 @@ impl Sandboxes {
             Origin::Fork(fork) => {
                 fork.make_root(&record.id).await?;
                 self.inner.node.read_root_ahead(&record.id);
-                return self.boot(record).await;
+                return self.boot_forked(record, fork).await;
             }
         }
         let pid = self.boot(record).await?;

@@ -188,6 +188,24 @@ impl Sandboxes {
     /// `record.state` says the row is `running` already (then only the pid
     /// is recorded, without waiting: see `Store::record_pid`).
     pub(crate) async fn boot(&self, record: &SandboxRecord) -> Result<i32, SandboxError> {
+        self.boot_with(record, None).await
+    }
+
+    /// [`Sandboxes::boot`] of a fork's child: its `running` state is
+    /// committed with the fork's checkpoint, once that is taken.
+    pub(crate) async fn boot_forked(
+        &self,
+        record: &SandboxRecord,
+        fork: &OneFork,
+    ) -> Result<i32, SandboxError> {
+        self.boot_with(record, Some(fork)).await
+    }
+
+    async fn boot_with(
+        &self,
+        record: &SandboxRecord,
+        fork: Option<&OneFork>,
+    ) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network, disk_mb) = (
             record.id.clone(),
@@ -226,11 +244,22 @@ impl Sandboxes {
             let result = if already_running {
                 self.inner.store.record_pid(&record.id, pid);
                 Ok(())
+            } else if let Some(fork) = fork {
+                match fork.checkpoint_taken().await {
+                    Ok(checkpoint) => self
+                        .inner
+                        .store
+                        .set_running_with_checkpoint(&record.id, pid, &checkpoint)
+                        .await
+                        .map_err(SandboxError::from),
+                    Err(e) => Err(e),
+                }
             } else {
                 self.inner
                     .store
                     .set_state(&record.id, StoredState::Running, Some(pid))
                     .await
+                    .map_err(SandboxError::from)
             };
             Some((result, reported.elapsed()))
         };

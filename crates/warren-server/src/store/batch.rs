@@ -20,7 +20,7 @@ use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot};
 
 use super::sandboxes::{Applied, SandboxRecord};
-use super::{StoreError, StoredState};
+use super::{CheckpointRecord, StoreError, StoredState};
 use crate::events::Hub;
 use crate::time::now_ms;
 
@@ -45,6 +45,16 @@ pub(super) enum Write {
     ReserveStart(String),
     /// A sandbox's row goes.
     DeleteSandbox(String),
+    /// A fork's checkpoint, then its child's `running` state and pid: the
+    /// state changes only if the checkpoint is recorded.
+    RunningWithCheckpoint {
+        /// The child.
+        id: String,
+        /// Host pid of its init.
+        pid: i32,
+        /// The checkpoint its root was made with.
+        checkpoint: Box<CheckpointRecord>,
+    },
 }
 
 impl Write {
@@ -57,8 +67,38 @@ impl Write {
             }
             Write::ReserveStart(id) => super::sandboxes::reserve_start(conn, id).await,
             Write::DeleteSandbox(id) => super::sandboxes::delete(conn, id).await,
+            Write::RunningWithCheckpoint {
+                id,
+                pid,
+                checkpoint,
+            } => {
+                // Both or neither: a savepoint, which is the transaction
+                // itself when the write is committed alone.
+                savepoint(conn, "SAVEPOINT running_with_checkpoint").await?;
+                let applied = match super::checkpoints::insert(&mut *conn, checkpoint).await {
+                    Ok(()) => {
+                        super::sandboxes::update_state(conn, id, StoredState::Running, Some(*pid))
+                            .await
+                    }
+                    Err(e) => Err(e),
+                };
+                if applied.is_err() {
+                    savepoint(conn, "ROLLBACK TO running_with_checkpoint").await?;
+                }
+                savepoint(conn, "RELEASE running_with_checkpoint").await?;
+                applied
+            }
         }
     }
+}
+
+/// Runs one savepoint statement.
+async fn savepoint(conn: &mut SqliteConnection, sql: &'static str) -> Result<(), StoreError> {
+    sqlx::query(sql)
+        .execute(&mut *conn)
+        .await
+        .map(|_| ())
+        .map_err(super::query_err("savepoint"))
 }
 
 /// Where a write's outcome goes: the rows it changed once its batch is
@@ -509,5 +549,60 @@ mod tests {
         let again = store.insert_sandbox_early(&record("sbx_d", "ten_d")).await;
         assert!(again.is_err(), "a duplicate id is an error");
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_fork_s_checkpoint_and_its_child_s_state_commit_together_or_not_at_all() {
+        use super::super::CheckpointRecord;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("warren.db");
+        let store = Store::open(&path).await.unwrap();
+        let checkpoint = CheckpointRecord {
+            seq: 0,
+            id: "ckpt_f".into(),
+            sandbox_id: "sbx_src".into(),
+            tenant_id: None,
+            name: "fork".into(),
+            created_at: 1,
+            command: None,
+            exit_code: None,
+            auto: false,
+            imported: false,
+            template: "base".into(),
+            workdir: "/".into(),
+            envs: BTreeMap::new(),
+        };
+        let mut child = record("sbx_child", "ten_x");
+        child.tenant_id = None;
+        let mut other = record("sbx_other", "ten_x");
+        other.tenant_id = None;
+        assert!(store.insert_sandbox(&child).await.unwrap());
+        assert!(store.insert_sandbox(&other).await.unwrap());
+        store
+            .set_running_with_checkpoint("sbx_child", 41, &checkpoint)
+            .await
+            .unwrap();
+        // The same checkpoint again fails its insert: the other child's
+        // state does not change either.
+        assert!(store
+            .set_running_with_checkpoint("sbx_other", 42, &checkpoint)
+            .await
+            .is_err());
+        store.close().await;
+        // As a restarted server finds them.
+        let store = Store::open(&path).await.unwrap();
+        let child = store.sandbox("sbx_child").await.unwrap().unwrap();
+        assert_eq!((child.state, child.pid), (StoredState::Running, Some(41)));
+        assert_eq!(
+            store
+                .checkpoint("ckpt_f")
+                .await
+                .unwrap()
+                .unwrap()
+                .sandbox_id,
+            "sbx_src"
+        );
+        let other = store.sandbox("sbx_other").await.unwrap().unwrap();
+        assert_eq!((other.state, other.pid), (StoredState::Creating, None));
     }
 }

@@ -148,26 +148,26 @@ impl From<PatchRow> for PatchRecord {
 impl Store {
     /// Records a checkpoint whose volume exists. `seq` is ignored.
     pub async fn insert_checkpoint(&self, c: &CheckpointRecord) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO checkpoints (id, sandbox_id, tenant_id, name, created_at, command, \
-             exit_code, auto, imported, template, workdir, envs) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&c.id)
-        .bind(&c.sandbox_id)
-        .bind(&c.tenant_id)
-        .bind(&c.name)
-        .bind(c.created_at)
-        .bind(&c.command)
-        .bind(c.exit_code)
-        .bind(c.auto)
-        .bind(c.imported)
-        .bind(&c.template)
-        .bind(&c.workdir)
-        .bind(serde_json::to_string(&c.envs).expect("a map of strings serializes"))
-        .execute(&self.pool)
-        .await
-        .map_err(query_err("insert checkpoint"))?;
+        insert(&self.pool, c).await
+    }
+
+    /// Records that sandbox `id` runs as `pid` and, in the same
+    /// transaction, its fork's checkpoint `c`, whose volume exists: a fork
+    /// of one answers once both are committed, so one commit rather than
+    /// two in a row.
+    pub async fn set_running_with_checkpoint(
+        &self,
+        id: &str,
+        pid: i32,
+        c: &CheckpointRecord,
+    ) -> Result<(), StoreError> {
+        self.batch
+            .write(super::batch::Write::RunningWithCheckpoint {
+                id: id.to_string(),
+                pid,
+                checkpoint: Box::new(c.clone()),
+            })
+            .await?;
         Ok(())
     }
 
@@ -315,4 +315,33 @@ impl Store {
                 .map_err(query_err("delete patch"))?;
         Ok(result.rows_affected() == 1)
     }
+}
+
+/// Inserts checkpoint `c` (`seq` is ignored) with `exec`: the pool, or a
+/// batch's transaction.
+pub(super) async fn insert<'e>(
+    exec: impl sqlx::Executor<'e, Database = Sqlite>,
+    c: &CheckpointRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO checkpoints (id, sandbox_id, tenant_id, name, created_at, command, \
+         exit_code, auto, imported, template, workdir, envs) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(&c.id)
+    .bind(&c.sandbox_id)
+    .bind(&c.tenant_id)
+    .bind(&c.name)
+    .bind(c.created_at)
+    .bind(&c.command)
+    .bind(c.exit_code)
+    .bind(c.auto)
+    .bind(c.imported)
+    .bind(&c.template)
+    .bind(&c.workdir)
+    .bind(serde_json::to_string(&c.envs).expect("a map of strings serializes"))
+    .execute(exec)
+    .await
+    .map_err(query_err("insert checkpoint"))?;
+    Ok(())
 }
