@@ -179,7 +179,12 @@ pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<
         return Ok(path);
     }
     let mut bundle = Vec::new();
-    if let Some((file, _)) = store {
+    if let Some((located, _)) = store {
+        // Opened for reading through the located file itself.
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+            .open(format!("/proc/self/fd/{}", located.as_raw_fd()))?;
         file.take(MAX_IMAGE_BUNDLE).read_to_end(&mut bundle)?;
         if !bundle.ends_with(b"\n") && !bundle.is_empty() {
             bundle.push(b'\n');
@@ -206,11 +211,10 @@ pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<
     written.map(|()| path)
 }
 
-/// The store in `rootfs`, opened for reading with its metadata, if it is a
-/// regular file. It is looked up with `O_PATH` first (a FIFO or a device
-/// node the root holds is never opened for reading by host root) and every
-/// link resolves inside `rootfs`.
-fn open_store(rootfs: &Path) -> std::io::Result<Option<(std::fs::File, std::fs::Metadata)>> {
+/// The store in `rootfs` (an `O_PATH` descriptor: a FIFO or a device node
+/// the root holds is never opened for reading by host root) with its
+/// metadata, if it is a regular file. Every link resolves inside `rootfs`.
+fn open_store(rootfs: &Path) -> std::io::Result<Option<(OwnedFd, std::fs::Metadata)>> {
     let root = std::fs::OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC)
@@ -233,11 +237,7 @@ fn open_store(rootfs: &Path) -> std::io::Result<Option<(std::fs::File, std::fs::
     if !meta.file_type().is_file() {
         return Ok(None);
     }
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(format!("/proc/self/fd/{}", located.as_raw_fd()))?;
-    Ok(Some((file, meta)))
+    Ok(Some((located, meta)))
 }
 
 /// Removes the older half of the bundles in `dir` once it holds

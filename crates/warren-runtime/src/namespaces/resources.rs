@@ -42,24 +42,21 @@ pub fn validate_resources(requested: &Resources) -> Result<Resources, RuntimeErr
             "pids must be at least {MIN_PIDS}, got {pids}"
         )));
     }
-    let host_cpus = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let Host {
+        cpus: host_cpus,
+        memory_mb: host_mb,
+        pid_max,
+    } = *host();
     if cpus > host_cpus as f64 {
         return Err(RuntimeError::ResourcesTooLarge(format!(
             "cpus {cpus} exceeds the host's {host_cpus}"
         )));
     }
-    let host_mb = host_memory_mb();
     if memory_mb > host_mb {
         return Err(RuntimeError::ResourcesTooLarge(format!(
             "memory_mb {memory_mb} exceeds the host's {host_mb} MiB"
         )));
     }
-    let pid_max = std::fs::read_to_string("/proc/sys/kernel/pid_max")
-        .ok()
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .unwrap_or(4_194_304);
     if pids > pid_max {
         return Err(RuntimeError::ResourcesTooLarge(format!(
             "pids {pids} exceeds the host's pid_max {pid_max}"
@@ -69,6 +66,32 @@ pub fn validate_resources(requested: &Resources) -> Result<Resources, RuntimeErr
         cpus,
         memory_mb,
         pids,
+    })
+}
+
+/// What the host has, against which every start's resources are checked.
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    cpus: usize,
+    memory_mb: u64,
+    pid_max: u64,
+}
+
+/// The host's CPUs, memory and `pid_max`, read once: `available_parallelism`
+/// reads the process's cgroup and `/proc/self/mountinfo`, which holds a
+/// line per live sandbox's run directory, so a start that asked each time
+/// cost more the more sandboxes were alive.
+fn host() -> &'static Host {
+    static HOST: std::sync::OnceLock<Host> = std::sync::OnceLock::new();
+    HOST.get_or_init(|| Host {
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
+        memory_mb: host_memory_mb(),
+        pid_max: std::fs::read_to_string("/proc/sys/kernel/pid_max")
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(4_194_304),
     })
 }
 
