@@ -127,12 +127,16 @@ struct MountAttr {
 }
 
 /// Makes the detached `tree` (a clone of `path`) read-only, without
-/// set-id, devices or exec.
+/// set-id, devices or exec, and private. A clone joins its source's peer
+/// group: a file of the host's root file system would join the host's `/`
+/// group, and every mount the host then makes or removes (a run
+/// directory's tmpfs at every create and delete) would walk one more
+/// mount per live sandbox.
 pub fn read_only(tree: &OwnedFd, path: &Path) -> Result<(), StageError> {
     let attr = MountAttr {
         attr_set: MOUNT_ATTR_LOCKED_DOWN,
         attr_clr: 0,
-        propagation: 0,
+        propagation: libc::MS_PRIVATE,
         userns_fd: 0,
     };
     // SAFETY: mount_setattr on a descriptor this process owns, an empty C
