@@ -19,7 +19,7 @@
 //! own).
 
 use std::io::{Read, Write};
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
 use nix::sched::CloneFlags;
@@ -161,19 +161,4 @@ pub fn enter(shell: &Shell) -> nix::Result<()> {
             | CloneFlags::CLONE_NEWCGROUP,
     )?;
     nix::sched::setns(shell.net.as_fd(), CloneFlags::CLONE_NEWNET)
-}
-
-/// Whether `fd` is readable within `timeout` (the zygote's wait for its
-/// next request before it makes a shell).
-pub fn readable_within(fd: &impl AsRawFd, timeout: Duration) -> bool {
-    let mut fds = [libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }];
-    // SAFETY: poll on one pollfd that lives across the call.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), 1, timeout.as_millis() as libc::c_int) };
-    // An error (EINTR) counts as readable: the caller then receives, which
-    // retries properly.
-    n != 0
 }

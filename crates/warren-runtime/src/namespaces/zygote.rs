@@ -61,7 +61,10 @@ pub fn serve(channel: OwnedFd) -> i32 {
     loop {
         // Namespaces for the next starts, made only while no start is
         // asked for (see `shells`).
-        if shells.wanted() && !super::shells::readable_within(&channel, super::shells::IDLE) {
+        // An error polling counts as a request: receiving then says what.
+        let idle =
+            || !super::wait_readable(channel.as_raw_fd(), super::shells::IDLE).unwrap_or(true);
+        if shells.wanted() && idle() {
             shells.refill();
             continue;
         }
