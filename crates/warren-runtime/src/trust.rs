@@ -42,6 +42,10 @@ const MAX_IMAGE_BUNDLE: u64 = 8 << 20;
 /// Most shared bundles kept: a sandbox that rewrites its store and forks
 /// again makes a new one each time, so the oldest half goes past this.
 pub const MAX_SHARED: usize = 64;
+/// Largest store shared (Debian's is about 200 KiB): a bigger one, which
+/// only a sandbox's own writes make, is copied by that sandbox's init into
+/// its own run directory instead of onto the host's disk.
+pub const MAX_SHARED_STORE: u64 = 1 << 20;
 
 /// Errors reading extra certificates.
 #[derive(Debug, thiserror::Error)]
@@ -160,8 +164,15 @@ pub fn install_in_sandbox(extra: &str) -> std::io::Result<()> {
 /// counts as empty) followed by `extra`: a file in `dir` shared by every
 /// root whose store is the same file unchanged, made now if it is not there
 /// yet (see the module docs). The caller binds it into the sandbox.
-pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<PathBuf> {
+/// `None` for a store over [`MAX_SHARED_STORE`].
+pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<Option<PathBuf>> {
     let store = open_store(rootfs)?;
+    if store
+        .as_ref()
+        .is_some_and(|(_, meta)| meta.size() > MAX_SHARED_STORE)
+    {
+        return Ok(None);
+    }
     let key = match &store {
         Some(meta) => format!(
             "{:x}-{:x}-{}.{}-{}.{}",
@@ -176,7 +187,7 @@ pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<
     };
     let path = dir.join(format!("{key}-{:016x}.pem", digest(extra)));
     if path.is_file() {
-        return Ok(path);
+        return Ok(Some(path));
     }
     let mut bundle = Vec::new();
     if let Some((located, _)) = store {
@@ -208,7 +219,7 @@ pub fn shared_bundle(dir: &Path, rootfs: &Path, extra: &str) -> std::io::Result<
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
-    written.map(|()| path)
+    written.map(|()| Some(path))
 }
 
 /// The store in `rootfs` (an `O_PATH` descriptor: a FIFO or a device node
@@ -307,21 +318,29 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let cache = dir.path().join("bundles");
         let root = root_with(Some("STORE"));
-        let first = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let first = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&first).unwrap(), "STORE\nEXTRA\n");
         assert_eq!(
-            shared_bundle(&cache, root.path(), "EXTRA\n").unwrap(),
+            shared_bundle(&cache, root.path(), "EXTRA\n")
+                .unwrap()
+                .unwrap(),
             first
         );
         // Another extras file: another bundle.
-        let other = shared_bundle(&cache, root.path(), "OTHER\n").unwrap();
+        let other = shared_bundle(&cache, root.path(), "OTHER\n")
+            .unwrap()
+            .unwrap();
         assert_ne!(other, first);
         assert_eq!(std::fs::read_to_string(&other).unwrap(), "STORE\nOTHER\n");
         // A write to the store (same size, even) changes its identity.
         std::thread::sleep(std::time::Duration::from_millis(5));
         let store = root.path().join("etc/ssl/certs/ca-certificates.crt");
         std::fs::write(&store, "STORX").unwrap();
-        let changed = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let changed = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_ne!(changed, first);
         assert_eq!(std::fs::read_to_string(&changed).unwrap(), "STORX\nEXTRA\n");
         // The first is untouched for the sandboxes that have it.
@@ -338,20 +357,28 @@ mod tests {
         let store = root.path().join("etc/ssl/certs/ca-certificates.crt");
         // An absolute link resolves inside the root, where nothing is.
         std::os::unix::fs::symlink(&secret, &store).unwrap();
-        let linked = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let linked = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&linked).unwrap(), "EXTRA\n");
         std::fs::remove_file(&store).unwrap();
         std::os::unix::fs::symlink("../../../../../../secret", &store).unwrap();
-        let relative = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let relative = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&relative).unwrap(), "EXTRA\n");
         // A FIFO would block a read for ever; a directory is no store.
         std::fs::remove_file(&store).unwrap();
         nix::unistd::mkfifo(&store, nix::sys::stat::Mode::from_bits_truncate(0o644)).unwrap();
-        let fifo = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let fifo = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&fifo).unwrap(), "EXTRA\n");
         std::fs::remove_file(&store).unwrap();
         std::fs::create_dir(&store).unwrap();
-        let directory = shared_bundle(&cache, root.path(), "EXTRA\n").unwrap();
+        let directory = shared_bundle(&cache, root.path(), "EXTRA\n")
+            .unwrap()
+            .unwrap();
         assert_eq!(std::fs::read_to_string(&directory).unwrap(), "EXTRA\n");
     }
 
@@ -362,11 +389,18 @@ mod tests {
         let root = root_with(Some("STORE"));
         let mut made = Vec::new();
         for n in 0..MAX_SHARED + 10 {
-            made.push(shared_bundle(&cache, root.path(), &format!("EXTRA {n}\n")).unwrap());
+            made.push(
+                shared_bundle(&cache, root.path(), &format!("EXTRA {n}\n"))
+                    .unwrap()
+                    .unwrap(),
+            );
         }
         let kept = std::fs::read_dir(&cache).unwrap().count();
         assert!(kept <= MAX_SHARED, "{kept} bundles kept");
         // The newest stays.
         assert!(made.last().unwrap().is_file());
+        // A store past the shared size is left to the sandbox.
+        let big = root_with(Some(&"x".repeat(MAX_SHARED_STORE as usize + 1)));
+        assert_eq!(shared_bundle(&cache, big.path(), "EXTRA\n").unwrap(), None);
     }
 }

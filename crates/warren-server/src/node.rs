@@ -332,6 +332,7 @@ impl Node {
                 tracing::warn!(sandbox = id, error = %e, "no shared CA bundle: the sandbox writes its own");
             })
             .ok()
+            .flatten()
     }
 
     fn reset_run_dir(&self, run_dir: &Path) -> Result<(), NodeError> {

@@ -562,7 +562,8 @@ fn the_ca_bundle_is_the_shared_one_read_only_or_else_the_sandbox_s_own() {
     let dir = tempfile::tempdir().unwrap();
     let mut prepared = with_store("sharedca");
     let shared = warren_runtime::trust::shared_bundle(dir.path(), &prepared.spec.rootfs, &pem)
-        .expect("a shared bundle");
+        .expect("a shared bundle")
+        .expect("a store small enough to share");
     assert_eq!(std::fs::read_to_string(&shared).unwrap(), bundle);
     prepared.spec.ca_bundle = Some(shared);
     let runtime = harness::runtime();
