@@ -294,7 +294,9 @@ impl Desktop {
         )))
     }
 
-    /// Starts Openbox; waits until it manages the screen (`wmctrl -m`).
+    /// Starts Openbox; waits until it lists the screen's windows
+    /// (`wmctrl -l`: Openbox answers `wmctrl -m` a moment before it has a
+    /// client list, and a window listing in that moment failed).
     async fn start_wm(&self, display: &str) -> Result<(&'static str, String, i32), AgentError> {
         let info = self.processes.start(StartRequest {
             argv: Some(vec!["openbox".into(), "--sm-disable".into()]),
@@ -304,7 +306,7 @@ impl Desktop {
         let wm = ("window_manager", info.id, info.pid);
         let deadline = Instant::now() + READY_WAIT;
         loop {
-            if Tool::new(display, ["wmctrl", "-m"])
+            if Tool::new(display, ["wmctrl", "-l"])
                 .run(&self.processes)
                 .await
                 .is_ok()
