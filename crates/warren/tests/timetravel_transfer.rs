@@ -127,6 +127,21 @@ async fn export_then_import_round_trips_between_servers_and_drivers() {
         (403, Some("forbidden")),
         "{problem}"
     );
+    // Refused at the header while the client still sends a large body: the
+    // answer gets through, not a reset connection.
+    let mut large = stream[..stream.iter().position(|b| *b == b'\n').unwrap() + 1].to_vec();
+    large.extend(serde_json::to_vec(&head).unwrap());
+    large.push(b'\n');
+    large.resize(large.len() + (16 << 20), 0);
+    for _ in 0..20 {
+        let (status, problem) = import(&other_btrfs, &tenant_key, large.clone()).await;
+        assert_eq!((status, problem["code"].as_str()), (403, Some("forbidden")));
+        let (status, problem) = import(&copy, ADMIN_KEY, large.clone()).await;
+        assert_eq!(
+            (status, problem["code"].as_str()),
+            (400, Some("invalid_request"))
+        );
+    }
     let (status, imported) = import(&other_btrfs, ADMIN_KEY, stream.clone()).await;
     assert_eq!(status, 201, "{imported}");
     assert!(imported["tenant_id"].is_null(), "{imported}");

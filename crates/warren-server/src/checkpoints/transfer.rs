@@ -227,7 +227,23 @@ impl Checkpoints {
     /// Makes a checkpoint of an export stream; it belongs to the caller.
     pub async fn import(&self, caller: &Caller, body: Body) -> Result<Checkpoint, CheckpointError> {
         let mut stream = body.into_data_stream();
-        let (header, rest) = read_header(&mut stream).await?;
+        let imported = self.import_stream(caller, &mut stream).await;
+        if imported.is_err() {
+            drain(&mut stream).await;
+        }
+        imported
+    }
+
+    /// [`Checkpoints::import`] until the stream is taken or refused.
+    async fn import_stream<S>(
+        &self,
+        caller: &Caller,
+        stream: &mut S,
+    ) -> Result<Checkpoint, CheckpointError>
+    where
+        S: Stream<Item = Result<Bytes, axum::Error>> + Unpin,
+    {
+        let (header, rest) = read_header(stream).await?;
         let name = checked_name(Some(header.name.clone()), "").map_err(|_| {
             CheckpointError::BadImport("the header's name is not a valid checkpoint name".into())
         })?;
@@ -264,7 +280,7 @@ impl Checkpoints {
             Format::TarGzip => Ok(prepared.pool().driver().create_volume(&target)?),
         })
         .await?;
-        let received = receive(format, &staging, rest, &mut stream).await;
+        let received = receive(format, &staging, rest, stream).await;
         let id = ids::new_id(IdKind::Checkpoint);
         let finished = match received {
             Ok(()) => {
@@ -311,6 +327,33 @@ impl Checkpoints {
         tracing::info!(checkpoint = %record.id, from = %header.id, format = format.as_str(), "checkpoint imported");
         Ok(view(&record))
     }
+}
+
+/// Most of a refused import's body read and dropped before the refusal.
+const DRAIN_BYTES: u64 = 8 << 30;
+
+/// Longest time spent reading a refused import's body.
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Reads what is left of a refused import's body, within [`DRAIN_BYTES`]
+/// and [`DRAIN_TIME`], and drops it. A server that answers early and closes
+/// while the client still sends resets the connection, and the client sees
+/// a broken pipe instead of the answer (what a proxy's lingering close
+/// avoids); draining first lets the answer through.
+async fn drain<S, E>(stream: &mut S)
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+{
+    let read = async {
+        let mut left = DRAIN_BYTES;
+        while let Some(Ok(chunk)) = stream.next().await {
+            left = left.saturating_sub(chunk.len() as u64);
+            if left == 0 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_TIME, read).await;
 }
 
 /// Reads `MAGIC\n{json}\n` off the front of the body; returns the header
