@@ -45,6 +45,11 @@ pub fn init_plain_logging() {
 
 fn init_logging_with(format: LogFormat, ansi: bool) {
     use tracing_subscriber::EnvFilter;
+    // A sandbox's agent is a fork of the zygote and keeps its subscriber:
+    // building another one only to have it refused costs its start.
+    if tracing::dispatcher::has_been_set() {
+        return;
+    }
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
