@@ -30,7 +30,7 @@ pub mod sessions;
 
 pub use config::AgentConfig;
 pub use error::AgentError;
-pub use serve::{run, Listen};
+pub use serve::{run, signal_ready_if_listening, Listen};
 
 use std::sync::Arc;
 

@@ -141,8 +141,23 @@ fn signal_ready(fd: i32) {
     }
 }
 
+/// Signals readiness on `ready` at once when every listener is inherited
+/// (already bound and listening: connections queue in its backlog), before
+/// the caller builds its runtime, so that whoever waits goes on with its
+/// own work meanwhile; then returns `None`. Otherwise returns `ready`, for
+/// [`run`] to signal once it has bound the listeners.
+pub fn signal_ready_if_listening(listens: &[Listen], ready: Option<i32>) -> Option<i32> {
+    let fd = ready?;
+    if listens.is_empty() || !listens.iter().all(|l| matches!(l, Listen::Fd(_))) {
+        return Some(fd);
+    }
+    signal_ready(fd);
+    None
+}
+
 /// Binds every listener, signals readiness on `ready` (an inherited pipe,
-/// if any), serves until SIGTERM/SIGINT, then stops the processes.
+/// if any, unless [`signal_ready_if_listening`] did), serves until
+/// SIGTERM/SIGINT, then stops the processes.
 pub async fn run(
     config: AgentConfig,
     listens: Vec<Listen>,

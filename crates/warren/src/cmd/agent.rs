@@ -125,6 +125,8 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         state_dir,
         limits,
     };
+    // A sandbox's agent: its listener is the init's, already listening.
+    let ready = warren_agent::signal_ready_if_listening(&args.listen, args.ready_fd);
     // PID 1 inside a sandbox, or a subreaper standalone: orphans come to us.
     warren_agent::process::become_subreaper();
     super::raise_fd_limit();
@@ -133,5 +135,5 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
-    rt.block_on(warren_agent::run(config, args.listen, args.ready_fd))
+    rt.block_on(warren_agent::run(config, args.listen, ready))
 }
