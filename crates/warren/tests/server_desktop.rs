@@ -120,16 +120,33 @@ async fn desktop_sandbox_through_the_server() {
         )
         .await;
     assert_eq!(status, 204, "{body}");
-    let (status, body) = server
-        .call(
-            "POST",
-            &path("keyboard/type"),
-            ADMIN_KEY,
-            Some(json!({"text": "k"})),
+    // A browser that has just drawn its first page may drop a key while it
+    // sets up its input (seen once in about 65 CI runs, with the window
+    // focused and the page's listener in place): the key is typed again
+    // until the page has seen one, a few times at most.
+    let mut typed = None;
+    for _ in 0..5 {
+        let (status, body) = server
+            .call(
+                "POST",
+                &path("keyboard/type"),
+                ADMIN_KEY,
+                Some(json!({"text": "k"})),
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        typed = find_window(
+            &server,
+            &path("windows"),
+            "key:k - Chromium",
+            Duration::from_secs(3),
         )
         .await;
-    assert_eq!(status, 204, "{body}");
-    wait_window(&server, &path("windows"), "key:k - Chromium").await;
+        if typed.is_some() {
+            break;
+        }
+    }
+    assert!(typed.is_some(), "the page never saw the key typed 5 times");
 
     // The Rust client and the CLI.
     let client = warren_client::Client::new(&server.base, Some(ADMIN_KEY)).unwrap();
@@ -316,7 +333,23 @@ async fn client_extras(desktop: &warren_client::Desktop, server: &TestServer, id
 
 /// Waits until a window titled `title` is listed; returns it.
 async fn wait_window(server: &TestServer, path: &str, title: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    match find_window(server, path, title, Duration::from_secs(30)).await {
+        Some(window) => window,
+        None => {
+            let (_, list) = server.call("GET", path, ADMIN_KEY, None).await;
+            panic!("no window {title:?} in {list}");
+        }
+    }
+}
+
+/// The window titled `title`, once listed within `patience`.
+async fn find_window(
+    server: &TestServer,
+    path: &str,
+    title: &str,
+    patience: Duration,
+) -> Option<Value> {
+    let deadline = Instant::now() + patience;
     loop {
         let (status, list) = server.call("GET", path, ADMIN_KEY, None).await;
         assert_eq!(status, 200, "{list}");
@@ -326,9 +359,11 @@ async fn wait_window(server: &TestServer, path: &str, title: &str) -> Value {
             .iter()
             .find(|w| w["title"] == title)
         {
-            return w.clone();
+            return Some(w.clone());
         }
-        assert!(Instant::now() < deadline, "no window {title:?} in {list}");
+        if Instant::now() >= deadline {
+            return None;
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
