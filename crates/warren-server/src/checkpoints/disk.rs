@@ -170,7 +170,8 @@ impl Node {
     /// Forks sandbox `id`'s disk in one freeze of it: snapshots its root as
     /// sandbox `child`'s root and takes checkpoint `ckpt` (as
     /// [`Node::snapshot_sandbox`] does) on two threads at once, so that the
-    /// two snapshots share one btrfs commit (2.5 ms rather than 5 here) and
+    /// two snapshots can share one btrfs commit (when the checkpoint's thread
+    /// joins the transaction before the child's commit starts) and
     /// the child starts with none under way; `root_made` is called once the
     /// child's root exists (the child may start from then on). Both hold the
     /// disk of one moment. If the child's root fails, the checkpoint is

@@ -11,7 +11,7 @@
 //!
 //! A fork of one sandbox (`count` 1, the common case) is made in one freeze
 //! of its source ([`OneFork`]): the child's root and the checkpoint are
-//! snapshotted from the source at once (one btrfs commit), the child
+//! snapshotted from the source at once (two threads), the child
 //! starts, and the checkpoint's row is committed with the child's `running`
 //! state (one SQLite commit). With more, the checkpoint comes first and each
 //! child's root is a snapshot of it.

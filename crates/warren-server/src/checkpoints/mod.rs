@@ -27,6 +27,7 @@ pub mod diff;
 pub mod disk;
 mod error;
 pub mod fork;
+mod imported;
 pub mod patches;
 pub mod restore;
 pub mod seed;
