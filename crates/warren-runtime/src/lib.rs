@@ -11,11 +11,13 @@
 //! Layout: [`spec`] (what a sandbox is made of), [`namespaces`] (clone, mounts,
 //! pivot_root, uid maps, capabilities, seccomp; the code that runs in the
 //! single-threaded `warren __sandbox-init` helper), [`cgroups`] (v2 and v1/hybrid),
-//! [`storage`] (drivers and the btrfs pool), [`template`] (debootstrap, spec
+//! [`storage`] (drivers and the btrfs pool), [`gate`] (a start begun before
+//! its root exists), [`template`] (debootstrap, spec
 //! builds, OCI import), [`network`] (egress policies: veths, nftables, the
 //! sandboxes' resolver).
 
 pub mod cgroups;
+pub mod gate;
 pub mod namespaces;
 pub mod network;
 pub mod spec;
@@ -116,6 +118,26 @@ pub trait Runtime: Send + Sync + 'static {
         spec: &SandboxSpec,
         init_exists: &mut dyn FnMut(i32),
     ) -> Result<Started, RuntimeError>;
+    /// [`Runtime::start_reporting`] begun before the sandbox's root exists
+    /// ([`gate`]): the start goes only as far as it can without the root
+    /// until `gate` opens, and fails there if the root will not be made
+    /// (removing what it made, as any failed start does). The default waits
+    /// for the gate, then starts.
+    fn start_gated(
+        &self,
+        spec: &SandboxSpec,
+        gate: gate::RootGate,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, RuntimeError> {
+        if !gate.wait() {
+            return Err(RuntimeError::Start {
+                id: spec.id.clone(),
+                stage: "root".into(),
+                reason: "the sandbox's root was not made".into(),
+            });
+        }
+        self.start_reporting(spec, init_exists)
+    }
     /// Kills every process of the sandbox and removes its cgroups and mounts.
     /// Stopping a sandbox that is not running is not an error.
     fn stop(&self, id: &str) -> Result<(), RuntimeError>;

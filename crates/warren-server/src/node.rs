@@ -279,6 +279,55 @@ impl Node {
         self.prepare_for(id, true, template, env, workdir, resources, network)
     }
 
+    /// [`Node::prepare`] for a root that another sandbox's snapshot is
+    /// still making (a fork's child: [`Node::start_gated`]): nothing is made
+    /// here but the run directory. The shared CA bundle is chosen from
+    /// `source`'s root, which the child's is a snapshot of (its store file
+    /// keeps its inode and times there).
+    pub fn prepare_snapshot_of(
+        &self,
+        id: &str,
+        source: &str,
+        env: BTreeMap<String, String>,
+        workdir: String,
+        resources: warren_runtime::Resources,
+        network: warren_runtime::NetworkPolicy,
+    ) -> Result<SandboxSpec, NodeError> {
+        let rootfs = self.pool.sandbox_path(id)?;
+        let run_dir = self.run_dir(id);
+        self.reset_run_dir(&run_dir)?;
+        let ca_bundle = self.ca_bundle(id, &self.pool.sandbox_path(source)?);
+        Ok(self.spec(
+            id, rootfs, run_dir, ca_bundle, env, workdir, resources, network,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn spec(
+        &self,
+        id: &str,
+        rootfs: PathBuf,
+        run_dir: PathBuf,
+        ca_bundle: Option<PathBuf>,
+        env: BTreeMap<String, String>,
+        workdir: String,
+        resources: warren_runtime::Resources,
+        network: warren_runtime::NetworkPolicy,
+    ) -> SandboxSpec {
+        SandboxSpec {
+            id: id.to_string(),
+            rootfs,
+            run_dir,
+            warren_binary: self.warren_binary.clone(),
+            env,
+            workdir,
+            resources,
+            network,
+            extra_ca_pem: self.extra_ca.clone(),
+            ca_bundle,
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn prepare_for(
         &self,
@@ -308,18 +357,9 @@ impl Node {
         let run_dir = self.run_dir(id);
         self.reset_run_dir(&run_dir)?;
         let ca_bundle = self.ca_bundle(id, &rootfs);
-        Ok(SandboxSpec {
-            id: id.to_string(),
-            rootfs,
-            run_dir,
-            warren_binary: self.warren_binary.clone(),
-            env,
-            workdir,
-            resources,
-            network,
-            extra_ca_pem: self.extra_ca.clone(),
-            ca_bundle,
-        })
+        Ok(self.spec(
+            id, rootfs, run_dir, ca_bundle, env, workdir, resources, network,
+        ))
     }
 
     /// The shared CA bundle for the root `rootfs`, when sandboxes get extra
@@ -406,6 +446,19 @@ impl Node {
     ) -> Result<Started, NodeError> {
         let _busy = self.pool.busy();
         Ok(self.runtime.start_reporting(spec, init_exists)?)
+    }
+
+    /// [`Node::start`] of a sandbox whose root is still being made
+    /// ([`warren_runtime::gate`]): it goes as far as it can without the
+    /// root until `gate` opens.
+    pub fn start_gated(
+        &self,
+        spec: &SandboxSpec,
+        gate: warren_runtime::gate::RootGate,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, NodeError> {
+        let _busy = self.pool.busy();
+        Ok(self.runtime.start_gated(spec, gate, init_exists)?)
     }
 
     /// Stops a sandbox's processes; its disk is kept.

@@ -318,6 +318,72 @@ fn failed_starts_name_the_stage_and_leave_nothing_behind() {
     ));
 }
 
+/// A start begun before its root exists (a fork's child) gets as far as
+/// its cgroups, waits for the root, then runs in it; refused, it fails at
+/// the `root` stage and leaves nothing behind.
+#[test]
+fn a_gated_start_waits_for_its_root_and_a_refused_one_leaves_nothing() {
+    use warren_runtime::gate::root_gate;
+    let runtime = harness::runtime();
+    for open in [true, false] {
+        let mut prepared =
+            harness::prepare(if open { "gated" } else { "refused" }, Resources::default());
+        // The root's path exists only once the gate opens: a start that
+        // did not wait would fail at the `rootfs` stage.
+        let root = prepared.spec.rootfs.clone();
+        let later = prepared.run.path().with_extension("root");
+        prepared.spec.rootfs = later.clone();
+        let id = prepared.spec.id.clone();
+        let (gate, opener) = root_gate();
+        let maker = std::thread::spawn(move || {
+            // The start is under way meanwhile: its cgroups exist.
+            let begun = eventually(Duration::from_secs(10), || {
+                cgroup_dirs(&id).iter().any(|dir| dir.exists())
+            });
+            std::thread::sleep(Duration::from_millis(300));
+            if open {
+                std::os::unix::fs::symlink(&root, &later).expect("the root appears");
+                opener.open();
+            } else {
+                drop(opener);
+            }
+            begun
+        });
+        let begun = std::time::Instant::now();
+        let started = runtime.start_gated(&prepared.spec, gate, &mut |_| {});
+        let took = begun.elapsed();
+        assert!(
+            maker.join().expect("the root's maker"),
+            "the start did not begin before its root existed"
+        );
+        assert!(
+            took >= Duration::from_millis(300),
+            "the start did not wait for its root ({took:?})"
+        );
+        if open {
+            let started = started.expect("a gated start");
+            let link = prepared.spec.rootfs.clone();
+            let sbx = TestSandbox::adopt(runtime.clone(), prepared, started, took);
+            assert_eq!(
+                sbx.ok("cat /etc/debian_version; echo $WARREN_TEST")
+                    .lines()
+                    .last(),
+                Some("1")
+            );
+            drop(sbx);
+            let _ = std::fs::remove_file(link);
+        } else {
+            match started {
+                Err(warren_runtime::RuntimeError::Start { stage, .. }) => assert_eq!(stage, "root"),
+                other => panic!("expected a root failure, got {other:?}"),
+            }
+            for dir in cgroup_dirs(&prepared.spec.id) {
+                assert!(!dir.exists(), "{} is left", dir.display());
+            }
+        }
+    }
+}
+
 #[test]
 fn the_connection_a_start_checked_serves_one_first_request_and_goes_with_a_stop() {
     use std::io::{Read, Write};

@@ -148,6 +148,25 @@ async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
     );
     let (code, out) = server.sh(&key, small, "rm /root/big && echo alive").await;
     assert_eq!((code, out.trim()), (0, "alive"));
+    // A fork's disk (a snapshot, begun before its start) has the limit too.
+    let (status, forked) = server
+        .call(
+            "POST",
+            &format!("/v1/sandboxes/{small}/fork"),
+            &key,
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 201, "{forked}");
+    let child = forked["items"][0]["id"].as_str().unwrap();
+    assert_eq!(forked["items"][0]["resources"]["disk_mb"], 64, "{forked}");
+    let (code, out) = server
+        .sh(&key, child, "head -c 209715200 /dev/zero > /root/big; sync")
+        .await;
+    assert!(
+        out.contains("Disk quota exceeded") || out.contains("No space left"),
+        "200 MB written past a fork's 64 MiB limit ({code}): {out}"
+    );
     let (code, out) = server
         .sh(
             &key,

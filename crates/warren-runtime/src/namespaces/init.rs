@@ -5,7 +5,9 @@
 //! server (multithreaded)
 //!   └─ helper: reads the InitRequest on stdin, creates the cgroups,
 //!      │        writes uid_map/gid_map, answers one InitReport line on stdout
-//!      └─ intermediate: joins the cgroups, stages the sandbox's sources in a
+//!      └─ intermediate: joins the cgroups, waits until the root exists (a
+//!         │             fork's child starts while its root is snapshotted:
+//!         │             [`crate::gate`]), stages the sandbox's sources in a
 //!         │             private mount namespace, takes the sandbox's owner uid
 //!         │             as its effective uid, unshare(user, pid, mount,
 //!         │             uts, ipc, net, cgroup) (or, given a shell made ahead,
@@ -81,7 +83,16 @@ pub enum InitReport {
     },
 }
 
+/// Most bytes a request may have (a spec is a few KiB).
+const MAX_REQUEST: u32 = 1 << 20;
+
 /// Runs the helper: one request from `input`, its report lines to `output`.
+/// The request is framed (its length, 4 bytes little-endian, then its
+/// JSON); after it, `input` carries whether the sandbox's root exists
+/// ([`crate::gate`]): one [`crate::gate::GO`] byte, read by the
+/// intermediate process just before it needs the root, or end-of-file (the
+/// root will not be made: the start fails). Everything before that step
+/// (cgroups, the run directory, the intermediate itself) runs meanwhile.
 /// `ready`, if given, is handed to the agent, which writes one byte to it
 /// once it accepts connections (the runtime passes one end of a socket pair
 /// as the helper's stdin, and waits on the other end instead of polling).
@@ -89,29 +100,56 @@ pub enum InitReport {
 /// made ahead ([`super::shells`]). Returns the process exit code (0 when
 /// the sandbox started).
 pub fn run(
-    input: impl Read,
+    mut input: impl Read,
     mut output: impl Write,
     ready: Option<OwnedFd>,
     shell: Option<Shell>,
 ) -> i32 {
     let ready = ready.as_ref().map(AsRawFd::as_raw_fd);
     let mut forked = |pid: i32| write_report(&mut output, &InitReport::Forked { pid });
-    let report = match serde_json::from_reader::<_, InitRequest>(input) {
-        Ok(request) => match launch(&request, ready, shell.as_ref(), &mut forked) {
+    let report = match read_request(&mut input) {
+        Ok(request) => match launch(&request, &mut input, ready, shell.as_ref(), &mut forked) {
             Ok(pid) => InitReport::Started { pid },
             Err(e) => InitReport::Failed {
                 stage: e.stage,
                 reason: e.reason,
             },
         },
-        Err(e) => InitReport::Failed {
+        Err(reason) => InitReport::Failed {
             stage: "request".into(),
-            reason: e.to_string(),
+            reason,
         },
     };
     let code = i32::from(!matches!(report, InitReport::Started { .. }));
     write_report(&mut output, &report);
     code
+}
+
+/// Frames `request` for [`run`].
+pub(super) fn frame_request(request: &InitRequest) -> serde_json::Result<Vec<u8>> {
+    let body = serde_json::to_vec(request)?;
+    let len = u32::try_from(body.len()).unwrap_or(u32::MAX);
+    let mut framed = Vec::with_capacity(body.len() + 4);
+    framed.extend_from_slice(&len.to_le_bytes());
+    framed.extend_from_slice(&body);
+    Ok(framed)
+}
+
+/// Reads one framed request (see [`run`]), and nothing after it.
+fn read_request(input: &mut impl Read) -> Result<InitRequest, String> {
+    let mut len = [0u8; 4];
+    input
+        .read_exact(&mut len)
+        .map_err(|e| format!("reading its length: {e}"))?;
+    let len = u32::from_le_bytes(len);
+    if len > MAX_REQUEST {
+        return Err(format!("{len} bytes, more than {MAX_REQUEST}"));
+    }
+    let mut body = vec![0u8; len as usize];
+    input
+        .read_exact(&mut body)
+        .map_err(|e| format!("reading it: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| e.to_string())
 }
 
 /// Writes one report line. If the runtime is gone nobody reads it; the
@@ -136,6 +174,7 @@ const TAG_FAILED: u8 = b'F';
 /// the init's host pid as soon as it exists.
 fn launch(
     req: &InitRequest,
+    root_gate: &mut dyn Read,
     ready: Option<RawFd>,
     shell: Option<&Shell>,
     forked: &mut dyn FnMut(i32),
@@ -151,7 +190,7 @@ fn launch(
     }
     cg.create(&spec.id, &spec.resources)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
-    let result = launch_in(req, cg.as_ref(), ready, shell, forked);
+    let result = launch_in(req, root_gate, cg.as_ref(), ready, shell, forked);
     if result.is_err() {
         if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {
             tracing::warn!(id = %spec.id, error = %e, "cleaning up after a failed start");
@@ -162,14 +201,13 @@ fn launch(
 
 fn launch_in(
     req: &InitRequest,
+    root_gate: &mut dyn Read,
     cg: &dyn Backend,
     ready: Option<RawFd>,
     shell: Option<&Shell>,
     on_forked: &mut dyn FnMut(i32),
 ) -> Result<i32, StageError> {
     let spec = &req.spec;
-    let rootfs = std::fs::canonicalize(&spec.rootfs)
-        .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
     let stdio = prepare_run_dir(&spec.run_dir, spec.ca_bundle.is_some())?;
     let join = cg.join(&spec.id);
     let (report_r, report_w) = pipe()?;
@@ -185,13 +223,15 @@ fn launch_in(
             };
             intermediate(
                 req,
-                &rootfs,
                 &join,
                 &stdio,
                 ready,
                 shell,
-                File::from(report_w),
-                File::from(go_r),
+                Links {
+                    report: File::from(report_w),
+                    go: File::from(go_r),
+                    root_gate,
+                },
             )
         }
         ForkResult::Parent { child } => {
@@ -275,23 +315,49 @@ pub(super) fn write_id_maps(child: Pid) -> Result<(), StageError> {
     Ok(())
 }
 
+/// The intermediate's ways of hearing from and talking to the helper and
+/// the runtime.
+struct Links<'a> {
+    /// Messages to the helper.
+    report: File,
+    /// The helper's go-ahead once it wrote the id maps.
+    go: File,
+    /// Whether the root exists ([`run`]).
+    root_gate: &'a mut dyn Read,
+}
+
 /// The intermediate child: never returns.
-#[allow(clippy::too_many_arguments)]
 fn intermediate(
     req: &InitRequest,
-    rootfs: &Path,
     join: &Join,
     stdio: &Stdio,
     ready: Option<RawFd>,
     shell: Option<&Shell>,
-    report: File,
-    mut go: File,
+    links: Links<'_>,
 ) -> ! {
     let spec = &req.spec;
+    let Links {
+        report,
+        mut go,
+        root_gate,
+    } = links;
     let result = (|| -> Result<i32, StageError> {
         stdio.install()?;
         join_cgroups(join)?;
-        let staged = super::mounts::stage(rootfs, &spec.run_dir, spec.ca_bundle.as_deref())?;
+        // Everything above runs while the root may still be in the making.
+        let mut byte = [0u8; 1];
+        match root_gate.read_exact(&mut byte) {
+            Ok(()) if byte[0] == crate::gate::GO => {}
+            _ => {
+                return Err(StageError::new(
+                    "root",
+                    "the sandbox's root was not made".to_string(),
+                ))
+            }
+        }
+        let rootfs = std::fs::canonicalize(&spec.rootfs)
+            .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
+        let staged = super::mounts::stage(&rootfs, &spec.run_dir, spec.ca_bundle.as_deref())?;
         match shell {
             // Host root has every capability in the shell's namespaces.
             Some(shell) => super::shells::enter(shell)

@@ -47,6 +47,7 @@ use self::process::{
     is_live_init, log_tail, namespace_pids, peer_pid, pidfd, wait_readable, Lines,
 };
 use crate::cgroups::{self, Backend};
+use crate::gate::RootGate;
 use crate::network::Network;
 use crate::{NetworkPolicy, Resources, Runtime, RuntimeError, SandboxSpec, Started};
 
@@ -252,9 +253,130 @@ impl NamespaceRuntime {
     /// sandbox's agent signals readiness on. `forked` is called with the
     /// init's host pid as soon as the helper reports it, while the init is
     /// still setting the sandbox up.
+    /// [`Runtime::start_reporting`], or [`Runtime::start_gated`] with `gate`.
+    fn start_with(
+        &self,
+        spec: &SandboxSpec,
+        gate: Option<RootGate>,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, RuntimeError> {
+        let resources = validate_resources(&spec.resources)?;
+        let start_error = |stage: &str, reason: String| RuntimeError::Start {
+            id: spec.id.clone(),
+            stage: stage.to_string(),
+            reason,
+        };
+        validate_id(&spec.id).map_err(|reason| start_error("spec", reason))?;
+        let agent_socket = spec.run_dir.join(AGENT_SOCKET);
+        if agent_socket.as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(start_error(
+                "spec",
+                format!(
+                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
+                    agent_socket.display()
+                ),
+            ));
+        }
+        if !spec.rootfs.is_absolute()
+            || !spec.run_dir.is_absolute()
+            || !spec.warren_binary.is_absolute()
+        {
+            return Err(start_error(
+                "spec",
+                "rootfs, run_dir and warren_binary must be absolute paths".into(),
+            ));
+        }
+        if self.cgroups.exists(&spec.id) && !self.cgroups.pids(&spec.id).is_empty() {
+            return Err(RuntimeError::AlreadyRunning(spec.id.clone()));
+        }
+        let network_error = |source| RuntimeError::Network {
+            id: spec.id.clone(),
+            source,
+        };
+        let begun = Instant::now();
+        // The sandbox's rules go in before the helper starts it; its
+        // interface follows once it exists.
+        let prepared = match (&self.network, spec.network.needs_interface()) {
+            (Some(network), true) => network
+                .prepare(&spec.id, &spec.network)
+                .map_err(network_error)?,
+            (None, true) => return Err(RuntimeError::NetworkUnavailable(spec.id.clone())),
+            (_, false) => None,
+        };
+        let network_prepared = begun.elapsed();
+        let mut spec = spec.clone();
+        spec.resources = resources;
+        let helper_begun = Instant::now();
+        // As soon as the init (and its network namespace) exists, while it
+        // sets the sandbox up: the caller hears its pid (and commits the
+        // sandbox's state meanwhile), and its interface is wired.
+        let mut prepared = prepared;
+        let mut wired = None;
+        let mut reported = false;
+        let mut on_forked = |pid: i32| {
+            if std::mem::replace(&mut reported, true) {
+                return;
+            }
+            init_exists(pid);
+            if let (Some(network), Some(prepared)) = (&self.network, prepared.take()) {
+                wired = Some(network.connect(prepared, pid));
+            }
+        };
+        let helper_result = self.run_helper(&spec, gate, &mut on_forked);
+        let helper = helper_begun.elapsed();
+        let (report, ready) = match helper_result {
+            Ok((report, ready)) => (Ok(report), Some(ready)),
+            Err(e) => (Err(e), None),
+        };
+        let pid = match report {
+            Ok(init::InitReport::Started { pid }) => pid,
+            Ok(init::InitReport::Failed { stage, .. }) if stage == STAGE_ALREADY_RUNNING => {
+                return Err(RuntimeError::AlreadyRunning(spec.id.clone()))
+            }
+            Ok(init::InitReport::Failed { stage, reason }) => {
+                return Err(self.start_failed(&spec.id, &stage, reason))
+            }
+            // `run_helper` reads past these; never the final line.
+            Ok(init::InitReport::Forked { .. }) => {
+                return Err(self.start_failed(&spec.id, "protocol", "no final report"))
+            }
+            Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
+        };
+        // Now if the helper did not report the pid early.
+        on_forked(pid);
+        if let Some(Err(e)) = wired {
+            return Err(self.start_failed(&spec.id, "network", e.to_string()));
+        }
+        let set_up = begun.elapsed();
+        let ready = ready.expect("a started helper has a readiness channel");
+        let connection = match wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
+            Ok(connection) => connection,
+            Err(reason) => {
+                let log = log_tail(&spec.run_dir.join(AGENT_LOG));
+                return Err(self.start_failed(
+                    &spec.id,
+                    "agent",
+                    format!("{reason}; agent log: {log}"),
+                ));
+            }
+        };
+        self.handoffs.keep(&spec.id, connection);
+        tracing::debug!(
+            id = %spec.id,
+            pid,
+            ?network_prepared,
+            ?helper,
+            ?set_up,
+            total = ?begun.elapsed(),
+            "sandbox started"
+        );
+        Ok(Started { pid, agent_socket })
+    }
+
     fn run_helper(
         &self,
         spec: &SandboxSpec,
+        gate: Option<RootGate>,
         forked: &mut dyn FnMut(i32),
     ) -> Result<(init::InitReport, UnixStream), (String, String)> {
         let fail =
@@ -264,17 +386,29 @@ impl NamespaceRuntime {
             cgroup_parent: self.cgroup_parent.clone(),
             resolver: self.network.as_ref().map(Network::gateway),
         };
-        let body = serde_json::to_vec(&request).map_err(|e| fail("encoding the request", &e))?;
+        let body = init::frame_request(&request).map_err(|e| fail("encoding the request", &e))?;
         // The request goes over a socket pair rather than a pipe: the same
         // socket, inherited by the agent, later carries its readiness.
+        // After the request, the same socket says whether the root exists
+        // (`gate`): at once when there is no gate.
         let (ours, theirs) = UnixStream::pair().map_err(|e| fail("a socket pair", &e))?;
+        let mut gate = gate;
         let mut send = |report: Result<OwnedFd, String>| {
             use std::io::Write;
             let report = report.map_err(|e| fail("starting the helper", &e))?;
             (&ours)
                 .write_all(&body)
-                .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
                 .map_err(|e| fail("sending the request", &e))?;
+            match gate.take() {
+                Some(gate) => gate.forward(
+                    ours.try_clone()
+                        .map_err(|e| fail("a copy of the request socket", &e))?,
+                ),
+                None => (&ours)
+                    .write_all(&[crate::gate::GO])
+                    .and_then(|()| ours.shutdown(std::net::Shutdown::Write))
+                    .map_err(|e| fail("sending the request", &e))?,
+            }
             let mut lines = Lines::new(report, HELPER_TIMEOUT);
             loop {
                 let line = lines
@@ -364,117 +498,18 @@ impl Runtime for NamespaceRuntime {
         spec: &SandboxSpec,
         init_exists: &mut dyn FnMut(i32),
     ) -> Result<Started, RuntimeError> {
-        let resources = validate_resources(&spec.resources)?;
-        let start_error = |stage: &str, reason: String| RuntimeError::Start {
-            id: spec.id.clone(),
-            stage: stage.to_string(),
-            reason,
-        };
-        validate_id(&spec.id).map_err(|reason| start_error("spec", reason))?;
-        let agent_socket = spec.run_dir.join(AGENT_SOCKET);
-        if agent_socket.as_os_str().len() > MAX_SOCKET_PATH {
-            return Err(start_error(
-                "spec",
-                format!(
-                    "socket path {} is longer than {MAX_SOCKET_PATH} bytes",
-                    agent_socket.display()
-                ),
-            ));
-        }
-        if !spec.rootfs.is_absolute()
-            || !spec.run_dir.is_absolute()
-            || !spec.warren_binary.is_absolute()
-        {
-            return Err(start_error(
-                "spec",
-                "rootfs, run_dir and warren_binary must be absolute paths".into(),
-            ));
-        }
-        if self.cgroups.exists(&spec.id) && !self.cgroups.pids(&spec.id).is_empty() {
-            return Err(RuntimeError::AlreadyRunning(spec.id.clone()));
-        }
-        let network_error = |source| RuntimeError::Network {
-            id: spec.id.clone(),
-            source,
-        };
-        let begun = Instant::now();
-        // The sandbox's rules go in before the helper starts it; its
-        // interface follows once it exists.
-        let prepared = match (&self.network, spec.network.needs_interface()) {
-            (Some(network), true) => network
-                .prepare(&spec.id, &spec.network)
-                .map_err(network_error)?,
-            (None, true) => return Err(RuntimeError::NetworkUnavailable(spec.id.clone())),
-            (_, false) => None,
-        };
-        let network_prepared = begun.elapsed();
-        let mut spec = spec.clone();
-        spec.resources = resources;
-        let helper_begun = Instant::now();
-        // As soon as the init (and its network namespace) exists, while it
-        // sets the sandbox up: the caller hears its pid (and commits the
-        // sandbox's state meanwhile), and its interface is wired.
-        let mut prepared = prepared;
-        let mut wired = None;
-        let mut reported = false;
-        let mut on_forked = |pid: i32| {
-            if std::mem::replace(&mut reported, true) {
-                return;
-            }
-            init_exists(pid);
-            if let (Some(network), Some(prepared)) = (&self.network, prepared.take()) {
-                wired = Some(network.connect(prepared, pid));
-            }
-        };
-        let helper_result = self.run_helper(&spec, &mut on_forked);
-        let helper = helper_begun.elapsed();
-        let (report, ready) = match helper_result {
-            Ok((report, ready)) => (Ok(report), Some(ready)),
-            Err(e) => (Err(e), None),
-        };
-        let pid = match report {
-            Ok(init::InitReport::Started { pid }) => pid,
-            Ok(init::InitReport::Failed { stage, .. }) if stage == STAGE_ALREADY_RUNNING => {
-                return Err(RuntimeError::AlreadyRunning(spec.id.clone()))
-            }
-            Ok(init::InitReport::Failed { stage, reason }) => {
-                return Err(self.start_failed(&spec.id, &stage, reason))
-            }
-            // `run_helper` reads past these; never the final line.
-            Ok(init::InitReport::Forked { .. }) => {
-                return Err(self.start_failed(&spec.id, "protocol", "no final report"))
-            }
-            Err((stage, reason)) => return Err(self.start_failed(&spec.id, &stage, reason)),
-        };
-        // Now if the helper did not report the pid early.
-        on_forked(pid);
-        if let Some(Err(e)) = wired {
-            return Err(self.start_failed(&spec.id, "network", e.to_string()));
-        }
-        let set_up = begun.elapsed();
-        let ready = ready.expect("a started helper has a readiness channel");
-        let connection = match wait_for_agent(&ready, &agent_socket, pid, AGENT_TIMEOUT) {
-            Ok(connection) => connection,
-            Err(reason) => {
-                let log = log_tail(&spec.run_dir.join(AGENT_LOG));
-                return Err(self.start_failed(
-                    &spec.id,
-                    "agent",
-                    format!("{reason}; agent log: {log}"),
-                ));
-            }
-        };
-        self.handoffs.keep(&spec.id, connection);
-        tracing::debug!(
-            id = %spec.id,
-            pid,
-            ?network_prepared,
-            ?helper,
-            ?set_up,
-            total = ?begun.elapsed(),
-            "sandbox started"
-        );
-        Ok(Started { pid, agent_socket })
+        self.start_with(spec, None, init_exists)
+    }
+
+    /// Begins at once; the intermediate process waits for the gate just
+    /// before it stages the root (see [`init::run`]).
+    fn start_gated(
+        &self,
+        spec: &SandboxSpec,
+        gate: RootGate,
+        init_exists: &mut dyn FnMut(i32),
+    ) -> Result<Started, RuntimeError> {
+        self.start_with(spec, Some(gate), init_exists)
     }
 
     fn stop(&self, id: &str) -> Result<(), RuntimeError> {

@@ -12,7 +12,8 @@
 //! A fork of one sandbox (`count` 1, the common case) is made in one freeze
 //! of its source ([`OneFork`]): the child's root and the checkpoint are
 //! snapshotted from the source at once (two threads), the child
-//! starts, and the checkpoint's row is committed with the child's `running`
+//! starts (begun before its root exists, up to where it needs the root:
+//! [`warren_runtime::gate`]), and the checkpoint's row is committed with the child's `running`
 //! state (one SQLite commit). With more, the checkpoint comes first and each
 //! child's root is a snapshot of it.
 
@@ -22,6 +23,7 @@ use tokio::task::{JoinHandle, JoinSet};
 use warren_api::checkpoint::{ForkRequest, ForkResponse};
 use warren_api::ids::{self, IdKind};
 use warren_api::server::Sandbox;
+use warren_runtime::gate::RootOpener;
 
 use super::seed::Seed;
 use super::{checked_name, detached, new_record, CheckpointError, Checkpoints};
@@ -67,10 +69,23 @@ impl OneFork {
         &self.inner.seed
     }
 
-    /// Makes `child`'s root from the frozen source, with the checkpoint;
-    /// returns once the root exists (the checkpoint's snapshot may still
-    /// be under way). Called once.
-    pub(crate) async fn make_root(&self, child: &str) -> Result<(), SandboxError> {
+    /// The sandbox forked (the child's root is a snapshot of its root).
+    pub(crate) fn source(&self) -> &str {
+        &self.inner.source
+    }
+
+    /// Makes `child`'s root from the frozen source, with the checkpoint.
+    /// Once the root exists, `opener` is opened (the child's start, begun
+    /// meanwhile, goes on: [`warren_runtime::gate`]), the disk is limited
+    /// to `disk_mb` and read ahead; returns then (the checkpoint's snapshot
+    /// may still be under way). The limit is in place before the create
+    /// answers, so before any of the tenant's code runs. Called once.
+    pub(crate) async fn make_root(
+        &self,
+        child: &str,
+        disk_mb: Option<u64>,
+        opener: RootOpener,
+    ) -> Result<(), SandboxError> {
         let (made_tx, made) = tokio::sync::oneshot::channel();
         let inner = &self.inner;
         let (node, source, child, ckpt, running) = (
@@ -81,23 +96,32 @@ impl OneFork {
             inner.running,
         );
         let disk = tokio::task::spawn_blocking(move || {
+            let made_node = node.clone();
+            let made_child = child.clone();
             node.fork_sandbox(&source, &child, &ckpt, running, move || {
-                let _ = made_tx.send(());
+                opener.open();
+                let limited = made_node.limit_disk(&made_child, disk_mb);
+                made_node.read_root_ahead(&made_child);
+                let _ = made_tx.send(limited);
             })
         });
-        if made.await.is_err() {
+        let limited = made.await;
+        let made = match limited {
+            Ok(limited) => limited.map_err(SandboxError::Node),
             // The root was not made: the job's error is the create's.
-            return Err(match disk.await {
-                Ok(Err(e)) => SandboxError::Node(e),
-                Ok(Ok(())) => unreachable!("a fork's disk was taken without its root"),
-                Err(source) => SandboxError::Task {
-                    op: "fork the disk",
-                    source,
-                },
-            });
-        }
+            Err(_) => {
+                return Err(match disk.await {
+                    Ok(Err(e)) => SandboxError::Node(e),
+                    Ok(Ok(())) => unreachable!("a fork's disk was taken without its root"),
+                    Err(source) => SandboxError::Task {
+                        op: "fork the disk",
+                        source,
+                    },
+                })
+            }
+        };
         *inner.disk.lock().expect("fork disk lock") = Some(disk);
-        Ok(())
+        made
     }
 
     /// Waits for the checkpoint's snapshot; its row, to be committed with

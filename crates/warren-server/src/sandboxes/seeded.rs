@@ -54,9 +54,17 @@ impl Sandboxes {
                     })?;
             }
             Origin::Fork(fork) => {
-                fork.make_root(&record.id).await?;
-                self.inner.node.read_root_ahead(&record.id);
-                return self.boot_forked(record, fork).await;
+                // The child starts while its root is made: everything up to
+                // staging its root overlaps the snapshot's commit.
+                let (gate, opener) = warren_runtime::gate::root_gate();
+                let (made, booted) = tokio::join!(
+                    fork.make_root(&record.id, record.disk_mb, opener),
+                    self.boot_forked(record, fork, gate)
+                );
+                // A root that was not made fails the start too; its own
+                // error tells more.
+                made?;
+                return booted;
             }
         }
         let pid = self.boot(record).await?;

@@ -8,10 +8,11 @@
 //! create, removes every trace of it) and never a phase without a state.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use warren_api::ids::{self, IdKind};
 use warren_api::server::{CreateSandboxRequest, Sandbox};
+use warren_runtime::gate::RootGate;
 
 use super::registry::{Entry, Phase};
 use super::seeded::Origin;
@@ -191,20 +192,23 @@ impl Sandboxes {
         self.boot_with(record, None).await
     }
 
-    /// [`Sandboxes::boot`] of a fork's child: its `running` state is
-    /// committed with the fork's checkpoint, once that is taken.
+    /// [`Sandboxes::boot`] of a fork's child, begun while its root is still
+    /// being made ([`OneFork::make_root`] opens `gate` once it exists): its
+    /// `running` state is committed with the fork's checkpoint, once that
+    /// is taken. The disk's size limit is the root's maker's to set.
     pub(crate) async fn boot_forked(
         &self,
         record: &SandboxRecord,
         fork: &OneFork,
+        gate: RootGate,
     ) -> Result<i32, SandboxError> {
-        self.boot_with(record, Some(fork)).await
+        self.boot_with(record, Some((fork, gate))).await
     }
 
     async fn boot_with(
         &self,
         record: &SandboxRecord,
-        fork: Option<&OneFork>,
+        fork: Option<(&OneFork, RootGate)>,
     ) -> Result<i32, SandboxError> {
         let node = self.inner.node.clone();
         let (id, template, env, workdir, resources, network, disk_mb) = (
@@ -216,22 +220,41 @@ impl Sandboxes {
             record.network.clone(),
             record.disk_mb,
         );
+        let (fork, gated) = match fork {
+            Some((fork, gate)) => (Some(fork), Some((fork.source().to_string(), gate))),
+            None => (None, None),
+        };
         let (init_tx, init_rx) = tokio::sync::oneshot::channel();
         let start = blocking("start", move || {
             let begun = Instant::now();
-            let t = Instant::now();
-            let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
-            let prepared = t.elapsed();
-            let t = Instant::now();
-            node.limit_disk(&id, disk_mb)?;
-            let limited = t.elapsed();
             let mut init_tx = Some(init_tx);
-            node.start(&spec, &mut |pid| {
+            let mut init_exists = |pid| {
                 if let Some(tx) = init_tx.take() {
                     let _ = tx.send((pid, Instant::now()));
                 }
-            })
-            .map(|started| (started, prepared, limited, begun.elapsed()))
+            };
+            let t = Instant::now();
+            let (started, prepared, limited) = match gated {
+                None => {
+                    let spec = node.prepare(&id, &template, env, workdir, resources, network)?;
+                    let prepared = t.elapsed();
+                    let t = Instant::now();
+                    node.limit_disk(&id, disk_mb)?;
+                    let limited = t.elapsed();
+                    (node.start(&spec, &mut init_exists), prepared, limited)
+                }
+                Some((source, gate)) => {
+                    let spec =
+                        node.prepare_snapshot_of(&id, &source, env, workdir, resources, network)?;
+                    let prepared = t.elapsed();
+                    (
+                        node.start_gated(&spec, gate, &mut init_exists),
+                        prepared,
+                        Duration::ZERO,
+                    )
+                }
+            };
+            started.map(|started| (started, prepared, limited, begun.elapsed()))
         });
         // Committed while the agent starts; awaited before any answer (a
         // failed start after it is cleaned up by the caller, whose writes
