@@ -13,8 +13,9 @@
 //! of its source ([`OneFork`]): the child's root and the checkpoint are
 //! snapshotted from the source at once (two threads), the child
 //! starts (begun before its root exists, up to where it needs the root:
-//! [`warren_runtime::gate`]), and the checkpoint's row is committed with the child's `running`
-//! state (one SQLite commit). With more, the checkpoint comes first and each
+//! [`warren_runtime::gate`]), and the checkpoint's row is committed with
+//! the child's `running` state (one SQLite commit) as soon as the checkpoint
+//! is taken, while the child's init sets up. With more, the checkpoint comes first and each
 //! child's root is a snapshot of it.
 
 use std::sync::{Arc, Mutex};
@@ -41,8 +42,8 @@ pub const MAX_FORKS: u32 = 64;
 /// The disk and checkpoint of a fork of one sandbox: the child's root and
 /// the checkpoint snapshotted from the frozen source at once
 /// ([`Node::fork_sandbox`]); the checkpoint's row is committed with the
-/// child's `running` state, in one transaction
-/// (`Store::set_running_with_checkpoint`).
+/// child's `running` state, in one transaction, once the checkpoint is
+/// taken (`Store::set_running_with_checkpoint`; the init's pid follows).
 /// Cheap to clone; the create that makes the child calls
 /// [`OneFork::make_root`], then its boot [`OneFork::checkpoint_taken`];
 /// a fork that failed calls [`OneFork::settled`] before it removes what

@@ -260,23 +260,35 @@ impl Sandboxes {
         // failed start after it is cleaned up by the caller, whose writes
         // come after this one). A row that says `running` already (a start
         // or a restore reserved it so) only gets its informational pid,
-        // queued in order but not waited for.
+        // queued in order but not waited for. A fork's child reserves its
+        // state so too, with its checkpoint's row, as soon as the
+        // checkpoint is taken: the commit goes to disk while the init sets
+        // up, rather than after the init exists.
         let already_running = record.state == StoredState::Running;
         let record_running = async {
+            let begun = Instant::now();
+            let reserved = match fork {
+                Some(fork) if !already_running => {
+                    let committed = match fork.checkpoint_taken().await {
+                        Ok(checkpoint) => self
+                            .inner
+                            .store
+                            .set_running_with_checkpoint(&record.id, None, &checkpoint)
+                            .await
+                            .map_err(SandboxError::from),
+                        Err(e) => Err(e),
+                    };
+                    if let Err(e) = committed {
+                        return Some((Err(e), begun.elapsed()));
+                    }
+                    true
+                }
+                _ => already_running,
+            };
             let (pid, reported) = init_rx.await.ok()?;
-            let result = if already_running {
+            let result = if reserved {
                 self.inner.store.record_pid(&record.id, pid);
                 Ok(())
-            } else if let Some(fork) = fork {
-                match fork.checkpoint_taken().await {
-                    Ok(checkpoint) => self
-                        .inner
-                        .store
-                        .set_running_with_checkpoint(&record.id, pid, &checkpoint)
-                        .await
-                        .map_err(SandboxError::from),
-                    Err(e) => Err(e),
-                }
             } else {
                 self.inner
                     .store

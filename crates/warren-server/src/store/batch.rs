@@ -45,13 +45,13 @@ pub(super) enum Write {
     ReserveStart(String),
     /// A sandbox's row goes.
     DeleteSandbox(String),
-    /// A fork's checkpoint, then its child's `running` state and pid: the
-    /// state changes only if the checkpoint is recorded.
+    /// A fork's checkpoint, then its child's `running` state (and pid, if
+    /// known): the state changes only if the checkpoint is recorded.
     RunningWithCheckpoint {
         /// The child.
         id: String,
-        /// Host pid of its init.
-        pid: i32,
+        /// Host pid of its init, if it exists yet.
+        pid: Option<i32>,
         /// The checkpoint its root was made with.
         checkpoint: Box<CheckpointRecord>,
     },
@@ -77,8 +77,7 @@ impl Write {
                 savepoint(conn, "SAVEPOINT running_with_checkpoint").await?;
                 let applied = match super::checkpoints::insert(&mut *conn, checkpoint).await {
                     Ok(()) => {
-                        super::sandboxes::update_state(conn, id, StoredState::Running, Some(*pid))
-                            .await
+                        super::sandboxes::update_state(conn, id, StoredState::Running, *pid).await
                     }
                     Err(e) => Err(e),
                 };
@@ -579,13 +578,13 @@ mod tests {
         assert!(store.insert_sandbox(&child).await.unwrap());
         assert!(store.insert_sandbox(&other).await.unwrap());
         store
-            .set_running_with_checkpoint("sbx_child", 41, &checkpoint)
+            .set_running_with_checkpoint("sbx_child", Some(41), &checkpoint)
             .await
             .unwrap();
         // The same checkpoint again fails its insert: the other child's
         // state does not change either.
         assert!(store
-            .set_running_with_checkpoint("sbx_other", 42, &checkpoint)
+            .set_running_with_checkpoint("sbx_other", None, &checkpoint)
             .await
             .is_err());
         store.close().await;

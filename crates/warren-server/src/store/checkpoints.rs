@@ -151,14 +151,14 @@ impl Store {
         insert(&self.pool, c).await
     }
 
-    /// Records that sandbox `id` runs as `pid` and, in the same
-    /// transaction, its fork's checkpoint `c`, whose volume exists: a fork
-    /// of one answers once both are committed, so one commit rather than
-    /// two in a row.
+    /// Records that sandbox `id` runs (as `pid`, if its init exists yet;
+    /// see [`Store::record_pid`] for after) and, in the same transaction,
+    /// its fork's checkpoint `c`, whose volume exists: a fork of one answers
+    /// once both are committed, so one commit rather than two in a row.
     pub async fn set_running_with_checkpoint(
         &self,
         id: &str,
-        pid: i32,
+        pid: Option<i32>,
         c: &CheckpointRecord,
     ) -> Result<(), StoreError> {
         self.batch
