@@ -331,7 +331,8 @@ fn a_gated_start_waits_for_its_root_and_a_refused_one_leaves_nothing() {
         // The root's path exists only once the gate opens: a start that
         // did not wait would fail at the `rootfs` stage.
         let root = prepared.spec.rootfs.clone();
-        let later = prepared.run.path().with_extension("root");
+        let links = tempfile::tempdir().expect("a directory for the root's link");
+        let later = links.path().join("root");
         prepared.spec.rootfs = later.clone();
         let id = prepared.spec.id.clone();
         let (gate, opener) = root_gate();
@@ -352,6 +353,14 @@ fn a_gated_start_waits_for_its_root_and_a_refused_one_leaves_nothing() {
         let begun = std::time::Instant::now();
         let started = runtime.start_gated(&prepared.spec, gate, &mut |_| {});
         let took = begun.elapsed();
+        // A started sandbox is stopped on drop, whatever the checks below find.
+        let (sbx, refused) = match started {
+            Ok(started) => (
+                Some(TestSandbox::adopt(runtime.clone(), prepared, started, took)),
+                None,
+            ),
+            Err(e) => (None, Some((e, prepared))),
+        };
         assert!(
             maker.join().expect("the root's maker"),
             "the start did not begin before its root existed"
@@ -360,26 +369,24 @@ fn a_gated_start_waits_for_its_root_and_a_refused_one_leaves_nothing() {
             took >= Duration::from_millis(300),
             "the start did not wait for its root ({took:?})"
         );
-        if open {
-            let started = started.expect("a gated start");
-            let link = prepared.spec.rootfs.clone();
-            let sbx = TestSandbox::adopt(runtime.clone(), prepared, started, took);
-            assert_eq!(
+        match (open, sbx, refused) {
+            (true, Some(sbx), None) => assert_eq!(
                 sbx.ok("cat /etc/debian_version; echo $WARREN_TEST")
                     .lines()
                     .last(),
                 Some("1")
-            );
-            drop(sbx);
-            let _ = std::fs::remove_file(link);
-        } else {
-            match started {
-                Err(warren_runtime::RuntimeError::Start { stage, .. }) => assert_eq!(stage, "root"),
-                other => panic!("expected a root failure, got {other:?}"),
+            ),
+            (false, None, Some((warren_runtime::RuntimeError::Start { stage, .. }, prepared))) => {
+                assert_eq!(stage, "root");
+                for dir in cgroup_dirs(&prepared.spec.id) {
+                    assert!(!dir.exists(), "{} is left", dir.display());
+                }
             }
-            for dir in cgroup_dirs(&prepared.spec.id) {
-                assert!(!dir.exists(), "{} is left", dir.display());
-            }
+            (open, sbx, refused) => panic!(
+                "gate opened: {open}; started: {:?}; failed: {:?}",
+                sbx.map(|s| s.started.pid),
+                refused.map(|(e, _)| e)
+            ),
         }
     }
 }
