@@ -101,6 +101,15 @@ pub fn is_out_of_space(err: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
+/// Where a prepared sandbox's root comes from ([`Node::prepare`]).
+enum Root<'a> {
+    /// Made from template `name` (a spare, or a snapshot now) unless it
+    /// exists; `warm` for a warm pool's own sandbox.
+    Template { name: &'a str, warm: bool },
+    /// A snapshot of sandbox `0`'s root, made elsewhere and maybe not yet.
+    SnapshotOf(&'a str),
+}
+
 impl NodeError {
     /// Whether the error means the template does not exist.
     pub fn is_template_not_found(&self) -> bool {
@@ -261,7 +270,11 @@ impl Node {
         resources: warren_runtime::Resources,
         network: warren_runtime::NetworkPolicy,
     ) -> Result<SandboxSpec, NodeError> {
-        self.prepare_for(id, false, template, env, workdir, resources, network)
+        let root = Root::Template {
+            name: template,
+            warm: false,
+        };
+        self.prepare_for(id, root, env, workdir, resources, network)
     }
 
     /// [`Node::prepare`] for a warm pool's own sandbox, which gets no
@@ -276,7 +289,11 @@ impl Node {
         resources: warren_runtime::Resources,
         network: warren_runtime::NetworkPolicy,
     ) -> Result<SandboxSpec, NodeError> {
-        self.prepare_for(id, true, template, env, workdir, resources, network)
+        let root = Root::Template {
+            name: template,
+            warm: true,
+        };
+        self.prepare_for(id, root, env, workdir, resources, network)
     }
 
     /// [`Node::prepare`] for a root that another sandbox's snapshot is
@@ -293,28 +310,38 @@ impl Node {
         resources: warren_runtime::Resources,
         network: warren_runtime::NetworkPolicy,
     ) -> Result<SandboxSpec, NodeError> {
-        let rootfs = self.pool.sandbox_path(id)?;
-        let run_dir = self.run_dir(id);
-        self.reset_run_dir(&run_dir)?;
-        let ca_bundle = self.ca_bundle(id, &self.pool.sandbox_path(source)?);
-        Ok(self.spec(
-            id, rootfs, run_dir, ca_bundle, env, workdir, resources, network,
-        ))
+        self.prepare_for(
+            id,
+            Root::SnapshotOf(source),
+            env,
+            workdir,
+            resources,
+            network,
+        )
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn spec(
+    fn prepare_for(
         &self,
         id: &str,
-        rootfs: PathBuf,
-        run_dir: PathBuf,
-        ca_bundle: Option<PathBuf>,
+        root: Root<'_>,
         env: BTreeMap<String, String>,
         workdir: String,
         resources: warren_runtime::Resources,
         network: warren_runtime::NetworkPolicy,
-    ) -> SandboxSpec {
-        SandboxSpec {
+    ) -> Result<SandboxSpec, NodeError> {
+        let rootfs = self.pool.sandbox_path(id)?;
+        // The root whose image store the CA bundle is chosen from.
+        let store_root = match root {
+            Root::Template { name, warm } => {
+                self.make_root(id, name, warm, &rootfs)?;
+                rootfs.clone()
+            }
+            Root::SnapshotOf(source) => self.pool.sandbox_path(source)?,
+        };
+        let run_dir = self.run_dir(id);
+        self.reset_run_dir(&run_dir)?;
+        let ca_bundle = self.ca_bundle(id, &store_root);
+        Ok(SandboxSpec {
             id: id.to_string(),
             rootfs,
             run_dir,
@@ -325,41 +352,34 @@ impl Node {
             network,
             extra_ca_pem: self.extra_ca.clone(),
             ca_bundle,
-        }
+        })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn prepare_for(
+    /// Makes sandbox `id`'s root at `rootfs` from `template` unless it is
+    /// there already (a restart of a stopped sandbox).
+    fn make_root(
         &self,
         id: &str,
-        warm: bool,
         template: &str,
-        env: BTreeMap<String, String>,
-        workdir: String,
-        resources: warren_runtime::Resources,
-        network: warren_runtime::NetworkPolicy,
-    ) -> Result<SandboxSpec, NodeError> {
-        let rootfs = self.pool.sandbox_path(id)?;
-        if !self.pool.driver().is_volume(&rootfs) {
-            let _busy = self.pool.busy();
-            let source = self.template_path(template)?;
-            if !self.pool.driver().is_volume(&source) {
-                return Err(NodeError::TemplateNotFound(template.to_string()));
-            }
-            let awaited = (!warm).then_some(id);
-            if !self
-                .spares
-                .take(&self.pool, template, &source, &rootfs, awaited)
-            {
-                self.pool.driver().snapshot(&source, &rootfs, false)?;
-            }
+        warm: bool,
+        rootfs: &Path,
+    ) -> Result<(), NodeError> {
+        if self.pool.driver().is_volume(rootfs) {
+            return Ok(());
         }
-        let run_dir = self.run_dir(id);
-        self.reset_run_dir(&run_dir)?;
-        let ca_bundle = self.ca_bundle(id, &rootfs);
-        Ok(self.spec(
-            id, rootfs, run_dir, ca_bundle, env, workdir, resources, network,
-        ))
+        let _busy = self.pool.busy();
+        let source = self.template_path(template)?;
+        if !self.pool.driver().is_volume(&source) {
+            return Err(NodeError::TemplateNotFound(template.to_string()));
+        }
+        let awaited = (!warm).then_some(id);
+        if !self
+            .spares
+            .take(&self.pool, template, &source, rootfs, awaited)
+        {
+            self.pool.driver().snapshot(&source, rootfs, false)?;
+        }
+        Ok(())
     }
 
     /// The shared CA bundle for the root `rootfs`, when sandboxes get extra

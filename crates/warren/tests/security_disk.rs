@@ -126,6 +126,18 @@ print("nested")
     assert!(trash.is_empty(), "{trash:?}");
 }
 
+/// Writes 200 MB in sandbox `id`, whose disk is limited to 64 MiB, and
+/// checks that the write fails for lack of space.
+async fn stops_at_its_limit(server: &TestServer, key: &str, id: &str, what: &str) {
+    let (code, out) = server
+        .sh(key, id, "head -c 209715200 /dev/zero > /root/big; sync")
+        .await;
+    assert!(
+        out.contains("Disk quota exceeded") || out.contains("No space left"),
+        "200 MB written past {what}'s limit ({code}): {out}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
     let server = TestServer::start().await;
@@ -139,13 +151,7 @@ async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
     assert_eq!(other["resources"]["disk_mb"], 10240, "{other}");
     let other = other["id"].as_str().unwrap();
 
-    let (code, out) = server
-        .sh(&key, small, "head -c 209715200 /dev/zero > /root/big; sync")
-        .await;
-    assert!(
-        out.contains("Disk quota exceeded") || out.contains("No space left"),
-        "200 MB written past a 64 MiB limit ({code}): {out}"
-    );
+    stops_at_its_limit(&server, &key, small, "a 64 MiB sandbox").await;
     let (code, out) = server.sh(&key, small, "rm /root/big && echo alive").await;
     assert_eq!((code, out.trim()), (0, "alive"));
     // A fork's disk (a snapshot, begun before its start) has the limit too.
@@ -160,13 +166,7 @@ async fn a_sandbox_stops_at_its_disk_limit_and_others_notice_nothing() {
     assert_eq!(status, 201, "{forked}");
     let child = forked["items"][0]["id"].as_str().unwrap();
     assert_eq!(forked["items"][0]["resources"]["disk_mb"], 64, "{forked}");
-    let (code, out) = server
-        .sh(&key, child, "head -c 209715200 /dev/zero > /root/big; sync")
-        .await;
-    assert!(
-        out.contains("Disk quota exceeded") || out.contains("No space left"),
-        "200 MB written past a fork's 64 MiB limit ({code}): {out}"
-    );
+    stops_at_its_limit(&server, &key, child, "its fork").await;
     let (code, out) = server
         .sh(
             &key,

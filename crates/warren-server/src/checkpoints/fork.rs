@@ -106,8 +106,8 @@ impl OneFork {
                 let _ = made_tx.send(limited);
             })
         });
-        let limited = made.await;
-        let made = match limited {
+        // The root exists; its limit may have failed.
+        let limited = match made.await {
             Ok(limited) => limited.map_err(SandboxError::Node),
             // The root was not made: the job's error is the create's.
             Err(_) => {
@@ -122,7 +122,7 @@ impl OneFork {
             }
         };
         *inner.disk.lock().expect("fork disk lock") = Some(disk);
-        made
+        limited
     }
 
     /// Waits for the checkpoint's snapshot; its row, to be committed with
