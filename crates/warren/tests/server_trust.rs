@@ -161,7 +161,7 @@ async fn sandboxes_trust_the_extra_ca_certificates_and_keep_their_own() {
         )
         .await;
     assert_eq!(again.trim(), counts[1].to_string());
-    let bundles = server.state_dir.join("ca-bundles");
+    let bundles = server.state_dir.join("pool").join("ca-bundles");
     let shared: Vec<_> = std::fs::read_dir(&bundles)
         .unwrap()
         .flatten()
