@@ -39,6 +39,7 @@ pub fn setup_and_run(
     build_and_pivot(&RootPlan {
         rootfs: &sources.rootfs,
         run_dir: &sources.run_dir,
+        sys: sources.sys.as_deref(),
         memory_mb: spec.resources.memory_mb,
     })?;
     nix::unistd::sethostname(&spec.id).map_err(|e| StageError::new("hostname", e.to_string()))?;

@@ -357,7 +357,12 @@ fn intermediate(
         }
         let rootfs = std::fs::canonicalize(&spec.rootfs)
             .map_err(|e| StageError::new("rootfs", format!("{}: {e}", spec.rootfs.display())))?;
-        let staged = super::mounts::stage(&rootfs, &spec.run_dir, spec.ca_bundle.as_deref())?;
+        let staged = super::mounts::stage(
+            &rootfs,
+            &spec.run_dir,
+            spec.ca_bundle.as_deref(),
+            shell.and_then(|shell| shell.sys.as_ref()),
+        )?;
         match shell {
             // Host root has every capability in the shell's namespaces.
             Some(shell) => super::shells::enter(shell)

@@ -30,6 +30,7 @@
 //! mount points are refused anyway, so that the layout above is what the
 //! sandbox gets.
 
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::{symlink, DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
@@ -79,6 +80,9 @@ pub struct RootPlan<'a> {
     pub rootfs: &'a Path,
     /// Host directory bound at `/run/warren`.
     pub run_dir: &'a Path,
+    /// A sysfs made ahead for the sandbox's network namespace, bound at
+    /// `/sys`; `None`: a new one is mounted there.
+    pub sys: Option<&'a Path>,
     /// The sandbox's memory limit: its tmpfs mounts are sized from it.
     pub memory_mb: u64,
 }
@@ -94,6 +98,8 @@ pub struct Staged {
     pub rootfs: PathBuf,
     /// The run directory.
     pub run_dir: PathBuf,
+    /// The sysfs made ahead, if the start got one.
+    pub sys: Option<PathBuf>,
 }
 
 /// Makes a new mount namespace for the calling process (host root, before
@@ -108,11 +114,14 @@ pub struct Staged {
 /// not copy every sandbox's run directory from the host's.
 /// A shared `ca_bundle` (`crate::trust::shared_bundle`) goes on the run
 /// directory's bundle file, read-only, where the init's bind of the run
-/// directory carries it to `/run/warren`.
+/// directory carries it to `/run/warren`. A detached `sys` (see
+/// [`super::staging::sysfs_of`]) is attached there too, for the init to
+/// bind at `/sys`.
 pub fn stage(
     rootfs: &Path,
     run_dir: &Path,
     ca_bundle: Option<&Path>,
+    sys: Option<&OwnedFd>,
 ) -> Result<Staged, StageError> {
     let clones = if super::staging::available() {
         let clones = [
@@ -159,6 +168,14 @@ pub fn stage(
     let staged = Staged {
         rootfs: make_dir(&stage.join("root"), 0o755)?,
         run_dir: make_dir(&stage.join("run"), 0o755)?,
+        sys: match sys {
+            Some(tree) => {
+                let target = make_dir(&stage.join("sys"), 0o555)?;
+                super::staging::attach(tree, &target)?;
+                Some(target)
+            }
+            None => None,
+        },
     };
     let targets = [&staged.rootfs, &staged.run_dir];
     let by_fd = |fd: &std::fs::File| {
@@ -261,13 +278,17 @@ pub fn build_and_pivot(plan: &RootPlan<'_>) -> Result<(), StageError> {
     mount_fs(Some("proc"), &proc, Some("proc"), nosuid_nodev_noexec, None)?;
     super::child::limit_user_counts(&proc)?;
     let sys = ensure_dir(root, "sys", 0o555)?;
-    mount_fs(
-        Some("sysfs"),
-        &sys,
-        Some("sysfs"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
-        None,
-    )?;
+    match plan.sys {
+        // Read-only, without set-id, devices or exec already.
+        Some(made) => bind(made, &sys, MsFlags::MS_REC)?,
+        None => mount_fs(
+            Some("sysfs"),
+            &sys,
+            Some("sysfs"),
+            nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+            None,
+        )?,
+    }
     let sizes = tmpfs_sizes(plan.memory_mb);
     dev(root, sizes.shm)?;
     let tmp = ensure_dir(root, "tmp", 0o1777)?;

@@ -10,7 +10,9 @@
 //! user namespace, makes its other namespaces in it (so they are owned by
 //! it, as when they were all made at once), then joins the shell's network
 //! namespace (see [`super::init`]). A start that finds none makes its own,
-//! as before.
+//! as before. The shell also brings the sandbox's `/sys`, mounted for its
+//! network namespace ahead ([`super::staging::sysfs_of`]): a sysfs mount
+//! costs more with every sandbox alive.
 //!
 //! A shell has never held a process of any sandbox: the child that made it
 //! ran nothing else and is gone before the shell is handed out, and each
@@ -44,6 +46,9 @@ pub struct Shell {
     pub net: OwnedFd,
     /// The host uid that owns the user namespace.
     pub owner: u32,
+    /// A detached read-only sysfs of `net`, for the sandbox's `/sys`
+    /// (`None` if it could not be made: the sandbox's init mounts one).
+    pub sys: Option<OwnedFd>,
 }
 
 /// The zygote's shells.
@@ -133,7 +138,15 @@ fn adopt(child: Pid, done: OwnedFd, owner: u32) -> std::io::Result<Shell> {
     let user = open("user")?;
     let net = open("net")?;
     super::init::write_id_maps(child).map_err(|e| std::io::Error::other(e.reason))?;
-    Ok(Shell { user, net, owner })
+    let sys = super::staging::sysfs_of(&net)
+        .inspect_err(|e| tracing::debug!(error = %e, "zygote: no sysfs made ahead"))
+        .ok();
+    Ok(Shell {
+        user,
+        net,
+        owner,
+        sys,
+    })
 }
 
 /// A uid of the owner range, at random.
