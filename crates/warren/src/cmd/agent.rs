@@ -130,8 +130,12 @@ pub fn run(args: AgentArgs) -> anyhow::Result<()> {
     // PID 1 inside a sandbox, or a subreaper standalone: orphans come to us.
     warren_agent::process::become_subreaper();
     super::raise_fd_limit();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: an idle agent is one task on the host, not three. Every
+    // host-wide walk of tasks (a start's pivot_root, the scheduler) costs
+    // less with thousands of sandboxes alive, and a start spawns no worker
+    // threads. Blocking work goes to spawn_blocking's threads, which exit
+    // when idle.
+    let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the tokio runtime")?;
