@@ -22,8 +22,9 @@
 //!   row, at most 20 rounds.
 //! - `alive`: for each egress of `SCALE_EGRESS` (default deny,allow):
 //!   `SCALE_SEQ` (default 200: a p99 of 30 would be the slowest one)
-//!   sequential creates (until the first run answers) and deletes, the same from a warm pool of one (refilled
-//!   before each) when the server has pools, and `SCALE_EXECS` (default
+//!   sequential creates (until the first run answers) and deletes, the
+//!   same from a warm pool of one (refilled before each) when the server
+//!   has pools, and `SCALE_EXECS` (default
 //!   200) execs of `true`, with 0 and each of `SCALE_ALIVE` (default
 //!   300,1000) idle sandboxes of that egress alive (made `SCALE_FILL_CONCURRENCY`, default 1, at a
 //!   time); memory per idle sandbox at the largest count; podman's idle
