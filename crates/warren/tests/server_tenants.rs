@@ -497,3 +497,99 @@ async fn the_rust_client_makes_e2b_form_keys() {
     let sandbox = tenant_client.create(&Default::default()).await.unwrap();
     assert_eq!(sandbox.run("echo ok").await.unwrap().stdout, "ok\n");
 }
+
+/// Sends `method path` with a `size`-byte body the way Python's
+/// `http.client` and many other clients do: the whole body, then the
+/// answer. Its status and JSON body, or what went wrong.
+async fn upload_then_read(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    key: &str,
+    size: usize,
+    expect_continue: bool,
+) -> Result<(u16, Value), std::io::Error> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let url = reqwest::Url::parse(&server.url(path)).unwrap();
+    let address = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap());
+    let mut stream = tokio::net::TcpStream::connect(address).await?;
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: warren\r\nAuthorization: Bearer {key}\r\n\
+         Content-Type: application/octet-stream\r\nContent-Length: {size}\r\n\
+         Connection: close\r\n{}\r\n",
+        if expect_continue {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        }
+    );
+    stream.write_all(head.as_bytes()).await?;
+    if expect_continue {
+        // The body waits for a `100 Continue`, which a refusal never is.
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        return Ok(parse_answer(&answer));
+    }
+    let chunk = vec![b'x'; 1 << 20];
+    let mut sent = 0;
+    while sent < size {
+        let n = chunk.len().min(size - sent);
+        stream.write_all(&chunk[..n]).await?;
+        sent += n;
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await?;
+    Ok(parse_answer(&answer))
+}
+
+/// The status and JSON body of a raw HTTP/1.1 answer.
+fn parse_answer(answer: &[u8]) -> (u16, Value) {
+    let answer = String::from_utf8_lossy(answer);
+    let status = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = answer
+        .split_once("\r\n\r\n")
+        .and_then(|(_, body)| serde_json::from_str(body).ok())
+        .unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// A refusal sent before an upload was read still reaches a client that
+/// sends the whole body before it reads the answer: the server reads and
+/// drops the rest of the body first, rather than close a connection with
+/// unread data in it (a reset: the client's write fails with a broken
+/// pipe and it never sees why).
+#[tokio::test(flavor = "multi_thread")]
+async fn refusals_of_large_uploads_reach_the_client() {
+    let server = TestServer::start().await;
+    let (_, key) = server.tenant("uploader", None).await;
+    let missing = "/v1/sandboxes/sbx_aaaaaaaaaaaaaaaaaaaa/files?path=/root/big";
+    // Well past what the sockets of a loopback connection buffer.
+    let size = 32 << 20;
+    for (method, path, key, status, code) in [
+        (
+            "POST",
+            "/v1/templates/big/import",
+            key.as_str(),
+            403,
+            "forbidden",
+        ),
+        ("PUT", missing, key.as_str(), 404, "sandbox_not_found"),
+        ("PUT", missing, "not-a-key", 401, "unauthorized"),
+    ] {
+        for expect_continue in [false, true] {
+            let (got, body) = upload_then_read(&server, method, path, key, size, expect_continue)
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: no answer: {e}"));
+            // With `Expect`, the refusal comes first, with no `100 Continue`.
+            assert_eq!(
+                (got, body["code"].as_str()),
+                (status, Some(code)),
+                "{method} {path} (expect {expect_continue}): {body}"
+            );
+        }
+    }
+}

@@ -24,6 +24,7 @@ pub mod admin;
 pub mod checkpoints;
 pub mod console;
 pub mod desktop;
+mod drain;
 pub mod e2b;
 pub mod events;
 pub mod health;
@@ -125,6 +126,8 @@ fn parts(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             state.e2b.clone(),
             crate::e2b::plane::dispatch,
         ))
+        // Outermost: a refusal of any of the above is delivered whole.
+        .layer(axum::middleware::from_fn(drain::drain_refused_body))
         .with_state(state);
     (router, api)
 }
