@@ -25,6 +25,16 @@ const OPTIONAL: [&str; 2] = ["cpuacct", "systemd"];
 /// Where a hybrid host mounts its cgroup2 hierarchy (joined when present).
 const UNIFIED: &str = "unified";
 
+/// An empty cgroup of the freezer hierarchy, kept frozen, shared by every
+/// server of the host and never removed. The v1 freezer switches a static
+/// key on when the first cgroup of the host starts freezing and off when
+/// the last one thaws; each switch patches the kernel's code on every CPU
+/// (IPIs, in a VM exits), about 0.15 ms of a freeze's write here, and as
+/// much of its thaw. With this one frozen, the key stays on, and a fork's
+/// or a checkpoint's freeze and thaw skip both patches; no other task is
+/// slowed by it but for a check on its way back from a signal.
+pub const FREEZER_HOLD: &str = "warren-freezer-hold";
+
 /// The v1/hybrid layout.
 #[derive(Debug, Clone)]
 pub struct V1 {
@@ -222,6 +232,12 @@ impl Backend for V1 {
 
     fn list(&self) -> Vec<String> {
         subdirs(&self.freezer.join(&self.parent))
+    }
+
+    fn hold_freezer(&self) -> io::Result<()> {
+        let dir = self.freezer.join(FREEZER_HOLD);
+        mkdir_all(&dir)?;
+        write_file(&dir.join("freezer.state"), "FROZEN")
     }
 
     fn usage(&self, id: &str) -> super::Usage {

@@ -204,6 +204,9 @@ impl NamespaceRuntime {
             id: String::new(),
             source,
         })?;
+        if let Err(e) = cgroups.hold_freezer() {
+            tracing::debug!(error = %e, "cannot keep the freezer switched on");
+        }
         Ok(NamespaceRuntime {
             cgroups,
             cgroup_parent: parent.to_string(),
