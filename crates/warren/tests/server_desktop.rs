@@ -83,15 +83,50 @@ async fn desktop_sandbox_through_the_server() {
         .await;
     assert_eq!(status, 200, "{launched}");
     let window = wait_window(&server, &path("windows"), "warren-term").await;
-    let (status, body) = server
+    let (status, launched) = server
         .call(
             "POST",
-            &path(&format!("windows/{}/close", window["id"])),
+            &path("launch"),
             ADMIN_KEY,
-            None,
+            Some(json!({"app": "xterm", "args": ["-T", "warren-second"]})),
         )
         .await;
-    assert_eq!(status, 204, "{body}");
+    assert_eq!(status, 200, "{launched}");
+    let second = wait_window(&server, &path("windows"), "warren-second").await;
+    // A focus returns once the window is the active one: the list read
+    // right after it says so (and keys typed next go there).
+    for target in [&window, &second, &window] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &path(&format!("windows/{}/focus", target["id"])),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+        let (status, list) = server.call("GET", &path("windows"), ADMIN_KEY, None).await;
+        assert_eq!(status, 200, "{list}");
+        let focused: Vec<_> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|w| w["focused"] == true)
+            .map(|w| w["id"].clone())
+            .collect();
+        assert_eq!(focused, [target["id"].clone()], "{list}");
+    }
+    for target in [&window, &second] {
+        let (status, body) = server
+            .call(
+                "POST",
+                &path(&format!("windows/{}/close", target["id"])),
+                ADMIN_KEY,
+                None,
+            )
+            .await;
+        assert_eq!(status, 204, "{body}");
+    }
 
     // Chromium runs in the sandbox: a page that titles itself with the
     // last key, typed through the proxy.

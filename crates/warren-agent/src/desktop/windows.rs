@@ -131,9 +131,9 @@ impl Desktop {
     }
 
     /// Waits, at most [`SETTLE`], until window `id` shows `applied`: the
-    /// window manager applies a move or resize after the request that asked
-    /// for it has returned, and a caller that lists the windows next must
-    /// see the new geometry. A window manager may also refuse or adjust it
+    /// window manager applies a move, a resize or a focus after the request
+    /// that asked for it has returned, and a caller that lists the windows
+    /// (or types) next must see it applied. A window manager may also refuse or adjust it
     /// (a maximized window, a minimum size), so running out of time is no
     /// error.
     async fn window_settled(&self, screen: &Screen, id: u32, applied: impl Fn(&Window) -> bool) {
@@ -151,14 +151,17 @@ impl Desktop {
         }
     }
 
-    /// Raises and focuses a window.
+    /// Raises and focuses a window; returns once the window manager made
+    /// it the active window (at most [`SETTLE`]), so that keys typed next
+    /// go to it: `wmctrl` returns as soon as it has asked.
     pub async fn window_focus(&self, id: u32) -> Result<(), AgentError> {
         let screen = self.window(id).await?;
         let argv = ["wmctrl", "-i", "-a", &format!("{id:#x}")].map(String::from);
         Tool::new(&screen.display, argv)
             .run(self.processes())
-            .await
-            .map(drop)
+            .await?;
+        self.window_settled(&screen, id, |w| w.focused).await;
+        Ok(())
     }
 
     /// Moves a window's top-left corner.
