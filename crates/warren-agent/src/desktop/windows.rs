@@ -133,9 +133,9 @@ impl Desktop {
     /// Waits, at most [`SETTLE`], until window `id` shows `applied`: the
     /// window manager applies a move, a resize or a focus after the request
     /// that asked for it has returned, and a caller that lists the windows
-    /// (or types) next must see it applied. A window manager may also refuse or adjust it
-    /// (a maximized window, a minimum size), so running out of time is no
-    /// error.
+    /// (or types) next must see it applied. A window manager may also refuse
+    /// or adjust it (a maximized window, a minimum size), so running out of
+    /// time is no error.
     async fn window_settled(&self, screen: &Screen, id: u32, applied: impl Fn(&Window) -> bool) {
         let deadline = tokio::time::Instant::now() + SETTLE;
         loop {
