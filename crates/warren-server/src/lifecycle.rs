@@ -32,12 +32,15 @@ pub async fn run(sandboxes: Sandboxes, interval: Duration, mut shutdown: watch::
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
         ticks += 1;
+        let begun = std::time::Instant::now();
         flush_activity(&sandboxes).await;
         stop_idle(&sandboxes).await;
         destroy_expired(&sandboxes).await;
-        if ticks.is_multiple_of(LIVENESS_EVERY) {
+        let liveness = ticks.is_multiple_of(LIVENESS_EVERY);
+        if liveness {
             sandboxes.reap_dead().await;
         }
+        tracing::debug!(took = ?begun.elapsed(), liveness, "reaper tick");
     }
     flush_activity(&sandboxes).await;
 }

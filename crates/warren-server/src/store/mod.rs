@@ -244,4 +244,62 @@ mod tests {
         );
         other.close().await;
     }
+
+    /// The reaper's two questions, asked every second, read only the rows
+    /// that answer them: the plan of each is a search of its partial index,
+    /// never a scan of the sandboxes nor a walk of every running one.
+    #[tokio::test]
+    async fn the_reapers_questions_read_only_their_answers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("warren.db")).await.unwrap();
+        let insert = |id: &'static str, state: &'static str, timeout: i64, expires: Option<i64>| {
+            sqlx::query(
+                "INSERT INTO sandboxes (id, state, template, created_at, last_active_at, \
+                 timeout_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, \
+                 pids, egress, auto_checkpoint) \
+                 VALUES (?, ?, 'base', 0, 1000, ?, ?, '{}', '{}', '{}', '/', 1, 512, 512, 'deny', 0)",
+            )
+            .bind(id)
+            .bind(state)
+            .bind(timeout)
+            .bind(expires)
+        };
+        for (id, state, timeout, expires) in [
+            ("sbx_idle", "running", 5, None),
+            ("sbx_forever", "running", 0, None),
+            ("sbx_stopped", "stopped", 5, None),
+            ("sbx_due", "running", 0, Some(4_000)),
+            ("sbx_later", "running", 0, Some(9_000)),
+            ("sbx_new", "creating", 0, Some(1)),
+        ] {
+            insert(id, state, timeout, expires)
+                .execute(&store.pool)
+                .await
+                .unwrap();
+        }
+        for (query, index) in [
+            (sandboxes::IDLE_SANDBOXES, "sandboxes_idle_deadline"),
+            (sandboxes::EXPIRED_SANDBOXES, "sandboxes_expires"),
+        ] {
+            let plan: Vec<(i64, i64, i64, String)> =
+                sqlx::query_as(&format!("EXPLAIN QUERY PLAN {query}"))
+                    .bind(0_i64)
+                    .fetch_all(&store.pool)
+                    .await
+                    .unwrap();
+            let first = &plan[0].3;
+            assert!(
+                first.starts_with("SEARCH") && first.contains(index),
+                "{query}: {plan:?}"
+            );
+        }
+        // Idle from 1000 + 5 s on; the others have no timeout or are not
+        // running.
+        assert!(store.idle_sandboxes(5_999).await.unwrap().is_empty());
+        let idle = store.idle_sandboxes(6_000).await.unwrap();
+        assert_eq!(idle, vec![("sbx_idle".to_string(), 5)]);
+        let expired = store.expired_sandboxes(5_000).await.unwrap();
+        assert_eq!(expired, vec![("sbx_due".to_string(), false)]);
+        store.close().await;
+    }
 }

@@ -193,6 +193,17 @@ struct Row {
     pid: Option<i64>,
 }
 
+/// The reaper's question for idle sandboxes (see [`Store::idle_sandboxes`]).
+pub(super) const IDLE_SANDBOXES: &str = "SELECT id, timeout_secs FROM sandboxes \
+    INDEXED BY sandboxes_idle_deadline WHERE state = 'running' AND timeout_secs > 0 \
+    AND last_active_at + timeout_secs * 1000 <= ?";
+
+/// The reaper's question for sandboxes past their deadline (see
+/// [`Store::expired_sandboxes`]); the partial index of deadlines answers it.
+pub(super) const EXPIRED_SANDBOXES: &str = "SELECT s.id, COALESCE(e.auto_pause, 0) \
+    FROM sandboxes s LEFT JOIN e2b_sandboxes e ON e.sandbox_id = s.id \
+    WHERE s.expires_at IS NOT NULL AND s.expires_at <= ? AND s.state != 'creating'";
+
 const COLUMNS: &str = "seq, id, tenant_id, state, template, created_at, last_active_at, \
     timeout_secs, ttl_secs, expires_at, envs, metadata, labels, workdir, cpus, memory_mb, pids, \
     disk_mb, egress, network_allow, auto_checkpoint, auto_checkpoint_keep, auto_wake, from_checkpoint, pid";
@@ -482,29 +493,25 @@ impl Store {
     }
 
     /// Running sandboxes idle since before their timeout, with that timeout.
+    /// Reads only those (the partial index of idle deadlines, named: without
+    /// statistics SQLite would rather take the `state` index and visit every
+    /// running sandbox).
     pub async fn idle_sandboxes(&self, now: i64) -> Result<Vec<(String, i64)>, StoreError> {
-        sqlx::query_as(
-            "SELECT id, timeout_secs FROM sandboxes WHERE state = 'running' AND timeout_secs > 0 \
-             AND last_active_at + timeout_secs * 1000 <= ?",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("find idle sandboxes"))
+        sqlx::query_as(IDLE_SANDBOXES)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("find idle sandboxes"))
     }
 
     /// Sandboxes past their ttl deadline, each with whether it is to be
     /// hibernated (E2B's `autoPause`) rather than destroyed.
     pub async fn expired_sandboxes(&self, now: i64) -> Result<Vec<(String, bool)>, StoreError> {
-        sqlx::query_as(
-            "SELECT s.id, COALESCE(e.auto_pause, 0) FROM sandboxes s \
-             LEFT JOIN e2b_sandboxes e ON e.sandbox_id = s.id \
-             WHERE s.expires_at IS NOT NULL AND s.expires_at <= ? AND s.state != 'creating'",
-        )
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(query_err("find expired sandboxes"))
+        sqlx::query_as(EXPIRED_SANDBOXES)
+            .bind(now)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(query_err("find expired sandboxes"))
     }
 
     /// Removes a sandbox's row.
