@@ -8,12 +8,13 @@
 //!
 //! Activity is recorded here with an atomic store per request and written to
 //! the database in batches by the reaper ([`Registry::take_activity`]). The
-//! reaper's flush reads only the sandboxes touched since the last one and
-//! those streaming ([`Activity`]), never every entry: with thousands of idle
+//! reaper's flush reads only the sandboxes touched since the last one (a
+//! streaming one is noted again at each flush while its stream lasts), never
+//! every entry: with thousands of idle
 //! sandboxes a walk of them all took 10 to 30 ms a second here, under the
 //! map's lock that every create waits for, each entry's memory being cold.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
@@ -93,20 +94,14 @@ pub struct Entry {
     auto_checkpoint: AtomicBool,
     /// `auto_wake`, for the proxy (set once, at create or start-up).
     auto_wake: AtomicBool,
-    /// Where a touch and a stream are noted for the reaper's flush.
-    activity: Arc<Activity>,
+    /// Where a touch is noted for the reaper's flush, shared with the
+    /// registry.
+    touched: Arc<Touched>,
 }
 
-/// What the reaper's flush visits: the ids touched since the last flush
-/// (each once, when its `dirty` flag turns on) and the ids with a stream
-/// open (active at every flush while it lasts).
-#[derive(Debug, Default)]
-struct Activity {
-    touched: Mutex<Vec<String>>,
-    /// Changed together with an entry's `streams` count going from or to
-    /// zero, under this lock, so that the set and the counts agree.
-    streaming: Mutex<HashSet<String>>,
-}
+/// The ids touched since the reaper's last flush, each once (when its
+/// `dirty` flag turns on): all the flush reads.
+type Touched = Mutex<Vec<String>>;
 
 impl Entry {
     /// The current phase.
@@ -123,10 +118,9 @@ impl Entry {
     pub fn touch(&self) {
         self.last_active.fetch_max(now_ms(), Ordering::Relaxed);
         if !self.dirty.swap(true, Ordering::AcqRel) {
-            self.activity
-                .touched
+            self.touched
                 .lock()
-                .expect("activity lock")
+                .expect("touched lock")
                 .push(self.id.clone());
         }
     }
@@ -139,28 +133,18 @@ impl Entry {
     /// Marks a stream open until the guard drops (activity at both ends).
     pub fn open_stream(self: &Arc<Self>) -> StreamGuard {
         self.touch();
-        let mut streaming = self.activity.streaming.lock().expect("activity lock");
-        if self.streams.fetch_add(1, Ordering::AcqRel) == 0 {
-            streaming.insert(self.id.clone());
-        }
+        self.streams.fetch_add(1, Ordering::Relaxed);
         StreamGuard(self.clone())
     }
 
     /// Like [`Entry::open_stream`], but only while fewer than `max` streams
     /// are open.
     pub fn try_open_stream(self: &Arc<Self>, max: usize) -> Option<StreamGuard> {
-        {
-            let mut streaming = self.activity.streaming.lock().expect("activity lock");
-            let before = self
-                .streams
-                .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                    (n < max).then_some(n + 1)
-                })
-                .ok()?;
-            if before == 0 {
-                streaming.insert(self.id.clone());
-            }
-        }
+        self.streams
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .ok()?;
         self.touch();
         Some(StreamGuard(self.clone()))
     }
@@ -194,14 +178,8 @@ pub struct StreamGuard(Arc<Entry>);
 
 impl Drop for StreamGuard {
     fn drop(&mut self) {
-        let entry = &self.0;
-        {
-            let mut streaming = entry.activity.streaming.lock().expect("activity lock");
-            if entry.streams.fetch_sub(1, Ordering::AcqRel) == 1 {
-                streaming.remove(&entry.id);
-            }
-        }
-        entry.touch();
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
     }
 }
 
@@ -211,7 +189,7 @@ pub struct Registry {
     /// A std lock: held for map operations only.
     map: Arc<RwLock<HashMap<String, Arc<Entry>>>>,
     /// Shared with every entry.
-    activity: Arc<Activity>,
+    touched: Arc<Touched>,
 }
 
 impl Registry {
@@ -233,7 +211,7 @@ impl Registry {
             streams: AtomicUsize::new(0),
             auto_checkpoint: AtomicBool::new(false),
             auto_wake: AtomicBool::new(false),
-            activity: self.activity.clone(),
+            touched: self.touched.clone(),
         });
         self.map
             .write()
@@ -265,28 +243,23 @@ impl Registry {
     /// Activity recorded since the last call, as `(id, unix ms)`, for the
     /// database. Sandboxes with open streams count as active now.
     pub fn take_activity(&self) -> Vec<(String, i64)> {
-        let streaming: Vec<String> = self
-            .activity
-            .streaming
-            .lock()
-            .expect("activity lock")
-            .iter()
-            .cloned()
-            .collect();
+        let touched = std::mem::take(&mut *self.touched.lock().expect("touched lock"));
         let map = self.map.read().expect("registry lock");
-        for id in &streaming {
-            if let Some(entry) = map.get(id) {
-                entry.touch();
-            }
-        }
-        let touched = std::mem::take(&mut *self.activity.touched.lock().expect("activity lock"));
         let mut out = Vec::with_capacity(touched.len());
         for id in touched {
             // Gone since (deleted), or a new entry of the same id that was
             // not touched: nothing to write.
             let Some(entry) = map.get(&id) else { continue };
+            let streaming = entry.has_open_streams();
+            if streaming {
+                entry.touch();
+            }
             if entry.dirty.swap(false, Ordering::AcqRel) {
                 out.push((id, entry.last_active()));
+            }
+            // Still in use: noted again, so that the next flush reads it.
+            if streaming {
+                entry.touch();
             }
         }
         out
@@ -330,12 +303,12 @@ mod tests {
         entries[7].touch();
         entries[7].touch();
         entries[9].touch();
-        assert_eq!(registry.activity.touched.lock().unwrap().len(), 2);
+        assert_eq!(registry.touched.lock().unwrap().len(), 2);
         // Deleted after its touch: nothing to write.
         registry.remove("sbx_9");
         let flushed: Vec<String> = registry.take_activity().into_iter().map(|t| t.0).collect();
         assert_eq!(flushed, vec!["sbx_7".to_string()]);
-        assert!(registry.activity.touched.lock().unwrap().is_empty());
+        assert!(registry.touched.lock().unwrap().is_empty());
 
         // Two streams of one sandbox: streaming until the last one ends.
         let first = entries[3].open_stream();
@@ -351,7 +324,6 @@ mod tests {
             "one stream is still open"
         );
         drop(second);
-        assert!(registry.activity.streaming.lock().unwrap().is_empty());
         assert_eq!(
             registry.take_activity().len(),
             1,
