@@ -154,7 +154,8 @@ impl Api<'_> {
     async fn window_gone(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
-            let (_, list) = self.call("GET", "/v1/desktop/windows", None).await;
+            let (status, list) = self.call("GET", "/v1/desktop/windows", None).await;
+            assert_eq!(status, 200, "{list}");
             let titles: Vec<&str> = list["items"]
                 .as_array()
                 .unwrap()

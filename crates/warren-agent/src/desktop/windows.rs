@@ -84,12 +84,25 @@ fn check_arg(field: &str, arg: &str) -> Result<(), AgentError> {
 impl Desktop {
     /// The windows on `screen`, and whether the list was cut.
     async fn windows_on(&self, screen: &Screen) -> Result<(Vec<Window>, bool), AgentError> {
-        let list = Tool {
-            truncate_stdout: true,
-            ..Tool::new(&screen.display, ["wmctrl", "-lG"])
-        }
-        .run(self.processes())
-        .await?;
+        // wmctrl reads the client list, then each window's properties: a
+        // window destroyed in between (one just closed) fails the whole
+        // listing with an X `BadWindow`, so a failure is retried twice.
+        let mut attempt = 0;
+        let list = loop {
+            let listed = Tool {
+                truncate_stdout: true,
+                ..Tool::new(&screen.display, ["wmctrl", "-lG"])
+            }
+            .run(self.processes())
+            .await;
+            match listed {
+                Err(AgentError::ToolFailed { .. }) if attempt < 2 => {
+                    attempt += 1;
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                listed => break listed?,
+            }
+        };
         // No active window is an error exit of xdotool, and no focus.
         let focused = Tool::new(&screen.display, ["xdotool", "getactivewindow"])
             .run(self.processes())
