@@ -26,7 +26,12 @@ enum Command {
     /// Internal: the namespace runtime's zygote, which forks a helper per
     /// sandbox (requests on stdin). Started once by the server.
     #[command(name = "__sandbox-zygote", hide = true)]
-    SandboxZygote,
+    SandboxZygote {
+        /// The cgroup parent of the server's sandboxes, under which the
+        /// zygote makes spare cgroups.
+        #[arg(long)]
+        cgroup_parent: Option<String>,
+    },
     /// The client commands (`create`, `ls`, `exec`, `shell`, `cp`, ...), which
     /// speak to the server at `WARREN_URL` with `WARREN_API_KEY`.
     #[command(flatten)]
@@ -42,7 +47,9 @@ fn main() -> anyhow::Result<()> {
         Command::Agent(args) => cmd::agent::run(args),
         Command::Server(args) => cmd::server::run(args),
         Command::SandboxInit => cmd::sandbox_init::run(),
-        Command::SandboxZygote => cmd::sandbox_init::zygote(),
+        Command::SandboxZygote { cgroup_parent } => {
+            cmd::sandbox_init::zygote(cgroup_parent.as_deref())
+        }
         Command::Client(command) => cmd::cli::run(command),
     }
 }

@@ -720,3 +720,118 @@ fn namespaces_made_ahead_are_a_sandbox_s_own_and_as_locked_down() {
         }
     }
 }
+
+/// Spare cgroups, made by the zygote while it is idle, become a start's
+/// cgroups with that start's own limits; they are never listed as
+/// sandboxes; a dead zygote's are removed by the next one, and a runtime
+/// going away takes its own along.
+#[test]
+fn spare_cgroups_become_a_sandbox_s_with_its_limits_and_leave_with_the_runtime() {
+    use std::sync::Arc;
+    use warren_runtime::cgroups::{self, SPARE_PREFIX};
+    use warren_runtime::namespaces::{shells, NamespaceRuntime};
+
+    /// Removes the parent's spares and the parent, pass or fail (the
+    /// sandboxes, dropped first, remove their own).
+    struct Parent(String);
+    impl Drop for Parent {
+        fn drop(&mut self) {
+            for h in ["cpu", "memory", "pids", "freezer", "systemd", "unified"] {
+                let dir = std::path::Path::new("/sys/fs/cgroup").join(h).join(&self.0);
+                for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+                let _ = std::fs::remove_dir(&dir);
+            }
+        }
+    }
+    let parent = Parent(format!("warren-test-spares-{}", std::process::id()));
+    let host = cgroups::detect(&parent.0).unwrap();
+    assert_eq!(host.name(), "v1", "spares need renamable (v1) cgroups");
+    // Left by a zygote that was killed (no process has that pid).
+    let stale = format!("{SPARE_PREFIX}999999999-1");
+    host.make_spare(&stale, &Resources::default()).unwrap();
+    let runtime = Arc::new(NamespaceRuntime::with_cgroup_parent(&parent.0).unwrap());
+
+    // The first start brings the zygote up, which makes spares once idle.
+    let first = harness::prepare("spare-a", Resources::default());
+    let started = runtime.start(&first.spec).expect("first start");
+    let a = TestSandbox::adopt(runtime.clone(), first, started, Duration::ZERO);
+    assert!(
+        eventually(Duration::from_secs(10), || host.spares().len()
+            == shells::KEEP),
+        "spares: {:?}",
+        host.spares()
+    );
+    let before = host.spares();
+    assert!(!before.contains(&stale), "{before:?}");
+    let root = std::path::Path::new("/sys/fs/cgroup");
+    // A rename keeps the directory's inode: that tells a spare taken from
+    // one removed and made again.
+    let inode = |h: &str, name: &str| {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(root.join(h).join(&parent.0).join(name))
+            .map(|m| m.ino())
+            .ok()
+    };
+    let inodes: Vec<Option<u64>> = before.iter().map(|s| inode("freezer", s)).collect();
+    assert!(
+        host.list().iter().all(|id| !id.starts_with(SPARE_PREFIX)),
+        "{:?}",
+        host.list()
+    );
+
+    // A start with limits of its own takes one and makes them its own.
+    let wanted = Resources {
+        cpus: 0.5,
+        memory_mb: 96,
+        pids: 77,
+    };
+    let second = harness::prepare("spare-b", wanted);
+    let started = runtime.start(&second.spec).expect("second start");
+    let b = TestSandbox::adopt(runtime.clone(), second, started, Duration::ZERO);
+    let after = host.spares();
+    let taken: Vec<&String> = before.iter().filter(|s| !after.contains(s)).collect();
+    assert_eq!(taken.len(), 1, "before {before:?}, after {after:?}");
+    let was = inodes[before.iter().position(|s| s == taken[0]).unwrap()];
+    assert_eq!(
+        inode("freezer", b.id()),
+        was,
+        "the sandbox's cgroup is the spare"
+    );
+    for h in ["cpu", "memory", "pids", "freezer", "systemd"] {
+        assert!(!root.join(h).join(&parent.0).join(taken[0]).exists(), "{h}");
+    }
+    let read = |h: &str, file: &str| {
+        std::fs::read_to_string(root.join(h).join(&parent.0).join(b.id()).join(file))
+            .unwrap()
+            .trim()
+            .to_string()
+    };
+    assert_eq!(read("cpu", "cpu.cfs_quota_us"), "50000");
+    assert_eq!(read("cpu", "cpu.cfs_period_us"), "100000");
+    assert_eq!(
+        read("memory", "memory.limit_in_bytes"),
+        (96u64 << 20).to_string()
+    );
+    assert_eq!(read("pids", "pids.max"), "77");
+    // Its processes are in them, and the sandbox works.
+    let procs = read("freezer", "cgroup.procs");
+    assert!(
+        procs.lines().any(|p| p == b.started.pid.to_string()),
+        "{procs}"
+    );
+    assert_eq!(b.ok("echo from-a-spare").trim(), "from-a-spare");
+    let listed = host.list();
+    assert!(listed.contains(&b.id().to_string()), "{listed:?}");
+    assert!(listed.contains(&a.id().to_string()), "{listed:?}");
+
+    // Once the runtime is gone its zygote has removed its spares.
+    drop((a, b, runtime));
+    assert!(
+        eventually(Duration::from_secs(5), || host.spares().is_empty()),
+        "{:?}",
+        host.spares()
+    );
+    assert_eq!(host.list(), Vec::<String>::new());
+}

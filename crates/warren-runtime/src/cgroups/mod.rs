@@ -31,6 +31,10 @@ pub const DEFAULT_PARENT: &str = "warren";
 /// CFS period used for the cpu quota, in microseconds.
 pub const CPU_PERIOD_US: u64 = 100_000;
 
+/// Names of spare cgroups ([`Backend::make_spare`]) start with this; no
+/// sandbox id does, so [`Backend::list`] leaves them out.
+pub const SPARE_PREFIX: &str = "spare-";
+
 /// How long `kill` waits for a cgroup to empty before giving up.
 pub const KILL_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -69,8 +73,31 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Removes the sandbox's cgroup directories (they must be empty).
     /// Missing directories are not an error.
     fn remove(&self, id: &str) -> io::Result<()>;
-    /// Ids of every sandbox cgroup under the parent, live or not.
+    /// Ids of every sandbox cgroup under the parent, live or not (spares
+    /// are not sandboxes: see [`Backend::spares`]).
     fn list(&self) -> Vec<String>;
+    /// Makes a spare: the cgroups of a sandbox-to-be named `name` (which
+    /// starts with [`SPARE_PREFIX`]), with the limits of `resources`, made
+    /// ahead of a start so that [`Backend::adopt`] gives it a sandbox's id
+    /// instead of making cgroups (and writing a cpu quota, which walks every
+    /// cgroup of the host) while the start waits. `Unsupported` where
+    /// cgroups cannot be renamed (cgroup2).
+    fn make_spare(&self, name: &str, resources: &Resources) -> io::Result<()> {
+        let _ = (name, resources);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Renames the spare `spare` to the sandbox `id`, whose cgroups must not
+    /// exist, and writes what of `resources` differs from its limits. On
+    /// failure what is left of either name is removed; the caller then
+    /// [`Backend::create`]s.
+    fn adopt(&self, spare: &str, id: &str, resources: &Resources) -> io::Result<()> {
+        let _ = (spare, id, resources);
+        Err(io::ErrorKind::Unsupported.into())
+    }
+    /// Names of every spare under the parent.
+    fn spares(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// What the sandbox's cgroups have counted so far (nothing once they
     /// are gone).
     fn usage(&self, id: &str) -> Usage;
@@ -252,6 +279,13 @@ fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) -> 
 }
 
 /// Lists the subdirectories of `dir` (missing: none).
+/// Sandbox ids among the directories of `dir` (spares left out).
+fn sandbox_subdirs(dir: &Path) -> Vec<String> {
+    let mut ids = subdirs(dir);
+    ids.retain(|name| !name.starts_with(SPARE_PREFIX));
+    ids
+}
+
 fn subdirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

@@ -11,8 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, subdirs, wait_until, write_file, Backend,
-    Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
+    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, sandbox_subdirs, subdirs, wait_until,
+    write_file, Backend, Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT, SPARE_PREFIX,
 };
 use crate::Resources;
 
@@ -104,6 +104,14 @@ impl V1 {
         hierarchy.join(&self.parent).join(id)
     }
 
+    /// The hierarchies a cgroup can be renamed in: all but the unified one
+    /// (cgroup2 has no rename).
+    fn renamable(&self) -> impl Iterator<Item = &PathBuf> {
+        self.all
+            .iter()
+            .filter(move |h| Some(*h) != self.unified.as_ref())
+    }
+
     fn freezer_state(&self, id: &str) -> io::Result<String> {
         let path = self.dir(&self.freezer, id).join("freezer.state");
         Ok(std::fs::read_to_string(path)?.trim().to_string())
@@ -127,6 +135,14 @@ impl V1 {
     }
 }
 
+/// Writes `value` to a cgroup file unless it already reads so.
+fn write_if_changed(path: &Path, value: u64) -> io::Result<()> {
+    if super::read_u64(path) == Some(value) {
+        return Ok(());
+    }
+    write_file(path, &value.to_string())
+}
+
 impl Backend for V1 {
     fn name(&self) -> &'static str {
         "v1"
@@ -141,11 +157,13 @@ impl Backend for V1 {
 
     fn set_limits(&self, id: &str, resources: &Resources) -> io::Result<()> {
         let cpu = self.dir(&self.cpu, id);
-        write_file(&cpu.join("cpu.cfs_period_us"), &CPU_PERIOD_US.to_string())?;
-        write_file(
-            &cpu.join("cpu.cfs_quota_us"),
-            &cpu_quota_us(resources.cpus).to_string(),
-        )?;
+        // A cpu write makes the kernel walk every cpu cgroup of the host to
+        // check the quotas, a cost that grows with the sandboxes alive: a
+        // value in place is not written again (a new cgroup has the kernel's
+        // default period, which is ours; a spare has the quota most starts
+        // ask for).
+        write_if_changed(&cpu.join("cpu.cfs_period_us"), CPU_PERIOD_US)?;
+        write_if_changed(&cpu.join("cpu.cfs_quota_us"), cpu_quota_us(resources.cpus))?;
         self.set_memory(id, resources.memory_mb << 20)?;
         write_file(
             &self.dir(&self.pids, id).join("pids.max"),
@@ -231,7 +249,50 @@ impl Backend for V1 {
     }
 
     fn list(&self) -> Vec<String> {
-        subdirs(&self.freezer.join(&self.parent))
+        sandbox_subdirs(&self.freezer.join(&self.parent))
+    }
+
+    fn make_spare(&self, name: &str, resources: &Resources) -> io::Result<()> {
+        let made = (|| {
+            for hierarchy in self.renamable() {
+                mkdir_all(&self.dir(hierarchy, name))?;
+            }
+            self.set_limits(name, resources)
+        })();
+        if made.is_err() {
+            let _ = self.remove(name);
+        }
+        made
+    }
+
+    fn adopt(&self, spare: &str, id: &str, resources: &Resources) -> io::Result<()> {
+        let adopted = (|| {
+            for hierarchy in self.renamable() {
+                let to = self.dir(hierarchy, id);
+                std::fs::rename(self.dir(hierarchy, spare), &to).map_err(|e| {
+                    io::Error::new(
+                        e.kind(),
+                        format!("renaming a spare to {}: {e}", to.display()),
+                    )
+                })?;
+            }
+            if let Some(unified) = &self.unified {
+                mkdir_all(&self.dir(unified, id))?;
+            }
+            self.set_limits(id, resources)
+        })();
+        if adopted.is_err() {
+            // Both are empty: nothing has joined them yet.
+            let _ = self.remove(spare);
+            let _ = self.remove(id);
+        }
+        adopted
+    }
+
+    fn spares(&self) -> Vec<String> {
+        let mut names = subdirs(&self.freezer.join(&self.parent));
+        names.retain(|name| name.starts_with(SPARE_PREFIX));
+        names
     }
 
     fn hold_freezer(&self) -> io::Result<()> {

@@ -9,8 +9,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, subdirs, wait_until, write_file, Backend,
-    Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
+    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, sandbox_subdirs, wait_until, write_file,
+    Backend, Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
 };
 use crate::Resources;
 
@@ -153,7 +153,7 @@ impl Backend for V2 {
     }
 
     fn list(&self) -> Vec<String> {
-        subdirs(&self.root.join(&self.parent))
+        sandbox_subdirs(&self.root.join(&self.parent))
     }
 
     fn usage(&self, id: &str) -> super::Usage {

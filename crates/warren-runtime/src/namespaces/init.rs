@@ -182,14 +182,31 @@ fn launch(
     let spec = &req.spec;
     let cg = cgroups::detect(&req.cgroup_parent)
         .map_err(|e| StageError::new("cgroup", e.to_string()))?;
-    if cg.exists(&spec.id) && !cg.pids(&spec.id).is_empty() {
+    let exists = cg.exists(&spec.id);
+    // The shell's spare cgroups, made ahead, become the sandbox's; a start
+    // that cannot use them (its cgroups exist already) removes them.
+    let spare = shell.and_then(|s| s.cgroup.as_deref());
+    let adopted = match spare {
+        Some(spare) if !exists => cg
+            .adopt(spare, &spec.id, &spec.resources)
+            .inspect_err(|e| tracing::warn!(id = %spec.id, error = %e, "adopting a spare cgroup"))
+            .is_ok(),
+        Some(spare) => {
+            let _ = cg.remove(spare);
+            false
+        }
+        None => false,
+    };
+    if exists && !cg.pids(&spec.id).is_empty() {
         return Err(StageError::new(
             STAGE_ALREADY_RUNNING,
             format!("sandbox {} is already running", spec.id),
         ));
     }
-    cg.create(&spec.id, &spec.resources)
-        .map_err(|e| StageError::new("cgroup", e.to_string()))?;
+    if !adopted {
+        cg.create(&spec.id, &spec.resources)
+            .map_err(|e| StageError::new("cgroup", e.to_string()))?;
+    }
     let result = launch_in(req, root_gate, cg.as_ref(), ready, shell, forked);
     if result.is_err() {
         if let Err(e) = cg.kill_all(&spec.id).and_then(|()| cg.remove(&spec.id)) {

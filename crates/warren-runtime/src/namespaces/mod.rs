@@ -212,7 +212,7 @@ impl NamespaceRuntime {
             cgroup_parent: parent.to_string(),
             network: None,
             inits: Mutex::default(),
-            zygote: zygote::Zygote::default(),
+            zygote: zygote::Zygote::new(parent),
             handoffs: handoff::Handoffs::default(),
         })
     }

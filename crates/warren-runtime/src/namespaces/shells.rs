@@ -14,6 +14,15 @@
 //! network namespace ahead ([`super::staging::sysfs_of`]): a sysfs mount
 //! costs more with every sandbox alive.
 //!
+//! Where cgroups can be renamed (v1 and hybrid hosts), a shell also brings
+//! spare cgroups ([`crate::cgroups::Backend::make_spare`]) with the default
+//! limits, which the start renames to its sandbox's id: making them and
+//! writing their cpu quota (a write that walks every cgroup of the host, so
+//! dearer with every sandbox alive) happen while the zygote is idle. The
+//! spares of shells never handed out are removed when the zygote ends
+//! ([`Shells::release`]); a zygote killed leaves them to the next one
+//! ([`Shells::remove_stale`]).
+//!
 //! A shell has never held a process of any sandbox: the child that made it
 //! ran nothing else and is gone before the shell is handed out, and each
 //! shell goes to one sandbox only. Its owner is a uid of the owner range
@@ -27,7 +36,8 @@ use std::time::Duration;
 use nix::sched::CloneFlags;
 use nix::unistd::{ForkResult, Pid};
 
-use crate::{OWNER_UID_BASE, OWNER_UID_COUNT};
+use crate::cgroups::{Backend, SPARE_PREFIX};
+use crate::{Resources, OWNER_UID_BASE, OWNER_UID_COUNT};
 
 /// Shells the zygote keeps ready.
 pub const KEEP: usize = 4;
@@ -49,6 +59,9 @@ pub struct Shell {
     /// A detached read-only sysfs of `net`, for the sandbox's `/sys`
     /// (`None` if it could not be made: the sandbox's init mounts one).
     pub sys: Option<OwnedFd>,
+    /// The name of spare cgroups for the sandbox (`None` where there are
+    /// none: the start makes its own).
+    pub cgroup: Option<String>,
 }
 
 /// The zygote's shells.
@@ -57,9 +70,22 @@ pub struct Shells {
     ready: Vec<Shell>,
     /// Set after a shell could not be made: starts make their own.
     broken: bool,
+    /// Where the spare cgroups go; `None` once one could not be made.
+    cgroups: Option<Box<dyn Backend>>,
+    /// Spares made so far, which numbers the next.
+    spares: u64,
 }
 
 impl Shells {
+    /// Shells whose spare cgroups are made under `cgroups`' parent (none
+    /// without it).
+    pub fn new(cgroups: Option<Box<dyn Backend>>) -> Shells {
+        Shells {
+            cgroups,
+            ..Shells::default()
+        }
+    }
+
     /// One shell, if any is ready.
     pub fn take(&mut self) -> Option<Shell> {
         self.ready.pop()
@@ -73,7 +99,10 @@ impl Shells {
     /// Makes one more shell; after a failure (logged once) makes no more.
     pub fn refill(&mut self) {
         match make() {
-            Ok(shell) => self.ready.push(shell),
+            Ok(mut shell) => {
+                shell.cgroup = self.spare_cgroup();
+                self.ready.push(shell);
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "zygote: cannot make namespaces ahead of starts; each start makes its own");
                 self.broken = true;
@@ -81,10 +110,63 @@ impl Shells {
         }
     }
 
-    /// Closes every shell (a worker keeps only the one it was given).
+    /// Closes every shell (a worker keeps only the one it was given; the
+    /// spares of the others stay the zygote's).
     pub fn clear(&mut self) {
         self.ready.clear();
     }
+
+    /// Closes every shell and removes their spare cgroups: the zygote ends.
+    pub fn release(&mut self) {
+        for shell in self.ready.drain(..) {
+            if let (Some(cgroups), Some(name)) = (&self.cgroups, &shell.cgroup) {
+                if let Err(e) = cgroups.remove(name) {
+                    tracing::warn!(name, error = %e, "zygote: removing a spare cgroup");
+                }
+            }
+        }
+    }
+
+    /// Removes the spare cgroups left by zygotes that are gone (killed
+    /// before they could [`Shells::release`] them).
+    pub fn remove_stale(&self) {
+        let Some(cgroups) = &self.cgroups else { return };
+        for name in cgroups.spares() {
+            let alive = spare_owner(&name).is_some_and(|pid| {
+                pid == std::process::id()
+                    || nix::sys::signal::kill(Pid::from_raw(pid as i32), None).is_ok()
+            });
+            if !alive {
+                if let Err(e) = cgroups.remove(&name) {
+                    tracing::warn!(name, error = %e, "zygote: removing a stale spare cgroup");
+                }
+            }
+        }
+    }
+
+    /// Makes the spare cgroups of the next shell; after a failure (logged
+    /// once, unless the host cannot rename cgroups) makes no more.
+    fn spare_cgroup(&mut self) -> Option<String> {
+        let cgroups = self.cgroups.as_ref()?;
+        self.spares += 1;
+        let name = format!("{SPARE_PREFIX}{}-{}", std::process::id(), self.spares);
+        match cgroups.make_spare(&name, &Resources::default()) {
+            Ok(()) => Some(name),
+            Err(e) => {
+                if e.kind() != std::io::ErrorKind::Unsupported {
+                    tracing::warn!(error = %e, "zygote: cannot make cgroups ahead of starts; each start makes its own");
+                }
+                self.cgroups = None;
+                None
+            }
+        }
+    }
+}
+
+/// The zygote pid in a spare's name (`spare-<pid>-<n>`).
+fn spare_owner(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(SPARE_PREFIX)?;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// Makes a shell: a child takes the owner as its effective uid, makes the
@@ -146,6 +228,7 @@ fn adopt(child: Pid, done: OwnedFd, owner: u32) -> std::io::Result<Shell> {
         net,
         owner,
         sys,
+        cgroup: None,
     })
 }
 

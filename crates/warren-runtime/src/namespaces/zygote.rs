@@ -42,10 +42,15 @@ use nix::sys::socket::{
 /// The hidden subcommand of the `warren` binary that runs [`serve`].
 pub const ZYGOTE_SUBCOMMAND: &str = "__sandbox-zygote";
 
+/// The argument that names the zygote's cgroup parent, under which it
+/// makes spare cgroups ([`super::shells`]).
+pub const CGROUP_PARENT_ARG: &str = "--cgroup-parent";
+
 /// The zygote's loop, on `channel` (its stdin): fork a worker per request
-/// until end-of-file. Returns the process exit code. Must be called while
-/// the process has a single thread.
-pub fn serve(channel: OwnedFd) -> i32 {
+/// until end-of-file. Spare cgroups are made under `cgroup_parent`, if
+/// given. Returns the process exit code. Must be called while the process
+/// has a single thread.
+pub fn serve(channel: OwnedFd, cgroup_parent: Option<&str>) -> i32 {
     match super::staging::make() {
         Ok(()) => {}
         Err(false) => tracing::warn!("zygote: no staging namespace; starts copy the host's"),
@@ -57,7 +62,13 @@ pub fn serve(channel: OwnedFd) -> i32 {
     crate::cgroups::remember();
     // SAFETY: setting a disposition; no handler runs.
     unsafe { libc::signal(libc::SIGCHLD, libc::SIG_IGN) };
-    let mut shells = super::shells::Shells::default();
+    let cgroups = cgroup_parent.and_then(|parent| {
+        crate::cgroups::detect(parent)
+            .inspect_err(|e| tracing::warn!(error = %e, "zygote: no spare cgroups"))
+            .ok()
+    });
+    let mut shells = super::shells::Shells::new(cgroups);
+    shells.remove_stale();
     loop {
         // Namespaces for the next starts, made only while no start is
         // asked for (see `shells`).
@@ -70,7 +81,10 @@ pub fn serve(channel: OwnedFd) -> i32 {
         }
         let (input, output) = match receive(channel.as_raw_fd()) {
             Ok(Some(fds)) => fds,
-            Ok(None) => return 0,
+            Ok(None) => {
+                shells.release();
+                return 0;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "zygote: a bad request");
                 continue;
@@ -154,8 +168,9 @@ fn receive(channel: RawFd) -> std::io::Result<Option<(OwnedFd, OwnedFd)>> {
 
 /// The runtime's handle on its zygote, started on first use and again
 /// after it died.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Zygote {
+    cgroup_parent: String,
     running: Mutex<Option<Running>>,
 }
 
@@ -163,18 +178,37 @@ pub struct Zygote {
 struct Running {
     binary: PathBuf,
     child: Child,
-    channel: OwnedFd,
+    /// `None` once closed.
+    channel: Option<OwnedFd>,
 }
+
+/// How long a zygote has to end on its own once its channel is closed.
+const END_WAIT: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // Closing the channel ends the zygote; reap it.
+        // Closing the channel ends the zygote, which removes its spare
+        // cgroups first; one that does not end in time is killed. Reap it.
+        self.channel = None;
+        let deadline = std::time::Instant::now() + END_WAIT;
+        while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 impl Zygote {
+    /// A zygote (not started yet) whose spare cgroups go under
+    /// `cgroup_parent`.
+    pub fn new(cgroup_parent: &str) -> Zygote {
+        Zygote {
+            cgroup_parent: cgroup_parent.to_string(),
+            running: Mutex::default(),
+        }
+    }
+
     /// Asks the zygote of `binary` to start a worker that reads its request
     /// from `input` and reports on `output`. Starts the zygote if needed,
     /// and once more if the running one is gone.
@@ -191,13 +225,14 @@ impl Zygote {
                 .is_none_or(|r| r.binary != binary || !matches!(r.child.try_wait(), Ok(None)));
             if stale {
                 *running = None;
-                *running = Some(spawn(binary)?);
+                *running = Some(spawn(binary, &self.cgroup_parent)?);
             }
             let zygote = running.as_ref().expect("started above");
             let fds = [input.as_raw_fd(), output.as_raw_fd()];
             let cmsg = [ControlMessage::ScmRights(&fds)];
+            let channel = zygote.channel.as_ref().expect("open while running");
             match sendmsg::<()>(
-                zygote.channel.as_raw_fd(),
+                channel.as_raw_fd(),
                 &[std::io::IoSlice::new(b"R")],
                 &cmsg,
                 MsgFlags::MSG_NOSIGNAL,
@@ -215,7 +250,7 @@ impl Zygote {
     }
 }
 
-fn spawn(binary: &Path) -> std::io::Result<Running> {
+fn spawn(binary: &Path, cgroup_parent: &str) -> std::io::Result<Running> {
     let (ours, theirs) = socketpair(
         AddressFamily::Unix,
         SockType::SeqPacket,
@@ -223,6 +258,7 @@ fn spawn(binary: &Path) -> std::io::Result<Running> {
         SockFlag::SOCK_CLOEXEC,
     )?;
     let child = super::helper_command(binary, ZYGOTE_SUBCOMMAND)
+        .args([CGROUP_PARENT_ARG, cgroup_parent])
         .stdin(Stdio::from(theirs))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -230,6 +266,6 @@ fn spawn(binary: &Path) -> std::io::Result<Running> {
     Ok(Running {
         binary: binary.to_path_buf(),
         child,
-        channel: ours,
+        channel: Some(ours),
     })
 }

@@ -21,13 +21,14 @@ pub fn run() -> ! {
 }
 
 /// Runs the zygote until the server closes its channel (stdin), and exits.
-/// Single-threaded like the helper: its workers are forks of it.
-pub fn zygote() -> ! {
+/// Single-threaded like the helper: its workers are forks of it. Spare
+/// cgroups go under `cgroup_parent`, if given.
+pub fn zygote(cgroup_parent: Option<&str>) -> ! {
     use std::os::fd::AsFd;
     super::init_plain_logging();
     warren_runtime::namespaces::set_agent_main(agent_main);
     let code = match std::io::stdin().as_fd().try_clone_to_owned() {
-        Ok(channel) => warren_runtime::namespaces::zygote::serve(channel),
+        Ok(channel) => warren_runtime::namespaces::zygote::serve(channel, cgroup_parent),
         Err(e) => {
             eprintln!("warren __sandbox-zygote: stdin: {e}");
             1

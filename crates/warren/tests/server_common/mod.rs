@@ -713,7 +713,14 @@ impl Drop for TestServer {
         if let Err(e) = fs::remove_dir_all(&self.state_dir) {
             eprintln!("removing {}: {e}", self.state_dir.display());
         }
+        // The zygote removes its spare cgroups once it sees the server gone;
+        // it may not have yet.
         for dir in cgroup_dirs(&self.cgroup_parent) {
+            for name in list_dir(&dir) {
+                if name.starts_with(warren_runtime::cgroups::SPARE_PREFIX) {
+                    let _ = fs::remove_dir(dir.join(name));
+                }
+            }
             if let Err(e) = fs::remove_dir(&dir) {
                 eprintln!("removing {}: {e}", dir.display());
             }
