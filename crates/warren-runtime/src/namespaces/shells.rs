@@ -46,16 +46,16 @@ pub const KEEP: usize = 4;
 /// one made while a start runs would take the CPU from it.
 pub const IDLE: Duration = Duration::from_millis(15);
 
-/// A user namespace (id maps written, owned by [`Shell::owner`]) and a
-/// network namespace it owns (loopback up), held by descriptors.
+/// What the zygote makes ahead of one start: a user namespace (id maps
+/// written, owned by a uid of the owner range) and a network namespace it
+/// owns (loopback up), held by descriptors, with that namespace's sysfs and,
+/// where the host can rename cgroups, spare cgroups.
 #[derive(Debug)]
 pub struct Shell {
     /// `/proc/<pid>/ns/user` of the child that made it.
     pub user: OwnedFd,
     /// `/proc/<pid>/ns/net` of the child that made it.
     pub net: OwnedFd,
-    /// The host uid that owns the user namespace.
-    pub owner: u32,
     /// A detached read-only sysfs of `net`, for the sandbox's `/sys`
     /// (`None` if it could not be made: the sandbox's init mounts one).
     pub sys: Option<OwnedFd>,
@@ -196,7 +196,7 @@ pub fn make() -> std::io::Result<Shell> {
         }
         ForkResult::Parent { child } => {
             drop((done_w, exit_r));
-            let made = adopt(child, done_r, owner);
+            let made = adopt(child, done_r);
             // The child exits once this end closes (the zygote ignores
             // SIGCHLD, so it is reaped without a wait).
             drop(exit_w);
@@ -206,7 +206,7 @@ pub fn make() -> std::io::Result<Shell> {
 }
 
 /// The parent's side of [`make`].
-fn adopt(child: Pid, done: OwnedFd, owner: u32) -> std::io::Result<Shell> {
+fn adopt(child: Pid, done: OwnedFd) -> std::io::Result<Shell> {
     let mut byte = [0u8; 1];
     let n = std::fs::File::from(done).read(&mut byte)?;
     if n != 1 || byte[0] != b'U' {
@@ -226,7 +226,6 @@ fn adopt(child: Pid, done: OwnedFd, owner: u32) -> std::io::Result<Shell> {
     Ok(Shell {
         user,
         net,
-        owner,
         sys,
         cgroup: None,
     })
