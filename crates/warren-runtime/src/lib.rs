@@ -143,11 +143,15 @@ pub trait Runtime: Send + Sync + 'static {
     fn stop(&self, id: &str) -> Result<(), RuntimeError>;
     /// Host pid of the sandbox's PID 1 if it is running.
     fn pid(&self, id: &str) -> Option<i32>;
-    /// For each of `ids`, whether its PID 1 is gone (the reaper's check of
-    /// every running sandbox). The default asks [`Runtime::pid`] of each.
-    fn exited(&self, ids: &[String]) -> Vec<bool> {
-        ids.iter().map(|id| self.pid(id).is_none()).collect()
-    }
+    /// Ids of the sandboxes whose PID 1 has exited since the last call, each
+    /// once (the reaper's check; it costs what exited, not what runs).
+    /// Covers every sandbox this runtime started and every one it was asked
+    /// to [`Runtime::watch`]; a sandbox being stopped is not reported.
+    fn exits(&self) -> Vec<String>;
+    /// Watches the PID 1 of the running sandbox `id`, which this runtime did
+    /// not start (found running after a restart), for [`Runtime::exits`]; if
+    /// it is gone already, the next call reports it.
+    fn watch(&self, id: &str);
     /// Freezes every process of the sandbox (cgroup freezer).
     fn freeze(&self, id: &str) -> Result<(), RuntimeError>;
     /// Thaws a frozen sandbox.

@@ -18,29 +18,21 @@ use tokio::task::JoinSet;
 use crate::sandboxes::Sandboxes;
 use crate::time::now_ms;
 
-/// Liveness of running sandboxes is checked every this many ticks.
-const LIVENESS_EVERY: u64 = 5;
-
 /// Runs the reaper until `shutdown` turns true.
 pub async fn run(sandboxes: Sandboxes, interval: Duration, mut shutdown: watch::Receiver<bool>) {
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             _ = ticker.tick() => {}
             _ = shutdown.wait_for(|stop| *stop) => break,
         }
-        ticks += 1;
         let begun = std::time::Instant::now();
         flush_activity(&sandboxes).await;
         stop_idle(&sandboxes).await;
         destroy_expired(&sandboxes).await;
-        let liveness = ticks.is_multiple_of(LIVENESS_EVERY);
-        if liveness {
-            sandboxes.reap_dead().await;
-        }
-        tracing::debug!(took = ?begun.elapsed(), liveness, "reaper tick");
+        sandboxes.reap_dead().await;
+        tracing::debug!(took = ?begun.elapsed(), "reaper tick");
     }
     flush_activity(&sandboxes).await;
 }

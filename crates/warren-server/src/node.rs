@@ -506,10 +506,16 @@ impl Node {
         self.remove_run_dir(&self.run_dir(id))
     }
 
-    /// For each of `ids`, whether its init is gone (cheap for many: see
-    /// [`Runtime::exited`]).
-    pub fn exited(&self, ids: &[String]) -> Vec<bool> {
-        self.runtime.exited(ids)
+    /// Sandboxes whose init exited since the last call (see
+    /// [`Runtime::exits`]: the cost is what exited, not what runs).
+    pub fn exits(&self) -> Vec<String> {
+        self.runtime.exits()
+    }
+
+    /// Watches the init of a sandbox found running after a restart, for
+    /// [`Node::exits`].
+    pub fn watch(&self, id: &str) {
+        self.runtime.watch(id)
     }
 
     /// Host pid of the sandbox's init, if it runs.

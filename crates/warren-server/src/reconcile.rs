@@ -154,6 +154,9 @@ pub async fn reconcile(sandboxes: &Sandboxes) -> Result<Report, ReconcileError> 
         );
         entry.set_options(record.auto_checkpoint, record.auto_wake);
         if keep_running {
+            // Its init is watched for its exit, as if started now.
+            let (watcher, target) = (node.clone(), id.clone());
+            tokio::task::spawn_blocking(move || watcher.watch(&target)).await?;
             // The runtime's resolver and rules learn the policy again (the
             // interface and rules themselves survived the restart).
             let node = node.clone();

@@ -652,3 +652,52 @@ fn the_ca_bundle_is_the_shared_one_read_only_or_else_the_sandbox_s_own() {
     let out = sbx.sh("echo x >> /run/warren/ca-bundle.pem");
     assert_ne!(out.exit_code, Some(0), "{:?}", out.raw);
 }
+
+/// The reaper's question, which sandboxes died: an init killed from outside
+/// is reported once; a stopped sandbox never; a sandbox found running by
+/// another runtime (a restarted server) once it is watched.
+#[test]
+fn an_init_killed_from_outside_is_reported_once_and_a_stopped_one_never() {
+    let runtime = harness::runtime();
+    let start = |tag: &str| {
+        let prepared = harness::prepare(tag, Resources::default());
+        let started = runtime.start(&prepared.spec).expect("start");
+        TestSandbox::adopt(runtime.clone(), prepared, started, Duration::ZERO)
+    };
+    let (killed, stopped, reattached) = (start("exit-k"), start("exit-s"), start("exit-r"));
+    let kill = |sbx: &TestSandbox| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(sbx.started.pid),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap()
+    };
+    assert_eq!(runtime.exits(), Vec::<String>::new());
+
+    kill(&killed);
+    let mut reported = Vec::new();
+    assert!(eventually(Duration::from_secs(10), || {
+        reported.extend(runtime.exits());
+        !reported.is_empty()
+    }));
+    assert_eq!(reported, [killed.id().to_string()]);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(runtime.exits(), Vec::<String>::new());
+
+    runtime.stop(stopped.id()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(runtime.exits(), Vec::<String>::new());
+
+    // Another runtime, as after a restart, knows nothing until it watches.
+    let other = harness::runtime();
+    other.watch(reattached.id());
+    other.watch(killed.id());
+    assert_eq!(other.exits(), [killed.id().to_string()]);
+    kill(&reattached);
+    let mut reported = Vec::new();
+    assert!(eventually(Duration::from_secs(10), || {
+        reported.extend(other.exits());
+        !reported.is_empty()
+    }));
+    assert_eq!(reported, [reattached.id().to_string()]);
+}

@@ -3,7 +3,8 @@
 //!   sandbox frozen; the next start finds it and thaws it, so the sandbox
 //!   answers again instead of hanging every request forever;
 //! - the agent (the sandbox's PID 1) killed from outside: the sandbox goes
-//!   to `error`, and `start` brings it back on its kept disk;
+//!   to `error` (one found running after a restart too), and `start` brings
+//!   it back on its kept disk;
 //! - a server killed in the middle of a template build: the build's step
 //!   dies with it, and the next start removes its temporary volume.
 
@@ -95,6 +96,31 @@ async fn a_killed_agent_puts_the_sandbox_in_error_and_start_recovers_it() {
     );
     let out = server.run(ADMIN_KEY, &id, "cat /root/f").await;
     assert_eq!(out["stdout"], "kept\n");
+}
+
+/// A sandbox found running by a restarted server is watched as one it
+/// started: its agent killed after the restart puts it in `error` too.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_agent_killed_after_a_restart_puts_its_sandbox_in_error() {
+    let mut server = TestServer::start().await;
+    let sandbox = server.create(ADMIN_KEY, json!({})).await;
+    let id = sandbox["id"].as_str().unwrap().to_string();
+    server.kill9();
+    // The server listens once it has reconciled (and watched) the sandbox.
+    server.spawn();
+    let out = server.run(ADMIN_KEY, &id, "echo reattached").await;
+    assert_eq!(out["stdout"], "reattached\n");
+
+    let agent = server.runtime().pid(&id).expect("the agent's host pid");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(agent),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("killing the agent");
+    let (_, body) = server
+        .wait_for(&id, Duration::from_secs(30), |_, b| b["state"] == "error")
+        .await;
+    assert_eq!(body["state"], "error", "{body}");
 }
 
 /// Host pids whose root directory is one of the volumes in `dir` (a build

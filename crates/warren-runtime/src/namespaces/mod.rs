@@ -22,6 +22,7 @@
 pub mod caps;
 mod child;
 mod etc;
+mod exits;
 mod handoff;
 mod resources;
 pub use child::USER_COUNT_LIMITS;
@@ -34,7 +35,6 @@ pub mod shells;
 mod staging;
 pub mod zygote;
 
-use std::collections::HashMap;
 use std::io::Read;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
@@ -178,10 +178,9 @@ pub struct NamespaceRuntime {
     cgroup_parent: String,
     /// The sandbox network; without it every sandbox has loopback only.
     network: Option<Network>,
-    /// A pidfd of each running sandbox's PID 1, opened once: one `poll(2)`
-    /// over them all tells which exited ([`Runtime::exited`]), a cost that
-    /// does not grow with reads of every sandbox's cgroup and `/proc`.
-    inits: Mutex<HashMap<String, OwnedFd>>,
+    /// A pidfd of each running sandbox's PID 1, in one epoll set: which
+    /// exited ([`Runtime::exits`]) costs what exited, not what runs.
+    exits: Mutex<exits::Exits>,
     /// The single-threaded helper that forks each sandbox's set-up.
     zygote: zygote::Zygote,
     /// The checked connection each start made to its agent, until the
@@ -211,7 +210,7 @@ impl NamespaceRuntime {
             cgroups,
             cgroup_parent: parent.to_string(),
             network: None,
-            inits: Mutex::default(),
+            exits: Mutex::default(),
             zygote: zygote::Zygote::new(parent),
             handoffs: handoff::Handoffs::default(),
         })
@@ -364,6 +363,12 @@ impl NamespaceRuntime {
             }
         };
         self.handoffs.keep(&spec.id, connection);
+        // Its exit is watched from now on ([`Runtime::exits`]); a pidfd
+        // that cannot be opened leaves it to the slow look, later.
+        match pidfd(pid) {
+            Ok(fd) => self.exits.lock().expect("exits lock").watch(&spec.id, fd),
+            Err(_) => self.exits.lock().expect("exits lock").pend(&spec.id),
+        }
         tracing::debug!(
             id = %spec.id,
             pid,
@@ -519,7 +524,7 @@ impl Runtime for NamespaceRuntime {
         // The init's pidfd, to wait for it below: a process leaves its
         // cgroup's list early in its exit, before it is a zombie, so an
         // empty cgroup does not yet mean a dead init.
-        let init = self.inits.lock().expect("inits lock").remove(id);
+        let init = self.exits.lock().expect("exits lock").forget(id);
         self.handoffs.forget(id);
         let init = init.or_else(|| {
             let pid = self.pid(id)?;
@@ -580,62 +585,24 @@ impl Runtime for NamespaceRuntime {
             .find(|&pid| is_live_init(pid))
     }
 
-    fn exited(&self, ids: &[String]) -> Vec<bool> {
-        let mut inits = self.inits.lock().expect("inits lock");
-        let mut exited = vec![false; ids.len()];
-        let mut polled = Vec::with_capacity(ids.len());
-        for (i, id) in ids.iter().enumerate() {
-            if !inits.contains_key(id) {
-                // First look (a sandbox started or reattached since): the
-                // slow way, once.
-                let Some(pid) = self.pid(id) else {
-                    exited[i] = true;
-                    continue;
-                };
-                match pidfd(pid) {
-                    // The pid cannot be reused under an open pidfd, so the
-                    // look after the open is the one that counts.
-                    Ok(fd) if self.pid(id) == Some(pid) => {
-                        inits.insert(id.clone(), fd);
-                    }
-                    Ok(_) => {
-                        exited[i] = true;
-                        continue;
-                    }
-                    Err(e) if e.raw_os_error() == Some(libc::ESRCH) => {
-                        exited[i] = true;
-                        continue;
-                    }
-                    // Out of descriptors, say: alive, as the slow look
-                    // said; the next call tries again.
-                    Err(_) => continue,
-                }
-            }
-            polled.push(i);
+    fn exits(&self) -> Vec<String> {
+        let pending = self.exits.lock().expect("exits lock").take_pending();
+        for id in pending {
+            self.watch(&id);
         }
-        let mut fds: Vec<libc::pollfd> = polled
-            .iter()
-            .map(|&i| libc::pollfd {
-                fd: inits[&ids[i]].as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        // SAFETY: `fds` is a valid array of `fds.len()` pollfds; timeout 0.
-        let ready = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 0) };
-        if ready < 0 {
-            // Cannot tell this way: ask the slow way.
-            drop(inits);
-            return ids.iter().map(|id| self.pid(id).is_none()).collect();
+        self.exits.lock().expect("exits lock").take()
+    }
+
+    fn watch(&self, id: &str) {
+        // The slow look, through the cgroup; the pid cannot be reused under
+        // an open pidfd, so the look after the open is the one that counts.
+        let found = self.pid(id).map(|pid| (pid, pidfd(pid)));
+        let mut exits = self.exits.lock().expect("exits lock");
+        match found {
+            Some((pid, Ok(fd))) if self.pid(id) == Some(pid) => exits.watch(id, fd),
+            Some((_, Err(e))) if e.raw_os_error() != Some(libc::ESRCH) => exits.pend(id),
+            _ => exits.gone(id),
         }
-        for (pfd, &i) in fds.iter().zip(&polled) {
-            // A pidfd is readable once its process has exited.
-            if pfd.revents != 0 {
-                exited[i] = true;
-                inits.remove(&ids[i]);
-            }
-        }
-        exited
     }
 
     fn freeze(&self, id: &str) -> Result<(), RuntimeError> {

@@ -547,30 +547,23 @@ impl Sandboxes {
 
     /// Marks running sandboxes whose init has died (killed from outside, out
     /// of memory) as `error` and removes what is left of their processes.
+    /// Only the sandboxes whose init exited since the last look are read
+    /// ([`Node::exits`]), so a look costs nothing with none dead.
     pub(crate) async fn reap_dead(&self) {
-        let running: Vec<Arc<Entry>> = self
-            .inner
-            .registry
-            .all()
-            .into_iter()
-            .filter(|e| e.phase() == Phase::Running)
-            .collect();
-        if running.is_empty() {
-            return;
-        }
         let node = self.inner.node.clone();
-        let ids: Vec<String> = running.iter().map(|e| e.id.clone()).collect();
-        let dead = match blocking("check liveness", move || Ok(node.exited(&ids))).await {
-            Ok(dead) => dead,
+        let exited = match blocking("check liveness", move || Ok(node.exits())).await {
+            Ok(exited) => exited,
             Err(e) => {
                 tracing::error!(error = %e, "checking sandbox liveness");
                 return;
             }
         };
-        for (entry, dead) in running.into_iter().zip(dead) {
-            if !dead {
+        for id in exited {
+            let Some(entry) = self.inner.registry.get(&id) else {
                 continue;
-            }
+            };
+            // An operation under way (a checkpoint, say) ends first; what
+            // it leaves running is checked below.
             let _op = entry.ops.lock().await;
             if entry.phase() != Phase::Running {
                 continue;
