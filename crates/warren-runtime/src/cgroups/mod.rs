@@ -278,7 +278,6 @@ fn wait_until(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) -> 
     }
 }
 
-/// Lists the subdirectories of `dir` (missing: none).
 /// Sandbox ids among the directories of `dir` (spares left out).
 fn sandbox_subdirs(dir: &Path) -> Vec<String> {
     let mut ids = subdirs(dir);
@@ -286,6 +285,14 @@ fn sandbox_subdirs(dir: &Path) -> Vec<String> {
     ids
 }
 
+/// Spares among the directories of `dir`.
+fn spare_subdirs(dir: &Path) -> Vec<String> {
+    let mut names = subdirs(dir);
+    names.retain(|name| name.starts_with(SPARE_PREFIX));
+    names
+}
+
+/// Lists the subdirectories of `dir` (missing: none).
 fn subdirs(dir: &Path) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return Vec::new();

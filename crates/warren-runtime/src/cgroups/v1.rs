@@ -11,8 +11,8 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::{
-    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, sandbox_subdirs, subdirs, wait_until,
-    write_file, Backend, Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT, SPARE_PREFIX,
+    cpu_quota_us, kill_pids, mkdir_all, read_pids, rmdir, sandbox_subdirs, spare_subdirs,
+    wait_until, write_file, Backend, Join, CPU_PERIOD_US, FREEZE_TIMEOUT, KILL_TIMEOUT,
 };
 use crate::Resources;
 
@@ -290,9 +290,7 @@ impl Backend for V1 {
     }
 
     fn spares(&self) -> Vec<String> {
-        let mut names = subdirs(&self.freezer.join(&self.parent));
-        names.retain(|name| name.starts_with(SPARE_PREFIX));
-        names
+        spare_subdirs(&self.freezer.join(&self.parent))
     }
 
     fn hold_freezer(&self) -> io::Result<()> {

@@ -596,10 +596,12 @@ impl Runtime for NamespaceRuntime {
     fn watch(&self, id: &str) {
         // The slow look, through the cgroup; the pid cannot be reused under
         // an open pidfd, so the look after the open is the one that counts.
+        // Both looks read /proc, so they are done before the lock is taken.
         let found = self.pid(id).map(|pid| (pid, pidfd(pid)));
+        let confirmed = matches!(&found, Some((pid, Ok(_))) if self.pid(id) == Some(*pid));
         let mut exits = self.exits.lock().expect("exits lock");
         match found {
-            Some((pid, Ok(fd))) if self.pid(id) == Some(pid) => exits.watch(id, fd),
+            Some((_, Ok(fd))) if confirmed => exits.watch(id, fd),
             Some((_, Err(e))) if e.raw_os_error() != Some(libc::ESRCH) => exits.pend(id),
             _ => exits.gone(id),
         }
