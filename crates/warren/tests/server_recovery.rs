@@ -58,12 +58,7 @@ async fn a_killed_agent_puts_the_sandbox_in_error_and_start_recovers_it() {
     let id = sandbox["id"].as_str().unwrap().to_string();
     server.run(ADMIN_KEY, &id, "echo kept > /root/f").await;
 
-    let agent = server.runtime().pid(&id).expect("the agent's host pid");
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(agent),
-        nix::sys::signal::Signal::SIGKILL,
-    )
-    .expect("killing the agent");
+    kill_agent(&server, &id);
     let (_, body) = server
         .wait_for(&id, Duration::from_secs(60), |_, b| b["state"] == "error")
         .await;
@@ -111,16 +106,21 @@ async fn an_agent_killed_after_a_restart_puts_its_sandbox_in_error() {
     let out = server.run(ADMIN_KEY, &id, "echo reattached").await;
     assert_eq!(out["stdout"], "reattached\n");
 
-    let agent = server.runtime().pid(&id).expect("the agent's host pid");
+    kill_agent(&server, &id);
+    let (_, body) = server
+        .wait_for(&id, Duration::from_secs(30), |_, b| b["state"] == "error")
+        .await;
+    assert_eq!(body["state"], "error", "{body}");
+}
+
+/// SIGKILLs the sandbox's agent, its PID 1, from the host.
+fn kill_agent(server: &TestServer, id: &str) {
+    let agent = server.runtime().pid(id).expect("the agent's host pid");
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(agent),
         nix::sys::signal::Signal::SIGKILL,
     )
     .expect("killing the agent");
-    let (_, body) = server
-        .wait_for(&id, Duration::from_secs(30), |_, b| b["state"] == "error")
-        .await;
-    assert_eq!(body["state"], "error", "{body}");
 }
 
 /// Host pids whose root directory is one of the volumes in `dir` (a build

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use super::harness::{self, eventually, TestSandbox};
-use warren_runtime::{Resources, Runtime};
+use warren_runtime::Resources;
 
 /// The host uid that owns the user namespace of the process `pid`.
 fn user_namespace_owner(pid: i32) -> u32 {
@@ -25,11 +25,7 @@ fn namespaces_made_ahead_are_a_sandbox_s_own_and_as_locked_down() {
     // ahead and makes its own; once the zygote has been idle it has some,
     // and the next start takes one.
     let runtime = harness::runtime();
-    let start = |tag: &str| {
-        let prepared = harness::prepare(tag, Resources::default());
-        let started = runtime.start(&prepared.spec).expect("start");
-        TestSandbox::adopt(runtime.clone(), prepared, started, Duration::ZERO)
-    };
+    let start = |tag: &str| TestSandbox::start_on(&runtime, tag, Resources::default());
     let first = start("own-ns");
     std::thread::sleep(Duration::from_millis(300));
     let second = start("made-ns");
@@ -111,9 +107,7 @@ fn spare_cgroups_become_a_sandbox_s_with_its_limits_and_leave_with_the_runtime()
     let runtime = Arc::new(NamespaceRuntime::with_cgroup_parent(&parent.0).unwrap());
 
     // The first start brings the zygote up, which makes spares once idle.
-    let first = harness::prepare("spare-a", Resources::default());
-    let started = runtime.start(&first.spec).expect("first start");
-    let a = TestSandbox::adopt(runtime.clone(), first, started, Duration::ZERO);
+    let a = TestSandbox::start_on(&runtime, "spare-a", Resources::default());
     assert!(
         eventually(Duration::from_secs(10), || host.spares().len()
             == shells::KEEP),
@@ -144,9 +138,7 @@ fn spare_cgroups_become_a_sandbox_s_with_its_limits_and_leave_with_the_runtime()
         memory_mb: 96,
         pids: 77,
     };
-    let second = harness::prepare("spare-b", wanted);
-    let started = runtime.start(&second.spec).expect("second start");
-    let b = TestSandbox::adopt(runtime.clone(), second, started, Duration::ZERO);
+    let b = TestSandbox::start_on(&runtime, "spare-b", wanted);
     let after = host.spares();
     let taken: Vec<&String> = before.iter().filter(|s| !after.contains(s)).collect();
     assert_eq!(taken.len(), 1, "before {before:?}, after {after:?}");

@@ -107,7 +107,17 @@ pub struct RunOutput {
 impl TestSandbox {
     /// Starts a sandbox with `resources` (panics with the runtime's error).
     pub fn start(tag: &str, resources: Resources) -> TestSandbox {
-        let runtime = runtime();
+        Self::start_on(&runtime(), tag, resources)
+    }
+
+    /// [`TestSandbox::start`] on a runtime of the caller's (one zygote for
+    /// several sandboxes).
+    pub fn start_on(
+        runtime: &Arc<NamespaceRuntime>,
+        tag: &str,
+        resources: Resources,
+    ) -> TestSandbox {
+        let runtime = runtime.clone();
         let prepared = prepare(tag, resources);
         let begun = Instant::now();
         let started = runtime.start(&prepared.spec).expect("starting the sandbox");
